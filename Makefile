@@ -1,0 +1,107 @@
+# pam_apikey - API-key authentication for Linux.
+# `make` builds everything into build/, usable in place.
+# `make check` installs missing Debian packages, builds and runs every test.
+# `make demo` runs the key lifecycle on a private store through the real PAM stack.
+
+VERSION    := 0.1.0
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+STOREDIR   ?= $(LIBDIR)/apikey/store
+INCDIR     ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+PAMDIR     ?= $(shell pkg-config --variable=libdir pam 2>/dev/null || echo /lib/x86_64-linux-gnu)/security
+
+B := build
+CC ?= cc
+CFLAGS ?= -O2 -g
+WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
+BASE_CFLAGS := -std=gnu11 $(WARN) -fPIC -fvisibility=hidden -D_GNU_SOURCE -Iinclude -Iloader \
+	-DAPIKEY_VERSION='"$(VERSION)"' -DAPIKEY_STOREDIR='"$(STOREDIR)"' \
+	-DAPIKEY_DEFAULT_CONFIG='"$(SYSCONFDIR)/apikey/apikey.conf"'
+ALL_CFLAGS = $(BASE_CFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)
+LDFLAGS ?=
+ALL_LDFLAGS = $(LDFLAGS) $(EXTRA_LDFLAGS)
+
+CORE_SRC := $(wildcard loader/*.c)
+CORE_OBJ := $(CORE_SRC:%.c=$(B)/obj/%.o)
+CORE_LIB := $(B)/libapikey_core.a
+CORE_LIBS := -lcrypto -ldl -lpthread
+
+STORES := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard store/*/*.c)))))
+STORE_SO := $(STORES:%=$(B)/store/apikey_store_%.so)
+STORE_LIBS_json := -ljansson
+STORE_LIBS_sqlite := -lsqlite3
+STORE_LIBS_pgsql := -lpq
+STORE_CFLAGS_pgsql := -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
+
+PROGRAMS := $(B)/apikey $(B)/basic_apikey_auth
+TARGETS := $(B)/libapikey.so $(STORE_SO) $(PROGRAMS)
+ifneq ($(wildcard pam_apikey/*.c),)
+TARGETS += $(B)/pam_apikey.so
+endif
+
+.PHONY: all check demo install deps clean bench fuzz check-sanitize
+all: $(TARGETS)
+
+$(B)/obj/%.o: %.c $(wildcard include/*.h loader/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(STORE_CFLAGS_$(word 2,$(subst /, ,$*))) -c $< -o $@
+
+$(CORE_LIB): $(CORE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+# nodelete: libpam dlcloses modules at every pam_end; OpenSSL and the loaded
+# store keep state that must not be unmapped under them.
+$(B)/libapikey.so: $(CORE_LIB) loader/libapikey.map
+	$(CC) -shared -o $@ -Wl,--whole-archive $(CORE_LIB) -Wl,--no-whole-archive \
+		-Wl,--version-script=loader/libapikey.map -Wl,-z,nodelete -Wl,-soname,libapikey.so.1 \
+		$(ALL_LDFLAGS) $(CORE_LIBS)
+
+.SECONDEXPANSION:
+$(B)/store/apikey_store_%.so: $$(addprefix $(B)/obj/,$$(subst .c,.o,$$(wildcard store/$$*/*.c))) store/store.map
+	@mkdir -p $(dir $@)
+	$(CC) -shared -o $@ $(filter %.o,$^) -Wl,--version-script=store/store.map -Wl,-z,nodelete \
+		$(ALL_LDFLAGS) $(STORE_LIBS_$*)
+
+$(B)/apikey: $(patsubst %.c,$(B)/obj/%.o,$(wildcard cli/*.c)) $(CORE_LIB)
+	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(CORE_LIBS) -ljansson
+
+$(B)/basic_apikey_auth: $(patsubst %.c,$(B)/obj/%.o,$(wildcard helper/*.c)) $(CORE_LIB)
+	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(CORE_LIBS)
+
+$(B)/pam_apikey.so: $(patsubst %.c,$(B)/obj/%.o,$(wildcard pam_apikey/*.c)) $(CORE_LIB) pam_apikey/pam_apikey.map
+	$(CC) -shared -o $@ $(filter %.o %.a,$^) -Wl,--version-script=pam_apikey/pam_apikey.map \
+		-Wl,-z,nodelete $(ALL_LDFLAGS) $(CORE_LIBS) -lpam
+
+include tests/tests.mk
+
+deps:
+	@sh tools/install-deps.sh
+
+check: deps
+	$(MAKE) all
+	$(MAKE) run-tests
+
+demo: deps
+	$(MAKE) all
+	sh tools/demo.sh
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(STOREDIR) $(DESTDIR)$(INCDIR) \
+		$(DESTDIR)$(PAMDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	install -m 0755 $(PROGRAMS) $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(B)/libapikey.so $(DESTDIR)$(LIBDIR)/libapikey.so.1
+	ln -sf libapikey.so.1 $(DESTDIR)$(LIBDIR)/libapikey.so
+	install -m 0755 $(STORE_SO) $(DESTDIR)$(STOREDIR)/
+	install -m 0644 include/apikey.h include/apikey_store.h $(DESTDIR)$(INCDIR)/
+	[ ! -f $(B)/pam_apikey.so ] || install -m 0755 $(B)/pam_apikey.so $(DESTDIR)$(PAMDIR)/
+	install -m 0644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
+	[ -z "$(wildcard man/*.8)" ] || install -m 0644 man/*.8 $(DESTDIR)$(MANDIR)/man8/
+
+clean:
+	rm -rf $(B)

@@ -1,0 +1,224 @@
+/*
+ * apikey - the admin command (SPEC section 4). A thin adapter: it parses
+ * arguments, calls libapikey's admin operations and prints what they return.
+ * Exit codes: 0 success, 1 refused, 2 usage, configuration or store error.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/crypto.h>
+
+#include "admin.h"
+#include "cli.h"
+#include "timeutil.h"
+
+static const char usage_text[] =
+    "usage: apikey [--config FILE] COMMAND ...\n"
+    "  create ACCOUNT --name NAME [--scopes S1,S2,...|'*'] [--expires 30d|90d|6m|1y|never|YYYY-MM-DD] [--json]\n"
+    "  create --batch FILE|-      lines ACCOUNT<TAB>NAME<TAB>SCOPES<TAB>EXPIRES\n"
+    "  list [ACCOUNT] [--all] [--json]\n"
+    "  revoke ID\n"
+    "  rotate ID [--grace DURATION] [--json]\n"
+    "  verify --service SERVICE [--account ACCOUNT]   (the key on standard input)\n"
+    "  scopes [--json]\n"
+    "  copy --to STORE\n"
+    "FILE also comes from $APIKEY_CONFIG; the default is " APIKEY_DEFAULT_CONFIG ".\n"
+    "Exit status: 0 success, 1 refused, 2 usage, configuration or store error.\n";
+
+int cli_usage(const char *fmt, const char *arg)
+{
+    fputs("apikey: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputs("\n(apikey --help lists the commands)\n", stderr);
+    return ADMIN_ERROR;
+}
+
+int cli_fail(int rc, const char *msg)
+{
+    fprintf(stderr, "apikey: %s\n", msg);
+    return rc;
+}
+
+apikey_ctx *cli_open(const char *config, int create)
+{
+    char err[1024];
+    apikey_ctx *ctx = core_open(config, create, err, sizeof err);
+    if (!ctx)
+        fprintf(stderr, "apikey: %s\n", err);
+    return ctx;
+}
+
+static void print_issued(const apikey_ctx *ctx, const admin_issued *k, int json)
+{
+    if (json)
+        cli_print_json_record(ctx, &k->rec, k->key);
+    else
+        printf("%s\n", k->key);
+}
+
+static int cmd_create_one(const char *config, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"name", required_argument, 0, 'n'},    {"scopes", required_argument, 0, 's'},
+        {"expires", required_argument, 0, 'e'}, {"json", no_argument, 0, 'j'},
+        {"batch", required_argument, 0, 'b'},   {0, 0, 0, 0},
+    };
+    admin_request req = {0};
+    int json = 0, c;
+    const char *batch = NULL;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'n': req.name = optarg; break;
+        case 's': req.scopes = optarg; break;
+        case 'e': req.expires = optarg; break;
+        case 'j': json = 1; break;
+        case 'b': batch = optarg; break;
+        default: return cli_usage("create: bad option%s", "");
+        }
+    }
+    if (batch) {
+        if (optind != argc || req.name || req.scopes || req.expires)
+            return cli_usage("create --batch takes only the file%s", "");
+        return cli_create_batch(config, batch);
+    }
+    if (optind + 1 != argc)
+        return cli_usage("create needs one ACCOUNT%s", "");
+    if (!req.name)
+        return cli_usage("create needs --name NAME%s", "");
+    req.account = argv[optind];
+    apikey_ctx *ctx = cli_open(config, 1);
+    if (!ctx)
+        return ADMIN_ERROR;
+    if (!req.scopes)
+        req.scopes = "";
+    admin_issued out;
+    char err[1024];
+    int rc = admin_create(ctx, &req, 1, &out, err, sizeof err);
+    if (rc == ADMIN_OK)
+        print_issued(ctx, &out, json);
+    else
+        cli_fail(rc, err);
+    OPENSSL_cleanse(&out, sizeof out);
+    apikey_close(ctx);
+    return rc;
+}
+
+static int cmd_revoke(const char *config, int argc, char **argv)
+{
+    if (argc != 2)
+        return cli_usage("revoke needs one key ID such as ak_20fe9a1c%s", "");
+    apikey_ctx *ctx = cli_open(config, 0);
+    if (!ctx)
+        return ADMIN_ERROR;
+    char err[1024] = "";
+    int rc = admin_revoke(ctx, argv[1], err, sizeof err);
+    if (rc != ADMIN_OK || err[0])
+        cli_fail(rc, err);
+    apikey_close(ctx);
+    return rc;
+}
+
+static int cmd_rotate(const char *config, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"grace", required_argument, 0, 'g'}, {"json", no_argument, 0, 'j'}, {0, 0, 0, 0},
+    };
+    int64_t grace = 0;
+    int json = 0, c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'j')
+            json = 1;
+        else if (c != 'g' || timeutil_duration(optarg, &grace) != 0)
+            return cli_usage("rotate: --grace takes a duration such as 30min, 24h or 7d%s", "");
+    }
+    if (optind + 1 != argc)
+        return cli_usage("rotate needs one key ID%s", "");
+    apikey_ctx *ctx = cli_open(config, 0);
+    if (!ctx)
+        return ADMIN_ERROR;
+    admin_issued out;
+    char err[1024];
+    int rc = admin_rotate(ctx, argv[optind], grace, &out, err, sizeof err);
+    if (rc == ADMIN_OK)
+        print_issued(ctx, &out, json);
+    else
+        cli_fail(rc, err);
+    OPENSSL_cleanse(&out, sizeof out);
+    apikey_close(ctx);
+    return rc;
+}
+
+static int cmd_copy(const char *config, int argc, char **argv)
+{
+    static const struct option opts[] = {{"to", required_argument, 0, 't'}, {0, 0, 0, 0}};
+    const char *to = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c != 't')
+            return cli_usage("copy: bad option%s", "");
+        to = optarg;
+    }
+    if (!to || optind != argc)
+        return cli_usage("copy needs --to STORE (json:PATH, sqlite:PATH or pgsql:CONNINFO)%s", "");
+    apikey_ctx *ctx = cli_open(config, 0);
+    if (!ctx)
+        return ADMIN_ERROR;
+    char err[1024];
+    size_t copied = 0;
+    int rc = admin_copy(ctx, to, &copied, err, sizeof err);
+    if (rc == ADMIN_OK)
+        fprintf(stderr, "apikey: copied %zu key%s\n", copied, copied == 1 ? "" : "s");
+    else
+        cli_fail(rc, err);
+    apikey_close(ctx);
+    return rc;
+}
+
+typedef int (*command_fn)(const char *config, int argc, char **argv);
+
+static const struct command {
+    const char *name;
+    command_fn run;
+} commands[] = {
+    {"create", cmd_create_one}, {"list", cli_list},     {"revoke", cmd_revoke},
+    {"rotate", cmd_rotate},     {"verify", cli_verify}, {"scopes", cli_scopes},
+    {"copy", cmd_copy},
+};
+
+int main(int argc, char **argv)
+{
+    const char *config = NULL;
+    int i = 1;
+    core_log_to_stderr(1);
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage_text, stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("apikey %s\n", APIKEY_VERSION);
+            return 0;
+        }
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            config = argv[++i];
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            config = argv[i] + 9;
+        else
+            return cli_usage("unknown option %s", argv[i]);
+    }
+    if (i >= argc)
+        return cli_usage("no command given%s", "");
+    for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++) {
+        if (strcmp(argv[i], commands[c].name) == 0) {
+            for (int a = i + 1; a < argc; a++)
+                if (strcmp(argv[a], "--help") == 0) {
+                    fputs(usage_text, stdout);
+                    return 0;
+                }
+            optind = 1;
+            return commands[c].run(config, argc - i, argv + i);
+        }
+    }
+    return cli_usage("unknown command '%s'", argv[i]);
+}

@@ -1,0 +1,147 @@
+/* apikey verify (a key on standard input) and apikey create --batch. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/crypto.h>
+
+#include "admin.h"
+#include "cli.h"
+
+#define KEY_READ_MAX 4096
+
+int cli_verify(const char *config, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"service", required_argument, 0, 's'}, {"account", required_argument, 0, 'a'}, {0, 0, 0, 0},
+    };
+    const char *service = NULL, *account = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 's')
+            service = optarg;
+        else if (c == 'a')
+            account = optarg;
+        else
+            return cli_usage("verify: bad option%s", "");
+    }
+    if (!service || optind != argc)
+        return cli_usage("verify needs --service SERVICE, and reads the key on standard input%s", "");
+    apikey_ctx *ctx = cli_open(config, 0);
+    if (!ctx)
+        return 2;
+    char key[KEY_READ_MAX + 2];
+    size_t len = fread(key, 1, sizeof key, stdin);
+    if (len > KEY_READ_MAX)
+        len = KEY_READ_MAX + 1; /* longer than any key: refused as malformed */
+    else if (len > 0 && key[len - 1] == '\n')
+        len -= 1 + (len > 1 && key[len - 2] == '\r');
+    apikey_result res;
+    apikey_decision d = apikey_verify(ctx, service, account, key, len, &res);
+    OPENSSL_cleanse(key, sizeof key);
+    int rc = d == APIKEY_ALLOWED ? 0 : d == APIKEY_REFUSED ? 1 : 2;
+    if (d == APIKEY_ALLOWED)
+        fprintf(stderr, "apikey: key %s of account %s may use %s\n", res.key_id, res.account, service);
+    else
+        fprintf(stderr, "apikey: %s: %s%s%s\n", d == APIKEY_REFUSED ? "refused" : "cannot tell",
+                apikey_reason_string(res.reason), res.key_id[0] ? " " : "", res.key_id);
+    apikey_close(ctx);
+    return rc;
+}
+
+/* Split a line into exactly four tab-separated fields, in place. */
+static int split4(char *line, char *f[4])
+{
+    for (int i = 0; i < 4; i++) {
+        f[i] = line;
+        char *tab = strchr(line, '\t');
+        if (i < 3) {
+            if (!tab)
+                return -1;
+            *tab = '\0';
+            line = tab + 1;
+        } else if (tab) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int cli_create_batch(const char *config, const char *file)
+{
+    FILE *in = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
+    if (!in) {
+        perror(file);
+        return 2;
+    }
+    size_t cap = 0, n = 0, lines_cap = 0;
+    admin_request *reqs = NULL;
+    admin_issued *out = NULL;
+    int rc = 2;
+    ssize_t got;
+    char *line = NULL;
+    char **keep = NULL;
+    while ((got = getline(&line, &cap, in)) >= 0) {
+        if (got > 0 && line[got - 1] == '\n')
+            line[--got] = '\0';
+        if (got > 0 && line[got - 1] == '\r')
+            line[--got] = '\0';
+        if (got == 0 || line[0] == '#')
+            continue;
+        if (n == lines_cap) {
+            lines_cap = lines_cap ? lines_cap * 2 : 64;
+            admin_request *r2 = realloc(reqs, lines_cap * sizeof *r2);
+            char **k2 = realloc(keep, lines_cap * sizeof *k2);
+            if (r2)
+                reqs = r2;
+            if (k2)
+                keep = k2;
+            if (!r2 || !k2) {
+                cli_fail(2, "out of memory");
+                goto done;
+            }
+        }
+        keep[n] = line;
+        line = NULL;
+        cap = 0;
+        char *f[4];
+        if (split4(keep[n], f) != 0) {
+            n++;
+            fprintf(stderr, "apikey: line %zu: expected ACCOUNT<TAB>NAME<TAB>SCOPES<TAB>EXPIRES; nothing was created\n", n);
+            rc = 1;
+            goto done;
+        }
+        reqs[n] = (admin_request){.account = f[0], .name = f[1], .scopes = f[2], .expires = f[3]};
+        n++;
+    }
+    if (n == 0) {
+        rc = cli_fail(1, "the batch holds no lines; nothing was created");
+        goto done;
+    }
+    apikey_ctx *ctx = cli_open(config, 1);
+    if (!ctx)
+        goto done;
+    out = calloc(n, sizeof *out);
+    char err[1024];
+    if (!out) {
+        cli_fail(2, "out of memory");
+    } else if ((rc = admin_create(ctx, reqs, n, out, err, sizeof err)) != ADMIN_OK) {
+        cli_fail(rc, err);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            printf("%s\n", out[i].key);
+    }
+    if (out)
+        OPENSSL_cleanse(out, n * sizeof *out);
+    apikey_close(ctx);
+done:
+    free(out);
+    free(line);
+    for (size_t i = 0; i < n; i++)
+        free(keep[i]);
+    free(keep);
+    free(reqs);
+    if (in != stdin)
+        fclose(in);
+    return rc;
+}

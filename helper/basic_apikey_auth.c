@@ -1,0 +1,89 @@
+/*
+ * basic_apikey_auth - Squid basic authentication helper (SPEC section 7).
+ *
+ * Reads "[channel ]user password" lines, URL-escaped as Squid sends them,
+ * and answers OK, ERR or BH (store or configuration unavailable: Squid must
+ * not take that for a wrong password). A long-lived host of libapikey: each
+ * answer consults the store of record, so a revocation reaches the next one.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/crypto.h>
+
+#include "apikey.h"
+#include "helper_line.h"
+
+static const char usage[] =
+    "usage: basic_apikey_auth [--config FILE] --service NAME [--concurrency]\n"
+    "Squid basic authentication helper: the user name is the account, the password the key.\n";
+
+static void answer(const char *channel, const char *word, const char *message)
+{
+    if (channel)
+        printf("%s ", channel);
+    if (message)
+        printf("%s message=\"%s\"\n", word, message);
+    else
+        printf("%s\n", word);
+    fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'}, {"service", required_argument, 0, 's'},
+        {"concurrency", no_argument, 0, 'C'},  {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},      {0, 0, 0, 0},
+    };
+    const char *config = NULL, *service = NULL;
+    int concurrency = 0, c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config = optarg; break;
+        case 's': service = optarg; break;
+        case 'C': concurrency = 1; break;
+        case 'h': fputs(usage, stdout); return 0;
+        case 'V': printf("basic_apikey_auth %s\n", APIKEY_VERSION); return 0;
+        default: fputs(usage, stderr); return 2;
+        }
+    }
+    if (!service || optind != argc) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    char err[1024];
+    /* A context that cannot open answers BH to every line rather than dying:
+     * Squid restarts dead helpers in a loop. */
+    apikey_ctx *ctx = apikey_open(config, err, sizeof err);
+    if (!ctx)
+        fprintf(stderr, "basic_apikey_auth: %s\n", err);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
+    while ((got = getline(&line, &cap, stdin)) >= 0) {
+        helper_request req;
+        int parsed = helper_parse_line(line, (size_t)got, concurrency, &req);
+        const char *channel = req.channel[0] ? req.channel : NULL;
+        if (parsed != 0) {
+            answer(channel, "BH", "malformed request");
+        } else if (!ctx) {
+            answer(channel, "BH", "apikey configuration unusable");
+        } else {
+            apikey_result res;
+            apikey_decision d = apikey_verify(ctx, service, req.user, req.password, req.password_len, &res);
+            if (d == APIKEY_ALLOWED)
+                answer(channel, "OK", NULL);
+            else if (d == APIKEY_REFUSED)
+                answer(channel, "ERR", apikey_reason_string(res.reason));
+            else
+                answer(channel, "BH", apikey_reason_string(res.reason));
+        }
+        OPENSSL_cleanse(&req, sizeof req);
+        OPENSSL_cleanse(line, cap);
+    }
+    free(line);
+    apikey_close(ctx);
+    return 0;
+}

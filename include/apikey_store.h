@@ -1,0 +1,108 @@
+/*
+ * apikey_store.h - the ABI between libapikey and a store backend.
+ *
+ * A backend is a shared object build/store/apikey_store_<scheme>.so that
+ * exports one symbol, APIKEY_STORE_ENTRY, returning its operations table.
+ * libapikey loads only the backend that the configuration names.
+ *
+ * Versioning follows SQLite's VFS: the table only grows at its end, and its
+ * first field is its size. The core checks ->size before it calls a slot that
+ * a newer ABI added, so an old backend keeps working with a newer core. The
+ * core hands its services to the backend in apikey_store_host (also sized),
+ * so a backend links nothing of the core.
+ *
+ * A backend reads and writes records and enforces nothing but integrity (ids
+ * unique, revocation permanent). It never sees a key or secret: only the id
+ * and the one-way hash. Policy (limits, scopes, expiry) lives in libapikey.
+ *
+ * Status codes keep "not found" apart from "unavailable" (as glibc NSS does),
+ * so a store that is down never looks like a bad key.
+ */
+#ifndef APIKEY_STORE_H
+#define APIKEY_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define APIKEY_STORE_ABI_VERSION 1
+#define APIKEY_STORE_ENTRY "apikey_store_entry_v1"
+
+enum {
+    APIKEY_ST_OK = 0,
+    APIKEY_ST_NOTFOUND = 1,
+    APIKEY_ST_UNAVAILABLE = 2, /* I/O, corrupt store, database down */
+    APIKEY_ST_CONFLICT = 3,    /* id already present, or un-revoking */
+    APIKEY_ST_NOMEM = 4,
+    APIKEY_ST_STOP = 5,        /* returned by an each() callback to stop early */
+};
+
+#define APIKEY_ID_LEN 8
+#define APIKEY_HASH_LEN 32
+#define APIKEY_ACCOUNT_MAX 256 /* including the NUL */
+#define APIKEY_NAME_MAX 256
+#define APIKEY_SCOPES_MAX 1024 /* space-separated scope names, or "*" */
+
+typedef struct apikey_record {
+    char id[APIKEY_ID_LEN + 1]; /* 8 base62 characters, unique */
+    char account[APIKEY_ACCOUNT_MAX];
+    char name[APIKEY_NAME_MAX];
+    char scopes[APIKEY_SCOPES_MAX];
+    unsigned char hash[APIKEY_HASH_LEN]; /* SHA-256 or HMAC-SHA256 of the whole key */
+    int64_t created;   /* Unix seconds */
+    int64_t expires;   /* 0: never */
+    int64_t last_used; /* 0: never */
+    int64_t revoked;   /* 0: not revoked; else when */
+} apikey_record;
+
+/* What the core offers a backend. */
+typedef struct apikey_store_host {
+    size_t size;
+    /* One clear line for the operator: the core routes it to stderr or syslog. */
+    void (*log_error)(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+    /* Refuse a file that is group/world-writable, or owned by someone other than
+     * root or the caller, or not a regular file. Returns 0 when acceptable,
+     * else -1 with a reason in why. fd is an open descriptor of the file. */
+    int (*check_file)(int fd, const char *path, char *why, size_t whylen);
+} apikey_store_host;
+
+typedef int (*apikey_record_cb)(const apikey_record *rec, void *arg);
+
+typedef struct apikey_store_ops {
+    size_t size;     /* sizeof(apikey_store_ops) the backend was built with */
+    unsigned abi;    /* APIKEY_STORE_ABI_VERSION */
+    const char *scheme; /* "json", "sqlite", "pgsql" */
+
+    /* location is what follows "scheme:" in the configuration. create: make
+     * the store when missing (admin commands); hosts open with create = 0 and
+     * a missing store is then unavailable. */
+    int (*open)(const char *location, int create, const apikey_store_host *host, void **handle);
+    void (*close)(void *handle);
+
+    /* Hot path: fetch one record by id from the store of record, seeing every
+     * committed change. OK, NOTFOUND or UNAVAILABLE. */
+    int (*lookup)(void *handle, const char *id, apikey_record *out);
+
+    /* Every record, or those of one account (NULL: all), in creation order.
+     * The callback returning APIKEY_ST_STOP ends the walk with OK. */
+    int (*each)(void *handle, const char *account, apikey_record_cb cb, void *arg);
+
+    /* A write transaction: exclusive against other writers in any process or
+     * host, reads inside it see the latest committed state, and commit makes
+     * everything durable at once or nothing at all. */
+    int (*begin)(void *handle);
+    /* Insert (id must be new: CONFLICT) or update (id must exist: NOTFOUND).
+     * A backend refuses to clear a revocation (CONFLICT). */
+    int (*insert)(void *handle, const apikey_record *rec);
+    int (*update)(void *handle, const apikey_record *rec);
+    int (*commit)(void *handle);
+    void (*rollback)(void *handle);
+
+    /* Record a use, best effort and without blocking: a failure (read-only
+     * store, busy lock) is ignored by the caller. Outside any transaction. */
+    int (*touch)(void *handle, const char *id, int64_t when);
+    /* Slots added by later ABI versions go here, after a size check. */
+} apikey_store_ops;
+
+typedef const apikey_store_ops *(*apikey_store_entry_fn)(void);
+
+#endif

@@ -1,0 +1,407 @@
+#include "admin.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <openssl/crypto.h>
+
+#include "timeutil.h"
+
+#define ID_ATTEMPTS 16
+
+static int store_error(char *err, size_t errlen, const char *what, int st)
+{
+    snprintf(err, errlen, "store: %s failed (%s)", what,
+             st == APIKEY_ST_NOMEM ? "out of memory" : "store unavailable; see the line above");
+    return ADMIN_ERROR;
+}
+
+/* Printable text without control characters: names end up in tables, logs
+ * and tab-separated batch files. */
+static int check_text(const char *what, const char *s, size_t max, char *err, size_t errlen)
+{
+    size_t n = strlen(s);
+    if (n == 0) {
+        snprintf(err, errlen, "%s is empty", what);
+        return -1;
+    }
+    if (n >= max) {
+        snprintf(err, errlen, "%s is longer than %zu bytes", what, max - 1);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
+            snprintf(err, errlen, "%s holds a control character (newline, tab...)", what);
+            return -1;
+        }
+    return 0;
+}
+
+typedef struct count_arg {
+    int64_t now;
+    const char *skip_id;
+    int count;
+} count_arg;
+
+static int count_active_cb(const apikey_record *rec, void *arg)
+{
+    count_arg *c = arg;
+    if (core_status(rec, c->now) == KEY_ACTIVE && (!c->skip_id || strcmp(rec->id, c->skip_id) != 0))
+        c->count++;
+    return APIKEY_ST_OK;
+}
+
+static int count_active(apikey_ctx *ctx, const char *account, const char *skip_id, int64_t now,
+                        int *count)
+{
+    count_arg c = {.now = now, .skip_id = skip_id};
+    int st = ctx->store.ops->each(ctx->store.handle, account, count_active_cb, &c);
+    *count = c.count;
+    return st;
+}
+
+/* A fresh id, retried on collision with the store or with this batch. */
+static int new_id(apikey_ctx *ctx, const admin_issued *batch, size_t nbatch, char *id)
+{
+    for (int attempt = 0; attempt < ID_ATTEMPTS; attempt++) {
+        if (keycodec_random62(id, APIKEY_ID_LEN) != 0)
+            return APIKEY_ST_UNAVAILABLE;
+        id[APIKEY_ID_LEN] = '\0';
+        int clash = 0;
+        for (size_t i = 0; i < nbatch && !clash; i++)
+            clash = strcmp(batch[i].rec.id, id) == 0;
+        apikey_record rec;
+        int st = clash ? APIKEY_ST_OK : ctx->store.ops->lookup(ctx->store.handle, id, &rec);
+        if (st == APIKEY_ST_NOTFOUND)
+            return APIKEY_ST_OK;
+        if (st != APIKEY_ST_OK)
+            return st;
+    }
+    return APIKEY_ST_CONFLICT;
+}
+
+static int validate(apikey_ctx *ctx, const admin_request *r, int64_t now, apikey_record *rec,
+                    char *err, size_t errlen)
+{
+    char why[256];
+    memset(rec, 0, sizeof *rec);
+    if (check_text("account", r->account ? r->account : "", APIKEY_ACCOUNT_MAX, err, errlen) ||
+        check_text("name", r->name ? r->name : "", APIKEY_NAME_MAX, err, errlen))
+        return -1;
+    if (!r->scopes || !*r->scopes) {
+        snprintf(err, errlen, "no scopes given: use --scopes S1,S2 or '*' for every scope");
+        return -1;
+    }
+    if (config_normalise_scopes(&ctx->cfg, r->scopes, rec->scopes, sizeof rec->scopes, why, sizeof why)) {
+        snprintf(err, errlen, "%s", why);
+        return -1;
+    }
+    const char *exp = r->expires ? r->expires : ctx->cfg.default_expiry;
+    if (timeutil_expiry(exp, now, &rec->expires) != 0) {
+        snprintf(err, errlen, "expiry '%s' is not 30d, 90d, 6m, 1y, never or YYYY-MM-DD", exp);
+        return -1;
+    }
+    if (rec->expires && rec->expires <= now) {
+        snprintf(err, errlen, "expiry '%s' is not in the future", exp);
+        return -1;
+    }
+    snprintf(rec->account, sizeof rec->account, "%s", r->account);
+    snprintf(rec->name, sizeof rec->name, "%s", r->name);
+    rec->created = now;
+    return 0;
+}
+
+/* Fill in id, key and hash of a record validated above, and insert it. */
+static int issue(apikey_ctx *ctx, admin_issued *out, size_t nbefore, char *err, size_t errlen)
+{
+    int st = new_id(ctx, out - nbefore, nbefore, out->rec.id);
+    if (st == APIKEY_ST_CONFLICT) {
+        snprintf(err, errlen, "could not find a free key id in %d attempts", ID_ATTEMPTS);
+        return ADMIN_ERROR;
+    }
+    if (st != APIKEY_ST_OK)
+        return store_error(err, errlen, "looking up a new id", st);
+    if (keycodec_make(ctx->cfg.key_prefix, out->rec.id, out->key) != 0 ||
+        core_hash_key(ctx, out->key, strlen(out->key), out->rec.hash) != 0) {
+        snprintf(err, errlen, "the random number generator or hash failed");
+        return ADMIN_ERROR;
+    }
+    st = ctx->store.ops->insert(ctx->store.handle, &out->rec);
+    if (st != APIKEY_ST_OK)
+        return store_error(err, errlen, "insert", st);
+    return ADMIN_OK;
+}
+
+static int begin(apikey_ctx *ctx, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&ctx->lock);
+    int st = ctx->store.ops->begin(ctx->store.handle);
+    if (st != APIKEY_ST_OK) {
+        pthread_mutex_unlock(&ctx->lock);
+        return store_error(err, errlen, "starting a write", st);
+    }
+    return ADMIN_OK;
+}
+
+/* Commit when rc says so, else roll back; always releases the lock. */
+static int finish(apikey_ctx *ctx, int rc, char *err, size_t errlen)
+{
+    if (rc == ADMIN_OK) {
+        int st = ctx->store.ops->commit(ctx->store.handle);
+        if (st != APIKEY_ST_OK)
+            rc = store_error(err, errlen, "commit", st);
+    } else {
+        ctx->store.ops->rollback(ctx->store.handle);
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    return rc;
+}
+
+static void audit(apikey_ctx *ctx, const char *what, const apikey_record *rec, const char *extra)
+{
+    char pid[APIKEY_KEY_ID_MAX];
+    core_public_id(ctx, rec->id, pid, sizeof pid);
+    openlog("apikey", LOG_PID, LOG_AUTHPRIV);
+    syslog(LOG_AUTHPRIV | LOG_NOTICE, "%s key %s account=%s name=%s%s", what, pid, rec->account,
+           rec->name, extra ? extra : "");
+    closelog();
+}
+
+/* Refuse when the account would hold more active keys than the limit.
+ * pending counts keys of the same account created earlier in this batch. */
+static int check_limit(apikey_ctx *ctx, const char *account, const char *skip_id, int pending,
+                       int64_t now, char *err, size_t errlen)
+{
+    int count;
+    int st = count_active(ctx, account, skip_id, now, &count);
+    if (st != APIKEY_ST_OK)
+        return store_error(err, errlen, "counting keys", st);
+    int max = ctx->cfg.max_keys_per_account;
+    if (count + pending >= max) {
+        snprintf(err, errlen, "account %s has %d active key%s, the limit; revoke or rotate one first",
+                 account, count + pending, count + pending == 1 ? "" : "s");
+        return ADMIN_REFUSED;
+    }
+    return ADMIN_OK;
+}
+
+int admin_create(apikey_ctx *ctx, const admin_request *reqs, size_t n, admin_issued *out,
+                 char *err, size_t errlen)
+{
+    int64_t now = ctx->now();
+    memset(out, 0, n * sizeof *out);
+    for (size_t i = 0; i < n; i++) {
+        char why[512];
+        if (validate(ctx, &reqs[i], now, &out[i].rec, why, sizeof why) != 0) {
+            if (n > 1)
+                snprintf(err, errlen, "line %zu: %s; nothing was created", i + 1, why);
+            else
+                snprintf(err, errlen, "%s", why);
+            return ADMIN_REFUSED;
+        }
+    }
+    int rc = begin(ctx, err, errlen);
+    if (rc != ADMIN_OK)
+        return rc;
+    for (size_t i = 0; i < n && rc == ADMIN_OK; i++) {
+        int pending = 0;
+        for (size_t j = 0; j < i; j++)
+            pending += strcmp(out[j].rec.account, out[i].rec.account) == 0;
+        rc = check_limit(ctx, out[i].rec.account, NULL, pending, now, err, errlen);
+        if (rc == ADMIN_OK)
+            rc = issue(ctx, &out[i], i, err, errlen);
+        if (rc != ADMIN_OK && n > 1) {
+            char why[512];
+            snprintf(why, sizeof why, "line %zu: %s; nothing was created", i + 1, err);
+            snprintf(err, errlen, "%s", why);
+        }
+    }
+    rc = finish(ctx, rc, err, errlen);
+    if (rc != ADMIN_OK) {
+        OPENSSL_cleanse(out, n * sizeof *out);
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++)
+        audit(ctx, "created", &out[i].rec, NULL);
+    return ADMIN_OK;
+}
+
+int admin_parse_id(const apikey_ctx *ctx, const char *text, char id[APIKEY_ID_LEN + 1])
+{
+    size_t p = strlen(ctx->cfg.key_prefix);
+    if (strncmp(text, ctx->cfg.key_prefix, p) == 0 && text[p] == '_')
+        text += p + 1;
+    /* Accept the "ak_20fe9a1c..." form that list prints. */
+    size_t n = strlen(text);
+    while (n > APIKEY_ID_LEN && text[n - 1] == '.')
+        n--;
+    if (n != APIKEY_ID_LEN ||
+        strspn(text, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") < n)
+        return -1;
+    memcpy(id, text, n);
+    id[n] = '\0';
+    return 0;
+}
+
+/* Look up an id inside the write transaction; refuses unknown keys. */
+static int find(apikey_ctx *ctx, const char *public_id, apikey_record *rec, char *err, size_t errlen)
+{
+    char id[APIKEY_ID_LEN + 1];
+    if (admin_parse_id(ctx, public_id, id) != 0) {
+        snprintf(err, errlen, "'%s' is not a key id such as %s_20fe9a1c", public_id, ctx->cfg.key_prefix);
+        return ADMIN_REFUSED;
+    }
+    int st = ctx->store.ops->lookup(ctx->store.handle, id, rec);
+    if (st == APIKEY_ST_NOTFOUND) {
+        snprintf(err, errlen, "no key %s_%s in the store", ctx->cfg.key_prefix, id);
+        return ADMIN_REFUSED;
+    }
+    return st == APIKEY_ST_OK ? ADMIN_OK : store_error(err, errlen, "lookup", st);
+}
+
+int admin_revoke(apikey_ctx *ctx, const char *public_id, char *err, size_t errlen)
+{
+    apikey_record rec;
+    int rc = begin(ctx, err, errlen);
+    if (rc != ADMIN_OK)
+        return rc;
+    rc = find(ctx, public_id, &rec, err, errlen);
+    int already = rc == ADMIN_OK && rec.revoked;
+    if (rc == ADMIN_OK && !already) {
+        rec.revoked = ctx->now();
+        int st = ctx->store.ops->update(ctx->store.handle, &rec);
+        if (st != APIKEY_ST_OK)
+            rc = store_error(err, errlen, "update", st);
+    }
+    int wrote = rc == ADMIN_OK && !already;
+    /* Nothing written is rolled back, which keeps err as it is. */
+    int fin = finish(ctx, wrote ? ADMIN_OK : ADMIN_REFUSED, err, errlen);
+    if (wrote && fin == ADMIN_OK)
+        audit(ctx, "revoked", &rec, NULL);
+    if (wrote)
+        return fin;
+    if (already)
+        snprintf(err, errlen, "key %s_%s was already revoked", ctx->cfg.key_prefix, rec.id);
+    return already ? ADMIN_OK : rc;
+}
+
+int admin_rotate(apikey_ctx *ctx, const char *public_id, int64_t grace, admin_issued *out,
+                 char *err, size_t errlen)
+{
+    apikey_record old;
+    int64_t now = ctx->now();
+    memset(out, 0, sizeof *out);
+    int rc = begin(ctx, err, errlen);
+    if (rc != ADMIN_OK)
+        return rc;
+    rc = find(ctx, public_id, &old, err, errlen);
+    if (rc == ADMIN_OK && core_status(&old, now) != KEY_ACTIVE) {
+        snprintf(err, errlen, "key %s_%s is %s; only an active key can be rotated",
+                 ctx->cfg.key_prefix, old.id, core_status_name(core_status(&old, now)));
+        rc = ADMIN_REFUSED;
+    }
+    /* The replacement takes the old key's slot, so single-key accounts rotate. */
+    if (rc == ADMIN_OK)
+        rc = check_limit(ctx, old.account, old.id, 0, now, err, errlen);
+    if (rc == ADMIN_OK) {
+        out->rec = old;
+        out->rec.created = now;
+        out->rec.last_used = 0;
+        out->rec.expires = old.expires ? now + (old.expires - old.created) : 0;
+        rc = issue(ctx, out, 0, err, errlen);
+    }
+    if (rc == ADMIN_OK) {
+        if (grace > 0 && (!old.expires || old.expires > now + grace))
+            old.expires = now + grace;
+        else if (grace <= 0)
+            old.revoked = now;
+        int st = ctx->store.ops->update(ctx->store.handle, &old);
+        if (st != APIKEY_ST_OK)
+            rc = store_error(err, errlen, "update", st);
+    }
+    rc = finish(ctx, rc, err, errlen);
+    if (rc != ADMIN_OK) {
+        OPENSSL_cleanse(out, sizeof *out);
+        return rc;
+    }
+    char extra[64];
+    char pid[APIKEY_KEY_ID_MAX];
+    core_public_id(ctx, out->rec.id, pid, sizeof pid);
+    snprintf(extra, sizeof extra, " replaced_by=%s grace=%llds", pid, (long long)grace);
+    audit(ctx, "rotated", &old, extra);
+    audit(ctx, "created", &out->rec, NULL);
+    return ADMIN_OK;
+}
+
+int admin_each(apikey_ctx *ctx, const char *account, apikey_record_cb cb, void *arg, char *err,
+               size_t errlen)
+{
+    pthread_mutex_lock(&ctx->lock);
+    int st = ctx->store.ops->each(ctx->store.handle, account, cb, arg);
+    pthread_mutex_unlock(&ctx->lock);
+    return st == APIKEY_ST_OK ? ADMIN_OK : store_error(err, errlen, "reading keys", st);
+}
+
+typedef struct copy_arg {
+    store_binding *to;
+    size_t copied;
+    int st;
+    char conflict[APIKEY_ID_LEN + 1];
+} copy_arg;
+
+static int copy_cb(const apikey_record *rec, void *arg)
+{
+    copy_arg *c = arg;
+    apikey_record there;
+    int st = c->to->ops->lookup(c->to->handle, rec->id, &there);
+    if (st == APIKEY_ST_OK) {
+        /* The same key copied before is fine; another key with its id is not. */
+        if (CRYPTO_memcmp(there.hash, rec->hash, APIKEY_HASH_LEN) != 0) {
+            snprintf(c->conflict, sizeof c->conflict, "%s", rec->id);
+            c->st = APIKEY_ST_CONFLICT;
+            return c->st;
+        }
+        st = there.revoked && !rec->revoked ? APIKEY_ST_OK : c->to->ops->update(c->to->handle, rec);
+    } else if (st == APIKEY_ST_NOTFOUND) {
+        st = c->to->ops->insert(c->to->handle, rec);
+    }
+    if (st != APIKEY_ST_OK) {
+        c->st = st;
+        return st;
+    }
+    c->copied++;
+    return APIKEY_ST_OK;
+}
+
+int admin_copy(apikey_ctx *ctx, const char *uri, size_t *copied, char *err, size_t errlen)
+{
+    store_binding to;
+    if (store_bind(uri, 1, &to, err, errlen) != 0)
+        return ADMIN_ERROR;
+    copy_arg c = {.to = &to};
+    int rc = ADMIN_OK;
+    int st = to.ops->begin(to.handle);
+    if (st != APIKEY_ST_OK) {
+        rc = store_error(err, errlen, "starting a write on the target", st);
+        goto done;
+    }
+    pthread_mutex_lock(&ctx->lock);
+    st = ctx->store.ops->each(ctx->store.handle, NULL, copy_cb, &c);
+    pthread_mutex_unlock(&ctx->lock);
+    if (c.st == APIKEY_ST_CONFLICT) {
+        snprintf(err, errlen, "the target holds another key with id %s_%s; nothing was copied",
+                 ctx->cfg.key_prefix, c.conflict);
+        rc = ADMIN_REFUSED;
+    } else if (st != APIKEY_ST_OK || c.st != APIKEY_ST_OK) {
+        rc = store_error(err, errlen, "copy", st != APIKEY_ST_OK ? st : c.st);
+    }
+    if (rc == ADMIN_OK && (st = to.ops->commit(to.handle)) != APIKEY_ST_OK)
+        rc = store_error(err, errlen, "commit on the target", st);
+    else if (rc != ADMIN_OK)
+        to.ops->rollback(to.handle);
+    *copied = c.copied;
+done:
+    store_unbind(&to);
+    return rc;
+}

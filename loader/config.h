@@ -1,0 +1,48 @@
+/* The configuration file (SPEC section 5): an INI file, parsed strictly. */
+#ifndef APIKEY_CONFIG_H
+#define APIKEY_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "keycodec.h"
+
+typedef struct config_scope {
+    char *name;
+    char *description;
+} config_scope;
+
+typedef struct config_service {
+    char *name;
+    char *scopes; /* space-separated, each in the catalogue; may be "" */
+} config_service;
+
+typedef struct apikey_config {
+    char *store;                  /* "json:/path", "sqlite:/path", "pgsql:conninfo" */
+    char key_prefix[APIKEY_PREFIX_MAX + 1];
+    int max_keys_per_account;
+    char *default_expiry;         /* a duration text, as for --expires */
+    char *pepper_file;            /* NULL: plain SHA-256 */
+    int64_t last_used_granularity; /* seconds between last-used writes per key */
+    config_scope *scopes;
+    size_t nscopes;
+    config_service *services;
+    size_t nservices;
+} apikey_config;
+
+/* Parse text (the file's contents; name is for messages). Returns 0, or -1
+ * with one line in err naming the file and line. */
+int config_parse(const char *text, size_t len, const char *name, apikey_config *cfg, char *err,
+                 size_t errlen);
+/* Read path safely (owner and mode checked, no symlink) and parse it. */
+int config_load(const char *path, apikey_config *cfg, char *err, size_t errlen);
+void config_free(apikey_config *cfg);
+
+const config_scope *config_find_scope(const apikey_config *cfg, const char *name);
+const config_service *config_find_service(const apikey_config *cfg, const char *name);
+
+/* Normalise a scope list written "a,b" or "a b" or "*" into "a b" checked
+ * against the catalogue. Returns 0, or -1 with err naming the bad scope. */
+int config_normalise_scopes(const apikey_config *cfg, const char *in, char *out, size_t outlen,
+                            char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,152 @@
+/* Opening and closing a context: configuration, pepper and store. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "core.h"
+#include "secfile.h"
+
+static int64_t system_clock(void)
+{
+    return (int64_t)time(NULL);
+}
+
+int core_load_pepper(apikey_ctx *ctx, char *err, size_t errlen)
+{
+    if (!ctx->cfg.pepper_file)
+        return 0;
+    char *text = NULL;
+    size_t len = 0;
+    if (secfile_read(ctx->cfg.pepper_file, 4096, &text, &len, err, errlen) != 0)
+        return -1;
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+        len--;
+    int rc = -1;
+    if (len < 16 || len > sizeof ctx->pepper) {
+        snprintf(err, errlen, "%s: a pepper must hold 16 to %zu bytes", ctx->cfg.pepper_file,
+                 sizeof ctx->pepper);
+    } else {
+        memcpy(ctx->pepper, text, len);
+        ctx->pepper_len = len;
+        rc = 0;
+    }
+    OPENSSL_cleanse(text, len);
+    free(text);
+    return rc;
+}
+
+int core_hash_key(const apikey_ctx *ctx, const char *key, size_t len,
+                  unsigned char out[APIKEY_HASH_LEN])
+{
+    unsigned int n = 0;
+    if (ctx->pepper_len)
+        return HMAC(EVP_sha256(), ctx->pepper, (int)ctx->pepper_len, (const unsigned char *)key,
+                    len, out, &n) && n == APIKEY_HASH_LEN ? 0 : -1;
+    return EVP_Digest(key, len, out, &n, EVP_sha256(), NULL) == 1 && n == APIKEY_HASH_LEN ? 0 : -1;
+}
+
+apikey_ctx *core_open(const char *config_path, int create, char *err, size_t errlen)
+{
+    char scratch[512];
+    if (!err) {
+        err = scratch;
+        errlen = sizeof scratch;
+    }
+    err[0] = '\0';
+    /* No atexit handler: libpam unloads us at every pam_end. */
+    OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
+    if (!config_path || !*config_path)
+        config_path = getenv("APIKEY_CONFIG");
+    if (!config_path || !*config_path)
+        config_path = APIKEY_DEFAULT_CONFIG;
+    apikey_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    ctx->now = system_clock;
+    if (pthread_mutex_init(&ctx->lock, NULL) != 0) {
+        snprintf(err, errlen, "cannot create a mutex");
+        free(ctx);
+        return NULL;
+    }
+    if (config_load(config_path, &ctx->cfg, err, errlen) != 0 ||
+        core_load_pepper(ctx, err, errlen) != 0 ||
+        store_bind(ctx->cfg.store, create, &ctx->store, err, errlen) != 0) {
+        apikey_close(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+void core_set_clock(apikey_ctx *ctx, apikey_clock_fn now)
+{
+    ctx->now = now ? now : system_clock;
+}
+
+APIKEY_EXPORT apikey_ctx *apikey_open(const char *config_path, char *err, size_t errlen)
+{
+    return core_open(config_path, 0, err, errlen);
+}
+
+APIKEY_EXPORT void apikey_close(apikey_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    store_unbind(&ctx->store);
+    config_free(&ctx->cfg);
+    pthread_mutex_destroy(&ctx->lock);
+    OPENSSL_cleanse(ctx->pepper, sizeof ctx->pepper);
+    free(ctx);
+}
+
+void core_public_id(const apikey_ctx *ctx, const char *id, char *out, size_t len)
+{
+    snprintf(out, len, "%s_%s", ctx->cfg.key_prefix, id);
+}
+
+key_status core_status(const apikey_record *rec, int64_t now)
+{
+    if (rec->revoked)
+        return KEY_REVOKED;
+    if (rec->expires && rec->expires <= now)
+        return KEY_EXPIRED;
+    return KEY_ACTIVE;
+}
+
+const char *core_status_name(key_status s)
+{
+    return s == KEY_ACTIVE ? "active" : s == KEY_REVOKED ? "revoked" : "expired";
+}
+
+static int has_word(const char *list, const char *word, size_t n)
+{
+    while (*list) {
+        size_t m = strcspn(list, " ");
+        if (m == n && memcmp(list, word, n) == 0)
+            return 1;
+        list += m;
+        while (*list == ' ')
+            list++;
+    }
+    return 0;
+}
+
+int scopes_grant(const char *have, const char *need)
+{
+    if (strcmp(have, "*") == 0)
+        return 1;
+    while (*need) {
+        size_t n = strcspn(need, " ");
+        if (n && !has_word(have, need, n))
+            return 0;
+        need += n;
+        while (*need == ' ')
+            need++;
+    }
+    return 1;
+}

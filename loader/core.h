@@ -1,0 +1,62 @@
+/* libapikey's internals: the context, the store binding and the admin
+ * operations. Adapters (PAM module, helper, command) see include/apikey.h;
+ * the command and the tests also use what is declared here. */
+#ifndef APIKEY_CORE_H
+#define APIKEY_CORE_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "apikey.h"
+#include "apikey_store.h"
+#include "config.h"
+
+#define APIKEY_EXPORT __attribute__((visibility("default")))
+
+typedef int64_t (*apikey_clock_fn)(void);
+
+/* A loaded store backend and its open handle. */
+typedef struct store_binding {
+    const apikey_store_ops *ops;
+    void *handle;
+    void *dl;
+} store_binding;
+
+struct apikey_ctx {
+    apikey_config cfg;
+    store_binding store;
+    pthread_mutex_t lock; /* one store handle is used by one thread at a time */
+    unsigned char pepper[64];
+    size_t pepper_len; /* 0: plain SHA-256 */
+    apikey_clock_fn now;
+};
+
+/* Where core messages go: syslog (hosts, the default) or stderr (commands). */
+void core_log_to_stderr(int on);
+void core_log(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+extern const apikey_store_host core_store_host;
+
+/* Open a context. create: the store may be created (admin commands). */
+apikey_ctx *core_open(const char *config_path, int create, char *err, size_t errlen);
+void core_set_clock(apikey_ctx *ctx, apikey_clock_fn now);
+
+/* Bind "scheme:location" to its backend .so. */
+int store_bind(const char *uri, int create, store_binding *out, char *err, size_t errlen);
+void store_unbind(store_binding *b);
+
+/* Hashing of a whole key: SHA-256, or HMAC-SHA256 with the pepper. */
+int core_hash_key(const apikey_ctx *ctx, const char *key, size_t len,
+                  unsigned char out[APIKEY_HASH_LEN]);
+int core_load_pepper(apikey_ctx *ctx, char *err, size_t errlen);
+
+/* Whether rec grants every scope of the space-separated list need. */
+int scopes_grant(const char *have, const char *need);
+
+/* The public id of a record: "<prefix>_<id>". */
+void core_public_id(const apikey_ctx *ctx, const char *id, char *out, size_t len);
+
+typedef enum { KEY_ACTIVE, KEY_REVOKED, KEY_EXPIRED } key_status;
+key_status core_status(const apikey_record *rec, int64_t now);
+const char *core_status_name(key_status s);
+
+#endif

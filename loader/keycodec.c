@@ -1,0 +1,100 @@
+#include "keycodec.h"
+
+#include <string.h>
+#include <openssl/rand.h>
+
+static const char B62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+static apikey_rand_fn rand_source = RAND_bytes;
+
+void keycodec_set_rand(apikey_rand_fn fn)
+{
+    rand_source = fn ? fn : RAND_bytes;
+}
+
+static int is_b62(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+
+int keycodec_prefix_valid(const char *prefix)
+{
+    size_t n = strlen(prefix);
+    if (n < 1 || n > APIKEY_PREFIX_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((prefix[i] >= 'a' && prefix[i] <= 'z') || (prefix[i] >= '0' && prefix[i] <= '9')))
+            return 0;
+    return 1;
+}
+
+int keycodec_random62(char *out, size_t n)
+{
+    unsigned char buf[64];
+    size_t have = 0;
+    while (have < n) {
+        if (rand_source(buf, sizeof buf) != 1)
+            return -1;
+        /* Rejection sampling: 248 = 4 * 62, so every character is equally likely. */
+        for (size_t i = 0; i < sizeof buf && have < n; i++)
+            if (buf[i] < 248)
+                out[have++] = B62[buf[i] % 62];
+    }
+    memset(buf, 0, sizeof buf);
+    return 0;
+}
+
+/* CRC-32 (IEEE 802.3, as zlib's crc32), bitwise: keys are 55 bytes at most. */
+uint32_t keycodec_crc32(const unsigned char *data, size_t len)
+{
+    uint32_t crc = 0xFFFFFFFFu;
+    for (size_t i = 0; i < len; i++) {
+        crc ^= data[i];
+        for (int b = 0; b < 8; b++)
+            crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+    }
+    return ~crc;
+}
+
+static void encode_check(uint32_t crc, char *out)
+{
+    for (int i = APIKEY_CHECK_LEN - 1; i >= 0; i--) {
+        out[i] = B62[crc % 62];
+        crc /= 62;
+    }
+}
+
+int keycodec_make(const char *prefix, const char *id, char *out)
+{
+    size_t p = strlen(prefix);
+    memcpy(out, prefix, p);
+    out[p] = '_';
+    memcpy(out + p + 1, id, APIKEY_ID_LEN);
+    char *secret = out + p + 1 + APIKEY_ID_LEN;
+    if (keycodec_random62(secret, APIKEY_SECRET_LEN) != 0)
+        return -1;
+    size_t body = p + 1 + APIKEY_ID_LEN + APIKEY_SECRET_LEN;
+    encode_check(keycodec_crc32((const unsigned char *)out, body), out + body);
+    out[body + APIKEY_CHECK_LEN] = '\0';
+    return 0;
+}
+
+int keycodec_parse(const char *prefix, const char *key, size_t len, char *id_out)
+{
+    size_t p = strlen(prefix);
+    if (len != p + 1 + APIKEY_ID_LEN + APIKEY_SECRET_LEN + APIKEY_CHECK_LEN)
+        return -1;
+    if (memcmp(key, prefix, p) != 0 || key[p] != '_')
+        return -1;
+    for (size_t i = p + 1; i < len; i++)
+        if (!is_b62((unsigned char)key[i]))
+            return -1;
+    size_t body = len - APIKEY_CHECK_LEN;
+    char want[APIKEY_CHECK_LEN];
+    encode_check(keycodec_crc32((const unsigned char *)key, body), want);
+    if (memcmp(want, key + body, APIKEY_CHECK_LEN) != 0)
+        return -1;
+    memcpy(id_out, key + p + 1, APIKEY_ID_LEN);
+    id_out[APIKEY_ID_LEN] = '\0';
+    return 0;
+}

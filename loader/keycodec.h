@@ -1,0 +1,36 @@
+/* The key format: <prefix>_<id><secret><check> (SPEC section 2). */
+#ifndef APIKEY_KEYCODEC_H
+#define APIKEY_KEYCODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "apikey_store.h"
+
+#define APIKEY_PREFIX_MAX 8
+#define APIKEY_SECRET_LEN 32
+#define APIKEY_CHECK_LEN 6
+/* prefix, '_', id, secret, check, NUL */
+#define APIKEY_KEY_MAX (APIKEY_PREFIX_MAX + 1 + APIKEY_ID_LEN + APIKEY_SECRET_LEN + APIKEY_CHECK_LEN + 1)
+
+/* A random-bytes source; the default is OpenSSL's RAND_bytes. Tests swap it to
+ * force id collisions. Returns 1 on success like RAND_bytes. */
+typedef int (*apikey_rand_fn)(unsigned char *buf, int len);
+void keycodec_set_rand(apikey_rand_fn fn);
+
+int keycodec_prefix_valid(const char *prefix);
+
+/* Fill out with n random base62 characters (no NUL). Returns 0, or -1 when
+ * the CSPRNG fails. */
+int keycodec_random62(char *out, size_t n);
+
+/* Build a key around id with a fresh secret. out has APIKEY_KEY_MAX bytes. */
+int keycodec_make(const char *prefix, const char *id, char *out);
+
+/* Parse a candidate key of len bytes (not NUL-terminated) of deployment
+ * prefix. Checks length, alphabet and the CRC before anything touches a
+ * store. On success copies the id into id_out (APIKEY_ID_LEN + 1). */
+int keycodec_parse(const char *prefix, const char *key, size_t len, char *id_out);
+
+uint32_t keycodec_crc32(const unsigned char *data, size_t len);
+
+#endif

@@ -1,0 +1,21 @@
+/* Expiry presets, durations and ISO 8601 UTC times. */
+#ifndef APIKEY_TIMEUTIL_H
+#define APIKEY_TIMEUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* --expires: 30d, 90d, 6m, 1y (any N with d, w, m = months, y), never, or
+ * YYYY-MM-DD (midnight UTC). *out is 0 for never. Returns 0 or -1 when the
+ * text is not an expiry. Does not check that it lies in the future. */
+int timeutil_expiry(const char *text, int64_t now, int64_t *out);
+
+/* --grace and granularities: N, Ns, Nmin, Nh, Nd, Nw. Returns 0 or -1. */
+int timeutil_duration(const char *text, int64_t *secs);
+
+/* "2026-11-24T15:09:22Z" into buf (at least 21 bytes). */
+void timeutil_iso(int64_t t, char *buf, size_t len);
+/* Parse the form timeutil_iso writes. Returns 0 or -1. */
+int timeutil_parse_iso(const char *s, int64_t *out);
+
+#endif

@@ -1,0 +1,96 @@
+/* The one verify pipeline behind the PAM module, the helper, the command and
+ * the host API: check, lookup, constant-time compare, revoked/expired,
+ * account, scopes. */
+#include <string.h>
+#include <openssl/crypto.h>
+
+#include "core.h"
+#include "keycodec.h"
+
+static apikey_decision decide(apikey_result *res, apikey_decision d, apikey_reason r)
+{
+    res->decision = d;
+    res->reason = r;
+    return d;
+}
+
+/* Lookup under the context's lock, with a last-used write behind an allowed
+ * check: best effort, never delaying or failing the answer. */
+static int lookup(apikey_ctx *ctx, const char *id, apikey_record *rec)
+{
+    pthread_mutex_lock(&ctx->lock);
+    int st = ctx->store.ops->lookup(ctx->store.handle, id, rec);
+    pthread_mutex_unlock(&ctx->lock);
+    return st;
+}
+
+static void touch(apikey_ctx *ctx, const apikey_record *rec, int64_t now)
+{
+    if (now - rec->last_used < ctx->cfg.last_used_granularity)
+        return;
+    pthread_mutex_lock(&ctx->lock);
+    (void)ctx->store.ops->touch(ctx->store.handle, rec->id, now);
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+APIKEY_EXPORT apikey_decision apikey_verify(apikey_ctx *ctx, const char *service,
+                                            const char *account, const char *key, size_t keylen,
+                                            apikey_result *res)
+{
+    if (!res)
+        return APIKEY_UNAVAILABLE;
+    memset(res, 0, sizeof *res);
+    if (!ctx || !service || (!key && keylen))
+        return decide(res, APIKEY_UNAVAILABLE, APIKEY_REASON_ARGUMENT);
+    const config_service *svc = config_find_service(&ctx->cfg, service);
+    if (!svc)
+        return decide(res, APIKEY_REFUSED, APIKEY_REASON_UNMAPPED);
+    char id[APIKEY_ID_LEN + 1];
+    if (!key || keycodec_parse(ctx->cfg.key_prefix, key, keylen, id) != 0)
+        return decide(res, APIKEY_REFUSED, APIKEY_REASON_MALFORMED);
+
+    unsigned char want[APIKEY_HASH_LEN];
+    apikey_record rec;
+    apikey_decision d;
+    if (core_hash_key(ctx, key, keylen, want) != 0) {
+        d = decide(res, APIKEY_UNAVAILABLE, APIKEY_REASON_NOMEM);
+        goto done;
+    }
+    int st = lookup(ctx, id, &rec);
+    if (st == APIKEY_ST_NOTFOUND) {
+        /* Compare anyway, so an unknown id costs what a wrong secret costs. */
+        memset(rec.hash, 0, sizeof rec.hash);
+        (void)CRYPTO_memcmp(rec.hash, want, APIKEY_HASH_LEN);
+        d = decide(res, APIKEY_REFUSED, APIKEY_REASON_UNKNOWN);
+        goto done;
+    }
+    if (st != APIKEY_ST_OK) {
+        d = decide(res, APIKEY_UNAVAILABLE,
+                   st == APIKEY_ST_NOMEM ? APIKEY_REASON_NOMEM : APIKEY_REASON_STORE);
+        goto done;
+    }
+    if (CRYPTO_memcmp(rec.hash, want, APIKEY_HASH_LEN) != 0 || strcmp(rec.id, id) != 0) {
+        d = decide(res, APIKEY_REFUSED, APIKEY_REASON_UNKNOWN);
+        goto done;
+    }
+    core_public_id(ctx, rec.id, res->key_id, sizeof res->key_id);
+    memcpy(res->account, rec.account, sizeof res->account);
+    int64_t now = ctx->now();
+    key_status ks = core_status(&rec, now);
+    if (ks == KEY_REVOKED)
+        d = decide(res, APIKEY_REFUSED, APIKEY_REASON_REVOKED);
+    else if (ks == KEY_EXPIRED)
+        d = decide(res, APIKEY_REFUSED, APIKEY_REASON_EXPIRED);
+    else if (account && strcmp(account, rec.account) != 0)
+        d = decide(res, APIKEY_REFUSED, APIKEY_REASON_WRONG_ACCOUNT);
+    else if (!scopes_grant(rec.scopes, svc->scopes))
+        d = decide(res, APIKEY_REFUSED, APIKEY_REASON_MISSING_SCOPE);
+    else
+        d = decide(res, APIKEY_ALLOWED, APIKEY_REASON_NONE);
+    if (d == APIKEY_ALLOWED)
+        touch(ctx, &rec, now);
+done:
+    OPENSSL_cleanse(want, sizeof want);
+    OPENSSL_cleanse(rec.hash, sizeof rec.hash);
+    return d;
+}

@@ -1,0 +1,377 @@
+#include "json_format.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static uint32_t id_hash(const char *id)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (int i = 0; i < APIKEY_ID_LEN; i++)
+        h = (h ^ (unsigned char)id[i]) * 16777619u;
+    return h;
+}
+
+static size_t find_slot(const json_db *db, const char *id)
+{
+    size_t mask = db->nslots - 1, i = id_hash(id) & mask;
+    while (db->slots[i] && strcmp(db->recs[db->slots[i] - 1].id, id) != 0)
+        i = (i + 1) & mask;
+    return i;
+}
+
+static int grow_index(json_db *db)
+{
+    size_t nslots = db->nslots ? db->nslots * 2 : 64;
+    uint32_t *slots = calloc(nslots, sizeof *slots);
+    if (!slots)
+        return -1;
+    free(db->slots);
+    db->slots = slots;
+    db->nslots = nslots;
+    for (size_t r = 0; r < db->n; r++)
+        db->slots[find_slot(db, db->recs[r].id)] = (uint32_t)(r + 1);
+    return 0;
+}
+
+int json_db_init(json_db *db)
+{
+    memset(db, 0, sizeof *db);
+    return grow_index(db);
+}
+
+void json_db_clear(json_db *db)
+{
+    for (size_t i = 0; i < db->n; i++) {
+        free(db->recs[i].account);
+        free(db->recs[i].name);
+        free(db->recs[i].scopes);
+    }
+    memset(db->recs, 0, db->cap * sizeof *db->recs);
+    db->n = 0;
+    memset(db->slots, 0, db->nslots * sizeof *db->slots);
+}
+
+void json_db_free(json_db *db)
+{
+    json_db_clear(db);
+    free(db->recs);
+    free(db->slots);
+    memset(db, 0, sizeof *db);
+}
+
+static const json_rec *get(const json_db *db, const char *id)
+{
+    uint32_t r = db->slots[find_slot(db, id)];
+    return r ? &db->recs[r - 1] : NULL;
+}
+
+static void to_record(const json_rec *j, apikey_record *out)
+{
+    memcpy(out->id, j->id, sizeof out->id);
+    memcpy(out->hash, j->hash, sizeof out->hash);
+    out->created = j->created;
+    out->expires = j->expires;
+    out->last_used = j->last_used;
+    out->revoked = j->revoked;
+    snprintf(out->account, sizeof out->account, "%s", j->account);
+    snprintf(out->name, sizeof out->name, "%s", j->name);
+    snprintf(out->scopes, sizeof out->scopes, "%s", j->scopes);
+}
+
+int json_db_get(const json_db *db, const char *id, apikey_record *out)
+{
+    const json_rec *j = get(db, id);
+    if (!j)
+        return APIKEY_ST_NOTFOUND;
+    to_record(j, out);
+    return APIKEY_ST_OK;
+}
+
+int json_db_each(const json_db *db, const char *account, apikey_record_cb cb, void *arg)
+{
+    apikey_record rec;
+    for (size_t i = 0; i < db->n; i++) {
+        if (account && strcmp(db->recs[i].account, account) != 0)
+            continue;
+        to_record(&db->recs[i], &rec);
+        int st = cb(&rec, arg);
+        if (st == APIKEY_ST_STOP)
+            return APIKEY_ST_OK;
+        if (st != APIKEY_ST_OK)
+            return st;
+    }
+    return APIKEY_ST_OK;
+}
+
+static int fill(json_rec *j, const apikey_record *rec)
+{
+    char *account = strdup(rec->account), *name = strdup(rec->name), *scopes = strdup(rec->scopes);
+    if (!account || !name || !scopes) {
+        free(account);
+        free(name);
+        free(scopes);
+        return APIKEY_ST_NOMEM;
+    }
+    free(j->account);
+    free(j->name);
+    free(j->scopes);
+    memcpy(j->id, rec->id, sizeof j->id);
+    j->id[APIKEY_ID_LEN] = '\0';
+    memcpy(j->hash, rec->hash, sizeof j->hash);
+    j->created = rec->created;
+    j->expires = rec->expires;
+    j->last_used = rec->last_used;
+    j->revoked = rec->revoked;
+    j->account = account;
+    j->name = name;
+    j->scopes = scopes;
+    return APIKEY_ST_OK;
+}
+
+int json_db_insert(json_db *db, const apikey_record *rec)
+{
+    if (strlen(rec->id) != APIKEY_ID_LEN)
+        return APIKEY_ST_CONFLICT;
+    if (get(db, rec->id))
+        return APIKEY_ST_CONFLICT;
+    if ((db->n + 1) * 2 > db->nslots && grow_index(db) != 0)
+        return APIKEY_ST_NOMEM;
+    if (db->n == db->cap) {
+        size_t cap = db->cap ? db->cap * 2 : 16;
+        json_rec *recs = realloc(db->recs, cap * sizeof *recs);
+        if (!recs)
+            return APIKEY_ST_NOMEM;
+        memset(recs + db->cap, 0, (cap - db->cap) * sizeof *recs);
+        db->recs = recs;
+        db->cap = cap;
+    }
+    int st = fill(&db->recs[db->n], rec);
+    if (st != APIKEY_ST_OK)
+        return st;
+    db->slots[find_slot(db, rec->id)] = (uint32_t)(db->n + 1);
+    db->n++;
+    return APIKEY_ST_OK;
+}
+
+int json_db_update(json_db *db, const apikey_record *rec)
+{
+    json_rec *j = (json_rec *)get(db, rec->id);
+    if (!j)
+        return APIKEY_ST_NOTFOUND;
+    if (j->revoked && !rec->revoked)
+        return APIKEY_ST_CONFLICT; /* revocation is permanent */
+    return fill(j, rec);
+}
+
+void json_db_apply_used(json_db *db, const char *lines)
+{
+    while (*lines) {
+        char id[APIKEY_ID_LEN + 1];
+        long long when;
+        int used = 0;
+        if (sscanf(lines, "%8s %lld%n", id, &when, &used) == 2 && strlen(id) == APIKEY_ID_LEN) {
+            json_rec *j = (json_rec *)get(db, id);
+            if (j && when > j->last_used)
+                j->last_used = when;
+        }
+        const char *nl = strchr(lines, '\n');
+        if (!nl)
+            break;
+        lines = nl + 1;
+    }
+}
+
+/* ---- the file format ---- */
+
+static int parse_time(json_t *v, int null_ok, int64_t *out)
+{
+    if (json_is_null(v) && null_ok) {
+        *out = 0;
+        return 0;
+    }
+    const char *s = json_string_value(v);
+    int y, mo, d, h, mi, se;
+    char z, tail;
+    if (!s || strlen(s) != 20 ||
+        sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%c%c", &y, &mo, &d, &h, &mi, &se, &z, &tail) != 7 ||
+        z != 'Z' || y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+        return -1;
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
+                    .tm_hour = h, .tm_min = mi, .tm_sec = se};
+    *out = (int64_t)timegm(&tm);
+    return 0;
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static int copy_string(json_t *v, char *out, size_t max)
+{
+    const char *s = json_string_value(v);
+    if (!s || !*s || strlen(s) >= max || json_string_length(v) != strlen(s))
+        return -1;
+    memcpy(out, s, strlen(s) + 1);
+    return 0;
+}
+
+static int parse_key(json_t *k, apikey_record *rec, const char **bad)
+{
+    memset(rec, 0, sizeof *rec);
+    *bad = "is not an object";
+    if (!json_is_object(k))
+        return -1;
+    const char *id = json_string_value(json_object_get(k, "id"));
+    *bad = "has no valid \"id\"";
+    if (!id || strlen(id) != APIKEY_ID_LEN)
+        return -1;
+    memcpy(rec->id, id, APIKEY_ID_LEN + 1);
+    *bad = "has no valid \"account\"";
+    if (copy_string(json_object_get(k, "account"), rec->account, sizeof rec->account))
+        return -1;
+    *bad = "has no valid \"name\"";
+    if (copy_string(json_object_get(k, "name"), rec->name, sizeof rec->name))
+        return -1;
+    *bad = "has no valid \"scopes\" array";
+    json_t *scopes = json_object_get(k, "scopes");
+    if (!json_is_array(scopes))
+        return -1;
+    size_t i, used = 0;
+    json_t *sc;
+    json_array_foreach(scopes, i, sc) {
+        const char *s = json_string_value(sc);
+        if (!s || !*s || strchr(s, ' ') || used + strlen(s) + 2 > sizeof rec->scopes)
+            return -1;
+        used += (size_t)sprintf(rec->scopes + used, "%s%s", used ? " " : "", s);
+    }
+    const char *hash = json_string_value(json_object_get(k, "hash"));
+    *bad = "has no valid \"hash\" (64 hex digits)";
+    if (!hash || strlen(hash) != 2 * APIKEY_HASH_LEN)
+        return -1;
+    for (int b = 0; b < APIKEY_HASH_LEN; b++) {
+        int hi = hexval(hash[2 * b]), lo = hexval(hash[2 * b + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        rec->hash[b] = (unsigned char)(hi << 4 | lo);
+    }
+    *bad = "has a bad time: \"created\" is required, \"expires\", \"last_used\" and "
+           "\"revoked\" are ISO 8601 UTC or null";
+    if (parse_time(json_object_get(k, "created"), 0, &rec->created) ||
+        parse_time(json_object_get(k, "expires"), 1, &rec->expires) ||
+        parse_time(json_object_get(k, "last_used"), 1, &rec->last_used) ||
+        parse_time(json_object_get(k, "revoked"), 1, &rec->revoked))
+        return -1;
+    return 0;
+}
+
+int json_db_load(json_db *db, int fd, char *why, size_t whylen)
+{
+    json_error_t jerr;
+    json_t *root = json_loadfd(fd, JSON_REJECT_DUPLICATES, &jerr);
+    int rc = APIKEY_ST_UNAVAILABLE;
+    if (!root) {
+        snprintf(why, whylen, "not valid JSON (line %d: %s)", jerr.line, jerr.text);
+        return rc;
+    }
+    json_t *format = json_object_get(root, "format"), *version = json_object_get(root, "version");
+    json_t *keys = json_object_get(root, "keys");
+    if (!json_is_object(root) || !json_is_string(format) ||
+        strcmp(json_string_value(format), JSON_STORE_FORMAT) != 0) {
+        snprintf(why, whylen, "not an apikey store (no \"format\": \"%s\")", JSON_STORE_FORMAT);
+        goto done;
+    }
+    if (!json_is_integer(version) || json_integer_value(version) != JSON_STORE_VERSION) {
+        snprintf(why, whylen, "store version %s is not supported (this program reads version %d)",
+                 json_is_integer(version) ? "newer or unknown" : "missing", JSON_STORE_VERSION);
+        goto done;
+    }
+    if (!json_is_array(keys)) {
+        snprintf(why, whylen, "\"keys\" is not an array");
+        goto done;
+    }
+    size_t i;
+    json_t *k;
+    json_array_foreach(keys, i, k) {
+        apikey_record rec;
+        const char *bad;
+        if (parse_key(k, &rec, &bad) != 0) {
+            snprintf(why, whylen, "key #%zu %s", i + 1, bad);
+            goto done;
+        }
+        int st = json_db_insert(db, &rec);
+        if (st != APIKEY_ST_OK) {
+            snprintf(why, whylen, st == APIKEY_ST_CONFLICT ? "key #%zu repeats an id" : "key #%zu: out of memory", i + 1);
+            rc = st == APIKEY_ST_NOMEM ? APIKEY_ST_NOMEM : APIKEY_ST_UNAVAILABLE;
+            goto done;
+        }
+    }
+    rc = APIKEY_ST_OK;
+done:
+    json_decref(root);
+    return rc;
+}
+
+static json_t *time_value(int64_t t)
+{
+    if (!t)
+        return json_null();
+    char buf[32];
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return json_string(buf);
+}
+
+static json_t *scopes_value(const char *scopes)
+{
+    json_t *arr = json_array();
+    while (arr && *scopes) {
+        size_t n = strcspn(scopes, " ");
+        if (n && json_array_append_new(arr, json_stringn(scopes, n)) != 0) {
+            json_decref(arr);
+            return NULL;
+        }
+        scopes += n;
+        while (*scopes == ' ')
+            scopes++;
+    }
+    return arr;
+}
+
+static json_t *key_value(const json_rec *j)
+{
+    char hex[2 * APIKEY_HASH_LEN + 1];
+    for (int b = 0; b < APIKEY_HASH_LEN; b++)
+        sprintf(hex + 2 * b, "%02x", j->hash[b]);
+    return json_pack("{s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:o}",
+                     "id", j->id, "account", j->account, "name", j->name,
+                     "scopes", scopes_value(j->scopes), "hash", hex,
+                     "created", time_value(j->created), "expires", time_value(j->expires),
+                     "last_used", time_value(j->last_used), "revoked", time_value(j->revoked));
+}
+
+int json_db_dump(const json_db *db, char **text, size_t *len)
+{
+    json_t *keys = json_array();
+    json_t *root = json_pack("{s:s, s:i, s:o}", "format", JSON_STORE_FORMAT, "version",
+                             JSON_STORE_VERSION, "keys", keys);
+    int rc = -1;
+    if (!root)
+        return -1;
+    for (size_t i = 0; i < db->n; i++)
+        if (json_array_append_new(keys, key_value(&db->recs[i])) != 0)
+            goto done;
+    *text = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+    if (!*text)
+        goto done;
+    *len = strlen(*text);
+    rc = 0;
+done:
+    json_decref(root);
+    return rc;
+}

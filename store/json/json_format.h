@@ -1,0 +1,40 @@
+/* The JSON store's records in memory, and their file format. */
+#ifndef APIKEY_JSON_FORMAT_H
+#define APIKEY_JSON_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "apikey_store.h"
+
+#define JSON_STORE_FORMAT "apikey-store"
+#define JSON_STORE_VERSION 1
+
+typedef struct json_rec {
+    char id[APIKEY_ID_LEN + 1];
+    unsigned char hash[APIKEY_HASH_LEN];
+    int64_t created, expires, last_used, revoked;
+    char *account, *name, *scopes;
+} json_rec;
+
+typedef struct json_db {
+    json_rec *recs; /* in creation order */
+    size_t n, cap;
+    uint32_t *slots; /* open addressing by id: record index + 1, 0 empty */
+    size_t nslots;
+} json_db;
+
+int json_db_init(json_db *db);
+void json_db_clear(json_db *db);
+void json_db_free(json_db *db);
+/* Parse a whole store file. Returns OK, or UNAVAILABLE/NOMEM with why. */
+int json_db_load(json_db *db, int fd, char *why, size_t whylen);
+int json_db_get(const json_db *db, const char *id, apikey_record *out);
+int json_db_each(const json_db *db, const char *account, apikey_record_cb cb, void *arg);
+int json_db_insert(json_db *db, const apikey_record *rec);
+int json_db_update(json_db *db, const apikey_record *rec);
+/* Apply "ID SECONDS" lines of the last-used journal. */
+void json_db_apply_used(json_db *db, const char *lines);
+/* The whole file's text, malloc'd. */
+int json_db_dump(const json_db *db, char **text, size_t *len);
+
+#endif

@@ -1,0 +1,13 @@
+# Tests: CUnit programs under tests/, run by `make run-tests`.
+TEST_CFLAGS = $(ALL_CFLAGS) -fvisibility=default
+TEST_LIBS = $(CORE_LIB) $(CORE_LIBS) -lcunit
+
+$(B)/tests/%: tests/%.c tests/testutil.c tests/testutil.h $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -Itests -o $@ $< tests/testutil.c $(TEST_LIBS) $(ALL_LDFLAGS)
+
+UNIT_TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(filter-out tests/testutil.c,$(wildcard tests/test_*.c)))
+
+.PHONY: run-tests
+run-tests: all $(UNIT_TESTS)
+	sh tests/run.sh
