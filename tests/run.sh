@@ -1,0 +1,70 @@
+#!/bin/sh
+# Runs every test: the CUnit programs (the store conformance suite once per
+# store: json, sqlite, pgsql direct and through pgbouncer) and the
+# integration scripts. Prints each CUnit run summary, then one total line.
+cd "$(dirname "$0")/.." || exit 2
+B=build/tests
+RESULTS=$(mktemp)
+trap 'rm -f "$RESULTS"' EXIT
+failed_runs=""
+
+# Runs a CUnit program and adds its "tests" summary row to the totals.
+run_cunit() {
+    label=$1; shift
+    echo "=== $label"
+    out=$(mktemp)
+    "$@" > "$out" 2>&1
+    rc=$?
+    cat "$out"
+    rows=$(grep -E '^ +tests +[0-9]' "$out")
+    if [ -n "$rows" ]; then
+        echo "$rows" | awk '{p += $4; f += $5} END {print p, f}' >> "$RESULTS"
+    else
+        echo "0 1" >> "$RESULTS"
+    fi
+    [ $rc -eq 0 ] || failed_runs="$failed_runs $label"
+    rm -f "$out"
+}
+
+run_script() {
+    label=$1; shift
+    echo "=== $label"
+    "$@"
+    rc=$?
+    if [ $rc -eq 0 ]; then echo "1 0" >> "$RESULTS"
+    elif [ $rc -eq 77 ]; then echo "skipped: $label"
+    else echo "0 1" >> "$RESULTS"; failed_runs="$failed_runs $label"; fi
+}
+
+STORES="${APIKEY_TEST_STORES:-json sqlite pgsql}"
+
+for t in $B/test_*; do
+    [ -x "$t" ] || continue
+    name=$(basename "$t")
+    case "$name" in
+    test_conformance)
+        for s in $STORES; do
+            case $s in
+            pgsql)
+                run_cunit "conformance on pgsql, direct and through pgbouncer" \
+                    sh tests/pg_harness.sh sh tests/conformance_pg.sh "$t" ;;
+            *) run_cunit "conformance on $s" env APIKEY_TEST_STORE=$s "$t" ;;
+            esac
+        done ;;
+    test_store_pgsql)
+        run_cunit "$name" sh tests/pg_harness.sh "$t" ;;
+    *)
+        run_cunit "$name" "$t" ;;
+    esac
+done
+
+for s in tests/integration/*.sh; do
+    [ -f "$s" ] || continue
+    run_script "$(basename "$s")" sh "$s"
+done
+
+awk '{p += $1; f += $2} END {printf "%d passed, %d failed\n", p, f}' "$RESULTS"
+if [ -n "$failed_runs" ]; then
+    echo "FAILED:$failed_runs"
+    exit 1
+fi

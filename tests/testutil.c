@@ -1,0 +1,215 @@
+#include "testutil.h"
+
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char tmpdir[256];
+
+const char *tu_tmpdir(void)
+{
+    if (!tmpdir[0]) {
+        const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+        snprintf(tmpdir, sizeof tmpdir, "%s/apikey-test.XXXXXX", base);
+        if (!mkdtemp(tmpdir)) {
+            perror("mkdtemp");
+            exit(2);
+        }
+        chmod(tmpdir, 0755);
+    }
+    return tmpdir;
+}
+
+void tu_cleanup(void)
+{
+    if (tmpdir[0] && !getenv("APIKEY_TEST_KEEP")) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", tmpdir);
+    }
+    tmpdir[0] = '\0';
+}
+
+char *tu_write(const char *name, const char *text, int mode)
+{
+    char *path;
+    if (asprintf(&path, "%s/%s", tu_tmpdir(), name) < 0)
+        abort();
+    unlink(path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text)) {
+        perror(path);
+        exit(2);
+    }
+    fchmod(fd, mode);
+    close(fd);
+    return path;
+}
+
+char *tu_read(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t cap = 0, n = 0, got;
+    char chunk[65536];
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (n + got + 1 > cap) {
+            cap = (n + got + 1) * 2;
+            buf = realloc(buf, cap);
+        }
+        memcpy(buf + n, chunk, got);
+        n += got;
+    }
+    fclose(f);
+    if (!buf)
+        buf = calloc(1, 1);
+    buf[n] = '\0';
+    if (len)
+        *len = n;
+    return buf;
+}
+
+static int store_counter;
+
+char *tu_new_store_uri(void)
+{
+    const char *kind = getenv("APIKEY_TEST_STORE") ? getenv("APIKEY_TEST_STORE") : "json";
+    char *uri;
+    int n = ++store_counter;
+    if (strcmp(kind, "pgsql") == 0) {
+        /* A fresh database per store, created through the direct socket. */
+        const char *admin = getenv("APIKEY_TEST_PG_ADMIN");
+        const char *prefix = getenv("APIKEY_TEST_PG");
+        if (!admin || !prefix) {
+            fprintf(stderr, "APIKEY_TEST_PG and APIKEY_TEST_PG_ADMIN must be set for pgsql\n");
+            exit(2);
+        }
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "%s t%d_%d >/dev/null", admin, (int)getpid(), n);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "createdb failed: %s\n", cmd);
+            exit(2);
+        }
+        if (asprintf(&uri, "pgsql:%s dbname=t%d_%d", prefix, (int)getpid(), n) < 0)
+            abort();
+    } else if (strcmp(kind, "sqlite") == 0) {
+        if (asprintf(&uri, "sqlite:%s/keys%d.db", tu_tmpdir(), n) < 0)
+            abort();
+    } else {
+        if (asprintf(&uri, "json:%s/keys%d.json", tu_tmpdir(), n) < 0)
+            abort();
+    }
+    return uri;
+}
+
+char *tu_config(const char *store_uri, const char *extra_top, const char *services)
+{
+    static int n;
+    char name[64], *text;
+    snprintf(name, sizeof name, "apikey%d.conf", ++n);
+    if (asprintf(&text, "store = %s\n%s\n[services]\n%s\n", store_uri, extra_top ? extra_top : "",
+                 services ? services : "sshd = proxies:read\n") < 0)
+        abort();
+    char *path = tu_write(name, text, 0644);
+    free(text);
+    return path;
+}
+
+static char *slurp_fd(int fd)
+{
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    char chunk[4096];
+    ssize_t got;
+    while ((got = read(fd, chunk, sizeof chunk)) > 0) {
+        if (n + (size_t)got + 1 > cap) {
+            cap = (n + (size_t)got + 1) * 2;
+            buf = realloc(buf, cap);
+        }
+        memcpy(buf + n, chunk, (size_t)got);
+        n += (size_t)got;
+    }
+    if (!buf)
+        buf = calloc(1, 1);
+    buf[n] = '\0';
+    return buf;
+}
+
+int tu_apikey(const char *config, const char *stdin_text, char **out, char **err, ...)
+{
+    const char *argv[64];
+    int argc = 0;
+    const char *bin = getenv("APIKEY_BIN") ? getenv("APIKEY_BIN") : "build/apikey";
+    argv[argc++] = bin;
+    argv[argc++] = "--config";
+    argv[argc++] = config;
+    va_list ap;
+    va_start(ap, err);
+    const char *a;
+    while ((a = va_arg(ap, const char *)) && argc < 62)
+        argv[argc++] = a;
+    va_end(ap);
+    argv[argc] = NULL;
+    char inpath[300];
+    snprintf(inpath, sizeof inpath, "%s/stdin.XXXXXX", tu_tmpdir());
+    int infd = mkstemp(inpath);
+    if (stdin_text && write(infd, stdin_text, strlen(stdin_text)) < 0)
+        abort();
+    lseek(infd, 0, SEEK_SET);
+    unlink(inpath);
+    int po[2], pe[2];
+    if (pipe(po) || pipe(pe))
+        abort();
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(infd, 0);
+        dup2(po[1], 1);
+        dup2(pe[1], 2);
+        close(po[0]);
+        close(pe[0]);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    close(infd);
+    close(po[1]);
+    close(pe[1]);
+    /* stderr is small; read stdout first, then stderr. */
+    char *o = slurp_fd(po[0]);
+    char *e = slurp_fd(pe[0]);
+    close(po[0]);
+    close(pe[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    if (out)
+        *out = o;
+    else
+        free(o);
+    if (err)
+        *err = e;
+    else
+        free(e);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int tu_run(CU_SuiteInfo *suites)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS || CU_register_suites(suites) != CUE_SUCCESS) {
+        fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
+        return 2;
+    }
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+    unsigned ran = CU_get_number_of_tests_run();
+    CU_cleanup_registry();
+    tu_cleanup();
+    return failed || ran == 0 ? 1 : 0;
+}

@@ -1,0 +1,32 @@
+/* Helpers shared by the CUnit test programs: temporary folders, config
+ * files, running the real apikey command. */
+#ifndef APIKEY_TESTUTIL_H
+#define APIKEY_TESTUTIL_H
+
+#include <stddef.h>
+#include <CUnit/Basic.h>
+
+/* A fresh private folder under $TMPDIR; removed by tu_cleanup(). */
+const char *tu_tmpdir(void);
+void tu_cleanup(void);
+/* Write text to dir/name with mode; returns the malloc'd path. */
+char *tu_write(const char *name, const char *text, int mode);
+/* Read a whole file (NULL when missing); *len gets its size. */
+char *tu_read(const char *path, size_t *len);
+
+/* The store URI the suite runs against: $APIKEY_TEST_STORE selects json,
+ * sqlite or pgsql (pgsql needs $APIKEY_TEST_PG, a conninfo prefix, and a
+ * fresh database per call). */
+char *tu_new_store_uri(void);
+/* A config file for store uri with the default catalogue and these services. */
+char *tu_config(const char *store_uri, const char *extra_top, const char *services);
+
+/* Run build/apikey with the config and args; stdin_text may be NULL.
+ * Returns the exit status; *out and *err (may be NULL) get what it printed. */
+int tu_apikey(const char *config, const char *stdin_text, char **out, char **err, ...)
+    __attribute__((sentinel));
+
+/* Run a suite array; returns the process exit code. */
+int tu_run(CU_SuiteInfo *suites);
+
+#endif
