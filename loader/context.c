@@ -60,7 +60,7 @@ apikey_ctx *core_open(const char *config_path, int create, char *err, size_t err
     /* No atexit handler: libpam unloads us at every pam_end. */
     OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
     if (!config_path || !*config_path)
-        config_path = getenv("APIKEY_CONFIG");
+        config_path = secure_getenv("APIKEY_CONFIG");
     if (!config_path || !*config_path)
         config_path = APIKEY_DEFAULT_CONFIG;
     apikey_ctx *ctx = calloc(1, sizeof *ctx);

@@ -3,15 +3,22 @@
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "core.h"
 
-/* Beside the module or program that holds this code (build/store/ when run
- * in place), else the installed store directory. */
+/* $APIKEY_STORE_DIR (ignored in setuid programs such as su, whose PAM stack
+ * may hold this module), else beside the module or program that holds this
+ * code (build/store/ when run in place), else the installed directory. */
 static int backend_path(const char *scheme, char *out, size_t len)
 {
+    const char *dir_env = secure_getenv("APIKEY_STORE_DIR");
+    if (dir_env && *dir_env) {
+        int n = snprintf(out, len, "%s/apikey_store_%s.so", dir_env, scheme);
+        return n > 0 && (size_t)n < len ? 0 : -1;
+    }
     Dl_info info;
     if (dladdr((void *)backend_path, &info) && info.dli_fname && strchr(info.dli_fname, '/')) {
         char dir[PATH_MAX];

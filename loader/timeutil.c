@@ -14,7 +14,7 @@ static const char *read_count(const char *text, long long *n)
     char *end;
     errno = 0;
     *n = strtoll(text, &end, 10);
-    if (errno || *n <= 0 || *n > 100000)
+    if (errno || *n < 0 || *n > 100000)
         return NULL;
     return end;
 }
@@ -66,7 +66,7 @@ int timeutil_expiry(const char *text, int64_t now, int64_t *out)
         return parse_date(text, out);
     long long n;
     const char *unit = read_count(text, &n);
-    if (!unit || strlen(unit) != 1)
+    if (!unit || strlen(unit) != 1 || n == 0)
         return -1;
     switch (*unit) {
     case 'd': *out = now + n * 86400; return 0;

@@ -2,9 +2,16 @@
 TEST_CFLAGS = $(ALL_CFLAGS) -fvisibility=default
 TEST_LIBS = $(CORE_LIB) $(CORE_LIBS) -lcunit
 
+$(B)/tests/test_pam%: TEST_EXTRA_LIBS = -lpam -lpam_misc
+
 $(B)/tests/%: tests/%.c tests/testutil.c tests/testutil.h $(CORE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_CFLAGS) -Itests -o $@ $< tests/testutil.c $(TEST_LIBS) $(ALL_LDFLAGS)
+	$(CC) $(TEST_CFLAGS) -Itests -o $@ $< tests/testutil.c $(TEST_LIBS) $(TEST_EXTRA_LIBS) $(ALL_LDFLAGS)
+
+# A host that knows only include/apikey.h: no libapikey, no OpenSSL at link time.
+$(B)/tests/test_host_dlopen: tests/test_host_dlopen.c include/apikey.h tests/testutil.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -Itests -o $@ $< tests/testutil.c -ldl -lpthread -lcunit $(ALL_LDFLAGS)
 
 UNIT_TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(filter-out tests/testutil.c,$(wildcard tests/test_*.c)))
 

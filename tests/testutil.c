@@ -201,6 +201,14 @@ int tu_apikey(const char *config, const char *stdin_text, char **out, char **err
 
 int tu_run(CU_SuiteInfo *suites)
 {
+    /* Test programs live in build/tests/; their stores are in build/store/. */
+    if (!getenv("APIKEY_STORE_DIR")) {
+        char cwd[4096], dir[4200];
+        if (getcwd(cwd, sizeof cwd)) {
+            snprintf(dir, sizeof dir, "%s/build/store", cwd);
+            setenv("APIKEY_STORE_DIR", dir, 1);
+        }
+    }
     if (CU_initialize_registry() != CUE_SUCCESS || CU_register_suites(suites) != CUE_SUCCESS) {
         fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
         return 2;

@@ -1,0 +1,147 @@
+/* The key codec: round trips, the check refusing every one-character
+ * change before any store is read, and id retries on collision. */
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/rand.h>
+
+#include "admin.h"
+#include "keycodec.h"
+#include "testutil.h"
+
+static const char ALPHA[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_!";
+
+static void test_round_trip(void)
+{
+    for (int i = 0; i < 200; i++) {
+        char id[APIKEY_ID_LEN + 1], key[APIKEY_KEY_MAX], back[APIKEY_ID_LEN + 1];
+        CU_ASSERT_EQUAL_FATAL(keycodec_random62(id, APIKEY_ID_LEN), 0);
+        id[APIKEY_ID_LEN] = '\0';
+        CU_ASSERT_EQUAL_FATAL(keycodec_make("ak", id, key), 0);
+        CU_ASSERT_EQUAL(strlen(key), 3 + 8 + 32 + 6);
+        CU_ASSERT_EQUAL(strncmp(key, "ak_", 3), 0);
+        CU_ASSERT_EQUAL(keycodec_parse("ak", key, strlen(key), back), 0);
+        CU_ASSERT_STRING_EQUAL(back, id);
+        /* Another deployment's prefix is not ours. */
+        CU_ASSERT_NOT_EQUAL(keycodec_parse("ak2", key, strlen(key), back), 0);
+    }
+}
+
+static void test_every_single_change_refused(void)
+{
+    char id[] = "20fe9a1c", key[APIKEY_KEY_MAX], back[APIKEY_ID_LEN + 1];
+    CU_ASSERT_EQUAL_FATAL(keycodec_make("ak", id, key), 0);
+    size_t len = strlen(key);
+    int accepted = 0, tried = 0;
+    for (size_t pos = 0; pos < len; pos++) {
+        for (const char *c = ALPHA; *c; c++) {
+            if (*c == key[pos])
+                continue;
+            char copy[APIKEY_KEY_MAX];
+            memcpy(copy, key, len + 1);
+            copy[pos] = *c;
+            tried++;
+            accepted += keycodec_parse("ak", copy, len, back) == 0;
+        }
+    }
+    CU_ASSERT(tried > 3000);
+    CU_ASSERT_EQUAL(accepted, 0);
+    /* Truncated, extended and NUL-bearing keys too. */
+    CU_ASSERT_NOT_EQUAL(keycodec_parse("ak", key, len - 1, back), 0);
+    char longer[APIKEY_KEY_MAX + 2];
+    memcpy(longer, key, len);
+    longer[len] = 'x';
+    CU_ASSERT_NOT_EQUAL(keycodec_parse("ak", longer, len + 1, back), 0);
+    char withnul[APIKEY_KEY_MAX];
+    memcpy(withnul, key, len + 1);
+    withnul[10] = '\0';
+    CU_ASSERT_NOT_EQUAL(keycodec_parse("ak", withnul, len, back), 0);
+    CU_ASSERT_NOT_EQUAL(keycodec_parse("ak", "", 0, back), 0);
+}
+
+/* A malformed key is refused without the store: the store here is missing,
+ * so any lookup would answer "unavailable". */
+static void test_refused_before_store(void)
+{
+    char *cfg = tu_config("json:/nonexistent/apikey/keys.json", NULL, "sshd = proxies:read\n");
+    apikey_ctx *ctx = apikey_open(cfg, NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    char key[APIKEY_KEY_MAX];
+    CU_ASSERT_EQUAL_FATAL(keycodec_make("ak", "20fe9a1c", key), 0);
+    apikey_result res;
+    key[20] = key[20] == 'a' ? 'b' : 'a';
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", "alice", key, strlen(key), &res), APIKEY_REFUSED);
+    CU_ASSERT_EQUAL(res.reason, APIKEY_REASON_MALFORMED);
+    key[20] = key[20] == 'a' ? 'b' : 'a';
+    /* The well-formed one does reach the store, which is missing. */
+    keycodec_make("ak", "20fe9a1c", key);
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", "alice", key, strlen(key), &res), APIKEY_UNAVAILABLE);
+    CU_ASSERT_EQUAL(res.reason, APIKEY_REASON_STORE);
+    apikey_close(ctx);
+    free(cfg);
+}
+
+/* Hands out the same bytes for the first id of two keys, then real ones. */
+static int calls;
+static int colliding_rand(unsigned char *buf, int len)
+{
+    calls++;
+    if (calls == 1 || calls == 3) {
+        memset(buf, 7, (size_t)len);
+        return 1;
+    }
+    return RAND_bytes(buf, len);
+}
+
+static void test_id_collision_retried(void)
+{
+    char *uri = tu_new_store_uri();
+    char *cfg = tu_config(uri, NULL, "sshd = proxies:read\n");
+    apikey_ctx *ctx = core_open(cfg, 1, NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    admin_request req = {.account = "alice", .name = "a", .scopes = "proxies:read"};
+    admin_issued one, two;
+    char err[256];
+    keycodec_set_rand(colliding_rand);
+    calls = 0;
+    CU_ASSERT_EQUAL(admin_create(ctx, &req, 1, &one, err, sizeof err), ADMIN_OK);
+    CU_ASSERT_EQUAL(admin_create(ctx, &req, 1, &two, err, sizeof err), ADMIN_OK);
+    keycodec_set_rand(NULL);
+    CU_ASSERT(calls >= 5); /* the second id was drawn twice */
+    CU_ASSERT_STRING_NOT_EQUAL(one.rec.id, two.rec.id);
+    apikey_result res;
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", "alice", one.key, strlen(one.key), &res), APIKEY_ALLOWED);
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", "alice", two.key, strlen(two.key), &res), APIKEY_ALLOWED);
+    apikey_close(ctx);
+    free(cfg);
+    free(uri);
+}
+
+static void test_ids_unique(void)
+{
+    /* 8 base62 characters: 2^47 ids; 20,000 draws must not repeat. */
+    enum { N = 20000 };
+    char (*ids)[APIKEY_ID_LEN + 1] = calloc(N, sizeof *ids);
+    for (int i = 0; i < N; i++)
+        CU_ASSERT_EQUAL_FATAL(keycodec_random62(ids[i], APIKEY_ID_LEN), 0);
+    qsort(ids, N, sizeof *ids, (int (*)(const void *, const void *))strcmp);
+    int dups = 0;
+    for (int i = 1; i < N; i++)
+        dups += strcmp(ids[i - 1], ids[i]) == 0;
+    CU_ASSERT_EQUAL(dups, 0);
+    free(ids);
+}
+
+int main(void)
+{
+    core_log_to_stderr(1);
+    CU_TestInfo tests[] = {
+        {"round trip", test_round_trip},
+        {"every one-character change is refused", test_every_single_change_refused},
+        {"malformed keys are refused before the store", test_refused_before_store},
+        {"an id collision is retried", test_id_collision_retried},
+        {"ids are unique", test_ids_unique},
+        CU_TEST_INFO_NULL,
+    };
+    CU_SuiteInfo suites[] = {{"keycodec", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};
+    return tu_run(suites);
+}
