@@ -168,19 +168,18 @@ static void audit(apikey_ctx *ctx, const char *what, const apikey_record *rec, c
     closelog();
 }
 
-/* Refuse when the account would hold more active keys than the limit.
- * pending counts keys of the same account created earlier in this batch. */
-static int check_limit(apikey_ctx *ctx, const char *account, const char *skip_id, int pending,
-                       int64_t now, char *err, size_t errlen)
+/* Refuse when the account would hold more active keys than the limit. */
+static int check_limit(apikey_ctx *ctx, const char *account, const char *skip_id, int64_t now,
+                       char *err, size_t errlen)
 {
     int count;
     int st = count_active(ctx, account, skip_id, now, &count);
     if (st != APIKEY_ST_OK)
         return store_error(err, errlen, "counting keys", st);
     int max = ctx->cfg.max_keys_per_account;
-    if (count + pending >= max) {
+    if (count >= max) {
         snprintf(err, errlen, "account %s has %d active key%s, the limit; revoke or rotate one first",
-                 account, count + pending, count + pending == 1 ? "" : "s");
+                 account, count, count == 1 ? "" : "s");
         return ADMIN_REFUSED;
     }
     return ADMIN_OK;
@@ -205,10 +204,8 @@ int admin_create(apikey_ctx *ctx, const admin_request *reqs, size_t n, admin_iss
     if (rc != ADMIN_OK)
         return rc;
     for (size_t i = 0; i < n && rc == ADMIN_OK; i++) {
-        int pending = 0;
-        for (size_t j = 0; j < i; j++)
-            pending += strcmp(out[j].rec.account, out[i].rec.account) == 0;
-        rc = check_limit(ctx, out[i].rec.account, NULL, pending, now, err, errlen);
+        /* Keys inserted by earlier lines are already visible inside the write. */
+        rc = check_limit(ctx, out[i].rec.account, NULL, now, err, errlen);
         if (rc == ADMIN_OK)
             rc = issue(ctx, &out[i], i, err, errlen);
         if (rc != ADMIN_OK && n > 1) {
@@ -303,7 +300,7 @@ int admin_rotate(apikey_ctx *ctx, const char *public_id, int64_t grace, admin_is
     }
     /* The replacement takes the old key's slot, so single-key accounts rotate. */
     if (rc == ADMIN_OK)
-        rc = check_limit(ctx, old.account, old.id, 0, now, err, errlen);
+        rc = check_limit(ctx, old.account, old.id, now, err, errlen);
     if (rc == ADMIN_OK) {
         out->rec = old;
         out->rec.created = now;

@@ -1,0 +1,531 @@
+/*
+ * The store conformance suite: every behaviour of SPEC sections 2-4, run
+ * through the real apikey command and the host API against the store that
+ * $APIKEY_TEST_STORE names (json, sqlite or pgsql; tests/run.sh runs it
+ * for each, pgsql directly and through pgbouncer).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "testutil.h"
+
+#define SERVICES                                                                              \
+    "sshd = proxies:read\n"                                                                   \
+    "writer = proxies:write\n"                                                                \
+    "billing = balance:read stats:read\n"                                                     \
+    "open =\n"
+
+typedef struct fixture {
+    char *uri;
+    char *config;
+} fixture;
+
+static fixture fresh(const char *extra_top)
+{
+    fixture f;
+    f.uri = tu_new_store_uri();
+    f.config = tu_config(f.uri, extra_top, SERVICES);
+    return f;
+}
+
+static void done(fixture *f)
+{
+    free(f->uri);
+    free(f->config);
+}
+
+/* Create a key and return it (malloc'd, no newline); NULL when refused. */
+static char *create(const fixture *f, const char *account, const char *scopes, const char *expires)
+{
+    char *out = NULL, *err = NULL;
+    int rc = tu_apikey(f->config, NULL, &out, &err, "create", account, "--name", "test", "--scopes",
+                       scopes, "--expires", expires ? expires : "30d", NULL);
+    if (rc != 0) {
+        free(out);
+        free(err);
+        return NULL;
+    }
+    free(err);
+    out[strcspn(out, "\n")] = '\0';
+    return out;
+}
+
+static int verify(const fixture *f, const char *service, const char *account, const char *key)
+{
+    char input[1024];
+    snprintf(input, sizeof input, "%s\n", key);
+    return account ? tu_apikey(f->config, input, NULL, NULL, "verify", "--service", service,
+                               "--account", account, NULL)
+                   : tu_apikey(f->config, input, NULL, NULL, "verify", "--service", service, NULL);
+}
+
+/* "ak_20fe9a1c" of a key. */
+static char *public_id(const char *key)
+{
+    return strndup(key, 3 + 8);
+}
+
+/* What the store holds, as the command lists it: a byte-exact witness of
+ * "unchanged" that works for every backend. */
+static char *snapshot(const fixture *f)
+{
+    char *out = NULL;
+    tu_apikey(f->config, NULL, &out, NULL, "list", "--all", "--json", NULL);
+    return out;
+}
+
+static char *store_file(const fixture *f)
+{
+    if (strncmp(f->uri, "json:", 5) == 0 || strncmp(f->uri, "sqlite:", 7) == 0)
+        return strchr(f->uri, ':') + 1;
+    return NULL;
+}
+
+static void test_create_list_verify(void)
+{
+    fixture f = fresh(NULL);
+    char *key = create(&f, "alice", "proxies:read", "30d");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(key);
+    CU_ASSERT_EQUAL(strlen(key), 3 + 8 + 32 + 6);
+    CU_ASSERT_EQUAL(verify(&f, "sshd", "alice", key), 0);
+    CU_ASSERT_EQUAL(verify(&f, "sshd", NULL, key), 0);
+    char *out = NULL;
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, &out, NULL, "list", NULL), 0);
+    char *pid = public_id(key);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, pid));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "Permissions"));
+    CU_ASSERT_PTR_NULL(strstr(out, key + 11)); /* never the secret */
+    free(out);
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, &out, NULL, "list", "alice", "--json", NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"status\": \"active\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"last_used\""));
+    CU_ASSERT_PTR_NULL(strstr(out, key + 11));
+    free(out);
+    /* The store holds neither the key nor any part of its secret. */
+    const char *path = store_file(&f);
+    if (path) {
+        size_t len;
+        char *bytes = tu_read(path, &len);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(bytes);
+        for (size_t off = 11; off + 8 <= 11 + 32; off += 4)
+            CU_ASSERT_PTR_NULL(memmem(bytes, len, key + off, 8));
+        free(bytes);
+    }
+    free(pid);
+    free(key);
+    done(&f);
+}
+
+static void test_limit(void)
+{
+    fixture f = fresh(NULL);
+    for (int i = 0; i < 10; i++) {
+        char *k = create(&f, "alice", "proxies:read", NULL);
+        CU_ASSERT_PTR_NOT_NULL(k);
+        free(k);
+    }
+    char *before = snapshot(&f);
+    size_t blen = 0, alen = 0;
+    char *bfile = store_file(&f) ? tu_read(store_file(&f), &blen) : NULL;
+    char *err = NULL;
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, NULL, &err, "create", "alice", "--name", "x",
+                              "--scopes", "proxies:read", NULL), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "account alice has 10 active keys, the limit; revoke or rotate one first"));
+    free(err);
+    char *after = snapshot(&f);
+    CU_ASSERT_STRING_EQUAL(before, after);
+    if (bfile) {
+        char *afile = tu_read(store_file(&f), &alen);
+        CU_ASSERT(alen == blen && memcmp(afile, bfile, blen) == 0);
+        free(afile);
+    }
+    /* Another account is not affected. */
+    char *k = create(&f, "bob", "proxies:read", NULL);
+    CU_ASSERT_PTR_NOT_NULL(k);
+    free(k);
+    free(before);
+    free(after);
+    free(bfile);
+    done(&f);
+}
+
+static void test_refusals_leave_store_unchanged(void)
+{
+    fixture f = fresh(NULL);
+    char *k = create(&f, "alice", "proxies:read", NULL);
+    char *before = snapshot(&f);
+    char *err = NULL;
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, NULL, &err, "create", "alice", "--name", "x",
+                              "--scopes", "proxies:read,nope:read", NULL), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "unknown scope 'nope:read'"));
+    free(err);
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, NULL, &err, "create", "alice", "--name", "x",
+                              "--scopes", "proxies:read", "--expires", "2001-01-01", NULL), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "not in the future"));
+    free(err);
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, NULL, &err, "create", "alice", "--name", "x",
+                              "--scopes", "proxies:read", "--expires", "tomorrow", NULL), 1);
+    free(err);
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, NULL, NULL, "create", "alice", "--name", "a\tb",
+                              "--scopes", "proxies:read", NULL), 1);
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, NULL, NULL, "create", "alice", NULL), 2);
+    char *after = snapshot(&f);
+    CU_ASSERT_STRING_EQUAL(before, after);
+    free(before);
+    free(after);
+    free(k);
+    done(&f);
+}
+
+static void test_batch_all_or_none(void)
+{
+    fixture f = fresh("max_keys_per_account = 2");
+    char *before = snapshot(&f);
+    char *out = NULL, *err = NULL;
+    /* Line 3 pushes carol over her limit: nothing at all is created. */
+    const char *bad = "alice\tci\tproxies:read\t30d\ncarol\ta\tgeo:read\tnever\ncarol\tb\t*\t1y\ncarol\tc\tgeo:read\t90d\n";
+    CU_ASSERT_EQUAL(tu_apikey(f.config, bad, &out, &err, "create", "--batch", "-", NULL), 1);
+    CU_ASSERT_STRING_EQUAL(out, "");
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "line 4"));
+    free(out);
+    free(err);
+    const char *badscope = "alice\tci\tproxies:read\t30d\nbob\tx\tbogus\t30d\n";
+    CU_ASSERT_EQUAL(tu_apikey(f.config, badscope, &out, &err, "create", "--batch", "-", NULL), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "line 2"));
+    free(out);
+    free(err);
+    char *after = snapshot(&f);
+    CU_ASSERT_STRING_EQUAL(before, after);
+    const char *good = "alice\tci\tproxies:read\t30d\nbob\tx\tgeo:read proxies:read\tnever\ncarol\ty\t*\t6m\n";
+    CU_ASSERT_EQUAL(tu_apikey(f.config, good, &out, NULL, "create", "--batch", "-", NULL), 0);
+    char *lines[3] = {0};
+    char *save = NULL;
+    int n = 0;
+    for (char *l = strtok_r(out, "\n", &save); l && n < 3; l = strtok_r(NULL, "\n", &save))
+        lines[n++] = l;
+    CU_ASSERT_EQUAL_FATAL(n, 3);
+    CU_ASSERT_EQUAL(verify(&f, "sshd", "alice", lines[0]), 0);
+    CU_ASSERT_EQUAL(verify(&f, "sshd", "bob", lines[1]), 0);
+    CU_ASSERT_EQUAL(verify(&f, "billing", "carol", lines[2]), 0);
+    free(out);
+    free(before);
+    free(after);
+    done(&f);
+}
+
+static void test_scope_rules(void)
+{
+    fixture f = fresh(NULL);
+    char *w = create(&f, "alice", "proxies:write", NULL);
+    char *all = create(&f, "alice", "*", NULL);
+    char *half = create(&f, "alice", "balance:read", NULL);
+    char *both = create(&f, "alice", "balance:read,stats:read", NULL);
+    CU_ASSERT_EQUAL(verify(&f, "sshd", "alice", w), 1); /* write does not imply read */
+    CU_ASSERT_EQUAL(verify(&f, "writer", "alice", w), 0);
+    CU_ASSERT_EQUAL(verify(&f, "sshd", "alice", all), 0);
+    CU_ASSERT_EQUAL(verify(&f, "billing", "alice", all), 0);
+    CU_ASSERT_EQUAL(verify(&f, "billing", "alice", half), 1); /* needs both */
+    CU_ASSERT_EQUAL(verify(&f, "billing", "alice", both), 0);
+    CU_ASSERT_EQUAL(verify(&f, "unmapped", "alice", all), 1);
+    CU_ASSERT_EQUAL(verify(&f, "open", "alice", half), 0); /* empty list: any valid key */
+    CU_ASSERT_EQUAL(verify(&f, "sshd", "bob", all), 1);   /* foreign key */
+    free(w);
+    free(all);
+    free(half);
+    free(both);
+    done(&f);
+}
+
+static int64_t fake_now;
+static int64_t fake_clock(void)
+{
+    return fake_now;
+}
+
+static void test_expiry_with_clock(void)
+{
+    fixture f = fresh(NULL);
+    apikey_ctx *ctx = core_open(f.config, 1, NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    fake_now = 1800000000; /* 2027-01-15 */
+    core_set_clock(ctx, fake_clock);
+    admin_request req = {.account = "alice", .name = "e", .scopes = "proxies:read", .expires = "30d"};
+    admin_issued k;
+    char err[256];
+    CU_ASSERT_EQUAL_FATAL(admin_create(ctx, &req, 1, &k, err, sizeof err), ADMIN_OK);
+    CU_ASSERT_EQUAL(k.rec.expires, fake_now + 30 * 86400);
+    apikey_result res;
+    fake_now += 29 * 86400;
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", "alice", k.key, strlen(k.key), &res), APIKEY_ALLOWED);
+    fake_now += 2 * 86400;
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", "alice", k.key, strlen(k.key), &res), APIKEY_REFUSED);
+    CU_ASSERT_EQUAL(res.reason, APIKEY_REASON_EXPIRED);
+    /* An expired key frees its slot. */
+    req.expires = "30d";
+    for (int i = 0; i < 10; i++)
+        CU_ASSERT_EQUAL(admin_create(ctx, &req, 1, &k, err, sizeof err), ADMIN_OK);
+    /* Presets: 6 months and 1 year are calendar months. */
+    fake_now = 1800000000;
+    req.account = "carol";
+    req.expires = "6m";
+    CU_ASSERT_EQUAL_FATAL(admin_create(ctx, &req, 1, &k, err, sizeof err), ADMIN_OK);
+    CU_ASSERT(k.rec.expires > fake_now + 180 * 86400 && k.rec.expires < fake_now + 185 * 86400);
+    req.expires = "1y";
+    CU_ASSERT_EQUAL_FATAL(admin_create(ctx, &req, 1, &k, err, sizeof err), ADMIN_OK);
+    CU_ASSERT(k.rec.expires == fake_now + 365 * 86400 || k.rec.expires == fake_now + 366 * 86400);
+    req.expires = "never";
+    CU_ASSERT_EQUAL_FATAL(admin_create(ctx, &req, 1, &k, err, sizeof err), ADMIN_OK);
+    CU_ASSERT_EQUAL(k.rec.expires, 0);
+    fake_now += 100LL * 365 * 86400;
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", "carol", k.key, strlen(k.key), &res), APIKEY_ALLOWED);
+    apikey_close(ctx);
+    done(&f);
+}
+
+static void test_revocation_seen_by_open_context(void)
+{
+    fixture f = fresh(NULL);
+    char *key = create(&f, "alice", "proxies:read", NULL);
+    apikey_ctx *ctx = apikey_open(f.config, NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    apikey_result res;
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", "alice", key, strlen(key), &res), APIKEY_ALLOWED);
+    char *pid = public_id(key);
+    CU_ASSERT_STRING_EQUAL(res.key_id, pid);
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, NULL, NULL, "revoke", pid, NULL), 0);
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", "alice", key, strlen(key), &res), APIKEY_REFUSED);
+    CU_ASSERT_EQUAL(res.reason, APIKEY_REASON_REVOKED);
+    /* Revoked stays revoked: revoking again, rotating and copying don't bring it back. */
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, NULL, NULL, "revoke", pid, NULL), 0);
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, NULL, NULL, "rotate", pid, NULL), 1);
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", "alice", key, strlen(key), &res), APIKEY_REFUSED);
+    CU_ASSERT_EQUAL(verify(&f, "sshd", "alice", key), 1);
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, NULL, NULL, "revoke", "ak_00000000", NULL), 1);
+    apikey_close(ctx);
+    free(pid);
+    free(key);
+    done(&f);
+}
+
+static void test_revoked_frees_slot_single_key(void)
+{
+    fixture f = fresh("max_keys_per_account = 1");
+    char *k1 = create(&f, "alice", "proxies:read", NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(k1);
+    char *k2 = create(&f, "alice", "proxies:read", NULL);
+    CU_ASSERT_PTR_NULL(k2);
+    char *pid = public_id(k1);
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, NULL, NULL, "revoke", pid, NULL), 0);
+    k2 = create(&f, "alice", "proxies:read", NULL);
+    CU_ASSERT_PTR_NOT_NULL(k2);
+    /* Single-key rotation: revoke and regenerate in one step. */
+    char *pid2 = k2 ? public_id(k2) : strdup("none");
+    char *out = NULL;
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, &out, NULL, "rotate", pid2, NULL), 0);
+    out[strcspn(out, "\n")] = '\0';
+    CU_ASSERT_EQUAL(verify(&f, "sshd", "alice", out), 0);
+    if (k2)
+        CU_ASSERT_EQUAL(verify(&f, "sshd", "alice", k2), 1);
+    free(out);
+    free(pid);
+    free(pid2);
+    free(k1);
+    free(k2);
+    done(&f);
+}
+
+static void test_rotation(void)
+{
+    fixture f = fresh(NULL);
+    apikey_ctx *ctx = core_open(f.config, 1, NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    fake_now = 1800000000;
+    core_set_clock(ctx, fake_clock);
+    admin_request req = {.account = "alice", .name = "deploy", .scopes = "proxies:read geo:read", .expires = "90d"};
+    admin_issued old, fresh_key, graced;
+    char err[256];
+    CU_ASSERT_EQUAL_FATAL(admin_create(ctx, &req, 1, &old, err, sizeof err), ADMIN_OK);
+    fake_now += 10 * 86400;
+    char pid[32];
+    snprintf(pid, sizeof pid, "ak_%s", old.rec.id);
+    CU_ASSERT_EQUAL_FATAL(admin_rotate(ctx, pid, 0, &fresh_key, err, sizeof err), ADMIN_OK);
+    CU_ASSERT_STRING_EQUAL(fresh_key.rec.name, "deploy");
+    CU_ASSERT_STRING_EQUAL(fresh_key.rec.account, "alice");
+    CU_ASSERT_STRING_EQUAL(fresh_key.rec.scopes, "proxies:read geo:read");
+    CU_ASSERT_EQUAL(fresh_key.rec.expires - fresh_key.rec.created, 90 * 86400);
+    apikey_result res;
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", "alice", old.key, strlen(old.key), &res), APIKEY_REFUSED);
+    CU_ASSERT_EQUAL(res.reason, APIKEY_REASON_REVOKED);
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", "alice", fresh_key.key, strlen(fresh_key.key), &res), APIKEY_ALLOWED);
+    /* With a grace period the old key works until it ends. */
+    snprintf(pid, sizeof pid, "ak_%s", fresh_key.rec.id);
+    CU_ASSERT_EQUAL_FATAL(admin_rotate(ctx, pid, 3600, &graced, err, sizeof err), ADMIN_OK);
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", "alice", fresh_key.key, strlen(fresh_key.key), &res), APIKEY_ALLOWED);
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", "alice", graced.key, strlen(graced.key), &res), APIKEY_ALLOWED);
+    fake_now += 3601;
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", "alice", fresh_key.key, strlen(fresh_key.key), &res), APIKEY_REFUSED);
+    CU_ASSERT_EQUAL(res.reason, APIKEY_REASON_EXPIRED);
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", "alice", graced.key, strlen(graced.key), &res), APIKEY_ALLOWED);
+    apikey_close(ctx);
+    /* Through the command: rotate prints the new key alone. */
+    char *out = NULL;
+    snprintf(pid, sizeof pid, "ak_%s", graced.rec.id);
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, &out, NULL, "rotate", pid, "--grace", "24h", NULL), 0);
+    out[strcspn(out, "\n")] = '\0';
+    CU_ASSERT_EQUAL(strlen(out), 49);
+    CU_ASSERT_EQUAL(verify(&f, "sshd", "alice", out), 0);
+    CU_ASSERT_EQUAL(verify(&f, "sshd", "alice", graced.key), 0);
+    free(out);
+    done(&f);
+}
+
+static void test_concurrent_writers(void)
+{
+    fixture f = fresh("max_keys_per_account = 1000");
+    enum { WRITERS = 4, EACH = 8 };
+    int fds[WRITERS];
+    pid_t pids[WRITERS];
+    for (int w = 0; w < WRITERS; w++) {
+        int p[2];
+        CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
+        pids[w] = fork();
+        if (pids[w] == 0) {
+            close(p[0]);
+            for (int i = 0; i < EACH; i++) {
+                char *k = create(&f, w % 2 ? "alice" : "bob", "proxies:read", NULL);
+                if (k) {
+                    dprintf(p[1], "%s\n", k);
+                    free(k);
+                }
+            }
+            _exit(0);
+        }
+        close(p[1]);
+        fds[w] = p[0];
+    }
+    int got = 0, ok = 0;
+    for (int w = 0; w < WRITERS; w++) {
+        FILE *in = fdopen(fds[w], "r");
+        char line[256];
+        while (fgets(line, sizeof line, in)) {
+            line[strcspn(line, "\n")] = '\0';
+            got++;
+            ok += verify(&f, "sshd", NULL, line) == 0;
+        }
+        fclose(in);
+        waitpid(pids[w], NULL, 0);
+    }
+    CU_ASSERT_EQUAL(got, WRITERS * EACH);
+    CU_ASSERT_EQUAL(ok, WRITERS * EACH);
+    char *out = NULL;
+    tu_apikey(f.config, NULL, &out, NULL, "list", "--json", NULL);
+    int listed = 0;
+    for (char *p = out; (p = strstr(p, "\"status\"")); p++)
+        listed++;
+    CU_ASSERT_EQUAL(listed, WRITERS * EACH);
+    free(out);
+    done(&f);
+}
+
+static void test_metacharacters_literal(void)
+{
+    fixture f = fresh(NULL);
+    const char *acct = "o'brien\"; DROP TABLE keys;-- %_\\";
+    char *out = NULL;
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, &out, NULL, "create", acct, "--name", "$(rm -rf /) `x` '1'='1'",
+                              "--scopes", "proxies:read", NULL), 0);
+    out[strcspn(out, "\n")] = '\0';
+    CU_ASSERT_EQUAL(verify(&f, "sshd", acct, out), 0);
+    CU_ASSERT_EQUAL(verify(&f, "sshd", "o'brien", out), 1);
+    CU_ASSERT_EQUAL(verify(&f, "sshd", "%", out), 1);
+    char *list = NULL;
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, &list, NULL, "list", "%", NULL), 0);
+    CU_ASSERT_PTR_NULL(strstr(list, "ak_"));
+    free(list);
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, &list, NULL, "list", acct, NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(list, "$(rm -rf /)"));
+    free(list);
+    free(out);
+    done(&f);
+}
+
+static void test_last_used(void)
+{
+    fixture f = fresh("last_used_granularity = 0");
+    char *key = create(&f, "alice", "proxies:read", NULL);
+    char *out = NULL;
+    tu_apikey(f.config, NULL, &out, NULL, "list", "--json", NULL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"last_used\": null"));
+    free(out);
+    CU_ASSERT_EQUAL(verify(&f, "sshd", "alice", key), 0);
+    tu_apikey(f.config, NULL, &out, NULL, "list", "--json", NULL);
+    CU_ASSERT_PTR_NULL(strstr(out, "\"last_used\": null"));
+    free(out);
+    /* A write folds it into the store and keeps it. */
+    char *k2 = create(&f, "bob", "proxies:read", NULL);
+    tu_apikey(f.config, NULL, &out, NULL, "list", "alice", "--json", NULL);
+    CU_ASSERT_PTR_NULL(strstr(out, "\"last_used\": null"));
+    free(out);
+    free(k2);
+    free(key);
+    done(&f);
+}
+
+static void test_copy_between_stores(void)
+{
+    fixture f = fresh(NULL);
+    char *live = create(&f, "alice", "proxies:read", NULL);
+    char *dead = create(&f, "bob", "proxies:read", NULL);
+    char *pid = public_id(dead);
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, NULL, NULL, "revoke", pid, NULL), 0);
+    const char *targets[] = {"json", "sqlite"};
+    for (size_t i = 0; i < 2; i++) {
+        char *to;
+        if (asprintf(&to, "%s:%s/copy%zu-%d.%s", targets[i], tu_tmpdir(), i, (int)getpid(), targets[i]) < 0)
+            abort();
+        CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, NULL, NULL, "copy", "--to", to, NULL), 0);
+        /* Copying again is harmless: the same keys are already there. */
+        CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, NULL, NULL, "copy", "--to", to, NULL), 0);
+        fixture g = {.uri = to, .config = tu_config(to, NULL, SERVICES)};
+        char *a = snapshot(&f), *b = snapshot(&g);
+        CU_ASSERT_STRING_EQUAL(a, b);
+        CU_ASSERT_EQUAL(verify(&g, "sshd", "alice", live), 0);
+        CU_ASSERT_EQUAL(verify(&g, "sshd", "bob", dead), 1);
+        free(a);
+        free(b);
+        done(&g);
+    }
+    free(pid);
+    free(live);
+    free(dead);
+    done(&f);
+}
+
+int main(void)
+{
+    core_log_to_stderr(1);
+    setenv("APIKEY_BIN", "build/apikey", 0);
+    CU_TestInfo tests[] = {
+        {"create, list and verify; the store holds no secret", test_create_list_verify},
+        {"the 11th key is refused and the store is unchanged", test_limit},
+        {"unknown scope, past expiry and bad names are refused", test_refusals_leave_store_unchanged},
+        {"--batch is all or none", test_batch_all_or_none},
+        {"scope rules", test_scope_rules},
+        {"expiry with an injected clock", test_expiry_with_clock},
+        {"an open context sees a revocation; revoked stays revoked", test_revocation_seen_by_open_context},
+        {"a revoked key frees its slot; single-key rotation", test_revoked_frees_slot_single_key},
+        {"rotation with and without grace", test_rotation},
+        {"four concurrent writers lose nothing", test_concurrent_writers},
+        {"SQL and shell metacharacters are literal", test_metacharacters_literal},
+        {"last used is recorded", test_last_used},
+        {"copy into json and sqlite keeps keys working", test_copy_between_stores},
+        CU_TEST_INFO_NULL,
+    };
+    CU_SuiteInfo suites[] = {{"conformance", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};
+    return tu_run(suites);
+}
