@@ -36,7 +36,8 @@ int cli_usage(const char *fmt, const char *arg)
 
 int cli_fail(int rc, const char *msg)
 {
-    fprintf(stderr, "apikey: %s\n", msg);
+    if (msg[0]) /* empty: the store already said why */
+        fprintf(stderr, "apikey: %s\n", msg);
     return rc;
 }
 

@@ -10,10 +10,15 @@
 
 #define ID_ATTEMPTS 16
 
+/* A backend reports its own failure in one line, naming the store; only
+ * what it cannot know is added here, so the operator reads one line. */
 static int store_error(char *err, size_t errlen, const char *what, int st)
 {
-    snprintf(err, errlen, "store: %s failed (%s)", what,
-             st == APIKEY_ST_NOMEM ? "out of memory" : "store unavailable; see the line above");
+    if (st == APIKEY_ST_UNAVAILABLE)
+        err[0] = '\0';
+    else
+        snprintf(err, errlen, "store: %s failed (%s)", what,
+                 st == APIKEY_ST_NOMEM ? "out of memory" : "conflicting record");
     return ADMIN_ERROR;
 }
 

@@ -1,0 +1,238 @@
+/*
+ * The JSON store on its own: bad files fail closed with exit 2 and one clear
+ * line, insecure files are refused, a writer killed mid-write loses nothing
+ * it acknowledged, and a rewrite keeps owner, group and mode.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "keycodec.h"
+#include "testutil.h"
+
+static char *store_path(const char *name)
+{
+    char *p;
+    if (asprintf(&p, "%s/%s", tu_tmpdir(), name) < 0)
+        abort();
+    return p;
+}
+
+static char *config_for(const char *path)
+{
+    char *uri;
+    if (asprintf(&uri, "json:%s", path) < 0)
+        abort();
+    char *cfg = tu_config(uri, "max_keys_per_account = 100000", "sshd = proxies:read\n");
+    free(uri);
+    return cfg;
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+/* Every command on a bad store: exit 2, exactly one line, never success. */
+static void expect_fail_closed(const char *cfg, const char *why_fragment)
+{
+    char *err = NULL;
+    /* Well formed (its check is right), so it reaches the store. */
+    char key[APIKEY_KEY_MAX + 1];
+    CU_ASSERT_EQUAL_FATAL(keycodec_make("ak", "20fe9a1c", key), 0);
+    strcat(key, "\n");
+    CU_ASSERT_EQUAL(tu_apikey(cfg, NULL, NULL, &err, "list", NULL), 2);
+    CU_ASSERT_EQUAL(count_lines(err), 1);
+    if (why_fragment && !strstr(err, why_fragment))
+        fprintf(stderr, "expected '%s' in: %s", why_fragment, err);
+    CU_ASSERT(why_fragment == NULL || strstr(err, why_fragment) != NULL);
+    free(err);
+    CU_ASSERT_EQUAL(tu_apikey(cfg, NULL, NULL, &err, "create", "alice", "--name", "x", "--scopes",
+                              "proxies:read", NULL), 2);
+    free(err);
+    CU_ASSERT_EQUAL(tu_apikey(cfg, NULL, NULL, &err, "revoke", "ak_20fe9a1c", NULL), 2);
+    free(err);
+    CU_ASSERT_EQUAL(tu_apikey(cfg, key, NULL, &err, "verify", "--service", "sshd", NULL), 2);
+    free(err);
+}
+
+static void write_store(const char *path, const char *text, int mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_FATAL(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+    fchmod(fd, mode);
+    close(fd);
+}
+
+static const char good_key_json[] =
+    "{\"format\":\"apikey-store\",\"version\":1,\"keys\":[{\"id\":\"20fe9a1c\",\"account\":\"alice\","
+    "\"name\":\"n\",\"scopes\":[\"proxies:read\"],\"hash\":"
+    "\"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\","
+    "\"created\":\"2026-01-01T00:00:00Z\",\"expires\":null,\"last_used\":null,\"revoked\":null}]}";
+
+static void test_bad_contents(void)
+{
+    char *path = store_path("bad.json");
+    char *cfg = config_for(path);
+    struct { const char *text; const char *why; } cases[] = {
+        {"{\"format\":\"apikey-store\",\"version\":1,\"keys\":[{\"id\":", "not valid JSON"},
+        {"", "not valid JSON"},
+        {"[]", "not an apikey store"},
+        {"{\"format\":\"apikey-store\",\"version\":2,\"keys\":[]}", "version"},
+        {"{\"format\":\"apikey-store\",\"version\":\"1\",\"keys\":[]}", "version"},
+        {"{\"format\":\"apikey-store\",\"version\":1,\"keys\":{}}", "not an array"},
+        {"{\"format\":\"apikey-store\",\"version\":1,\"keys\":[{\"id\":5}]}", "id"},
+        {"{\"format\":\"apikey-store\",\"version\":1,\"keys\":[{\"id\":\"20fe9a1c\",\"account\":\"a\",\"name\":\"n\",\"scopes\":\"proxies:read\"}]}", "scopes"},
+        {"{\"format\":\"apikey-store\",\"version\":1,\"keys\":[{\"id\":\"20fe9a1c\",\"account\":\"a\",\"name\":\"n\",\"scopes\":[],\"hash\":\"zz\"}]}", "hash"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_store(path, cases[i].text, 0600);
+        expect_fail_closed(cfg, cases[i].why);
+    }
+    /* Two records with one id. */
+    char dup[2048];
+    const char *rec = strstr(good_key_json, "{\"id\"");
+    snprintf(dup, sizeof dup, "{\"format\":\"apikey-store\",\"version\":1,\"keys\":[%.*s,%.*s]}",
+             (int)(strlen(rec) - 2), rec, (int)(strlen(rec) - 2), rec);
+    write_store(path, dup, 0600);
+    expect_fail_closed(cfg, "repeats an id");
+    /* A well-formed store is accepted (the fixture itself is right). */
+    write_store(path, good_key_json, 0600);
+    CU_ASSERT_EQUAL(tu_apikey(cfg, NULL, NULL, NULL, "list", NULL), 0);
+    free(path);
+    free(cfg);
+}
+
+static void test_missing_store(void)
+{
+    char *path = store_path("nodir/missing.json");
+    char *cfg = config_for(path);
+    char *err = NULL;
+    CU_ASSERT_EQUAL(tu_apikey(cfg, "ak_20fe9a1cQ3xQ3xQ3xQ3xQ3xQ3xQ3xQ3xQ3xQ3xQ3xaaaaaa", NULL, &err,
+                              "verify", "--service", "sshd", NULL), 1); /* malformed: refused first */
+    free(err);
+    CU_ASSERT_EQUAL(tu_apikey(cfg, NULL, NULL, &err, "create", "alice", "--name", "x", "--scopes",
+                              "proxies:read", NULL), 2);
+    CU_ASSERT_EQUAL(count_lines(err), 1);
+    free(err);
+    free(path);
+    free(cfg);
+}
+
+static void test_insecure_files(void)
+{
+    char *path = store_path("insecure.json");
+    char *cfg = config_for(path);
+    write_store(path, good_key_json, 0620);
+    expect_fail_closed(cfg, "group- or world-writable");
+    write_store(path, good_key_json, 0602);
+    expect_fail_closed(cfg, "group- or world-writable");
+    if (geteuid() == 0) {
+        write_store(path, good_key_json, 0600);
+        CU_ASSERT_EQUAL(chown(path, 65534, 65534), 0);
+        expect_fail_closed(cfg, "owned by uid 65534");
+    }
+    unlink(path);
+    CU_ASSERT_EQUAL(symlink("/etc/passwd", path), 0);
+    expect_fail_closed(cfg, "symbolic link");
+    unlink(path);
+    free(path);
+    free(cfg);
+}
+
+static void test_rewrite_keeps_owner_and_mode(void)
+{
+    char *path = store_path("owned.json");
+    char *cfg = config_for(path);
+    CU_ASSERT_EQUAL(tu_apikey(cfg, NULL, NULL, NULL, "create", "alice", "--name", "x", "--scopes",
+                              "proxies:read", NULL), 0);
+    CU_ASSERT_EQUAL(chmod(path, 0640), 0);
+    if (geteuid() == 0)
+        CU_ASSERT_EQUAL(chown(path, 0, 65534), 0);
+    struct stat before, after;
+    CU_ASSERT_EQUAL(stat(path, &before), 0);
+    CU_ASSERT_EQUAL(tu_apikey(cfg, NULL, NULL, NULL, "create", "bob", "--name", "x", "--scopes",
+                              "proxies:read", NULL), 0);
+    CU_ASSERT_EQUAL(stat(path, &after), 0);
+    CU_ASSERT_NOT_EQUAL(before.st_ino, after.st_ino); /* it was rewritten */
+    CU_ASSERT_EQUAL(after.st_mode & 07777, 0640);
+    CU_ASSERT_EQUAL(after.st_uid, before.st_uid);
+    CU_ASSERT_EQUAL(after.st_gid, before.st_gid);
+    free(path);
+    free(cfg);
+}
+
+/* A writer killed with SIGKILL at random moments: the store always loads
+ * and holds every key whose creation was acknowledged (printed). */
+static void test_sigkill_mid_write(void)
+{
+    char *path = store_path("killed.json");
+    char *cfg = config_for(path);
+    srand((unsigned)time(NULL) ^ (unsigned)getpid());
+    char keys[64][128];
+    int acked = 0, killed = 0;
+    for (int round = 0; round < 60 && acked < 64; round++) {
+        int p[2];
+        CU_ASSERT_FATAL(pipe(p) == 0);
+        pid_t pid = fork();
+        if (pid == 0) {
+            dup2(p[1], 1);
+            close(p[0]);
+            execl("build/apikey", "apikey", "--config", cfg, "create", "alice", "--name", "k",
+                  "--scopes", "proxies:read", (char *)NULL);
+            _exit(127);
+        }
+        close(p[1]);
+        usleep((useconds_t)(rand() % 6000));
+        killed += kill(pid, SIGKILL) == 0;
+        int status;
+        waitpid(pid, &status, 0);
+        char buf[256] = "";
+        ssize_t n = read(p[0], buf, sizeof buf - 1);
+        close(p[0]);
+        if (n > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+            buf[strcspn(buf, "\n")] = '\0';
+            snprintf(keys[acked++], sizeof keys[0], "%s", buf);
+        }
+        /* Whatever happened, the store loads. */
+        CU_ASSERT_EQUAL(tu_apikey(cfg, NULL, NULL, NULL, "list", NULL), 0);
+    }
+    CU_ASSERT(killed > 0);
+    for (int i = 0; i < acked; i++) {
+        char line[sizeof keys[0] + 2];
+        strcpy(line, keys[i]);
+        strcat(line, "\n");
+        CU_ASSERT_EQUAL(tu_apikey(cfg, line, NULL, NULL, "verify", "--service", "sshd", NULL), 0);
+    }
+    /* No temporary file is taken for the store. */
+    CU_ASSERT_EQUAL(tu_apikey(cfg, NULL, NULL, NULL, "create", "bob", "--name", "k", "--scopes",
+                              "proxies:read", NULL), 0);
+    printf("(%d acknowledged of 60 runs, killed at random) ", acked);
+    free(path);
+    free(cfg);
+}
+
+int main(void)
+{
+    setenv("APIKEY_BIN", "build/apikey", 0);
+    CU_TestInfo tests[] = {
+        {"truncated, wrong types, unknown version, duplicate ids fail closed", test_bad_contents},
+        {"a missing store fails closed", test_missing_store},
+        {"group-/world-writable, foreign-owned and symlinked stores are refused", test_insecure_files},
+        {"a rewrite keeps owner, group and mode", test_rewrite_keeps_owner_and_mode},
+        {"a writer killed mid-write loses no acknowledged key", test_sigkill_mid_write},
+        CU_TEST_INFO_NULL,
+    };
+    CU_SuiteInfo suites[] = {{"json store", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};
+    return tu_run(suites);
+}
