@@ -121,11 +121,15 @@ static void print_table(const apikey_ctx *ctx, const rows *r, int show_account)
     for (size_t i = 0; i <= r->n; i++) {
         if (i > 0)
             cells(ctx, &r->recs[i - 1], r->now, c);
+        int last = NCOLS - 1;
+        while (!used[last])
+            last--;
         const char *sep = "";
-        for (int k = 0; k < NCOLS; k++) {
+        for (int k = 0; k <= last; k++) {
             if (!used[k])
                 continue;
-            printf("%s%-*s", sep, (int)width[k], i == 0 ? headers[k] : c[k]);
+            /* No padding after the last column: lines end without blanks. */
+            printf("%s%-*s", sep, k == last ? 0 : (int)width[k], i == 0 ? headers[k] : c[k]);
             sep = "  ";
         }
         putchar('\n');

@@ -36,7 +36,9 @@ run_script() {
     else echo "0 1" >> "$RESULTS"; failed_runs="$failed_runs $label"; fi
 }
 
-STORES="${APIKEY_TEST_STORES:-json sqlite pgsql}"
+# Every store whose backend is built.
+STORES=${APIKEY_TEST_STORES:-$(for so in build/store/apikey_store_*.so; do
+    n=${so##*apikey_store_}; echo "${n%.so}"; done)}
 
 for t in $B/test_*; do
     [ -x "$t" ] || continue

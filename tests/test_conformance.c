@@ -485,6 +485,10 @@ static void test_copy_between_stores(void)
     CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, NULL, NULL, "revoke", pid, NULL), 0);
     const char *targets[] = {"json", "sqlite"};
     for (size_t i = 0; i < 2; i++) {
+        char so[256];
+        snprintf(so, sizeof so, "%s/apikey_store_%s.so", getenv("APIKEY_STORE_DIR"), targets[i]);
+        if (access(so, R_OK) != 0)
+            continue; /* that backend is not built */
         char *to;
         if (asprintf(&to, "%s:%s/copy%zu-%d.%s", targets[i], tu_tmpdir(), i, (int)getpid(), targets[i]) < 0)
             abort();
