@@ -1,0 +1,159 @@
+/* basic_apikey_auth as Squid runs it: a long-lived process fed request
+ * lines on a pipe, answering OK, ERR or BH. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+typedef struct helper {
+    pid_t pid;
+    FILE *to, *from;
+} helper;
+
+static helper start(const char *config, int concurrency)
+{
+    int in[2], out[2];
+    helper h = {0};
+    if (pipe(in) || pipe(out))
+        abort();
+    h.pid = fork();
+    if (h.pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[1]);
+        close(out[0]);
+        execl("build/basic_apikey_auth", "basic_apikey_auth", "--config", config, "--service",
+              "squid", concurrency ? "--concurrency" : (char *)NULL, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    h.to = fdopen(in[1], "w");
+    h.from = fdopen(out[0], "r");
+    return h;
+}
+
+/* Send one line, return the answer line without its newline (static). */
+static const char *ask(helper *h, const char *line)
+{
+    static char answer[512];
+    fprintf(h->to, "%s\n", line);
+    fflush(h->to);
+    if (!fgets(answer, sizeof answer, h->from))
+        return "(no answer)";
+    answer[strcspn(answer, "\n")] = '\0';
+    return answer;
+}
+
+static void stop(helper *h)
+{
+    fclose(h->to);
+    fclose(h->from);
+    int status;
+    waitpid(h->pid, &status, 0);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static char *config, *good, *scoped, *pid_good;
+
+static char *create(const char *account, const char *scopes)
+{
+    char *out = NULL;
+    CU_ASSERT_EQUAL(tu_apikey(config, NULL, &out, NULL, "create", account, "--name", "h",
+                              "--scopes", scopes, NULL), 0);
+    out[strcspn(out, "\n")] = '\0';
+    return out;
+}
+
+static void test_answers(void)
+{
+    char *uri;
+    if (asprintf(&uri, "json:%s/helper.json", tu_tmpdir()) < 0)
+        abort();
+    config = tu_config(uri, NULL, "squid = proxies:read\n");
+    good = create("alice", "proxies:read");
+    scoped = create("alice", "geo:read");
+    pid_good = strndup(good, 11);
+    helper h = start(config, 0);
+    char line[512];
+    snprintf(line, sizeof line, "alice %s", good);
+    CU_ASSERT_STRING_EQUAL(ask(&h, line), "OK");
+    snprintf(line, sizeof line, "bob %s", good);
+    CU_ASSERT_STRING_EQUAL(ask(&h, line), "ERR message=\"wrong account\"");
+    snprintf(line, sizeof line, "alice %s", scoped);
+    CU_ASSERT_STRING_EQUAL(ask(&h, line), "ERR message=\"missing scope\"");
+    CU_ASSERT_STRING_EQUAL(ask(&h, "alice ak_nonsense"), "ERR message=\"malformed key\"");
+    /* URL-escaped user names, as Squid sends them. */
+    char *odd = create("o'brien smith", "proxies:read");
+    snprintf(line, sizeof line, "o%%27brien%%20smith %s", odd);
+    CU_ASSERT_STRING_EQUAL(ask(&h, line), "OK");
+    /* Malformed lines: no separator, bad escapes, an escaped NUL. */
+    CU_ASSERT_STRING_EQUAL(ask(&h, "alice"), "BH message=\"malformed request\"");
+    CU_ASSERT_STRING_EQUAL(ask(&h, "al%zzice key"), "BH message=\"malformed request\"");
+    CU_ASSERT_STRING_EQUAL(ask(&h, "alice ke%00y"), "BH message=\"malformed request\"");
+    char *huge = malloc(200000);
+    memset(huge, 'a', 199999);
+    huge[199999] = '\0';
+    huge[5] = ' ';
+    CU_ASSERT_STRING_EQUAL(ask(&h, huge), "BH message=\"malformed request\"");
+    free(huge);
+    /* A revocation reaches the next answer of the running helper. */
+    CU_ASSERT_EQUAL(tu_apikey(config, NULL, NULL, NULL, "revoke", pid_good, NULL), 0);
+    snprintf(line, sizeof line, "alice %s", good);
+    CU_ASSERT_STRING_EQUAL(ask(&h, line), "ERR message=\"revoked\"");
+    stop(&h);
+    free(odd);
+    free(uri);
+}
+
+static void test_concurrency_channels(void)
+{
+    char *fresh = create("carol", "proxies:read");
+    helper h = start(config, 1);
+    char line[512];
+    snprintf(line, sizeof line, "7 carol %s", fresh);
+    CU_ASSERT_STRING_EQUAL(ask(&h, line), "7 OK");
+    snprintf(line, sizeof line, "12 alice %s", good);
+    CU_ASSERT_STRING_EQUAL(ask(&h, line), "12 ERR message=\"revoked\"");
+    CU_ASSERT_STRING_EQUAL(ask(&h, "3 carol"), "3 BH message=\"malformed request\"");
+    stop(&h);
+    free(fresh);
+}
+
+static void test_unavailable_is_bh(void)
+{
+    char *bad = tu_config("json:/nonexistent/dir/keys.json", NULL, "squid = proxies:read\n");
+    helper h = start(bad, 0);
+    char line[512];
+    snprintf(line, sizeof line, "alice %s", scoped);
+    CU_ASSERT_STRING_EQUAL(ask(&h, line), "BH message=\"store unavailable\"");
+    stop(&h);
+    /* An unusable configuration: BH to every line, never OK. */
+    helper h2 = start("/nonexistent.conf", 0);
+    CU_ASSERT_STRING_EQUAL(ask(&h2, line), "BH message=\"apikey configuration unusable\"");
+    stop(&h2);
+    free(bad);
+}
+
+int main(void)
+{
+    setenv("APIKEY_BIN", "build/apikey", 0);
+    signal(SIGPIPE, SIG_IGN);
+    CU_TestInfo tests[] = {
+        {"OK, ERR and BH; escapes; revocation reaches the next answer", test_answers},
+        {"channel ids with --concurrency", test_concurrency_channels},
+        {"an unavailable store or config answers BH", test_unavailable_is_bh},
+        CU_TEST_INFO_NULL,
+    };
+    CU_SuiteInfo suites[] = {{"basic_apikey_auth", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};
+    int rc = tu_run(suites);
+    free(config);
+    free(good);
+    free(scoped);
+    free(pid_good);
+    return rc;
+}
