@@ -50,6 +50,12 @@ $(B)/obj/%.o: %.c $(wildcard include/*.h loader/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(STORE_CFLAGS_$(word 2,$(subst /, ,$*))) -c $< -o $@
 
+# Paths compiled into the library: rebuild when PREFIX or SYSCONFDIR change,
+# so `make install PREFIX=/usr` never installs a library that looks elsewhere.
+PATHS_STAMP := $(B)/paths.stamp
+$(shell mkdir -p $(B); echo '$(STOREDIR) $(SYSCONFDIR)' | cmp -s - $(PATHS_STAMP) || echo '$(STOREDIR) $(SYSCONFDIR)' > $(PATHS_STAMP))
+$(B)/obj/loader/store_binding.o $(B)/obj/loader/context.o $(B)/obj/cli/apikey.o: $(PATHS_STAMP)
+
 $(CORE_LIB): $(CORE_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
