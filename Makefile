@@ -43,7 +43,7 @@ ifneq ($(wildcard pam_apikey/*.c),)
 TARGETS += $(B)/pam_apikey.so
 endif
 
-.PHONY: all check demo install deps clean bench fuzz check-sanitize
+.PHONY: all check demo install deps clean bench check-sanitize
 all: $(TARGETS)
 
 $(B)/obj/%.o: %.c $(wildcard include/*.h loader/*.h)
@@ -84,6 +84,7 @@ $(B)/pam_apikey.so: $(patsubst %.c,$(B)/obj/%.o,$(wildcard pam_apikey/*.c)) $(CO
 		-Wl,-z,nodelete $(ALL_LDFLAGS) $(CORE_LIBS) -lpam
 
 include tests/tests.mk
+include fuzz/fuzz.mk
 
 deps:
 	@sh tools/install-deps.sh

@@ -47,8 +47,11 @@ int helper_parse_line(const char *line, size_t len, int concurrency, helper_requ
     if (concurrency) {
         const char *sp = memchr(line, ' ', len);
         size_t n = sp ? (size_t)(sp - line) : len;
-        if (n == 0 || n >= sizeof req->channel || strspn(line, "0123456789") < n)
+        if (n == 0 || n >= sizeof req->channel)
             return -1;
+        for (size_t i = 0; i < n; i++)
+            if (line[i] < '0' || line[i] > '9')
+                return -1;
         memcpy(req->channel, line, n);
         if (!sp)
             return -1;

@@ -49,7 +49,8 @@ void json_db_clear(json_db *db)
         free(db->recs[i].name);
         free(db->recs[i].scopes);
     }
-    memset(db->recs, 0, db->cap * sizeof *db->recs);
+    if (db->recs)
+        memset(db->recs, 0, db->cap * sizeof *db->recs);
     db->n = 0;
     memset(db->slots, 0, db->nslots * sizeof *db->slots);
 }
