@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "apikey.h"
 #include "keycodec.h"
 #include "testutil.h"
 
@@ -222,6 +223,77 @@ static void test_sigkill_mid_write(void)
     free(cfg);
 }
 
+static char *make_key(const char *cfg, const char *account)
+{
+    char *out = NULL;
+    CU_ASSERT_EQUAL(tu_apikey(cfg, NULL, &out, NULL, "create", account, "--name", "k", "--scopes",
+                              "proxies:read", NULL), 0);
+    out[strcspn(out, "\n")] = '\0';
+    return out;
+}
+
+/* Replace text in a file in place of the writer: a hand edit that leaves
+ * the index behind. */
+static void hand_edit(const char *path, const char *from, const char *to)
+{
+    size_t len;
+    char *text = tu_read(path, &len);
+    char *at = strstr(text, from);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+    char *out = malloc(len + strlen(to) + 1);
+    sprintf(out, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+    write_store(path, out, 0600);
+    free(out);
+    free(text);
+}
+
+static void test_index_follows_the_json_file(void)
+{
+    char *path = store_path("indexed.json");
+    char *cfg = config_for(path);
+    char *key = make_key(cfg, "alice");
+    char idx[512];
+    snprintf(idx, sizeof idx, "%s.idx", path);
+    CU_ASSERT_EQUAL(access(idx, R_OK), 0);
+    apikey_ctx *ctx = apikey_open(cfg, NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    apikey_result res;
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", "alice", key, strlen(key), &res), APIKEY_ALLOWED);
+    /* A hand edit that revokes the key reaches the open context within a
+     * second, and a new process at once. */
+    hand_edit(path, "\"revoked\": null", "\"revoked\": \"2026-01-02T00:00:00Z\"");
+    char line[128];
+    snprintf(line, sizeof line, "%s\n", key);
+    CU_ASSERT_EQUAL(tu_apikey(cfg, line, NULL, NULL, "verify", "--service", "sshd", NULL), 1);
+    usleep(1100 * 1000);
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", "alice", key, strlen(key), &res), APIKEY_REFUSED);
+    CU_ASSERT_EQUAL(res.reason, APIKEY_REASON_REVOKED);
+    apikey_close(ctx);
+    /* A garbage index, or one built for another store, is never trusted. */
+    char *other_path = store_path("other.json");
+    char *other_cfg = config_for(other_path);
+    char *other_key = make_key(other_cfg, "mallory");
+    char other_idx[512];
+    snprintf(other_idx, sizeof other_idx, "%s.idx", other_path);
+    CU_ASSERT_EQUAL(rename(other_idx, idx), 0);
+    snprintf(line, sizeof line, "%s\n", other_key);
+    CU_ASSERT_EQUAL(tu_apikey(cfg, line, NULL, NULL, "verify", "--service", "sshd", NULL), 1);
+    write_store(idx, "AKIDX garbage garbage garbage garbage garbage garbage garbage garbage garbage", 0600);
+    snprintf(line, sizeof line, "%s\n", key);
+    CU_ASSERT_EQUAL(tu_apikey(cfg, line, NULL, NULL, "verify", "--service", "sshd", NULL), 1);
+    /* The next write rebuilds it. */
+    char *fresh = make_key(cfg, "bob");
+    snprintf(line, sizeof line, "%s\n", fresh);
+    CU_ASSERT_EQUAL(tu_apikey(cfg, line, NULL, NULL, "verify", "--service", "sshd", NULL), 0);
+    free(fresh);
+    free(other_key);
+    free(other_cfg);
+    free(other_path);
+    free(key);
+    free(path);
+    free(cfg);
+}
+
 int main(void)
 {
     setenv("APIKEY_BIN", "build/apikey", 0);
@@ -231,6 +303,7 @@ int main(void)
         {"group-/world-writable, foreign-owned and symlinked stores are refused", test_insecure_files},
         {"a rewrite keeps owner, group and mode", test_rewrite_keeps_owner_and_mode},
         {"a writer killed mid-write loses no acknowledged key", test_sigkill_mid_write},
+        {"the index follows the JSON file and is never trusted blindly", test_index_follows_the_json_file},
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {{"json store", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};

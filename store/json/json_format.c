@@ -167,22 +167,11 @@ int json_db_update(json_db *db, const apikey_record *rec)
     return fill(j, rec);
 }
 
-void json_db_apply_used(json_db *db, const char *lines)
+void json_db_raise_last_used(json_db *db, const char *id, int64_t when)
 {
-    while (*lines) {
-        char id[APIKEY_ID_LEN + 1];
-        long long when;
-        int used = 0;
-        if (sscanf(lines, "%8s %lld%n", id, &when, &used) == 2 && strlen(id) == APIKEY_ID_LEN) {
-            json_rec *j = (json_rec *)get(db, id);
-            if (j && when > j->last_used)
-                j->last_used = when;
-        }
-        const char *nl = strchr(lines, '\n');
-        if (!nl)
-            break;
-        lines = nl + 1;
-    }
+    json_rec *j = (json_rec *)get(db, id);
+    if (j && when > j->last_used)
+        j->last_used = when;
 }
 
 /* ---- the file format ---- */

@@ -32,8 +32,8 @@ int json_db_get(const json_db *db, const char *id, apikey_record *out);
 int json_db_each(const json_db *db, const char *account, apikey_record_cb cb, void *arg);
 int json_db_insert(json_db *db, const apikey_record *rec);
 int json_db_update(json_db *db, const apikey_record *rec);
-/* Apply "ID SECONDS" lines of the last-used journal. */
-void json_db_apply_used(json_db *db, const char *lines);
+/* Raise a record's last-used time (hosts record uses in the index). */
+void json_db_raise_last_used(json_db *db, const char *id, int64_t when);
 /* The whole file's text, malloc'd. */
 int json_db_dump(const json_db *db, char **text, size_t *len);
 

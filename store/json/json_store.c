@@ -1,20 +1,20 @@
 /*
- * The embedded JSON store: one human-readable file (format in README.md).
+ * The embedded JSON store: one human-readable file (format in README.md),
+ * with a compiled index beside it (json_index.h).
  *
- * Writers serialise on an flock of PATH.lock, re-read the file under the
- * lock, write PATH.tmp.XXXXXX, fsync it, rename it over PATH and fsync the
- * folder, so a reader sees the old file or the new one, never a torn one,
- * and a writer killed at any point loses only what it had not acknowledged.
- * Readers take no lock: they stat the file at every check and re-parse only
- * when it changed.
+ * Writers serialise on an flock of PATH.lock, re-read the store under the
+ * lock, write PATH.tmp.XXXXXX, fsync it, rename it over PATH, rebuild
+ * PATH.idx the same way and fsync the folder, so a reader sees the old store
+ * or the new one, never a torn one, and a writer killed at any point loses
+ * only what it had not acknowledged.
  *
- * Last-used times are appended to PATH.used ("ID SECONDS" lines) by hosts,
- * never by rewriting the store, and folded into it at the next write.
+ * Readers take no lock. They answer from the index while it is not stale
+ * and, once a second, stat the JSON file too, so that even a hand edit that
+ * bypassed the index is seen. Without a usable index they parse the JSON
+ * file, again only when it changed.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,44 +25,39 @@
 
 #include "apikey_store.h"
 #include "json_format.h"
+#include "json_index.h"
 
 #define EXPORT __attribute__((visibility("default")))
 #define MAX_STORE_BYTES ((size_t)1 << 30)
-
-typedef struct file_id {
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime;
-} file_id;
+#define RESTAT_MS 1000
 
 typedef struct jstore {
     const apikey_store_host *host;
-    char *path, *lock_path, *used_path;
+    char *path, *lock_path, *idx_path;
     int create;
-    json_db db;
-    int loaded;      /* db mirrors the file identified by id (or its absence) */
-    file_id id;
-    off_t used_off;  /* how much of PATH.used has been applied */
-    file_id used_id;
-    int lock_fd;     /* >= 0 inside a write transaction */
+    json_index ix;       /* mapped when it matches the JSON file */
+    json_db db;          /* the parsed store, when there is no usable index or
+                            inside a write transaction */
+    int db_loaded;
+    struct stat db_st;   /* the JSON file db was read from (st_ino 0: none) */
+    int64_t checked_ms;  /* when the JSON file was last stat'ed */
+    int lock_fd;         /* >= 0 inside a write transaction */
     int dirty;
-    struct stat owner; /* owner, group and mode a rewrite keeps */
+    struct stat owner;   /* owner, group and mode a rewrite keeps */
     int have_owner;
 } jstore;
 
-static int same_file(const file_id *a, const struct stat *st)
+static int64_t monotonic_ms(void)
 {
-    return a->dev == st->st_dev && a->ino == st->st_ino && a->size == st->st_size &&
-           a->mtime.tv_sec == st->st_mtim.tv_sec && a->mtime.tv_nsec == st->st_mtim.tv_nsec;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void remember(file_id *a, const struct stat *st)
+static int same_file(const struct stat *a, const struct stat *b)
 {
-    a->dev = st->st_dev;
-    a->ino = st->st_ino;
-    a->size = st->st_size;
-    a->mtime = st->st_mtim;
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
 static char *path_with(const char *path, const char *suffix)
@@ -71,96 +66,125 @@ static char *path_with(const char *path, const char *suffix)
     return asprintf(&out, "%s%s", path, suffix) < 0 ? NULL : out;
 }
 
-/* Apply PATH.used from where we stopped; a new file starts over. */
-static void apply_used(jstore *s)
+/* Open the JSON file safely. OK with fd and st, NOTFOUND when it does not
+ * exist, UNAVAILABLE (logged) otherwise. */
+static int open_json(jstore *s, int *fd, struct stat *st)
 {
-    int fd = open(s->used_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-        goto done;
-    if (st.st_ino != s->used_id.ino || st.st_dev != s->used_id.dev || st.st_size < s->used_off)
-        s->used_off = 0;
-    remember(&s->used_id, &st);
-    if (st.st_size == s->used_off)
-        goto done;
-    size_t len = (size_t)(st.st_size - s->used_off);
-    if (len > 64 * 1024 * 1024)
-        goto done;
-    char *buf = malloc(len + 1);
-    if (!buf)
-        goto done;
-    ssize_t n = pread(fd, buf, len, s->used_off);
-    if (n > 0) {
-        buf[n] = '\0';
-        /* Only whole lines: a line still being appended is read next time. */
-        char *last_nl = memrchr(buf, '\n', (size_t)n);
-        if (last_nl) {
-            *last_nl = '\0';
-            json_db_apply_used(&s->db, buf);
-            s->used_off += last_nl - buf + 1;
-        }
-    }
-    free(buf);
-done:
-    close(fd);
-}
-
-/* Bring the in-memory copy up to date with the file; parse only on change. */
-static int refresh(jstore *s)
-{
-    struct stat st;
-    if (stat(s->path, &st) != 0) {
-        if (errno == ENOENT && s->create) {
-            if (!s->loaded || s->id.ino != 0) {
-                json_db_clear(&s->db);
-                memset(&s->id, 0, sizeof s->id);
-                s->loaded = 1;
-            }
-            return APIKEY_ST_OK;
-        }
-        s->host->log_error("store %s: %s", s->path, strerror(errno));
-        s->loaded = 0;
-        return APIKEY_ST_UNAVAILABLE;
-    }
-    if (s->loaded && same_file(&s->id, &st)) {
-        apply_used(s);
-        return APIKEY_ST_OK;
-    }
-    s->loaded = 0;
-    int fd = open(s->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
+    *fd = open(s->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (*fd < 0) {
+        if (errno == ENOENT)
+            return APIKEY_ST_NOTFOUND;
         s->host->log_error("store %s: %s", s->path,
                            errno == ELOOP ? "is a symbolic link; refusing it" : strerror(errno));
         return APIKEY_ST_UNAVAILABLE;
     }
     char why[512];
-    int rc = APIKEY_ST_UNAVAILABLE;
-    if (s->host->check_file(fd, s->path, why, sizeof why) != 0) {
+    if (s->host->check_file(*fd, s->path, why, sizeof why) != 0 || fstat(*fd, st) != 0) {
         s->host->log_error("store %s", why);
-        goto done;
+        close(*fd);
+        return APIKEY_ST_UNAVAILABLE;
     }
-    if (fstat(fd, &st) != 0 || (size_t)st.st_size > MAX_STORE_BYTES) {
-        s->host->log_error("store %s: unreadable or larger than 1 GiB", s->path);
-        goto done;
+    if ((size_t)st->st_size > MAX_STORE_BYTES) {
+        s->host->log_error("store %s: larger than 1 GiB; refusing it", s->path);
+        close(*fd);
+        return APIKEY_ST_UNAVAILABLE;
     }
-    s->owner = st;
+    s->owner = *st;
     s->have_owner = 1;
+    return APIKEY_ST_OK;
+}
+
+static void drop_db(jstore *s)
+{
     json_db_clear(&s->db);
-    rc = json_db_load(&s->db, fd, why, sizeof why);
-    if (rc != APIKEY_ST_OK) {
-        s->host->log_error("store %s: %s", s->path, why);
-        json_db_clear(&s->db);
-        goto done;
-    }
-    remember(&s->id, &st);
-    s->loaded = 1;
-    s->used_off = 0;
-    memset(&s->used_id, 0, sizeof s->used_id);
-    apply_used(s);
-done:
+    s->db_loaded = 0;
+    memset(&s->db_st, 0, sizeof s->db_st);
+}
+
+/* Whether a writer holds the lock, between renaming the JSON file and its
+ * index. Readers only ask when the two disagree. */
+static int writer_active(const jstore *s)
+{
+    int fd = open(s->lock_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    int busy = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
     close(fd);
+    return busy;
+}
+
+/* Make s->ix or s->db reflect the JSON file st (open as fd). */
+static int load(jstore *s, int fd, const struct stat *st, int want_db)
+{
+    if (!s->ix.map || !json_index_matches(&s->ix, st) || json_index_is_stale(&s->ix)) {
+        json_index_close(&s->ix);
+        json_index_open(&s->ix, s->idx_path, st, s->host->check_file);
+    }
+    if (s->ix.map && !want_db)
+        return APIKEY_ST_OK;
+    if (s->db_loaded && same_file(&s->db_st, st)) {
+        if (s->ix.map)
+            json_index_merge_last_used(&s->ix, &s->db);
+        return APIKEY_ST_OK;
+    }
+    drop_db(s);
+    int rc;
+    char why[512];
+    if (s->ix.map) {
+        rc = json_index_load(&s->ix, &s->db);
+        if (rc != APIKEY_ST_OK)
+            s->host->log_error("store %s: its index %s is corrupt", s->path, s->idx_path);
+    } else {
+        rc = json_db_load(&s->db, fd, why, sizeof why);
+        if (rc != APIKEY_ST_OK)
+            s->host->log_error("store %s: %s", s->path, why);
+    }
+    if (rc != APIKEY_ST_OK) {
+        drop_db(s);
+        return rc;
+    }
+    s->db_loaded = 1;
+    s->db_st = *st;
+    return APIKEY_ST_OK;
+}
+
+/* Bring the view up to date. want_db: the whole store is needed (listing,
+ * writing), not just lookups. */
+static int refresh(jstore *s, int want_db)
+{
+    int64_t now = monotonic_ms();
+    if (!want_db && s->ix.map && !json_index_is_stale(&s->ix) && now - s->checked_ms < RESTAT_MS)
+        return APIKEY_ST_OK;
+    int fd;
+    struct stat st;
+    int rc = open_json(s, &fd, &st);
+    if (rc == APIKEY_ST_NOTFOUND) {
+        json_index_close(&s->ix);
+        drop_db(s);
+        if (s->create) {
+            s->db_loaded = 1; /* an empty store, created by the first write */
+            return APIKEY_ST_OK;
+        }
+        s->host->log_error("store %s: No such file or directory", s->path);
+        return APIKEY_ST_UNAVAILABLE;
+    }
+    if (rc != APIKEY_ST_OK) {
+        json_index_close(&s->ix);
+        drop_db(s);
+        return rc;
+    }
+    /* Mid-commit a writer has renamed the JSON file but not yet the index:
+     * the mapped index is the consistent state before it. Otherwise the
+     * JSON file was edited by hand, and is parsed. */
+    if (!want_db && s->ix.map && !json_index_is_stale(&s->ix) && !json_index_matches(&s->ix, &st) &&
+        writer_active(s)) {
+        close(fd);
+        return APIKEY_ST_OK;
+    }
+    rc = load(s, fd, &st, want_db);
+    close(fd);
+    if (rc == APIKEY_ST_OK)
+        s->checked_ms = now;
     return rc;
 }
 
@@ -178,11 +202,11 @@ static int js_open(const char *location, int create, const apikey_store_host *ho
     s->lock_fd = -1;
     s->path = strdup(location);
     s->lock_path = path_with(location, ".lock");
-    s->used_path = path_with(location, ".used");
-    if (!s->path || !s->lock_path || !s->used_path || json_db_init(&s->db) != 0) {
+    s->idx_path = path_with(location, ".idx");
+    if (!s->path || !s->lock_path || !s->idx_path || json_db_init(&s->db) != 0) {
         free(s->path);
         free(s->lock_path);
-        free(s->used_path);
+        free(s->idx_path);
         free(s);
         return APIKEY_ST_NOMEM;
     }
@@ -195,10 +219,11 @@ static void js_close(void *handle)
     jstore *s = handle;
     if (s->lock_fd >= 0)
         close(s->lock_fd);
+    json_index_close(&s->ix);
     json_db_free(&s->db);
     free(s->path);
     free(s->lock_path);
-    free(s->used_path);
+    free(s->idx_path);
     free(s);
 }
 
@@ -206,9 +231,11 @@ static int js_lookup(void *handle, const char *id, apikey_record *out)
 {
     jstore *s = handle;
     if (s->lock_fd < 0) {
-        int st = refresh(s);
+        int st = refresh(s, 0);
         if (st != APIKEY_ST_OK)
             return st;
+        if (s->ix.map)
+            return json_index_get(&s->ix, id, out);
     }
     return json_db_get(&s->db, id, out);
 }
@@ -217,7 +244,7 @@ static int js_each(void *handle, const char *account, apikey_record_cb cb, void 
 {
     jstore *s = handle;
     if (s->lock_fd < 0) {
-        int st = refresh(s);
+        int st = refresh(s, 1);
         if (st != APIKEY_ST_OK)
             return st;
     }
@@ -234,6 +261,9 @@ static int open_lock(jstore *s)
                            strerror(errno));
         return -1;
     }
+    /* Readers in the store's group look at the lock too (writer_active). */
+    if (s->have_owner && geteuid() == 0)
+        (void)!fchown(fd, s->owner.st_uid, s->owner.st_gid);
     while (flock(fd, LOCK_EX) != 0) {
         if (errno != EINTR) {
             s->host->log_error("store %s: cannot lock: %s", s->path, strerror(errno));
@@ -252,7 +282,7 @@ static int js_begin(void *handle)
     s->lock_fd = open_lock(s);
     if (s->lock_fd < 0)
         return APIKEY_ST_UNAVAILABLE;
-    int st = refresh(s);
+    int st = refresh(s, 1);
     if (st != APIKEY_ST_OK) {
         close(s->lock_fd);
         s->lock_fd = -1;
@@ -315,8 +345,9 @@ static int fsync_dir(const char *path)
     return rc;
 }
 
-/* Write the whole store beside the old one and rename it into place. */
-static int write_store(jstore *s)
+/* Write the whole store beside the old one and rename it into place; st
+ * receives the new file's identity for its index. */
+static int write_store(jstore *s, struct stat *st)
 {
     char *tmp = path_with(s->path, ".tmp.XXXXXX");
     char *text = NULL;
@@ -343,7 +374,7 @@ static int write_store(jstore *s)
     if (write_all(fd, text, len) != 0)
         goto done;
     what = "fsync";
-    if (fsync(fd) != 0)
+    if (fsync(fd) != 0 || fstat(fd, st) != 0)
         goto done;
     what = "close";
     int cfd = fd;
@@ -352,9 +383,6 @@ static int write_store(jstore *s)
         goto done;
     what = "rename";
     if (rename(tmp, s->path) != 0)
-        goto done;
-    what = "fsync the folder";
-    if (fsync_dir(s->path) != 0)
         goto done;
     rc = APIKEY_ST_OK;
 done:
@@ -365,10 +393,7 @@ done:
         if (tmp)
             unlink(tmp);
     }
-    if (text) {
-        memset(text, 0, len);
-        free(text);
-    }
+    free(text);
     free(tmp);
     return rc;
 }
@@ -387,17 +412,25 @@ static int js_commit(void *handle)
         return APIKEY_ST_UNAVAILABLE;
     int rc = APIKEY_ST_OK;
     if (s->dirty) {
-        off_t folded = s->used_off;
-        rc = write_store(s);
+        struct stat st;
+        rc = write_store(s, &st);
         if (rc == APIKEY_ST_OK) {
-            /* Its lines are in the store now; keep any appended since. */
-            struct stat st;
-            if (stat(s->used_path, &st) == 0 && st.st_size == folded && folded > 0 &&
-                truncate(s->used_path, 0) == 0)
-                s->used_off = 0;
+            char why[512];
+            /* The JSON file is the record: a missing index costs speed, not
+             * correctness, and the one it replaces is marked stale anyway. */
+            if (json_index_write(s->idx_path, &s->db, &st, s->have_owner ? &s->owner : NULL, why,
+                                 sizeof why) != 0)
+                s->host->log_error("store %s: %s", s->path, why);
+            if (fsync_dir(s->path) != 0) {
+                s->host->log_error("store %s: cannot fsync its folder: %s", s->path, strerror(errno));
+                rc = APIKEY_ST_UNAVAILABLE;
+            }
+            s->db_st = st;
+        } else {
+            drop_db(s);
         }
-        /* Re-read at the next check: the rename gave the file a new identity. */
-        s->loaded = 0;
+        json_index_close(&s->ix);
+        s->checked_ms = 0;
     }
     end_txn(s);
     return rc;
@@ -408,27 +441,14 @@ static void js_rollback(void *handle)
     jstore *s = handle;
     if (s->lock_fd < 0)
         return;
-    s->loaded = 0; /* drop the changes held in memory */
+    drop_db(s); /* forget the changes held in memory */
     end_txn(s);
 }
 
 static int js_touch(void *handle, const char *id, int64_t when)
 {
     jstore *s = handle;
-    char line[64];
-    int n = snprintf(line, sizeof line, "%s %lld\n", id, (long long)when);
-    mode_t mode = s->have_owner ? s->owner.st_mode & 0660 : 0640;
-    int fd = open(s->used_path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK,
-                  mode);
-    if (fd < 0)
-        return APIKEY_ST_UNAVAILABLE; /* an unprivileged reader: fine */
-    struct stat st;
-    if (fstat(fd, &st) == 0 && st.st_size == 0 && s->have_owner && geteuid() == 0)
-        (void)!fchown(fd, s->owner.st_uid, s->owner.st_gid);
-    /* One write of a short line to an O_APPEND file lands whole. */
-    int rc = write(fd, line, (size_t)n) == n ? APIKEY_ST_OK : APIKEY_ST_UNAVAILABLE;
-    close(fd);
-    return rc;
+    return s->ix.map ? json_index_touch(&s->ix, s->idx_path, id, when) : APIKEY_ST_UNAVAILABLE;
 }
 
 static const apikey_store_ops json_ops = {
