@@ -112,3 +112,6 @@ install: all
 
 clean:
 	rm -rf $(B)
+
+# Keep object files that pattern rules made: no rebuilds on every run.
+.SECONDARY:

@@ -66,18 +66,16 @@ static int count_active(apikey_ctx *ctx, const char *account, const char *skip_i
     return st;
 }
 
-/* A fresh id, retried on collision with the store or with this batch. */
-static int new_id(apikey_ctx *ctx, const admin_issued *batch, size_t nbatch, char *id)
+/* A fresh id, retried on collision. Keys inserted earlier in the same
+ * write are visible to the lookup, so a batch never repeats an id. */
+static int new_id(apikey_ctx *ctx, char *id)
 {
     for (int attempt = 0; attempt < ID_ATTEMPTS; attempt++) {
         if (keycodec_random62(id, APIKEY_ID_LEN) != 0)
             return APIKEY_ST_UNAVAILABLE;
         id[APIKEY_ID_LEN] = '\0';
-        int clash = 0;
-        for (size_t i = 0; i < nbatch && !clash; i++)
-            clash = strcmp(batch[i].rec.id, id) == 0;
         apikey_record rec;
-        int st = clash ? APIKEY_ST_OK : ctx->store.ops->lookup(ctx->store.handle, id, &rec);
+        int st = ctx->store.ops->lookup(ctx->store.handle, id, &rec);
         if (st == APIKEY_ST_NOTFOUND)
             return APIKEY_ST_OK;
         if (st != APIKEY_ST_OK)
@@ -118,9 +116,9 @@ static int validate(apikey_ctx *ctx, const admin_request *r, int64_t now, apikey
 }
 
 /* Fill in id, key and hash of a record validated above, and insert it. */
-static int issue(apikey_ctx *ctx, admin_issued *out, size_t nbefore, char *err, size_t errlen)
+static int issue(apikey_ctx *ctx, admin_issued *out, char *err, size_t errlen)
 {
-    int st = new_id(ctx, out - nbefore, nbefore, out->rec.id);
+    int st = new_id(ctx, out->rec.id);
     if (st == APIKEY_ST_CONFLICT) {
         snprintf(err, errlen, "could not find a free key id in %d attempts", ID_ATTEMPTS);
         return ADMIN_ERROR;
@@ -167,10 +165,20 @@ static void audit(apikey_ctx *ctx, const char *what, const apikey_record *rec, c
 {
     char pid[APIKEY_KEY_ID_MAX];
     core_public_id(ctx, rec->id, pid, sizeof pid);
-    openlog("apikey", LOG_PID, LOG_AUTHPRIV);
+    static int opened;
+    if (!opened) {
+        openlog("apikey", LOG_PID, LOG_AUTHPRIV);
+        opened = 1;
+    }
     syslog(LOG_AUTHPRIV | LOG_NOTICE, "%s key %s account=%s name=%s%s", what, pid, rec->account,
            rec->name, extra ? extra : "");
-    closelog();
+}
+
+static int limit_refusal(const char *account, int count, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "account %s has %d active key%s, the limit; revoke or rotate one first",
+             account, count, count == 1 ? "" : "s");
+    return ADMIN_REFUSED;
 }
 
 /* Refuse when the account would hold more active keys than the limit. */
@@ -181,13 +189,57 @@ static int check_limit(apikey_ctx *ctx, const char *account, const char *skip_id
     int st = count_active(ctx, account, skip_id, now, &count);
     if (st != APIKEY_ST_OK)
         return store_error(err, errlen, "counting keys", st);
-    int max = ctx->cfg.max_keys_per_account;
-    if (count >= max) {
-        snprintf(err, errlen, "account %s has %d active key%s, the limit; revoke or rotate one first",
-                 account, count, count == 1 ? "" : "s");
-        return ADMIN_REFUSED;
-    }
+    if (count >= ctx->cfg.max_keys_per_account)
+        return limit_refusal(account, count, err, errlen);
     return ADMIN_OK;
+}
+
+/* Active keys per account of a batch, counted in one pass over the store:
+ * a batch of a million lines must not walk the store a million times. */
+typedef struct tally_entry {
+    const char *account;
+    int count;
+} tally_entry;
+
+typedef struct tally {
+    tally_entry *v;
+    size_t n;
+    int64_t now;
+} tally;
+
+static int cmp_tally(const void *a, const void *b)
+{
+    return strcmp(((const tally_entry *)a)->account, ((const tally_entry *)b)->account);
+}
+
+static tally_entry *tally_find(const tally *t, const char *account)
+{
+    tally_entry key = {.account = account};
+    return bsearch(&key, t->v, t->n, sizeof *t->v, cmp_tally);
+}
+
+static int tally_cb(const apikey_record *rec, void *arg)
+{
+    tally *t = arg;
+    tally_entry *e;
+    if (core_status(rec, t->now) == KEY_ACTIVE && (e = tally_find(t, rec->account)))
+        e->count++;
+    return APIKEY_ST_OK;
+}
+
+static int tally_build(apikey_ctx *ctx, const admin_issued *out, size_t n, int64_t now, tally *t)
+{
+    t->now = now;
+    t->n = 0;
+    if (!(t->v = calloc(n, sizeof *t->v)))
+        return APIKEY_ST_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        t->v[i].account = out[i].rec.account;
+    qsort(t->v, n, sizeof *t->v, cmp_tally);
+    for (size_t i = 0; i < n; i++)
+        if (t->n == 0 || strcmp(t->v[t->n - 1].account, t->v[i].account) != 0)
+            t->v[t->n++] = t->v[i];
+    return ctx->store.ops->each(ctx->store.handle, NULL, tally_cb, t);
 }
 
 int admin_create(apikey_ctx *ctx, const admin_request *reqs, size_t n, admin_issued *out,
@@ -208,17 +260,23 @@ int admin_create(apikey_ctx *ctx, const admin_request *reqs, size_t n, admin_iss
     int rc = begin(ctx, err, errlen);
     if (rc != ADMIN_OK)
         return rc;
+    tally t = {0};
+    int st = tally_build(ctx, out, n, now, &t);
+    if (st != APIKEY_ST_OK)
+        rc = store_error(err, errlen, "counting keys", st);
     for (size_t i = 0; i < n && rc == ADMIN_OK; i++) {
-        /* Keys inserted by earlier lines are already visible inside the write. */
-        rc = check_limit(ctx, out[i].rec.account, NULL, now, err, errlen);
-        if (rc == ADMIN_OK)
-            rc = issue(ctx, &out[i], i, err, errlen);
+        tally_entry *e = tally_find(&t, out[i].rec.account);
+        if (e->count >= ctx->cfg.max_keys_per_account)
+            rc = limit_refusal(e->account, e->count, err, errlen);
+        else if ((rc = issue(ctx, &out[i], err, errlen)) == ADMIN_OK)
+            e->count++;
         if (rc != ADMIN_OK && n > 1) {
             char why[512];
             snprintf(why, sizeof why, "line %zu: %s; nothing was created", i + 1, err);
             snprintf(err, errlen, "%s", why);
         }
     }
+    free(t.v);
     rc = finish(ctx, rc, err, errlen);
     if (rc != ADMIN_OK) {
         OPENSSL_cleanse(out, n * sizeof *out);
@@ -311,7 +369,7 @@ int admin_rotate(apikey_ctx *ctx, const char *public_id, int64_t grace, admin_is
         out->rec.created = now;
         out->rec.last_used = 0;
         out->rec.expires = old.expires ? now + (old.expires - old.created) : 0;
-        rc = issue(ctx, out, 0, err, errlen);
+        rc = issue(ctx, out, err, errlen);
     }
     if (rc == ADMIN_OK) {
         if (grace > 0 && (!old.expires || old.expires > now + grace))

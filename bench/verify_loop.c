@@ -1,0 +1,118 @@
+/* Warm verify: one open context, THREADS threads verifying KEYS (one per
+ * line in KEYFILE) for SECONDS; and the bound, a loop that only computes
+ * SHA-256 of the same keys. Also the peak RSS of the context.
+ * usage: verify_loop CONFIG SERVICE KEYFILE THREADS SECONDS [sha]
+ * Prints verifications (or hashes) per second; exits 1 on a refusal. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <openssl/evp.h>
+
+#include "apikey.h"
+
+static apikey_ctx *ctx;
+static const char *service;
+static char **keys;
+static size_t nkeys;
+static double seconds;
+static int sha_only, failed;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void *worker(void *arg)
+{
+    long *count = arg;
+    double end = now() + seconds;
+    size_t i = (size_t)(uintptr_t)count * 7919;
+    unsigned char md[32];
+    unsigned int mdlen;
+    while (now() < end) {
+        for (int b = 0; b < 256; b++, i++) {
+            const char *k = keys[i % nkeys];
+            if (sha_only) {
+                EVP_Digest(k, strlen(k), md, &mdlen, EVP_sha256(), NULL);
+            } else {
+                apikey_result res;
+                if (apikey_verify(ctx, service, NULL, k, strlen(k), &res) != APIKEY_ALLOWED)
+                    failed = 1;
+            }
+        }
+        *count += 256;
+    }
+    return NULL;
+}
+
+static long peak_rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 6) {
+        fprintf(stderr, "usage: verify_loop CONFIG SERVICE KEYFILE THREADS SECONDS [sha|rss]\n");
+        return 2;
+    }
+    service = argv[2];
+    int threads = atoi(argv[4]);
+    seconds = atof(argv[5]);
+    sha_only = argc > 6 && strcmp(argv[6], "sha") == 0;
+    int rss_only = argc > 6 && strcmp(argv[6], "rss") == 0;
+    FILE *f = fopen(argv[3], "r");
+    if (!f)
+        return 2;
+    char line[256];
+    size_t cap = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (nkeys == cap) {
+            cap = cap ? cap * 2 : 1024;
+            keys = realloc(keys, cap * sizeof *keys);
+        }
+        keys[nkeys++] = strdup(line);
+    }
+    fclose(f);
+    long before = peak_rss_kb();
+    char err[512];
+    if (!sha_only && !(ctx = apikey_open(argv[1], err, sizeof err))) {
+        fprintf(stderr, "verify_loop: %s\n", err);
+        return 2;
+    }
+    if (rss_only) {
+        /* The context's own footprint: open it, verify every key once. */
+        for (size_t i = 0; i < nkeys; i++) {
+            apikey_result res;
+            if (apikey_verify(ctx, service, NULL, keys[i], strlen(keys[i]), &res) != APIKEY_ALLOWED)
+                return 1;
+        }
+        printf("%ld\n", (peak_rss_kb() - before) * 1024);
+        return 0;
+    }
+    pthread_t t[64];
+    long counts[64] = {0};
+    for (int i = 0; i < threads && i < 64; i++)
+        pthread_create(&t[i], NULL, worker, &counts[i]);
+    long total = 0;
+    for (int i = 0; i < threads && i < 64; i++) {
+        pthread_join(t[i], NULL);
+        total += counts[i];
+    }
+    printf("%.0f\n", total / seconds);
+    apikey_close(ctx);
+    return failed;
+}
