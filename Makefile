@@ -46,7 +46,7 @@ endif
 .PHONY: all check demo install deps clean bench check-sanitize
 all: $(TARGETS)
 
-$(B)/obj/%.o: %.c $(wildcard include/*.h loader/*.h)
+$(B)/obj/%.o: %.c $(wildcard include/*.h loader/*.h store/*/*.h cli/*.h helper/*.h pam_apikey/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(STORE_CFLAGS_$(word 2,$(subst /, ,$*))) -c $< -o $@
 

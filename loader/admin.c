@@ -239,7 +239,8 @@ static int tally_build(apikey_ctx *ctx, const admin_issued *out, size_t n, int64
     for (size_t i = 0; i < n; i++)
         if (t->n == 0 || strcmp(t->v[t->n - 1].account, t->v[i].account) != 0)
             t->v[t->n++] = t->v[i];
-    return ctx->store.ops->each(ctx->store.handle, NULL, tally_cb, t);
+    /* One account: let the store filter (an index in SQL). */
+    return ctx->store.ops->each(ctx->store.handle, t->n == 1 ? t->v[0].account : NULL, tally_cb, t);
 }
 
 int admin_create(apikey_ctx *ctx, const admin_request *reqs, size_t n, admin_issued *out,

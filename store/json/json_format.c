@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <errno.h>
+#include <unistd.h>
 
 static uint32_t id_hash(const char *id)
 {
@@ -77,9 +79,10 @@ static void to_record(const json_rec *j, apikey_record *out)
     out->expires = j->expires;
     out->last_used = j->last_used;
     out->revoked = j->revoked;
-    snprintf(out->account, sizeof out->account, "%s", j->account);
-    snprintf(out->name, sizeof out->name, "%s", j->name);
-    snprintf(out->scopes, sizeof out->scopes, "%s", j->scopes);
+    /* Lengths were checked when the record entered the store. */
+    strcpy(out->account, j->account);
+    strcpy(out->name, j->name);
+    strcpy(out->scopes, j->scopes);
 }
 
 int json_db_get(const json_db *db, const char *id, apikey_record *out)
@@ -107,9 +110,10 @@ int json_db_each(const json_db *db, const char *account, apikey_record_cb cb, vo
     return APIKEY_ST_OK;
 }
 
-static int fill(json_rec *j, const apikey_record *rec)
+/* Copy a record whose strings are borrowed (view) into j. */
+static int fill_view(json_rec *j, const json_rec *view)
 {
-    char *account = strdup(rec->account), *name = strdup(rec->name), *scopes = strdup(rec->scopes);
+    char *account = strdup(view->account), *name = strdup(view->name), *scopes = strdup(view->scopes);
     if (!account || !name || !scopes) {
         free(account);
         free(name);
@@ -119,24 +123,40 @@ static int fill(json_rec *j, const apikey_record *rec)
     free(j->account);
     free(j->name);
     free(j->scopes);
-    memcpy(j->id, rec->id, sizeof j->id);
+    *j = *view;
     j->id[APIKEY_ID_LEN] = '\0';
-    memcpy(j->hash, rec->hash, sizeof j->hash);
-    j->created = rec->created;
-    j->expires = rec->expires;
-    j->last_used = rec->last_used;
-    j->revoked = rec->revoked;
     j->account = account;
     j->name = name;
     j->scopes = scopes;
     return APIKEY_ST_OK;
 }
 
+static json_rec view_of(const apikey_record *rec)
+{
+    json_rec v;
+    memcpy(v.id, rec->id, sizeof v.id);
+    memcpy(v.hash, rec->hash, sizeof v.hash);
+    v.created = rec->created;
+    v.expires = rec->expires;
+    v.last_used = rec->last_used;
+    v.revoked = rec->revoked;
+    v.account = (char *)rec->account;
+    v.name = (char *)rec->name;
+    v.scopes = (char *)rec->scopes;
+    return v;
+}
+
 int json_db_insert(json_db *db, const apikey_record *rec)
 {
-    if (strlen(rec->id) != APIKEY_ID_LEN)
+    json_rec v = view_of(rec);
+    return json_db_append(db, &v);
+}
+
+int json_db_append(json_db *db, const json_rec *view)
+{
+    if (strnlen(view->id, sizeof view->id) != APIKEY_ID_LEN)
         return APIKEY_ST_CONFLICT;
-    if (get(db, rec->id))
+    if (get(db, view->id))
         return APIKEY_ST_CONFLICT;
     if ((db->n + 1) * 2 > db->nslots && grow_index(db) != 0)
         return APIKEY_ST_NOMEM;
@@ -149,10 +169,10 @@ int json_db_insert(json_db *db, const apikey_record *rec)
         db->recs = recs;
         db->cap = cap;
     }
-    int st = fill(&db->recs[db->n], rec);
+    int st = fill_view(&db->recs[db->n], view);
     if (st != APIKEY_ST_OK)
         return st;
-    db->slots[find_slot(db, rec->id)] = (uint32_t)(db->n + 1);
+    db->slots[find_slot(db, view->id)] = (uint32_t)(db->n + 1);
     db->n++;
     return APIKEY_ST_OK;
 }
@@ -164,7 +184,8 @@ int json_db_update(json_db *db, const apikey_record *rec)
         return APIKEY_ST_NOTFOUND;
     if (j->revoked && !rec->revoked)
         return APIKEY_ST_CONFLICT; /* revocation is permanent */
-    return fill(j, rec);
+    json_rec v = view_of(rec);
+    return fill_view(j, &v);
 }
 
 void json_db_raise_last_used(json_db *db, const char *id, int64_t when)
@@ -305,63 +326,143 @@ done:
     return rc;
 }
 
-static json_t *time_value(int64_t t)
+/* The file is written by hand rather than through a jansson tree: a store
+ * of 100,000 keys is rewritten at every change, and the tree costs ten
+ * times the writing. */
+typedef struct emitter {
+    int fd;
+    char buf[1 << 16];
+    size_t used;
+    int failed;
+} emitter;
+
+static void flush(emitter *e)
 {
-    if (!t)
-        return json_null();
+    const char *p = e->buf;
+    while (!e->failed && e->used > 0) {
+        ssize_t n = write(e->fd, p, e->used);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            e->failed = 1;
+            break;
+        }
+        p += n;
+        e->used -= (size_t)n;
+    }
+    e->used = 0;
+}
+
+static void put(emitter *e, const char *s, size_t n)
+{
+    if (e->used + n > sizeof e->buf)
+        flush(e);
+    if (n > sizeof e->buf) {
+        for (size_t i = 0; i < n; i += sizeof e->buf)
+            put(e, s + i, n - i < sizeof e->buf ? n - i : sizeof e->buf);
+        return;
+    }
+    memcpy(e->buf + e->used, s, n);
+    e->used += n;
+}
+
+static void puts_raw(emitter *e, const char *s)
+{
+    put(e, s, strlen(s));
+}
+
+static void put_string(emitter *e, const char *s, size_t n)
+{
+    put(e, "\"", 1);
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        put(e, s + run, i - run);
+        char esc[8];
+        if (c == '"' || c == '\\')
+            snprintf(esc, sizeof esc, "\\%c", c);
+        else
+            snprintf(esc, sizeof esc, "\\u%04x", c);
+        puts_raw(e, esc);
+        run = i + 1;
+    }
+    put(e, s + run, n - run);
+    put(e, "\"", 1);
+}
+
+static void put_time(emitter *e, int64_t t)
+{
+    if (!t) {
+        puts_raw(e, "null");
+        return;
+    }
     char buf[32];
     time_t tt = (time_t)t;
     struct tm tm;
     gmtime_r(&tt, &tm);
-    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return json_string(buf);
+    strftime(buf, sizeof buf, "\"%Y-%m-%dT%H:%M:%SZ\"", &tm);
+    puts_raw(e, buf);
 }
 
-static json_t *scopes_value(const char *scopes)
+static void put_key(emitter *e, const json_rec *j)
 {
-    json_t *arr = json_array();
-    while (arr && *scopes) {
-        size_t n = strcspn(scopes, " ");
-        if (n && json_array_append_new(arr, json_stringn(scopes, n)) != 0) {
-            json_decref(arr);
-            return NULL;
-        }
-        scopes += n;
-        while (*scopes == ' ')
-            scopes++;
+    static const char hexd[] = "0123456789abcdef";
+    char hex[2 * APIKEY_HASH_LEN];
+    for (int b = 0; b < APIKEY_HASH_LEN; b++) {
+        hex[2 * b] = hexd[j->hash[b] >> 4];
+        hex[2 * b + 1] = hexd[j->hash[b] & 15];
     }
-    return arr;
+    puts_raw(e, "  {\"id\": ");
+    put_string(e, j->id, strlen(j->id));
+    puts_raw(e, ", \"account\": ");
+    put_string(e, j->account, strlen(j->account));
+    puts_raw(e, ", \"name\": ");
+    put_string(e, j->name, strlen(j->name));
+    puts_raw(e, ",\n   \"scopes\": [");
+    const char *sc = j->scopes;
+    for (int first = 1; *sc; first = 0) {
+        size_t n = strcspn(sc, " ");
+        if (!first)
+            puts_raw(e, ", ");
+        put_string(e, sc, n);
+        sc += n;
+        while (*sc == ' ')
+            sc++;
+    }
+    puts_raw(e, "], \"hash\": \"");
+    put(e, hex, sizeof hex);
+    puts_raw(e, "\",\n   \"created\": ");
+    put_time(e, j->created);
+    puts_raw(e, ", \"expires\": ");
+    put_time(e, j->expires);
+    puts_raw(e, ", \"last_used\": ");
+    put_time(e, j->last_used);
+    puts_raw(e, ", \"revoked\": ");
+    put_time(e, j->revoked);
+    puts_raw(e, "}");
 }
 
-static json_t *key_value(const json_rec *j)
+int json_db_write(const json_db *db, int fd)
 {
-    char hex[2 * APIKEY_HASH_LEN + 1];
-    for (int b = 0; b < APIKEY_HASH_LEN; b++)
-        sprintf(hex + 2 * b, "%02x", j->hash[b]);
-    return json_pack("{s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:o}",
-                     "id", j->id, "account", j->account, "name", j->name,
-                     "scopes", scopes_value(j->scopes), "hash", hex,
-                     "created", time_value(j->created), "expires", time_value(j->expires),
-                     "last_used", time_value(j->last_used), "revoked", time_value(j->revoked));
-}
-
-int json_db_dump(const json_db *db, char **text, size_t *len)
-{
-    json_t *keys = json_array();
-    json_t *root = json_pack("{s:s, s:i, s:o}", "format", JSON_STORE_FORMAT, "version",
-                             JSON_STORE_VERSION, "keys", keys);
-    int rc = -1;
-    if (!root)
+    emitter *e = malloc(sizeof *e);
+    if (!e)
         return -1;
-    for (size_t i = 0; i < db->n; i++)
-        if (json_array_append_new(keys, key_value(&db->recs[i])) != 0)
-            goto done;
-    *text = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
-    if (!*text)
-        goto done;
-    *len = strlen(*text);
-    rc = 0;
-done:
-    json_decref(root);
+    e->fd = fd;
+    e->used = 0;
+    e->failed = 0;
+    char head[128];
+    snprintf(head, sizeof head, "{\"format\": \"%s\", \"version\": %d, \"keys\": [\n",
+             JSON_STORE_FORMAT, JSON_STORE_VERSION);
+    puts_raw(e, head);
+    for (size_t i = 0; i < db->n; i++) {
+        put_key(e, &db->recs[i]);
+        puts_raw(e, i + 1 < db->n ? ",\n" : "\n");
+    }
+    puts_raw(e, "]}\n");
+    flush(e);
+    int rc = e->failed ? -1 : 0;
+    free(e);
     return rc;
 }

@@ -31,10 +31,12 @@ int json_db_load(json_db *db, int fd, char *why, size_t whylen);
 int json_db_get(const json_db *db, const char *id, apikey_record *out);
 int json_db_each(const json_db *db, const char *account, apikey_record_cb cb, void *arg);
 int json_db_insert(json_db *db, const apikey_record *rec);
+/* The same for a record whose strings are borrowed and copied. */
+int json_db_append(json_db *db, const json_rec *view);
 int json_db_update(json_db *db, const apikey_record *rec);
 /* Raise a record's last-used time (hosts record uses in the index). */
 void json_db_raise_last_used(json_db *db, const char *id, int64_t when);
-/* The whole file's text, malloc'd. */
-int json_db_dump(const json_db *db, char **text, size_t *len);
+/* Write the whole file to fd. Returns 0, or -1 with errno. */
+int json_db_write(const json_db *db, int fd);
 
 #endif

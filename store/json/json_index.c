@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #define IDX_MAGIC "AKIDX\x01\r\n"
-#define IDX_VERSION 1
+#define IDX_VERSION 2
 
 typedef struct idx_header {
     char magic[8];
@@ -19,6 +19,7 @@ typedef struct idx_header {
     uint64_t count;
     uint64_t json_dev, json_ino, json_size;
     int64_t json_mtime_sec, json_mtime_nsec;
+    uint64_t order_off;  /* uint32 record positions in creation order */
     uint64_t strings_off, strings_len;
     uint32_t stale; /* set by the writer that replaced this index */
     uint32_t pad;
@@ -81,8 +82,8 @@ static char *build(const json_db *db, const struct stat *st, size_t *len_out)
     size_t strings = 0;
     for (size_t i = 0; i < db->n; i++)
         strings += strlen(db->recs[i].account) + strlen(db->recs[i].name) + strlen(db->recs[i].scopes) + 3;
-    size_t rec_bytes = db->n * sizeof(idx_rec);
-    size_t len = sizeof(idx_header) + rec_bytes + strings;
+    size_t rec_bytes = db->n * sizeof(idx_rec), order_bytes = db->n * sizeof(uint32_t);
+    size_t len = sizeof(idx_header) + rec_bytes + order_bytes + strings;
     if (strings > UINT32_MAX)
         return NULL;
     char *buf = calloc(1, len);
@@ -98,7 +99,8 @@ static char *build(const json_db *db, const struct stat *st, size_t *len_out)
     h->json_size = (uint64_t)st->st_size;
     h->json_mtime_sec = st->st_mtim.tv_sec;
     h->json_mtime_nsec = st->st_mtim.tv_nsec;
-    h->strings_off = sizeof(idx_header) + rec_bytes;
+    h->order_off = sizeof(idx_header) + rec_bytes;
+    h->strings_off = h->order_off + order_bytes;
     h->strings_len = strings;
     idx_rec *r = (idx_rec *)(buf + sizeof(idx_header));
     char *s = buf + h->strings_off;
@@ -122,6 +124,9 @@ static char *build(const json_db *db, const struct stat *st, size_t *len_out)
         }
     }
     qsort(r, db->n, sizeof *r, cmp_id);
+    uint32_t *order = (uint32_t *)(buf + h->order_off);
+    for (size_t i = 0; i < db->n; i++)
+        order[r[i].seq] = (uint32_t)i;
     *len_out = len;
     return buf;
 }
@@ -203,7 +208,8 @@ int json_index_open(json_index *ix, const char *idx_path, const struct stat *jso
     /* Everything a lookup trusts is checked once here. */
     if (memcmp(h->magic, IDX_MAGIC, sizeof h->magic) != 0 || h->version != IDX_VERSION ||
         h->record_size != sizeof(idx_rec) || h->count > (ix->len - sizeof *h) / sizeof(idx_rec) ||
-        h->strings_off != sizeof *h + h->count * sizeof(idx_rec) ||
+        h->order_off != sizeof *h + h->count * sizeof(idx_rec) ||
+        h->strings_off != h->order_off + h->count * sizeof(uint32_t) ||
         h->strings_len != ix->len - h->strings_off || (h->strings_len && ((const char *)map)[ix->len - 1] != '\0') ||
         h->stale || !json_index_matches(ix, json_st)) {
         json_index_close(ix);
@@ -277,27 +283,31 @@ int json_index_get(const json_index *ix, const char *id, apikey_record *out)
     return r ? to_record(ix, r, out) : APIKEY_ST_NOTFOUND;
 }
 
-static int cmp_seq(const void *a, const void *b)
-{
-    uint32_t x = (*(const idx_rec *const *)a)->seq, y = (*(const idx_rec *const *)b)->seq;
-    return x < y ? -1 : x > y;
-}
-
 int json_index_load(const json_index *ix, json_db *db)
 {
-    const idx_rec **order = malloc((ix->count ? ix->count : 1) * sizeof *order);
-    if (!order)
-        return APIKEY_ST_NOMEM;
-    for (uint64_t i = 0; i < ix->count; i++)
-        order[i] = &records(ix)[i];
-    qsort(order, ix->count, sizeof *order, cmp_seq);
-    int st = APIKEY_ST_OK;
-    apikey_record rec;
-    for (uint64_t i = 0; i < ix->count && st == APIKEY_ST_OK; i++)
-        if ((st = to_record(ix, order[i], &rec)) == APIKEY_ST_OK)
-            st = json_db_insert(db, &rec);
-    free(order);
-    return st;
+    const uint32_t *order = (const uint32_t *)((const char *)ix->map + header(ix)->order_off);
+    for (uint64_t i = 0; i < ix->count; i++) {
+        if (order[i] >= ix->count)
+            return APIKEY_ST_UNAVAILABLE;
+        const idx_rec *r = &records(ix)[order[i]];
+        json_rec v;
+        memcpy(v.id, r->id, APIKEY_ID_LEN);
+        v.id[APIKEY_ID_LEN] = '\0';
+        memcpy(v.hash, r->hash, APIKEY_HASH_LEN);
+        v.created = r->created;
+        v.expires = r->expires;
+        v.last_used = __atomic_load_n(&r->last_used, __ATOMIC_RELAXED);
+        v.revoked = r->revoked;
+        v.account = (char *)string_at(ix, r->account, APIKEY_ACCOUNT_MAX);
+        v.name = (char *)string_at(ix, r->name, APIKEY_NAME_MAX);
+        v.scopes = (char *)string_at(ix, r->scopes, APIKEY_SCOPES_MAX);
+        if (!v.account || !v.name || !v.scopes)
+            return APIKEY_ST_UNAVAILABLE;
+        int st = json_db_append(db, &v);
+        if (st != APIKEY_ST_OK)
+            return st == APIKEY_ST_CONFLICT ? APIKEY_ST_UNAVAILABLE : st;
+    }
+    return APIKEY_ST_OK;
 }
 
 void json_index_merge_last_used(const json_index *ix, json_db *db)

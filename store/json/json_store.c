@@ -312,20 +312,6 @@ static int js_update(void *handle, const apikey_record *rec)
     return st;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static int fsync_dir(const char *path)
 {
     char *dir = strdup(path);
@@ -350,11 +336,9 @@ static int fsync_dir(const char *path)
 static int write_store(jstore *s, struct stat *st)
 {
     char *tmp = path_with(s->path, ".tmp.XXXXXX");
-    char *text = NULL;
-    size_t len = 0;
     int fd = -1, rc = APIKEY_ST_UNAVAILABLE;
-    const char *what = "serialise";
-    if (!tmp || json_db_dump(&s->db, &text, &len) != 0) {
+    const char *what = "name a temporary file";
+    if (!tmp) {
         rc = APIKEY_ST_NOMEM;
         goto done;
     }
@@ -371,7 +355,7 @@ static int write_store(jstore *s, struct stat *st)
         goto done;
     }
     what = "write";
-    if (write_all(fd, text, len) != 0)
+    if (json_db_write(&s->db, fd) != 0)
         goto done;
     what = "fsync";
     if (fsync(fd) != 0 || fstat(fd, st) != 0)
@@ -393,7 +377,6 @@ done:
         if (tmp)
             unlink(tmp);
     }
-    free(text);
     free(tmp);
     return rc;
 }
