@@ -66,6 +66,7 @@ $(B)/libapikey.so: $(CORE_LIB) loader/libapikey.map
 	$(CC) -shared -o $@ -Wl,--whole-archive $(CORE_LIB) -Wl,--no-whole-archive \
 		-Wl,--version-script=loader/libapikey.map -Wl,-z,nodelete -Wl,-soname,libapikey.so.1 \
 		$(ALL_LDFLAGS) $(CORE_LIBS)
+	ln -sf libapikey.so $(B)/libapikey.so.1
 
 .SECONDEXPANSION:
 $(B)/store/apikey_store_%.so: $$(addprefix $(B)/obj/,$$(subst .c,.o,$$(wildcard store/$$*/*.c))) store/store.map
@@ -85,6 +86,7 @@ $(B)/pam_apikey.so: $(patsubst %.c,$(B)/obj/%.o,$(wildcard pam_apikey/*.c)) $(CO
 
 include tests/tests.mk
 include fuzz/fuzz.mk
+include bench/bench.mk
 
 deps:
 	@sh tools/install-deps.sh

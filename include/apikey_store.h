@@ -100,8 +100,19 @@ typedef struct apikey_store_ops {
     /* Record a use, best effort and without blocking: a failure (read-only
      * store, busy lock) is ignored by the caller. Outside any transaction. */
     int (*touch)(void *handle, const char *id, int64_t when);
-    /* Slots added by later ABI versions go here, after a size check. */
+
+    /* APIKEY_STORE_* flags. Read only when ->size covers it. */
+    unsigned flags;
+    /* Slots added later go here; the core checks ->size before use. */
 } apikey_store_ops;
+
+/* lookup() may run in several threads at once on one handle (every other
+ * call is still made by one thread at a time, never beside a lookup). */
+#define APIKEY_STORE_CONCURRENT_LOOKUP 1u
+
+/* Whether a backend's table is recent enough to hold a slot. */
+#define STORE_HAS(ops, field) \
+    ((ops)->size >= offsetof(apikey_store_ops, field) + sizeof(((apikey_store_ops *)0)->field))
 
 typedef const apikey_store_ops *(*apikey_store_entry_fn)(void);
 

@@ -138,10 +138,10 @@ static int issue(apikey_ctx *ctx, admin_issued *out, char *err, size_t errlen)
 
 static int begin(apikey_ctx *ctx, char *err, size_t errlen)
 {
-    pthread_mutex_lock(&ctx->lock);
+    pthread_rwlock_wrlock(&ctx->lock);
     int st = ctx->store.ops->begin(ctx->store.handle);
     if (st != APIKEY_ST_OK) {
-        pthread_mutex_unlock(&ctx->lock);
+        pthread_rwlock_unlock(&ctx->lock);
         return store_error(err, errlen, "starting a write", st);
     }
     return ADMIN_OK;
@@ -157,7 +157,7 @@ static int finish(apikey_ctx *ctx, int rc, char *err, size_t errlen)
     } else {
         ctx->store.ops->rollback(ctx->store.handle);
     }
-    pthread_mutex_unlock(&ctx->lock);
+    pthread_rwlock_unlock(&ctx->lock);
     return rc;
 }
 
@@ -398,9 +398,9 @@ int admin_rotate(apikey_ctx *ctx, const char *public_id, int64_t grace, admin_is
 int admin_each(apikey_ctx *ctx, const char *account, apikey_record_cb cb, void *arg, char *err,
                size_t errlen)
 {
-    pthread_mutex_lock(&ctx->lock);
+    pthread_rwlock_wrlock(&ctx->lock);
     int st = ctx->store.ops->each(ctx->store.handle, account, cb, arg);
-    pthread_mutex_unlock(&ctx->lock);
+    pthread_rwlock_unlock(&ctx->lock);
     return st == APIKEY_ST_OK ? ADMIN_OK : store_error(err, errlen, "reading keys", st);
 }
 
@@ -447,9 +447,9 @@ int admin_copy(apikey_ctx *ctx, const char *uri, size_t *copied, char *err, size
         rc = store_error(err, errlen, "starting a write on the target", st);
         goto done;
     }
-    pthread_mutex_lock(&ctx->lock);
+    pthread_rwlock_wrlock(&ctx->lock);
     st = ctx->store.ops->each(ctx->store.handle, NULL, copy_cb, &c);
-    pthread_mutex_unlock(&ctx->lock);
+    pthread_rwlock_unlock(&ctx->lock);
     if (c.st == APIKEY_ST_CONFLICT) {
         snprintf(err, errlen, "the target holds another key with id %s_%s; nothing was copied",
                  ctx->cfg.key_prefix, c.conflict);

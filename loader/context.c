@@ -44,9 +44,9 @@ int core_hash_key(const apikey_ctx *ctx, const char *key, size_t len,
 {
     unsigned int n = 0;
     if (ctx->pepper_len)
-        return HMAC(EVP_sha256(), ctx->pepper, (int)ctx->pepper_len, (const unsigned char *)key,
-                    len, out, &n) && n == APIKEY_HASH_LEN ? 0 : -1;
-    return EVP_Digest(key, len, out, &n, EVP_sha256(), NULL) == 1 && n == APIKEY_HASH_LEN ? 0 : -1;
+        return HMAC(ctx->md, ctx->pepper, (int)ctx->pepper_len, (const unsigned char *)key, len,
+                    out, &n) && n == APIKEY_HASH_LEN ? 0 : -1;
+    return EVP_Digest(key, len, out, &n, ctx->md, NULL) == 1 && n == APIKEY_HASH_LEN ? 0 : -1;
 }
 
 apikey_ctx *core_open(const char *config_path, int create, char *err, size_t errlen)
@@ -69,9 +69,14 @@ apikey_ctx *core_open(const char *config_path, int create, char *err, size_t err
         return NULL;
     }
     ctx->now = system_clock;
-    if (pthread_mutex_init(&ctx->lock, NULL) != 0) {
-        snprintf(err, errlen, "cannot create a mutex");
+    if (pthread_rwlock_init(&ctx->lock, NULL) != 0) {
+        snprintf(err, errlen, "cannot create a lock");
         free(ctx);
+        return NULL;
+    }
+    if (!(ctx->md = EVP_MD_fetch(NULL, "SHA256", NULL))) {
+        snprintf(err, errlen, "OpenSSL has no SHA-256");
+        apikey_close(ctx);
         return NULL;
     }
     if (config_load(config_path, &ctx->cfg, err, errlen) != 0 ||
@@ -80,6 +85,8 @@ apikey_ctx *core_open(const char *config_path, int create, char *err, size_t err
         apikey_close(ctx);
         return NULL;
     }
+    ctx->concurrent_lookup = STORE_HAS(ctx->store.ops, flags) &&
+                             (ctx->store.ops->flags & APIKEY_STORE_CONCURRENT_LOOKUP);
     return ctx;
 }
 
@@ -99,14 +106,24 @@ APIKEY_EXPORT void apikey_close(apikey_ctx *ctx)
         return;
     store_unbind(&ctx->store);
     config_free(&ctx->cfg);
-    pthread_mutex_destroy(&ctx->lock);
+    pthread_rwlock_destroy(&ctx->lock);
+    EVP_MD_free(ctx->md);
     OPENSSL_cleanse(ctx->pepper, sizeof ctx->pepper);
     free(ctx);
 }
 
 void core_public_id(const apikey_ctx *ctx, const char *id, char *out, size_t len)
 {
-    snprintf(out, len, "%s_%s", ctx->cfg.key_prefix, id);
+    /* On every allowed check: no printf machinery. */
+    size_t p = strlen(ctx->cfg.key_prefix), n = strnlen(id, APIKEY_ID_LEN);
+    if (p + 1 + n >= len) {
+        out[0] = '\0';
+        return;
+    }
+    memcpy(out, ctx->cfg.key_prefix, p);
+    out[p] = '_';
+    memcpy(out + p + 1, id, n);
+    out[p + 1 + n] = '\0';
 }
 
 key_status core_status(const apikey_record *rec, int64_t now)

@@ -25,7 +25,11 @@ typedef struct store_binding {
 struct apikey_ctx {
     apikey_config cfg;
     store_binding store;
-    pthread_mutex_t lock; /* one store handle is used by one thread at a time */
+    /* A store handle is used by one thread at a time, except lookups of a
+     * store that allows them concurrently (APIKEY_STORE_CONCURRENT_LOOKUP). */
+    pthread_rwlock_t lock;
+    int concurrent_lookup;
+    struct evp_md_st *md; /* SHA-256, fetched once: a fetch per hash costs more than the hash */
     unsigned char pepper[64];
     size_t pepper_len; /* 0: plain SHA-256 */
     apikey_clock_fn now;

@@ -1,5 +1,6 @@
 #include "keycodec.h"
 
+#include <pthread.h>
 #include <string.h>
 #include <openssl/rand.h>
 
@@ -44,15 +45,27 @@ int keycodec_random62(char *out, size_t n)
     return 0;
 }
 
-/* CRC-32 (IEEE 802.3, as zlib's crc32), bitwise: keys are 55 bytes at most. */
+/* CRC-32 (IEEE 802.3, as zlib's crc32), a byte at a time from a table that
+ * is built once; it runs on every check, before any store is touched. */
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int b = 0; b < 8; b++)
+            c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+        crc_table[i] = c;
+    }
+}
+
 uint32_t keycodec_crc32(const unsigned char *data, size_t len)
 {
+    pthread_once(&crc_once, crc_init);
     uint32_t crc = 0xFFFFFFFFu;
-    for (size_t i = 0; i < len; i++) {
-        crc ^= data[i];
-        for (int b = 0; b < 8; b++)
-            crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
-    }
+    for (size_t i = 0; i < len; i++)
+        crc = crc_table[(crc ^ data[i]) & 0xFF] ^ (crc >> 8);
     return ~crc;
 }
 

@@ -57,7 +57,7 @@ int store_bind(const char *uri, int create, store_binding *out, char *err, size_
     apikey_store_entry_fn entry = (apikey_store_entry_fn)dlsym(dl, APIKEY_STORE_ENTRY);
     const apikey_store_ops *ops = entry ? entry() : NULL;
     /* Every slot of ABI 1 is required; later slots are checked by size at use. */
-    if (!ops || ops->abi < 1 || ops->size < offsetof(apikey_store_ops, touch) + sizeof ops->touch ||
+    if (!ops || ops->abi < 1 || !STORE_HAS(ops, touch) ||
         strcmp(ops->scheme, scheme) != 0) {
         snprintf(err, errlen, "store '%s': %s is not a usable backend", scheme, path);
         dlclose(dl);

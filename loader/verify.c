@@ -18,9 +18,12 @@ static apikey_decision decide(apikey_result *res, apikey_decision d, apikey_reas
  * check: best effort, never delaying or failing the answer. */
 static int lookup(apikey_ctx *ctx, const char *id, apikey_record *rec)
 {
-    pthread_mutex_lock(&ctx->lock);
+    if (ctx->concurrent_lookup)
+        pthread_rwlock_rdlock(&ctx->lock);
+    else
+        pthread_rwlock_wrlock(&ctx->lock);
     int st = ctx->store.ops->lookup(ctx->store.handle, id, rec);
-    pthread_mutex_unlock(&ctx->lock);
+    pthread_rwlock_unlock(&ctx->lock);
     return st;
 }
 
@@ -28,9 +31,9 @@ static void touch(apikey_ctx *ctx, const apikey_record *rec, int64_t now)
 {
     if (now - rec->last_used < ctx->cfg.last_used_granularity)
         return;
-    pthread_mutex_lock(&ctx->lock);
+    pthread_rwlock_wrlock(&ctx->lock);
     (void)ctx->store.ops->touch(ctx->store.handle, rec->id, now);
-    pthread_mutex_unlock(&ctx->lock);
+    pthread_rwlock_unlock(&ctx->lock);
 }
 
 APIKEY_EXPORT apikey_decision apikey_verify(apikey_ctx *ctx, const char *service,

@@ -237,8 +237,9 @@ static int parse_key(json_t *k, apikey_record *rec, const char **bad)
     if (!json_is_object(k))
         return -1;
     const char *id = json_string_value(json_object_get(k, "id"));
-    *bad = "has no valid \"id\"";
-    if (!id || strlen(id) != APIKEY_ID_LEN)
+    *bad = "has no valid \"id\" (8 of [0-9A-Za-z])";
+    if (!id || strlen(id) != APIKEY_ID_LEN ||
+        strspn(id, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") != APIKEY_ID_LEN)
         return -1;
     memcpy(rec->id, id, APIKEY_ID_LEN + 1);
     *bad = "has no valid \"account\"";

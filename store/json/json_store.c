@@ -14,6 +14,7 @@
  * file, again only when it changed.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,8 @@
 
 typedef struct jstore {
     const apikey_store_host *host;
+    /* Lookups share the view; refreshing it is exclusive. */
+    pthread_rwlock_t view_lock;
     char *path, *lock_path, *idx_path;
     int create;
     json_index ix;       /* mapped when it matches the JSON file */
@@ -101,6 +104,11 @@ static void drop_db(jstore *s)
     memset(&s->db_st, 0, sizeof s->db_st);
 }
 
+static int index_fresh(const jstore *s)
+{
+    return s->ix.map && !json_index_is_stale(&s->ix) && monotonic_ms() - s->checked_ms < RESTAT_MS;
+}
+
 /* Whether a writer holds the lock, between renaming the JSON file and its
  * index. Readers only ask when the two disagree. */
 static int writer_active(const jstore *s)
@@ -153,7 +161,7 @@ static int load(jstore *s, int fd, const struct stat *st, int want_db)
 static int refresh(jstore *s, int want_db)
 {
     int64_t now = monotonic_ms();
-    if (!want_db && s->ix.map && !json_index_is_stale(&s->ix) && now - s->checked_ms < RESTAT_MS)
+    if (!want_db && index_fresh(s))
         return APIKEY_ST_OK;
     int fd;
     struct stat st;
@@ -199,6 +207,7 @@ static int js_open(const char *location, int create, const apikey_store_host *ho
         return APIKEY_ST_NOMEM;
     s->host = host;
     s->create = create;
+    pthread_rwlock_init(&s->view_lock, NULL);
     s->lock_fd = -1;
     s->path = strdup(location);
     s->lock_path = path_with(location, ".lock");
@@ -221,6 +230,7 @@ static void js_close(void *handle)
         close(s->lock_fd);
     json_index_close(&s->ix);
     json_db_free(&s->db);
+    pthread_rwlock_destroy(&s->view_lock);
     free(s->path);
     free(s->lock_path);
     free(s->idx_path);
@@ -230,14 +240,22 @@ static void js_close(void *handle)
 static int js_lookup(void *handle, const char *id, apikey_record *out)
 {
     jstore *s = handle;
-    if (s->lock_fd < 0) {
-        int st = refresh(s, 0);
-        if (st != APIKEY_ST_OK)
-            return st;
-        if (s->ix.map)
-            return json_index_get(&s->ix, id, out);
+    if (s->lock_fd >= 0)
+        return json_db_get(&s->db, id, out);
+    /* The common case, in any number of threads at once. */
+    pthread_rwlock_rdlock(&s->view_lock);
+    if (index_fresh(s)) {
+        int st = json_index_get(&s->ix, id, out);
+        pthread_rwlock_unlock(&s->view_lock);
+        return st;
     }
-    return json_db_get(&s->db, id, out);
+    pthread_rwlock_unlock(&s->view_lock);
+    pthread_rwlock_wrlock(&s->view_lock);
+    int st = refresh(s, 0);
+    if (st == APIKEY_ST_OK)
+        st = s->ix.map ? json_index_get(&s->ix, id, out) : json_db_get(&s->db, id, out);
+    pthread_rwlock_unlock(&s->view_lock);
+    return st;
 }
 
 static int js_each(void *handle, const char *account, apikey_record_cb cb, void *arg)
@@ -448,6 +466,7 @@ static const apikey_store_ops json_ops = {
     .commit = js_commit,
     .rollback = js_rollback,
     .touch = js_touch,
+    .flags = APIKEY_STORE_CONCURRENT_LOOKUP,
 };
 
 EXPORT const apikey_store_ops *apikey_store_entry_v1(void)

@@ -1,0 +1,12 @@
+# make bench: never part of make check. See bench/run.sh.
+$(B)/bench/pam_loop: bench/pam_loop.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< -lpam $(ALL_LDFLAGS)
+
+$(B)/bench/verify_loop: bench/verify_loop.c $(B)/libapikey.so
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< -L$(B) -l:libapikey.so -Wl,-rpath,'$$ORIGIN/..' -lcrypto -lpthread $(ALL_LDFLAGS)
+
+.PHONY: bench
+bench: deps all $(B)/bench/pam_loop $(B)/bench/verify_loop
+	sh bench/run.sh

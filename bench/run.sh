@@ -1,0 +1,155 @@
+#!/bin/sh
+# make bench: pam_apikey side by side with pam_permit and pam_userdb, in one
+# run on one machine. Stores are generated through `apikey create --batch`;
+# the pam_userdb database with db_load. Writes bench/RESULTS.md.
+#
+# Sizes can be lowered for a quick look: BENCH_SMALL=1000 BENCH_MID=100000
+# BENCH_BIG=1000000 BENCH_ITER=2000 BENCH_SECONDS=3.
+set -u
+cd "$(dirname "$0")/.." || exit 2
+ROOT=$(pwd)
+SMALL=${BENCH_SMALL:-1000}
+MID=${BENCH_MID:-100000}
+BIG=${BENCH_BIG:-1000000}
+ITER=${BENCH_ITER:-2000}
+SECS=${BENCH_SECONDS:-3}
+T=$(mktemp -d /var/tmp/apikey-bench.XXXXXX)
+PGPID=""
+cleanup() { [ -n "$PGPID" ] && kill "$PGPID" 2>/dev/null; rm -rf "$T"; }
+trap cleanup EXIT INT TERM
+chmod 755 "$T"
+mkdir -p "$T/pam.d"
+echo "auth required pam_deny.so" > "$T/pam.d/other"
+ROWS="$T/rows"
+: > "$ROWS"
+export APIKEY_STORE_DIR="$ROOT/build/store"
+
+# row MEASURE VALUE UNIT TARGET-TEXT VERDICT
+row() { printf '%s|%s|%s|%s|%s\n' "$1" "$2" "$3" "$4" "$5" >> "$ROWS"; echo "  $1: $2 $3 ($5)"; }
+verdict() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN { ok = dir == "le" ? v <= t : v >= t; print ok ? "met" : "short" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+have_backend() { [ -f "build/store/apikey_store_$1.so" ]; }
+
+# gen KIND N: a store of N keys (user0..userN-1), its config and key file.
+gen() {
+    kind=$1 n=$2 base="$T/$1-$2"
+    case $kind in
+    json) uri="json:$base.json" ;;
+    sqlite) uri="sqlite:$base.db" ;;
+    pgsql) uri="pgsql:$PGCONN dbname=bench$n" ;;
+    esac
+    printf 'store = %s\nlast_used_granularity = 1h\n[services]\nbench = proxies:read\n' "$uri" > "$base.conf"
+    if [ ! -f "$T/batch-$n" ]; then
+        awk -v n="$n" 'BEGIN { for (i = 0; i < n; i++) printf "user%d\tk\tproxies:read\tnever\n", i }' > "$T/batch-$n"
+    fi
+    start=$(date +%s.%N)
+    build/apikey --config "$base.conf" create --batch "$T/batch-$n" > "$base.keys" || { echo "bench: batch failed for $kind $n" >&2; exit 1; }
+    end=$(date +%s.%N)
+    echo "  generated $kind store of $n keys in $(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }') s"
+}
+
+# pam SERVICE-FILE-TEXT USER PASSWORD: µs per transaction.
+pam_us() {
+    printf '%b' "$1" > "$T/pam.d/bench"
+    build/bench/pam_loop "$T/pam.d" bench "$2" "$3" "$ITER"
+}
+
+apikey_stack() {
+    echo "auth required $ROOT/build/pam_apikey.so config=$1\naccount required $ROOT/build/pam_apikey.so config=$1\n"
+}
+
+echo "== PAM transactions ($ITER each: pam_start, authenticate, acct_mgmt, pam_end)"
+PERMIT=$(pam_us "auth required pam_permit.so\naccount required pam_permit.so\n" user1 x)
+row "PAM pam_permit (the floor)" "$PERMIT" "µs" "-" "1.00x"
+
+awk -v n="$MID" 'BEGIN { for (i = 0; i < n; i++) printf "user%d\npw%d\n", i, i }' | db_load -T -t hash "$T/users.db"
+USERDB=$(pam_us "auth required pam_userdb.so db=$T/users crypt=none\naccount required pam_userdb.so db=$T/users\n" user77 pw77)
+row "PAM pam_userdb, $MID users (the peer)" "$USERDB" "µs" "-" "$(ratio "$USERDB" "$PERMIT")x pam_permit"
+
+pam_row() { # KIND N TARGET
+    kind=$1 n=$2 target=$3 base="$T/$1-$2"
+    [ -f build/pam_apikey.so ] || { echo "  (pam_apikey.so not built)"; return; }
+    key=$(sed -n 78p "$base.keys")
+    us=$(pam_us "$(apikey_stack "$base.conf")" user77 "$key")
+    r=$(ratio "$us" "$PERMIT")
+    if [ "$target" = "-" ]; then row "PAM pam_apikey $kind, $n keys" "$us" "µs" "-" "${r}x pam_permit"
+    else row "PAM pam_apikey $kind, $n keys" "$us" "µs" "<= ${target}x pam_permit" "${r}x: $(verdict "$r" "$target" le)"; fi
+}
+
+for kind in json sqlite; do
+    have_backend $kind || { echo "  ($kind backend not built)"; continue; }
+    gen $kind "$SMALL"; pam_row $kind "$SMALL" -
+    gen $kind "$MID"; pam_row $kind "$MID" 2.0
+done
+if have_backend sqlite; then gen sqlite "$BIG"; pam_row sqlite "$BIG" 2.0; fi
+
+echo "== Warm verify: one context, $SECS s"
+SHA1=$(build/bench/verify_loop /dev/null bench "$T/json-$MID.keys" 1 "$SECS" sha)
+SHA2=$(build/bench/verify_loop /dev/null bench "$T/json-$MID.keys" 2 "$SECS" sha)
+row "SHA-256 of the keys, 1 thread (the bound)" "$SHA1" "/s" "-" "-"
+row "SHA-256 of the keys, 2 threads" "$SHA2" "/s" "-" "-"
+HALF=$(awk -v s="$SHA1" 'BEGIN { print s / 2 }')
+gen json "$BIG"
+echo "  (memory, and a first use of every key: its last-used write happens once)"
+RSS=$(build/bench/verify_loop "$T/json-$BIG.conf" bench "$T/json-$BIG.keys" 1 0 rss)
+PERKEY=$(awk -v r="$RSS" -v n="$BIG" 'BEGIN { printf "%.0f", r / n }')
+row "JSON context at $BIG keys (peak RSS, every key verified)" "$PERKEY" "bytes/key" "<= 200" "$(verdict "$PERKEY" 200 le)"
+
+for threads in 1 2; do
+    v=$(build/bench/verify_loop "$T/json-$BIG.conf" bench "$T/json-$BIG.keys" $threads "$SECS")
+    if [ $threads = 1 ]; then
+        row "warm verify json, $BIG keys, 1 thread" "$v" "/s" ">= 50% of SHA-256 bound" "$(ratio "$v" "$SHA1" | awk '{printf "%d%%", $1 * 100}'): $(verdict "$v" "$HALF" ge)"
+    else
+        row "warm verify json, $BIG keys, 2 threads" "$v" "/s" "-" "$(ratio "$v" "$SHA2" | awk '{printf "%d%%", $1 * 100}') of 2-thread bound"
+    fi
+done
+if have_backend sqlite; then
+    for threads in 1 2; do
+        v=$(build/bench/verify_loop "$T/sqlite-$BIG.conf" bench "$T/sqlite-$BIG.keys" $threads "$SECS")
+        row "warm verify sqlite, $BIG keys, $threads thread(s)" "$v" "/s" ">= 300000/s" "$(verdict "$v" 300000 ge)"
+    done
+fi
+
+echo "== Admin at $MID keys"
+# Milliseconds of the fastest of the commands given, one per argument.
+fastest_ms() {
+    best=""
+    for cmd in "$@"; do
+        s=$(date +%s%N)
+        sh -c "$cmd" > /dev/null 2>&1
+        e=$(date +%s%N)
+        ms=$(( (e - s) / 1000000 ))
+        if [ -z "$best" ] || [ "$ms" -lt "$best" ]; then best=$ms; fi
+    done
+    echo "$best"
+}
+for kind in json sqlite; do
+    have_backend $kind || continue
+    conf="$T/$kind-$MID.conf"
+    [ $kind = json ] && target=100 || target=5
+    A="build/apikey --config $conf"
+    c=$(fastest_ms "$A create admin --name b --scopes proxies:read" "$A create admin --name b --scopes proxies:read" \
+        "$A create admin --name b --scopes proxies:read" "$A create admin --name b --scopes proxies:read")
+    row "apikey create, $kind, $MID keys" "$c" "ms" "<= $target ms" "$(verdict "$c" $target le)"
+    ids=$(sed -n '100,103p' "$T/$kind-$MID.keys" | cut -c1-11)
+    set --
+    for id in $ids; do set -- "$@" "$A revoke $id"; done
+    r=$(fastest_ms "$@")
+    row "apikey revoke, $kind, $MID keys" "$r" "ms" "<= $target ms" "$(verdict "$r" $target le)"
+done
+
+# The report.
+{
+    echo "# Benchmark results"
+    echo
+    echo "Measured by \`make bench\` on $(date -u +%Y-%m-%d), in one run on one machine:"
+    echo "$(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo),"
+    echo "$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) memory, Linux $(uname -r)."
+    echo "Sizes: $SMALL / $MID / $BIG keys; $ITER PAM transactions per row; ${SECS} s per verify row."
+    echo
+    echo "| measure | result | unit | target | verdict |"
+    echo "|---|---|---|---|---|"
+    sed 's/^/| /; s/$/ |/; s/|/ | /g; s/  */ /g' "$ROWS" | sed 's/^ | /| /'
+} > bench/RESULTS.md
+echo
+cat bench/RESULTS.md
