@@ -117,3 +117,9 @@ clean:
 
 # Keep object files that pattern rules made: no rebuilds on every run.
 .SECONDARY:
+
+# The example host links only libdl: libapikey comes in at run time.
+$(B)/examples/apikey_http_host: examples/http_host.c include/apikey.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< -ldl $(ALL_LDFLAGS)
+all: $(B)/examples/apikey_http_host
