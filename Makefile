@@ -123,3 +123,6 @@ $(B)/examples/apikey_http_host: examples/http_host.c include/apikey.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< -ldl $(ALL_LDFLAGS)
 all: $(B)/examples/apikey_http_host
+
+check-sanitize: deps
+	sh tools/check-sanitize.sh

@@ -180,7 +180,7 @@ static void test_sigkill_mid_write(void)
     char *path = store_path("killed.json");
     char *cfg = config_for(path);
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
-    char keys[64][128];
+    char keys[64][256];
     int acked = 0, killed = 0;
     for (int round = 0; round < 60 && acked < 64; round++) {
         int p[2];
