@@ -9,6 +9,7 @@
 #include "timeutil.h"
 
 #define ID_ATTEMPTS 16
+#define RNG_FAILED (-1) /* beside the store's statuses: nothing was logged */
 
 /* A backend reports its own failure in one line, naming the store; only
  * what it cannot know is added here, so the operator reads one line. */
@@ -72,7 +73,7 @@ static int new_id(apikey_ctx *ctx, char *id)
 {
     for (int attempt = 0; attempt < ID_ATTEMPTS; attempt++) {
         if (keycodec_random62(id, APIKEY_ID_LEN) != 0)
-            return APIKEY_ST_UNAVAILABLE;
+            return RNG_FAILED;
         id[APIKEY_ID_LEN] = '\0';
         apikey_record rec;
         int st = ctx->store.ops->lookup(ctx->store.handle, id, &rec);
@@ -121,6 +122,10 @@ static int issue(apikey_ctx *ctx, admin_issued *out, char *err, size_t errlen)
     int st = new_id(ctx, out->rec.id);
     if (st == APIKEY_ST_CONFLICT) {
         snprintf(err, errlen, "could not find a free key id in %d attempts", ID_ATTEMPTS);
+        return ADMIN_ERROR;
+    }
+    if (st == RNG_FAILED) {
+        snprintf(err, errlen, "the random number generator failed; nothing was created");
         return ADMIN_ERROR;
     }
     if (st != APIKEY_ST_OK)

@@ -57,8 +57,12 @@ apikey_ctx *core_open(const char *config_path, int create, char *err, size_t err
         errlen = sizeof scratch;
     }
     err[0] = '\0';
-    /* No atexit handler: libpam unloads us at every pam_end. */
-    OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
+    /* No atexit handler: libpam unloads us at every pam_end. A failed
+     * initialisation (out of memory) leaves OpenSSL unusable: stop here. */
+    if (!OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL)) {
+        snprintf(err, errlen, "cannot initialise OpenSSL (out of memory?)");
+        return NULL;
+    }
     if (!config_path || !*config_path)
         config_path = secure_getenv("APIKEY_CONFIG");
     if (!config_path || !*config_path)

@@ -13,8 +13,13 @@ $(B)/tests/test_host_dlopen: tests/test_host_dlopen.c include/apikey.h tests/tes
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -Itests -o $@ $< tests/testutil.c -ldl -lpthread -lcunit $(ALL_LDFLAGS)
 
+# Preloaded into the apikey command by test_faults.
+$(B)/tests/libfault.so: tests/faultinject.c
+	@mkdir -p $(dir $@)
+	$(CC) -shared -fPIC -O1 -g -Wall -Wextra -Werror -o $@ $< -ldl
+
 UNIT_TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(filter-out tests/testutil.c,$(wildcard tests/test_*.c)))
 
 .PHONY: run-tests
-run-tests: all $(UNIT_TESTS)
+run-tests: all $(UNIT_TESTS) $(B)/tests/libfault.so
 	sh tests/run.sh

@@ -170,6 +170,9 @@ int tu_apikey(const char *config, const char *stdin_text, char **out, char **err
         abort();
     pid_t pid = fork();
     if (pid == 0) {
+        /* Only the command under test gets the fault injector. */
+        if (getenv("APIKEY_PRELOAD"))
+            setenv("LD_PRELOAD", getenv("APIKEY_PRELOAD"), 1);
         dup2(infd, 0);
         dup2(po[1], 1);
         dup2(pe[1], 2);

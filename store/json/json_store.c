@@ -36,7 +36,7 @@ typedef struct jstore {
     const apikey_store_host *host;
     /* Lookups share the view; refreshing it is exclusive. */
     pthread_rwlock_t view_lock;
-    char *path, *lock_path, *idx_path;
+    char *path, *lock_path, *idx_path, *prev_path;
     int create;
     json_index ix;       /* mapped when it matches the JSON file */
     json_db db;          /* the parsed store, when there is no usable index or
@@ -212,10 +212,12 @@ static int js_open(const char *location, int create, const apikey_store_host *ho
     s->path = strdup(location);
     s->lock_path = path_with(location, ".lock");
     s->idx_path = path_with(location, ".idx");
-    if (!s->path || !s->lock_path || !s->idx_path || json_db_init(&s->db) != 0) {
+    s->prev_path = path_with(location, ".prev");
+    if (!s->path || !s->lock_path || !s->idx_path || !s->prev_path || json_db_init(&s->db) != 0) {
         free(s->path);
         free(s->lock_path);
         free(s->idx_path);
+        free(s->prev_path);
         free(s);
         return APIKEY_ST_NOMEM;
     }
@@ -234,6 +236,7 @@ static void js_close(void *handle)
     free(s->path);
     free(s->lock_path);
     free(s->idx_path);
+    free(s->prev_path);
     free(s);
 }
 
@@ -406,6 +409,25 @@ static void end_txn(jstore *s)
     s->dirty = 0;
 }
 
+/* Until the folder is fsync'ed, the rename is not durable. If that fails,
+ * the previous file (kept as PATH.prev by a hard link) goes back, so a
+ * write that is reported failed has not happened. */
+static int make_durable(jstore *s, int have_prev)
+{
+    if (fsync_dir(s->path) == 0)
+        return APIKEY_ST_OK;
+    int e = errno;
+    if (have_prev && rename(s->prev_path, s->path) == 0 && fsync_dir(s->path) == 0)
+        s->host->log_error("store %s: cannot fsync its folder (%s); the change was undone",
+                           s->path, strerror(e));
+    else if (have_prev)
+        s->host->log_error("store %s: cannot fsync its folder (%s), nor undo the change; "
+                           "check the disk", s->path, strerror(e));
+    else
+        unlink(s->path); /* it was a new store: no previous state to keep */
+    return APIKEY_ST_UNAVAILABLE;
+}
+
 static int js_commit(void *handle)
 {
     jstore *s = handle;
@@ -414,7 +436,15 @@ static int js_commit(void *handle)
     int rc = APIKEY_ST_OK;
     if (s->dirty) {
         struct stat st;
-        rc = write_store(s, &st);
+        unlink(s->prev_path);
+        int have_prev = link(s->path, s->prev_path) == 0;
+        if (!have_prev && errno != ENOENT) {
+            s->host->log_error("store %s: cannot keep the previous version as %s: %s", s->path,
+                               s->prev_path, strerror(errno));
+            rc = APIKEY_ST_UNAVAILABLE;
+        }
+        if (rc == APIKEY_ST_OK)
+            rc = write_store(s, &st);
         if (rc == APIKEY_ST_OK) {
             char why[512];
             /* The JSON file is the record: a missing index costs speed, not
@@ -422,14 +452,11 @@ static int js_commit(void *handle)
             if (json_index_write(s->idx_path, &s->db, &st, s->have_owner ? &s->owner : NULL, why,
                                  sizeof why) != 0)
                 s->host->log_error("store %s: %s", s->path, why);
-            if (fsync_dir(s->path) != 0) {
-                s->host->log_error("store %s: cannot fsync its folder: %s", s->path, strerror(errno));
-                rc = APIKEY_ST_UNAVAILABLE;
-            }
-            s->db_st = st;
-        } else {
-            drop_db(s);
+            rc = make_durable(s, have_prev);
         }
+        if (have_prev)
+            unlink(s->prev_path);
+        drop_db(s);
         json_index_close(&s->ix);
         s->checked_ms = 0;
     }
