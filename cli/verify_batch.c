@@ -42,6 +42,8 @@ int cli_verify(const char *config, int argc, char **argv)
     int rc = d == APIKEY_ALLOWED ? 0 : d == APIKEY_REFUSED ? 1 : 2;
     if (d == APIKEY_ALLOWED)
         fprintf(stderr, "apikey: key %s of account %s may use %s\n", res.key_id, res.account, service);
+    else if (res.reason == APIKEY_REASON_STORE)
+        ; /* the store has said why, in one line */
     else
         fprintf(stderr, "apikey: %s: %s%s%s\n", d == APIKEY_REFUSED ? "refused" : "cannot tell",
                 apikey_reason_string(res.reason), res.key_id[0] ? " " : "", res.key_id);

@@ -173,6 +173,7 @@ int tu_apikey(const char *config, const char *stdin_text, char **out, char **err
         /* Only the command under test gets the fault injector. */
         if (getenv("APIKEY_PRELOAD"))
             setenv("LD_PRELOAD", getenv("APIKEY_PRELOAD"), 1);
+        alarm(60); /* a hang is a failure, not a stuck suite */
         dup2(infd, 0);
         dup2(po[1], 1);
         dup2(pe[1], 2);
