@@ -44,13 +44,13 @@ for t in $B/test_*; do
     [ -x "$t" ] || continue
     name=$(basename "$t")
     case "$name" in
-    test_conformance)
+    test_conformance|test_soak)
         for s in $STORES; do
             case $s in
             pgsql)
-                run_cunit "conformance on pgsql, direct and through pgbouncer" \
+                run_cunit "$name on pgsql, direct and through pgbouncer" \
                     sh tests/pg_harness.sh sh tests/conformance_pg.sh "$t" ;;
-            *) run_cunit "conformance on $s" env APIKEY_TEST_STORE=$s "$t" ;;
+            *) run_cunit "$name on $s" env APIKEY_TEST_STORE=$s "$t" ;;
             esac
         done ;;
     test_store_pgsql)
