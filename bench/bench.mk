@@ -10,3 +10,8 @@ $(B)/bench/verify_loop: bench/verify_loop.c $(B)/libapikey.so
 .PHONY: bench
 bench: deps all $(B)/bench/pam_loop $(B)/bench/verify_loop
 	sh bench/run.sh
+
+$(B)/bench/timing: bench/timing.c $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fvisibility=default -o $@ $< $(CORE_LIB) $(CORE_LIBS) $(ALL_LDFLAGS)
+bench: $(B)/bench/timing

@@ -111,6 +111,13 @@ if have_backend sqlite; then
 fi
 
 echo "== Admin at $MID keys"
+echo "== Timing: unknown id against wrong secret, $MID keys"
+set -- $(build/bench/timing "$T/json-$MID.conf" bench "$T/json-$MID.keys" 2000)
+row "verify, unknown id (median)" "$1" "ns" "-" "-"
+row "verify, known id with a wrong secret (median)" "$2" "ns" "-" "-"
+row "difference, unknown id against wrong secret" "$3" "%" "no measurable difference" \
+    "$(awk -v d="$3" 'BEGIN { print (d < 0 ? -d : d) < 5 ? "met (under 5%)" : "short" }')"
+
 # Milliseconds of the fastest of the commands given, one per argument.
 fastest_ms() {
     best=""
