@@ -15,6 +15,6 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export PAM_WRAPPER_DISABLE_DEEPBIND=1
 # A module under ASan is loaded by programs that are not: preload the runtime.
 export APIKEY_TEST_ASAN_PRELOAD="$(gcc -print-file-name=libasan.so)"
-export APIKEY_TEST_SKIP_SERVERS=1
+export APIKEY_TEST_SKIP_SERVERS=1 APIKEY_TEST_SANITIZE=1
 make -j2 all EXTRA_CFLAGS="$SAN -O1" EXTRA_LDFLAGS="$SAN"
 make run-tests EXTRA_CFLAGS="$SAN -O1" EXTRA_LDFLAGS="$SAN"
