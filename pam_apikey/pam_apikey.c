@@ -1,0 +1,198 @@
+/*
+ * pam_apikey - the PAM adapter: an API key typed as the password.
+ *
+ * It translates PAM to libapikey and back and nothing else: the verdict,
+ * and every policy behind it, comes from apikey_verify(). The account phase
+ * re-checks the key that authenticated, so an expiry or revocation between
+ * the two phases is caught.
+ *
+ * libpam loads and unloads this module at every pam_start/pam_end; the
+ * library is linked in with -z nodelete and initialises OpenSSL without an
+ * atexit handler, so nothing is left behind by an unload.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <security/pam_ext.h>
+#include <security/pam_modules.h>
+
+#include "apikey.h"
+
+#define PAM_EXPORT __attribute__((visibility("default")))
+#define DATA_KEY "pam_apikey_key"
+
+typedef struct pam_args {
+    const char *config;  /* NULL: the library's default */
+    const char *service; /* NULL: PAM_SERVICE */
+    int use_first_pass;
+    int try_first_pass;
+    int debug;
+} pam_args;
+
+static int parse_args(pam_handle_t *pamh, int argc, const char **argv, pam_args *a)
+{
+    memset(a, 0, sizeof *a);
+    for (int i = 0; i < argc; i++) {
+        if (strncmp(argv[i], "config=", 7) == 0 && argv[i][7] == '/')
+            a->config = argv[i] + 7;
+        else if (strncmp(argv[i], "service=", 8) == 0 && argv[i][8])
+            a->service = argv[i] + 8;
+        else if (strcmp(argv[i], "use_first_pass") == 0)
+            a->use_first_pass = 1;
+        else if (strcmp(argv[i], "try_first_pass") == 0)
+            a->try_first_pass = 1;
+        else if (strcmp(argv[i], "debug") == 0)
+            a->debug = 1;
+        else {
+            /* An option we do not know may be a security setting we would ignore. */
+            pam_syslog(pamh, LOG_ERR, "unknown or malformed option '%s' (config= needs an absolute path)", argv[i]);
+            return PAM_SERVICE_ERR;
+        }
+    }
+    return PAM_SUCCESS;
+}
+
+/* A user name as typed by the client goes into the log: no control bytes. */
+static void printable(const char *in, char *out, size_t len)
+{
+    size_t o = 0;
+    for (; *in && o + 1 < len; in++)
+        out[o++] = (unsigned char)*in < 0x20 || *in == 0x7f ? '?' : *in;
+    out[o] = '\0';
+}
+
+static int to_pam(const apikey_result *res)
+{
+    switch (res->decision) {
+    case APIKEY_ALLOWED: return PAM_SUCCESS;
+    case APIKEY_REFUSED: return PAM_AUTH_ERR;
+    case APIKEY_UNAVAILABLE: break;
+    }
+    switch (res->reason) {
+    case APIKEY_REASON_NOMEM: return PAM_BUF_ERR;
+    case APIKEY_REASON_CONFIG:
+    case APIKEY_REASON_ARGUMENT: return PAM_SERVICE_ERR;
+    default: return PAM_AUTHINFO_UNAVAIL;
+    }
+}
+
+/* The one question, asked of libapikey, and its answer logged. */
+static int check(pam_handle_t *pamh, const pam_args *a, const char *phase, const char *user,
+                 const char *key)
+{
+    const char *service = a->service;
+    if (!service && (pam_get_item(pamh, PAM_SERVICE, (const void **)&service) != PAM_SUCCESS || !service)) {
+        pam_syslog(pamh, LOG_ERR, "no service name");
+        return PAM_SERVICE_ERR;
+    }
+    char err[512], who[128];
+    printable(user, who, sizeof who);
+    apikey_ctx *ctx = apikey_open(a->config, err, sizeof err);
+    if (!ctx) {
+        pam_syslog(pamh, LOG_ERR, "configuration: %s", err);
+        return PAM_SERVICE_ERR;
+    }
+    apikey_result res;
+    apikey_verify(ctx, service, user, key, strlen(key), &res);
+    apikey_close(ctx);
+    int rc = to_pam(&res);
+    const char *id = res.key_id[0] ? res.key_id : "-";
+    if (res.decision == APIKEY_ALLOWED)
+        pam_syslog(pamh, LOG_NOTICE, "%s: allowed account=%s key=%s service=%s", phase, who, id, service);
+    else if (res.decision == APIKEY_REFUSED)
+        pam_syslog(pamh, LOG_NOTICE, "%s: refused account=%s key=%s service=%s reason=%s", phase, who,
+                   id, service, apikey_reason_string(res.reason));
+    else
+        pam_syslog(pamh, LOG_ERR, "%s: unavailable account=%s service=%s reason=%s", phase, who,
+                   service, apikey_reason_string(res.reason));
+    if (a->debug)
+        pam_syslog(pamh, LOG_DEBUG, "%s: config=%s pam=%s", phase, a->config ? a->config : "(default)",
+                   pam_strerror(pamh, rc));
+    return rc;
+}
+
+static void wipe_key(pam_handle_t *pamh, void *data, int status)
+{
+    (void)pamh;
+    (void)status;
+    explicit_bzero(data, strlen(data));
+    free(data);
+}
+
+/* The key: the earlier module's with use_first_pass (or try_first_pass when
+ * there is one), else one echo-off prompt. */
+static int get_key(pam_handle_t *pamh, const pam_args *a, const char **key)
+{
+    const void *item = NULL;
+    if (a->use_first_pass || a->try_first_pass) {
+        if (pam_get_item(pamh, PAM_AUTHTOK, &item) == PAM_SUCCESS && item) {
+            *key = item;
+            return PAM_SUCCESS;
+        }
+        if (a->use_first_pass) {
+            pam_syslog(pamh, LOG_NOTICE, "use_first_pass: no password from an earlier module");
+            return PAM_AUTH_ERR;
+        }
+    }
+    int rc = pam_get_authtok(pamh, PAM_AUTHTOK, key, NULL);
+    if (rc != PAM_SUCCESS)
+        return rc;
+    return *key ? PAM_SUCCESS : PAM_CONV_ERR;
+}
+
+PAM_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+    (void)flags;
+    pam_args a;
+    int rc = parse_args(pamh, argc, argv, &a);
+    if (rc != PAM_SUCCESS)
+        return rc;
+    const char *user = NULL, *key = NULL;
+    rc = pam_get_user(pamh, &user, NULL);
+    if (rc != PAM_SUCCESS)
+        return rc == PAM_CONV_AGAIN ? PAM_INCOMPLETE : rc;
+    if (!user || !*user)
+        return PAM_AUTH_ERR;
+    rc = get_key(pamh, &a, &key);
+    if (rc != PAM_SUCCESS)
+        return rc;
+    rc = check(pamh, &a, "auth", user, key);
+    if (rc == PAM_SUCCESS) {
+        /* For the account phase: a private copy, wiped when the transaction ends. */
+        char *copy = strdup(key);
+        if (!copy || pam_set_data(pamh, DATA_KEY, copy, wipe_key) != PAM_SUCCESS) {
+            if (copy)
+                wipe_key(pamh, copy, 0);
+            return PAM_BUF_ERR;
+        }
+    }
+    return rc;
+}
+
+PAM_EXPORT int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+    (void)pamh;
+    (void)flags;
+    (void)argc;
+    (void)argv;
+    return PAM_SUCCESS; /* an API key carries no credentials to establish */
+}
+
+PAM_EXPORT int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+    (void)flags;
+    pam_args a;
+    int rc = parse_args(pamh, argc, argv, &a);
+    if (rc != PAM_SUCCESS)
+        return rc;
+    const void *key = NULL;
+    const char *user = NULL;
+    /* No key authenticated in this transaction (say, an SSH public key did):
+     * nothing to re-check, and nothing granted on our account either. */
+    if (pam_get_data(pamh, DATA_KEY, &key) != PAM_SUCCESS || !key)
+        return PAM_IGNORE;
+    if (pam_get_item(pamh, PAM_USER, (const void **)&user) != PAM_SUCCESS || !user || !*user)
+        return PAM_AUTH_ERR;
+    return check(pamh, &a, "account", user, key);
+}
