@@ -1,0 +1,407 @@
+/*
+ * The SQLite store: one database file in WAL mode, so a reader never waits
+ * for a writer (an authentication answers while `apikey` holds a write
+ * transaction), and a writer's BEGIN IMMEDIATE serialises writers across
+ * processes. Every statement is prepared once per handle with bound
+ * parameters. synchronous=FULL: a commit that returned is on disk.
+ *
+ * The tables are those of the PostgreSQL store, and carry their version, so
+ * a store made by a newer build is refused rather than misread.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "apikey_store.h"
+
+#define EXPORT __attribute__((visibility("default")))
+#define SCHEMA_VERSION 1
+#define WRITER_WAIT_MS 10000
+
+/* Migrations[v] brings a store from version v to v + 1. */
+static const char *const migrations[SCHEMA_VERSION] = {
+    "CREATE TABLE apikey_schema (version INTEGER NOT NULL);"
+    "INSERT INTO apikey_schema VALUES (0);"
+    "CREATE TABLE apikey_keys ("
+    " seq INTEGER PRIMARY KEY,"
+    " id TEXT NOT NULL UNIQUE,"
+    " account TEXT NOT NULL,"
+    " name TEXT NOT NULL,"
+    " scopes TEXT NOT NULL,"
+    " hash BLOB NOT NULL,"
+    " created INTEGER NOT NULL,"
+    " expires INTEGER NOT NULL DEFAULT 0,"
+    " last_used INTEGER NOT NULL DEFAULT 0,"
+    " revoked INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX apikey_keys_account ON apikey_keys(account);",
+};
+
+#define COLS "id, account, name, scopes, hash, created, expires, last_used, revoked"
+
+enum { Q_LOOKUP, Q_EACH, Q_EACH_ACCOUNT, Q_INSERT, Q_UPDATE, Q_REVOKED, Q_TOUCH, Q_COUNT };
+static const char *const queries[Q_COUNT] = {
+    [Q_LOOKUP] = "SELECT " COLS " FROM apikey_keys WHERE id = ?1",
+    [Q_EACH] = "SELECT " COLS " FROM apikey_keys ORDER BY seq",
+    [Q_EACH_ACCOUNT] = "SELECT " COLS " FROM apikey_keys WHERE account = ?1 ORDER BY seq",
+    [Q_INSERT] = "INSERT INTO apikey_keys (" COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    /* A revocation is never cleared nor moved: such an update changes no row. */
+    [Q_UPDATE] = "UPDATE apikey_keys SET account = ?2, name = ?3, scopes = ?4, hash = ?5,"
+                 " created = ?6, expires = ?7, last_used = ?8, revoked = ?9"
+                 " WHERE id = ?1 AND (revoked = 0 OR revoked = ?9)",
+    [Q_REVOKED] = "SELECT revoked FROM apikey_keys WHERE id = ?1",
+    [Q_TOUCH] = "UPDATE apikey_keys SET last_used = ?2 WHERE id = ?1 AND last_used < ?2",
+};
+
+typedef struct sstore {
+    const apikey_store_host *host;
+    char *path;
+    sqlite3 *db;
+    sqlite3_stmt *q[Q_COUNT];
+    int in_txn;
+} sstore;
+
+/* One line for the operator; the message never holds a key or a hash. */
+static int fail(sstore *s, const char *what)
+{
+    int code = s->db ? sqlite3_errcode(s->db) : SQLITE_ERROR;
+    s->host->log_error("store sqlite:%s: %s: %s", s->path, what,
+                       s->db ? sqlite3_errmsg(s->db) : "cannot open");
+    return code == SQLITE_NOMEM ? APIKEY_ST_NOMEM : APIKEY_ST_UNAVAILABLE;
+}
+
+static int exec(sstore *s, const char *sql)
+{
+    return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? APIKEY_ST_OK : fail(s, sql);
+}
+
+static sqlite3_stmt *stmt(sstore *s, int which)
+{
+    sqlite3_stmt *st = s->q[which];
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return st;
+}
+
+static int copy_text(sqlite3_stmt *st, int col, char *dst, size_t cap)
+{
+    const unsigned char *v = sqlite3_column_text(st, col);
+    int n = sqlite3_column_bytes(st, col);
+    if (!v || n < 0 || (size_t)n >= cap || memchr(v, 0, (size_t)n))
+        return -1;
+    memcpy(dst, v, (size_t)n);
+    dst[n] = 0;
+    return 0;
+}
+
+/* A row into a record; a row that does not fit is a corrupt store. */
+static int read_row(sstore *s, sqlite3_stmt *st, apikey_record *out)
+{
+    memset(out, 0, sizeof *out);
+    const void *hash = sqlite3_column_blob(st, 4);
+    if (copy_text(st, 0, out->id, sizeof out->id) || strlen(out->id) != APIKEY_ID_LEN ||
+        copy_text(st, 1, out->account, sizeof out->account) ||
+        copy_text(st, 2, out->name, sizeof out->name) ||
+        copy_text(st, 3, out->scopes, sizeof out->scopes) || !hash ||
+        sqlite3_column_bytes(st, 4) != APIKEY_HASH_LEN) {
+        s->host->log_error("store sqlite:%s: a malformed key record", s->path);
+        return APIKEY_ST_UNAVAILABLE;
+    }
+    memcpy(out->hash, hash, APIKEY_HASH_LEN);
+    out->created = sqlite3_column_int64(st, 5);
+    out->expires = sqlite3_column_int64(st, 6);
+    out->last_used = sqlite3_column_int64(st, 7);
+    out->revoked = sqlite3_column_int64(st, 8);
+    return APIKEY_ST_OK;
+}
+
+static void bind_record(sqlite3_stmt *st, const apikey_record *r)
+{
+    sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, r->account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, r->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, r->scopes, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 5, r->hash, APIKEY_HASH_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, r->created);
+    sqlite3_bind_int64(st, 7, r->expires);
+    sqlite3_bind_int64(st, 8, r->last_used);
+    sqlite3_bind_int64(st, 9, r->revoked);
+}
+
+static int schema_version(sstore *s, int *version)
+{
+    sqlite3_stmt *st;
+    *version = -1;
+    if (sqlite3_prepare_v2(s->db, "SELECT version FROM apikey_schema", -1, &st, NULL) != SQLITE_OK) {
+        /* No such table: a fresh (or foreign) database. */
+        int missing = strstr(sqlite3_errmsg(s->db), "no such table") != NULL;
+        return missing ? APIKEY_ST_NOTFOUND : fail(s, "reading its schema");
+    }
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? APIKEY_ST_OK : fail(s, "reading its schema");
+}
+
+/* Bring the schema to SCHEMA_VERSION under the write lock, so two first
+ * writers do not both create it. */
+static int migrate(sstore *s)
+{
+    int st = exec(s, "BEGIN IMMEDIATE");
+    if (st != APIKEY_ST_OK)
+        return st;
+    int v;
+    st = schema_version(s, &v);
+    if (st == APIKEY_ST_NOTFOUND) {
+        v = 0;
+        st = APIKEY_ST_OK;
+    }
+    for (; st == APIKEY_ST_OK && v < SCHEMA_VERSION; v++) {
+        char bump[64];
+        snprintf(bump, sizeof bump, "UPDATE apikey_schema SET version = %d", v + 1);
+        st = exec(s, migrations[v]);
+        if (st == APIKEY_ST_OK)
+            st = exec(s, bump);
+    }
+    if (st == APIKEY_ST_OK && v > SCHEMA_VERSION) {
+        s->host->log_error("store sqlite:%s: schema version %d is newer than this build (%d)",
+                           s->path, v, SCHEMA_VERSION);
+        st = APIKEY_ST_UNAVAILABLE;
+    }
+    if (st == APIKEY_ST_OK)
+        return exec(s, "COMMIT");
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return st;
+}
+
+static int check_schema(sstore *s)
+{
+    int v, st = schema_version(s, &v);
+    if (st == APIKEY_ST_NOTFOUND) {
+        s->host->log_error("store sqlite:%s: not an apikey store (no schema)", s->path);
+        return APIKEY_ST_UNAVAILABLE;
+    }
+    if (st == APIKEY_ST_OK && v != SCHEMA_VERSION) {
+        s->host->log_error("store sqlite:%s: schema version %d, this build reads %d%s", s->path,
+                           v, SCHEMA_VERSION, v < SCHEMA_VERSION ? "; run any apikey write" : "");
+        return APIKEY_ST_UNAVAILABLE;
+    }
+    return st;
+}
+
+/* The file itself: it must exist (unless creating) and pass the core's
+ * ownership and mode rules before SQLite opens it. */
+static int check_path(sstore *s, int create)
+{
+    int fd = open(s->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT : 0), 0640);
+    if (fd < 0) {
+        s->host->log_error("store sqlite:%s: %s", s->path, strerror(errno));
+        return APIKEY_ST_UNAVAILABLE;
+    }
+    char why[256];
+    int ok = s->host->check_file(fd, s->path, why, sizeof why) == 0;
+    close(fd);
+    if (!ok) {
+        s->host->log_error("store sqlite:%s: %s", s->path, why);
+        return APIKEY_ST_UNAVAILABLE;
+    }
+    return APIKEY_ST_OK;
+}
+
+static void sq_close(void *handle)
+{
+    sstore *s = handle;
+    for (int i = 0; i < Q_COUNT; i++)
+        sqlite3_finalize(s->q[i]);
+    sqlite3_close(s->db);
+    free(s->path);
+    free(s);
+}
+
+static int sq_open(const char *location, int create, const apikey_store_host *host, void **handle)
+{
+    sstore *s = calloc(1, sizeof *s);
+    if (!s)
+        return APIKEY_ST_NOMEM;
+    s->host = host;
+    s->path = strdup(location);
+    if (!s->path) {
+        free(s);
+        return APIKEY_ST_NOMEM;
+    }
+    if (location[0] != '/') {
+        host->log_error("store sqlite:%s: the path must be absolute", location);
+        sq_close(s);
+        return APIKEY_ST_UNAVAILABLE;
+    }
+    int st = check_path(s, create);
+    if (st != APIKEY_ST_OK) {
+        sq_close(s);
+        return st;
+    }
+    /* A reader that may not write (Squid's helpers, as proxy) opens read-only. */
+    int flags = (create || access(location, W_OK) == 0) ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY;
+    if (sqlite3_open_v2(location, &s->db, flags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL) !=
+        SQLITE_OK) {
+        st = fail(s, "cannot open");
+        sq_close(s);
+        return st;
+    }
+    sqlite3_extended_result_codes(s->db, 0);
+    /* Keep -wal and -shm after the last writer closes: a reader that may not
+     * create them (another user, through the group) can still open the store. */
+    int persist = 1;
+    sqlite3_file_control(s->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+    sqlite3_busy_timeout(s->db, WRITER_WAIT_MS);
+    st = exec(s, "PRAGMA synchronous = FULL");
+    if (st == APIKEY_ST_OK && flags == SQLITE_OPEN_READWRITE)
+        st = exec(s, "PRAGMA journal_mode = WAL");
+    if (st == APIKEY_ST_OK)
+        st = create ? migrate(s) : check_schema(s);
+    for (int i = 0; st == APIKEY_ST_OK && i < Q_COUNT; i++)
+        if (sqlite3_prepare_v3(s->db, queries[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i], NULL) !=
+            SQLITE_OK)
+            st = fail(s, "preparing a statement");
+    if (st != APIKEY_ST_OK) {
+        sq_close(s);
+        return st;
+    }
+    *handle = s;
+    return APIKEY_ST_OK;
+}
+
+static int sq_lookup(void *handle, const char *id, apikey_record *out)
+{
+    sstore *s = handle;
+    sqlite3_stmt *st = stmt(s, Q_LOOKUP);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), res;
+    if (rc == SQLITE_ROW)
+        res = read_row(s, st, out);
+    else if (rc == SQLITE_DONE)
+        res = APIKEY_ST_NOTFOUND;
+    else
+        res = fail(s, "reading a key");
+    sqlite3_reset(st);
+    return res;
+}
+
+static int sq_each(void *handle, const char *account, apikey_record_cb cb, void *arg)
+{
+    sstore *s = handle;
+    sqlite3_stmt *st = stmt(s, account ? Q_EACH_ACCOUNT : Q_EACH);
+    if (account)
+        sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+    apikey_record rec;
+    int rc, res = APIKEY_ST_OK;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        res = read_row(s, st, &rec);
+        if (res == APIKEY_ST_OK)
+            res = cb(&rec, arg);
+        if (res != APIKEY_ST_OK)
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        res = fail(s, "reading keys");
+    sqlite3_reset(st);
+    return res == APIKEY_ST_STOP ? APIKEY_ST_OK : res;
+}
+
+static int sq_begin(void *handle)
+{
+    sstore *s = handle;
+    int st = exec(s, "BEGIN IMMEDIATE");
+    s->in_txn = st == APIKEY_ST_OK;
+    return st;
+}
+
+static int write_record(sstore *s, int which, const apikey_record *rec)
+{
+    sqlite3_stmt *st = stmt(s, which);
+    bind_record(st, rec);
+    int rc = sqlite3_step(st);
+    int changed = sqlite3_changes(s->db);
+    sqlite3_reset(st);
+    if (rc == SQLITE_CONSTRAINT)
+        return APIKEY_ST_CONFLICT;
+    if (rc != SQLITE_DONE)
+        return fail(s, which == Q_INSERT ? "adding a key" : "changing a key");
+    if (which == Q_INSERT || changed == 1)
+        return APIKEY_ST_OK;
+    /* No row changed: the key is missing, or its revocation would change. */
+    st = stmt(s, Q_REVOKED);
+    sqlite3_bind_text(st, 1, rec->id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? APIKEY_ST_CONFLICT : rc == SQLITE_DONE ? APIKEY_ST_NOTFOUND
+                                                                     : fail(s, "reading a key");
+}
+
+static int sq_insert(void *handle, const apikey_record *rec)
+{
+    return write_record(handle, Q_INSERT, rec);
+}
+
+static int sq_update(void *handle, const apikey_record *rec)
+{
+    return write_record(handle, Q_UPDATE, rec);
+}
+
+static int sq_commit(void *handle)
+{
+    sstore *s = handle;
+    int st = exec(s, "COMMIT");
+    if (st != APIKEY_ST_OK)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    s->in_txn = 0;
+    return st;
+}
+
+static void sq_rollback(void *handle)
+{
+    sstore *s = handle;
+    if (s->in_txn)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    s->in_txn = 0;
+}
+
+/* Best effort and never waiting: a busy writer means this use goes unrecorded. */
+static int sq_touch(void *handle, const char *id, int64_t when)
+{
+    sstore *s = handle;
+    sqlite3_busy_timeout(s->db, 0);
+    sqlite3_stmt *st = stmt(s, Q_TOUCH);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, when);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_busy_timeout(s->db, WRITER_WAIT_MS);
+    return rc == SQLITE_DONE ? APIKEY_ST_OK : APIKEY_ST_UNAVAILABLE;
+}
+
+static const apikey_store_ops sqlite_ops = {
+    .size = sizeof(apikey_store_ops),
+    .abi = APIKEY_STORE_ABI_VERSION,
+    .scheme = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .lookup = sq_lookup,
+    .each = sq_each,
+    .begin = sq_begin,
+    .insert = sq_insert,
+    .update = sq_update,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .touch = sq_touch,
+    .flags = 0,
+};
+
+EXPORT const apikey_store_ops *apikey_store_entry_v1(void)
+{
+    return &sqlite_ops;
+}
