@@ -44,9 +44,9 @@ int cli_fail(int rc, const char *msg)
 apikey_ctx *cli_open(const char *config, int create)
 {
     char err[1024];
-    apikey_ctx *ctx = core_open(config, create, err, sizeof err);
+    apikey_ctx *ctx = core_open(config, create ? CORE_OPEN_CREATE : CORE_OPEN_CONNECT, err, sizeof err);
     if (!ctx)
-        fprintf(stderr, "apikey: %s\n", err);
+        cli_fail(ADMIN_ERROR, err);
     return ctx;
 }
 

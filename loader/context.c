@@ -49,7 +49,7 @@ int core_hash_key(const apikey_ctx *ctx, const char *key, size_t len,
     return EVP_Digest(key, len, out, &n, ctx->md, NULL) == 1 && n == APIKEY_HASH_LEN ? 0 : -1;
 }
 
-apikey_ctx *core_open(const char *config_path, int create, char *err, size_t errlen)
+apikey_ctx *core_open(const char *config_path, int flags, char *err, size_t errlen)
 {
     char scratch[512];
     if (!err) {
@@ -85,9 +85,17 @@ apikey_ctx *core_open(const char *config_path, int create, char *err, size_t err
     }
     if (config_load(config_path, &ctx->cfg, err, errlen) != 0 ||
         core_load_pepper(ctx, err, errlen) != 0 ||
-        store_bind(ctx->cfg.store, create, &ctx->store, err, errlen) != 0) {
+        store_load(ctx->cfg.store, &ctx->store, err, errlen) != 0) {
         apikey_close(ctx);
         return NULL;
+    }
+    if (flags & (CORE_OPEN_CREATE | CORE_OPEN_CONNECT)) {
+        int st = store_connect(&ctx->store, flags & CORE_OPEN_CREATE);
+        if (st != APIKEY_ST_OK) {
+            snprintf(err, errlen, "%s", st == APIKEY_ST_NOMEM ? "out of memory" : "");
+            apikey_close(ctx);
+            return NULL;
+        }
     }
     ctx->concurrent_lookup = STORE_HAS(ctx->store.ops, flags) &&
                              (ctx->store.ops->flags & APIKEY_STORE_CONCURRENT_LOOKUP);

@@ -20,6 +20,7 @@ typedef struct store_binding {
     const apikey_store_ops *ops;
     void *handle;
     void *dl;
+    const char *location; /* what follows "scheme:", owned by the caller */
 } store_binding;
 
 struct apikey_ctx {
@@ -40,11 +41,21 @@ void core_log_to_stderr(int on);
 void core_log(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 extern const apikey_store_host core_store_host;
 
-/* Open a context. create: the store may be created (admin commands). */
-apikey_ctx *core_open(const char *config_path, int create, char *err, size_t errlen);
+/* Open a context. With no flag (hosts) the store is opened at the first
+ * verify and re-opened after it failed, so a host started while its store is
+ * down recovers by itself; the command connects at once. */
+#define CORE_OPEN_CREATE 1  /* connect, creating the store when missing */
+#define CORE_OPEN_CONNECT 2 /* connect now */
+apikey_ctx *core_open(const char *config_path, int flags, char *err, size_t errlen);
 void core_set_clock(apikey_ctx *ctx, apikey_clock_fn now);
 
-/* Bind "scheme:location" to its backend .so. */
+/* Load the backend .so of "scheme:location": -1 with err on a bad URI or
+ * backend. store_connect opens the store (a backend status; an unavailable
+ * store has logged why). store_bind does both, -1 with err ("" when the
+ * store said why). */
+int store_load(const char *uri, store_binding *out, char *err, size_t errlen);
+int store_connect(store_binding *b, int create);
+void store_disconnect(store_binding *b);
 int store_bind(const char *uri, int create, store_binding *out, char *err, size_t errlen);
 void store_unbind(store_binding *b);
 

@@ -32,7 +32,7 @@ static int backend_path(const char *scheme, char *out, size_t len)
     return n > 0 && (size_t)n < len ? 0 : -1;
 }
 
-int store_bind(const char *uri, int create, store_binding *out, char *err, size_t errlen)
+int store_load(const char *uri, store_binding *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     const char *colon = strchr(uri, ':');
@@ -63,21 +63,47 @@ int store_bind(const char *uri, int create, store_binding *out, char *err, size_
         dlclose(dl);
         return -1;
     }
-    int st = ops->open(colon + 1, create, &core_store_host, &out->handle);
-    if (st != APIKEY_ST_OK) {
-        snprintf(err, errlen, "store '%s': cannot open %s", scheme, colon + 1);
-        dlclose(dl);
-        return -1;
-    }
     out->ops = ops;
     out->dl = dl;
+    out->location = colon + 1;
     return 0;
+}
+
+int store_connect(store_binding *b, int create)
+{
+    if (b->handle)
+        return APIKEY_ST_OK;
+    void *handle = NULL;
+    int st = b->ops->open(b->location, create, &core_store_host, &handle);
+    if (st == APIKEY_ST_OK)
+        b->handle = handle;
+    return st;
+}
+
+void store_disconnect(store_binding *b)
+{
+    if (b->handle)
+        b->ops->close(b->handle);
+    b->handle = NULL;
+}
+
+int store_bind(const char *uri, int create, store_binding *out, char *err, size_t errlen)
+{
+    if (store_load(uri, out, err, errlen) != 0)
+        return -1;
+    int st = store_connect(out, create);
+    if (st == APIKEY_ST_OK)
+        return 0;
+    /* An unavailable store has logged its own line; say nothing twice. */
+    snprintf(err, errlen, "%s", st == APIKEY_ST_NOMEM ? "out of memory" : "");
+    store_unbind(out);
+    return -1;
 }
 
 void store_unbind(store_binding *b)
 {
-    if (b->ops && b->handle)
-        b->ops->close(b->handle);
+    if (b->ops)
+        store_disconnect(b);
     if (b->dl)
         dlclose(b->dl);
     memset(b, 0, sizeof *b);

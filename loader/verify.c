@@ -15,14 +15,31 @@ static apikey_decision decide(apikey_result *res, apikey_decision d, apikey_reas
 }
 
 /* Lookup under the context's lock, with a last-used write behind an allowed
- * check: best effort, never delaying or failing the answer. */
+ * check: best effort, never delaying or failing the answer. A store that is
+ * not open (a host started while it was down) is opened here, and one that
+ * failed is closed, so the next check opens it afresh and a long-lived host
+ * recovers by itself. */
 static int lookup(apikey_ctx *ctx, const char *id, apikey_record *rec)
 {
-    if (ctx->concurrent_lookup)
+    void *used = NULL;
+    int st = APIKEY_ST_UNAVAILABLE;
+    if (ctx->concurrent_lookup) {
         pthread_rwlock_rdlock(&ctx->lock);
-    else
-        pthread_rwlock_wrlock(&ctx->lock);
-    int st = ctx->store.ops->lookup(ctx->store.handle, id, rec);
+        if ((used = ctx->store.handle))
+            st = ctx->store.ops->lookup(used, id, rec);
+        pthread_rwlock_unlock(&ctx->lock);
+        if (used && st != APIKEY_ST_UNAVAILABLE)
+            return st;
+    }
+    pthread_rwlock_wrlock(&ctx->lock);
+    if (!used || used != ctx->store.handle) {
+        /* Not tried yet under this handle (or another thread re-opened it). */
+        st = store_connect(&ctx->store, 0);
+        if (st == APIKEY_ST_OK)
+            st = ctx->store.ops->lookup(ctx->store.handle, id, rec);
+    }
+    if (st == APIKEY_ST_UNAVAILABLE)
+        store_disconnect(&ctx->store);
     pthread_rwlock_unlock(&ctx->lock);
     return st;
 }
@@ -32,7 +49,8 @@ static void touch(apikey_ctx *ctx, const apikey_record *rec, int64_t now)
     if (now - rec->last_used < ctx->cfg.last_used_granularity)
         return;
     pthread_rwlock_wrlock(&ctx->lock);
-    (void)ctx->store.ops->touch(ctx->store.handle, rec->id, now);
+    if (ctx->store.handle)
+        (void)ctx->store.ops->touch(ctx->store.handle, rec->id, now);
     pthread_rwlock_unlock(&ctx->lock);
 }
 

@@ -23,3 +23,5 @@ UNIT_TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(filter-out tests/testutil.c,$(
 .PHONY: run-tests
 run-tests: all $(UNIT_TESTS) $(B)/tests/libfault.so
 	sh tests/run.sh
+
+$(B)/tests/test_store_sqlite: TEST_EXTRA_LIBS = -lsqlite3

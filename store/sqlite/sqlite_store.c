@@ -148,6 +148,22 @@ static int schema_version(sstore *s, int *version)
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? APIKEY_ST_OK : fail(s, "reading its schema");
 }
 
+/* A database without our schema that holds tables is someone else's. */
+static int is_empty(sstore *s)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM sqlite_master LIMIT 1", -1, &st, NULL) != SQLITE_OK)
+        return fail(s, "reading its tables");
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_DONE)
+        return APIKEY_ST_OK;
+    if (rc != SQLITE_ROW)
+        return fail(s, "reading its tables");
+    s->host->log_error("store sqlite:%s: not an apikey store (it holds other tables)", s->path);
+    return APIKEY_ST_UNAVAILABLE;
+}
+
 /* Bring the schema to SCHEMA_VERSION under the write lock, so two first
  * writers do not both create it. */
 static int migrate(sstore *s)
@@ -157,10 +173,8 @@ static int migrate(sstore *s)
         return st;
     int v;
     st = schema_version(s, &v);
-    if (st == APIKEY_ST_NOTFOUND) {
+    if (st == APIKEY_ST_NOTFOUND && (st = is_empty(s)) == APIKEY_ST_OK)
         v = 0;
-        st = APIKEY_ST_OK;
-    }
     for (; st == APIKEY_ST_OK && v < SCHEMA_VERSION; v++) {
         char bump[64];
         snprintf(bump, sizeof bump, "UPDATE apikey_schema SET version = %d", v + 1);
@@ -192,6 +206,14 @@ static int check_schema(sstore *s)
         return APIKEY_ST_UNAVAILABLE;
     }
     return st;
+}
+
+/* A store already at this version needs no write lock: an admin command
+ * that only reads (list) must not wait behind a writer. */
+static int ensure_schema(sstore *s)
+{
+    int v;
+    return schema_version(s, &v) == APIKEY_ST_OK && v == SCHEMA_VERSION ? APIKEY_ST_OK : migrate(s);
 }
 
 /* The file itself: it must exist (unless creating) and pass the core's
@@ -262,7 +284,7 @@ static int sq_open(const char *location, int create, const apikey_store_host *ho
     if (st == APIKEY_ST_OK && flags == SQLITE_OPEN_READWRITE)
         st = exec(s, "PRAGMA journal_mode = WAL");
     if (st == APIKEY_ST_OK)
-        st = create ? migrate(s) : check_schema(s);
+        st = create ? ensure_schema(s) : check_schema(s);
     for (int i = 0; st == APIKEY_ST_OK && i < Q_COUNT; i++)
         if (sqlite3_prepare_v3(s->db, queries[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i], NULL) !=
             SQLITE_OK)

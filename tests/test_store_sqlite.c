@@ -1,0 +1,246 @@
+/*
+ * The SQLite store on its own: a reader answers while another process holds
+ * the write lock, and a corrupt, foreign, newer or insecure database fails
+ * closed with one clear line.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "apikey.h"
+#include "testutil.h"
+
+static char *db_path(const char *name)
+{
+    char *p;
+    if (asprintf(&p, "%s/%s", tu_tmpdir(), name) < 0)
+        abort();
+    return p;
+}
+
+static char *config_for(const char *path)
+{
+    char *uri;
+    if (asprintf(&uri, "sqlite:%s", path) < 0)
+        abort();
+    char *cfg = tu_config(uri, NULL, "sshd = proxies:read\n");
+    free(uri);
+    return cfg;
+}
+
+static char *create_key(const char *cfg, const char *account)
+{
+    char *out = NULL;
+    CU_ASSERT_EQUAL_FATAL(tu_apikey(cfg, NULL, &out, NULL, "create", account, "--name", "k",
+                                    "--scopes", "proxies:read", NULL), 0);
+    out[strcspn(out, "\n")] = 0;
+    return out;
+}
+
+static apikey_decision verify(const char *cfg, const char *key, apikey_result *res)
+{
+    char err[256];
+    apikey_ctx *ctx = apikey_open(cfg, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    apikey_decision d = apikey_verify(ctx, "sshd", NULL, key, strlen(key), res);
+    apikey_close(ctx);
+    return d;
+}
+
+static void sql(const char *path, const char *text)
+{
+    sqlite3 *db;
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+    CU_ASSERT_EQUAL(sqlite3_exec(db, text, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* A child process holds an exclusive write transaction with an uncommitted
+ * change until the parent closes the pipe. */
+static pid_t hold_write_lock(const char *path, int *release_fd)
+{
+    int ready[2], release[2];
+    CU_ASSERT_FATAL(pipe2(ready, O_CLOEXEC) == 0 && pipe2(release, O_CLOEXEC) == 0);
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        sqlite3 *db;
+        char c = 'x';
+        close(release[1]); /* or the read below never sees the parent let go */
+        if (sqlite3_open(path, &db) != SQLITE_OK ||
+            sqlite3_exec(db, "BEGIN EXCLUSIVE; UPDATE apikey_keys SET name = 'changing';", NULL,
+                         NULL, NULL) != SQLITE_OK)
+            c = 'e';
+        (void)!write(ready[1], &c, 1);
+        (void)!read(release[0], &c, 1);
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        _exit(0);
+    }
+    char c = 0;
+    CU_ASSERT_EQUAL(read(ready[0], &c, 1), 1);
+    CU_ASSERT_EQUAL(c, 'x');
+    close(ready[0]);
+    close(ready[1]);
+    close(release[0]);
+    *release_fd = release[1];
+    return pid;
+}
+
+static void test_reader_answers_during_a_write(void)
+{
+    char *path = db_path("locked.db");
+    char *cfg = config_for(path);
+    char *good = create_key(cfg, "alice");
+    char *gone = create_key(cfg, "bob");
+    char *id = strndup(gone, 11);
+    CU_ASSERT_EQUAL(tu_apikey(cfg, NULL, NULL, NULL, "revoke", id, NULL), 0);
+
+    int release;
+    pid_t holder = hold_write_lock(path, &release);
+    apikey_result res;
+    CU_ASSERT_EQUAL(verify(cfg, good, &res), APIKEY_ALLOWED);
+    CU_ASSERT_EQUAL(verify(cfg, gone, &res), APIKEY_REFUSED);
+    CU_ASSERT_EQUAL(res.reason, APIKEY_REASON_REVOKED);
+    /* The command reads too, while the writer holds its lock. */
+    CU_ASSERT_EQUAL(tu_apikey(cfg, good, NULL, NULL, "verify", "--service", "sshd", NULL), 0);
+    CU_ASSERT_EQUAL(tu_apikey(cfg, NULL, NULL, NULL, "list", "--all", NULL), 0);
+    close(release);
+    waitpid(holder, NULL, 0);
+    /* The uncommitted change never showed, and the store still writes. */
+    char *out = NULL;
+    CU_ASSERT_EQUAL(tu_apikey(cfg, NULL, &out, NULL, "list", "--all", "--json", NULL), 0);
+    CU_ASSERT_PTR_NULL(out ? strstr(out, "changing") : "missing");
+    free(out);
+    free(create_key(cfg, "carol"));
+    free(good);
+    free(gone);
+    free(id);
+    free(cfg);
+    free(path);
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; s && *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+/* Every way in refuses: the command exits 2 with one line naming why, and a
+ * host's verify is unavailable. */
+static void expect_fail_closed(const char *cfg, const char *key, const char *why)
+{
+    char *err = NULL;
+    CU_ASSERT_EQUAL(tu_apikey(cfg, NULL, NULL, &err, "list", NULL), 2);
+    CU_ASSERT_EQUAL(count_lines(err), 1);
+    if (!err || !strstr(err, why))
+        fprintf(stderr, "expected '%s' in: %s", why, err ? err : "(nothing)");
+    CU_ASSERT_PTR_NOT_NULL(err ? strstr(err, why) : NULL);
+    free(err);
+    CU_ASSERT_EQUAL(tu_apikey(cfg, key, NULL, NULL, "verify", "--service", "sshd", NULL), 2);
+    apikey_result res;
+    CU_ASSERT_EQUAL(verify(cfg, key, &res), APIKEY_UNAVAILABLE);
+    CU_ASSERT_EQUAL(res.reason, APIKEY_REASON_STORE);
+}
+
+static void test_bad_databases(void)
+{
+    char *path = db_path("bad.db");
+    char *cfg = config_for(path);
+    char *key = create_key(cfg, "alice");
+    apikey_result res;
+    CU_ASSERT_EQUAL(verify(cfg, key, &res), APIKEY_ALLOWED);
+
+    /* A store made by a newer build. */
+    sql(path, "UPDATE apikey_schema SET version = 99");
+    expect_fail_closed(cfg, key, "schema version 99");
+    /* A database that is not ours. */
+    unlink(path);
+    sql(path, "CREATE TABLE t (x)");
+    expect_fail_closed(cfg, key, "not an apikey store");
+    /* Not a database at all. */
+    FILE *f = fopen(path, "w");
+    fputs("this is not an SQLite database, though it is long enough to look like a header\n", f);
+    fclose(f);
+    expect_fail_closed(cfg, key, "not a database");
+    /* A record that does not fit. */
+    unlink(path);
+    free(key);
+    key = create_key(cfg, "alice");
+    sql(path, "UPDATE apikey_keys SET hash = x'00'");
+    expect_fail_closed(cfg, key, "malformed");
+    free(key);
+    free(cfg);
+    free(path);
+}
+
+static void test_missing_and_insecure(void)
+{
+    char *path = db_path("absent/keys.db");
+    char *cfg = config_for(path);
+    char *err = NULL;
+    CU_ASSERT_EQUAL(tu_apikey(cfg, NULL, NULL, &err, "create", "alice", "--name", "x",
+                              "--scopes", "proxies:read", NULL), 2);
+    CU_ASSERT_EQUAL(count_lines(err), 1);
+    free(err);
+    free(cfg);
+    free(path);
+
+    path = db_path("open.db");
+    cfg = config_for(path);
+    char *key = create_key(cfg, "alice");
+    CU_ASSERT_EQUAL(chmod(path, 0666), 0);
+    expect_fail_closed(cfg, key, "writable");
+    CU_ASSERT_EQUAL(chmod(path, 0640), 0);
+    apikey_result res;
+    CU_ASSERT_EQUAL(verify(cfg, key, &res), APIKEY_ALLOWED);
+    free(key);
+    free(cfg);
+    free(path);
+}
+
+/* A long-lived host opened while its store is missing answers unavailable,
+ * then recovers by itself once the store is there, without re-opening. */
+static void test_host_recovers(void)
+{
+    char *path = db_path("later.db");
+    char *cfg = config_for(path);
+    char err[256];
+    apikey_ctx *ctx = apikey_open(cfg, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    apikey_result res;
+    const char *junk = "ak_abcdefgh" "0123456789012345678901234567890123456789";
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, junk, strlen(junk), &res), APIKEY_REFUSED);
+    char *key = create_key(cfg, "alice");
+    unlink(path);
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, key, strlen(key), &res), APIKEY_UNAVAILABLE);
+    CU_ASSERT_EQUAL(res.reason, APIKEY_REASON_STORE);
+    free(key);
+    key = create_key(cfg, "alice");
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, key, strlen(key), &res), APIKEY_ALLOWED);
+    apikey_close(ctx);
+    free(key);
+    free(cfg);
+    free(path);
+}
+
+int main(void)
+{
+    CU_TestInfo tests[] = {
+        {"a reader answers while another process holds the write lock",
+         test_reader_answers_during_a_write},
+        {"newer, foreign, corrupt and malformed databases fail closed", test_bad_databases},
+        {"a missing folder and an insecure file are refused", test_missing_and_insecure},
+        {"a host opened before its store exists recovers by itself", test_host_recovers},
+        CU_TEST_INFO_NULL,
+    };
+    CU_SuiteInfo suites[] = {{"sqlite store", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};
+    return tu_run(suites);
+}
