@@ -63,6 +63,7 @@ typedef struct sstore {
     sqlite3 *db;
     sqlite3_stmt *q[Q_COUNT];
     int in_txn;
+    int wrote; /* committed a write transaction: empty the WAL at close */
 } sstore;
 
 /* One line for the operator; the message never holds a key or a hash. */
@@ -240,6 +241,13 @@ static void sq_close(void *handle)
     sstore *s = handle;
     for (int i = 0; i < Q_COUNT; i++)
         sqlite3_finalize(s->q[i]);
+    /* A WAL left full makes every later connection re-read it to build its
+     * index, and the last one to close copy it back: with a 100,000-key batch
+     * that is 30 ms per PAM login. Best effort: a busy reader keeps it. */
+    if (s->wrote) {
+        sqlite3_busy_timeout(s->db, 0);
+        sqlite3_exec(s->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+    }
     sqlite3_close(s->db);
     free(s->path);
     free(s);
@@ -275,6 +283,10 @@ static int sq_open(const char *location, int create, const apikey_store_host *ho
         return st;
     }
     sqlite3_extended_result_codes(s->db, 0);
+    /* A host (a PAM login opens and closes the store twice) must not pay for
+     * a checkpoint, with its fsyncs, at every close: writers do that. */
+    if (!create)
+        sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
     /* Keep -wal and -shm after the last writer closes: a reader that may not
      * create them (another user, through the group) can still open the store. */
     int persist = 1;
@@ -380,6 +392,7 @@ static int sq_commit(void *handle)
     int st = exec(s, "COMMIT");
     if (st != APIKEY_ST_OK)
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    s->wrote |= st == APIKEY_ST_OK;
     s->in_txn = 0;
     return st;
 }
