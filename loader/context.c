@@ -49,6 +49,13 @@ int core_hash_key(const apikey_ctx *ctx, const char *key, size_t len,
     return EVP_Digest(key, len, out, &n, ctx->md, NULL) == 1 && n == APIKEY_HASH_LEN ? 0 : -1;
 }
 
+const char *core_config_path(const char *given)
+{
+    if (!given || !*given)
+        given = secure_getenv("APIKEY_CONFIG");
+    return given && *given ? given : APIKEY_DEFAULT_CONFIG;
+}
+
 apikey_ctx *core_open(const char *config_path, int flags, char *err, size_t errlen)
 {
     char scratch[512];
@@ -63,16 +70,14 @@ apikey_ctx *core_open(const char *config_path, int flags, char *err, size_t errl
         snprintf(err, errlen, "cannot initialise OpenSSL (out of memory?)");
         return NULL;
     }
-    if (!config_path || !*config_path)
-        config_path = secure_getenv("APIKEY_CONFIG");
-    if (!config_path || !*config_path)
-        config_path = APIKEY_DEFAULT_CONFIG;
+    config_path = core_config_path(config_path);
     apikey_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
     ctx->now = system_clock;
+    snprintf(ctx->config_path, sizeof ctx->config_path, "%s", config_path);
     if (pthread_rwlock_init(&ctx->lock, NULL) != 0) {
         snprintf(err, errlen, "cannot create a lock");
         free(ctx);

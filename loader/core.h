@@ -34,6 +34,8 @@ struct apikey_ctx {
     unsigned char pepper[64];
     size_t pepper_len; /* 0: plain SHA-256 */
     apikey_clock_fn now;
+    char config_path[4096]; /* the file it was opened from */
+    int cached, cache_refs; /* held by ctx_cache.c, under its lock */
 };
 
 /* Where core messages go: syslog (hosts, the default) or stderr (commands). */
@@ -48,6 +50,15 @@ extern const apikey_store_host core_store_host;
 #define CORE_OPEN_CONNECT 2 /* connect now */
 apikey_ctx *core_open(const char *config_path, int flags, char *err, size_t errlen);
 void core_set_clock(apikey_ctx *ctx, apikey_clock_fn now);
+/* The configuration file a context opens: the path given, else
+ * $APIKEY_CONFIG, else the default. */
+const char *core_config_path(const char *given);
+
+/* For hosts that open a context per request (the PAM module): a context
+ * kept open between requests, see ctx_cache.c. Release, never close, what
+ * acquire returned. */
+apikey_ctx *ctx_cache_acquire(const char *config_path, char *err, size_t errlen);
+void ctx_cache_release(apikey_ctx *ctx);
 
 /* Load the backend .so of "scheme:location": -1 with err on a bad URI or
  * backend. store_connect opens the store (a backend status; an unavailable

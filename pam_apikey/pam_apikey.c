@@ -18,6 +18,7 @@
 #include <security/pam_modules.h>
 
 #include "apikey.h"
+#include "core.h"
 
 #define PAM_EXPORT __attribute__((visibility("default")))
 #define DATA_KEY "pam_apikey_key"
@@ -88,14 +89,16 @@ static int check(pam_handle_t *pamh, const pam_args *a, const char *phase, const
     }
     char err[512], who[128];
     printable(user, who, sizeof who);
-    apikey_ctx *ctx = apikey_open(a->config, err, sizeof err);
+    /* Kept open between logins of this process (see loader/ctx_cache.c);
+     * every verify still reads the store of record. */
+    apikey_ctx *ctx = ctx_cache_acquire(a->config, err, sizeof err);
     if (!ctx) {
         pam_syslog(pamh, LOG_ERR, "configuration: %s", err);
         return PAM_SERVICE_ERR;
     }
     apikey_result res;
     apikey_verify(ctx, service, user, key, strlen(key), &res);
-    apikey_close(ctx);
+    ctx_cache_release(ctx);
     int rc = to_pam(&res);
     const char *id = res.key_id[0] ? res.key_id : "-";
     if (res.decision == APIKEY_ALLOWED)
