@@ -22,6 +22,7 @@
 #define EXPORT __attribute__((visibility("default")))
 #define SCHEMA_VERSION 1
 #define WRITER_WAIT_MS 10000
+#define WAL_KEEP_BYTES (256 * 1024)
 
 /* Migrations[v] brings a store from version v to v + 1. */
 static const char *const migrations[SCHEMA_VERSION] = {
@@ -236,15 +237,25 @@ static int check_path(sstore *s, int create)
     return APIKEY_ST_OK;
 }
 
+static off_t wal_bytes(const sstore *s)
+{
+    char wal[4096];
+    struct stat st;
+    if (snprintf(wal, sizeof wal, "%s-wal", s->path) >= (int)sizeof wal || stat(wal, &st) != 0)
+        return 0;
+    return st.st_size;
+}
+
 static void sq_close(void *handle)
 {
     sstore *s = handle;
     for (int i = 0; i < Q_COUNT; i++)
         sqlite3_finalize(s->q[i]);
-    /* A WAL left full makes every later connection re-read it to build its
-     * index, and the last one to close copy it back: with a 100,000-key batch
-     * that is 30 ms per PAM login. Best effort: a busy reader keeps it. */
-    if (s->wrote) {
+    /* A long WAL makes every later connection re-read it to build its index
+     * (with a 100,000-key batch: 30 ms per PAM login). A writer that leaves
+     * one behind empties it; a small one is not worth the fsyncs. Best
+     * effort: a busy reader keeps it. */
+    if (s->wrote && wal_bytes(s) > WAL_KEEP_BYTES) {
         sqlite3_busy_timeout(s->db, 0);
         sqlite3_exec(s->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
     }
@@ -283,10 +294,9 @@ static int sq_open(const char *location, int create, const apikey_store_host *ho
         return st;
     }
     sqlite3_extended_result_codes(s->db, 0);
-    /* A host (a PAM login opens and closes the store twice) must not pay for
-     * a checkpoint, with its fsyncs, at every close: writers do that. */
-    if (!create)
-        sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    /* No checkpoint, with its fsyncs, at every close: the commit made the
+     * write durable in the WAL, and sq_close empties a WAL that grew long. */
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
     /* Keep -wal and -shm after the last writer closes: a reader that may not
      * create them (another user, through the group) can still open the store. */
     int persist = 1;
