@@ -40,7 +40,7 @@ STORE_CFLAGS_pgsql := -I$(shell pg_config --includedir 2>/dev/null || echo /usr/
 PROGRAMS := $(B)/apikey $(B)/basic_apikey_auth
 TARGETS := $(B)/libapikey.so $(STORE_SO) $(PROGRAMS)
 ifneq ($(wildcard pam_apikey/*.c),)
-TARGETS += $(B)/pam_apikey.so
+TARGETS += $(B)/pam_apikey.so $(B)/pam_try
 endif
 
 .PHONY: all check demo install deps clean bench check-sanitize
@@ -83,6 +83,10 @@ $(B)/basic_apikey_auth: $(patsubst %.c,$(B)/obj/%.o,$(wildcard helper/*.c)) $(CO
 $(B)/pam_apikey.so: $(patsubst %.c,$(B)/obj/%.o,$(wildcard pam_apikey/*.c)) $(CORE_LIB) pam_apikey/pam_apikey.map
 	$(CC) -shared -o $@ $(filter %.o %.a,$^) -Wl,--version-script=pam_apikey/pam_apikey.map \
 		-Wl,-z,nodelete $(ALL_LDFLAGS) $(CORE_LIBS) -lpam
+
+# Logins through libpam from a private service folder: make demo, valgrind test.
+$(B)/pam_try: tools/pam_try.c
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS) -lpam
 
 include tests/tests.mk
 include fuzz/fuzz.mk

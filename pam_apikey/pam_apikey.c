@@ -139,6 +139,10 @@ static int get_key(pam_handle_t *pamh, const pam_args *a, const char **key)
         }
     }
     int rc = pam_get_authtok(pamh, PAM_AUTHTOK, key, NULL);
+    /* libpam reports a conversation that failed or gave no answer as
+     * PAM_AUTHTOK_ERR, a password-change code that no auth stack expects. */
+    if (rc == PAM_AUTHTOK_ERR)
+        return PAM_CONV_ERR;
     if (rc != PAM_SUCCESS)
         return rc;
     return *key ? PAM_SUCCESS : PAM_CONV_ERR;

@@ -1,6 +1,7 @@
 #!/bin/sh
 # make demo: the key lifecycle on a private JSON store in a temporary folder,
-# then a login through the real PAM stack (pam_wrapper + pamtester).
+# then logins through the real PAM stack (build/pam_try: libpam with a
+# private service folder).
 set -u
 cd "$(dirname "$0")/.." || exit 2
 ROOT=$(pwd)
@@ -37,18 +38,18 @@ echo "$KEY" | $A verify --service apikey-demo --account alice || fail "verify of
 step "echo KEY | apikey verify --service billing --account alice   (missing scope)"
 echo "$KEY" | $A verify --service billing --account alice && fail "billing must be refused"
 
-if [ -f build/pam_apikey.so ] && command -v pamtester >/dev/null && [ -e /usr/lib/x86_64-linux-gnu/libpam_wrapper.so ]; then
-    mkdir -p "$T/pam.d"
-    printf 'auth required %s/build/pam_apikey.so config=%s\naccount required %s/build/pam_apikey.so config=%s\n' \
-        "$ROOT" "$T/apikey.conf" "$ROOT" "$T/apikey.conf" > "$T/pam.d/apikey-demo"
-    echo "auth required pam_deny.so" > "$T/pam.d/other"
-    pam() {
-        echo "$1" | LD_PRELOAD=libpam_wrapper.so PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$T/pam.d" \
-            pamtester apikey-demo alice authenticate acct_mgmt
-    }
-    step "pamtester apikey-demo alice authenticate acct_mgmt   (the key as password, real libpam)"
-    pam "$KEY" || fail "PAM login with a good key"
-fi
+# The real PAM stack: libpam reads a private service folder (pam_start_confdir),
+# as /etc/pam.d/apikey-demo would be read by sshd, Squid or Dante.
+mkdir -p "$T/pam.d"
+printf 'auth required %s/build/pam_apikey.so config=%s\naccount required %s/build/pam_apikey.so config=%s\n' \
+    "$ROOT" "$T/apikey.conf" "$ROOT" "$T/apikey.conf" > "$T/pam.d/apikey-demo"
+echo "auth required pam_deny.so" > "$T/pam.d/other"
+echo; echo "# $T/pam.d/apikey-demo:"; sed 's/^/#   /' "$T/pam.d/apikey-demo"
+pam() { echo "$1" | build/pam_try "$T/pam.d" apikey-demo alice; }
+
+step "pam_try apikey-demo alice   (the key as password: pam_authenticate, pam_acct_mgmt)"
+pam "$KEY" || fail "PAM login with a good key"
+echo "=> PAM: the good key is let in"
 
 step apikey revoke "$ID"
 $A revoke "$ID" || fail revoke
@@ -56,10 +57,9 @@ $A revoke "$ID" || fail revoke
 step "echo KEY | apikey verify --service apikey-demo --account alice   (revoked)"
 echo "$KEY" | $A verify --service apikey-demo --account alice && fail "a revoked key must be refused"
 
-if [ -f "$T/pam.d/apikey-demo" ]; then
-    step "pamtester apikey-demo alice authenticate   (revoked)"
-    pam "$KEY" && fail "PAM login with a revoked key must fail"
-fi
+step "pam_try apikey-demo alice   (revoked)"
+pam "$KEY" && fail "PAM login with a revoked key must fail"
+echo "=> PAM: the revoked key is refused"
 
 step "apikey list --all"
 $A list --all
