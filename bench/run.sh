@@ -66,22 +66,39 @@ awk -v n="$MID" 'BEGIN { for (i = 0; i < n; i++) printf "user%d\npw%d\n", i, i }
 USERDB=$(pam_us "auth required pam_userdb.so db=$T/users crypt=none\naccount required pam_userdb.so db=$T/users\n" user77 pw77)
 row "PAM pam_userdb, $MID users (the peer)" "$USERDB" "µs" "-" "$(ratio "$USERDB" "$PERMIT")x pam_permit"
 
-pam_row() { # KIND N TARGET
-    kind=$1 n=$2 target=$3 base="$T/$1-$2"
+pam_row() { # LABEL CONF KEYS TARGET
+    label=$1 conf=$2 keys=$3 target=$4
     [ -f build/pam_apikey.so ] || { echo "  (pam_apikey.so not built)"; return; }
-    key=$(sed -n 78p "$base.keys")
-    us=$(pam_us "$(apikey_stack "$base.conf")" user77 "$key")
+    key=$(sed -n 78p "$keys")
+    us=$(pam_us "$(apikey_stack "$conf")" user77 "$key")
     r=$(ratio "$us" "$PERMIT")
-    if [ "$target" = "-" ]; then row "PAM pam_apikey $kind, $n keys" "$us" "µs" "-" "${r}x pam_permit"
-    else row "PAM pam_apikey $kind, $n keys" "$us" "µs" "<= ${target}x pam_permit" "${r}x: $(verdict "$r" "$target" le)"; fi
+    if [ "$target" = "-" ]; then row "PAM pam_apikey $label" "$us" "µs" "-" "${r}x pam_permit"
+    else row "PAM pam_apikey $label" "$us" "µs" "<= ${target}x pam_permit" "${r}x: $(verdict "$r" "$target" le)"; fi
 }
+store_pam_row() { pam_row "$1, $2 keys" "$T/$1-$2.conf" "$T/$1-$2.keys" "$3"; } # KIND N TARGET
 
 for kind in json sqlite; do
     have_backend $kind || { echo "  ($kind backend not built)"; continue; }
-    gen $kind "$SMALL"; pam_row $kind "$SMALL" -
-    gen $kind "$MID"; pam_row $kind "$MID" 2.0
+    gen $kind "$SMALL"; store_pam_row $kind "$SMALL" -
+    gen $kind "$MID"; store_pam_row $kind "$MID" 2.0
 done
-if have_backend sqlite; then gen sqlite "$BIG"; pam_row sqlite "$BIG" 2.0; fi
+if have_backend sqlite; then gen sqlite "$BIG"; store_pam_row sqlite "$BIG" 2.0; fi
+
+# PostgreSQL, when run inside tests/pg_harness.sh (make bench does so): one
+# database of $MID keys, read directly and through pgbouncer.
+PG=""
+if have_backend pgsql && [ -n "${APIKEY_PG_HOST:-}" ]; then
+    PG="$T/pgsql-$MID"
+    PGCONN="host=$APIKEY_PG_HOST port=$APIKEY_PG_PORT user=$APIKEY_PG_USER"
+    createdb -h "$APIKEY_PG_HOST" -p "$APIKEY_PG_PORT" -U "$APIKEY_PG_USER" "bench$MID"
+    gen pgsql "$MID"
+    sed "s|host=$APIKEY_PG_HOST port=$APIKEY_PG_PORT|host=$APIKEY_PGB_HOST port=$APIKEY_PGB_PORT|" \
+        "$PG.conf" > "$PG-bouncer.conf"
+    pam_row "pgsql direct, $MID keys" "$PG.conf" "$PG.keys" -
+    pam_row "pgsql through pgbouncer, $MID keys" "$PG-bouncer.conf" "$PG.keys" 4.0
+else
+    echo "  (pgsql: not built, or not run inside tests/pg_harness.sh)"
+fi
 
 echo "== Warm verify: one context, $SECS s"
 SHA1=$(build/bench/verify_loop /dev/null bench "$T/json-$MID.keys" 1 "$SECS" sha)
@@ -109,6 +126,15 @@ if have_backend sqlite; then
     for threads in 1 2; do
         v=$(build/bench/verify_loop "$T/sqlite-$BIG.conf" bench "$T/sqlite-$BIG.keys" $threads "$SECS")
         row "warm verify sqlite, $BIG keys, $threads thread(s)" "$v" "/s" ">= 300000/s" "$(verdict "$v" 300000 ge)"
+    done
+fi
+
+if [ -n "$PG" ]; then
+    build/bench/verify_loop "$PG.conf" bench "$PG.keys" 1 0 rss > /dev/null
+    for threads in 1 2; do
+        v=$(build/bench/verify_loop "$PG.conf" bench "$PG.keys" $threads "$SECS")
+        per=$(awk -v v="$v" -v t="$threads" 'BEGIN { printf "%d", v / t }')
+        row "warm verify pgsql, $MID keys, $threads thread(s), one connection" "$v" "/s" ">= 20000/s per connection" "$(verdict "$per" 20000 ge)"
     done
 fi
 
