@@ -50,7 +50,7 @@ cleanup() {
         echo "# --- last lines of $(basename "$LOG"):"
         tail -n 30 "$LOG" | sed 's/^/#   /'
     fi
-    rm -rf "$T"
+    [ -n "${KEEP:-}" ] || rm -rf "$T"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
@@ -60,9 +60,17 @@ bg() { "$@" & PIDS="$PIDS $!"; }
 
 ok() { echo "ok - $NAME: $1"; }
 not_ok() { echo "not ok - $NAME: $1"; fails=$((fails + 1)); }
-# want_in WHAT USER KEY / want_out WHAT USER KEY
-want_in() { if login "$2" "$3"; then ok "$1: let in"; else not_ok "$1: refused, want let in"; fi; }
-want_out() { if login "$2" "$3"; then not_ok "$1: let in, want refused"; else ok "$1: refused"; fi; }
+# want_in WHAT USER KEY / want_out WHAT USER KEY, with the test's login
+# USER KEY: 0 let in, 1 refused by authentication, anything else broken.
+want_in() {
+    login "$2" "$3"; rc=$?
+    if [ $rc -eq 0 ]; then ok "$1: let in"; else not_ok "$1: want let in, got $(said $rc)"; fi
+}
+want_out() {
+    login "$2" "$3"; rc=$?
+    if [ $rc -eq 1 ]; then ok "$1: refused"; else not_ok "$1: want refused, got $(said $rc)"; fi
+}
+said() { case $1 in 0) echo "let in" ;; 1) echo refused ;; *) echo "a failure other than a refusal ($1)" ;; esac; }
 finish() { [ "$fails" -eq 0 ]; exit $?; }
 
 # A free TCP port on loopback (no python on a fresh machine: ss is in iproute2).
