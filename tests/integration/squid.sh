@@ -27,6 +27,7 @@ coredump_dir $T/squid
 netdb_filename none
 visible_hostname apikey-test
 shutdown_lifetime 0 seconds
+pinger_enable off
 CONF
     sed -e "s#/usr/local/bin/basic_apikey_auth#$HELPER#" -e "s#/etc/apikey/apikey.conf#$CONF#" \
         -e "s#-n squid#-n $SVC#" -e "s#--service squid#--service $SVC#" \

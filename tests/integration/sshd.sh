@@ -34,7 +34,10 @@ login() { # USER KEY, the key through sshpass's environment, not argv
     SSHPASS=$2 sshpass -e ssh -F /dev/null -p "$PORT" -o StrictHostKeyChecking=no \
         -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=5 \
         -o PubkeyAuthentication=no -o PreferredAuthentications="$MODE" \
-        -o NumberOfPasswordPrompts=1 "$1@127.0.0.1" true < /dev/null 2>> "$T/ssh.err"
+        -o NumberOfPasswordPrompts=1 "$1@127.0.0.1" true < /dev/null 2> "$T/ssh.err" && return 0
+    grep -q "Permission denied" "$T/ssh.err" && return 1
+    sed 's/^/#   ssh: /' "$T/ssh.err"
+    return 2
 }
 
 for MODE in password keyboard-interactive; do
