@@ -11,7 +11,8 @@
 #   NARROW   $U1, geo:read only (under-scoped) WRONG    well formed, not in the store
 #   EXPIRED  $U1, rotated with a 1 s grace     REVOKED  $U1, revoked
 # A trap removes the users, their processes, every process started through
-# bg(), and every file named in $CLEANUP_FILES, even on failure.
+# bg(), and every file named in $CLEANUP_FILES, even on failure ($T too,
+# unless KEEP=1 is set, for debugging).
 #
 # The test then defines login USER KEY (exit 0 when the server let it in)
 # and calls matrix once per way of logging in.
