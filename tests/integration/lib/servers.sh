@@ -14,7 +14,7 @@
 # bg(), and every file named in $CLEANUP_FILES, even on failure ($T too,
 # unless KEEP=1 is set, for debugging).
 #
-# The test then defines login USER KEY (exit 0 when the server let it in)
+# The test then defines login USER KEY (0 let in, 1 refused, else broken)
 # and calls matrix once per way of logging in.
 
 [ -n "${NAME:-}" ] || { echo "servers_lib.sh is sourced by the server tests" >&2; exit 77; }
