@@ -1,6 +1,7 @@
 /* Loads the one store backend that the configuration names. */
 #include <dlfcn.h>
 #include <limits.h>
+#include <link.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,9 +21,19 @@ static int backend_path(const char *scheme, char *out, size_t len)
         return n > 0 && (size_t)n < len ? 0 : -1;
     }
     Dl_info info;
-    if (dladdr((void *)backend_path, &info) && info.dli_fname && strchr(info.dli_fname, '/')) {
-        char dir[PATH_MAX];
-        snprintf(dir, sizeof dir, "%s", info.dli_fname);
+    struct link_map *lm = NULL;
+    char dir[PATH_MAX] = "";
+    if (dladdr1((void *)backend_path, &info, (void **)&lm, RTLD_DL_LINKMAP) && lm) {
+        if (lm->l_name && lm->l_name[0]) {
+            snprintf(dir, sizeof dir, "%s", lm->l_name); /* a shared object: its path */
+        } else {
+            /* The program itself, whose dli_fname would be argv[0]: a host may
+             * set that to anything (Squid runs its helpers as "(name)"). */
+            ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
+            dir[n > 0 ? n : 0] = '\0';
+        }
+    }
+    if (strchr(dir, '/')) {
         *strrchr(dir, '/') = '\0';
         int n = snprintf(out, len, "%s/store/apikey_store_%s.so", dir, scheme);
         if (n > 0 && (size_t)n < len && access(out, R_OK) == 0)
