@@ -67,13 +67,17 @@ typedef struct sstore {
     int wrote; /* committed a write transaction: empty the WAL at close */
 } sstore;
 
-/* One line for the operator; the message never holds a key or a hash. */
+/* One line for the operator; the message never holds a key or a hash.
+ * Out of memory is the core's to say (it adds that line itself): saying it
+ * here too would make two. */
 static int fail(sstore *s, const char *what)
 {
     int code = s->db ? sqlite3_errcode(s->db) : SQLITE_ERROR;
+    if (code == SQLITE_NOMEM)
+        return APIKEY_ST_NOMEM;
     s->host->log_error("store sqlite:%s: %s: %s", s->path, what,
                        s->db ? sqlite3_errmsg(s->db) : "cannot open");
-    return code == SQLITE_NOMEM ? APIKEY_ST_NOMEM : APIKEY_ST_UNAVAILABLE;
+    return APIKEY_ST_UNAVAILABLE;
 }
 
 static int exec(sstore *s, const char *sql)
