@@ -42,6 +42,7 @@ extern void *__libc_realloc(void *, size_t);
 static char target[32];
 static long nth = -1, seen;
 static int armed, allocs_armed;
+static int resolving; /* dlopen and dlsym allocate: never fail them */
 
 __attribute__((constructor)) static void init(void)
 {
@@ -72,7 +73,7 @@ __attribute__((destructor)) static void report(void)
 /* Whether this call of name should fail. */
 static int hit(const char *name)
 {
-    if (!armed || strcmp(name, target) != 0)
+    if (!armed || resolving || strcmp(name, target) != 0)
         return 0;
     int alloc = !strcmp(name, "malloc") || !strcmp(name, "calloc") || !strcmp(name, "realloc");
     if (alloc && !allocs_armed)
@@ -90,11 +91,13 @@ static int hit(const char *name)
  * RTLD_LOCAL (libsqlite3) is outside RTLD_NEXT's scope: ask it directly. */
 static void *next(const char *name)
 {
+    resolving++;
     void *f = dlsym(RTLD_NEXT, name);
     if (!f && !strncmp(name, "sqlite3_", 8)) {
         void *lib = dlopen("libsqlite3.so.0", RTLD_LAZY | RTLD_NOLOAD);
         f = lib ? dlsym(lib, name) : NULL;
     }
+    resolving--;
     if (!f) {
         fprintf(stderr, "faultinject: no %s\n", name);
         abort();
