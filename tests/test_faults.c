@@ -265,8 +265,8 @@ static void each_fault(char *const *args, const char *input, const char *what, i
              * (unless it was revoked). */
             int still = verify(good);
             if (!ok || still != good_want) {
-                fprintf(stderr, "%s with %s: exit %d, %s, good key verifies %d: %s", what, spec, rc,
-                        why[0] ? why : "good key wrong", still, err);
+                fprintf(stderr, "%s with %s: exit %d, %s, good key verifies %d: %s%s", what, spec, rc,
+                        why[0] ? why : "good key wrong", still, err, one_line(err) ? "" : "\n");
                 bad++;
             }
             free(out);
