@@ -276,7 +276,9 @@ int admin_create(apikey_ctx *ctx, const admin_request *reqs, size_t n, admin_iss
             rc = limit_refusal(e->account, e->count, err, errlen);
         else if ((rc = issue(ctx, &out[i], err, errlen)) == ADMIN_OK)
             e->count++;
-        if (rc != ADMIN_OK && n > 1) {
+        /* An empty err: the store has said why in its line; a second
+         * line with nothing to add would only break the one-line rule. */
+        if (rc != ADMIN_OK && n > 1 && err[0]) {
             char why[512];
             snprintf(why, sizeof why, "line %zu: %s; nothing was created", i + 1, err);
             snprintf(err, errlen, "%s", why);

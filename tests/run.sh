@@ -1,6 +1,7 @@
 #!/bin/sh
 # Runs every test: the CUnit programs (the store conformance suite once per
-# store: json, sqlite, pgsql direct and through pgbouncer) and the
+# store: json, sqlite, pgsql direct and through pgbouncer; the fault
+# injection once per embedded store) and the
 # integration scripts. Prints each CUnit run summary, then one total line.
 cd "$(dirname "$0")/.." || exit 2
 B=build/tests
@@ -58,7 +59,14 @@ for t in $B/test_*; do
     test_faults)
         # Its LD_PRELOAD injector cannot sit beside ASan's own interceptors.
         if [ -n "${APIKEY_TEST_SANITIZE:-}" ]; then echo "skipped under sanitizers: $name"
-        else run_cunit "$name" "$t"; fi ;;
+        else
+            for s in $STORES; do
+                case $s in
+                json|sqlite) run_cunit "$name on $s" env APIKEY_TEST_STORE=$s "$t" ;;
+                *) echo "skipped: $name on $s (no injection of its database calls yet)" ;;
+                esac
+            done
+        fi ;;
     *)
         run_cunit "$name" "$t" ;;
     esac

@@ -26,3 +26,4 @@ run-tests: all $(UNIT_TESTS) $(B)/tests/libfault.so
 	sh tests/run.sh
 
 $(B)/tests/test_store_sqlite: TEST_EXTRA_LIBS = -lsqlite3
+$(B)/tests/test_faults: TEST_EXTRA_LIBS = -lsqlite3

@@ -144,7 +144,8 @@ static int load(jstore *s, int fd, const struct stat *st, int want_db)
             s->host->log_error("store %s: its index %s is corrupt", s->path, s->idx_path);
     } else {
         rc = json_db_load(&s->db, fd, why, sizeof why);
-        if (rc != APIKEY_ST_OK)
+        /* Out of memory is the core's line to write: one line, not two. */
+        if (rc != APIKEY_ST_OK && rc != APIKEY_ST_NOMEM)
             s->host->log_error("store %s: %s", s->path, why);
     }
     if (rc != APIKEY_ST_OK) {
@@ -392,7 +393,8 @@ static int write_store(jstore *s, struct stat *st)
     rc = APIKEY_ST_OK;
 done:
     if (rc != APIKEY_ST_OK) {
-        s->host->log_error("store %s: cannot %s: %s", s->path, what, strerror(errno));
+        if (rc != APIKEY_ST_NOMEM) /* the core says that one */
+            s->host->log_error("store %s: cannot %s: %s", s->path, what, strerror(errno));
         if (fd >= 0)
             close(fd);
         if (tmp)

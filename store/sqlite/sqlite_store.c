@@ -67,13 +67,17 @@ typedef struct sstore {
     int wrote; /* committed a write transaction: empty the WAL at close */
 } sstore;
 
-/* One line for the operator; the message never holds a key or a hash. */
+/* One line for the operator; the message never holds a key or a hash.
+ * Out of memory is the core's to say (it adds that line itself): saying it
+ * here too would make two. */
 static int fail(sstore *s, const char *what)
 {
     int code = s->db ? sqlite3_errcode(s->db) : SQLITE_ERROR;
+    if (code == SQLITE_NOMEM)
+        return APIKEY_ST_NOMEM;
     s->host->log_error("store sqlite:%s: %s: %s", s->path, what,
                        s->db ? sqlite3_errmsg(s->db) : "cannot open");
-    return code == SQLITE_NOMEM ? APIKEY_ST_NOMEM : APIKEY_ST_UNAVAILABLE;
+    return APIKEY_ST_UNAVAILABLE;
 }
 
 static int exec(sstore *s, const char *sql)
@@ -396,14 +400,43 @@ static int sq_update(void *handle, const apikey_record *rec)
     return write_record(handle, Q_UPDATE, rec);
 }
 
+/* A COMMIT that failed syncing the WAL has already written its frames
+ * there, commit mark included: this connection rolls back, but the next one
+ * to rebuild the WAL index from the file (the first to open the store) would
+ * find the transaction committed, though we said it failed. A transaction
+ * written at the same place ends the WAL before them: their checksums no
+ * longer chain. It changes nothing but must write a page (SQLite skips a
+ * row rewritten with the same bytes), hence the two updates. Returns
+ * whether that worked. */
+static int overwrite_failed_commit(sstore *s)
+{
+    if (sqlite3_exec(s->db,
+                     "BEGIN IMMEDIATE; UPDATE apikey_schema SET version = -version;"
+                     " UPDATE apikey_schema SET version = -version; COMMIT",
+                     NULL, NULL, NULL) == SQLITE_OK)
+        return 1;
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return 0;
+}
+
 static int sq_commit(void *handle)
 {
     sstore *s = handle;
-    int st = exec(s, "COMMIT");
-    if (st != APIKEY_ST_OK)
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    s->wrote |= st == APIKEY_ST_OK;
+    int st = APIKEY_ST_OK;
     s->in_txn = 0;
+    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        int code = sqlite3_errcode(s->db);
+        char why[256];
+        snprintf(why, sizeof why, "%s", sqlite3_errmsg(s->db));
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        int undone = overwrite_failed_commit(s);
+        if (code == SQLITE_NOMEM && undone)
+            return APIKEY_ST_NOMEM; /* the core says it */
+        s->host->log_error("store sqlite:%s: COMMIT: %s%s", s->path, why,
+                           undone ? "" : "; the change may still be there");
+        return APIKEY_ST_UNAVAILABLE;
+    }
+    s->wrote = 1;
     return st;
 }
 
