@@ -65,7 +65,12 @@ int store_bind(const char *uri, int create, store_binding *out, char *err, size_
     }
     int st = ops->open(colon + 1, create, &core_store_host, &out->handle);
     if (st != APIKEY_ST_OK) {
-        snprintf(err, errlen, "store '%s': cannot open %s", scheme, colon + 1);
+        /* A file path helps; a conninfo may hold what must not be logged
+         * (the backend refuses a password there, but this line would show it). */
+        if (colon[1] == '/')
+            snprintf(err, errlen, "store '%s': cannot open %s", scheme, colon + 1);
+        else
+            snprintf(err, errlen, "store '%s': cannot open it", scheme);
         dlclose(dl);
         return -1;
     }
