@@ -79,9 +79,18 @@ char *tu_read(const char *path, size_t *len)
 
 static int store_counter;
 
-char *tu_new_store_uri(void)
+int tu_store_available(const char *kind)
 {
-    const char *kind = getenv("APIKEY_TEST_STORE") ? getenv("APIKEY_TEST_STORE") : "json";
+    char so[4200];
+    const char *dir = getenv("APIKEY_STORE_DIR") ? getenv("APIKEY_STORE_DIR") : "build/store";
+    snprintf(so, sizeof so, "%s/apikey_store_%s.so", dir, kind);
+    if (access(so, R_OK) != 0)
+        return 0;
+    return strcmp(kind, "pgsql") != 0 || (getenv("APIKEY_TEST_PG") && getenv("APIKEY_TEST_PG_ADMIN"));
+}
+
+char *tu_new_store_uri_of(const char *kind)
+{
     char *uri;
     int n = ++store_counter;
     if (strcmp(kind, "pgsql") == 0) {
@@ -108,6 +117,11 @@ char *tu_new_store_uri(void)
             abort();
     }
     return uri;
+}
+
+char *tu_new_store_uri(void)
+{
+    return tu_new_store_uri_of(getenv("APIKEY_TEST_STORE") ? getenv("APIKEY_TEST_STORE") : "json");
 }
 
 char *tu_config(const char *store_uri, const char *extra_top, const char *services)

@@ -18,6 +18,10 @@ char *tu_read(const char *path, size_t *len);
  * sqlite or pgsql (pgsql needs $APIKEY_TEST_PG, a conninfo prefix, and a
  * fresh database per call). */
 char *tu_new_store_uri(void);
+/* The same for a given kind; whether that kind can run here (its backend
+ * built and, for pgsql, the harness's variables set). */
+char *tu_new_store_uri_of(const char *kind);
+int tu_store_available(const char *kind);
 /* A config file for store uri with the default catalogue and these services. */
 char *tu_config(const char *store_uri, const char *extra_top, const char *services);
 
