@@ -96,6 +96,10 @@ max_client_conn = 500
 default_pool_size = 10
 server_idle_timeout = 5
 server_check_delay = 0
+# Find the server again soon after it returns (default 15 s). While it is
+# away pgbouncer holds queries for query_wait_timeout (default 120 s, kept:
+# the store's own wait limit must answer first).
+server_login_retry = 1
 logfile = $T/pgb/pgbouncer.log
 pidfile = $T/pgb/pgbouncer.pid
 EOF

@@ -16,9 +16,11 @@
 #include <ctype.h>
 #include <endian.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "apikey_store.h"
 
@@ -71,11 +73,20 @@ static const char Q_TOUCH[] = "UPDATE apikey_keys SET last_used = $2 WHERE id ="
                               " (SELECT id FROM apikey_keys WHERE id = $1 AND last_used < $2"
                               " FOR UPDATE SKIP LOCKED)";
 
+/* How long a statement may go unanswered before the connection is dropped
+ * and the call fails. libpq has no such limit, and pgbouncer holds a query
+ * while it cannot reach the server (query_wait_timeout, 120 s by default):
+ * a login must not hang that long. Writes wait longer: begin may queue
+ * WRITER_WAIT behind another writer. */
+enum { WAIT_CHECK_MS = 5000, WAIT_TOUCH_MS = 2000, WAIT_WRITE_MS = 30000, WAIT_LIST_MS = 120000 };
+
 typedef struct pgstore {
     const apikey_store_host *host;
-    PGconn *conn;
+    PGconn *conn;         /* NULL after a timeout: connect again on next use */
+    char *conninfo;       /* for reconnecting; holds no password (refused) */
     char where[256]; /* the database, for log lines: never the whole conninfo */
     int in_txn;
+    int timed_out; /* ms that the last statement went unanswered: no retry */
 } pgstore;
 
 /* libpq's messages span lines ("...failed: ...\n\tIs the server running...");
@@ -101,8 +112,14 @@ static const char *one_line(const char *msg, char *buf, size_t cap)
 static int fail(pgstore *s, const char *what, const PGresult *res)
 {
     char line[512];
+    if (!res && s->timed_out) {
+        s->host->log_error("store pgsql:%s: %s: no answer within %d s; connection dropped",
+                           s->where, what, s->timed_out / 1000);
+        return APIKEY_ST_UNAVAILABLE;
+    }
     const char *msg = res && PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res)
-                                                          : PQerrorMessage(s->conn);
+                      : s->conn                             ? PQerrorMessage(s->conn)
+                                                            : "not connected";
     s->host->log_error("store pgsql:%s: %s: %s", s->where, what, one_line(msg, line, sizeof line));
     return APIKEY_ST_UNAVAILABLE;
 }
@@ -117,30 +134,7 @@ static int connection_lost(pgstore *s, const PGresult *res)
     return !res || (state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0));
 }
 
-static int reconnect(pgstore *s)
-{
-    PQreset(s->conn);
-    return PQstatus(s->conn) == CONNECTION_OK;
-}
-
-/* One parameterised statement, results in binary. Outside a transaction a
- * lost connection is re-established once and the statement tried again, so
- * a long-lived host recovers by itself after a server restart; inside one
- * the transaction is gone and the caller gets the failure. */
-static PGresult *run(pgstore *s, const char *sql, int n, const Oid *types, const char *const *vals,
-                     const int *lens, const int *fmts)
-{
-    if (!s->in_txn && PQstatus(s->conn) == CONNECTION_BAD)
-        reconnect(s);
-    PGresult *res = PQexecParams(s->conn, sql, n, types, vals, lens, fmts, 1);
-    ExecStatusType st = PQresultStatus(res);
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || s->in_txn || !connection_lost(s, res))
-        return res;
-    PQclear(res);
-    if (!reconnect(s))
-        return NULL;
-    return PQexecParams(s->conn, sql, n, types, vals, lens, fmts, 1);
-}
+static int connect_db(pgstore *s);
 
 static int ok(const PGresult *res)
 {
@@ -148,15 +142,91 @@ static int ok(const PGresult *res)
     return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
 }
 
-/* A constant statement (or several) with no parameters. */
-static PGresult *run_fixed(pgstore *s, const char *sql)
+static int reconnect(pgstore *s)
 {
-    return PQexec(s->conn, sql);
+    PQfinish(s->conn);
+    s->conn = NULL;
+    return connect_db(s) == APIKEY_ST_OK;
+}
+
+/* Send one statement (n < 0: constant SQL, possibly several statements,
+ * with no parameters) and wait at most ms for all its results. The result
+ * kept is the first error, else the last one; NULL when nothing came back. */
+static PGresult *send_wait(pgstore *s, const char *sql, int n, const Oid *types, const char *const *vals,
+                           const int *lens, const int *fmts, int ms)
+{
+    if (PQstatus(s->conn) != CONNECTION_OK)
+        return NULL;
+    int sent = n < 0 ? PQsendQuery(s->conn, sql)
+                     : PQsendQueryParams(s->conn, sql, n, types, vals, lens, fmts, 1);
+    if (!sent)
+        return NULL;
+    s->timed_out = 0;
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    PGresult *keep = NULL, *r;
+    for (;;) {
+        while (!PQisBusy(s->conn)) {
+            if (!(r = PQgetResult(s->conn)))
+                return keep;
+            if (keep && !ok(keep)) {
+                PQclear(r);
+            } else {
+                PQclear(keep);
+                keep = r;
+            }
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long left = ms - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000);
+        struct pollfd p = {.fd = PQsocket(s->conn), .events = POLLIN};
+        if (left <= 0 || poll(&p, 1, (int)left) == 0) {
+            s->timed_out = ms;
+            break;
+        }
+        if (!PQconsumeInput(s->conn)) {
+            /* Broken: PQstatus and PQerrorMessage tell the caller. */
+            PQclear(keep);
+            return NULL;
+        }
+    }
+    /* Unanswered: the session may be stuck mid-statement, so a fresh one
+     * next time rather than a cancel that may hang as well. */
+    PQclear(keep);
+    PQfinish(s->conn);
+    s->conn = NULL;
+    return NULL;
+}
+
+/* One statement, results in binary. Outside a transaction a lost connection
+ * is re-established once and the statement tried again, so a long-lived host
+ * recovers by itself after a server restart; inside one the transaction is
+ * gone and the caller gets the failure. */
+static PGresult *run(pgstore *s, const char *sql, int n, const Oid *types, const char *const *vals,
+                     const int *lens, const int *fmts, int ms)
+{
+    if (!s->in_txn && PQstatus(s->conn) != CONNECTION_OK)
+        reconnect(s);
+    PGresult *res = send_wait(s, sql, n, types, vals, lens, fmts, ms);
+    ExecStatusType st = PQresultStatus(res);
+    /* A server that did not answer in time gets no second wait. */
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || s->in_txn || s->timed_out ||
+        !connection_lost(s, res))
+        return res;
+    PQclear(res);
+    if (!reconnect(s))
+        return NULL;
+    return send_wait(s, sql, n, types, vals, lens, fmts, ms);
+}
+
+/* Constant SQL with no parameters, possibly several statements. */
+static PGresult *run_fixed(pgstore *s, const char *sql, int ms)
+{
+    return run(s, sql, -1, NULL, NULL, NULL, NULL, ms);
 }
 
 static int exec_fixed(pgstore *s, const char *sql, const char *what)
 {
-    PGresult *res = run_fixed(s, sql);
+    PGresult *res = run_fixed(s, sql, WAIT_WRITE_MS);
     int st = ok(res) ? APIKEY_ST_OK : fail(s, what, res);
     PQclear(res);
     return st;
@@ -164,8 +234,10 @@ static int exec_fixed(pgstore *s, const char *sql, const char *what)
 
 static void abandon_txn(pgstore *s)
 {
-    if (PQtransactionStatus(s->conn) != PQTRANS_IDLE && PQstatus(s->conn) == CONNECTION_OK)
-        PQclear(run_fixed(s, "ROLLBACK"));
+    if (PQtransactionStatus(s->conn) != PQTRANS_IDLE && PQstatus(s->conn) == CONNECTION_OK) {
+        s->in_txn = 1; /* no reconnect for this one */
+        PQclear(run_fixed(s, "ROLLBACK", WAIT_CHECK_MS));
+    }
     s->in_txn = 0;
 }
 
@@ -281,13 +353,13 @@ static int check_conninfo(pgstore *s, const char *conninfo)
     return APIKEY_ST_OK;
 }
 
-static int connect_db(pgstore *s, const char *conninfo)
+static int connect_db(pgstore *s)
 {
     /* Order matters: connect_timeout yields to the conninfo's own; the
      * encoding overrides it, as records travel as UTF-8. */
     const char *keys[] = {"connect_timeout", "dbname", "client_encoding",
                           "fallback_application_name", NULL};
-    const char *vals[] = {"5", conninfo, "UTF8", "apikey", NULL};
+    const char *vals[] = {"5", s->conninfo, "UTF8", "apikey", NULL};
     s->conn = PQconnectdbParams(keys, vals, 1);
     if (!s->conn)
         return APIKEY_ST_NOMEM;
@@ -300,7 +372,8 @@ static int connect_db(pgstore *s, const char *conninfo)
 static int schema_version(pgstore *s, int *version)
 {
     *version = -1;
-    PGresult *res = run(s, "SELECT to_regclass('apikey_schema') IS NOT NULL", 0, NULL, NULL, NULL, NULL);
+    PGresult *res = run(s, "SELECT to_regclass('apikey_schema') IS NOT NULL", 0, NULL, NULL, NULL, NULL,
+                    WAIT_CHECK_MS);
     if (!ok(res) || PQntuples(res) != 1) {
         int st = fail(s, "reading its schema", res);
         PQclear(res);
@@ -310,7 +383,7 @@ static int schema_version(pgstore *s, int *version)
     PQclear(res);
     if (!present)
         return APIKEY_ST_OK;
-    res = run(s, "SELECT version FROM apikey_schema", 0, NULL, NULL, NULL, NULL);
+    res = run(s, "SELECT version FROM apikey_schema", 0, NULL, NULL, NULL, NULL, WAIT_CHECK_MS);
     if (!ok(res) || PQntuples(res) != 1 || PQgetlength(res, 0, 0) != 4) {
         int st = ok(res) ? APIKEY_ST_UNAVAILABLE : fail(s, "reading its schema", res);
         if (ok(res))
@@ -342,7 +415,8 @@ static int migrate(pgstore *s)
         const char *vals[1] = {next};
         st = exec_fixed(s, migrations[v], "creating its schema");
         if (st == APIKEY_ST_OK) {
-            PGresult *res = run(s, "UPDATE apikey_schema SET version = $1::int", 1, NULL, vals, NULL, NULL);
+            PGresult *res = run(s, "UPDATE apikey_schema SET version = $1::int", 1, NULL, vals, NULL, NULL,
+                                WAIT_WRITE_MS);
             st = ok(res) ? APIKEY_ST_OK : fail(s, "creating its schema", res);
             PQclear(res);
         }
@@ -378,6 +452,7 @@ static void pg_close(void *handle)
 {
     pgstore *s = handle;
     PQfinish(s->conn);
+    free(s->conninfo);
     free(s);
 }
 
@@ -388,9 +463,13 @@ static int pg_open(const char *location, int create, const apikey_store_host *ho
         return APIKEY_ST_NOMEM;
     s->host = host;
     describe(location, s->where, sizeof s->where);
+    if (!(s->conninfo = strdup(location))) {
+        free(s);
+        return APIKEY_ST_NOMEM;
+    }
     int st = check_conninfo(s, location);
     if (st == APIKEY_ST_OK)
-        st = connect_db(s, location);
+        st = connect_db(s);
     if (st == APIKEY_ST_OK)
         st = create ? migrate(s) : check_schema(s);
     if (st != APIKEY_ST_OK) {
@@ -406,7 +485,7 @@ static int pg_lookup(void *handle, const char *id, apikey_record *out)
     pgstore *s = handle;
     const Oid types[1] = {OID_TEXT};
     const char *vals[1] = {id};
-    PGresult *res = run(s, Q_LOOKUP, 1, types, vals, NULL, NULL);
+    PGresult *res = run(s, Q_LOOKUP, 1, types, vals, NULL, NULL, WAIT_CHECK_MS);
     int st;
     if (!ok(res))
         st = fail(s, "reading a key", res);
@@ -425,8 +504,8 @@ static int pg_each(void *handle, const char *account, apikey_record_cb cb, void 
     pgstore *s = handle;
     const Oid types[1] = {OID_TEXT};
     const char *vals[1] = {account};
-    PGresult *res = account ? run(s, Q_EACH_ACCOUNT, 1, types, vals, NULL, NULL)
-                            : run(s, Q_EACH, 0, NULL, NULL, NULL, NULL);
+    PGresult *res = account ? run(s, Q_EACH_ACCOUNT, 1, types, vals, NULL, NULL, WAIT_LIST_MS)
+                            : run(s, Q_EACH, 0, NULL, NULL, NULL, NULL, WAIT_LIST_MS);
     if (!ok(res)) {
         int st = fail(s, "reading keys", res);
         PQclear(res);
@@ -452,13 +531,7 @@ static int pg_begin(void *handle)
     pgstore *s = handle;
     static const char sql[] = "BEGIN; SET LOCAL lock_timeout = '" WRITER_WAIT "';"
                               " SELECT pg_advisory_xact_lock(" WRITER_LOCK ")";
-    if (PQstatus(s->conn) == CONNECTION_BAD)
-        reconnect(s);
-    PGresult *res = run_fixed(s, sql);
-    if (!ok(res) && connection_lost(s, res) && reconnect(s)) {
-        PQclear(res);
-        res = run_fixed(s, sql);
-    }
+    PGresult *res = run_fixed(s, sql, WAIT_WRITE_MS);
     int st = ok(res) ? APIKEY_ST_OK : fail(s, "starting a write", res);
     PQclear(res);
     if (st == APIKEY_ST_OK)
@@ -472,7 +545,7 @@ static int write_record(pgstore *s, const char *sql, const apikey_record *rec)
 {
     record_params p;
     bind_record(&p, rec);
-    PGresult *res = run(s, sql, 9, record_types, p.vals, p.lens, p.fmts);
+    PGresult *res = run(s, sql, 9, record_types, p.vals, p.lens, p.fmts, WAIT_WRITE_MS);
     if (!ok(res)) {
         int st = fail(s, sql == Q_INSERT ? "adding a key" : "changing a key", res);
         PQclear(res);
@@ -487,7 +560,7 @@ static int write_record(pgstore *s, const char *sql, const apikey_record *rec)
     /* No row changed: the key is missing, or its revocation would change. */
     const Oid types[1] = {OID_TEXT};
     const char *vals[1] = {rec->id};
-    res = run(s, Q_REVOKED, 1, types, vals, NULL, NULL);
+    res = run(s, Q_REVOKED, 1, types, vals, NULL, NULL, WAIT_WRITE_MS);
     int st = !ok(res) ? fail(s, "reading a key", res)
              : PQntuples(res) ? APIKEY_ST_CONFLICT : APIKEY_ST_NOTFOUND;
     PQclear(res);
@@ -507,7 +580,7 @@ static int pg_update(void *handle, const apikey_record *rec)
 static int pg_commit(void *handle)
 {
     pgstore *s = handle;
-    PGresult *res = run_fixed(s, "COMMIT");
+    PGresult *res = run_fixed(s, "COMMIT", WAIT_WRITE_MS);
     int st = APIKEY_ST_OK;
     if (!ok(res)) {
         st = fail(s, "committing", res);
@@ -539,7 +612,7 @@ static int pg_touch(void *handle, const char *id, int64_t when)
     snprintf(at, sizeof at, "%lld", (long long)when);
     const Oid types[2] = {OID_TEXT, OID_INT8};
     const char *vals[2] = {id, at};
-    PGresult *res = PQexecParams(s->conn, Q_TOUCH, 2, types, vals, NULL, NULL, 1);
+    PGresult *res = send_wait(s, Q_TOUCH, 2, types, vals, NULL, NULL, WAIT_TOUCH_MS);
     int st = ok(res) ? APIKEY_ST_OK : APIKEY_ST_UNAVAILABLE;
     PQclear(res);
     return st;
