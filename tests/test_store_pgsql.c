@@ -81,6 +81,15 @@ static apikey_ctx *admin_with_key(const char *config, const char *account, admin
     return ctx;
 }
 
+/* A new database seen directly and through pgbouncer, with alice's key. */
+static apikey_ctx *shared_db(char **direct, char **pooled, admin_issued *k)
+{
+    const char *db = new_db();
+    *direct = config_for(db, 0, NULL);
+    *pooled = config_for(db, 1, NULL);
+    return admin_with_key(*direct, "alice", k);
+}
+
 static apikey_decision check(apikey_ctx *ctx, const char *account, const char *key, apikey_result *res)
 {
     return apikey_verify(ctx, "sshd", account, key, strlen(key), res);
@@ -135,10 +144,9 @@ static void test_metacharacters(void)
  * by the other at its next check, without reopening anything. */
 static void test_revocation_across_processes(void)
 {
-    const char *db = new_db();
-    char *direct = config_for(db, 0, NULL), *pooled = config_for(db, 1, NULL);
+    char *direct, *pooled;
     admin_issued k;
-    apikey_ctx *admin = admin_with_key(direct, "alice", &k);
+    apikey_ctx *admin = shared_db(&direct, &pooled, &k);
     CU_ASSERT_PTR_NOT_NULL_FATAL(admin);
     int to_child[2], from_child[2];
     CU_ASSERT_FATAL(pipe(to_child) == 0 && pipe(from_child) == 0);
@@ -178,55 +186,17 @@ static void test_revocation_across_processes(void)
     free(pooled);
 }
 
-/* The Squid helper as a child on pipes. */
-typedef struct helper {
-    pid_t pid;
-    FILE *in, *out;
-} helper;
-
-static helper start_helper(const char *config)
-{
-    int in[2], out[2];
-    helper h = {0};
-    /* Close-on-exec: a server that pg_ctl starts later must not inherit the
-     * helper's stdin and keep it from ever seeing end of file. */
-    if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC))
-        abort();
-    h.pid = fork();
-    if (h.pid == 0) {
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        close(in[1]);
-        close(out[0]);
-        execl("build/basic_apikey_auth", "basic_apikey_auth", "--config", config, "--service",
-              "sshd", (char *)NULL);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    h.in = fdopen(in[1], "w");
-    h.out = fdopen(out[0], "r");
-    return h;
-}
-
 /* The first word of the helper's answer to one line ("" on a hang). */
-static char *ask(helper *h, const char *user, const char *key, char *word, size_t cap)
+static char *ask(tu_helper *h, const char *user, const char *key, char *word, size_t cap)
 {
     char line[512];
-    fprintf(h->in, "%s %s\n", user, key);
-    fflush(h->in);
+    fprintf(h->to, "%s %s\n", user, key);
+    fflush(h->to);
     word[0] = '\0';
-    struct pollfd p = {.fd = fileno(h->out), .events = POLLIN};
-    if (poll(&p, 1, 20000) == 1 && fgets(line, sizeof line, h->out))
+    struct pollfd p = {.fd = fileno(h->from), .events = POLLIN};
+    if (poll(&p, 1, 20000) == 1 && fgets(line, sizeof line, h->from))
         snprintf(word, cap, "%.*s", (int)strcspn(line, " \n"), line);
     return word;
-}
-
-static void stop_helper(helper *h)
-{
-    fclose(h->in);
-    fclose(h->out);
-    waitpid(h->pid, NULL, 0);
 }
 
 /* The server stops under long-lived hosts (a context, direct and through
@@ -234,16 +204,15 @@ static void stop_helper(helper *h)
  * unknown, and answer again by themselves once it is back. */
 static void test_server_restart(void)
 {
-    const char *db = new_db();
-    char *direct = config_for(db, 0, NULL), *pooled = config_for(db, 1, NULL);
+    char *direct, *pooled;
     admin_issued k;
-    apikey_ctx *admin = admin_with_key(direct, "alice", &k);
+    apikey_ctx *admin = shared_db(&direct, &pooled, &k);
     CU_ASSERT_PTR_NOT_NULL_FATAL(admin);
     apikey_close(admin);
     apikey_ctx *ctx = apikey_open(direct, NULL, 0), *via_pool = apikey_open(pooled, NULL, 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
     CU_ASSERT_PTR_NOT_NULL_FATAL(via_pool);
-    helper h = start_helper(direct);
+    tu_helper h = tu_helper_start(direct, "sshd", 0);
     char word[16];
     apikey_result res;
     CU_ASSERT_EQUAL(check(ctx, "alice", k.key, &res), APIKEY_ALLOWED);
@@ -278,7 +247,7 @@ static void test_server_restart(void)
     CU_ASSERT_EQUAL(check(ctx, "alice", k.key, &res), APIKEY_REFUSED);
     CU_ASSERT_EQUAL(check(via_pool, "alice", k.key, &res), APIKEY_REFUSED);
     CU_ASSERT_STRING_EQUAL(ask(&h, "alice", k.key, word, sizeof word), "ERR");
-    stop_helper(&h);
+    tu_helper_stop(&h);
     apikey_close(ctx);
     apikey_close(via_pool);
     free(direct);

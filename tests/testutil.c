@@ -217,6 +217,38 @@ int tu_apikey(const char *config, const char *stdin_text, char **out, char **err
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+tu_helper tu_helper_start(const char *config, const char *service, int concurrency)
+{
+    int in[2], out[2];
+    tu_helper h = {0};
+    /* Close-on-exec: a server started later (pg_ctl start) must not inherit
+     * the helper's stdin and keep it from ever seeing end of file. */
+    if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC))
+        abort();
+    h.pid = fork();
+    if (h.pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        execl("build/basic_apikey_auth", "basic_apikey_auth", "--config", config, "--service",
+              service, concurrency ? "--concurrency" : (char *)NULL, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    h.to = fdopen(in[1], "w");
+    h.from = fdopen(out[0], "r");
+    return h;
+}
+
+int tu_helper_stop(tu_helper *h)
+{
+    int status = -1;
+    fclose(h->to);
+    fclose(h->from);
+    waitpid(h->pid, &status, 0);
+    return status;
+}
+
 int tu_run(CU_SuiteInfo *suites)
 {
     /* Test programs live in build/tests/; their stores are in build/store/. */
