@@ -9,32 +9,11 @@
 
 #include "testutil.h"
 
-typedef struct helper {
-    pid_t pid;
-    FILE *to, *from;
-} helper;
+typedef tu_helper helper;
 
 static helper start(const char *config, int concurrency)
 {
-    int in[2], out[2];
-    helper h = {0};
-    if (pipe(in) || pipe(out))
-        abort();
-    h.pid = fork();
-    if (h.pid == 0) {
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        close(in[1]);
-        close(out[0]);
-        execl("build/basic_apikey_auth", "basic_apikey_auth", "--config", config, "--service",
-              "squid", concurrency ? "--concurrency" : (char *)NULL, (char *)NULL);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    h.to = fdopen(in[1], "w");
-    h.from = fdopen(out[0], "r");
-    return h;
+    return tu_helper_start(config, "squid", concurrency);
 }
 
 /* Send one line, return the answer line without its newline (static). */
@@ -51,10 +30,7 @@ static const char *ask(helper *h, const char *line)
 
 static void stop(helper *h)
 {
-    fclose(h->to);
-    fclose(h->from);
-    int status;
-    waitpid(h->pid, &status, 0);
+    int status = tu_helper_stop(h);
     CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 

@@ -79,9 +79,18 @@ char *tu_read(const char *path, size_t *len)
 
 static int store_counter;
 
-char *tu_new_store_uri(void)
+int tu_store_available(const char *kind)
 {
-    const char *kind = getenv("APIKEY_TEST_STORE") ? getenv("APIKEY_TEST_STORE") : "json";
+    char so[4200];
+    const char *dir = getenv("APIKEY_STORE_DIR") ? getenv("APIKEY_STORE_DIR") : "build/store";
+    snprintf(so, sizeof so, "%s/apikey_store_%s.so", dir, kind);
+    if (access(so, R_OK) != 0)
+        return 0;
+    return strcmp(kind, "pgsql") != 0 || (getenv("APIKEY_TEST_PG") && getenv("APIKEY_TEST_PG_ADMIN"));
+}
+
+char *tu_new_store_uri_of(const char *kind)
+{
     char *uri;
     int n = ++store_counter;
     if (strcmp(kind, "pgsql") == 0) {
@@ -108,6 +117,11 @@ char *tu_new_store_uri(void)
             abort();
     }
     return uri;
+}
+
+char *tu_new_store_uri(void)
+{
+    return tu_new_store_uri_of(getenv("APIKEY_TEST_STORE") ? getenv("APIKEY_TEST_STORE") : "json");
 }
 
 char *tu_config(const char *store_uri, const char *extra_top, const char *services)
@@ -201,6 +215,38 @@ int tu_apikey(const char *config, const char *stdin_text, char **out, char **err
     else
         free(e);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+tu_helper tu_helper_start(const char *config, const char *service, int concurrency)
+{
+    int in[2], out[2];
+    tu_helper h = {0};
+    /* Close-on-exec: a server started later (pg_ctl start) must not inherit
+     * the helper's stdin and keep it from ever seeing end of file. */
+    if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC))
+        abort();
+    h.pid = fork();
+    if (h.pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        execl("build/basic_apikey_auth", "basic_apikey_auth", "--config", config, "--service",
+              service, concurrency ? "--concurrency" : (char *)NULL, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    h.to = fdopen(in[1], "w");
+    h.from = fdopen(out[0], "r");
+    return h;
+}
+
+int tu_helper_stop(tu_helper *h)
+{
+    int status = -1;
+    fclose(h->to);
+    fclose(h->from);
+    waitpid(h->pid, &status, 0);
+    return status;
 }
 
 int tu_run(CU_SuiteInfo *suites)

@@ -4,6 +4,7 @@
 #define APIKEY_TESTUTIL_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <CUnit/Basic.h>
 
 /* A fresh private folder under $TMPDIR; removed by tu_cleanup(). */
@@ -18,6 +19,10 @@ char *tu_read(const char *path, size_t *len);
  * sqlite or pgsql (pgsql needs $APIKEY_TEST_PG, a conninfo prefix, and a
  * fresh database per call). */
 char *tu_new_store_uri(void);
+/* The same for a given kind; whether that kind can run here (its backend
+ * built and, for pgsql, the harness's variables set). */
+char *tu_new_store_uri_of(const char *kind);
+int tu_store_available(const char *kind);
 /* A config file for store uri with the default catalogue and these services. */
 char *tu_config(const char *store_uri, const char *extra_top, const char *services);
 
@@ -25,6 +30,15 @@ char *tu_config(const char *store_uri, const char *extra_top, const char *servic
  * Returns the exit status; *out and *err (may be NULL) get what it printed. */
 int tu_apikey(const char *config, const char *stdin_text, char **out, char **err, ...)
     __attribute__((sentinel));
+
+/* build/basic_apikey_auth on pipes, as Squid runs it. */
+typedef struct tu_helper {
+    int pid;
+    FILE *to, *from;
+} tu_helper;
+tu_helper tu_helper_start(const char *config, const char *service, int concurrency);
+/* Close its input and wait: its wait status. */
+int tu_helper_stop(tu_helper *h);
 
 /* Run a suite array; returns the process exit code. */
 int tu_run(CU_SuiteInfo *suites);

@@ -1,0 +1,643 @@
+/*
+ * The PostgreSQL store: the store of record that hosts on several machines
+ * share. The tables are those of the SQLite store, in PostgreSQL types.
+ *
+ * Every statement goes through PQexecParams (an unnamed statement in one
+ * round trip), never a named prepared statement, so the store works behind
+ * pgbouncer in transaction pooling mode, where consecutive statements may
+ * reach different server sessions. For the same reason nothing relies on
+ * session state: the writers' lock is a transaction-scoped advisory lock.
+ *
+ * The location is a libpq conninfo. A password in it is refused: it would
+ * sit in apikey.conf or /etc/pam.d; libpq reads one from a pgpass file
+ * (passfile=, PGPASSFILE or ~/.pgpass) or a service file instead. Log lines
+ * name the database by dbname/host/port/service only, never the conninfo.
+ */
+#include <ctype.h>
+#include <endian.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "apikey_store.h"
+
+#define EXPORT __attribute__((visibility("default")))
+#define SCHEMA_VERSION 1
+/* Same wait as the SQLite store's busy timeout before a writer gives up. */
+#define WRITER_WAIT "10s"
+/* pg_advisory_xact_lock key of the writers' lock ("apky"); advisory locks
+ * are per database, so stores in other databases never contend. */
+#define WRITER_LOCK "1634758777"
+
+/* Type oids from catalog/pg_type.h, which is not part of libpq-dev. */
+#define OID_BYTEA 17
+#define OID_INT8 20
+#define OID_TEXT 25
+
+/* Migrations[v] brings a store from version v to v + 1. */
+static const char *const migrations[SCHEMA_VERSION] = {
+    "CREATE TABLE apikey_schema (version INTEGER NOT NULL);"
+    "INSERT INTO apikey_schema VALUES (0);"
+    "CREATE TABLE apikey_keys ("
+    " seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " id TEXT NOT NULL UNIQUE,"
+    " account TEXT NOT NULL,"
+    " name TEXT NOT NULL,"
+    " scopes TEXT NOT NULL,"
+    " hash BYTEA NOT NULL,"
+    " created BIGINT NOT NULL,"
+    " expires BIGINT NOT NULL DEFAULT 0,"
+    " last_used BIGINT NOT NULL DEFAULT 0,"
+    " revoked BIGINT NOT NULL DEFAULT 0);"
+    "CREATE INDEX apikey_keys_account ON apikey_keys(account);",
+};
+
+#define COLS "id, account, name, scopes, hash, created, expires, last_used, revoked"
+
+static const char Q_LOOKUP[] = "SELECT " COLS " FROM apikey_keys WHERE id = $1";
+static const char Q_EACH[] = "SELECT " COLS " FROM apikey_keys ORDER BY seq";
+static const char Q_EACH_ACCOUNT[] = "SELECT " COLS " FROM apikey_keys WHERE account = $1 ORDER BY seq";
+/* A taken id changes nothing instead of aborting the whole transaction. */
+static const char Q_INSERT[] = "INSERT INTO apikey_keys (" COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                               " ON CONFLICT (id) DO NOTHING";
+/* A revocation is never cleared nor moved: such an update changes no row. */
+static const char Q_UPDATE[] = "UPDATE apikey_keys SET account = $2, name = $3, scopes = $4, hash = $5,"
+                               " created = $6, expires = $7, last_used = $8, revoked = $9"
+                               " WHERE id = $1 AND (revoked = 0 OR revoked = $9)";
+static const char Q_REVOKED[] = "SELECT revoked FROM apikey_keys WHERE id = $1";
+/* SKIP LOCKED: a row that a writer holds is left alone rather than waited for. */
+static const char Q_TOUCH[] = "UPDATE apikey_keys SET last_used = $2 WHERE id ="
+                              " (SELECT id FROM apikey_keys WHERE id = $1 AND last_used < $2"
+                              " FOR UPDATE SKIP LOCKED)";
+
+/* How long a statement may go unanswered before the connection is dropped
+ * and the call fails. libpq has no such limit, and pgbouncer holds a query
+ * while it cannot reach the server (query_wait_timeout, 120 s by default):
+ * a login must not hang that long. Writes wait longer: begin may queue
+ * WRITER_WAIT behind another writer. */
+enum { WAIT_CHECK_MS = 5000, WAIT_TOUCH_MS = 2000, WAIT_WRITE_MS = 30000, WAIT_LIST_MS = 120000 };
+
+typedef struct pgstore {
+    const apikey_store_host *host;
+    PGconn *conn;         /* NULL after a timeout: connect again on next use */
+    char *conninfo;       /* for reconnecting; holds no password (refused) */
+    char where[256]; /* the database, for log lines: never the whole conninfo */
+    int in_txn;
+    int timed_out; /* ms that the last statement went unanswered: no retry */
+} pgstore;
+
+/* libpq's messages span lines ("...failed: ...\n\tIs the server running...");
+ * the operator gets one line. */
+static const char *one_line(const char *msg, char *buf, size_t cap)
+{
+    size_t n = 0;
+    int space = 0;
+    for (const char *p = msg ? msg : ""; *p && n + 1 < cap; p++) {
+        if (isspace((unsigned char)*p)) {
+            space = n > 0;
+            continue;
+        }
+        if (space && n + 2 < cap)
+            buf[n++] = ' ';
+        space = 0;
+        buf[n++] = *p;
+    }
+    buf[n] = '\0';
+    return n ? buf : "no detail from libpq";
+}
+
+static int fail(pgstore *s, const char *what, const PGresult *res)
+{
+    char line[512];
+    if (!res && s->timed_out) {
+        s->host->log_error("store pgsql:%s: %s: no answer within %d s; connection dropped",
+                           s->where, what, s->timed_out / 1000);
+        return APIKEY_ST_UNAVAILABLE;
+    }
+    const char *msg = res && PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res)
+                      : s->conn                             ? PQerrorMessage(s->conn)
+                                                            : "not connected";
+    s->host->log_error("store pgsql:%s: %s: %s", s->where, what, one_line(msg, line, sizeof line));
+    return APIKEY_ST_UNAVAILABLE;
+}
+
+/* Whether a failed statement lost its session (server restart, pgbouncer
+ * dropping us, admin shutdown), so a fresh connection may succeed. */
+static int connection_lost(pgstore *s, const PGresult *res)
+{
+    if (PQstatus(s->conn) == CONNECTION_BAD)
+        return 1;
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return !res || (state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0));
+}
+
+static int connect_db(pgstore *s);
+
+static int ok(const PGresult *res)
+{
+    ExecStatusType st = PQresultStatus(res);
+    return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+static int reconnect(pgstore *s)
+{
+    PQfinish(s->conn);
+    s->conn = NULL;
+    return connect_db(s) == APIKEY_ST_OK;
+}
+
+/* Send one statement (n < 0: constant SQL, possibly several statements,
+ * with no parameters) and wait at most ms for all its results. The result
+ * kept is the first error, else the last one; NULL when nothing came back. */
+static PGresult *send_wait(pgstore *s, const char *sql, int n, const Oid *types, const char *const *vals,
+                           const int *lens, const int *fmts, int ms)
+{
+    if (PQstatus(s->conn) != CONNECTION_OK)
+        return NULL;
+    int sent = n < 0 ? PQsendQuery(s->conn, sql)
+                     : PQsendQueryParams(s->conn, sql, n, types, vals, lens, fmts, 1);
+    if (!sent)
+        return NULL;
+    s->timed_out = 0;
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    PGresult *keep = NULL, *r;
+    for (;;) {
+        while (!PQisBusy(s->conn)) {
+            if (!(r = PQgetResult(s->conn)))
+                return keep;
+            if (keep && !ok(keep)) {
+                PQclear(r);
+            } else {
+                PQclear(keep);
+                keep = r;
+            }
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long left = ms - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000);
+        struct pollfd p = {.fd = PQsocket(s->conn), .events = POLLIN};
+        if (left <= 0 || poll(&p, 1, (int)left) == 0) {
+            s->timed_out = ms;
+            break;
+        }
+        if (!PQconsumeInput(s->conn)) {
+            /* Broken: PQstatus and PQerrorMessage tell the caller. */
+            PQclear(keep);
+            return NULL;
+        }
+    }
+    /* Unanswered: the session may be stuck mid-statement, so a fresh one
+     * next time rather than a cancel that may hang as well. */
+    PQclear(keep);
+    PQfinish(s->conn);
+    s->conn = NULL;
+    return NULL;
+}
+
+/* One statement, results in binary. Outside a transaction a lost connection
+ * is re-established once and the statement tried again, so a long-lived host
+ * recovers by itself after a server restart; inside one the transaction is
+ * gone and the caller gets the failure. */
+static PGresult *run(pgstore *s, const char *sql, int n, const Oid *types, const char *const *vals,
+                     const int *lens, const int *fmts, int ms)
+{
+    if (!s->in_txn && PQstatus(s->conn) != CONNECTION_OK)
+        reconnect(s);
+    PGresult *res = send_wait(s, sql, n, types, vals, lens, fmts, ms);
+    ExecStatusType st = PQresultStatus(res);
+    /* A server that did not answer in time gets no second wait. */
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || s->in_txn || s->timed_out ||
+        !connection_lost(s, res))
+        return res;
+    PQclear(res);
+    if (!reconnect(s))
+        return NULL;
+    return send_wait(s, sql, n, types, vals, lens, fmts, ms);
+}
+
+/* Constant SQL with no parameters, possibly several statements. */
+static PGresult *run_fixed(pgstore *s, const char *sql, int ms)
+{
+    return run(s, sql, -1, NULL, NULL, NULL, NULL, ms);
+}
+
+static int exec_fixed(pgstore *s, const char *sql, const char *what)
+{
+    PGresult *res = run_fixed(s, sql, WAIT_WRITE_MS);
+    int st = ok(res) ? APIKEY_ST_OK : fail(s, what, res);
+    PQclear(res);
+    return st;
+}
+
+static void abandon_txn(pgstore *s)
+{
+    if (PQtransactionStatus(s->conn) != PQTRANS_IDLE && PQstatus(s->conn) == CONNECTION_OK) {
+        s->in_txn = 1; /* no reconnect for this one */
+        PQclear(run_fixed(s, "ROLLBACK", WAIT_CHECK_MS));
+    }
+    s->in_txn = 0;
+}
+
+static int copy_text(const PGresult *res, int row, int col, char *dst, size_t cap)
+{
+    int n = PQgetlength(res, row, col);
+    const char *v = PQgetvalue(res, row, col);
+    if (PQgetisnull(res, row, col) || n < 0 || (size_t)n >= cap || memchr(v, 0, (size_t)n))
+        return -1;
+    memcpy(dst, v, (size_t)n);
+    dst[n] = '\0';
+    return 0;
+}
+
+static int get_int8(const PGresult *res, int row, int col, int64_t *out)
+{
+    uint64_t be;
+    if (PQgetisnull(res, row, col) || PQgetlength(res, row, col) != (int)sizeof be)
+        return -1;
+    memcpy(&be, PQgetvalue(res, row, col), sizeof be);
+    *out = (int64_t)be64toh(be);
+    return 0;
+}
+
+/* A row (binary format) into a record; a row that does not fit is a
+ * corrupt store. */
+static int read_row(pgstore *s, const PGresult *res, int row, apikey_record *out)
+{
+    memset(out, 0, sizeof *out);
+    if (PQnfields(res) != 9 || copy_text(res, row, 0, out->id, sizeof out->id) ||
+        strlen(out->id) != APIKEY_ID_LEN || copy_text(res, row, 1, out->account, sizeof out->account) ||
+        copy_text(res, row, 2, out->name, sizeof out->name) ||
+        copy_text(res, row, 3, out->scopes, sizeof out->scopes) || PQgetisnull(res, row, 4) ||
+        PQgetlength(res, row, 4) != APIKEY_HASH_LEN || get_int8(res, row, 5, &out->created) ||
+        get_int8(res, row, 6, &out->expires) || get_int8(res, row, 7, &out->last_used) ||
+        get_int8(res, row, 8, &out->revoked)) {
+        s->host->log_error("store pgsql:%s: a malformed key record", s->where);
+        return APIKEY_ST_UNAVAILABLE;
+    }
+    memcpy(out->hash, PQgetvalue(res, row, 4), APIKEY_HASH_LEN);
+    return APIKEY_ST_OK;
+}
+
+/* Parameters $1..$9 of a record: text, the hash in binary. */
+typedef struct record_params {
+    char num[4][24];
+    const char *vals[9];
+    int lens[9];
+    int fmts[9];
+} record_params;
+
+static const Oid record_types[9] = {OID_TEXT, OID_TEXT, OID_TEXT, OID_TEXT, OID_BYTEA,
+                                    OID_INT8, OID_INT8, OID_INT8, OID_INT8};
+
+static void bind_record(record_params *p, const apikey_record *r)
+{
+    memset(p, 0, sizeof *p);
+    const int64_t nums[4] = {r->created, r->expires, r->last_used, r->revoked};
+    p->vals[0] = r->id;
+    p->vals[1] = r->account;
+    p->vals[2] = r->name;
+    p->vals[3] = r->scopes;
+    p->vals[4] = (const char *)r->hash;
+    p->lens[4] = APIKEY_HASH_LEN;
+    p->fmts[4] = 1;
+    for (int i = 0; i < 4; i++) {
+        snprintf(p->num[i], sizeof p->num[i], "%lld", (long long)nums[i]);
+        p->vals[5 + i] = p->num[i];
+    }
+}
+
+/* The parts of a conninfo that name the database, for log lines. */
+static void describe(const char *conninfo, char *out, size_t cap)
+{
+    static const char *const shown[] = {"service", "dbname", "host", "port", "user"};
+    PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; opts && i < sizeof shown / sizeof shown[0]; i++)
+        for (PQconninfoOption *o = opts; o->keyword; o++)
+            if (strcmp(o->keyword, shown[i]) == 0 && o->val && n < cap) {
+                int w = snprintf(out + n, cap - n, "%s%s=%s", n ? " " : "", o->keyword, o->val);
+                n = w < 0 ? cap : n + (size_t)w;
+            }
+    if (!out[0])
+        snprintf(out, cap, "(libpq defaults)");
+    PQconninfoFree(opts);
+}
+
+/* No password in the configuration: it would be readable wherever
+ * apikey.conf or a PAM line is. */
+static int check_conninfo(pgstore *s, const char *conninfo)
+{
+    /* libpq's parse error may quote the text around the fault: not shown. */
+    PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+    if (!opts) {
+        s->host->log_error("store pgsql: the conninfo is malformed (key=value pairs or a"
+                           " postgresql:// URI expected)");
+        return APIKEY_ST_UNAVAILABLE;
+    }
+    int has_password = 0;
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        if (strcmp(o->keyword, "password") == 0 && o->val)
+            has_password = 1;
+    PQconninfoFree(opts);
+    if (has_password) {
+        s->host->log_error("store pgsql:%s: a password in the conninfo is refused; put it in a"
+                           " pgpass file readable by root only (passfile=, PGPASSFILE or"
+                           " ~/.pgpass) or a service file",
+                           s->where);
+        return APIKEY_ST_UNAVAILABLE;
+    }
+    return APIKEY_ST_OK;
+}
+
+static int connect_db(pgstore *s)
+{
+    /* Order matters: connect_timeout yields to the conninfo's own; the
+     * encoding overrides it, as records travel as UTF-8. */
+    const char *keys[] = {"connect_timeout", "dbname", "client_encoding",
+                          "fallback_application_name", NULL};
+    const char *vals[] = {"5", s->conninfo, "UTF8", "apikey", NULL};
+    s->conn = PQconnectdbParams(keys, vals, 1);
+    if (!s->conn)
+        return APIKEY_ST_NOMEM;
+    if (PQstatus(s->conn) != CONNECTION_OK)
+        return fail(s, "cannot connect", NULL);
+    return APIKEY_ST_OK;
+}
+
+/* -1: no schema table at all. */
+static int schema_version(pgstore *s, int *version)
+{
+    *version = -1;
+    PGresult *res = run(s, "SELECT to_regclass('apikey_schema') IS NOT NULL", 0, NULL, NULL, NULL, NULL,
+                    WAIT_CHECK_MS);
+    if (!ok(res) || PQntuples(res) != 1) {
+        int st = fail(s, "reading its schema", res);
+        PQclear(res);
+        return st;
+    }
+    int present = PQgetvalue(res, 0, 0)[0] == 1;
+    PQclear(res);
+    if (!present)
+        return APIKEY_ST_OK;
+    res = run(s, "SELECT version FROM apikey_schema", 0, NULL, NULL, NULL, NULL, WAIT_CHECK_MS);
+    if (!ok(res) || PQntuples(res) != 1 || PQgetlength(res, 0, 0) != 4) {
+        int st = ok(res) ? APIKEY_ST_UNAVAILABLE : fail(s, "reading its schema", res);
+        if (ok(res))
+            s->host->log_error("store pgsql:%s: apikey_schema does not hold one version", s->where);
+        PQclear(res);
+        return st;
+    }
+    uint32_t be;
+    memcpy(&be, PQgetvalue(res, 0, 0), sizeof be);
+    *version = (int)be32toh(be);
+    PQclear(res);
+    return APIKEY_ST_OK;
+}
+
+static int pg_begin(void *handle);
+static int pg_commit(void *handle);
+
+/* Bring the schema to SCHEMA_VERSION under the writers' lock, so two first
+ * writers do not both create it. */
+static int migrate(pgstore *s)
+{
+    int st = pg_begin(s), v = -1;
+    if (st != APIKEY_ST_OK)
+        return st;
+    st = schema_version(s, &v);
+    for (v = v < 0 ? 0 : v; st == APIKEY_ST_OK && v < SCHEMA_VERSION; v++) {
+        char next[16];
+        snprintf(next, sizeof next, "%d", v + 1);
+        const char *vals[1] = {next};
+        st = exec_fixed(s, migrations[v], "creating its schema");
+        if (st == APIKEY_ST_OK) {
+            PGresult *res = run(s, "UPDATE apikey_schema SET version = $1::int", 1, NULL, vals, NULL, NULL,
+                                WAIT_WRITE_MS);
+            st = ok(res) ? APIKEY_ST_OK : fail(s, "creating its schema", res);
+            PQclear(res);
+        }
+    }
+    if (st == APIKEY_ST_OK && v > SCHEMA_VERSION) {
+        s->host->log_error("store pgsql:%s: schema version %d is newer than this build (%d)",
+                           s->where, v, SCHEMA_VERSION);
+        st = APIKEY_ST_UNAVAILABLE;
+    }
+    if (st == APIKEY_ST_OK)
+        return pg_commit(s);
+    abandon_txn(s);
+    return st;
+}
+
+static int check_schema(pgstore *s)
+{
+    int v, st = schema_version(s, &v);
+    if (st == APIKEY_ST_OK && v < 0) {
+        s->host->log_error("store pgsql:%s: not an apikey store (no apikey_schema table); an"
+                           " apikey admin command such as 'apikey list' creates it", s->where);
+        return APIKEY_ST_UNAVAILABLE;
+    }
+    if (st == APIKEY_ST_OK && v != SCHEMA_VERSION) {
+        s->host->log_error("store pgsql:%s: schema version %d, this build reads %d%s", s->where, v,
+                           SCHEMA_VERSION, v < SCHEMA_VERSION ? "; run any apikey write" : "");
+        return APIKEY_ST_UNAVAILABLE;
+    }
+    return st;
+}
+
+static void pg_close(void *handle)
+{
+    pgstore *s = handle;
+    PQfinish(s->conn);
+    free(s->conninfo);
+    free(s);
+}
+
+static int pg_open(const char *location, int create, const apikey_store_host *host, void **handle)
+{
+    pgstore *s = calloc(1, sizeof *s);
+    if (!s)
+        return APIKEY_ST_NOMEM;
+    s->host = host;
+    describe(location, s->where, sizeof s->where);
+    if (!(s->conninfo = strdup(location))) {
+        free(s);
+        return APIKEY_ST_NOMEM;
+    }
+    int st = check_conninfo(s, location);
+    if (st == APIKEY_ST_OK)
+        st = connect_db(s);
+    if (st == APIKEY_ST_OK)
+        st = create ? migrate(s) : check_schema(s);
+    if (st != APIKEY_ST_OK) {
+        pg_close(s);
+        return st;
+    }
+    *handle = s;
+    return APIKEY_ST_OK;
+}
+
+static int pg_lookup(void *handle, const char *id, apikey_record *out)
+{
+    pgstore *s = handle;
+    const Oid types[1] = {OID_TEXT};
+    const char *vals[1] = {id};
+    PGresult *res = run(s, Q_LOOKUP, 1, types, vals, NULL, NULL, WAIT_CHECK_MS);
+    int st;
+    if (!ok(res))
+        st = fail(s, "reading a key", res);
+    else if (PQntuples(res) == 0)
+        st = APIKEY_ST_NOTFOUND;
+    else
+        st = read_row(s, res, 0, out);
+    PQclear(res);
+    return st;
+}
+
+/* The whole result arrives before the first callback, which may then use
+ * this handle or another store (copy) freely. */
+static int pg_each(void *handle, const char *account, apikey_record_cb cb, void *arg)
+{
+    pgstore *s = handle;
+    const Oid types[1] = {OID_TEXT};
+    const char *vals[1] = {account};
+    PGresult *res = account ? run(s, Q_EACH_ACCOUNT, 1, types, vals, NULL, NULL, WAIT_LIST_MS)
+                            : run(s, Q_EACH, 0, NULL, NULL, NULL, NULL, WAIT_LIST_MS);
+    if (!ok(res)) {
+        int st = fail(s, "reading keys", res);
+        PQclear(res);
+        return st;
+    }
+    apikey_record rec;
+    int st = APIKEY_ST_OK;
+    for (int i = 0, n = PQntuples(res); i < n && st == APIKEY_ST_OK; i++) {
+        st = read_row(s, res, i, &rec);
+        if (st == APIKEY_ST_OK)
+            st = cb(&rec, arg);
+    }
+    PQclear(res);
+    return st == APIKEY_ST_STOP ? APIKEY_ST_OK : st;
+}
+
+/* The advisory lock serialises writers on every host: a writer counting an
+ * account's active keys sees all others' commits before it inserts, so the
+ * per-account limit holds. It lasts until COMMIT or ROLLBACK, which suits a
+ * pooler that hands each transaction a different server session. */
+static int pg_begin(void *handle)
+{
+    pgstore *s = handle;
+    static const char sql[] = "BEGIN; SET LOCAL lock_timeout = '" WRITER_WAIT "';"
+                              " SELECT pg_advisory_xact_lock(" WRITER_LOCK ")";
+    PGresult *res = run_fixed(s, sql, WAIT_WRITE_MS);
+    int st = ok(res) ? APIKEY_ST_OK : fail(s, "starting a write", res);
+    PQclear(res);
+    if (st == APIKEY_ST_OK)
+        s->in_txn = 1;
+    else
+        abandon_txn(s);
+    return st;
+}
+
+static int write_record(pgstore *s, const char *sql, const apikey_record *rec)
+{
+    record_params p;
+    bind_record(&p, rec);
+    PGresult *res = run(s, sql, 9, record_types, p.vals, p.lens, p.fmts, WAIT_WRITE_MS);
+    if (!ok(res)) {
+        int st = fail(s, sql == Q_INSERT ? "adding a key" : "changing a key", res);
+        PQclear(res);
+        return st;
+    }
+    int changed = atoi(PQcmdTuples(res));
+    PQclear(res);
+    if (changed == 1)
+        return APIKEY_ST_OK;
+    if (sql == Q_INSERT)
+        return APIKEY_ST_CONFLICT;
+    /* No row changed: the key is missing, or its revocation would change. */
+    const Oid types[1] = {OID_TEXT};
+    const char *vals[1] = {rec->id};
+    res = run(s, Q_REVOKED, 1, types, vals, NULL, NULL, WAIT_WRITE_MS);
+    int st = !ok(res) ? fail(s, "reading a key", res)
+             : PQntuples(res) ? APIKEY_ST_CONFLICT : APIKEY_ST_NOTFOUND;
+    PQclear(res);
+    return st;
+}
+
+static int pg_insert(void *handle, const apikey_record *rec)
+{
+    return write_record(handle, Q_INSERT, rec);
+}
+
+static int pg_update(void *handle, const apikey_record *rec)
+{
+    return write_record(handle, Q_UPDATE, rec);
+}
+
+static int pg_commit(void *handle)
+{
+    pgstore *s = handle;
+    PGresult *res = run_fixed(s, "COMMIT", WAIT_WRITE_MS);
+    int st = APIKEY_ST_OK;
+    if (!ok(res)) {
+        st = fail(s, "committing", res);
+    } else if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
+        /* COMMIT of a transaction that an error aborted "succeeds" as ROLLBACK. */
+        s->host->log_error("store pgsql:%s: the write was rolled back", s->where);
+        st = APIKEY_ST_UNAVAILABLE;
+    }
+    PQclear(res);
+    if (st != APIKEY_ST_OK)
+        abandon_txn(s);
+    s->in_txn = 0;
+    return st;
+}
+
+static void pg_rollback(void *handle)
+{
+    abandon_txn(handle);
+}
+
+/* Best effort, one statement, never waiting on a writer's row lock and never
+ * reconnecting: the check it follows has already been answered. */
+static int pg_touch(void *handle, const char *id, int64_t when)
+{
+    pgstore *s = handle;
+    if (PQstatus(s->conn) != CONNECTION_OK || s->in_txn)
+        return APIKEY_ST_UNAVAILABLE;
+    char at[24];
+    snprintf(at, sizeof at, "%lld", (long long)when);
+    const Oid types[2] = {OID_TEXT, OID_INT8};
+    const char *vals[2] = {id, at};
+    PGresult *res = send_wait(s, Q_TOUCH, 2, types, vals, NULL, NULL, WAIT_TOUCH_MS);
+    int st = ok(res) ? APIKEY_ST_OK : APIKEY_ST_UNAVAILABLE;
+    PQclear(res);
+    return st;
+}
+
+static const apikey_store_ops pgsql_ops = {
+    .size = sizeof(apikey_store_ops),
+    .abi = APIKEY_STORE_ABI_VERSION,
+    .scheme = "pgsql",
+    .open = pg_open,
+    .close = pg_close,
+    .lookup = pg_lookup,
+    .each = pg_each,
+    .begin = pg_begin,
+    .insert = pg_insert,
+    .update = pg_update,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .touch = pg_touch,
+    /* A PGconn serves one statement at a time: no concurrent lookups; the
+     * core serialises them under its lock. */
+    .flags = 0,
+};
+
+EXPORT const apikey_store_ops *apikey_store_entry_v1(void)
+{
+    return &pgsql_ops;
+}
