@@ -17,6 +17,7 @@
 
 #include "admin.h"
 #include "core.h"
+#include "keycodec.h"
 #include "testutil.h"
 
 #define SERVICES "sshd = proxies:read\n"
@@ -232,10 +233,15 @@ static void test_server_restart(void)
                             APIKEY_ALLOWED, 0);
         CU_ASSERT_STRING_EQUAL(ask(&h, "alice", k.key, word, sizeof word), "BH");
     }
-    CU_ASSERT_EQUAL(apikey_open(direct, NULL, 0), NULL);
+    /* A host started while the server is away opens (its configuration is
+     * good), answers unavailable, and recovers by itself with the others. */
+    apikey_ctx *late = apikey_open(direct, NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(late);
+    CU_ASSERT_EQUAL(check(late, "alice", k.key, &res), APIKEY_UNAVAILABLE);
 
     CU_ASSERT_EQUAL_FATAL(pg_ctl("start"), 0);
     CU_ASSERT_EQUAL(check(ctx, "alice", k.key, &res), APIKEY_ALLOWED);
+    CU_ASSERT_EQUAL(check(late, "alice", k.key, &res), APIKEY_ALLOWED);
     /* pgbouncer itself retries the server after server_login_retry. */
     apikey_decision d = APIKEY_UNAVAILABLE;
     for (int i = 0; i < 50 && d == APIKEY_UNAVAILABLE; i++, usleep(200000))
@@ -246,8 +252,10 @@ static void test_server_restart(void)
     CU_ASSERT_EQUAL(tu_apikey(direct, NULL, NULL, NULL, "revoke", res.key_id, NULL), 0);
     CU_ASSERT_EQUAL(check(ctx, "alice", k.key, &res), APIKEY_REFUSED);
     CU_ASSERT_EQUAL(check(via_pool, "alice", k.key, &res), APIKEY_REFUSED);
+    CU_ASSERT_EQUAL(check(late, "alice", k.key, &res), APIKEY_REFUSED);
     CU_ASSERT_STRING_EQUAL(ask(&h, "alice", k.key, word, sizeof word), "ERR");
     tu_helper_stop(&h);
+    apikey_close(late);
     apikey_close(ctx);
     apikey_close(via_pool);
     free(direct);
@@ -263,7 +271,17 @@ static void test_missing_schema_and_database(void)
     char *empty = config_for(db, 0, NULL), *missing = config_for("no_such_db", 0, NULL);
     char *err = NULL;
     const char *key = "ak_00000000AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n";
-    CU_ASSERT_PTR_NULL(apikey_open(empty, NULL, 0));
+    /* A host's context opens (the configuration is good) and every check
+     * is unavailable. */
+    apikey_ctx *ctx = apikey_open(empty, NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    apikey_result res;
+    char wellformed[APIKEY_KEY_MAX + 1];
+    CU_ASSERT_EQUAL_FATAL(keycodec_make("ak", "00000000", wellformed), 0);
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, wellformed, strlen(wellformed), &res),
+                    APIKEY_UNAVAILABLE);
+    CU_ASSERT_EQUAL(res.reason, APIKEY_REASON_STORE);
+    apikey_close(ctx);
     CU_ASSERT_EQUAL(tu_apikey(empty, key, NULL, &err, "verify", "--service", "sshd", NULL), 2);
     CU_ASSERT_EQUAL(count_lines_with(err, "not an apikey store"), 1);
     free(err);
