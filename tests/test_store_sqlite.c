@@ -4,6 +4,7 @@
  * closed with one clear line.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -231,6 +232,56 @@ static void test_host_recovers(void)
     free(path);
 }
 
+/* Several threads on one context: each lookup takes a connection of its own
+ * (reader 0 is the main one), and every answer is still the right one. */
+typedef struct thread_arg {
+    apikey_ctx *ctx;
+    const char *good, *revoked;
+    int wrong;
+} thread_arg;
+
+static void *hammer(void *p)
+{
+    thread_arg *a = p;
+    apikey_result res;
+    for (int i = 0; i < 2000; i++) {
+        a->wrong += apikey_verify(a->ctx, "sshd", NULL, a->good, strlen(a->good), &res) != APIKEY_ALLOWED;
+        a->wrong += apikey_verify(a->ctx, "sshd", NULL, a->revoked, strlen(a->revoked), &res) != APIKEY_REFUSED;
+    }
+    return NULL;
+}
+
+static void test_threads_share_a_context(void)
+{
+    char *path = db_path("threads.db");
+    char *cfg = config_for(path);
+    char *good = create_key(cfg, "alice");
+    char *gone = create_key(cfg, "bob");
+    char *id = strndup(gone, 11);
+    CU_ASSERT_EQUAL(tu_apikey(cfg, NULL, NULL, NULL, "revoke", id, NULL), 0);
+    char err[256];
+    apikey_ctx *ctx = apikey_open(cfg, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    pthread_t t[4];
+    thread_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (thread_arg){ctx, good, gone, 0};
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&t[i], NULL, hammer, &args[i]), 0);
+    }
+    int wrong = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        wrong += args[i].wrong;
+    }
+    CU_ASSERT_EQUAL(wrong, 0);
+    apikey_close(ctx);
+    free(id);
+    free(gone);
+    free(good);
+    free(cfg);
+    free(path);
+}
+
 int main(void)
 {
     CU_TestInfo tests[] = {
@@ -239,6 +290,7 @@ int main(void)
         {"newer, foreign, corrupt and malformed databases fail closed", test_bad_databases},
         {"a missing folder and an insecure file are refused", test_missing_and_insecure},
         {"a host opened before its store exists recovers by itself", test_host_recovers},
+        {"four threads share one context", test_threads_share_a_context},
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {{"sqlite store", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};

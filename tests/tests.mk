@@ -25,5 +25,5 @@ UNIT_TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(filter-out tests/testutil.c,$(
 run-tests: all $(UNIT_TESTS) $(B)/tests/libfault.so
 	sh tests/run.sh
 
-$(B)/tests/test_store_sqlite: TEST_EXTRA_LIBS = -lsqlite3
+$(B)/tests/test_store_sqlite: TEST_EXTRA_LIBS = -lsqlite3 -lpthread
 $(B)/tests/test_faults: TEST_EXTRA_LIBS = -lsqlite3

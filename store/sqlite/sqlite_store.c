@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,11 +59,25 @@ static const char *const queries[Q_COUNT] = {
     [Q_TOUCH] = "UPDATE apikey_keys SET last_used = ?2 WHERE id = ?1 AND last_used < ?2",
 };
 
+/* Lookups run in several threads at once (APIKEY_STORE_CONCURRENT_LOOKUP),
+ * and one SQLite connection runs one statement at a time: each lookup takes
+ * a free reader. Reader 0 is the main connection (the core never runs
+ * anything else beside a lookup); the others open only when threads meet,
+ * so a single-threaded host keeps one connection. */
+#define READERS 4
+typedef struct reader {
+    pthread_mutex_t lock;
+    sqlite3 *db;
+    sqlite3_stmt *lookup;
+} reader;
+
 typedef struct sstore {
     const apikey_store_host *host;
     char *path;
     sqlite3 *db;
     sqlite3_stmt *q[Q_COUNT];
+    int open_flags;
+    reader rd[READERS];
     int in_txn;
     int wrote; /* committed a write transaction: empty the WAL at close */
 } sstore;
@@ -70,14 +85,18 @@ typedef struct sstore {
 /* One line for the operator; the message never holds a key or a hash.
  * Out of memory is the core's to say (it adds that line itself): saying it
  * here too would make two. */
-static int fail(sstore *s, const char *what)
+static int fail_on(sstore *s, sqlite3 *db, const char *what)
 {
-    int code = s->db ? sqlite3_errcode(s->db) : SQLITE_ERROR;
+    int code = db ? sqlite3_errcode(db) : SQLITE_ERROR;
     if (code == SQLITE_NOMEM)
         return APIKEY_ST_NOMEM;
-    s->host->log_error("store sqlite:%s: %s: %s", s->path, what,
-                       s->db ? sqlite3_errmsg(s->db) : "cannot open");
+    s->host->log_error("store sqlite:%s: %s: %s", s->path, what, db ? sqlite3_errmsg(db) : "cannot open");
     return APIKEY_ST_UNAVAILABLE;
+}
+
+static int fail(sstore *s, const char *what)
+{
+    return fail_on(s, s->db, what);
 }
 
 static int exec(sstore *s, const char *sql)
@@ -253,6 +272,11 @@ static off_t wal_bytes(const sstore *s)
 static void sq_close(void *handle)
 {
     sstore *s = handle;
+    for (int i = 0; i < READERS; i++) {
+        sqlite3_finalize(s->rd[i].lookup);
+        sqlite3_close(s->rd[i].db);
+        pthread_mutex_destroy(&s->rd[i].lock);
+    }
     for (int i = 0; i < Q_COUNT; i++)
         sqlite3_finalize(s->q[i]);
     /* A long WAL makes every later connection re-read it to build its index
@@ -274,6 +298,8 @@ static int sq_open(const char *location, int create, const apikey_store_host *ho
     if (!s)
         return APIKEY_ST_NOMEM;
     s->host = host;
+    for (int i = 0; i < READERS; i++)
+        pthread_mutex_init(&s->rd[i].lock, NULL);
     s->path = strdup(location);
     if (!s->path) {
         free(s);
@@ -291,6 +317,7 @@ static int sq_open(const char *location, int create, const apikey_store_host *ho
     }
     /* A reader that may not write (Squid's helpers, as proxy) opens read-only. */
     int flags = (create || access(location, W_OK) == 0) ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY;
+    s->open_flags = flags;
     if (sqlite3_open_v2(location, &s->db, flags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL) !=
         SQLITE_OK) {
         st = fail(s, "cannot open");
@@ -323,19 +350,58 @@ static int sq_open(const char *location, int create, const apikey_store_host *ho
     return APIKEY_ST_OK;
 }
 
+/* Another connection for a reader: the file passes the same checks as at
+ * open, since it may have been replaced since. */
+static int open_reader(sstore *s, reader *r)
+{
+    int st = check_path(s, 0);
+    if (st != APIKEY_ST_OK)
+        return st;
+    if (sqlite3_open_v2(s->path, &r->db, s->open_flags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL) !=
+            SQLITE_OK ||
+        sqlite3_prepare_v3(r->db, queries[Q_LOOKUP], -1, SQLITE_PREPARE_PERSISTENT, &r->lookup, NULL) !=
+            SQLITE_OK) {
+        st = fail_on(s, r->db, "opening a reader");
+        sqlite3_close(r->db);
+        r->db = NULL;
+        return st;
+    }
+    sqlite3_db_config(r->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    sqlite3_busy_timeout(r->db, WRITER_WAIT_MS);
+    return APIKEY_ST_OK;
+}
+
+static reader *take_reader(sstore *s)
+{
+    for (int i = 0; i < READERS; i++)
+        if (pthread_mutex_trylock(&s->rd[i].lock) == 0)
+            return &s->rd[i];
+    pthread_mutex_lock(&s->rd[0].lock);
+    return &s->rd[0];
+}
+
 static int sq_lookup(void *handle, const char *id, apikey_record *out)
 {
     sstore *s = handle;
-    sqlite3_stmt *st = stmt(s, Q_LOOKUP);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st), res;
-    if (rc == SQLITE_ROW)
-        res = read_row(s, st, out);
-    else if (rc == SQLITE_DONE)
-        res = APIKEY_ST_NOTFOUND;
-    else
-        res = fail(s, "reading a key");
-    sqlite3_reset(st);
+    reader *r = take_reader(s);
+    int res = APIKEY_ST_OK;
+    if (r != &s->rd[0] && !r->db)
+        res = open_reader(s, r);
+    if (res == APIKEY_ST_OK) {
+        sqlite3 *db = r == &s->rd[0] ? s->db : r->db;
+        sqlite3_stmt *st = r == &s->rd[0] ? stmt(s, Q_LOOKUP) : r->lookup;
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            res = read_row(s, st, out);
+        else if (rc == SQLITE_DONE)
+            res = APIKEY_ST_NOTFOUND;
+        else
+            res = fail_on(s, db, "reading a key");
+        sqlite3_reset(st);
+    }
+    pthread_mutex_unlock(&r->lock);
     return res;
 }
 
@@ -480,7 +546,7 @@ static const apikey_store_ops sqlite_ops = {
     .commit = sq_commit,
     .rollback = sq_rollback,
     .touch = sq_touch,
-    .flags = 0,
+    .flags = APIKEY_STORE_CONCURRENT_LOOKUP,
 };
 
 EXPORT const apikey_store_ops *apikey_store_entry_v1(void)
