@@ -362,6 +362,43 @@ static void test_pam_style_loop(void)
     free(pooled);
 }
 
+/* Checks use a named prepared statement, prepared once per session; through
+ * pgbouncer in transaction mode a check may reach a server session that
+ * never prepared it. Another client pins the session the first check used
+ * inside an open transaction, so the next check must take a fresh one: it is
+ * prepared there, and the answers stay right. */
+static void test_pooled_check_on_another_session(void)
+{
+    char *direct, *pooled;
+    admin_issued k;
+    apikey_ctx *admin = shared_db(&direct, &pooled, &k);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(admin);
+    char err[256], pid_text[32];
+    apikey_ctx *ctx = apikey_open(pooled, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    admin_request req = {.account = "bob", .name = "k", .scopes = "proxies:read", .expires = "30d"};
+    admin_issued kept;
+    CU_ASSERT_EQUAL_FATAL(admin_create(admin, &req, 1, &kept, err, sizeof err), ADMIN_OK);
+    apikey_result res;
+    CU_ASSERT_EQUAL(check(ctx, "alice", k.key, &res), APIKEY_ALLOWED);
+    snprintf(pid_text, sizeof pid_text, "ak_%s", k.rec.id);
+    CU_ASSERT_EQUAL(admin_revoke(admin, pid_text, err, sizeof err), ADMIN_OK);
+    apikey_ctx *holder = core_open(pooled, CORE_OPEN_CONNECT, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(holder);
+    CU_ASSERT_EQUAL_FATAL(holder->store.ops->begin(holder->store.handle), APIKEY_ST_OK);
+    CU_ASSERT_EQUAL(check(ctx, "alice", k.key, &res), APIKEY_REFUSED);
+    CU_ASSERT_EQUAL(res.reason, APIKEY_REASON_REVOKED);
+    CU_ASSERT_EQUAL(check(ctx, "bob", kept.key, &res), APIKEY_ALLOWED);
+    CU_ASSERT_EQUAL(check(ctx, "alice", kept.key, &res), APIKEY_REFUSED);
+    holder->store.ops->rollback(holder->store.handle);
+    CU_ASSERT_EQUAL(check(ctx, "bob", kept.key, &res), APIKEY_ALLOWED);
+    apikey_close(holder);
+    apikey_close(ctx);
+    apikey_close(admin);
+    free(direct);
+    free(pooled);
+}
+
 /* Writers on different connections (some through pgbouncer) race for the
  * last slots of one account: the limit holds exactly. */
 static void test_limit_under_concurrent_writers(void)
@@ -470,6 +507,7 @@ int main(void)
         {"server stopped: unavailable, BH; back: recovered by itself", test_server_restart},
         {"empty or missing database: unavailable, one reason; no password", test_missing_schema_and_database},
         {"PAM-style open/verify/close through pgbouncer", test_pam_style_loop},
+        {"a pooled check reaching a session that never prepared it", test_pooled_check_on_another_session},
         {"max keys per account holds under concurrent writers", test_limit_under_concurrent_writers},
         {"a writer's row lock delays no check", test_touch_never_waits},
         CU_TEST_INFO_NULL,
