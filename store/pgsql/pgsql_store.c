@@ -516,6 +516,10 @@ static int prepare_lookup(pgstore *s)
 static PGresult *run_lookup(pgstore *s, const char *const *vals)
 {
     const Oid types[1] = {OID_TEXT};
+    /* Inside a write transaction an error (a statement missing, or one
+     * already prepared on a pooled session) would abort it: unnamed there. */
+    if (s->in_txn)
+        return run(s, NULL, Q_LOOKUP, 1, types, vals, NULL, NULL, WAIT_CHECK_MS);
     if (!s->prepared)
         s->prepared = prepare_lookup(s);
     PGresult *res = NULL;
