@@ -22,15 +22,6 @@ static char *store_config(void)
     return cfg;
 }
 
-static char *create_key(const char *cfg)
-{
-    char *out = NULL;
-    CU_ASSERT_EQUAL_FATAL(tu_apikey(cfg, NULL, &out, NULL, "create", "alice", "--name", "k",
-                                    "--scopes", "proxies:read", NULL), 0);
-    out[strcspn(out, "\n")] = 0;
-    return out;
-}
-
 static apikey_decision check(apikey_ctx *ctx, const char *key)
 {
     apikey_result res;
@@ -40,7 +31,7 @@ static apikey_decision check(apikey_ctx *ctx, const char *key)
 static void test_reused_and_revocation_seen(void)
 {
     char *cfg = store_config();
-    char *key = create_key(cfg);
+    char *key = tu_create_key(cfg, "alice");
     char err[512];
     apikey_ctx *a = ctx_cache_acquire(cfg, err, sizeof err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
@@ -60,7 +51,7 @@ static void test_reused_and_revocation_seen(void)
 static void test_changed_config_opens_anew(void)
 {
     char *cfg = store_config();
-    char *key = create_key(cfg);
+    char *key = tu_create_key(cfg, "alice");
     char err[512];
     apikey_ctx *a = ctx_cache_acquire(cfg, err, sizeof err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
@@ -94,7 +85,7 @@ static void test_changed_config_opens_anew(void)
 static void test_child_opens_its_own(void)
 {
     char *cfg = store_config();
-    char *key = create_key(cfg);
+    char *key = tu_create_key(cfg, "alice");
     char err[512];
     apikey_ctx *a = ctx_cache_acquire(cfg, err, sizeof err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);

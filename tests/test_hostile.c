@@ -17,14 +17,6 @@
 
 static char *cfg, *good, *revoked, *store_path;
 
-static int count_lines(const char *s)
-{
-    int n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
-}
-
 /* ---- keys, through apikey verify ---- */
 
 static char *repeat(char c, size_t n)
@@ -71,7 +63,7 @@ static void verify_refused(const key_case *k, int *bad)
     int status;
     waitpid(pid, &status, 0);
     int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    if (rc != 1 || count_lines(msg) != 1 || !strstr(msg, "refused")) {
+    if (rc != 1 || tu_count_lines(msg) != 1 || !strstr(msg, "refused")) {
         fprintf(stderr, "key case '%s': exit %d, said: %s\n", k->what, rc, msg);
         (*bad)++;
     }
@@ -162,7 +154,7 @@ static void test_names(void)
         char *out = NULL, *err = NULL;
         int rc = tu_apikey(cfg, NULL, &out, &err, "create", cases[i].account, "--name", cases[i].name,
                            "--scopes", "proxies:read", NULL);
-        if (cases[i].refused && (rc != 1 || count_lines(err) != 1 || out[0])) {
+        if (cases[i].refused && (rc != 1 || tu_count_lines(err) != 1 || out[0])) {
             fprintf(stderr, "name case '%s': exit %d, said %s\n", cases[i].what, rc, err);
             bad++;
         }
@@ -194,7 +186,7 @@ static void expect_config_refused(const char *what, const char *path, int *bad)
     char line[256];
     snprintf(line, sizeof line, "%s\n", good);
     int vrc = tu_apikey(path, line, NULL, NULL, "verify", "--service", "sshd", NULL);
-    if (rc != 2 || count_lines(err) != 1 || vrc != 2) {
+    if (rc != 2 || tu_count_lines(err) != 1 || vrc != 2) {
         fprintf(stderr, "config case '%s': list exit %d, verify exit %d, said %s\n", what, rc, vrc, err);
         (*bad)++;
     }
@@ -313,7 +305,7 @@ static void test_stores(void)
     fclose(f);
     char *err = NULL;
     int rc = tu_apikey(c, line, NULL, &err, "verify", "--service", "sshd", NULL);
-    if (rc != 2 || count_lines(err) != 1) {
+    if (rc != 2 || tu_count_lines(err) != 1) {
         fprintf(stderr, "store case '100 MB': exit %d: %s\n", rc, err);
         bad++;
     }

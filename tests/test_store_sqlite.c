@@ -17,14 +17,6 @@
 #include "apikey.h"
 #include "testutil.h"
 
-static char *db_path(const char *name)
-{
-    char *p;
-    if (asprintf(&p, "%s/%s", tu_tmpdir(), name) < 0)
-        abort();
-    return p;
-}
-
 static char *config_for(const char *path)
 {
     char *uri;
@@ -33,15 +25,6 @@ static char *config_for(const char *path)
     char *cfg = tu_config(uri, NULL, "sshd = proxies:read\n");
     free(uri);
     return cfg;
-}
-
-static char *create_key(const char *cfg, const char *account)
-{
-    char *out = NULL;
-    CU_ASSERT_EQUAL_FATAL(tu_apikey(cfg, NULL, &out, NULL, "create", account, "--name", "k",
-                                    "--scopes", "proxies:read", NULL), 0);
-    out[strcspn(out, "\n")] = 0;
-    return out;
 }
 
 static apikey_decision verify(const char *cfg, const char *key, apikey_result *res)
@@ -95,10 +78,10 @@ static pid_t hold_write_lock(const char *path, int *release_fd)
 
 static void test_reader_answers_during_a_write(void)
 {
-    char *path = db_path("locked.db");
+    char *path = tu_path("locked.db");
     char *cfg = config_for(path);
-    char *good = create_key(cfg, "alice");
-    char *gone = create_key(cfg, "bob");
+    char *good = tu_create_key(cfg, "alice");
+    char *gone = tu_create_key(cfg, "bob");
     char *id = strndup(gone, 11);
     CU_ASSERT_EQUAL(tu_apikey(cfg, NULL, NULL, NULL, "revoke", id, NULL), 0);
 
@@ -118,20 +101,12 @@ static void test_reader_answers_during_a_write(void)
     CU_ASSERT_EQUAL(tu_apikey(cfg, NULL, &out, NULL, "list", "--all", "--json", NULL), 0);
     CU_ASSERT_PTR_NULL(out ? strstr(out, "changing") : "missing");
     free(out);
-    free(create_key(cfg, "carol"));
+    free(tu_create_key(cfg, "carol"));
     free(good);
     free(gone);
     free(id);
     free(cfg);
     free(path);
-}
-
-static int count_lines(const char *s)
-{
-    int n = 0;
-    for (; s && *s; s++)
-        n += *s == '\n';
-    return n;
 }
 
 /* Every way in refuses: the command exits 2 with one line naming why, and a
@@ -140,7 +115,7 @@ static void expect_fail_closed(const char *cfg, const char *key, const char *why
 {
     char *err = NULL;
     CU_ASSERT_EQUAL(tu_apikey(cfg, NULL, NULL, &err, "list", NULL), 2);
-    CU_ASSERT_EQUAL(count_lines(err), 1);
+    CU_ASSERT_EQUAL(tu_count_lines(err), 1);
     if (!err || !strstr(err, why))
         fprintf(stderr, "expected '%s' in: %s", why, err ? err : "(nothing)");
     CU_ASSERT_PTR_NOT_NULL(err ? strstr(err, why) : NULL);
@@ -153,9 +128,9 @@ static void expect_fail_closed(const char *cfg, const char *key, const char *why
 
 static void test_bad_databases(void)
 {
-    char *path = db_path("bad.db");
+    char *path = tu_path("bad.db");
     char *cfg = config_for(path);
-    char *key = create_key(cfg, "alice");
+    char *key = tu_create_key(cfg, "alice");
     apikey_result res;
     CU_ASSERT_EQUAL(verify(cfg, key, &res), APIKEY_ALLOWED);
 
@@ -174,7 +149,7 @@ static void test_bad_databases(void)
     /* A record that does not fit. */
     unlink(path);
     free(key);
-    key = create_key(cfg, "alice");
+    key = tu_create_key(cfg, "alice");
     sql(path, "UPDATE apikey_keys SET hash = x'00'");
     expect_fail_closed(cfg, key, "malformed");
     free(key);
@@ -184,19 +159,19 @@ static void test_bad_databases(void)
 
 static void test_missing_and_insecure(void)
 {
-    char *path = db_path("absent/keys.db");
+    char *path = tu_path("absent/keys.db");
     char *cfg = config_for(path);
     char *err = NULL;
     CU_ASSERT_EQUAL(tu_apikey(cfg, NULL, NULL, &err, "create", "alice", "--name", "x",
                               "--scopes", "proxies:read", NULL), 2);
-    CU_ASSERT_EQUAL(count_lines(err), 1);
+    CU_ASSERT_EQUAL(tu_count_lines(err), 1);
     free(err);
     free(cfg);
     free(path);
 
-    path = db_path("open.db");
+    path = tu_path("open.db");
     cfg = config_for(path);
-    char *key = create_key(cfg, "alice");
+    char *key = tu_create_key(cfg, "alice");
     CU_ASSERT_EQUAL(chmod(path, 0666), 0);
     expect_fail_closed(cfg, key, "writable");
     CU_ASSERT_EQUAL(chmod(path, 0640), 0);
@@ -211,7 +186,7 @@ static void test_missing_and_insecure(void)
  * then recovers by itself once the store is there, without re-opening. */
 static void test_host_recovers(void)
 {
-    char *path = db_path("later.db");
+    char *path = tu_path("later.db");
     char *cfg = config_for(path);
     char err[256];
     apikey_ctx *ctx = apikey_open(cfg, err, sizeof err);
@@ -219,12 +194,12 @@ static void test_host_recovers(void)
     apikey_result res;
     const char *junk = "ak_abcdefgh" "0123456789012345678901234567890123456789";
     CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, junk, strlen(junk), &res), APIKEY_REFUSED);
-    char *key = create_key(cfg, "alice");
+    char *key = tu_create_key(cfg, "alice");
     unlink(path);
     CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, key, strlen(key), &res), APIKEY_UNAVAILABLE);
     CU_ASSERT_EQUAL(res.reason, APIKEY_REASON_STORE);
     free(key);
-    key = create_key(cfg, "alice");
+    key = tu_create_key(cfg, "alice");
     CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, key, strlen(key), &res), APIKEY_ALLOWED);
     apikey_close(ctx);
     free(key);
@@ -253,10 +228,10 @@ static void *hammer(void *p)
 
 static void test_threads_share_a_context(void)
 {
-    char *path = db_path("threads.db");
+    char *path = tu_path("threads.db");
     char *cfg = config_for(path);
-    char *good = create_key(cfg, "alice");
-    char *gone = create_key(cfg, "bob");
+    char *good = tu_create_key(cfg, "alice");
+    char *gone = tu_create_key(cfg, "bob");
     char *id = strndup(gone, 11);
     CU_ASSERT_EQUAL(tu_apikey(cfg, NULL, NULL, NULL, "revoke", id, NULL), 0);
     char err[256];

@@ -38,9 +38,7 @@ void tu_cleanup(void)
 
 char *tu_write(const char *name, const char *text, int mode)
 {
-    char *path;
-    if (asprintf(&path, "%s/%s", tu_tmpdir(), name) < 0)
-        abort();
+    char *path = tu_path(name);
     unlink(path);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
     if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text)) {
@@ -270,4 +268,29 @@ int tu_run(CU_SuiteInfo *suites)
     CU_cleanup_registry();
     tu_cleanup();
     return failed || ran == 0 ? 1 : 0;
+}
+
+char *tu_path(const char *name)
+{
+    char *p;
+    if (asprintf(&p, "%s/%s", tu_tmpdir(), name) < 0)
+        abort();
+    return p;
+}
+
+int tu_count_lines(const char *s)
+{
+    int n = 0;
+    for (; s && *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+char *tu_create_key(const char *config, const char *account)
+{
+    char *out = NULL;
+    CU_ASSERT_EQUAL_FATAL(tu_apikey(config, NULL, &out, NULL, "create", account, "--name", "k",
+                                    "--scopes", "proxies:read", NULL), 0);
+    out[strcspn(out, "\n")] = 0;
+    return out;
 }

@@ -12,6 +12,13 @@ const char *tu_tmpdir(void);
 void tu_cleanup(void);
 /* Write text to dir/name with mode; returns the malloc'd path. */
 char *tu_write(const char *name, const char *text, int mode);
+/* dir/name in the private folder (malloc'd). */
+char *tu_path(const char *name);
+/* Lines in s (NULL: 0). */
+int tu_count_lines(const char *s);
+/* A new key of account with scope proxies:read, through the apikey
+ * command (fails the test when it cannot); malloc'd, no newline. */
+char *tu_create_key(const char *config, const char *account);
 /* Read a whole file (NULL when missing); *len gets its size. */
 char *tu_read(const char *path, size_t *len);
 
