@@ -26,7 +26,7 @@ static int lookup(apikey_ctx *ctx, const char *id, apikey_record *rec)
     if (ctx->concurrent_lookup) {
         pthread_rwlock_rdlock(&ctx->lock);
         if ((used = ctx->store.handle))
-            st = ctx->store.ops->lookup(used, id, rec);
+            st = ctx->lookup_auth(used, id, rec);
         pthread_rwlock_unlock(&ctx->lock);
         if (used && st != APIKEY_ST_UNAVAILABLE)
             return st;
@@ -36,12 +36,25 @@ static int lookup(apikey_ctx *ctx, const char *id, apikey_record *rec)
         /* Not tried yet under this handle (or another thread re-opened it). */
         st = store_connect(&ctx->store, 0);
         if (st == APIKEY_ST_OK)
-            st = ctx->store.ops->lookup(ctx->store.handle, id, rec);
+            st = ctx->lookup_auth(ctx->store.handle, id, rec);
     }
     if (st == APIKEY_ST_UNAVAILABLE)
         store_disconnect(&ctx->store);
     pthread_rwlock_unlock(&ctx->lock);
     return st;
+}
+
+/* The store starts fetching the record now and the key is hashed while the
+ * memory answers: on a large store the record is a few cache misses, which
+ * would otherwise come after the hash, one after the other. */
+static void prefetch(apikey_ctx *ctx, const char *id)
+{
+    if (!ctx->can_prefetch)
+        return;
+    pthread_rwlock_rdlock(&ctx->lock);
+    if (ctx->store.handle)
+        ctx->store.ops->prefetch(ctx->store.handle, id);
+    pthread_rwlock_unlock(&ctx->lock);
 }
 
 static void touch(apikey_ctx *ctx, const apikey_record *rec, int64_t now)
@@ -73,6 +86,7 @@ APIKEY_EXPORT apikey_decision apikey_verify(apikey_ctx *ctx, const char *service
     unsigned char want[APIKEY_HASH_LEN];
     apikey_record rec;
     apikey_decision d;
+    prefetch(ctx, id);
     if (core_hash_key(ctx, key, keylen, want) != 0) {
         d = decide(res, APIKEY_UNAVAILABLE, APIKEY_REASON_NOMEM);
         goto done;

@@ -10,29 +10,52 @@
 #include <unistd.h>
 
 #define IDX_MAGIC "AKIDX\x01\r\n"
-#define IDX_VERSION 3
+/* 4: a table of 128-byte slots addressed by id (ordered linear probing). */
+#define IDX_VERSION 4
+#define REC_ALIGN 128
+/* A key sits a slot or two after its home on average; a forged index
+ * cannot make a lookup scan more than this. */
+#define MAX_SCAN 32
+#define PF_SLOTS 3
+
+
+/* Slots per key: 4/3, so that lookups scan 2.5 slots on average. */
+#define SLOTS_PER_KEY(n) ((n) + (n) / 3 + 1)
+#define ACCOUNT_INLINE UINT32_MAX
+#define ID_RANGE 218340105584896ull /* 62^8 */
 
 typedef struct idx_header {
     char magic[8];
     uint32_t version;
     uint32_t record_size;
-    uint64_t count;
+    uint64_t count;  /* keys */
     uint64_t json_dev, json_ino, json_size;
     int64_t json_mtime_sec, json_mtime_nsec;
-    uint64_t keys_off;   /* uint64 ids as numbers, in record order, for the search */
-    uint64_t order_off;  /* uint32 record positions in creation order */
+    uint64_t nhome, home_mul; /* home slot of an id: mulhi(id value, home_mul) < nhome */
+    uint64_t nslots;          /* slots, nhome and the overflow after them */
+    uint64_t rec_off;         /* the slots, in id order; an empty one has id[0] = 0 */
+    uint64_t order_off;       /* uint32 slots of the keys in creation order */
     uint64_t strings_off, strings_len;
     uint32_t stale; /* set by the writer that replaced this index */
     uint32_t pad;
 } idx_header;
 
+/* Everything a verification reads sits in one aligned pair of cache lines
+ * (the first holds what a scan compares); names and scope lists are shared
+ * strings, and most accounts fit inline. */
 typedef struct idx_rec {
     char id[APIKEY_ID_LEN];
     unsigned char hash[APIKEY_HASH_LEN];
-    int64_t created, expires, last_used, revoked;
-    uint32_t account, name, scopes; /* offsets into the string table */
-    uint32_t seq;                   /* creation order */
+    int64_t last_used; /* 8-aligned: hosts pwrite it */
+    int64_t expires, revoked;
+    int64_t created;
+    uint32_t scopes, name; /* offsets into the string table */
+    uint32_t account;      /* offset, or ACCOUNT_INLINE */
+    char account_inline[44];
 } idx_rec;
+
+_Static_assert(sizeof(idx_rec) == REC_ALIGN, "an index record is two cache lines");
+_Static_assert(sizeof(idx_header) <= REC_ALIGN, "the header fits before the slots");
 
 static const idx_header *header(const json_index *ix)
 {
@@ -41,7 +64,7 @@ static const idx_header *header(const json_index *ix)
 
 static const idx_rec *records(const json_index *ix)
 {
-    return (const idx_rec *)((const char *)ix->map + sizeof(idx_header));
+    return (const idx_rec *)((const char *)ix->map + header(ix)->rec_off);
 }
 
 int json_index_matches(const json_index *ix, const struct stat *st)
@@ -69,9 +92,23 @@ static uint64_t id_value(const char *id)
     return v;
 }
 
-static int cmp_id(const void *a, const void *b)
+/* Ids are uniform, so scaling the value spreads keys evenly over the
+ * slots and a key's place is known from its id alone: no search, no
+ * directory, and the slots it may be in can be fetched while the key is
+ * being hashed. Monotonic in the id, so the table stays sorted. */
+static uint64_t home_of(uint64_t v, uint64_t mul, uint64_t nhome)
 {
-    return memcmp(((const idx_rec *)a)->id, ((const idx_rec *)b)->id, APIKEY_ID_LEN);
+    uint64_t b = (uint64_t)(((unsigned __int128)v * mul) >> 64);
+    return b < nhome ? b : nhome - 1;
+}
+
+/* Ids compare as big-endian numbers of their 8 characters (ASCII order is
+ * base62 order). */
+static uint64_t id_order(const char *id)
+{
+    uint64_t k;
+    memcpy(&k, id, sizeof k);
+    return __builtin_bswap64(k);
 }
 
 static int write_all(int fd, const void *buf, size_t len)
@@ -89,63 +126,158 @@ static int write_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
-/* Lay out header, records sorted by id, and strings in one buffer. */
+/* Strings shared through a hash set while building: a store's names and
+ * scope lists repeat, and each repeat would be another cache line. */
+typedef struct strtab {
+    char *buf;
+    size_t len, cap;
+    uint32_t *slots; /* offset + 1, 0 empty */
+    size_t mask;
+} strtab;
+
+static uint64_t str_hash(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h;
+}
+
+/* The offset of s in the table, added when new; UINT32_MAX on failure. */
+static uint32_t strtab_add(strtab *t, const char *s)
+{
+    size_t n = strlen(s);
+    size_t i = str_hash(s, n) & t->mask;
+    for (; t->slots[i]; i = (i + 1) & t->mask) {
+        const char *have = t->buf + t->slots[i] - 1;
+        if (memcmp(have, s, n + 1) == 0)
+            return t->slots[i] - 1;
+    }
+    if (t->len + n + 1 > t->cap) {
+        size_t cap = t->cap * 2 > t->len + n + 1 ? t->cap * 2 : t->len + n + 1;
+        char *grown = realloc(t->buf, cap);
+        if (!grown)
+            return UINT32_MAX;
+        t->buf = grown;
+        t->cap = cap;
+    }
+    if (t->len + n + 1 >= UINT32_MAX)
+        return UINT32_MAX;
+    uint32_t off = (uint32_t)t->len;
+    memcpy(t->buf + off, s, n + 1);
+    t->len += n + 1;
+    t->slots[i] = off + 1;
+    return off;
+}
+
+/* Lay out header, slots, creation order and strings in one buffer. */
 static char *build(const json_db *db, const struct stat *st, size_t *len_out)
 {
-    size_t strings = 0;
-    for (size_t i = 0; i < db->n; i++)
-        strings += strlen(db->recs[i].account) + strlen(db->recs[i].name) + strlen(db->recs[i].scopes) + 3;
-    size_t rec_bytes = db->n * sizeof(idx_rec), order_bytes = db->n * sizeof(uint32_t);
-    size_t keys_bytes = db->n * sizeof(uint64_t);
-    size_t len = sizeof(idx_header) + rec_bytes + keys_bytes + order_bytes + strings;
-    if (strings > UINT32_MAX)
-        return NULL;
-    char *buf = calloc(1, len);
-    if (!buf)
-        return NULL;
+    size_t n = db->n, nhome = SLOTS_PER_KEY(n);
+    uint64_t *vals = malloc((n + 1) * sizeof *vals);
+    uint32_t *home = malloc((n + 1) * sizeof *home), *by_id = malloc((n + 1) * sizeof *by_id);
+    uint32_t *cnt = calloc(nhome + 1, sizeof *cnt), *pos = malloc((n + 1) * sizeof *pos);
+    idx_rec *recs = NULL;
+    strtab t = {0};
+    size_t nts = 64;
+    while (nts < 3 * n + 16)
+        nts *= 2;
+    t.slots = calloc(nts, sizeof *t.slots);
+    t.mask = nts - 1;
+    t.cap = 4096;
+    t.buf = malloc(t.cap);
+    char *buf = NULL;
+    if (!vals || !home || !by_id || !cnt || !pos || !t.slots || !t.buf || nhome >= UINT32_MAX / 2)
+        goto done;
+    uint64_t mul = (uint64_t)((((unsigned __int128)nhome) << 64) / ID_RANGE);
+    /* Counting sort by home slot, then by id among the few sharing one. */
+    for (size_t i = 0; i < n; i++) {
+        vals[i] = id_value(db->recs[i].id);
+        home[i] = (uint32_t)home_of(vals[i], mul, nhome);
+        cnt[home[i] + 1]++;
+    }
+    for (size_t b = 0; b < nhome; b++)
+        cnt[b + 1] += cnt[b];
+    uint32_t *fill = malloc((nhome + 1) * sizeof *fill);
+    if (!fill)
+        goto done;
+    memcpy(fill, cnt, (nhome + 1) * sizeof *fill);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b = home[i], at = fill[b]++;
+        while (at > cnt[b] && vals[by_id[at - 1]] > vals[i]) {
+            by_id[at] = by_id[at - 1];
+            at--;
+        }
+        by_id[at] = (uint32_t)i;
+    }
+    free(fill);
+    /* Each key at its home or just after the key before it. */
+    size_t nslots = 0;
+    for (size_t r = 0; r < n; r++) {
+        size_t p = home[by_id[r]];
+        if (r > 0 && p <= pos[by_id[r - 1]])
+            p = pos[by_id[r - 1]] + 1;
+        pos[by_id[r]] = (uint32_t)p;
+        nslots = p + 1;
+    }
+    if (nslots < nhome)
+        nslots = nhome;
+    if (!(recs = calloc(nslots, sizeof *recs)))
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        const json_rec *j = &db->recs[i];
+        idx_rec *x = &recs[pos[i]];
+        memcpy(x->id, j->id, APIKEY_ID_LEN);
+        memcpy(x->hash, j->hash, APIKEY_HASH_LEN);
+        x->created = j->created;
+        x->expires = j->expires;
+        x->last_used = j->last_used;
+        x->revoked = j->revoked;
+        size_t alen = strlen(j->account);
+        if (alen < sizeof x->account_inline) {
+            x->account = ACCOUNT_INLINE;
+            memcpy(x->account_inline, j->account, alen + 1);
+        } else if ((x->account = strtab_add(&t, j->account)) == UINT32_MAX) {
+            goto done;
+        }
+        if ((x->name = strtab_add(&t, j->name)) == UINT32_MAX ||
+            (x->scopes = strtab_add(&t, j->scopes)) == UINT32_MAX)
+            goto done;
+    }
+    size_t rec_off = REC_ALIGN, order_off = rec_off + nslots * sizeof(idx_rec);
+    size_t strings_off = order_off + n * sizeof(uint32_t), len = strings_off + t.len;
+    if (!(buf = calloc(1, len)))
+        goto done;
     idx_header *h = (idx_header *)buf;
     memcpy(h->magic, IDX_MAGIC, sizeof h->magic);
     h->version = IDX_VERSION;
     h->record_size = sizeof(idx_rec);
-    h->count = db->n;
+    h->count = n;
     h->json_dev = (uint64_t)st->st_dev;
     h->json_ino = (uint64_t)st->st_ino;
     h->json_size = (uint64_t)st->st_size;
     h->json_mtime_sec = st->st_mtim.tv_sec;
     h->json_mtime_nsec = st->st_mtim.tv_nsec;
-    h->keys_off = sizeof(idx_header) + rec_bytes;
-    h->order_off = h->keys_off + keys_bytes;
-    h->strings_off = h->order_off + order_bytes;
-    h->strings_len = strings;
-    idx_rec *r = (idx_rec *)(buf + sizeof(idx_header));
-    char *s = buf + h->strings_off;
-    uint32_t off = 0;
-    for (size_t i = 0; i < db->n; i++) {
-        const json_rec *j = &db->recs[i];
-        memcpy(r[i].id, j->id, APIKEY_ID_LEN);
-        memcpy(r[i].hash, j->hash, APIKEY_HASH_LEN);
-        r[i].created = j->created;
-        r[i].expires = j->expires;
-        r[i].last_used = j->last_used;
-        r[i].revoked = j->revoked;
-        r[i].seq = (uint32_t)i;
-        const char *fields[3] = {j->account, j->name, j->scopes};
-        uint32_t *slots[3] = {&r[i].account, &r[i].name, &r[i].scopes};
-        for (int f = 0; f < 3; f++) {
-            size_t n = strlen(fields[f]) + 1;
-            *slots[f] = off;
-            memcpy(s + off, fields[f], n);
-            off += (uint32_t)n;
-        }
-    }
-    qsort(r, db->n, sizeof *r, cmp_id);
-    uint32_t *order = (uint32_t *)(buf + h->order_off);
-    uint64_t *keys = (uint64_t *)(buf + h->keys_off);
-    for (size_t i = 0; i < db->n; i++) {
-        order[r[i].seq] = (uint32_t)i;
-        keys[i] = id_value(r[i].id);
-    }
+    h->nhome = nhome;
+    h->home_mul = mul;
+    h->nslots = nslots;
+    h->rec_off = rec_off;
+    h->order_off = order_off;
+    h->strings_off = strings_off;
+    h->strings_len = t.len;
+    memcpy(buf + rec_off, recs, nslots * sizeof(idx_rec));
+    memcpy(buf + order_off, pos, n * sizeof(uint32_t));
+    memcpy(buf + strings_off, t.buf, t.len);
     *len_out = len;
+done:
+    free(vals);
+    free(home);
+    free(by_id);
+    free(cnt);
+    free(pos);
+    free(recs);
+    free(t.slots);
+    free(t.buf);
     return buf;
 }
 
@@ -223,18 +355,21 @@ int json_index_open(json_index *ix, const char *idx_path, const struct stat *jso
     ix->dev = st.st_dev;
     ix->ino = st.st_ino;
     const idx_header *h = map;
-    /* Everything a lookup trusts is checked once here. */
+    /* Everything a lookup trusts is checked once here; the directory's
+     * entries are clamped where they are used. */
+    uint64_t max_recs = (ix->len - sizeof *h) / sizeof(idx_rec);
     if (memcmp(h->magic, IDX_MAGIC, sizeof h->magic) != 0 || h->version != IDX_VERSION ||
-        h->record_size != sizeof(idx_rec) || h->count > (ix->len - sizeof *h) / sizeof(idx_rec) ||
-        h->keys_off != sizeof *h + h->count * sizeof(idx_rec) ||
-        h->order_off != h->keys_off + h->count * sizeof(uint64_t) ||
-        h->strings_off != h->order_off + h->count * sizeof(uint32_t) ||
+        h->record_size != sizeof(idx_rec) || h->nslots > max_recs || h->count > h->nslots ||
+        h->nhome == 0 || h->nhome > h->nslots || h->rec_off != REC_ALIGN ||
+        h->order_off != h->rec_off + h->nslots * sizeof(idx_rec) ||
+        h->strings_off != h->order_off + h->count * sizeof(uint32_t) || h->strings_off > ix->len ||
         h->strings_len != ix->len - h->strings_off || (h->strings_len && ((const char *)map)[ix->len - 1] != '\0') ||
         h->stale || !json_index_matches(ix, json_st)) {
         json_index_close(ix);
         goto done;
     }
     ix->count = h->count;
+    ix->nslots = h->nslots;
     rc = 0;
 done:
     close(fd);
@@ -249,46 +384,41 @@ void json_index_close(json_index *ix)
 }
 
 
-/* The record at pos, when it really holds id (a forged index may lie). */
-static const idx_rec *check_hit(const json_index *ix, size_t pos, const char *id)
+static size_t home_slot(const json_index *ix, const char *id)
 {
-    const idx_rec *r = &records(ix)[pos];
-    return memcmp(r->id, id, APIKEY_ID_LEN) == 0 ? r : NULL;
+    const idx_header *h = header(ix);
+    return home_of(id_value(id), h->home_mul, h->nhome);
 }
 
-/* Ids are uniformly random numbers, so interpolation over the compact array
- * of ids finds a key in two or three probes where bisection of a million
- * records takes twenty cache misses. Bisection takes over after a few
- * guesses, whatever the ids; the record itself is touched once. */
+/* The slots a lookup may read are consecutive from the home slot. */
+void json_index_prefetch(const json_index *ix, const char *id)
+{
+    size_t home = home_slot(ix, id), end = home + PF_SLOTS;
+    if (end > ix->nslots)
+        end = ix->nslots;
+    const char *r = (const char *)&records(ix)[home];
+    for (size_t i = 0; i < (end - home) * sizeof(idx_rec); i += 64)
+        __builtin_prefetch(r + i);
+}
+
+/* The record holding id (compared in full: a forged index may lie), else
+ * NULL with *near the slot where the scan stopped. The table is sorted and
+ * a key is at its home or after it, with no empty slot between. */
 static const idx_rec *find_near(const json_index *ix, const char *id, size_t *near)
 {
-    const uint64_t *keys = (const uint64_t *)((const char *)ix->map + header(ix)->keys_off);
-    uint64_t want = id_value(id);
-    size_t lo = 0, hi = ix->count;
-    for (int guess = 0; guess < 4 && hi - lo > 16; guess++) {
-        uint64_t vlo = keys[lo], vhi = keys[hi - 1];
-        if (want < vlo || want > vhi)
-            break; /* outside the range: the bisection ends at an edge */
-        if (vhi == vlo)
+    size_t i = home_slot(ix, id), end = i + MAX_SCAN;
+    if (end > ix->nslots)
+        end = ix->nslots;
+    const idx_rec *r = records(ix);
+    uint64_t want = id_order(id);
+    *near = i;
+    for (; i < end && r[i].id[0]; i++) {
+        uint64_t have = id_order(r[i].id);
+        *near = i;
+        if (have == want)
+            return &r[i];
+        if (have > want)
             break;
-        size_t mid = lo + (size_t)((double)(want - vlo) / (double)(vhi - vlo) * (double)(hi - 1 - lo));
-        *near = mid;
-        if (keys[mid] == want)
-            return check_hit(ix, mid, id);
-        if (keys[mid] < want)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        *near = mid;
-        if (keys[mid] == want)
-            return check_hit(ix, mid, id);
-        if (keys[mid] < want)
-            lo = mid + 1;
-        else
-            hi = mid;
     }
     return NULL;
 }
@@ -310,10 +440,19 @@ static const char *string_at(const json_index *ix, uint32_t off, size_t max)
     return n < max ? s : NULL;
 }
 
-static int to_record(const json_index *ix, const idx_rec *r, apikey_record *out)
+static const char *account_of(const json_index *ix, const idx_rec *r)
 {
-    const char *a = string_at(ix, r->account, sizeof out->account);
-    const char *n = string_at(ix, r->name, sizeof out->name);
+    if (r->account != ACCOUNT_INLINE)
+        return string_at(ix, r->account, APIKEY_ACCOUNT_MAX);
+    return strnlen(r->account_inline, sizeof r->account_inline) < sizeof r->account_inline
+               ? r->account_inline
+               : NULL;
+}
+
+static int to_record(const json_index *ix, const idx_rec *r, apikey_record *out, int with_name)
+{
+    const char *a = account_of(ix, r);
+    const char *n = with_name ? string_at(ix, r->name, sizeof out->name) : "";
     const char *s = string_at(ix, r->scopes, sizeof out->scopes);
     if (!a || !n || !s)
         return APIKEY_ST_UNAVAILABLE;
@@ -330,15 +469,15 @@ static int to_record(const json_index *ix, const idx_rec *r, apikey_record *out)
     return APIKEY_ST_OK;
 }
 
-int json_index_get(const json_index *ix, const char *id, apikey_record *out)
+int json_index_get(const json_index *ix, const char *id, apikey_record *out, int with_name)
 {
     size_t near = 0;
     const idx_rec *r = find_near(ix, id, &near);
     if (r)
-        return to_record(ix, r, out);
+        return to_record(ix, r, out, with_name);
     /* Read a neighbour as a hit would be read: an unknown id must cost what
      * a wrong secret costs, or timing tells which ids exist. */
-    if (ix->count && to_record(ix, &records(ix)[near], out) == APIKEY_ST_OK)
+    if (to_record(ix, &records(ix)[near], out, with_name) == APIKEY_ST_OK)
         memset(out, 0, offsetof(apikey_record, account));
     return APIKEY_ST_NOTFOUND;
 }
@@ -347,7 +486,7 @@ int json_index_load(const json_index *ix, json_db *db)
 {
     const uint32_t *order = (const uint32_t *)((const char *)ix->map + header(ix)->order_off);
     for (uint64_t i = 0; i < ix->count; i++) {
-        if (order[i] >= ix->count)
+        if (order[i] >= ix->nslots || !records(ix)[order[i]].id[0])
             return APIKEY_ST_UNAVAILABLE;
         const idx_rec *r = &records(ix)[order[i]];
         json_rec v;
@@ -358,7 +497,7 @@ int json_index_load(const json_index *ix, json_db *db)
         v.expires = r->expires;
         v.last_used = __atomic_load_n(&r->last_used, __ATOMIC_RELAXED);
         v.revoked = r->revoked;
-        v.account = (char *)string_at(ix, r->account, APIKEY_ACCOUNT_MAX);
+        v.account = (char *)account_of(ix, r);
         v.name = (char *)string_at(ix, r->name, APIKEY_NAME_MAX);
         v.scopes = (char *)string_at(ix, r->scopes, APIKEY_SCOPES_MAX);
         if (!v.account || !v.name || !v.scopes)
@@ -373,7 +512,9 @@ int json_index_load(const json_index *ix, json_db *db)
 void json_index_merge_last_used(const json_index *ix, json_db *db)
 {
     const idx_rec *r = records(ix);
-    for (uint64_t i = 0; i < ix->count; i++) {
+    for (uint64_t i = 0; i < ix->nslots; i++) {
+        if (!r[i].id[0])
+            continue;
         char id[APIKEY_ID_LEN + 1];
         memcpy(id, r[i].id, APIKEY_ID_LEN);
         id[APIKEY_ID_LEN] = '\0';

@@ -240,15 +240,14 @@ static void js_close(void *handle)
     free(s);
 }
 
-static int js_lookup(void *handle, const char *id, apikey_record *out)
+static int lookup(jstore *s, const char *id, apikey_record *out, int with_name)
 {
-    jstore *s = handle;
     if (s->lock_fd >= 0)
         return json_db_get(&s->db, id, out);
     /* The common case, in any number of threads at once. */
     pthread_rwlock_rdlock(&s->view_lock);
     if (index_fresh(s)) {
-        int st = json_index_get(&s->ix, id, out);
+        int st = json_index_get(&s->ix, id, out, with_name);
         pthread_rwlock_unlock(&s->view_lock);
         return st;
     }
@@ -256,9 +255,30 @@ static int js_lookup(void *handle, const char *id, apikey_record *out)
     pthread_rwlock_wrlock(&s->view_lock);
     int st = refresh(s, 0);
     if (st == APIKEY_ST_OK)
-        st = s->ix.map ? json_index_get(&s->ix, id, out) : json_db_get(&s->db, id, out);
+        st = s->ix.map ? json_index_get(&s->ix, id, out, with_name) : json_db_get(&s->db, id, out);
     pthread_rwlock_unlock(&s->view_lock);
     return st;
+}
+
+static int js_lookup(void *handle, const char *id, apikey_record *out)
+{
+    return lookup(handle, id, out, 1);
+}
+
+static int js_lookup_auth(void *handle, const char *id, apikey_record *out)
+{
+    return lookup(handle, id, out, 0);
+}
+
+static void js_prefetch(void *handle, const char *id)
+{
+    jstore *s = handle;
+    if (s->lock_fd >= 0)
+        return;
+    pthread_rwlock_rdlock(&s->view_lock);
+    if (s->ix.map)
+        json_index_prefetch(&s->ix, id);
+    pthread_rwlock_unlock(&s->view_lock);
 }
 
 static int js_each(void *handle, const char *account, apikey_record_cb cb, void *arg)
@@ -494,6 +514,8 @@ static const apikey_store_ops json_ops = {
     .rollback = js_rollback,
     .touch = js_touch,
     .flags = APIKEY_STORE_CONCURRENT_LOOKUP,
+    .prefetch = js_prefetch,
+    .lookup_auth = js_lookup_auth,
 };
 
 EXPORT const apikey_store_ops *apikey_store_entry_v1(void)
