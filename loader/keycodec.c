@@ -3,6 +3,9 @@
 #include <pthread.h>
 #include <string.h>
 #include <openssl/rand.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 static const char B62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -27,6 +30,40 @@ static const unsigned char b62_ok[256] = {
 static int is_b62(unsigned char c)
 {
     return b62_ok[c];
+}
+
+/* Whether s[0..n) is all base62, 16 characters at a time where SSE2 is
+ * there (every x86-64): a byte at a time was a tenth of a warm verify. */
+static int all_b62(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+#ifdef __SSE2__
+    if (n >= 16) {
+        /* Signed compares: c - lo + (-128) < span - 128 tests lo <= c < lo + span. */
+        const __m128i bias = _mm_set1_epi8(-128);
+        __m128i bad = _mm_setzero_si128();
+        for (;; i += 16) {
+            if (i + 16 > n)
+                i = n - 16; /* the last block overlaps the one before */
+            __m128i c = _mm_loadu_si128((const __m128i *)(s + i));
+            __m128i dig = _mm_cmplt_epi8(_mm_add_epi8(_mm_sub_epi8(c, _mm_set1_epi8('0')), bias),
+                                         _mm_set1_epi8(10 - 128));
+            __m128i up = _mm_cmplt_epi8(_mm_add_epi8(_mm_sub_epi8(c, _mm_set1_epi8('A')), bias),
+                                        _mm_set1_epi8(26 - 128));
+            __m128i low = _mm_cmplt_epi8(_mm_add_epi8(_mm_sub_epi8(c, _mm_set1_epi8('a')), bias),
+                                         _mm_set1_epi8(26 - 128));
+            bad = _mm_or_si128(bad, _mm_andnot_si128(_mm_or_si128(dig, _mm_or_si128(up, low)),
+                                                     _mm_set1_epi8(-1)));
+            if (i + 16 >= n)
+                break;
+        }
+        return _mm_movemask_epi8(bad) == 0;
+    }
+#endif
+    for (; i < n; i++)
+        if (!is_b62(s[i]))
+            return 0;
+    return 1;
 }
 
 int keycodec_prefix_valid(const char *prefix)
@@ -122,9 +159,8 @@ int keycodec_parse(const char *prefix, const char *key, size_t len, char *id_out
         return -1;
     if (memcmp(key, prefix, p) != 0 || key[p] != '_')
         return -1;
-    for (size_t i = p + 1; i < len; i++)
-        if (!is_b62((unsigned char)key[i]))
-            return -1;
+    if (!all_b62((const unsigned char *)key + p + 1, len - p - 1))
+        return -1;
     size_t body = len - APIKEY_CHECK_LEN;
     char want[APIKEY_CHECK_LEN];
     encode_check(keycodec_crc32((const unsigned char *)key, body), want);

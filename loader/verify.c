@@ -14,22 +14,36 @@ static apikey_decision decide(apikey_result *res, apikey_decision d, apikey_reas
     return d;
 }
 
-/* Lookup under the context's lock, with a last-used write behind an allowed
- * check: best effort, never delaying or failing the answer. A store that is
- * not open (a host started while it was down) is opened here, and one that
- * failed is closed, so the next check opens it afresh and a long-lived host
- * recovers by itself. */
-static int lookup(apikey_ctx *ctx, const char *id, apikey_record *rec)
+/* Hash the key and look its id up under the context's lock. The store is
+ * first asked to start fetching the record, and the key is hashed while the
+ * memory answers: on a large store the record is a cache miss or two that
+ * would otherwise come after the hash. One lock for all three, as each
+ * rwlock round trip costs about what the lookup does.
+ *
+ * A store that is not open (a host started while it was down) is opened
+ * here, and one that failed is closed, so the next check opens it afresh
+ * and a long-lived host recovers by itself. *hashed says whether want holds
+ * the hash (it is computed whatever the store says). */
+static int hash_and_lookup(apikey_ctx *ctx, const char *id, const char *key, size_t keylen,
+                           unsigned char want[APIKEY_HASH_LEN], int *hashed, apikey_record *rec)
 {
     void *used = NULL;
     int st = APIKEY_ST_UNAVAILABLE;
+    *hashed = 0;
     if (ctx->concurrent_lookup) {
         pthread_rwlock_rdlock(&ctx->lock);
-        if ((used = ctx->store.handle))
+        if ((used = ctx->store.handle) && ctx->can_prefetch)
+            ctx->store.ops->prefetch(used, id);
+        *hashed = core_hash_key(ctx, key, keylen, want) == 0;
+        if (used && *hashed)
             st = ctx->lookup_auth(used, id, rec);
         pthread_rwlock_unlock(&ctx->lock);
+        if (!*hashed)
+            return APIKEY_ST_NOMEM;
         if (used && st != APIKEY_ST_UNAVAILABLE)
             return st;
+    } else if (!(*hashed = core_hash_key(ctx, key, keylen, want) == 0)) {
+        return APIKEY_ST_NOMEM;
     }
     pthread_rwlock_wrlock(&ctx->lock);
     if (!used || used != ctx->store.handle) {
@@ -42,19 +56,6 @@ static int lookup(apikey_ctx *ctx, const char *id, apikey_record *rec)
         store_disconnect(&ctx->store);
     pthread_rwlock_unlock(&ctx->lock);
     return st;
-}
-
-/* The store starts fetching the record now and the key is hashed while the
- * memory answers: on a large store the record is a few cache misses, which
- * would otherwise come after the hash, one after the other. */
-static void prefetch(apikey_ctx *ctx, const char *id)
-{
-    if (!ctx->can_prefetch)
-        return;
-    pthread_rwlock_rdlock(&ctx->lock);
-    if (ctx->store.handle)
-        ctx->store.ops->prefetch(ctx->store.handle, id);
-    pthread_rwlock_unlock(&ctx->lock);
 }
 
 static void touch(apikey_ctx *ctx, const apikey_record *rec, int64_t now)
@@ -86,12 +87,12 @@ APIKEY_EXPORT apikey_decision apikey_verify(apikey_ctx *ctx, const char *service
     unsigned char want[APIKEY_HASH_LEN];
     apikey_record rec;
     apikey_decision d;
-    prefetch(ctx, id);
-    if (core_hash_key(ctx, key, keylen, want) != 0) {
+    int hashed;
+    int st = hash_and_lookup(ctx, id, key, keylen, want, &hashed, &rec);
+    if (!hashed) {
         d = decide(res, APIKEY_UNAVAILABLE, APIKEY_REASON_NOMEM);
         goto done;
     }
-    int st = lookup(ctx, id, &rec);
     if (st == APIKEY_ST_NOTFOUND) {
         /* Compare anyway, so an unknown id costs what a wrong secret costs. */
         memset(rec.hash, 0, sizeof rec.hash);

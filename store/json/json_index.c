@@ -16,7 +16,8 @@
 /* A key sits a slot or two after its home on average; a forged index
  * cannot make a lookup scan more than this. */
 #define MAX_SCAN 32
-#define PF_SLOTS 3
+/* Slots fetched ahead: the home slot and the next, where most keys are. */
+#define PF_SLOTS 2
 
 
 /* Slots per key: 4/3, so that lookups scan 2.5 slots on average. */
@@ -84,12 +85,14 @@ int json_index_is_stale(const json_index *ix)
  * so numbers sort as ids do, and random ids are uniform numbers. */
 static uint64_t id_value(const char *id)
 {
-    uint64_t v = 0;
-    for (int i = 0; i < APIKEY_ID_LEN; i++) {
-        unsigned char c = (unsigned char)id[i];
-        v = v * 62 + (c <= '9' ? c - '0' : c <= 'Z' ? c - 'A' + 10 : c - 'a' + 36);
+    /* Two halves at once: the chain of multiplies is on every lookup. */
+    uint64_t hi = 0, lo = 0;
+    for (int i = 0; i < APIKEY_ID_LEN / 2; i++) {
+        unsigned char c = (unsigned char)id[i], d = (unsigned char)id[i + APIKEY_ID_LEN / 2];
+        hi = hi * 62 + (c <= '9' ? c - '0' : c <= 'Z' ? c - 'A' + 10 : c - 'a' + 36);
+        lo = lo * 62 + (d <= '9' ? d - '0' : d <= 'Z' ? d - 'A' + 10 : d - 'a' + 36);
     }
-    return v;
+    return hi * (62 * 62 * 62 * 62) + lo;
 }
 
 /* Ids are uniform, so scaling the value spreads keys evenly over the
@@ -390,15 +393,30 @@ static size_t home_slot(const json_index *ix, const char *id)
     return home_of(id_value(id), h->home_mul, h->nhome);
 }
 
-/* The slots a lookup may read are consecutive from the home slot. */
-void json_index_prefetch(const json_index *ix, const char *id)
+void json_index_publish(const json_index *ix, json_index_hint *hint)
 {
-    size_t home = home_slot(ix, id), end = home + PF_SLOTS;
-    if (end > ix->nslots)
-        end = ix->nslots;
-    const char *r = (const char *)&records(ix)[home];
-    for (size_t i = 0; i < (end - home) * sizeof(idx_rec); i += 64)
-        __builtin_prefetch(r + i);
+    const idx_header *h = ix->map ? header(ix) : NULL;
+    __atomic_store_n(&hint->nslots, (uint64_t)0, __ATOMIC_RELAXED);
+    __atomic_store_n(&hint->slots, h ? (const char *)records(ix) : NULL, __ATOMIC_RELAXED);
+    __atomic_store_n(&hint->mul, h ? h->home_mul : 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&hint->nhome, h ? h->nhome : 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&hint->nslots, h ? h->nslots : 0, __ATOMIC_RELAXED);
+}
+
+/* The slots a lookup may read are consecutive from the home slot. */
+void json_index_prefetch(const json_index_hint *hint, const char *id)
+{
+    const char *slots = __atomic_load_n(&hint->slots, __ATOMIC_RELAXED);
+    uint64_t mul = __atomic_load_n(&hint->mul, __ATOMIC_RELAXED);
+    uint64_t nhome = __atomic_load_n(&hint->nhome, __ATOMIC_RELAXED);
+    uint64_t nslots = __atomic_load_n(&hint->nslots, __ATOMIC_RELAXED);
+    if (!slots || !nhome)
+        return;
+    uint64_t home = home_of(id_value(id), mul, nhome), end = home + PF_SLOTS;
+    if (end > nslots)
+        end = nslots;
+    for (const char *p = slots + home * sizeof(idx_rec); p < slots + end * sizeof(idx_rec); p += 64)
+        __builtin_prefetch(p);
 }
 
 /* The record holding id (compared in full: a forged index may lie), else

@@ -48,8 +48,17 @@ int json_index_is_stale(const json_index *ix);
 /* OK, NOTFOUND, or UNAVAILABLE for a record that points outside the map.
  * with_name 0 leaves out->name empty (a verification does not read it). */
 int json_index_get(const json_index *ix, const char *id, apikey_record *out, int with_name);
-/* Start fetching the cache lines a lookup of id will read. */
-void json_index_prefetch(const json_index *ix, const char *id);
+/* What prefetch needs of an index, kept apart from the mapping so that it
+ * can be read without a lock while the index is replaced. */
+typedef struct json_index_hint {
+    const char *slots;
+    uint64_t mul, nhome, nslots;
+} json_index_hint;
+/* Record where ix's slots are (none when ix is closed), atomically. */
+void json_index_publish(const json_index *ix, json_index_hint *hint);
+/* Start fetching the cache lines a lookup of id will read. Never reads the
+ * index: the hint may describe one just unmapped. */
+void json_index_prefetch(const json_index_hint *hint, const char *id);
 /* Every record into db, in creation order. */
 int json_index_load(const json_index *ix, json_db *db);
 /* Raise each record's last_used in db to what hosts wrote in the index. */

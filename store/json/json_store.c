@@ -48,6 +48,10 @@ typedef struct jstore {
     int dirty;
     struct stat owner;   /* owner, group and mode a rewrite keeps */
     int have_owner;
+    /* Where the mapped index's slots are, for prefetch, which runs without
+     * the view lock: read and written atomically, possibly stale, and only
+     * ever used as a prefetch address, which cannot fault. */
+    json_index_hint hint;
 } jstore;
 
 static int64_t monotonic_ms(void)
@@ -97,6 +101,12 @@ static int open_json(jstore *s, int *fd, struct stat *st)
     return APIKEY_ST_OK;
 }
 
+static void close_index(jstore *s)
+{
+    json_index_close(&s->ix);
+    json_index_publish(&s->ix, &s->hint);
+}
+
 static void drop_db(jstore *s)
 {
     json_db_clear(&s->db);
@@ -125,8 +135,9 @@ static int writer_active(const jstore *s)
 static int load(jstore *s, int fd, const struct stat *st, int want_db)
 {
     if (!s->ix.map || !json_index_matches(&s->ix, st) || json_index_is_stale(&s->ix)) {
-        json_index_close(&s->ix);
+        close_index(s);
         json_index_open(&s->ix, s->idx_path, st, s->host->check_file);
+        json_index_publish(&s->ix, &s->hint);
     }
     if (s->ix.map && !want_db)
         return APIKEY_ST_OK;
@@ -167,7 +178,7 @@ static int refresh(jstore *s, int want_db)
     struct stat st;
     int rc = open_json(s, &fd, &st);
     if (rc == APIKEY_ST_NOTFOUND) {
-        json_index_close(&s->ix);
+        close_index(s);
         drop_db(s);
         if (s->create) {
             s->db_loaded = 1; /* an empty store, created by the first write */
@@ -177,7 +188,7 @@ static int refresh(jstore *s, int want_db)
         return APIKEY_ST_UNAVAILABLE;
     }
     if (rc != APIKEY_ST_OK) {
-        json_index_close(&s->ix);
+        close_index(s);
         drop_db(s);
         return rc;
     }
@@ -230,7 +241,7 @@ static void js_close(void *handle)
     jstore *s = handle;
     if (s->lock_fd >= 0)
         close(s->lock_fd);
-    json_index_close(&s->ix);
+    close_index(s);
     json_db_free(&s->db);
     pthread_rwlock_destroy(&s->view_lock);
     free(s->path);
@@ -273,12 +284,7 @@ static int js_lookup_auth(void *handle, const char *id, apikey_record *out)
 static void js_prefetch(void *handle, const char *id)
 {
     jstore *s = handle;
-    if (s->lock_fd >= 0)
-        return;
-    pthread_rwlock_rdlock(&s->view_lock);
-    if (s->ix.map)
-        json_index_prefetch(&s->ix, id);
-    pthread_rwlock_unlock(&s->view_lock);
+    json_index_prefetch(&s->hint, id);
 }
 
 static int js_each(void *handle, const char *account, apikey_record_cb cb, void *arg)
@@ -477,7 +483,7 @@ static int js_commit(void *handle)
         if (have_prev)
             unlink(s->prev_path);
         drop_db(s);
-        json_index_close(&s->ix);
+        close_index(s);
         s->checked_ms = 0;
     }
     end_txn(s);
