@@ -14,6 +14,7 @@ typedef struct json_rec {
     unsigned char hash[APIKEY_HASH_LEN];
     int64_t created, expires, last_used, revoked;
     char *account, *name, *scopes;
+    int owned; /* the strings are this record's own; else borrowed (json_db_append_borrowed) */
 } json_rec;
 
 typedef struct json_db {
@@ -21,6 +22,7 @@ typedef struct json_db {
     size_t n, cap;
     uint32_t *slots; /* open addressing by id: record index + 1, 0 empty */
     size_t nslots;
+    char *arena; /* strings copied for borrowed records (json_db_arena) */
 } json_db;
 
 int json_db_init(json_db *db);
@@ -33,6 +35,14 @@ int json_db_each(const json_db *db, const char *account, apikey_record_cb cb, vo
 int json_db_insert(json_db *db, const apikey_record *rec);
 /* The same for a record whose strings are borrowed and copied. */
 int json_db_append(json_db *db, const json_rec *view);
+/* The same, keeping the strings' pointers: they must outlive the record
+ * (the mapped index, while a write transaction reads from it). */
+int json_db_append_borrowed(json_db *db, const json_rec *view);
+/* Memory for len bytes of strings, freed with the records; NULL on failure.
+ * Replaces the previous one: call it once per load. */
+char *json_db_arena(json_db *db, size_t len);
+/* Room for n records, so a load does not grow and rehash as it goes. */
+int json_db_reserve(json_db *db, size_t n);
 int json_db_update(json_db *db, const apikey_record *rec);
 /* Raise a record's last-used time (hosts record uses in the index). */
 void json_db_raise_last_used(json_db *db, const char *id, int64_t when);

@@ -173,7 +173,8 @@ static uint32_t strtab_add(strtab *t, const char *s)
     return off;
 }
 
-/* Lay out header, slots, creation order and strings in one buffer. */
+/* Lay out header, slots, creation order and strings in one mapping
+ * (unmapped by the caller, *len_out bytes). */
 static char *build(const json_db *db, const struct stat *st, size_t *len_out)
 {
     size_t n = db->n, nhome = SLOTS_PER_KEY(n);
@@ -181,6 +182,7 @@ static char *build(const json_db *db, const struct stat *st, size_t *len_out)
     uint32_t *home = malloc((n + 1) * sizeof *home), *by_id = malloc((n + 1) * sizeof *by_id);
     uint32_t *cnt = calloc(nhome + 1, sizeof *cnt), *pos = malloc((n + 1) * sizeof *pos);
     idx_rec *recs = NULL;
+    uint32_t *offs = NULL;
     strtab t = {0};
     size_t nts = 64;
     while (nts < 3 * n + 16)
@@ -225,8 +227,28 @@ static char *build(const json_db *db, const struct stat *st, size_t *len_out)
     }
     if (nslots < nhome)
         nslots = nhome;
-    if (!(recs = calloc(nslots, sizeof *recs)))
+    /* Strings first, so that the records can be laid out in place in the
+     * one buffer: a second copy of a store's index was a fifth of a write. */
+    if (!(offs = malloc((3 * n + 1) * sizeof *offs)))
         goto done;
+    for (size_t i = 0; i < n; i++) {
+        const json_rec *j = &db->recs[i];
+        offs[3 * i] = strlen(j->account) < sizeof recs->account_inline ? ACCOUNT_INLINE
+                                                                        : strtab_add(&t, j->account);
+        offs[3 * i + 1] = strtab_add(&t, j->name);
+        offs[3 * i + 2] = strtab_add(&t, j->scopes);
+        if ((offs[3 * i] == UINT32_MAX && strlen(j->account) >= sizeof recs->account_inline) ||
+            offs[3 * i + 1] == UINT32_MAX || offs[3 * i + 2] == UINT32_MAX)
+            goto done;
+    }
+    size_t rec_off = REC_ALIGN, order_off = rec_off + nslots * sizeof(idx_rec);
+    size_t strings_off = order_off + n * sizeof(uint32_t), len = strings_off + t.len;
+    /* Populated at once: page faults one by one cost more than the writing. */
+    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (m == MAP_FAILED)
+        goto done;
+    buf = m;
+    recs = (idx_rec *)(buf + rec_off);
     for (size_t i = 0; i < n; i++) {
         const json_rec *j = &db->recs[i];
         idx_rec *x = &recs[pos[i]];
@@ -236,21 +258,12 @@ static char *build(const json_db *db, const struct stat *st, size_t *len_out)
         x->expires = j->expires;
         x->last_used = j->last_used;
         x->revoked = j->revoked;
-        size_t alen = strlen(j->account);
-        if (alen < sizeof x->account_inline) {
-            x->account = ACCOUNT_INLINE;
-            memcpy(x->account_inline, j->account, alen + 1);
-        } else if ((x->account = strtab_add(&t, j->account)) == UINT32_MAX) {
-            goto done;
-        }
-        if ((x->name = strtab_add(&t, j->name)) == UINT32_MAX ||
-            (x->scopes = strtab_add(&t, j->scopes)) == UINT32_MAX)
-            goto done;
+        x->account = offs[3 * i];
+        if (x->account == ACCOUNT_INLINE)
+            strcpy(x->account_inline, j->account);
+        x->name = offs[3 * i + 1];
+        x->scopes = offs[3 * i + 2];
     }
-    size_t rec_off = REC_ALIGN, order_off = rec_off + nslots * sizeof(idx_rec);
-    size_t strings_off = order_off + n * sizeof(uint32_t), len = strings_off + t.len;
-    if (!(buf = calloc(1, len)))
-        goto done;
     idx_header *h = (idx_header *)buf;
     memcpy(h->magic, IDX_MAGIC, sizeof h->magic);
     h->version = IDX_VERSION;
@@ -268,7 +281,6 @@ static char *build(const json_db *db, const struct stat *st, size_t *len_out)
     h->order_off = order_off;
     h->strings_off = strings_off;
     h->strings_len = t.len;
-    memcpy(buf + rec_off, recs, nslots * sizeof(idx_rec));
     memcpy(buf + order_off, pos, n * sizeof(uint32_t));
     memcpy(buf + strings_off, t.buf, t.len);
     *len_out = len;
@@ -278,7 +290,7 @@ done:
     free(by_id);
     free(cnt);
     free(pos);
-    free(recs);
+    free(offs);
     free(t.slots);
     free(t.buf);
     return buf;
@@ -332,7 +344,8 @@ done:
     }
     if (fd >= 0)
         close(fd);
-    free(buf);
+    if (buf)
+        munmap(buf, len);
     free(tmp);
     return rc;
 }
@@ -503,6 +516,18 @@ int json_index_get(const json_index *ix, const char *id, apikey_record *out, int
 int json_index_load(const json_index *ix, json_db *db)
 {
     const uint32_t *order = (const uint32_t *)((const char *)ix->map + header(ix)->order_off);
+    if (json_db_reserve(db, ix->count) != APIKEY_ST_OK)
+        return APIKEY_ST_NOMEM;
+    /* Every page is read: map them at once rather than fault by fault.
+     * Hosts, which read a slot or two, never come here. */
+    (void)madvise(ix->map, ix->len, MADV_POPULATE_READ);
+    /* Accounts held in the records are copied out in creation order: the
+     * write that follows reads them in that order, twice, and from the
+     * records that is a cache miss each (names and scope lists are shared
+     * or already in that order in the string table). */
+    char *arena = json_db_arena(db, ix->count * sizeof(((idx_rec *)0)->account_inline));
+    if (!arena)
+        return APIKEY_ST_NOMEM;
     for (uint64_t i = 0; i < ix->count; i++) {
         if (order[i] >= ix->nslots || !records(ix)[order[i]].id[0])
             return APIKEY_ST_UNAVAILABLE;
@@ -516,11 +541,17 @@ int json_index_load(const json_index *ix, json_db *db)
         v.last_used = __atomic_load_n(&r->last_used, __ATOMIC_RELAXED);
         v.revoked = r->revoked;
         v.account = (char *)account_of(ix, r);
+        if (v.account && r->account == ACCOUNT_INLINE) {
+            size_t n = strlen(v.account) + 1;
+            v.account = memcpy(arena, v.account, n);
+            arena += n;
+        }
         v.name = (char *)string_at(ix, r->name, APIKEY_NAME_MAX);
         v.scopes = (char *)string_at(ix, r->scopes, APIKEY_SCOPES_MAX);
         if (!v.account || !v.name || !v.scopes)
             return APIKEY_ST_UNAVAILABLE;
-        int st = json_db_append(db, &v);
+        /* The strings stay in the map: a write copies only what it changes. */
+        int st = json_db_append_borrowed(db, &v);
         if (st != APIKEY_ST_OK)
             return st == APIKEY_ST_CONFLICT ? APIKEY_ST_UNAVAILABLE : st;
     }

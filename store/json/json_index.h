@@ -59,7 +59,8 @@ void json_index_publish(const json_index *ix, json_index_hint *hint);
 /* Start fetching the cache lines a lookup of id will read. Never reads the
  * index: the hint may describe one just unmapped. */
 void json_index_prefetch(const json_index_hint *hint, const char *id);
-/* Every record into db, in creation order. */
+/* Every record into db, in creation order. Its strings point into the map:
+ * db must be dropped before ix is closed. */
 int json_index_load(const json_index *ix, json_db *db);
 /* Raise each record's last_used in db to what hosts wrote in the index. */
 void json_index_merge_last_used(const json_index *ix, json_db *db);

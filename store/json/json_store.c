@@ -42,6 +42,7 @@ typedef struct jstore {
     json_db db;          /* the parsed store, when there is no usable index or
                             inside a write transaction */
     int db_loaded;
+    int db_borrows;      /* db's strings point into ix's map */
     struct stat db_st;   /* the JSON file db was read from (st_ino 0: none) */
     int64_t checked_ms;  /* when the JSON file was last stat'ed */
     int lock_fd;         /* >= 0 inside a write transaction */
@@ -101,8 +102,12 @@ static int open_json(jstore *s, int *fd, struct stat *st)
     return APIKEY_ST_OK;
 }
 
+static void drop_db(jstore *s);
+
 static void close_index(jstore *s)
 {
+    if (s->db_borrows)
+        drop_db(s);
     json_index_close(&s->ix);
     json_index_publish(&s->ix, &s->hint);
 }
@@ -111,6 +116,7 @@ static void drop_db(jstore *s)
 {
     json_db_clear(&s->db);
     s->db_loaded = 0;
+    s->db_borrows = 0;
     memset(&s->db_st, 0, sizeof s->db_st);
 }
 
@@ -150,6 +156,7 @@ static int load(jstore *s, int fd, const struct stat *st, int want_db)
     int rc;
     char why[512];
     if (s->ix.map) {
+        s->db_borrows = 1;
         rc = json_index_load(&s->ix, &s->db);
         if (rc != APIKEY_ST_OK)
             s->host->log_error("store %s: its index %s is corrupt", s->path, s->idx_path);
