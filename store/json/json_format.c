@@ -10,32 +10,42 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
-static uint32_t id_hash(const char *id)
+static uint64_t id_hash(const char *id)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (int i = 0; i < APIKEY_ID_LEN; i++)
-        h = (h ^ (unsigned char)id[i]) * 16777619u;
-    return h;
+    uint64_t k;
+    memcpy(&k, id, sizeof k);
+    k *= 0x9E3779B97F4A7C15ull;
+    return k ^ (k >> 29);
 }
+
+#define SLOT_TAG(h) ((h) & 0xFFFFFFFF00000000ull)
+#define SLOT_REC(v) ((uint32_t)(v))
 
 static size_t find_slot(const json_db *db, const char *id)
 {
-    size_t mask = db->nslots - 1, i = id_hash(id) & mask;
-    while (db->slots[i] && strcmp(db->recs[db->slots[i] - 1].id, id) != 0)
+    uint64_t h = id_hash(id);
+    size_t mask = db->nslots - 1, i = (size_t)(h >> 7) & mask;
+    while (db->slots[i] && (SLOT_TAG(db->slots[i]) != SLOT_TAG(h) ||
+                            strcmp(db->recs[SLOT_REC(db->slots[i]) - 1].id, id) != 0))
         i = (i + 1) & mask;
     return i;
 }
 
+static void set_slot(json_db *db, size_t slot, const char *id, size_t r)
+{
+    db->slots[slot] = SLOT_TAG(id_hash(id)) | (uint32_t)(r + 1);
+}
+
 static int rehash(json_db *db, size_t nslots)
 {
-    uint32_t *slots = calloc(nslots, sizeof *slots);
+    uint64_t *slots = calloc(nslots, sizeof *slots);
     if (!slots)
         return -1;
     free(db->slots);
     db->slots = slots;
     db->nslots = nslots;
     for (size_t r = 0; r < db->n; r++)
-        db->slots[find_slot(db, db->recs[r].id)] = (uint32_t)(r + 1);
+        set_slot(db, find_slot(db, db->recs[r].id), db->recs[r].id, r);
     return 0;
 }
 
@@ -46,10 +56,10 @@ static int grow_index(json_db *db)
 
 static int grow_recs(json_db *db, size_t cap)
 {
+    /* Not zeroed: append initialises each record it uses. */
     json_rec *recs = realloc(db->recs, cap * sizeof *recs);
     if (!recs)
         return -1;
-    memset(recs + db->cap, 0, (cap - db->cap) * sizeof *recs);
     db->recs = recs;
     db->cap = cap;
     return 0;
@@ -68,7 +78,8 @@ int json_db_reserve(json_db *db, size_t n)
         nslots *= 2;
     if (nslots != db->nslots && rehash(db, nslots) != 0)
         return APIKEY_ST_NOMEM;
-    if (n > db->cap && grow_recs(db, n) != 0)
+    /* With room for the few records a write then adds. */
+    if (n > db->cap && grow_recs(db, n + 64) != 0)
         return APIKEY_ST_NOMEM;
     return APIKEY_ST_OK;
 }
@@ -90,8 +101,6 @@ void json_db_clear(json_db *db)
     }
     free(db->arena);
     db->arena = NULL;
-    if (db->recs)
-        memset(db->recs, 0, db->cap * sizeof *db->recs);
     db->n = 0;
     memset(db->slots, 0, db->nslots * sizeof *db->slots);
 }
@@ -106,7 +115,7 @@ void json_db_free(json_db *db)
 
 static const json_rec *get(const json_db *db, const char *id)
 {
-    uint32_t r = db->slots[find_slot(db, id)];
+    uint32_t r = SLOT_REC(db->slots[find_slot(db, id)]);
     return r ? &db->recs[r - 1] : NULL;
 }
 
@@ -214,11 +223,12 @@ static int append(json_db *db, const json_rec *view, int borrow)
         j->id[APIKEY_ID_LEN] = '\0';
         j->owned = 0;
     } else {
+        j->owned = 0;
         int st = fill_view(j, view);
         if (st != APIKEY_ST_OK)
             return st;
     }
-    db->slots[slot] = (uint32_t)(db->n + 1);
+    set_slot(db, slot, view->id, db->n);
     db->n++;
     return APIKEY_ST_OK;
 }

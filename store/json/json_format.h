@@ -20,7 +20,10 @@ typedef struct json_rec {
 typedef struct json_db {
     json_rec *recs; /* in creation order */
     size_t n, cap;
-    uint32_t *slots; /* open addressing by id: record index + 1, 0 empty */
+    /* Open addressing by id: record index + 1 in the low half, 0 empty, and
+     * 32 more bits of the id's hash in the high half, so that a probe reads
+     * a record only when it very likely holds the id. */
+    uint64_t *slots;
     size_t nslots;
     char *arena; /* strings copied for borrowed records (json_db_arena) */
 } json_db;

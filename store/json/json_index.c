@@ -243,10 +243,13 @@ static char *build(const json_db *db, const struct stat *st, size_t *len_out)
     }
     size_t rec_off = REC_ALIGN, order_off = rec_off + nslots * sizeof(idx_rec);
     size_t strings_off = order_off + n * sizeof(uint32_t), len = strings_off + t.len;
-    /* Populated at once: page faults one by one cost more than the writing. */
-    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    /* Populated at once, in huge pages where the system allows: page faults
+     * one by one cost more than the writing. */
+    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED)
         goto done;
+    (void)madvise(m, len, MADV_HUGEPAGE);
+    (void)madvise(m, len, MADV_POPULATE_WRITE);
     buf = m;
     recs = (idx_rec *)(buf + rec_off);
     for (size_t i = 0; i < n; i++) {
