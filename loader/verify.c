@@ -14,36 +14,49 @@ static apikey_decision decide(apikey_result *res, apikey_decision d, apikey_reas
     return d;
 }
 
-/* Hash the key and look its id up under the context's lock. The store is
- * first asked to start fetching the record, and the key is hashed while the
- * memory answers: on a large store the record is a cache miss or two that
- * would otherwise come after the hash. One lock for all three, as each
- * rwlock round trip costs about what the lookup does.
+enum { CHECKED, MALFORMED, NO_HASH };
+
+/* Check the key, hash it and look its id up under the context's lock. The
+ * store is first asked to start fetching the record, and the key is checked
+ * and hashed while the memory answers: on a large store the record is a
+ * cache miss or two that would otherwise come after the hash. A prefetch
+ * only hints the processor; nothing of the store is read before the key
+ * has passed its check. One lock for it all, as each rwlock round trip
+ * costs about what the lookup does.
  *
  * A store that is not open (a host started while it was down) is opened
  * here, and one that failed is closed, so the next check opens it afresh
- * and a long-lived host recovers by itself. *hashed says whether want holds
- * the hash (it is computed whatever the store says). */
-static int hash_and_lookup(apikey_ctx *ctx, const char *id, const char *key, size_t keylen,
-                           unsigned char want[APIKEY_HASH_LEN], int *hashed, apikey_record *rec)
+ * and a long-lived host recovers by itself. *stage says how far it got;
+ * CHECKED: id and want hold the id and the hash, and the store's answer is
+ * returned. */
+static int check_and_lookup(apikey_ctx *ctx, const char *key, size_t keylen, char *id,
+                            unsigned char want[APIKEY_HASH_LEN], int *stage, apikey_record *rec)
 {
     void *used = NULL;
     int st = APIKEY_ST_UNAVAILABLE;
-    *hashed = 0;
+    *stage = MALFORMED;
+    if (keycodec_id(ctx->cfg.key_prefix, key, keylen, id) != 0)
+        return st;
     if (ctx->concurrent_lookup) {
         pthread_rwlock_rdlock(&ctx->lock);
         if ((used = ctx->store.handle) && ctx->can_prefetch)
             ctx->store.ops->prefetch(used, id);
-        *hashed = core_hash_key(ctx, key, keylen, want) == 0;
-        if (used && *hashed)
-            st = ctx->lookup_auth(used, id, rec);
+        if (keycodec_parse(ctx->cfg.key_prefix, key, keylen, id) == 0) {
+            *stage = core_hash_key(ctx, key, keylen, want) == 0 ? CHECKED : NO_HASH;
+            if (used && *stage == CHECKED)
+                st = ctx->lookup_auth(used, id, rec);
+        }
         pthread_rwlock_unlock(&ctx->lock);
-        if (!*hashed)
-            return APIKEY_ST_NOMEM;
-        if (used && st != APIKEY_ST_UNAVAILABLE)
+        if (*stage != CHECKED || (used && st != APIKEY_ST_UNAVAILABLE))
             return st;
-    } else if (!(*hashed = core_hash_key(ctx, key, keylen, want) == 0)) {
-        return APIKEY_ST_NOMEM;
+    } else {
+        if (keycodec_parse(ctx->cfg.key_prefix, key, keylen, id) != 0)
+            return st;
+        if (core_hash_key(ctx, key, keylen, want) != 0) {
+            *stage = NO_HASH;
+            return st;
+        }
+        *stage = CHECKED;
     }
     pthread_rwlock_wrlock(&ctx->lock);
     if (!used || used != ctx->store.handle) {
@@ -81,15 +94,16 @@ APIKEY_EXPORT apikey_decision apikey_verify(apikey_ctx *ctx, const char *service
     if (!svc)
         return decide(res, APIKEY_REFUSED, APIKEY_REASON_UNMAPPED);
     char id[APIKEY_ID_LEN + 1];
-    if (!key || keycodec_parse(ctx->cfg.key_prefix, key, keylen, id) != 0)
+    if (!key)
         return decide(res, APIKEY_REFUSED, APIKEY_REASON_MALFORMED);
-
     unsigned char want[APIKEY_HASH_LEN];
     apikey_record rec;
     apikey_decision d;
-    int hashed;
-    int st = hash_and_lookup(ctx, id, key, keylen, want, &hashed, &rec);
-    if (!hashed) {
+    int stage;
+    int st = check_and_lookup(ctx, key, keylen, id, want, &stage, &rec);
+    if (stage == MALFORMED)
+        return decide(res, APIKEY_REFUSED, APIKEY_REASON_MALFORMED);
+    if (stage == NO_HASH) {
         d = decide(res, APIKEY_UNAVAILABLE, APIKEY_REASON_NOMEM);
         goto done;
     }
