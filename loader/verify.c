@@ -7,6 +7,21 @@
 #include "core.h"
 #include "keycodec.h"
 
+/* Constant-time equality of two hashes, a word at a time: no early exit,
+ * and a quarter of the work of CRYPTO_memcmp's byte loop, which showed in
+ * a warm verify. */
+static int hash_differs(const unsigned char *a, const unsigned char *b)
+{
+    uint64_t acc = 0;
+    for (int i = 0; i < APIKEY_HASH_LEN; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        acc |= x ^ y;
+    }
+    return acc != 0;
+}
+
 static apikey_decision decide(apikey_result *res, apikey_decision d, apikey_reason r)
 {
     res->decision = d;
@@ -110,7 +125,8 @@ APIKEY_EXPORT apikey_decision apikey_verify(apikey_ctx *ctx, const char *service
     if (st == APIKEY_ST_NOTFOUND) {
         /* Compare anyway, so an unknown id costs what a wrong secret costs. */
         memset(rec.hash, 0, sizeof rec.hash);
-        (void)CRYPTO_memcmp(rec.hash, want, APIKEY_HASH_LEN);
+        int differs = hash_differs(rec.hash, want);
+        __asm__ volatile("" : : "r"(differs)); /* kept, though unused */
         d = decide(res, APIKEY_REFUSED, APIKEY_REASON_UNKNOWN);
         goto done;
     }
@@ -119,7 +135,7 @@ APIKEY_EXPORT apikey_decision apikey_verify(apikey_ctx *ctx, const char *service
                    st == APIKEY_ST_NOMEM ? APIKEY_REASON_NOMEM : APIKEY_REASON_STORE);
         goto done;
     }
-    if (CRYPTO_memcmp(rec.hash, want, APIKEY_HASH_LEN) != 0 || strcmp(rec.id, id) != 0) {
+    if (hash_differs(rec.hash, want) || strcmp(rec.id, id) != 0) {
         d = decide(res, APIKEY_REFUSED, APIKEY_REASON_UNKNOWN);
         goto done;
     }

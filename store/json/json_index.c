@@ -403,10 +403,27 @@ void json_index_close(json_index *ix)
 }
 
 
+/* The value of the id prefetch last saw in this thread: the lookup that
+ * follows asks for the same id. */
+static __thread struct {
+    uint64_t id, value;
+} last_id;
+
+static uint64_t id_value_cached(const char *id)
+{
+    uint64_t k;
+    memcpy(&k, id, sizeof k);
+    if (k != last_id.id) {
+        last_id.id = k;
+        last_id.value = id_value(id);
+    }
+    return last_id.value;
+}
+
 static size_t home_slot(const json_index *ix, const char *id)
 {
     const idx_header *h = header(ix);
-    return home_of(id_value(id), h->home_mul, h->nhome);
+    return home_of(id_value_cached(id), h->home_mul, h->nhome);
 }
 
 void json_index_publish(const json_index *ix, json_index_hint *hint)
@@ -428,7 +445,7 @@ void json_index_prefetch(const json_index_hint *hint, const char *id)
     uint64_t nslots = __atomic_load_n(&hint->nslots, __ATOMIC_RELAXED);
     if (!slots || !nhome)
         return;
-    uint64_t home = home_of(id_value(id), mul, nhome), end = home + PF_SLOTS;
+    uint64_t home = home_of(id_value_cached(id), mul, nhome), end = home + PF_SLOTS;
     if (end > nslots)
         end = nslots;
     for (const char *p = slots + home * sizeof(idx_rec); p < slots + end * sizeof(idx_rec); p += 64)
