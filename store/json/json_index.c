@@ -389,6 +389,7 @@ int json_index_open(json_index *ix, const char *idx_path, const struct stat *jso
     }
     ix->count = h->count;
     ix->nslots = h->nslots;
+    (void)madvise(map, ix->len, MADV_HUGEPAGE);
     rc = 0;
 done:
     close(fd);
