@@ -31,6 +31,11 @@ static size_t find_slot(const json_db *db, const char *id)
     return i;
 }
 
+void json_db_prefetch_slot(const json_db *db, const char *id)
+{
+    __builtin_prefetch(&db->slots[(size_t)(id_hash(id) >> 7) & (db->nslots - 1)]);
+}
+
 static void set_slot(json_db *db, size_t slot, const char *id, size_t r)
 {
     db->slots[slot] = SLOT_TAG(id_hash(id)) | (uint32_t)(r + 1);
@@ -419,6 +424,8 @@ typedef struct emitter {
     char buf[1 << 20]; /* fewer, larger writes: a store is tens of megabytes */
     size_t used;
     int failed;
+    int64_t day; /* of date, "YYYY-MM-DD" of the last time written */
+    char date[10];
 } emitter;
 
 static void flush(emitter *e)
@@ -490,29 +497,34 @@ static void put_time(emitter *e, int64_t t)
         secs += 86400;
         days--;
     }
-    int64_t z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
-    int64_t d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
-    int64_t y = yoe + era * 400 + (m <= 2);
-    if (y < 0 || y > 9999) {
-        puts_raw(e, "null"); /* cannot happen: parsed times are from 1970 on */
-        return;
+    /* Most times of a store fall on a few days: the date is reused. */
+    if (days != e->day) {
+        int64_t z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
+        int64_t doe = z - era * 146097;
+        int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+        int64_t d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
+        int64_t y = yoe + era * 400 + (m <= 2);
+        if (y < 0 || y > 9999) {
+            puts_raw(e, "null"); /* cannot happen: parsed times are from 1970 on */
+            return;
+        }
+        e->day = days;
+        e->date[0] = (char)('0' + y / 1000);
+        e->date[1] = (char)('0' + y / 100 % 10);
+        e->date[2] = (char)('0' + y / 10 % 10);
+        e->date[3] = (char)('0' + y % 10);
+        e->date[4] = '-';
+        e->date[5] = (char)('0' + m / 10);
+        e->date[6] = (char)('0' + m % 10);
+        e->date[7] = '-';
+        e->date[8] = (char)('0' + d / 10);
+        e->date[9] = (char)('0' + d % 10);
     }
     char b[22];
     int64_t hh = secs / 3600, mm = secs / 60 % 60, ss = secs % 60;
     b[0] = '"';
-    b[1] = (char)('0' + y / 1000);
-    b[2] = (char)('0' + y / 100 % 10);
-    b[3] = (char)('0' + y / 10 % 10);
-    b[4] = (char)('0' + y % 10);
-    b[5] = '-';
-    b[6] = (char)('0' + m / 10);
-    b[7] = (char)('0' + m % 10);
-    b[8] = '-';
-    b[9] = (char)('0' + d / 10);
-    b[10] = (char)('0' + d % 10);
+    memcpy(b + 1, e->date, sizeof e->date);
     b[11] = 'T';
     b[12] = (char)('0' + hh / 10);
     b[13] = (char)('0' + hh % 10);
@@ -573,6 +585,7 @@ int json_db_write(const json_db *db, int fd)
     e->fd = fd;
     e->used = 0;
     e->failed = 0;
+    e->day = INT64_MIN;
     char head[128];
     snprintf(head, sizeof head, "{\"format\": \"%s\", \"version\": %d, \"keys\": [\n",
              JSON_STORE_FORMAT, JSON_STORE_VERSION);

@@ -44,6 +44,8 @@ int json_db_append_borrowed(json_db *db, const json_rec *view);
 /* Memory for len bytes of strings, freed with the records; NULL on failure.
  * Replaces the previous one: call it once per load. */
 char *json_db_arena(json_db *db, size_t len);
+/* A load that knows the ids to come starts fetching their hash slots. */
+void json_db_prefetch_slot(const json_db *db, const char *id);
 /* Room for n records, so a load does not grow and rehash as it goes. */
 int json_db_reserve(json_db *db, size_t n);
 int json_db_update(json_db *db, const apikey_record *rec);
