@@ -104,6 +104,14 @@ typedef struct apikey_store_ops {
     /* APIKEY_STORE_* flags. Read only when ->size covers it. */
     unsigned flags;
     /* Slots added later go here; the core checks ->size before use. */
+
+    /* Optional (NULL: none). A hint that a lookup of id follows soon: start
+     * fetching what it will read, so the memory latency overlaps the
+     * hashing of the key that the core does meanwhile. Must not block. */
+    void (*prefetch)(void *handle, const char *id);
+    /* Optional (NULL: lookup is used). lookup for a verification, which
+     * reads neither name nor created: they may be left empty and 0. */
+    int (*lookup_auth)(void *handle, const char *id, apikey_record *out);
 } apikey_store_ops;
 
 /* lookup() may run in several threads at once on one handle (every other

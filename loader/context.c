@@ -1,4 +1,5 @@
 /* Opening and closing a context: configuration, pepper and store. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,36 @@ int core_load_pepper(apikey_ctx *ctx, char *err, size_t errlen)
     return rc;
 }
 
+/* One digest context per thread, kept: EVP_Digest allocates, sets up and
+ * frees one at every call, about a third of hashing a key. libapikey is
+ * never unloaded (-z nodelete), so the key's destructor stays valid. */
+static pthread_key_t md_key;
+static pthread_once_t md_once = PTHREAD_ONCE_INIT;
+static int md_key_ok;
+
+static void md_free(void *c)
+{
+    EVP_MD_CTX_free(c);
+}
+
+static void md_key_init(void)
+{
+    md_key_ok = pthread_key_create(&md_key, md_free) == 0;
+}
+
+static EVP_MD_CTX *thread_md_ctx(void)
+{
+    pthread_once(&md_once, md_key_init);
+    if (!md_key_ok)
+        return NULL;
+    EVP_MD_CTX *c = pthread_getspecific(md_key);
+    if (!c && (c = EVP_MD_CTX_new()) && pthread_setspecific(md_key, c) != 0) {
+        EVP_MD_CTX_free(c);
+        c = NULL;
+    }
+    return c;
+}
+
 int core_hash_key(const apikey_ctx *ctx, const char *key, size_t len,
                   unsigned char out[APIKEY_HASH_LEN])
 {
@@ -46,7 +77,13 @@ int core_hash_key(const apikey_ctx *ctx, const char *key, size_t len,
     if (ctx->pepper_len)
         return HMAC(ctx->md, ctx->pepper, (int)ctx->pepper_len, (const unsigned char *)key, len,
                     out, &n) && n == APIKEY_HASH_LEN ? 0 : -1;
-    return EVP_Digest(key, len, out, &n, ctx->md, NULL) == 1 && n == APIKEY_HASH_LEN ? 0 : -1;
+    EVP_MD_CTX *c = thread_md_ctx();
+    if (!c)
+        return EVP_Digest(key, len, out, &n, ctx->md, NULL) == 1 && n == APIKEY_HASH_LEN ? 0 : -1;
+    return EVP_DigestInit_ex2(c, ctx->md, NULL) == 1 && EVP_DigestUpdate(c, key, len) == 1 &&
+                   EVP_DigestFinal_ex(c, out, &n) == 1 && n == APIKEY_HASH_LEN
+               ? 0
+               : -1;
 }
 
 const char *core_config_path(const char *given)
@@ -104,6 +141,11 @@ apikey_ctx *core_open(const char *config_path, int flags, char *err, size_t errl
     }
     ctx->concurrent_lookup = STORE_HAS(ctx->store.ops, flags) &&
                              (ctx->store.ops->flags & APIKEY_STORE_CONCURRENT_LOOKUP);
+    ctx->can_prefetch = ctx->concurrent_lookup && STORE_HAS(ctx->store.ops, prefetch) &&
+                        ctx->store.ops->prefetch;
+    ctx->lookup_auth = STORE_HAS(ctx->store.ops, lookup_auth) && ctx->store.ops->lookup_auth
+                           ? ctx->store.ops->lookup_auth
+                           : ctx->store.ops->lookup;
     return ctx;
 }
 

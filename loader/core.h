@@ -30,6 +30,9 @@ struct apikey_ctx {
      * store that allows them concurrently (APIKEY_STORE_CONCURRENT_LOOKUP). */
     pthread_rwlock_t lock;
     int concurrent_lookup;
+    int can_prefetch; /* the store has prefetch and concurrent lookups */
+    /* lookup_auth when the store has it, else lookup. */
+    int (*lookup_auth)(void *handle, const char *id, apikey_record *out);
     struct evp_md_st *md; /* SHA-256, fetched once: a fetch per hash costs more than the hash */
     unsigned char pepper[64];
     size_t pepper_len; /* 0: plain SHA-256 */

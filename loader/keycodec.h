@@ -30,6 +30,9 @@ int keycodec_make(const char *prefix, const char *id, char *out);
  * prefix. Checks length, alphabet and the CRC before anything touches a
  * store. On success copies the id into id_out (APIKEY_ID_LEN + 1). */
 int keycodec_parse(const char *prefix, const char *key, size_t len, char *id_out);
+/* Only the shape (length, prefix) and the id's place: what keycodec_parse
+ * would give as the id, before its checks. 0 or -1. */
+int keycodec_id(const char *prefix, const char *key, size_t len, char *id_out);
 
 uint32_t keycodec_crc32(const unsigned char *data, size_t len);
 

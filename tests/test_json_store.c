@@ -5,6 +5,7 @@
  */
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -294,6 +295,50 @@ static void test_index_follows_the_json_file(void)
     free(cfg);
 }
 
+/* The index format is internal and versioned: an index of another version
+ * (a newer build's, or an older one left behind) is never read; the JSON
+ * file answers, and the next write replaces the index. */
+static void test_index_of_another_version_is_ignored(void)
+{
+    char *path = store_path("versioned.json");
+    char *cfg = config_for(path);
+    char *key = make_key(cfg, "alice");
+    char idx[512], line[128];
+    snprintf(idx, sizeof idx, "%s.idx", path);
+    size_t len;
+    char *bytes = tu_read(idx, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(bytes);
+    CU_ASSERT_FATAL(len > 16);
+    uint32_t version;
+    memcpy(&version, bytes + 8, sizeof version); /* after the 8-byte magic */
+    for (uint32_t other = 1; other < 8; other++) {
+        if (other == version)
+            continue;
+        memcpy(bytes + 8, &other, sizeof other);
+        FILE *f = fopen(idx, "wb");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        fwrite(bytes, 1, len, f);
+        fclose(f);
+        snprintf(line, sizeof line, "%s\n", key);
+        CU_ASSERT_EQUAL(tu_apikey(cfg, line, NULL, NULL, "verify", "--service", "sshd", NULL), 0);
+    }
+    /* Revoked in the JSON file: the index of another version must not
+     * keep the key alive. */
+    hand_edit(path, "\"revoked\": null", "\"revoked\": \"2026-01-02T00:00:00Z\"");
+    CU_ASSERT_EQUAL(tu_apikey(cfg, line, NULL, NULL, "verify", "--service", "sshd", NULL), 1);
+    /* The next write rebuilds it in this build's version. */
+    char *fresh = make_key(cfg, "bob");
+    char *now = tu_read(idx, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(now);
+    CU_ASSERT_EQUAL(memcmp(now + 8, &version, sizeof version), 0);
+    free(now);
+    free(fresh);
+    free(bytes);
+    free(key);
+    free(cfg);
+    free(path);
+}
+
 int main(void)
 {
     setenv("APIKEY_BIN", "build/apikey", 0);
@@ -304,6 +349,7 @@ int main(void)
         {"a rewrite keeps owner, group and mode", test_rewrite_keeps_owner_and_mode},
         {"a writer killed mid-write loses no acknowledged key", test_sigkill_mid_write},
         {"the index follows the JSON file and is never trusted blindly", test_index_follows_the_json_file},
+        {"an index of another version is ignored and the JSON file read", test_index_of_another_version_is_ignored},
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {{"json store", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};

@@ -7,35 +7,86 @@
 #include <time.h>
 #include <errno.h>
 #include <unistd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 
-static uint32_t id_hash(const char *id)
+static uint64_t id_hash(const char *id)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (int i = 0; i < APIKEY_ID_LEN; i++)
-        h = (h ^ (unsigned char)id[i]) * 16777619u;
-    return h;
+    uint64_t k;
+    memcpy(&k, id, sizeof k);
+    k *= 0x9E3779B97F4A7C15ull;
+    return k ^ (k >> 29);
 }
+
+#define SLOT_TAG(h) ((h) & 0xFFFFFFFF00000000ull)
+#define SLOT_REC(v) ((uint32_t)(v))
 
 static size_t find_slot(const json_db *db, const char *id)
 {
-    size_t mask = db->nslots - 1, i = id_hash(id) & mask;
-    while (db->slots[i] && strcmp(db->recs[db->slots[i] - 1].id, id) != 0)
+    uint64_t h = id_hash(id);
+    size_t mask = db->nslots - 1, i = (size_t)(h >> 7) & mask;
+    while (db->slots[i] && (SLOT_TAG(db->slots[i]) != SLOT_TAG(h) ||
+                            strcmp(db->recs[SLOT_REC(db->slots[i]) - 1].id, id) != 0))
         i = (i + 1) & mask;
     return i;
 }
 
-static int grow_index(json_db *db)
+void json_db_prefetch_slot(const json_db *db, const char *id)
 {
-    size_t nslots = db->nslots ? db->nslots * 2 : 64;
-    uint32_t *slots = calloc(nslots, sizeof *slots);
+    __builtin_prefetch(&db->slots[(size_t)(id_hash(id) >> 7) & (db->nslots - 1)]);
+}
+
+static void set_slot(json_db *db, size_t slot, const char *id, size_t r)
+{
+    db->slots[slot] = SLOT_TAG(id_hash(id)) | (uint32_t)(r + 1);
+}
+
+static int rehash(json_db *db, size_t nslots)
+{
+    uint64_t *slots = calloc(nslots, sizeof *slots);
     if (!slots)
         return -1;
     free(db->slots);
     db->slots = slots;
     db->nslots = nslots;
     for (size_t r = 0; r < db->n; r++)
-        db->slots[find_slot(db, db->recs[r].id)] = (uint32_t)(r + 1);
+        set_slot(db, find_slot(db, db->recs[r].id), db->recs[r].id, r);
     return 0;
+}
+
+static int grow_index(json_db *db)
+{
+    return rehash(db, db->nslots ? db->nslots * 2 : 64);
+}
+
+static int grow_recs(json_db *db, size_t cap)
+{
+    /* Not zeroed: append initialises each record it uses. */
+    json_rec *recs = realloc(db->recs, cap * sizeof *recs);
+    if (!recs)
+        return -1;
+    db->recs = recs;
+    db->cap = cap;
+    return 0;
+}
+
+char *json_db_arena(json_db *db, size_t len)
+{
+    free(db->arena);
+    return db->arena = malloc(len ? len : 1);
+}
+
+int json_db_reserve(json_db *db, size_t n)
+{
+    size_t nslots = db->nslots;
+    while (nslots < 2 * (n + 1))
+        nslots *= 2;
+    if (nslots != db->nslots && rehash(db, nslots) != 0)
+        return APIKEY_ST_NOMEM;
+    /* With room for the few records a write then adds. */
+    if (n > db->cap && grow_recs(db, n + 64) != 0)
+        return APIKEY_ST_NOMEM;
+    return APIKEY_ST_OK;
 }
 
 int json_db_init(json_db *db)
@@ -47,12 +98,14 @@ int json_db_init(json_db *db)
 void json_db_clear(json_db *db)
 {
     for (size_t i = 0; i < db->n; i++) {
+        if (!db->recs[i].owned)
+            continue;
         free(db->recs[i].account);
         free(db->recs[i].name);
         free(db->recs[i].scopes);
     }
-    if (db->recs)
-        memset(db->recs, 0, db->cap * sizeof *db->recs);
+    free(db->arena);
+    db->arena = NULL;
     db->n = 0;
     memset(db->slots, 0, db->nslots * sizeof *db->slots);
 }
@@ -67,7 +120,7 @@ void json_db_free(json_db *db)
 
 static const json_rec *get(const json_db *db, const char *id)
 {
-    uint32_t r = db->slots[find_slot(db, id)];
+    uint32_t r = SLOT_REC(db->slots[find_slot(db, id)]);
     return r ? &db->recs[r - 1] : NULL;
 }
 
@@ -120,14 +173,17 @@ static int fill_view(json_rec *j, const json_rec *view)
         free(scopes);
         return APIKEY_ST_NOMEM;
     }
-    free(j->account);
-    free(j->name);
-    free(j->scopes);
+    if (j->owned) {
+        free(j->account);
+        free(j->name);
+        free(j->scopes);
+    }
     *j = *view;
     j->id[APIKEY_ID_LEN] = '\0';
     j->account = account;
     j->name = name;
     j->scopes = scopes;
+    j->owned = 1;
     return APIKEY_ST_OK;
 }
 
@@ -152,29 +208,44 @@ int json_db_insert(json_db *db, const apikey_record *rec)
     return json_db_append(db, &v);
 }
 
-int json_db_append(json_db *db, const json_rec *view)
+static int append(json_db *db, const json_rec *view, int borrow)
 {
     if (strnlen(view->id, sizeof view->id) != APIKEY_ID_LEN)
         return APIKEY_ST_CONFLICT;
-    if (get(db, view->id))
+    size_t slot = find_slot(db, view->id);
+    if (db->slots[slot])
         return APIKEY_ST_CONFLICT;
-    if ((db->n + 1) * 2 > db->nslots && grow_index(db) != 0)
-        return APIKEY_ST_NOMEM;
-    if (db->n == db->cap) {
-        size_t cap = db->cap ? db->cap * 2 : 16;
-        json_rec *recs = realloc(db->recs, cap * sizeof *recs);
-        if (!recs)
+    if ((db->n + 1) * 2 > db->nslots) {
+        if (grow_index(db) != 0)
             return APIKEY_ST_NOMEM;
-        memset(recs + db->cap, 0, (cap - db->cap) * sizeof *recs);
-        db->recs = recs;
-        db->cap = cap;
+        slot = find_slot(db, view->id);
     }
-    int st = fill_view(&db->recs[db->n], view);
-    if (st != APIKEY_ST_OK)
-        return st;
-    db->slots[find_slot(db, view->id)] = (uint32_t)(db->n + 1);
+    if (db->n == db->cap && grow_recs(db, db->cap ? db->cap * 2 : 16) != 0)
+        return APIKEY_ST_NOMEM;
+    json_rec *j = &db->recs[db->n];
+    if (borrow) {
+        *j = *view;
+        j->id[APIKEY_ID_LEN] = '\0';
+        j->owned = 0;
+    } else {
+        j->owned = 0;
+        int st = fill_view(j, view);
+        if (st != APIKEY_ST_OK)
+            return st;
+    }
+    set_slot(db, slot, view->id, db->n);
     db->n++;
     return APIKEY_ST_OK;
+}
+
+int json_db_append(json_db *db, const json_rec *view)
+{
+    return append(db, view, 0);
+}
+
+int json_db_append_borrowed(json_db *db, const json_rec *view)
+{
+    return append(db, view, 1);
 }
 
 int json_db_update(json_db *db, const apikey_record *rec)
@@ -283,8 +354,26 @@ static int parse_key(json_t *k, apikey_record *rec, const char **bad)
 int json_db_load(json_db *db, int fd, char *why, size_t whylen)
 {
     json_error_t jerr;
-    json_t *root = json_loadfd(fd, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = NULL;
     int rc = APIKEY_ST_UNAVAILABLE;
+    /* jansson reads a descriptor a byte per read(2): a store of a million
+     * keys took minutes of system time. Parse it from a mapping instead. */
+    struct stat fst;
+    if (fstat(fd, &fst) != 0) {
+        snprintf(why, whylen, "cannot stat it: %s", strerror(errno));
+        return rc;
+    }
+    if (fst.st_size > 0) {
+        void *map = mmap(NULL, (size_t)fst.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (map == MAP_FAILED) {
+            snprintf(why, whylen, "cannot map it: %s", strerror(errno));
+            return rc;
+        }
+        root = json_loadb(map, (size_t)fst.st_size, JSON_REJECT_DUPLICATES, &jerr);
+        munmap(map, (size_t)fst.st_size);
+    } else {
+        root = json_loadb("", 0, JSON_REJECT_DUPLICATES, &jerr);
+    }
     if (!root) {
         snprintf(why, whylen, "not valid JSON (line %d: %s)", jerr.line, jerr.text);
         return rc;
@@ -332,9 +421,11 @@ done:
  * times the writing. */
 typedef struct emitter {
     int fd;
-    char buf[1 << 16];
+    char buf[1 << 20]; /* fewer, larger writes: a store is tens of megabytes */
     size_t used;
     int failed;
+    int64_t day; /* of date, "YYYY-MM-DD" of the last time written */
+    char date[10];
 } emitter;
 
 static void flush(emitter *e)
@@ -393,18 +484,59 @@ static void put_string(emitter *e, const char *s, size_t n)
     put(e, "\"", 1);
 }
 
+/* "YYYY-MM-DDTHH:MM:SSZ" by hand: gmtime_r and strftime were a quarter of
+ * rewriting a store. Days to civil date after Howard Hinnant's algorithm. */
 static void put_time(emitter *e, int64_t t)
 {
     if (!t) {
         puts_raw(e, "null");
         return;
     }
-    char buf[32];
-    time_t tt = (time_t)t;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    strftime(buf, sizeof buf, "\"%Y-%m-%dT%H:%M:%SZ\"", &tm);
-    puts_raw(e, buf);
+    int64_t days = t / 86400, secs = t % 86400;
+    if (secs < 0) {
+        secs += 86400;
+        days--;
+    }
+    /* Most times of a store fall on a few days: the date is reused. */
+    if (days != e->day) {
+        int64_t z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
+        int64_t doe = z - era * 146097;
+        int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+        int64_t d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
+        int64_t y = yoe + era * 400 + (m <= 2);
+        if (y < 0 || y > 9999) {
+            puts_raw(e, "null"); /* cannot happen: parsed times are from 1970 on */
+            return;
+        }
+        e->day = days;
+        e->date[0] = (char)('0' + y / 1000);
+        e->date[1] = (char)('0' + y / 100 % 10);
+        e->date[2] = (char)('0' + y / 10 % 10);
+        e->date[3] = (char)('0' + y % 10);
+        e->date[4] = '-';
+        e->date[5] = (char)('0' + m / 10);
+        e->date[6] = (char)('0' + m % 10);
+        e->date[7] = '-';
+        e->date[8] = (char)('0' + d / 10);
+        e->date[9] = (char)('0' + d % 10);
+    }
+    char b[22];
+    int64_t hh = secs / 3600, mm = secs / 60 % 60, ss = secs % 60;
+    b[0] = '"';
+    memcpy(b + 1, e->date, sizeof e->date);
+    b[11] = 'T';
+    b[12] = (char)('0' + hh / 10);
+    b[13] = (char)('0' + hh % 10);
+    b[14] = ':';
+    b[15] = (char)('0' + mm / 10);
+    b[16] = (char)('0' + mm % 10);
+    b[17] = ':';
+    b[18] = (char)('0' + ss / 10);
+    b[19] = (char)('0' + ss % 10);
+    b[20] = 'Z';
+    b[21] = '"';
+    put(e, b, sizeof b);
 }
 
 static void put_key(emitter *e, const json_rec *j)
@@ -453,6 +585,7 @@ int json_db_write(const json_db *db, int fd)
     e->fd = fd;
     e->used = 0;
     e->failed = 0;
+    e->day = INT64_MIN;
     char head[128];
     snprintf(head, sizeof head, "{\"format\": \"%s\", \"version\": %d, \"keys\": [\n",
              JSON_STORE_FORMAT, JSON_STORE_VERSION);

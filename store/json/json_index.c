@@ -10,29 +10,53 @@
 #include <unistd.h>
 
 #define IDX_MAGIC "AKIDX\x01\r\n"
-#define IDX_VERSION 3
+/* 4: a table of 128-byte slots addressed by id (ordered linear probing). */
+#define IDX_VERSION 4
+#define REC_ALIGN 128
+/* A key sits a slot or two after its home on average; a forged index
+ * cannot make a lookup scan more than this. */
+#define MAX_SCAN 32
+/* Slots fetched ahead: the home slot and the next, where most keys are. */
+#define PF_SLOTS 2
+
+
+/* Slots per key: 4/3, so that lookups scan 2.5 slots on average. */
+#define SLOTS_PER_KEY(n) ((n) + (n) / 3 + 1)
+#define ACCOUNT_INLINE UINT32_MAX
+#define ID_RANGE 218340105584896ull /* 62^8 */
 
 typedef struct idx_header {
     char magic[8];
     uint32_t version;
     uint32_t record_size;
-    uint64_t count;
+    uint64_t count;  /* keys */
     uint64_t json_dev, json_ino, json_size;
     int64_t json_mtime_sec, json_mtime_nsec;
-    uint64_t keys_off;   /* uint64 ids as numbers, in record order, for the search */
-    uint64_t order_off;  /* uint32 record positions in creation order */
+    uint64_t nhome, home_mul; /* home slot of an id: mulhi(id value, home_mul) < nhome */
+    uint64_t nslots;          /* slots, nhome and the overflow after them */
+    uint64_t rec_off;         /* the slots, in id order; an empty one has id[0] = 0 */
+    uint64_t order_off;       /* uint32 slots of the keys in creation order */
     uint64_t strings_off, strings_len;
     uint32_t stale; /* set by the writer that replaced this index */
     uint32_t pad;
 } idx_header;
 
+/* Everything a verification reads sits in one aligned pair of cache lines
+ * (the first holds what a scan compares); names and scope lists are shared
+ * strings, and most accounts fit inline. */
 typedef struct idx_rec {
     char id[APIKEY_ID_LEN];
     unsigned char hash[APIKEY_HASH_LEN];
-    int64_t created, expires, last_used, revoked;
-    uint32_t account, name, scopes; /* offsets into the string table */
-    uint32_t seq;                   /* creation order */
+    int64_t last_used; /* 8-aligned: hosts pwrite it */
+    int64_t expires, revoked;
+    int64_t created;
+    uint32_t scopes, name; /* offsets into the string table */
+    uint32_t account;      /* offset, or ACCOUNT_INLINE */
+    char account_inline[44];
 } idx_rec;
+
+_Static_assert(sizeof(idx_rec) == REC_ALIGN, "an index record is two cache lines");
+_Static_assert(sizeof(idx_header) <= REC_ALIGN, "the header fits before the slots");
 
 static const idx_header *header(const json_index *ix)
 {
@@ -41,7 +65,7 @@ static const idx_header *header(const json_index *ix)
 
 static const idx_rec *records(const json_index *ix)
 {
-    return (const idx_rec *)((const char *)ix->map + sizeof(idx_header));
+    return (const idx_rec *)((const char *)ix->map + header(ix)->rec_off);
 }
 
 int json_index_matches(const json_index *ix, const struct stat *st)
@@ -61,17 +85,33 @@ int json_index_is_stale(const json_index *ix)
  * so numbers sort as ids do, and random ids are uniform numbers. */
 static uint64_t id_value(const char *id)
 {
-    uint64_t v = 0;
-    for (int i = 0; i < APIKEY_ID_LEN; i++) {
-        unsigned char c = (unsigned char)id[i];
-        v = v * 62 + (c <= '9' ? c - '0' : c <= 'Z' ? c - 'A' + 10 : c - 'a' + 36);
+    /* Two halves at once: the chain of multiplies is on every lookup. */
+    uint64_t hi = 0, lo = 0;
+    for (int i = 0; i < APIKEY_ID_LEN / 2; i++) {
+        unsigned char c = (unsigned char)id[i], d = (unsigned char)id[i + APIKEY_ID_LEN / 2];
+        hi = hi * 62 + (c <= '9' ? c - '0' : c <= 'Z' ? c - 'A' + 10 : c - 'a' + 36);
+        lo = lo * 62 + (d <= '9' ? d - '0' : d <= 'Z' ? d - 'A' + 10 : d - 'a' + 36);
     }
-    return v;
+    return hi * (62 * 62 * 62 * 62) + lo;
 }
 
-static int cmp_id(const void *a, const void *b)
+/* Ids are uniform, so scaling the value spreads keys evenly over the
+ * slots and a key's place is known from its id alone: no search, no
+ * directory, and the slots it may be in can be fetched while the key is
+ * being hashed. Monotonic in the id, so the table stays sorted. */
+static uint64_t home_of(uint64_t v, uint64_t mul, uint64_t nhome)
 {
-    return memcmp(((const idx_rec *)a)->id, ((const idx_rec *)b)->id, APIKEY_ID_LEN);
+    uint64_t b = (uint64_t)(((unsigned __int128)v * mul) >> 64);
+    return b < nhome ? b : nhome - 1;
+}
+
+/* Ids compare as big-endian numbers of their 8 characters (ASCII order is
+ * base62 order). */
+static uint64_t id_order(const char *id)
+{
+    uint64_t k;
+    memcpy(&k, id, sizeof k);
+    return __builtin_bswap64(k);
 }
 
 static int write_all(int fd, const void *buf, size_t len)
@@ -89,63 +129,173 @@ static int write_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
-/* Lay out header, records sorted by id, and strings in one buffer. */
+/* Strings shared through a hash set while building: a store's names and
+ * scope lists repeat, and each repeat would be another cache line. */
+typedef struct strtab {
+    char *buf;
+    size_t len, cap;
+    uint32_t *slots; /* offset + 1, 0 empty */
+    size_t mask;
+} strtab;
+
+static uint64_t str_hash(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h;
+}
+
+/* The offset of s in the table, added when new; UINT32_MAX on failure. */
+static uint32_t strtab_add(strtab *t, const char *s)
+{
+    size_t n = strlen(s);
+    size_t i = str_hash(s, n) & t->mask;
+    for (; t->slots[i]; i = (i + 1) & t->mask) {
+        const char *have = t->buf + t->slots[i] - 1;
+        if (memcmp(have, s, n + 1) == 0)
+            return t->slots[i] - 1;
+    }
+    if (t->len + n + 1 > t->cap) {
+        size_t cap = t->cap * 2 > t->len + n + 1 ? t->cap * 2 : t->len + n + 1;
+        char *grown = realloc(t->buf, cap);
+        if (!grown)
+            return UINT32_MAX;
+        t->buf = grown;
+        t->cap = cap;
+    }
+    if (t->len + n + 1 >= UINT32_MAX)
+        return UINT32_MAX;
+    uint32_t off = (uint32_t)t->len;
+    memcpy(t->buf + off, s, n + 1);
+    t->len += n + 1;
+    t->slots[i] = off + 1;
+    return off;
+}
+
+/* Lay out header, slots, creation order and strings in one mapping
+ * (unmapped by the caller, *len_out bytes). */
 static char *build(const json_db *db, const struct stat *st, size_t *len_out)
 {
-    size_t strings = 0;
-    for (size_t i = 0; i < db->n; i++)
-        strings += strlen(db->recs[i].account) + strlen(db->recs[i].name) + strlen(db->recs[i].scopes) + 3;
-    size_t rec_bytes = db->n * sizeof(idx_rec), order_bytes = db->n * sizeof(uint32_t);
-    size_t keys_bytes = db->n * sizeof(uint64_t);
-    size_t len = sizeof(idx_header) + rec_bytes + keys_bytes + order_bytes + strings;
-    if (strings > UINT32_MAX)
-        return NULL;
-    char *buf = calloc(1, len);
-    if (!buf)
-        return NULL;
+    size_t n = db->n, nhome = SLOTS_PER_KEY(n);
+    uint64_t *vals = malloc((n + 1) * sizeof *vals);
+    uint32_t *home = malloc((n + 1) * sizeof *home), *by_id = malloc((n + 1) * sizeof *by_id);
+    uint32_t *cnt = calloc(nhome + 1, sizeof *cnt), *pos = malloc((n + 1) * sizeof *pos);
+    idx_rec *recs = NULL;
+    uint32_t *offs = NULL;
+    strtab t = {0};
+    size_t nts = 64;
+    while (nts < 3 * n + 16)
+        nts *= 2;
+    t.slots = calloc(nts, sizeof *t.slots);
+    t.mask = nts - 1;
+    t.cap = 4096;
+    t.buf = malloc(t.cap);
+    char *buf = NULL;
+    if (!vals || !home || !by_id || !cnt || !pos || !t.slots || !t.buf || nhome >= UINT32_MAX / 2)
+        goto done;
+    uint64_t mul = (uint64_t)((((unsigned __int128)nhome) << 64) / ID_RANGE);
+    /* Counting sort by home slot, then by id among the few sharing one. */
+    for (size_t i = 0; i < n; i++) {
+        vals[i] = id_value(db->recs[i].id);
+        home[i] = (uint32_t)home_of(vals[i], mul, nhome);
+        cnt[home[i] + 1]++;
+    }
+    for (size_t b = 0; b < nhome; b++)
+        cnt[b + 1] += cnt[b];
+    uint32_t *fill = malloc((nhome + 1) * sizeof *fill);
+    if (!fill)
+        goto done;
+    memcpy(fill, cnt, (nhome + 1) * sizeof *fill);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b = home[i], at = fill[b]++;
+        while (at > cnt[b] && vals[by_id[at - 1]] > vals[i]) {
+            by_id[at] = by_id[at - 1];
+            at--;
+        }
+        by_id[at] = (uint32_t)i;
+    }
+    free(fill);
+    /* Each key at its home or just after the key before it. */
+    size_t nslots = 0;
+    for (size_t r = 0; r < n; r++) {
+        size_t p = home[by_id[r]];
+        if (r > 0 && p <= pos[by_id[r - 1]])
+            p = pos[by_id[r - 1]] + 1;
+        pos[by_id[r]] = (uint32_t)p;
+        nslots = p + 1;
+    }
+    if (nslots < nhome)
+        nslots = nhome;
+    /* Strings first, so that the records can be laid out in place in the
+     * one buffer: a second copy of a store's index was a fifth of a write. */
+    if (!(offs = malloc((3 * n + 1) * sizeof *offs)))
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        const json_rec *j = &db->recs[i];
+        offs[3 * i] = strlen(j->account) < sizeof recs->account_inline ? ACCOUNT_INLINE
+                                                                        : strtab_add(&t, j->account);
+        offs[3 * i + 1] = strtab_add(&t, j->name);
+        offs[3 * i + 2] = strtab_add(&t, j->scopes);
+        if ((offs[3 * i] == UINT32_MAX && strlen(j->account) >= sizeof recs->account_inline) ||
+            offs[3 * i + 1] == UINT32_MAX || offs[3 * i + 2] == UINT32_MAX)
+            goto done;
+    }
+    size_t rec_off = REC_ALIGN, order_off = rec_off + nslots * sizeof(idx_rec);
+    size_t strings_off = order_off + n * sizeof(uint32_t), len = strings_off + t.len;
+    /* Populated at once, in huge pages where the system allows: page faults
+     * one by one cost more than the writing. */
+    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        goto done;
+    (void)madvise(m, len, MADV_HUGEPAGE);
+    (void)madvise(m, len, MADV_POPULATE_WRITE);
+    buf = m;
+    recs = (idx_rec *)(buf + rec_off);
+    for (size_t i = 0; i < n; i++) {
+        const json_rec *j = &db->recs[i];
+        idx_rec *x = &recs[pos[i]];
+        memcpy(x->id, j->id, APIKEY_ID_LEN);
+        memcpy(x->hash, j->hash, APIKEY_HASH_LEN);
+        x->created = j->created;
+        x->expires = j->expires;
+        x->last_used = j->last_used;
+        x->revoked = j->revoked;
+        x->account = offs[3 * i];
+        if (x->account == ACCOUNT_INLINE)
+            strcpy(x->account_inline, j->account);
+        x->name = offs[3 * i + 1];
+        x->scopes = offs[3 * i + 2];
+    }
     idx_header *h = (idx_header *)buf;
     memcpy(h->magic, IDX_MAGIC, sizeof h->magic);
     h->version = IDX_VERSION;
     h->record_size = sizeof(idx_rec);
-    h->count = db->n;
+    h->count = n;
     h->json_dev = (uint64_t)st->st_dev;
     h->json_ino = (uint64_t)st->st_ino;
     h->json_size = (uint64_t)st->st_size;
     h->json_mtime_sec = st->st_mtim.tv_sec;
     h->json_mtime_nsec = st->st_mtim.tv_nsec;
-    h->keys_off = sizeof(idx_header) + rec_bytes;
-    h->order_off = h->keys_off + keys_bytes;
-    h->strings_off = h->order_off + order_bytes;
-    h->strings_len = strings;
-    idx_rec *r = (idx_rec *)(buf + sizeof(idx_header));
-    char *s = buf + h->strings_off;
-    uint32_t off = 0;
-    for (size_t i = 0; i < db->n; i++) {
-        const json_rec *j = &db->recs[i];
-        memcpy(r[i].id, j->id, APIKEY_ID_LEN);
-        memcpy(r[i].hash, j->hash, APIKEY_HASH_LEN);
-        r[i].created = j->created;
-        r[i].expires = j->expires;
-        r[i].last_used = j->last_used;
-        r[i].revoked = j->revoked;
-        r[i].seq = (uint32_t)i;
-        const char *fields[3] = {j->account, j->name, j->scopes};
-        uint32_t *slots[3] = {&r[i].account, &r[i].name, &r[i].scopes};
-        for (int f = 0; f < 3; f++) {
-            size_t n = strlen(fields[f]) + 1;
-            *slots[f] = off;
-            memcpy(s + off, fields[f], n);
-            off += (uint32_t)n;
-        }
-    }
-    qsort(r, db->n, sizeof *r, cmp_id);
-    uint32_t *order = (uint32_t *)(buf + h->order_off);
-    uint64_t *keys = (uint64_t *)(buf + h->keys_off);
-    for (size_t i = 0; i < db->n; i++) {
-        order[r[i].seq] = (uint32_t)i;
-        keys[i] = id_value(r[i].id);
-    }
+    h->nhome = nhome;
+    h->home_mul = mul;
+    h->nslots = nslots;
+    h->rec_off = rec_off;
+    h->order_off = order_off;
+    h->strings_off = strings_off;
+    h->strings_len = t.len;
+    memcpy(buf + order_off, pos, n * sizeof(uint32_t));
+    memcpy(buf + strings_off, t.buf, t.len);
     *len_out = len;
+done:
+    free(vals);
+    free(home);
+    free(by_id);
+    free(cnt);
+    free(pos);
+    free(offs);
+    free(t.slots);
+    free(t.buf);
     return buf;
 }
 
@@ -197,7 +347,8 @@ done:
     }
     if (fd >= 0)
         close(fd);
-    free(buf);
+    if (buf)
+        munmap(buf, len);
     free(tmp);
     return rc;
 }
@@ -223,18 +374,22 @@ int json_index_open(json_index *ix, const char *idx_path, const struct stat *jso
     ix->dev = st.st_dev;
     ix->ino = st.st_ino;
     const idx_header *h = map;
-    /* Everything a lookup trusts is checked once here. */
+    /* Everything a lookup trusts is checked once here; the directory's
+     * entries are clamped where they are used. */
+    uint64_t max_recs = (ix->len - sizeof *h) / sizeof(idx_rec);
     if (memcmp(h->magic, IDX_MAGIC, sizeof h->magic) != 0 || h->version != IDX_VERSION ||
-        h->record_size != sizeof(idx_rec) || h->count > (ix->len - sizeof *h) / sizeof(idx_rec) ||
-        h->keys_off != sizeof *h + h->count * sizeof(idx_rec) ||
-        h->order_off != h->keys_off + h->count * sizeof(uint64_t) ||
-        h->strings_off != h->order_off + h->count * sizeof(uint32_t) ||
+        h->record_size != sizeof(idx_rec) || h->nslots > max_recs || h->count > h->nslots ||
+        h->nhome == 0 || h->nhome > h->nslots || h->rec_off != REC_ALIGN ||
+        h->order_off != h->rec_off + h->nslots * sizeof(idx_rec) ||
+        h->strings_off != h->order_off + h->count * sizeof(uint32_t) || h->strings_off > ix->len ||
         h->strings_len != ix->len - h->strings_off || (h->strings_len && ((const char *)map)[ix->len - 1] != '\0') ||
         h->stale || !json_index_matches(ix, json_st)) {
         json_index_close(ix);
         goto done;
     }
     ix->count = h->count;
+    ix->nslots = h->nslots;
+    (void)madvise(map, ix->len, MADV_HUGEPAGE);
     rc = 0;
 done:
     close(fd);
@@ -249,46 +404,73 @@ void json_index_close(json_index *ix)
 }
 
 
-/* The record at pos, when it really holds id (a forged index may lie). */
-static const idx_rec *check_hit(const json_index *ix, size_t pos, const char *id)
+/* The value of the id prefetch last saw in this thread: the lookup that
+ * follows asks for the same id. */
+static __thread struct {
+    uint64_t id, value;
+} last_id;
+
+static uint64_t id_value_cached(const char *id)
 {
-    const idx_rec *r = &records(ix)[pos];
-    return memcmp(r->id, id, APIKEY_ID_LEN) == 0 ? r : NULL;
+    uint64_t k;
+    memcpy(&k, id, sizeof k);
+    if (k != last_id.id) {
+        last_id.id = k;
+        last_id.value = id_value(id);
+    }
+    return last_id.value;
 }
 
-/* Ids are uniformly random numbers, so interpolation over the compact array
- * of ids finds a key in two or three probes where bisection of a million
- * records takes twenty cache misses. Bisection takes over after a few
- * guesses, whatever the ids; the record itself is touched once. */
+static size_t home_slot(const json_index *ix, const char *id)
+{
+    const idx_header *h = header(ix);
+    return home_of(id_value_cached(id), h->home_mul, h->nhome);
+}
+
+void json_index_publish(const json_index *ix, json_index_hint *hint)
+{
+    const idx_header *h = ix->map ? header(ix) : NULL;
+    __atomic_store_n(&hint->nslots, (uint64_t)0, __ATOMIC_RELAXED);
+    __atomic_store_n(&hint->slots, h ? (const char *)records(ix) : NULL, __ATOMIC_RELAXED);
+    __atomic_store_n(&hint->mul, h ? h->home_mul : 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&hint->nhome, h ? h->nhome : 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&hint->nslots, h ? h->nslots : 0, __ATOMIC_RELAXED);
+}
+
+/* The slots a lookup may read are consecutive from the home slot. */
+void json_index_prefetch(const json_index_hint *hint, const char *id)
+{
+    const char *slots = __atomic_load_n(&hint->slots, __ATOMIC_RELAXED);
+    uint64_t mul = __atomic_load_n(&hint->mul, __ATOMIC_RELAXED);
+    uint64_t nhome = __atomic_load_n(&hint->nhome, __ATOMIC_RELAXED);
+    uint64_t nslots = __atomic_load_n(&hint->nslots, __ATOMIC_RELAXED);
+    if (!slots || !nhome)
+        return;
+    uint64_t home = home_of(id_value_cached(id), mul, nhome), end = home + PF_SLOTS;
+    if (end > nslots)
+        end = nslots;
+    for (const char *p = slots + home * sizeof(idx_rec); p < slots + end * sizeof(idx_rec); p += 64)
+        __builtin_prefetch(p);
+}
+
+/* The record holding id (compared in full: a forged index may lie), else
+ * NULL with *near the slot where the scan stopped. The table is sorted and
+ * a key is at its home or after it, with no empty slot between. */
 static const idx_rec *find_near(const json_index *ix, const char *id, size_t *near)
 {
-    const uint64_t *keys = (const uint64_t *)((const char *)ix->map + header(ix)->keys_off);
-    uint64_t want = id_value(id);
-    size_t lo = 0, hi = ix->count;
-    for (int guess = 0; guess < 4 && hi - lo > 16; guess++) {
-        uint64_t vlo = keys[lo], vhi = keys[hi - 1];
-        if (want < vlo || want > vhi)
-            break; /* outside the range: the bisection ends at an edge */
-        if (vhi == vlo)
+    size_t i = home_slot(ix, id), end = i + MAX_SCAN;
+    if (end > ix->nslots)
+        end = ix->nslots;
+    const idx_rec *r = records(ix);
+    uint64_t want = id_order(id);
+    *near = i;
+    for (; i < end && r[i].id[0]; i++) {
+        uint64_t have = id_order(r[i].id);
+        *near = i;
+        if (have == want)
+            return &r[i];
+        if (have > want)
             break;
-        size_t mid = lo + (size_t)((double)(want - vlo) / (double)(vhi - vlo) * (double)(hi - 1 - lo));
-        *near = mid;
-        if (keys[mid] == want)
-            return check_hit(ix, mid, id);
-        if (keys[mid] < want)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        *near = mid;
-        if (keys[mid] == want)
-            return check_hit(ix, mid, id);
-        if (keys[mid] < want)
-            lo = mid + 1;
-        else
-            hi = mid;
     }
     return NULL;
 }
@@ -310,10 +492,19 @@ static const char *string_at(const json_index *ix, uint32_t off, size_t max)
     return n < max ? s : NULL;
 }
 
-static int to_record(const json_index *ix, const idx_rec *r, apikey_record *out)
+static const char *account_of(const json_index *ix, const idx_rec *r)
 {
-    const char *a = string_at(ix, r->account, sizeof out->account);
-    const char *n = string_at(ix, r->name, sizeof out->name);
+    if (r->account != ACCOUNT_INLINE)
+        return string_at(ix, r->account, APIKEY_ACCOUNT_MAX);
+    return strnlen(r->account_inline, sizeof r->account_inline) < sizeof r->account_inline
+               ? r->account_inline
+               : NULL;
+}
+
+static int to_record(const json_index *ix, const idx_rec *r, apikey_record *out, int with_name)
+{
+    const char *a = account_of(ix, r);
+    const char *n = with_name ? string_at(ix, r->name, sizeof out->name) : "";
     const char *s = string_at(ix, r->scopes, sizeof out->scopes);
     if (!a || !n || !s)
         return APIKEY_ST_UNAVAILABLE;
@@ -330,15 +521,15 @@ static int to_record(const json_index *ix, const idx_rec *r, apikey_record *out)
     return APIKEY_ST_OK;
 }
 
-int json_index_get(const json_index *ix, const char *id, apikey_record *out)
+int json_index_get(const json_index *ix, const char *id, apikey_record *out, int with_name)
 {
     size_t near = 0;
     const idx_rec *r = find_near(ix, id, &near);
     if (r)
-        return to_record(ix, r, out);
+        return to_record(ix, r, out, with_name);
     /* Read a neighbour as a hit would be read: an unknown id must cost what
      * a wrong secret costs, or timing tells which ids exist. */
-    if (ix->count && to_record(ix, &records(ix)[near], out) == APIKEY_ST_OK)
+    if (to_record(ix, &records(ix)[near], out, with_name) == APIKEY_ST_OK)
         memset(out, 0, offsetof(apikey_record, account));
     return APIKEY_ST_NOTFOUND;
 }
@@ -346,8 +537,28 @@ int json_index_get(const json_index *ix, const char *id, apikey_record *out)
 int json_index_load(const json_index *ix, json_db *db)
 {
     const uint32_t *order = (const uint32_t *)((const char *)ix->map + header(ix)->order_off);
+    if (json_db_reserve(db, ix->count) != APIKEY_ST_OK)
+        return APIKEY_ST_NOMEM;
+    /* Every page is read: map them at once rather than fault by fault.
+     * Hosts, which read a slot or two, never come here. */
+    (void)madvise(ix->map, ix->len, MADV_POPULATE_READ);
+    /* Accounts held in the records are copied out in creation order: the
+     * write that follows reads them in that order, twice, and from the
+     * records that is a cache miss each (names and scope lists are shared
+     * or already in that order in the string table). */
+    char *arena = json_db_arena(db, ix->count * sizeof(((idx_rec *)0)->account_inline));
+    if (!arena)
+        return APIKEY_ST_NOMEM;
     for (uint64_t i = 0; i < ix->count; i++) {
-        if (order[i] >= ix->count)
+        /* Creation order is random in the id-ordered slots: fetch ahead. */
+        if (i + 8 < ix->count && order[i + 8] < ix->nslots) {
+            const idx_rec *ahead = &records(ix)[order[i + 8]];
+            __builtin_prefetch(ahead);
+            __builtin_prefetch((const char *)ahead + 64);
+            if (i + 4 < ix->count && order[i + 4] < ix->nslots)
+                json_db_prefetch_slot(db, records(ix)[order[i + 4]].id);
+        }
+        if (order[i] >= ix->nslots || !records(ix)[order[i]].id[0])
             return APIKEY_ST_UNAVAILABLE;
         const idx_rec *r = &records(ix)[order[i]];
         json_rec v;
@@ -358,12 +569,18 @@ int json_index_load(const json_index *ix, json_db *db)
         v.expires = r->expires;
         v.last_used = __atomic_load_n(&r->last_used, __ATOMIC_RELAXED);
         v.revoked = r->revoked;
-        v.account = (char *)string_at(ix, r->account, APIKEY_ACCOUNT_MAX);
+        v.account = (char *)account_of(ix, r);
+        if (v.account && r->account == ACCOUNT_INLINE) {
+            size_t n = strlen(v.account) + 1;
+            v.account = memcpy(arena, v.account, n);
+            arena += n;
+        }
         v.name = (char *)string_at(ix, r->name, APIKEY_NAME_MAX);
         v.scopes = (char *)string_at(ix, r->scopes, APIKEY_SCOPES_MAX);
         if (!v.account || !v.name || !v.scopes)
             return APIKEY_ST_UNAVAILABLE;
-        int st = json_db_append(db, &v);
+        /* The strings stay in the map: a write copies only what it changes. */
+        int st = json_db_append_borrowed(db, &v);
         if (st != APIKEY_ST_OK)
             return st == APIKEY_ST_CONFLICT ? APIKEY_ST_UNAVAILABLE : st;
     }
@@ -373,7 +590,9 @@ int json_index_load(const json_index *ix, json_db *db)
 void json_index_merge_last_used(const json_index *ix, json_db *db)
 {
     const idx_rec *r = records(ix);
-    for (uint64_t i = 0; i < ix->count; i++) {
+    for (uint64_t i = 0; i < ix->nslots; i++) {
+        if (!r[i].id[0])
+            continue;
         char id[APIKEY_ID_LEN + 1];
         memcpy(id, r[i].id, APIKEY_ID_LEN);
         id[APIKEY_ID_LEN] = '\0';

@@ -1,7 +1,8 @@
 /*
  * The JSON store's compiled index, PATH.idx: what postmap is to a Postfix
  * table. Every write rebuilds it beside the JSON file; hosts map it and find
- * a key by binary search instead of parsing the whole store at every login.
+ * a key in the slots its id names instead of parsing the whole store at
+ * every login.
  *
  * The JSON file stays the store of record. The index names the JSON file it
  * was built from (device, inode, size, mtime); one that does not match is
@@ -27,6 +28,7 @@ typedef struct json_index {
     uint64_t count;
     dev_t dev;
     ino_t ino;
+    uint64_t nslots;
 } json_index;
 
 /* Build PATH.idx for db, describing the JSON file st, with owner's owner,
@@ -43,9 +45,22 @@ void json_index_close(json_index *ix);
 int json_index_matches(const json_index *ix, const struct stat *json_st);
 int json_index_is_stale(const json_index *ix);
 
-/* OK, NOTFOUND, or UNAVAILABLE for a record that points outside the map. */
-int json_index_get(const json_index *ix, const char *id, apikey_record *out);
-/* Every record into db, in creation order. */
+/* OK, NOTFOUND, or UNAVAILABLE for a record that points outside the map.
+ * with_name 0 leaves out->name empty (a verification does not read it). */
+int json_index_get(const json_index *ix, const char *id, apikey_record *out, int with_name);
+/* What prefetch needs of an index, kept apart from the mapping so that it
+ * can be read without a lock while the index is replaced. */
+typedef struct json_index_hint {
+    const char *slots;
+    uint64_t mul, nhome, nslots;
+} json_index_hint;
+/* Record where ix's slots are (none when ix is closed), atomically. */
+void json_index_publish(const json_index *ix, json_index_hint *hint);
+/* Start fetching the cache lines a lookup of id will read. Never reads the
+ * index: the hint may describe one just unmapped. */
+void json_index_prefetch(const json_index_hint *hint, const char *id);
+/* Every record into db, in creation order. Its strings point into the map:
+ * db must be dropped before ix is closed. */
 int json_index_load(const json_index *ix, json_db *db);
 /* Raise each record's last_used in db to what hosts wrote in the index. */
 void json_index_merge_last_used(const json_index *ix, json_db *db);

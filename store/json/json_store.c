@@ -42,12 +42,17 @@ typedef struct jstore {
     json_db db;          /* the parsed store, when there is no usable index or
                             inside a write transaction */
     int db_loaded;
+    int db_borrows;      /* db's strings point into ix's map */
     struct stat db_st;   /* the JSON file db was read from (st_ino 0: none) */
     int64_t checked_ms;  /* when the JSON file was last stat'ed */
     int lock_fd;         /* >= 0 inside a write transaction */
     int dirty;
     struct stat owner;   /* owner, group and mode a rewrite keeps */
     int have_owner;
+    /* Where the mapped index's slots are, for prefetch, which runs without
+     * the view lock: read and written atomically, possibly stale, and only
+     * ever used as a prefetch address, which cannot fault. */
+    json_index_hint hint;
 } jstore;
 
 static int64_t monotonic_ms(void)
@@ -97,10 +102,21 @@ static int open_json(jstore *s, int *fd, struct stat *st)
     return APIKEY_ST_OK;
 }
 
+static void drop_db(jstore *s);
+
+static void close_index(jstore *s)
+{
+    if (s->db_borrows)
+        drop_db(s);
+    json_index_close(&s->ix);
+    json_index_publish(&s->ix, &s->hint);
+}
+
 static void drop_db(jstore *s)
 {
     json_db_clear(&s->db);
     s->db_loaded = 0;
+    s->db_borrows = 0;
     memset(&s->db_st, 0, sizeof s->db_st);
 }
 
@@ -125,8 +141,9 @@ static int writer_active(const jstore *s)
 static int load(jstore *s, int fd, const struct stat *st, int want_db)
 {
     if (!s->ix.map || !json_index_matches(&s->ix, st) || json_index_is_stale(&s->ix)) {
-        json_index_close(&s->ix);
+        close_index(s);
         json_index_open(&s->ix, s->idx_path, st, s->host->check_file);
+        json_index_publish(&s->ix, &s->hint);
     }
     if (s->ix.map && !want_db)
         return APIKEY_ST_OK;
@@ -139,6 +156,7 @@ static int load(jstore *s, int fd, const struct stat *st, int want_db)
     int rc;
     char why[512];
     if (s->ix.map) {
+        s->db_borrows = 1;
         rc = json_index_load(&s->ix, &s->db);
         if (rc != APIKEY_ST_OK)
             s->host->log_error("store %s: its index %s is corrupt", s->path, s->idx_path);
@@ -168,7 +186,7 @@ static int refresh(jstore *s, int want_db)
     struct stat st;
     int rc = open_json(s, &fd, &st);
     if (rc == APIKEY_ST_NOTFOUND) {
-        json_index_close(&s->ix);
+        close_index(s);
         drop_db(s);
         if (s->create) {
             s->db_loaded = 1; /* an empty store, created by the first write */
@@ -178,7 +196,7 @@ static int refresh(jstore *s, int want_db)
         return APIKEY_ST_UNAVAILABLE;
     }
     if (rc != APIKEY_ST_OK) {
-        json_index_close(&s->ix);
+        close_index(s);
         drop_db(s);
         return rc;
     }
@@ -231,7 +249,7 @@ static void js_close(void *handle)
     jstore *s = handle;
     if (s->lock_fd >= 0)
         close(s->lock_fd);
-    json_index_close(&s->ix);
+    close_index(s);
     json_db_free(&s->db);
     pthread_rwlock_destroy(&s->view_lock);
     free(s->path);
@@ -241,15 +259,14 @@ static void js_close(void *handle)
     free(s);
 }
 
-static int js_lookup(void *handle, const char *id, apikey_record *out)
+static int lookup(jstore *s, const char *id, apikey_record *out, int with_name)
 {
-    jstore *s = handle;
     if (s->lock_fd >= 0)
         return json_db_get(&s->db, id, out);
     /* The common case, in any number of threads at once. */
     pthread_rwlock_rdlock(&s->view_lock);
     if (index_fresh(s)) {
-        int st = json_index_get(&s->ix, id, out);
+        int st = json_index_get(&s->ix, id, out, with_name);
         pthread_rwlock_unlock(&s->view_lock);
         return st;
     }
@@ -257,9 +274,25 @@ static int js_lookup(void *handle, const char *id, apikey_record *out)
     pthread_rwlock_wrlock(&s->view_lock);
     int st = refresh(s, 0);
     if (st == APIKEY_ST_OK)
-        st = s->ix.map ? json_index_get(&s->ix, id, out) : json_db_get(&s->db, id, out);
+        st = s->ix.map ? json_index_get(&s->ix, id, out, with_name) : json_db_get(&s->db, id, out);
     pthread_rwlock_unlock(&s->view_lock);
     return st;
+}
+
+static int js_lookup(void *handle, const char *id, apikey_record *out)
+{
+    return lookup(handle, id, out, 1);
+}
+
+static int js_lookup_auth(void *handle, const char *id, apikey_record *out)
+{
+    return lookup(handle, id, out, 0);
+}
+
+static void js_prefetch(void *handle, const char *id)
+{
+    jstore *s = handle;
+    json_index_prefetch(&s->hint, id);
 }
 
 static int js_each(void *handle, const char *account, apikey_record_cb cb, void *arg)
@@ -459,7 +492,7 @@ static int js_commit(void *handle)
         if (have_prev)
             unlink(s->prev_path);
         drop_db(s);
-        json_index_close(&s->ix);
+        close_index(s);
         s->checked_ms = 0;
     }
     end_txn(s);
@@ -496,6 +529,8 @@ static const apikey_store_ops json_ops = {
     .rollback = js_rollback,
     .touch = js_touch,
     .flags = APIKEY_STORE_CONCURRENT_LOOKUP,
+    .prefetch = js_prefetch,
+    .lookup_auth = js_lookup_auth,
 };
 
 EXPORT const apikey_store_ops *apikey_store_entry_v1(void)
