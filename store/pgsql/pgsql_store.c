@@ -582,7 +582,16 @@ static int pg_commit(void *handle)
     pgstore *s = handle;
     PGresult *res = run_fixed(s, "COMMIT", WAIT_WRITE_MS);
     int st = APIKEY_ST_OK;
-    if (!ok(res)) {
+    /* The server's own refusals carry a SQLSTATE; libpq's (a dropped
+     * connection, a reply it could not read or store) do not. */
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (!ok(res) && (!state || connection_lost(s, res))) {
+        /* COMMIT went out and its answer did not come back: the server may
+         * have committed. Saying "failed, nothing changed" would invite a
+         * retry that creates a second key or rotates twice. */
+        st = fail(s, "committing, the reply was lost: the write may have been saved or not (check"
+                     " with apikey list)", res);
+    } else if (!ok(res)) {
         st = fail(s, "committing", res);
     } else if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
         /* COMMIT of a transaction that an error aborted "succeeds" as ROLLBACK. */
