@@ -331,9 +331,14 @@ static void describe(const char *conninfo, char *out, size_t cap)
  * apikey.conf or a PAM line is. */
 static int check_conninfo(pgstore *s, const char *conninfo)
 {
-    /* libpq's parse error may quote the text around the fault: not shown. */
-    PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+    /* libpq's parse error may quote the text around the fault: not shown.
+     * No error at all means it ran out of memory, not a malformed text. */
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+    if (!opts && !err)
+        return APIKEY_ST_NOMEM;
     if (!opts) {
+        PQfreemem(err);
         s->host->log_error("store pgsql: the conninfo is malformed (key=value pairs or a"
                            " postgresql:// URI expected)");
         return APIKEY_ST_UNAVAILABLE;
