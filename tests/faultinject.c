@@ -12,7 +12,11 @@
  * Allocations are counted only from the opening of $APIKEY_FAULT_AFTER
  * (the configuration file): OpenSSL's own initialisation, which comes
  * first, reports success after a failed allocation and then crashes, a
- * defect of OpenSSL 3.0 that no caller can guard against.
+ * defect of OpenSSL 3.0 that no caller can guard against. Nor are they
+ * failed inside dlopen: the constructors of libraries that libpq pulls in
+ * (GnuTLS, through libldap) print "Error in GnuTLS initialization" to
+ * stderr after a failed allocation and carry on, a second line that no
+ * caller can stop.
  *
  * SQLite calls its own API through the PLT too (sqlite3_exec calls
  * sqlite3_prepare_v2 and sqlite3_step): only the outermost call counts, or
@@ -20,6 +24,28 @@
  * database can produce. A failed call runs nothing, so the injector also
  * answers sqlite3_errcode and sqlite3_errmsg for that handle until its next
  * call, as SQLite would after a real failure.
+ *
+ * libpq (the pgsql store, which also loads it privately) fails the way a
+ * server or a network does, so libpq itself produces the state and the
+ * message the store then reads:
+ *   PQconnectdbParams  the server cannot be reached: the real call made to a
+ *                      socket folder that does not exist (CONNECTION_BAD,
+ *                      libpq's own message naming ".../apikey-injected-fault")
+ *   PQsendQuery,       the server refuses the statement: a statement that
+ *   PQsendQueryParams  raises SQLSTATE 53100 (disk full) is sent instead, so
+ *                      nothing of the original runs and a transaction aborts
+ *   PQgetResult        the reply is lost after the server acted on it: the
+ *                      result becomes a PGRES_FATAL_ERROR with no SQLSTATE and
+ *                      the socket is shut down (on COMMIT: committed, yet the
+ *                      client sees an error)
+ *   PQconsumeInput     the connection drops while a reply is awaited
+ *   send, recv         the same at the socket, on stream sockets only (not
+ *                      syslog's datagrams): the call fails (EPIPE, ECONNRESET)
+ *                      and the socket is shut down, as after a reset
+ * libpq's allocations fail through malloc like any other (PQconnectdbParams
+ * then answers NULL, libpq's out of memory). The store uses no PQexec,
+ * PQprepare or PQexecPrepared; libpq calls none of these interposed
+ * functions from inside another, but only the outermost counts anyway.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -31,6 +57,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -43,6 +70,7 @@ static char target[32];
 static long nth = -1, seen;
 static int armed, allocs_armed;
 static int resolving; /* dlopen and dlsym allocate: never fail them */
+static int loading;   /* inside the program's own dlopen: no allocation fails */
 
 __attribute__((constructor)) static void init(void)
 {
@@ -76,7 +104,7 @@ static int hit(const char *name)
     if (!armed || resolving || strcmp(name, target) != 0)
         return 0;
     int alloc = !strcmp(name, "malloc") || !strcmp(name, "calloc") || !strcmp(name, "realloc");
-    if (alloc && !allocs_armed)
+    if (alloc && (!allocs_armed || loading))
         return 0;
     if (++seen != nth)
         return 0;
@@ -93,8 +121,8 @@ static void *next(const char *name)
 {
     resolving++;
     void *f = dlsym(RTLD_NEXT, name);
-    if (!f && !strncmp(name, "sqlite3_", 8)) {
-        void *lib = dlopen("libsqlite3.so.0", RTLD_LAZY | RTLD_NOLOAD);
+    if (!f && (!strncmp(name, "sqlite3_", 8) || !strncmp(name, "PQ", 2))) {
+        void *lib = dlopen(name[0] == 'P' ? "libpq.so.5" : "libsqlite3.so.0", RTLD_LAZY | RTLD_NOLOAD);
         f = lib ? dlsym(lib, name) : NULL;
     }
     resolving--;
@@ -145,6 +173,15 @@ ssize_t pread(int, void *, size_t, off_t) __attribute__((alias("pread64")));
 ssize_t pwrite(int, const void *, size_t, off_t) __attribute__((alias("pwrite64")));
 int ftruncate(int, off_t) __attribute__((alias("ftruncate64")));
 void *mmap(void *, size_t, int, int, int, off_t) __attribute__((alias("mmap64")));
+
+void *dlopen(const char *file, int mode)
+{
+    REAL(void *, dlopen, (const char *, int));
+    loading++;
+    void *h = real_dlopen(file, mode);
+    loading--;
+    return h;
+}
 
 int open(const char *path, int flags, ...)
 {
@@ -293,4 +330,156 @@ const char *sqlite3_errmsg(sqlite3 *db)
     if (db && db == faulted_db && depth == 0)
         return faulted_rc == SQ_NOMEM ? "out of memory (injected)" : "disk I/O error (injected)";
     return real_sqlite3_errmsg(db);
+}
+
+/* libpq's entry points and the codes of libpq-fe.h (stable ABI). */
+typedef struct pg_conn PGconn;
+typedef struct pg_result PGresult;
+typedef unsigned int Oid;
+enum { PQ_FATAL_ERROR = 7 };
+
+static int pq_depth;
+static PGresult *lost_result; /* the result we made up, until cleared */
+
+static int pq_hit(const char *name)
+{
+    return pq_depth == 0 && hit(name);
+}
+
+/* The connection breaks as after a reset: both directions, so the server
+ * sees end of file and rolls back what it has not committed. */
+static void drop_socket(int fd)
+{
+    shutdown(fd, SHUT_RDWR);
+}
+
+static int is_stream(int fd)
+{
+    int type = 0;
+    socklen_t len = sizeof type;
+    return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
+}
+
+ssize_t send(int fd, const void *buf, size_t n, int flags)
+{
+    REAL(ssize_t, send, (int, const void *, size_t, int));
+    if (is_stream(fd) && hit("send")) {
+        drop_socket(fd);
+        errno = EPIPE;
+        return -1;
+    }
+    return real_send(fd, buf, n, flags);
+}
+
+ssize_t recv(int fd, void *buf, size_t n, int flags)
+{
+    REAL(ssize_t, recv, (int, void *, size_t, int));
+    if (is_stream(fd) && hit("recv")) {
+        drop_socket(fd);
+        errno = ECONNRESET;
+        return -1;
+    }
+    return real_recv(fd, buf, n, flags);
+}
+
+PGconn *PQconnectdbParams(const char *const *keys, const char *const *vals, int expand)
+{
+    REAL(PGconn *, PQconnectdbParams, (const char *const *, const char *const *, int));
+    if (pq_hit("PQconnectdbParams")) {
+        /* A later keyword overrides the expanded dbname's own host. */
+        const char *k[64], *v[64];
+        int n = 0;
+        for (; keys[n] && n < 62; n++) {
+            k[n] = keys[n];
+            v[n] = vals[n];
+        }
+        k[n] = "host";
+        v[n++] = "/nonexistent/apikey-injected-fault";
+        k[n] = v[n] = NULL;
+        pq_depth++;
+        PGconn *c = real_PQconnectdbParams(k, v, expand);
+        pq_depth--;
+        return c;
+    }
+    pq_depth++;
+    PGconn *c = real_PQconnectdbParams(keys, vals, expand);
+    pq_depth--;
+    return c;
+}
+
+/* Raised by the server like a real refusal, with its SQLSTATE. */
+static const char refused_sql[] = "DO $$BEGIN RAISE EXCEPTION 'could not extend file: No space left on device"
+                                  " (injected)' USING ERRCODE = '53100'; END$$";
+
+int PQsendQuery(PGconn *conn, const char *sql)
+{
+    REAL(int, PQsendQuery, (PGconn *, const char *));
+    int faulted = pq_hit("PQsendQuery");
+    pq_depth++;
+    int r = real_PQsendQuery(conn, faulted ? refused_sql : sql);
+    pq_depth--;
+    return r;
+}
+
+int PQsendQueryParams(PGconn *conn, const char *sql, int n, const Oid *types, const char *const *vals,
+                      const int *lens, const int *fmts, int result_fmt)
+{
+    REAL(int, PQsendQueryParams,
+         (PGconn *, const char *, int, const Oid *, const char *const *, const int *, const int *, int));
+    pq_depth++;
+    int r = pq_depth == 1 && hit("PQsendQueryParams")
+                ? real_PQsendQueryParams(conn, refused_sql, 0, NULL, NULL, NULL, NULL, result_fmt)
+                : real_PQsendQueryParams(conn, sql, n, types, vals, lens, fmts, result_fmt);
+    pq_depth--;
+    return r;
+}
+
+/* Only a call that has a result to lose counts. */
+PGresult *PQgetResult(PGconn *conn)
+{
+    REAL(PGresult *, PQgetResult, (PGconn *));
+    REAL(PGresult *, PQmakeEmptyPGresult, (PGconn *, int));
+    REAL(void, PQclear, (PGresult *));
+    REAL(int, PQsocket, (const PGconn *));
+    pq_depth++;
+    PGresult *r = real_PQgetResult(conn);
+    pq_depth--;
+    if (!r || !pq_hit("PQgetResult"))
+        return r;
+    real_PQclear(r);
+    drop_socket(real_PQsocket(conn));
+    pq_depth++;
+    lost_result = real_PQmakeEmptyPGresult(conn, PQ_FATAL_ERROR);
+    pq_depth--;
+    return lost_result;
+}
+
+int PQconsumeInput(PGconn *conn)
+{
+    REAL(int, PQconsumeInput, (PGconn *));
+    REAL(int, PQsocket, (const PGconn *));
+    if (pq_hit("PQconsumeInput"))
+        drop_socket(real_PQsocket(conn));
+    pq_depth++;
+    int r = real_PQconsumeInput(conn);
+    pq_depth--;
+    return r;
+}
+
+/* An empty result carries the connection's message, usually none: say
+ * what a lost reply says. */
+char *PQresultErrorMessage(const PGresult *res)
+{
+    REAL(char *, PQresultErrorMessage, (const PGresult *));
+    if (res && res == lost_result)
+        return "server closed the connection unexpectedly (injected: the reply was lost)\n";
+    return real_PQresultErrorMessage(res);
+}
+
+void PQclear(PGresult *res)
+{
+    REAL(void, PQclear, (PGresult *));
+    if (res && res == lost_result)
+        lost_result = NULL;
+    real_PQclear(res);
 }

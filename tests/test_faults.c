@@ -1,17 +1,25 @@
 /*
  * Fault injection on every write path of the store under test ($APIKEY_TEST_STORE:
- * json, the default, or sqlite): the real apikey command runs with
+ * json, the default, sqlite, or pgsql inside tests/pg_harness.sh): the real apikey command runs with
  * tests/faultinject.c preloaded, and each system call the stores write
  * through (open, read, write, pread, pwrite, fsync, fdatasync, ftruncate,
  * fstat, mmap, rename, unlink, mkostemp, fchmod, fchown, flock, fcntl locks),
- * the allocators and SQLite's own calls (open, prepare, step, exec) fail at
- * each call in turn. After each failure the store is exactly as it was (the
+ * the allocators, SQLite's own calls (open, prepare, step, exec) and libpq's
+ * (connect, send a statement, read its results, the socket's send and recv)
+ * fail at each call in turn. After each failure the store is exactly as it was (the
  * JSON file's bytes; SQLite's schema, version and every row, as a reader
- * sees them) and the command said so on one line with exit 2; or, when the
+ * sees them; PostgreSQL's tables, version and every row) and the command
+ * said so on one line with exit 2; or, when the
  * fault hit something it can do without, it succeeded and the change is all
  * there. A verification that meets a fault never grants a key it must
  * refuse, and never refuses the good one: it answers or says it cannot tell.
+ *
+ * One pgsql case cannot be told apart by the client: the reply to COMMIT
+ * lost after the server committed. There the command must fail saying the
+ * write may have been saved, and the store must be either as before or
+ * wholly changed.
  */
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,14 +29,30 @@
 
 #include "testutil.h"
 
-static const char *faults[] = {
+static const char *file_faults[] = {
     "open", "read", "write", "pread", "pwrite", "fsync", "fdatasync", "ftruncate", "fstat",
     "mmap", "rename", "unlink", "mkostemp", "fchmod", "fchown", "flock", "fcntl",
     "malloc", "calloc", "realloc",
     "sqlite3_open_v2", "sqlite3_prepare_v2", "sqlite3_prepare_v3", "sqlite3_step", "sqlite3_exec",
+    NULL,
 };
+/* The pgsql store writes no file: the configuration's open and read, the
+ * network and libpq's calls. */
+static const char *pg_faults[] = {
+    "open", "read", "malloc", "calloc", "realloc", "send", "recv",
+    "PQconnectdbParams", "PQsendQuery", "PQsendQueryParams", "PQgetResult", "PQconsumeInput",
+    NULL,
+};
+static const char **faults = file_faults;
 static char *dir, *cfg, *good, *good_id, *revoked_key, *pristine_dump;
-static int is_sqlite;
+static int is_sqlite, is_pgsql;
+/* pgsql: the working database, remade from a pristine template whenever a
+ * run changed it; and conninfos of it and of the maintenance database. */
+static char pg_work[64], pg_pristine[64], *pg_conninfo, *pg_admin;
+static int unknown_outcomes;
+/* pgsql: the same store, recording every use, so that verifications under
+ * faults run the last-used update too. */
+static char *touch_cfg;
 
 /* The store's files as the setup left them; absent ones are removed on
  * restore. SQLite's three go together: the WAL holds committed writes the
@@ -42,8 +66,12 @@ static struct {
 } files[3];
 static size_t nfiles;
 
+static int pg_copy_db(const char *to, const char *from);
+
 static void snapshot(void)
 {
+    if (is_pgsql && !pg_copy_db(pg_pristine, pg_work))
+        exit(2);
     for (size_t i = 0; i < nfiles; i++) {
         struct stat st;
         free(files[i].bytes);
@@ -52,8 +80,15 @@ static void snapshot(void)
     }
 }
 
+static int unchanged(void);
+
 static void restore(void)
 {
+    if (is_pgsql) {
+        if (!unchanged() && !pg_copy_db(pg_work, pg_pristine))
+            exit(2);
+        return;
+    }
     for (size_t i = 0; i < nfiles; i++) {
         unlink(files[i].path);
         if (!files[i].bytes)
@@ -76,8 +111,12 @@ static void append(char **buf, size_t *len, const char *text)
 /* The store's logical content: the JSON file's bytes, or what a SQLite
  * reader sees (its bytes change with WAL frames and checkpoints that change
  * nothing): integrity, the schema and its version, every row. */
+static char *pg_dump(void);
+
 static char *dump_of(const char *path)
 {
+    if (is_pgsql)
+        return pg_dump();
     if (!is_sqlite)
         return tu_read(path, NULL);
     sqlite3 *db;
@@ -115,6 +154,81 @@ static char *dump_of(const char *path)
     }
     sqlite3_close(db);
     return text;
+}
+
+/* What any client sees: the tables and their columns, the version, every
+ * row with every column. */
+static char *pg_dump(void)
+{
+    PGconn *c = PQconnectdb(pg_conninfo);
+    if (PQstatus(c) != CONNECTION_OK) {
+        char *e = strdup(PQerrorMessage(c));
+        PQfinish(c);
+        return e;
+    }
+    static const char *const queries[] = {
+        "SELECT table_name, column_name, data_type, is_nullable, column_default, is_identity"
+        " FROM information_schema.columns WHERE table_schema = 'public'"
+        " ORDER BY table_name, ordinal_position",
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY indexname",
+        "SELECT version FROM apikey_schema",
+        "SELECT seq, id, account, name, scopes, encode(hash, 'hex'), created, expires, last_used,"
+        " revoked FROM apikey_keys ORDER BY seq",
+    };
+    char *text = NULL;
+    size_t len = 0;
+    for (size_t q = 0; q < sizeof queries / sizeof queries[0]; q++) {
+        PGresult *r = PQexec(c, queries[q]);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK)
+            append(&text, &len, PQresultErrorMessage(r));
+        for (int i = 0; i < PQntuples(r); i++) {
+            for (int j = 0; j < PQnfields(r); j++) {
+                append(&text, &len, PQgetisnull(r, i, j) ? "NULL" : PQgetvalue(r, i, j));
+                append(&text, &len, "|");
+            }
+            append(&text, &len, "\n");
+        }
+        PQclear(r);
+    }
+    PQfinish(c);
+    return text;
+}
+
+static void no_notice(void *arg, const char *msg)
+{
+    (void)arg;
+    (void)msg; /* "does not exist, skipping" from DROP ... IF EXISTS */
+}
+
+/* A statement in the maintenance database; whether it succeeded. */
+static int pg_admin_exec(const char *sql, int quiet)
+{
+    PGconn *c = PQconnectdb(pg_admin);
+    PQsetNoticeProcessor(c, no_notice, NULL);
+    PGresult *r = PQexec(c, sql);
+    int done = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!done && !quiet)
+        fprintf(stderr, "test_faults: %s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(c);
+    return done;
+}
+
+/* A template must have no session: the command's backend may still be
+ * ending when it has exited. */
+static int pg_copy_db(const char *to, const char *from)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", to);
+    if (!pg_admin_exec(sql, 0))
+        return 0;
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s TEMPLATE %s", to, from);
+    for (int tries = 0; tries < 50; tries++) {
+        if (pg_admin_exec(sql, tries < 49))
+            return 1;
+        usleep(100000);
+    }
+    return 0;
 }
 
 static char *dump(void)
@@ -169,22 +283,9 @@ static int verify(const char *key)
     return rc;
 }
 
-static int setup(void)
+/* The keys every scenario starts from: alice's good key, bob's revoked one. */
+static int make_keys(void)
 {
-    const char *kind = getenv("APIKEY_TEST_STORE") ? getenv("APIKEY_TEST_STORE") : "json";
-    is_sqlite = strcmp(kind, "sqlite") == 0;
-    if (!is_sqlite && strcmp(kind, "json") != 0) {
-        fprintf(stderr, "test_faults: no fault test for store %s\n", kind);
-        return 1;
-    }
-    dir = strdup(tu_tmpdir());
-    static const char *const suffixes[2][3] = {{"f.json", "f.json.idx"}, {"f.db", "f.db-wal", "f.db-shm"}};
-    nfiles = is_sqlite ? 3 : 2;
-    for (size_t i = 0; i < nfiles; i++)
-        snprintf(files[i].path, sizeof files[i].path, "%s/%s", dir, suffixes[is_sqlite][i]);
-    char uri[700];
-    snprintf(uri, sizeof uri, "%s:%s", kind, files[0].path);
-    cfg = tu_config(uri, NULL, "sshd = proxies:read\n");
     char *out = NULL;
     if (tu_apikey(cfg, NULL, &out, NULL, "create", "alice", "--name", "a", "--scopes", "proxies:read", NULL))
         return 1;
@@ -197,6 +298,80 @@ static int setup(void)
     char *rid = strndup(revoked_key, 11);
     tu_apikey(cfg, NULL, NULL, NULL, "revoke", rid, NULL);
     free(rid);
+    return 0;
+}
+
+/* Inside tests/pg_harness.sh, straight to the server: pgbouncer would keep
+ * sessions on the working database that recreating it has to end. */
+static int setup_pgsql(void)
+{
+    const char *host = getenv("APIKEY_PG_HOST"), *port = getenv("APIKEY_PG_PORT"),
+               *user = getenv("APIKEY_PG_USER");
+    if (!host || !port || !user) {
+        fprintf(stderr, "test_faults: pgsql runs inside tests/pg_harness.sh\n");
+        return 1;
+    }
+    faults = pg_faults;
+    snprintf(pg_work, sizeof pg_work, "faults_%d", (int)getpid());
+    snprintf(pg_pristine, sizeof pg_pristine, "faults_%d_pristine", (int)getpid());
+    if (asprintf(&pg_admin, "host=%s port=%s user=%s dbname=postgres", host, port, user) < 0 ||
+        asprintf(&pg_conninfo, "host=%s port=%s user=%s dbname=%s", host, port, user, pg_work) < 0)
+        return 1;
+    char sql[128], uri[700];
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", pg_work);
+    if (!pg_admin_exec(sql, 0))
+        return 1;
+    snprintf(uri, sizeof uri, "pgsql:%s", pg_conninfo);
+    /* The good key's last use is recorded once, before the snapshot, and
+     * not again during the run: checking it leaves the store as it was. */
+    cfg = tu_config(uri, "last_used_granularity = 1d", "sshd = proxies:read\n");
+    touch_cfg = tu_config(uri, "last_used_granularity = 0s", "sshd = proxies:read\n");
+    if (make_keys() || verify(good) != 0)
+        return 1;
+    snapshot();
+    pristine_dump = dump();
+    if (!strstr(pristine_dump, "|bob|")) {
+        fprintf(stderr, "test_faults: the pristine store reads as %s\n", pristine_dump);
+        return 1;
+    }
+    setenv("APIKEY_PRELOAD", "build/tests/libfault.so", 1);
+    setenv("APIKEY_FAULT_AFTER", cfg, 1);
+    return 0;
+}
+
+static int teardown(void)
+{
+    if (is_pgsql) {
+        char sql[128];
+        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", pg_work);
+        pg_admin_exec(sql, 0);
+        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s", pg_pristine);
+        pg_admin_exec(sql, 0);
+    }
+    return 0;
+}
+
+static int setup(void)
+{
+    const char *kind = getenv("APIKEY_TEST_STORE") ? getenv("APIKEY_TEST_STORE") : "json";
+    is_sqlite = strcmp(kind, "sqlite") == 0;
+    is_pgsql = strcmp(kind, "pgsql") == 0;
+    if (!is_sqlite && !is_pgsql && strcmp(kind, "json") != 0) {
+        fprintf(stderr, "test_faults: no fault test for store %s\n", kind);
+        return 1;
+    }
+    dir = strdup(tu_tmpdir());
+    if (is_pgsql)
+        return setup_pgsql();
+    static const char *const suffixes[2][3] = {{"f.json", "f.json.idx"}, {"f.db", "f.db-wal", "f.db-shm"}};
+    nfiles = is_sqlite ? 3 : 2;
+    for (size_t i = 0; i < nfiles; i++)
+        snprintf(files[i].path, sizeof files[i].path, "%s/%s", dir, suffixes[is_sqlite][i]);
+    char uri[700];
+    snprintf(uri, sizeof uri, "%s:%s", kind, files[0].path);
+    cfg = tu_config(uri, NULL, "sshd = proxies:read\n");
+    if (make_keys())
+        return 1;
     snapshot();
     pristine_dump = dump();
     restore(); /* reading may have touched SQLite's files */
@@ -220,10 +395,20 @@ static int printed_keys(char *out, char **keys, int cap)
 }
 
 /* Every call index of a fault up to 200, then a sample of 100 of the rest
- * (allocations: hundreds per command). */
+ * (allocations: hundreds per command). A pgsql run costs a connection and
+ * may cost a database copy, and libpq allocates thousands of times: every
+ * index up to 40, then a sample of 30. */
 static long next_index(long i, long n)
 {
-    return i < 200 ? i + 1 : i + (n > 200 ? n / 100 : 1);
+    long dense = is_pgsql ? 40 : 200, samples = is_pgsql ? 30 : 100;
+    return i < dense ? i + 1 : i + (n > dense ? n / samples : 1);
+}
+
+/* The one failure the client cannot tell from success: COMMIT's reply lost.
+ * The store must say so rather than claim nothing was written. */
+static int says_unknown(const char *err)
+{
+    return is_pgsql && strstr(err, "may have been saved") != NULL;
 }
 
 /* Try every call of every fault for one command, which on success prints
@@ -232,7 +417,7 @@ static void each_fault(char *const *args, const char *input, const char *what, i
                        int revokes_good)
 {
     int failures = 0, successes = 0, bad = 0;
-    for (size_t f = 0; f < sizeof faults / sizeof faults[0]; f++) {
+    for (size_t f = 0; faults[f]; f++) {
         long n = calls_of(faults[f], args, input);
         for (long i = 1; i <= n; i = next_index(i, n)) {
             char spec[64];
@@ -244,6 +429,9 @@ static void each_fault(char *const *args, const char *input, const char *what, i
                                args[5], NULL);
             unsetenv("APIKEY_FAULT");
             int same = unchanged(), ok, good_want = 0;
+            /* Whatever happened, the store loads and the good key works
+             * (unless it was revoked). */
+            int still = verify(good);
             const char *why = "";
             if (rc == 0) {
                 /* The fault hit something it could do without: all of the
@@ -256,14 +444,21 @@ static void each_fault(char *const *args, const char *input, const char *what, i
                     ok = verify(keys[j]) == 0;
                 good_want = revokes_good;
                 why = ok ? "" : "succeeded without all of its change";
+            } else if (!same && rc == 2 && one_line(err) && says_unknown(err)) {
+                /* Lost COMMIT reply: all of the change is there (every
+                 * statement before COMMIT had succeeded). */
+                unknown_outcomes++;
+                failures++;
+                ok = 1;
+                good_want = revokes_good;
             } else {
                 failures++;
                 ok = rc == 2 && same && one_line(err);
+                /* COMMIT sent, reply lost, and the server not there yet. */
+                if (ok && says_unknown(err) && revokes_good && still == 1)
+                    good_want = 1;
                 why = ok ? "" : rc != 2 ? "wrong exit" : !same ? "store CHANGED" : "not one line";
             }
-            /* Whatever happened, the store loads and the good key works
-             * (unless it was revoked). */
-            int still = verify(good);
             if (!ok || still != good_want) {
                 fprintf(stderr, "%s with %s: exit %d, %s, good key verifies %d: %s%s", what, spec, rc,
                         why[0] ? why : "good key wrong", still, err, one_line(err) ? "" : "\n");
@@ -274,6 +469,9 @@ static void each_fault(char *const *args, const char *input, const char *what, i
         }
     }
     printf("(%s: %d runs failed cleanly, %d succeeded despite the fault) ", what, failures, successes);
+    if (is_pgsql)
+        printf("(of the failures, %d lost COMMIT's reply after the server committed) ", unknown_outcomes);
+    unknown_outcomes = 0;
     CU_ASSERT_EQUAL(bad, 0);
     CU_ASSERT(failures > 0);
 }
@@ -309,12 +507,17 @@ static void test_verify_never_grants(void)
 {
     int bad = 0, runs = 0;
     const char *keys[] = {good, revoked_key};
+    char *saved_cfg = cfg;
+    if (touch_cfg) {
+        cfg = touch_cfg;
+        setenv("APIKEY_FAULT_AFTER", cfg, 1);
+    }
     restore();
     for (int k = 0; k < 2; k++) {
         char line[128];
         snprintf(line, sizeof line, "%s\n", keys[k]);
         char *args[] = {"verify", "--service", "sshd", NULL, NULL, NULL};
-        for (size_t f = 0; f < sizeof faults / sizeof faults[0]; f++) {
+        for (size_t f = 0; faults[f]; f++) {
             long n = calls_of(faults[f], args, line);
             for (long i = 1; i <= n; i = next_index(i, n)) {
                 char spec[64];
@@ -334,6 +537,8 @@ static void test_verify_never_grants(void)
             }
         }
     }
+    cfg = saved_cfg;
+    setenv("APIKEY_FAULT_AFTER", cfg, 1);
     printf("(%d faulty verifications) ", runs);
     CU_ASSERT_EQUAL(bad, 0);
 }
@@ -342,6 +547,11 @@ static void test_verify_never_grants(void)
  * cleanly, and every key acknowledged before still works. */
 static void test_full_disk(void)
 {
+    if (is_pgsql) {
+        printf("(skipped: the server's disk is not the client's; a full server disk is the refusal"
+               " that PQsendQuery and PQsendQueryParams faults inject) ");
+        return;
+    }
     if (geteuid() != 0) {
         printf("(skipped: mounting a tmpfs needs root) ");
         return;
@@ -409,6 +619,6 @@ int main(void)
         {"a full disk fails cleanly and loses nothing", test_full_disk},
         CU_TEST_INFO_NULL,
     };
-    CU_SuiteInfo suites[] = {{"fault injection", setup, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};
+    CU_SuiteInfo suites[] = {{"fault injection", setup, teardown, NULL, NULL, tests}, CU_SUITE_INFO_NULL};
     return tu_run(suites);
 }

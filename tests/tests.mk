@@ -26,4 +26,5 @@ run-tests: all $(UNIT_TESTS) $(B)/tests/libfault.so
 	sh tests/run.sh
 
 $(B)/tests/test_store_sqlite: TEST_EXTRA_LIBS = -lsqlite3 -lpthread
-$(B)/tests/test_faults: TEST_EXTRA_LIBS = -lsqlite3
+# libpq: the pgsql kind reads the working database to compare it.
+$(B)/tests/test_faults: TEST_EXTRA_LIBS = -lsqlite3 -lpq $(STORE_CFLAGS_pgsql)

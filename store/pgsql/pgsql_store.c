@@ -338,9 +338,14 @@ static void describe(const char *conninfo, char *out, size_t cap)
  * apikey.conf or a PAM line is. */
 static int check_conninfo(pgstore *s, const char *conninfo)
 {
-    /* libpq's parse error may quote the text around the fault: not shown. */
-    PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+    /* libpq's parse error may quote the text around the fault: not shown.
+     * No error at all means it ran out of memory, not a malformed text. */
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+    if (!opts && !err)
+        return APIKEY_ST_NOMEM;
     if (!opts) {
+        PQfreemem(err);
         s->host->log_error("store pgsql: the conninfo is malformed (key=value pairs or a"
                            " postgresql:// URI expected)");
         return APIKEY_ST_UNAVAILABLE;
@@ -635,7 +640,16 @@ static int pg_commit(void *handle)
     pgstore *s = handle;
     PGresult *res = run_fixed(s, "COMMIT", WAIT_WRITE_MS);
     int st = APIKEY_ST_OK;
-    if (!ok(res)) {
+    /* The server's own refusals carry a SQLSTATE; libpq's (a dropped
+     * connection, a reply it could not read or store) do not. */
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (!ok(res) && (!state || connection_lost(s, res))) {
+        /* COMMIT went out and its answer did not come back: the server may
+         * have committed. Saying "failed, nothing changed" would invite a
+         * retry that creates a second key or rotates twice. */
+        st = fail(s, "committing, the reply was lost: the write may have been saved or not (check"
+                     " with apikey list)", res);
+    } else if (!ok(res)) {
         st = fail(s, "committing", res);
     } else if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
         /* COMMIT of a transaction that an error aborted "succeeds" as ROLLBACK. */
