@@ -32,8 +32,9 @@
  *                      socket folder that does not exist (CONNECTION_BAD,
  *                      libpq's own message naming ".../apikey-injected-fault")
  *   PQsendQuery,       the server refuses the statement: a statement that
- *   PQsendQueryParams  raises SQLSTATE 53100 (disk full) is sent instead, so
- *                      nothing of the original runs and a transaction aborts
+ *   PQsendQueryParams, raises SQLSTATE 53100 (disk full) is sent instead, so
+ *   PQsendPrepare,     nothing of the original runs and a transaction aborts
+ *   PQsendQueryPrepared (the last two: the check's named statement)
  *   PQgetResult        the reply is lost after the server acted on it: the
  *                      result becomes a PGRES_FATAL_ERROR with no SQLSTATE and
  *                      the socket is shut down (on COMMIT: committed, yet the
@@ -430,6 +431,35 @@ int PQsendQueryParams(PGconn *conn, const char *sql, int n, const Oid *types, co
     int r = pq_depth == 1 && hit("PQsendQueryParams")
                 ? real_PQsendQueryParams(conn, refused_sql, 0, NULL, NULL, NULL, NULL, result_fmt)
                 : real_PQsendQueryParams(conn, sql, n, types, vals, lens, fmts, result_fmt);
+    pq_depth--;
+    return r;
+}
+
+/* The check's named statement: its preparation, and its runs. */
+int PQsendPrepare(PGconn *conn, const char *name, const char *sql, int n, const Oid *types)
+{
+    REAL(int, PQsendPrepare, (PGconn *, const char *, const char *, int, const Oid *));
+    REAL(int, PQsendQueryParams,
+         (PGconn *, const char *, int, const Oid *, const char *const *, const int *, const int *, int));
+    pq_depth++;
+    int r = pq_depth == 1 && hit("PQsendPrepare")
+                ? real_PQsendQueryParams(conn, refused_sql, 0, NULL, NULL, NULL, NULL, 1)
+                : real_PQsendPrepare(conn, name, sql, n, types);
+    pq_depth--;
+    return r;
+}
+
+int PQsendQueryPrepared(PGconn *conn, const char *name, int n, const char *const *vals, const int *lens,
+                        const int *fmts, int result_fmt)
+{
+    REAL(int, PQsendQueryPrepared,
+         (PGconn *, const char *, int, const char *const *, const int *, const int *, int));
+    REAL(int, PQsendQueryParams,
+         (PGconn *, const char *, int, const Oid *, const char *const *, const int *, const int *, int));
+    pq_depth++;
+    int r = pq_depth == 1 && hit("PQsendQueryPrepared")
+                ? real_PQsendQueryParams(conn, refused_sql, 0, NULL, NULL, NULL, NULL, result_fmt)
+                : real_PQsendQueryPrepared(conn, name, n, vals, lens, fmts, result_fmt);
     pq_depth--;
     return r;
 }

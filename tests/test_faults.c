@@ -40,7 +40,8 @@ static const char *file_faults[] = {
  * network and libpq's calls. */
 static const char *pg_faults[] = {
     "open", "read", "malloc", "calloc", "realloc", "send", "recv",
-    "PQconnectdbParams", "PQsendQuery", "PQsendQueryParams", "PQgetResult", "PQconsumeInput",
+    "PQconnectdbParams", "PQsendQuery", "PQsendQueryParams", "PQsendPrepare", "PQsendQueryPrepared",
+    "PQgetResult", "PQconsumeInput",
     NULL,
 };
 static const char **faults = file_faults;
