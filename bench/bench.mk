@@ -9,10 +9,14 @@ $(B)/bench/verify_loop: bench/verify_loop.c $(B)/libapikey.so
 
 .PHONY: bench
 # Inside the test harness's private PostgreSQL and pgbouncer, for the pgsql rows.
-bench: deps all $(B)/bench/pam_loop $(B)/bench/verify_loop
+bench: deps all $(B)/bench/pam_loop $(B)/bench/verify_loop $(B)/bench/fastest
 	if [ -f tests/pg_harness.sh ]; then sh tests/pg_harness.sh sh bench/run.sh; else sh bench/run.sh; fi
 
 $(B)/bench/timing: bench/timing.c $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -fvisibility=default -o $@ $< $(CORE_LIB) $(CORE_LIBS) $(ALL_LDFLAGS)
 bench: $(B)/bench/timing
+
+$(B)/bench/fastest: bench/fastest.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS)
