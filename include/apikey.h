@@ -56,8 +56,11 @@ typedef struct apikey_result {
 } apikey_result;
 
 /* Open a context from a configuration file (NULL: $APIKEY_CONFIG, else
- * /etc/apikey/apikey.conf). On failure returns NULL and, when err is not
- * NULL, writes one line explaining why. */
+ * /etc/apikey/apikey.conf). On a bad or unsafe configuration, or a store
+ * backend that cannot be loaded, returns NULL and, when err is not NULL,
+ * writes one line explaining why. The store itself is opened at the first
+ * verify, and again after it failed: a store that is down makes verify
+ * answer APIKEY_UNAVAILABLE until it is back, without a new context. */
 apikey_ctx *apikey_open(const char *config_path, char *err, size_t errlen);
 void apikey_close(apikey_ctx *ctx);
 
