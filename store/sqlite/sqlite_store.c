@@ -388,9 +388,9 @@ static int sq_lookup(void *handle, const char *id, apikey_record *out)
     if (r != &s->rd[0] && !r->db)
         res = open_reader(s, r);
     if (res == APIKEY_ST_OK) {
+        /* Each use ends with a reset, and the one parameter is bound anew. */
         sqlite3 *db = r == &s->rd[0] ? s->db : r->db;
-        sqlite3_stmt *st = r == &s->rd[0] ? stmt(s, Q_LOOKUP) : r->lookup;
-        sqlite3_reset(st);
+        sqlite3_stmt *st = r == &s->rd[0] ? s->q[Q_LOOKUP] : r->lookup;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         int rc = sqlite3_step(st);
         if (rc == SQLITE_ROW)
