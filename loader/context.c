@@ -131,13 +131,10 @@ apikey_ctx *core_open(const char *config_path, int flags, char *err, size_t errl
         apikey_close(ctx);
         return NULL;
     }
-    if (flags & (CORE_OPEN_CREATE | CORE_OPEN_CONNECT)) {
-        int st = store_connect(&ctx->store, flags & CORE_OPEN_CREATE);
-        if (st != APIKEY_ST_OK) {
-            snprintf(err, errlen, "%s", st == APIKEY_ST_NOMEM ? "out of memory" : "");
-            apikey_close(ctx);
-            return NULL;
-        }
+    if ((flags & (CORE_OPEN_CREATE | CORE_OPEN_CONNECT)) &&
+        store_connect_or_say(&ctx->store, flags & CORE_OPEN_CREATE, err, errlen) != 0) {
+        apikey_close(ctx);
+        return NULL;
     }
     ctx->concurrent_lookup = STORE_HAS(ctx->store.ops, flags) &&
                              (ctx->store.ops->flags & APIKEY_STORE_CONCURRENT_LOOKUP);

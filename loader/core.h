@@ -69,6 +69,8 @@ void ctx_cache_release(apikey_ctx *ctx);
  * store said why). */
 int store_load(const char *uri, store_binding *out, char *err, size_t errlen);
 int store_connect(store_binding *b, int create);
+/* store_connect for a caller that reports: 0, or -1 with err. */
+int store_connect_or_say(store_binding *b, int create, char *err, size_t errlen);
 void store_disconnect(store_binding *b);
 int store_bind(const char *uri, int create, store_binding *out, char *err, size_t errlen);
 void store_unbind(store_binding *b);

@@ -98,15 +98,22 @@ void store_disconnect(store_binding *b)
     b->handle = NULL;
 }
 
-int store_bind(const char *uri, int create, store_binding *out, char *err, size_t errlen)
+int store_connect_or_say(store_binding *b, int create, char *err, size_t errlen)
 {
-    if (store_load(uri, out, err, errlen) != 0)
-        return -1;
-    int st = store_connect(out, create);
+    int st = store_connect(b, create);
     if (st == APIKEY_ST_OK)
         return 0;
     /* An unavailable store has logged its own line; say nothing twice. */
     snprintf(err, errlen, "%s", st == APIKEY_ST_NOMEM ? "out of memory" : "");
+    return -1;
+}
+
+int store_bind(const char *uri, int create, store_binding *out, char *err, size_t errlen)
+{
+    if (store_load(uri, out, err, errlen) != 0)
+        return -1;
+    if (store_connect_or_say(out, create, err, errlen) == 0)
+        return 0;
     store_unbind(out);
     return -1;
 }
