@@ -18,12 +18,22 @@ B := build
 CC ?= cc
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
+# Hardening, always: the module runs as root inside su and sshd (SPEC 9).
+# A packager's CPPFLAGS, CFLAGS and LDFLAGS (dpkg-buildflags) come after ours
+# and win; _FORTIFY_SOURCE is ours only when theirs does not set a level,
+# since a second, different definition would be an error under -Werror.
+HARDEN_CFLAGS := -fstack-protector-strong -fstack-clash-protection -fcf-protection
+ifeq ($(findstring _FORTIFY_SOURCE,$(CPPFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)),)
+HARDEN_CPPFLAGS := -D_FORTIFY_SOURCE=2
+endif
+HARDEN_LDFLAGS := -Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack
 BASE_CFLAGS := -std=gnu11 $(WARN) -fPIC -fvisibility=hidden -D_GNU_SOURCE -Iinclude -Iloader \
 	-DAPIKEY_VERSION='"$(VERSION)"' -DAPIKEY_STOREDIR='"$(STOREDIR)"' \
-	-DAPIKEY_DEFAULT_CONFIG='"$(SYSCONFDIR)/apikey/apikey.conf"'
-ALL_CFLAGS = $(BASE_CFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)
+	-DAPIKEY_DEFAULT_CONFIG='"$(SYSCONFDIR)/apikey/apikey.conf"' $(HARDEN_CFLAGS) $(HARDEN_CPPFLAGS)
+CPPFLAGS ?=
+ALL_CFLAGS = $(BASE_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS ?=
-ALL_LDFLAGS = $(LDFLAGS) $(EXTRA_LDFLAGS)
+ALL_LDFLAGS = $(HARDEN_LDFLAGS) $(LDFLAGS) $(EXTRA_LDFLAGS)
 
 CORE_SRC := $(wildcard loader/*.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(B)/obj/%.o)
@@ -43,18 +53,22 @@ ifneq ($(wildcard pam_apikey/*.c),)
 TARGETS += $(B)/pam_apikey.so $(B)/pam_try
 endif
 
+# Paths and flags compiled in: rebuild when PREFIX, SYSCONFDIR or the flags
+# change, so `make install PREFIX=/usr` never installs a library that looks
+# elsewhere, and a packager's flags reach every object.
+BUILD_STAMP := $(B)/build.stamp
+BUILD_ID := $(STOREDIR) $(SYSCONFDIR) $(ALL_CFLAGS) $(ALL_LDFLAGS)
+ifneq ($(file <$(BUILD_STAMP)),$(strip $(BUILD_ID)))
+$(shell mkdir -p $(B))
+$(file >$(BUILD_STAMP),$(strip $(BUILD_ID)))
+endif
+
 .PHONY: all check demo install deps clean bench check-sanitize
 all: $(TARGETS)
 
-$(B)/obj/%.o: %.c $(wildcard include/*.h loader/*.h store/*/*.h cli/*.h helper/*.h pam_apikey/*.h)
+$(B)/obj/%.o: %.c $(wildcard include/*.h loader/*.h store/*/*.h cli/*.h helper/*.h pam_apikey/*.h) $(BUILD_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(STORE_CFLAGS_$(word 2,$(subst /, ,$*))) -c $< -o $@
-
-# Paths compiled into the library: rebuild when PREFIX or SYSCONFDIR change,
-# so `make install PREFIX=/usr` never installs a library that looks elsewhere.
-PATHS_STAMP := $(B)/paths.stamp
-$(shell mkdir -p $(B); echo '$(STOREDIR) $(SYSCONFDIR)' | cmp -s - $(PATHS_STAMP) || echo '$(STOREDIR) $(SYSCONFDIR)' > $(PATHS_STAMP))
-$(B)/obj/loader/store_binding.o $(B)/obj/loader/context.o $(B)/obj/cli/apikey.o: $(PATHS_STAMP)
 
 $(CORE_LIB): $(CORE_OBJ)
 	@rm -f $@
