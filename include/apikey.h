@@ -188,7 +188,8 @@ apikey_status apikey_create(apikey_ctx *ctx, const apikey_create_request *req, a
 /* Create n keys in one transaction: every request is checked first, then all
  * are created or none (err then names the line, "line 3: ..."). reqs and
  * out are arrays of n structs of the caller's size (reqs[0].size,
- * out[0].size); out[i] answers reqs[i]. On failure out is wiped. */
+ * out[0].size); out[i] answers reqs[i]. On failure every key field of out
+ * is zeroed, here and in apikey_create and apikey_rotate. */
 apikey_status apikey_create_batch(apikey_ctx *ctx, const apikey_create_request *reqs, size_t n,
                                   apikey_issued *out, char *err, size_t errlen);
 

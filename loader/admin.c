@@ -142,15 +142,35 @@ static apikey_status issue(apikey_ctx *ctx, admin_issued *out, char *err, size_t
     return APIKEY_OK;
 }
 
-static apikey_status begin(apikey_ctx *ctx, char *err, size_t errlen)
+/* Take the context's lock with its store open. A host's context opens its
+ * store at first use, and a verify closes one that failed: open it here
+ * too, and close it again when it fails, so a long-lived host recovers. */
+static apikey_status lock_store(apikey_ctx *ctx, char *err, size_t errlen)
 {
     pthread_rwlock_wrlock(&ctx->lock);
+    int st = store_connect(&ctx->store, 0);
+    if (st == APIKEY_ST_OK)
+        return APIKEY_OK;
+    pthread_rwlock_unlock(&ctx->lock);
+    return store_error(err, errlen, "opening", st);
+}
+
+static apikey_status unlock_store(apikey_ctx *ctx, apikey_status rc)
+{
+    if (rc == APIKEY_E_UNAVAILABLE)
+        store_disconnect(&ctx->store);
+    pthread_rwlock_unlock(&ctx->lock);
+    return rc;
+}
+
+static apikey_status begin(apikey_ctx *ctx, char *err, size_t errlen)
+{
+    apikey_status rc = lock_store(ctx, err, errlen);
+    if (rc != APIKEY_OK)
+        return rc;
     int st = ctx->store.ops->begin(ctx->store.handle);
-    if (st != APIKEY_ST_OK) {
-        pthread_rwlock_unlock(&ctx->lock);
-        return store_error(err, errlen, "starting a write", st);
-    }
-    return APIKEY_OK;
+    return st == APIKEY_ST_OK ? APIKEY_OK
+                              : unlock_store(ctx, store_error(err, errlen, "starting a write", st));
 }
 
 /* Commit when rc says so, else roll back; always releases the lock. */
@@ -163,8 +183,7 @@ static apikey_status finish(apikey_ctx *ctx, apikey_status rc, char *err, size_t
     } else {
         ctx->store.ops->rollback(ctx->store.handle);
     }
-    pthread_rwlock_unlock(&ctx->lock);
-    return rc;
+    return unlock_store(ctx, rc);
 }
 
 static void audit(apikey_ctx *ctx, const char *what, const apikey_record *rec, const char *extra)
@@ -338,9 +357,10 @@ static apikey_status find(apikey_ctx *ctx, const char *public_id, apikey_record 
 apikey_status admin_get(apikey_ctx *ctx, const char *public_id, apikey_record *rec, char *err,
                         size_t errlen)
 {
-    pthread_rwlock_wrlock(&ctx->lock);
-    apikey_status rc = find(ctx, public_id, rec, err, errlen);
-    pthread_rwlock_unlock(&ctx->lock);
+    apikey_status rc = lock_store(ctx, err, errlen);
+    if (rc != APIKEY_OK)
+        return rc;
+    rc = unlock_store(ctx, find(ctx, public_id, rec, err, errlen));
     OPENSSL_cleanse(rec->hash, sizeof rec->hash); /* never kept beyond need */
     return rc;
 }
@@ -426,10 +446,11 @@ apikey_status admin_rotate(apikey_ctx *ctx, const char *public_id, const char *g
 apikey_status admin_each(apikey_ctx *ctx, const char *account, apikey_record_cb cb, void *arg,
                          char *err, size_t errlen)
 {
-    pthread_rwlock_wrlock(&ctx->lock);
+    apikey_status rc = lock_store(ctx, err, errlen);
+    if (rc != APIKEY_OK)
+        return rc;
     int st = ctx->store.ops->each(ctx->store.handle, account, cb, arg);
-    pthread_rwlock_unlock(&ctx->lock);
-    return st == APIKEY_ST_OK ? APIKEY_OK : store_error(err, errlen, "reading keys", st);
+    return unlock_store(ctx, st == APIKEY_ST_OK ? APIKEY_OK : store_error(err, errlen, "reading keys", st));
 }
 
 typedef struct copy_arg {
@@ -475,9 +496,14 @@ apikey_status admin_copy(apikey_ctx *ctx, const char *uri, size_t *copied, char 
         rc = store_error(err, errlen, "starting a write on the target", st);
         goto done;
     }
-    pthread_rwlock_wrlock(&ctx->lock);
+    if ((rc = lock_store(ctx, err, errlen)) != APIKEY_OK) {
+        to.ops->rollback(to.handle);
+        goto done;
+    }
     st = ctx->store.ops->each(ctx->store.handle, NULL, copy_cb, &c);
-    pthread_rwlock_unlock(&ctx->lock);
+    /* A failure the callback returned is the target's: the source stays open. */
+    int source_failed = st == APIKEY_ST_UNAVAILABLE && c.st == APIKEY_ST_OK;
+    unlock_store(ctx, source_failed ? APIKEY_E_UNAVAILABLE : APIKEY_OK);
     if (c.st == APIKEY_ST_CONFLICT) {
         snprintf(err, errlen, "the target holds another key with id %s_%s; nothing was copied",
                  ctx->cfg.key_prefix, c.conflict);

@@ -135,8 +135,13 @@ APIKEY_EXPORT apikey_status apikey_create_batch(apikey_ctx *ctx, const apikey_cr
     }
     if (st == APIKEY_OK)
         st = admin_create(ctx, ar, n, keys, c.err, c.errlen);
-    for (size_t i = 0; i < n && st == APIKEY_OK; i++)
-        issued_out(ctx, &keys[i], keys[i].rec.created, (void *)((char *)out + i * osize), osize);
+    for (size_t i = 0; i < n; i++) {
+        apikey_issued *o = (void *)((char *)out + i * osize);
+        if (st == APIKEY_OK)
+            issued_out(ctx, &keys[i], keys[i].rec.created, o, osize);
+        else /* no key of an earlier call left to be mistaken for one */
+            OPENSSL_cleanse(o->key, sizeof o->key);
+    }
     if (keys)
         OPENSSL_cleanse(keys, n * sizeof *keys);
     free(keys);
@@ -224,6 +229,8 @@ APIKEY_EXPORT apikey_status apikey_rotate(apikey_ctx *ctx, const char *id, const
     apikey_status st = admin_rotate(ctx, id, grace, &k, c.err, c.errlen);
     if (st == APIKEY_OK)
         issued_out(ctx, &k, k.rec.created, out, out->size);
+    else
+        OPENSSL_cleanse(out->key, sizeof out->key);
     OPENSSL_cleanse(&k, sizeof k);
     return call_end(&c, st);
 }
