@@ -102,8 +102,8 @@ typedef enum apikey_status {
     APIKEY_E_LIMIT,       /* the account holds max_keys_per_account active keys (409) */
     APIKEY_E_CONFLICT,    /* the key's state forbids it (rotating a revoked or
                              expired key), or copy met another key with the same id (409) */
-    APIKEY_E_UNAVAILABLE, /* the store cannot be read or written: down, corrupt,
-                             full; nothing was changed (503) */
+    APIKEY_E_UNAVAILABLE, /* the store (or copy's target) cannot be read or
+                             written: down, corrupt, full; nothing was changed (503) */
     APIKEY_E_NOMEM,       /* out of memory; nothing was changed (503) */
     APIKEY_E_INTERNAL,    /* the random number generator or hash failed (500) */
     APIKEY_E_ARGUMENT,    /* a bad call: NULL where a value is needed, a size
@@ -174,8 +174,8 @@ typedef struct apikey_create_request {
 } apikey_create_request;
 
 /* A key just made. key is its only copy anywhere: show it once, then wipe
- * it (apikey_wipe(issued.key, sizeof issued.key)). info.size is set by the
- * library from size. */
+ * it (apikey_wipe(issued.key, sizeof issued.key)). It ends with info and
+ * grows only through info, whose size the library derives from size. */
 typedef struct apikey_issued {
     size_t size;
     char key[APIKEY_KEY_MAX];

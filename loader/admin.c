@@ -343,7 +343,10 @@ static apikey_status find(apikey_ctx *ctx, const char *public_id, apikey_record 
 {
     char id[APIKEY_ID_LEN + 1];
     if (admin_parse_id(ctx, public_id, id) != 0) {
-        snprintf(err, errlen, "'%s' is not a key id such as %s_20fe9a1c", public_id, ctx->cfg.key_prefix);
+        /* Never echo more than an id's length: it may be a whole key, pasted. */
+        int shown = (int)(strlen(ctx->cfg.key_prefix) + 1 + APIKEY_ID_LEN);
+        snprintf(err, errlen, "'%.*s%s' is not a key id such as %s_20fe9a1c", shown, public_id,
+                 strlen(public_id) > (size_t)shown ? "..." : "", ctx->cfg.key_prefix);
         return APIKEY_E_INVALID;
     }
     int st = ctx->store.ops->lookup(ctx->store.handle, id, rec);

@@ -340,6 +340,13 @@ static void test_refusals(void)
     CU_ASSERT_EQUAL(api->revoke(ctx, "ak_00000000", err, sizeof err), APIKEY_E_NOT_FOUND);
     CU_ASSERT_EQUAL(api->rotate(ctx, "ak_00000000", NULL, &k, err, sizeof err), APIKEY_E_NOT_FOUND);
     CU_ASSERT_EQUAL(api->revoke(ctx, "ak_../../x", err, sizeof err), APIKEY_E_INVALID);
+    /* A whole key pasted for its id: refused, and its secret not echoed. */
+    CU_ASSERT_EQUAL_FATAL(create(ctx, "erin", "proxies:read", NULL, &k, err, sizeof err), APIKEY_OK);
+    CU_ASSERT_EQUAL(api->revoke(ctx, k.key, err, sizeof err), APIKEY_E_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, k.info.id));
+    CU_ASSERT_PTR_NULL(strstr(err, k.key + 11));
+    CU_ASSERT_PTR_NULL(strstr(err, k.key + 40));
+    api->wipe(k.key, sizeof k.key);
     CU_ASSERT_EQUAL(api->get(ctx, "", &info, err, sizeof err), APIKEY_E_INVALID);
 
     /* Bad calls. */
