@@ -1,6 +1,6 @@
 /* libapikey's internals: the context, the store binding and the admin
  * operations. Adapters (PAM module, helper, command) see include/apikey.h;
- * the command and the tests also use what is declared here. */
+ * the PAM module (its context cache) and the tests also use what is here. */
 #ifndef APIKEY_CORE_H
 #define APIKEY_CORE_H
 
