@@ -30,6 +30,8 @@ UNIT_TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(filter-out tests/testutil.c,$(
 run-tests: all $(UNIT_TESTS) $(B)/tests/libfault.so $(B)/tests/libplanted.so
 	sh tests/run.sh
 
+$(B)/tests/test_privileged: TEST_EXTRA_LIBS = -lpam
+
 $(B)/tests/test_store_sqlite: TEST_EXTRA_LIBS = -lsqlite3 -lpthread
 # libpq: the pgsql kind reads the working database to compare it.
 $(B)/tests/test_faults: TEST_EXTRA_LIBS = -lsqlite3 -lpq $(STORE_CFLAGS_pgsql)
