@@ -406,7 +406,8 @@ static int without_environment(pgstore *s, int (*fn)(pgstore *))
         /* libpq binds its message catalogue at its first message, from
          * PGLOCALEDIR when set: a catalogue of the caller's would hand root's
          * libpq format strings. Make that first message here, where
-         * PGLOCALEDIR is unset: a conninfo missing its "=". */
+         * PGLOCALEDIR is unset: a conninfo missing its "=". (libpq 15 also
+         * makes one at every connection attempt; this does not rely on it.) */
         char *e = NULL;
         PQconninfoFree(PQconninfoParse("x", &e));
         PQfreemem(e);
