@@ -333,7 +333,9 @@ static int sq_open(const char *location, int create, const apikey_store_host *ho
     int persist = 1;
     sqlite3_file_control(s->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
     sqlite3_busy_timeout(s->db, WRITER_WAIT_MS);
-    st = exec(s, "PRAGMA synchronous = FULL");
+    /* temp_store: no temporary file ever, so never a folder from
+     * SQLITE_TMPDIR or TMPDIR, which a privileged host's caller may set. */
+    st = exec(s, "PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY");
     if (st == APIKEY_ST_OK && flags == SQLITE_OPEN_READWRITE)
         st = exec(s, "PRAGMA journal_mode = WAL");
     if (st == APIKEY_ST_OK)
@@ -359,6 +361,7 @@ static int open_reader(sstore *s, reader *r)
         return st;
     if (sqlite3_open_v2(s->path, &r->db, s->open_flags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL) !=
             SQLITE_OK ||
+        sqlite3_exec(r->db, "PRAGMA temp_store = MEMORY", NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_prepare_v3(r->db, queries[Q_LOOKUP], -1, SQLITE_PREPARE_PERSISTENT, &r->lookup, NULL) !=
             SQLITE_OK) {
         st = fail_on(s, r->db, "opening a reader");
