@@ -127,7 +127,10 @@ static int writer_active(const jstore *s)
     int fd = open(s->lock_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return 0;
-    int busy = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    /* A lock planted by someone else says nothing: parse the JSON file. */
+    char why[512];
+    int busy = s->host->check_file(fd, s->lock_path, why, sizeof why) == 0 &&
+               flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
     close(fd);
     return busy;
 }
@@ -307,6 +310,13 @@ static int open_lock(jstore *s)
     /* Readers in the store's group look at the lock too (writer_active). */
     if (s->have_owner && geteuid() == 0)
         (void)!fchown(fd, s->owner.st_uid, s->owner.st_gid);
+    /* One planted by someone else could be held to stall every writer. */
+    char why[512];
+    if (s->host->check_file(fd, s->lock_path, why, sizeof why) != 0) {
+        s->host->log_error("store %s: its lock %s", s->path, why);
+        close(fd);
+        return -1;
+    }
     while (flock(fd, LOCK_EX) != 0) {
         if (errno != EINTR) {
             s->host->log_error("store %s: cannot lock: %s", s->path, strerror(errno));
