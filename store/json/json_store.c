@@ -297,6 +297,18 @@ static int js_each(void *handle, const char *account, apikey_record_cb cb, void 
     return json_db_each(&s->db, account, cb, arg);
 }
 
+/* A file written beside the store takes its owner, group and mode (a new
+ * store: the caller's, 0640), so that hosts reading the store through its
+ * group read these too. */
+static int keep_owner(const jstore *s, int fd)
+{
+    if (!s->have_owner)
+        return fchmod(fd, 0640);
+    if (fchown(fd, s->owner.st_uid, s->owner.st_gid) != 0 && geteuid() == 0)
+        return -1;
+    return fchmod(fd, s->owner.st_mode & 07777);
+}
+
 /* New files take the mode a store's own folder suggests: owner rw, group r. */
 static int open_lock(jstore *s)
 {
@@ -307,9 +319,6 @@ static int open_lock(jstore *s)
                            strerror(errno));
         return -1;
     }
-    /* Readers in the store's group look at the lock too (writer_active). */
-    if (s->have_owner && geteuid() == 0)
-        (void)!fchown(fd, s->owner.st_uid, s->owner.st_gid);
     /* One planted by someone else could be held to stall every writer. */
     char why[512];
     if (s->host->check_file(fd, s->lock_path, why, sizeof why) != 0) {
@@ -341,6 +350,10 @@ static int js_begin(void *handle)
         s->lock_fd = -1;
         return st;
     }
+    /* Readers in the store's group look at the lock too (writer_active):
+     * it follows the store, as the rewrite does, once the store is known. */
+    if (s->have_owner)
+        (void)keep_owner(s, s->lock_fd);
     s->dirty = 0;
     return APIKEY_ST_OK;
 }
@@ -399,14 +412,8 @@ static int write_store(jstore *s, struct stat *st)
     if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0)
         goto done;
     what = "keep owner and mode";
-    if (s->have_owner) {
-        if (fchown(fd, s->owner.st_uid, s->owner.st_gid) != 0 && geteuid() == 0)
-            goto done;
-        if (fchmod(fd, s->owner.st_mode & 07777) != 0)
-            goto done;
-    } else if (fchmod(fd, 0640) != 0) {
+    if (keep_owner(s, fd) != 0)
         goto done;
-    }
     what = "write";
     if (json_db_write(&s->db, fd) != 0)
         goto done;
