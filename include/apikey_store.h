@@ -60,8 +60,10 @@ typedef struct apikey_store_host {
     /* One clear line for the operator: the core routes it to stderr or syslog. */
     void (*log_error)(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
     /* Refuse a file that is group/world-writable, or owned by someone other than
-     * root or the caller, or not a regular file. Returns 0 when acceptable,
-     * else -1 with a reason in why. fd is an open descriptor of the file. */
+     * root or the caller, or not a regular file, or that lies in a folder
+     * (from its own up to /) that is owned by someone else, or group- or
+     * world-writable and not sticky. Returns 0 when acceptable, else -1 with
+     * a reason in why. fd is an open descriptor of the file, path its name. */
     int (*check_file)(int fd, const char *path, char *why, size_t whylen);
     /* Fields added later go here; a backend checks STORE_HOST_HAS first. */
 
