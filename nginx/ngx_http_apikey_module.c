@@ -273,7 +273,7 @@ static ngx_int_t ngx_http_apikey_read_hints(ngx_conf_t *cf, ngx_http_apikey_conf
                 }
             }
             kv->key.len = ngx_strlen(name);
-            kv->key.data = ngx_pstrdup(cf->pool, &kv->key);
+            kv->key.data = ngx_pnalloc(cf->pool, kv->key.len + 1);
             kv->value.len = ngx_strlen(value);
             kv->value.data = ngx_pnalloc(cf->pool, kv->value.len + 1);
             if (!kv->key.data || !kv->value.data) {
