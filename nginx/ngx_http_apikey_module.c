@@ -319,7 +319,9 @@ static char *ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *
     ngx_conf_merge_ptr_value(conf->file, prev->file, NULL);
     ngx_conf_merge_str_value(conf->service, prev->service, "off");
     ngx_conf_merge_str_value(conf->header, prev->header, "X-API-Key");
-    if (conf->service.len == 3 && ngx_strncmp(conf->service.data, "off", 3) == 0) {
+    /* Merged once per level: "off" becomes "", which stays off below. */
+    if (conf->service.len == 0 ||
+        (conf->service.len == 3 && ngx_strncmp(conf->service.data, "off", 3) == 0)) {
         conf->service.len = 0;
         return NGX_CONF_OK;
     }
