@@ -101,6 +101,22 @@ http {
 CONF
 nginx -t -p "$N" -c "$N/nginx.conf" > "$N/t.log" 2>&1 || { cat "$N/t.log"; not_ok "nginx -t"; finish; }
 ok "nginx -t accepts the module and the example"
+# nginx -t (and so a reload) refuses what libapikey refuses.
+conf_test() { # WHAT WANT(0|1) HTTP-BODY
+    printf 'load_module %s;\nerror_log %s/t-err.log;\npid %s/t.pid;\nevents { }\nhttp { %s }\n' \
+        "$T/build/nginx/ngx_http_apikey_module.so" "$N" "$N" "$3" > "$N/t.conf"
+    nginx -t -p "$N" -c "$N/t.conf" > "$N/t.log" 2>&1
+    rc=$?
+    if [ "$2" = 0 ] && [ $rc -eq 0 ]; then ok "nginx -t: $1"
+    elif [ "$2" = 1 ] && [ $rc -ne 0 ] && grep -q "apikey" "$N/t.log"; then ok "nginx -t: $1: refused, saying why"
+    else not_ok "nginx -t: $1: exit $rc: $(tail -n 2 "$N/t.log")"; fi
+}
+conf_test "apikey_config in one location only" 0 \
+    "server { listen 127.0.0.1:$UP; location /a/ { apikey_config $CONF; apikey_service $SVC; } location /b/ { } }"
+conf_test "a missing apikey.conf" 1 "apikey_config $T/nonexistent.conf;"
+printf 'store = json:%s/keys.json\nnonsense\n' "$T" > "$T/bad.conf"
+conf_test "a bad apikey.conf" 1 "apikey_config $T/bad.conf;"
+conf_test "apikey_service without apikey_config" 1 "server { listen 127.0.0.1:$UP; location / { apikey_service $SVC; } }"
 bg nginx -p "$N" -c "$N/nginx.conf"
 MASTER=$!
 wait_port "$PORT" || { not_ok "nginx did not listen"; finish; }
