@@ -161,7 +161,8 @@ $(NGX_B)/src/objs/Makefile: nginx/config $(NGINX_SRC)/conf_flags $(NGX_B)/libdir
 
 $(NGX_B)/ngx_http_apikey_module.so: nginx/ngx_http_apikey_module.c include/apikey.h $(NGX_B)/src/objs/Makefile
 	$(MAKE) -s -C $(NGX_B)/src -f objs/Makefile modules
-	cp $(NGX_B)/src/objs/ngx_http_apikey_module.so $@
+	# A new file, not one rewritten in place: a running nginx maps the old one.
+	cp $(NGX_B)/src/objs/ngx_http_apikey_module.so $@.tmp && mv -f $@.tmp $@
 
 all: $(NGX_B)/ngx_http_apikey_module.so
 install: install-nginx

@@ -728,6 +728,7 @@ static ngx_int_t ngx_http_apikey_header_filter(ngx_http_request_t *r)
     if (rq && r->headers_out.status == rq->status) {
         ngx_str_set(&r->headers_out.content_type, "application/json");
         r->headers_out.content_type_len = r->headers_out.content_type.len;
+        r->headers_out.content_type_lowcase = NULL;
         r->headers_out.charset.len = 0;
         r->headers_out.content_length_n = rq->body.len;
         if (r->headers_out.content_length) {
