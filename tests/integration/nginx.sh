@@ -54,7 +54,8 @@ sed -e "s#/etc/apikey/apikey.conf#$CONF#" -e "s#127.0.0.1:8080#127.0.0.1:$PORT#"
 grep -q "apikey_service $SVC;" "$N/example.conf" || { not_ok "etc/nginx/apikey.conf did not template"; finish; }
 # The test's own locations go into the example's server.
 PGLOC=""
-[ -n "$PGCONF" ] && PGLOC="location /pg/ { apikey_config $PGCONF; apikey_service $SVC; alias $N/www/f/; }"
+[ -n "$PGCONF" ] && PGLOC="location /pg/ { apikey_config $PGCONF; apikey_service $SVC;
+    proxy_set_header X-Account \$apikey_account; proxy_pass http://127.0.0.1:$UP; }"
 cat > "$N/locations.conf" <<CONF
 index index.txt;
 location /f/ { apikey_service $SVC; root $N/www; }
@@ -101,6 +102,9 @@ http {
 CONF
 nginx -t -p "$N" -c "$N/nginx.conf" > "$N/t.log" 2>&1 || { cat "$N/t.log"; not_ok "nginx -t"; finish; }
 ok "nginx -t accepts the module and the example"
+if readelf -d build/nginx/ngx_http_apikey_module.so | grep NEEDED | grep -qE "apikey|crypto|sqlite|pq|jansson"; then
+    not_ok "the module links libapikey or its dependencies (it must load it at run time)"
+else ok "the module links neither libapikey nor OpenSSL, SQLite, libpq, Jansson"; fi
 # nginx -t (and so a reload) refuses what libapikey refuses.
 conf_test() { # WHAT WANT(0|1) HTTP-BODY
     printf 'load_module %s;\nerror_log %s/t-err.log;\npid %s/t.pid;\nevents { }\nhttp { %s }\n' \
@@ -234,12 +238,13 @@ end
 function init(args)
     for k in io.lines(args[1]) do table.insert(keys, k) end
     for id in io.lines(args[2]) do revoked[id] = true end
+    prefix = args[3] or "/wrk/"
     n, good, refused, wrong = 0, 0, 0, 0
 end
 function request()
     n = n + 1
     local i = (n * 7 + id) % #keys + 1
-    return wrk.format("GET", "/wrk/" .. i, {["Authorization"] = "Bearer " .. keys[i], ["X-Expect"] = "wrk" .. (i - 1)})
+    return wrk.format("GET", prefix .. i, {["Authorization"] = "Bearer " .. keys[i], ["X-Expect"] = "wrk" .. (i - 1)})
 end
 function response(status, headers, body)
     if status == 200 then
@@ -260,14 +265,18 @@ function done(summary, latency, requests)
         e.connect + e.read + e.write + e.timeout))
 end
 LUA
-wrk -t 2 -c 16 -d 3s -s "$T/wrk.lua" "$URL/" -- "$T/wrk.keys" "$T/wrk.revoked" > "$T/wrk.out" 2>&1
-set -- $(sed -n 's/^requests=\([0-9]*\) good=\([0-9]*\) refused=\([0-9]*\) wrong=\([0-9]*\) errors=\([0-9]*\)$/\1 \2 \3 \4 \5/p' "$T/wrk.out")
-if [ $# -eq 5 ] && [ "$1" -gt 1000 ] && [ $(($2 + $3)) -eq "$1" ] && [ "$4" -eq 0 ] && [ "$5" -eq 0 ] &&
-    [ "$2" -gt 0 ] && [ "$3" -gt 0 ]; then
-    ok "wrk, 150 keys at once: $1 answers, $2 let in, $3 refused, none wrong"
-else
-    not_ok "wrk: $(tail -n 3 "$T/wrk.out")"
-fi
+wrk_check() { # WHAT KEYS REVOKED-IDS PATH-PREFIX
+    wrk -t 2 -c 16 -d 3s -s "$T/wrk.lua" "$URL/" -- "$2" "$3" "$4" > "$T/wrk.out" 2>&1
+    set -- "$1" $(sed -n 's/^requests=\([0-9]*\) good=\([0-9]*\) refused=\([0-9]*\) wrong=\([0-9]*\) errors=\([0-9]*\)$/\1 \2 \3 \4 \5/p' "$T/wrk.out")
+    if [ $# -eq 6 ] && [ "$2" -gt 100 ] && [ $(($3 + $4)) -eq "$2" ] && [ "$5" -eq 0 ] && [ "$6" -eq 0 ] &&
+        [ "$3" -gt 0 ]; then
+        ok "$1: $2 answers, $3 let in, $4 refused, none wrong"
+    else
+        not_ok "$1: $(tail -n 3 "$T/wrk.out")"
+    fi
+}
+wrk_check "wrk, 150 keys at once, 50 revoked" "$T/wrk.keys" "$T/wrk.revoked" /wrk/
+grep -q "refused=0 " "$T/wrk.out" && not_ok "wrk: no revoked key was refused"
 
 # nginx -s reload picks up a changed apikey.conf: the service now needs geo:read.
 sed -i "s#^$SVC = proxies:read#$SVC = geo:read#" "$CONF"
@@ -298,6 +307,11 @@ if [ -n "$PGCONF" ]; then
         sleep 0.2
     done
     want "pgsql: a good key" 200 "$(hdr "X-API-Key: $PGKEY" /pg/)"
+    has "pgsql: the upstream sees \$apikey_account" "$T/b" "account=$U1 "
+    awk 'BEGIN { for (i = 0; i < 20; i++) printf "wrk%d\tk\tproxies:read\tnever\n", i }' > "$T/pgbatch"
+    "$ROOT/build/apikey" --config "$PGCONF" create --batch "$T/pgbatch" > "$T/pg.keys"
+    : > "$T/pg.revoked"
+    wrk_check "wrk on pgsql, checks in the thread pool, 20 keys at once" "$T/pg.keys" "$T/pg.revoked" /pg/
     "$APIKEY_PG_CTL" stop
     printf 'header = "X-API-Key: %s"\n' "$PGKEY" |
         curl -s -o "$T/pg.body" -w '%{http_code}' --max-time 60 -K - "$URL/pg/" > "$T/pg.code" &
@@ -324,7 +338,7 @@ if grep -q "exited on signal" "$LOG"; then not_ok "a worker died: $(grep -m1 'ex
 else ok "no worker died"; fi
 {
     for k in "$GOOD" "$FOREIGN" "$NARROW" "$EXPIRED" "$REVOKED" "$WRONG" "$LIVE" "$typo" ${PGKEY:-}; do echo "$k"; done
-    cat "$T/wrk.keys"
+    cat "$T/wrk.keys" "$T/pg.keys" 2>/dev/null
 } | awk 'length($0) > 11 { print; print substr($0, 12) }' > "$T/secrets"
 echo "$HOSTILE" | awk '{ print; print substr($0, 12) }' > "$T/hostile"
 cat "$N"/*.log | grep -F -f "$T/secrets" > "$T/leaks"
