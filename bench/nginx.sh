@@ -29,6 +29,7 @@ ROWS=$T/rows
 : > "$ROWS"
 row() { printf '%s|%s|%s|%s|%s\n' "$1" "$2" "$3" "$4" "$5" >> "$ROWS"; echo "  $1: $2 $3 ($5)"; }
 
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== nginx: CPU time of the worker per request, $MID keys, ${SECS} s per row"
 awk -v n="$MID" 'BEGIN { for (i = 0; i < n; i++) printf "user%d\tk\tproxies:read\tnever\n", i }' > "$T/batch"
 for kind in json sqlite; do
@@ -132,7 +133,8 @@ done
     echo
     echo "## nginx: ngx_http_apikey_module"
     echo
-    echo "Measured by \`make bench\` (bench/nginx.sh) on $(date -u +%Y-%m-%d): nginx $(nginx -v 2>&1 | sed 's#.*/##'),"
+    echo "Measured by \`make bench\` (bench/nginx.sh) on $(date -u +%Y-%m-%d), load average $LOAD at the start"
+    echo "(2 cores shared with other work: p99 mostly measures waiting for a core): nginx $(nginx -v 2>&1 | sed 's#.*/##'),"
     echo "one worker, wrk -t1 -c16 on loopback with keep-alive, ${SECS} s per run, the cheaper of two"
     echo "rounds run side by side, one small static"
     echo "file; behind the module, the keys rotate over $NKEYS keys spread across a store of $MID."
