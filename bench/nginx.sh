@@ -8,7 +8,7 @@
 # against plain nginx is the ratio of those times. p99 from wrk.
 # Appends (or replaces) its section of bench/RESULTS.md.
 #
-# BENCH_MID=100000 BENCH_NGINX_SECONDS=8 BENCH_NGINX_KEYS=1000 (keys wrk
+# BENCH_MID=100000 BENCH_NGINX_SECONDS=8 BENCH_NGINX_ROUNDS=3 BENCH_NGINX_KEYS=1000 (keys wrk
 # rotates through, spread over the store).
 set -u
 cd "$(dirname "$0")/.." || exit 2
@@ -16,6 +16,7 @@ ROOT=$(pwd)
 MID=${BENCH_MID:-100000}
 SECS=${BENCH_NGINX_SECONDS:-8}
 NKEYS=${BENCH_NGINX_KEYS:-1000}
+ROUNDS=${BENCH_NGINX_ROUNDS:-3}
 MODULE=$ROOT/build/nginx/ngx_http_apikey_module.so
 if [ ! -f "$MODULE" ] || ! command -v nginx > /dev/null || ! command -v wrk > /dev/null; then
     echo "bench/nginx.sh: skipped: needs nginx, wrk and $MODULE"
@@ -101,11 +102,11 @@ measure() { # PATH KEYS: prints "µs-per-request p99-µs requests errors"
         'BEGIN { printf "%.2f %d %d\n", (b - a) / hz * 1e6 / n, p, n }'
 }
 
-# Two rounds, side by side; each row keeps its cheaper run (the machine is
+# Rounds side by side; each row keeps its cheapest run (the machine is
 # shared: the other run's extra is someone else's load).
 KINDS="plain"
 for kind in json sqlite; do [ -f "$T/$kind.conf" ] && KINDS="$KINDS $kind"; done
-for round in 1 2; do
+for round in $(seq "$ROUNDS"); do
     for kind in $KINDS; do
         keys=$T/$kind.wrk
         [ "$kind" = plain ] && keys=$T/json.wrk
@@ -114,17 +115,20 @@ for round in 1 2; do
     done
 done
 best() { sort -n "$T/runs.$1" | head -n 1; }
+spread() { sort -n "$T/runs.$1" | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "runs %s-%s µs", lo, hi }'; }
+# Each round's own ratio, plain over the module, run next to each other.
+paired() { paste -d' ' "$T/runs.plain" "$T/runs.$1" | awk '{ printf "%s%.2f", (NR > 1 ? ", " : ""), $1 / $4 }'; }
 
 set -- $(best plain)
 PLAIN=$1
-row "nginx, plain static file (the floor)" "$1" "µs CPU/request" "-" "1.00x; p99 $2 µs"
+row "nginx, plain static file (the floor)" "$1" "µs CPU/request" "-" "1.00x; p99 $2 µs; $(spread plain)"
 for kind in $KINDS; do
     [ "$kind" = plain ] && continue
     set -- $(best "$kind")
     cap=$(awk -v p="$PLAIN" -v m="$1" 'BEGIN { printf "%.2f", p / m }')
     met=$(awk -v c="$cap" 'BEGIN { print (c >= 0.90 ? "met" : "short") }')
     row "nginx + ngx_http_apikey_module, $kind, $MID keys" "$1" "µs CPU/request" \
-        ">= 0.90x plain capacity" "${cap}x: $met; p99 $2 µs"
+        ">= 0.90x plain capacity" "${cap}x: $met; p99 $2 µs; $(spread "$kind"); each round: $(paired "$kind")x"
 done
 
 {
@@ -135,7 +139,7 @@ done
     echo
     echo "Measured by \`make bench\` (bench/nginx.sh) on $(date -u +%Y-%m-%d), load average $LOAD at the start"
     echo "(2 cores shared with other work: p99 mostly measures waiting for a core): nginx $(nginx -v 2>&1 | sed 's#.*/##'),"
-    echo "one worker, wrk -t1 -c16 on loopback with keep-alive, ${SECS} s per run, the cheaper of two"
+    echo "one worker, wrk -t1 -c16 on loopback with keep-alive, ${SECS} s per run, the cheapest of $ROUNDS"
     echo "rounds run side by side, one small static"
     echo "file; behind the module, the keys rotate over $NKEYS keys spread across a store of $MID."
     echo "The measure is the worker's CPU time (utime+stime) per request; capacity is plain"
