@@ -559,11 +559,6 @@ static ngx_int_t ngx_http_apikey_answer(ngx_http_request_t *r, ngx_http_apikey_l
     size_t len;
 
     rq->status = rq->missing ? NGX_HTTP_UNAUTHORIZED : (ngx_uint_t) ngx_http_apikey_api->http_status(res);
-    /* The issue's contract: a service that is not mapped is not the key's
-     * want of a scope; nothing could pass, so the key is refused (401). */
-    if (res->decision == APIKEY_REFUSED && res->reason == APIKEY_REASON_UNMAPPED) {
-        rq->status = NGX_HTTP_UNAUTHORIZED;
-    }
     if (rq->status == NGX_HTTP_OK) {
         return NGX_OK;
     }
