@@ -518,7 +518,7 @@ static int to_record(const json_index *ix, const idx_rec *r, apikey_record *out,
     strcpy(out->account, a);
     strcpy(out->name, n);
     strcpy(out->scopes, s);
-    return APIKEY_ST_OK;
+    return apikey_record_ok(out) ? APIKEY_ST_OK : APIKEY_ST_UNAVAILABLE;
 }
 
 int json_index_get(const json_index *ix, const char *id, apikey_record *out, int with_name)
