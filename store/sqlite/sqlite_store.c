@@ -415,8 +415,9 @@ static int sq_lookup(void *handle, const char *id, apikey_record *out)
         sqlite3_stmt *st = r == &s->rd[0] ? s->q[Q_LOOKUP] : r->lookup;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         int rc = sqlite3_step(st);
-        const char *got = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
-        if (got && strcmp(got, id) == 0) {
+        /* The type first: reading a BLOB as text would convert it. */
+        if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT &&
+            strcmp((const char *)sqlite3_column_text(st, 0), id) == 0) {
             res = read_row(s, st, out);
         } else if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
             /* The neighbour, decoded and dropped; whether it is sound is
