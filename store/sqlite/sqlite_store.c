@@ -49,11 +49,10 @@ static const char *const migrations[SCHEMA_VERSION] = {
 enum { Q_LOOKUP, Q_EACH, Q_EACH_ACCOUNT, Q_INSERT, Q_UPDATE, Q_REVOKED, Q_TOUCH, Q_COUNT };
 static const char *const queries[Q_COUNT] = {
     /* The key, else its neighbour in id order: a miss reads and decodes a
-     * row as a hit does, so an unknown id costs what a wrong secret costs.
-     * The second part runs only for an id after the last one. */
-    [Q_LOOKUP] = "SELECT * FROM (SELECT " COLS " FROM apikey_keys WHERE id >= ?1 ORDER BY id LIMIT 1)"
-                 " UNION ALL SELECT * FROM (SELECT " COLS " FROM apikey_keys WHERE id < ?1"
-                 " ORDER BY id DESC LIMIT 1) LIMIT 1",
+     * row as a hit does, so an unknown id costs what a wrong secret costs
+     * (one index seek and one row either way; a UNION that also covered an
+     * id after the last one cost every hit 6%: see sq_lookup). */
+    [Q_LOOKUP] = "SELECT " COLS " FROM apikey_keys WHERE id >= ?1 ORDER BY id LIMIT 1",
     [Q_EACH] = "SELECT " COLS " FROM apikey_keys ORDER BY seq",
     [Q_EACH_ACCOUNT] = "SELECT " COLS " FROM apikey_keys WHERE account = ?1 ORDER BY seq",
     [Q_INSERT] = "INSERT INTO apikey_keys (" COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -415,6 +414,13 @@ static int sq_lookup(void *handle, const char *id, apikey_record *out)
         sqlite3_stmt *st = r == &s->rd[0] ? s->q[Q_LOOKUP] : r->lookup;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE) {
+            /* An id after the last one: the first key ("0" sorts before
+             * every base62 id) is its neighbour. */
+            sqlite3_reset(st);
+            sqlite3_bind_text(st, 1, "0", -1, SQLITE_STATIC);
+            rc = sqlite3_step(st);
+        }
         /* The type first: reading a BLOB as text would convert it. */
         if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT &&
             strcmp((const char *)sqlite3_column_text(st, 0), id) == 0) {
@@ -422,7 +428,8 @@ static int sq_lookup(void *handle, const char *id, apikey_record *out)
         } else if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
             /* The neighbour, decoded and dropped; whether it is sound is
              * its own check's business. */
-            (void)decode_row(st, out);
+            if (rc == SQLITE_ROW)
+                (void)decode_row(st, out);
             memset(out, 0, offsetof(apikey_record, account));
             res = APIKEY_ST_NOTFOUND;
         } else {
