@@ -72,6 +72,13 @@ static inline int apikey_time_ok_(int64_t t, int may_be_zero)
     return (t == 0 && may_be_zero) || (t > 0 && t <= APIKEY_TIME_MAX);
 }
 
+/* A creation time, and every other time 0 or in range. */
+static inline int apikey_record_times_ok(const apikey_record *r)
+{
+    return apikey_time_ok_(r->created, 0) && apikey_time_ok_(r->expires, 1) &&
+           apikey_time_ok_(r->last_used, 1) && apikey_time_ok_(r->revoked, 1);
+}
+
 /* Whether a record decoded from a store holds what a store may hold: an id
  * of 8 base62 characters, an account, texts without control characters,
  * a creation time, and every other time either 0 ("never", "not revoked")
@@ -89,9 +96,7 @@ static inline int apikey_record_ok(const apikey_record *r)
     }
     return r->id[APIKEY_ID_LEN] == '\0' && apikey_text_ok_(r->account, sizeof r->account, 0) &&
            apikey_text_ok_(r->name, sizeof r->name, 1) &&
-           apikey_text_ok_(r->scopes, sizeof r->scopes, 1) && apikey_time_ok_(r->created, 0) &&
-           apikey_time_ok_(r->expires, 1) && apikey_time_ok_(r->last_used, 1) &&
-           apikey_time_ok_(r->revoked, 1);
+           apikey_text_ok_(r->scopes, sizeof r->scopes, 1) && apikey_record_times_ok(r);
 }
 
 /* What the core offers a backend. */
@@ -119,7 +124,9 @@ typedef struct apikey_store_ops {
     void (*close)(void *handle);
 
     /* Hot path: fetch one record by id from the store of record, seeing every
-     * committed change. OK, NOTFOUND or UNAVAILABLE. */
+     * committed change. OK, NOTFOUND or UNAVAILABLE. A miss should cost
+     * what a hit costs (timing must not tell which ids exist): a backend may
+     * read a neighbour into out, which then holds nothing of use. */
     int (*lookup)(void *handle, const char *id, apikey_record *out);
 
     /* Every record, or those of one account (NULL: all), in creation order.
