@@ -186,7 +186,7 @@ NGINX_SRC ?= /usr/share/nginx/src
 ifneq ($(wildcard $(NGINX_SRC)/configure $(NGINX_SRC)/conf_flags),)
 NGX_B := $(B)/nginx
 NGX_CC_OPT = -g -O2 -fstack-protector-strong -Wformat -Werror=format-security -fPIC \
-	-D_FORTIFY_SOURCE=2 -Wextra -Wno-unused-parameter -include $(CURDIR)/$(NGX_B)/libdir.h \
+	-D_FORTIFY_SOURCE=2 -Wextra -Wno-unused-parameter -include $(abspath $(NGX_B))/libdir.h \
 	$(CPPFLAGS) $(CFLAGS)
 NGX_LD_OPT = -Wl,-z,relro -Wl,-z,now -fPIC $(LDFLAGS)
 
