@@ -163,18 +163,6 @@ uninstall:
 clean:
 	rm -rf $(B)
 
-# Keep object files that pattern rules made: no rebuilds on every run.
-.SECONDARY:
-
-# The example host links only libdl: libapikey comes in at run time.
-$(B)/examples/apikey_http_host: examples/http_host.c include/apikey.h
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< -ldl $(ALL_LDFLAGS)
-all: $(B)/examples/apikey_http_host
-
-check-sanitize: deps
-	sh tools/check-sanitize.sh
-
 # Debian packages (debian/), as debuild builds them, into build/deb/.
 # dpkg-buildpackage writes beside the source tree: the files it writes there
 # are moved here. A package whose sources are not in the tree yet is left out
@@ -187,3 +175,15 @@ deb:
 	rm -rf $(B)/deb && mkdir -p $(B)/deb
 	awk '/^Files:/ {f = 1; next} f && /^ / {print "../" $$NF}' $(DEB_CHANGES) | xargs mv -t $(B)/deb/
 	mv $(DEB_CHANGES) $(B)/deb/
+
+# Keep object files that pattern rules made: no rebuilds on every run.
+.SECONDARY:
+
+# The example host links only libdl: libapikey comes in at run time.
+$(B)/examples/apikey_http_host: examples/http_host.c include/apikey.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< -ldl $(ALL_LDFLAGS)
+all: $(B)/examples/apikey_http_host
+
+check-sanitize: deps
+	sh tools/check-sanitize.sh
