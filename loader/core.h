@@ -1,6 +1,6 @@
 /* libapikey's internals: the context, the store binding and the admin
  * operations. Adapters (PAM module, helper, command) see include/apikey.h;
- * the command and the tests also use what is declared here. */
+ * the PAM module (its context cache) and the tests also use what is here. */
 #ifndef APIKEY_CORE_H
 #define APIKEY_CORE_H
 
@@ -45,12 +45,16 @@ struct apikey_ctx {
 void core_log_to_stderr(int on);
 void core_log(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 extern const apikey_store_host core_store_host;
+/* While buf is set (not NULL), a backend's line on this thread goes into it,
+ * the first one only, instead of the log: an admin call hands it to its
+ * caller in err, and the adapter says it once. */
+void core_report_to(char *buf, size_t len);
 
 /* Open a context. With no flag (hosts) the store is opened at the first
  * verify and re-opened after it failed, so a host started while its store is
  * down recovers by itself; the command connects at once. */
-#define CORE_OPEN_CREATE 1  /* connect, creating the store when missing */
-#define CORE_OPEN_CONNECT 2 /* connect now */
+#define CORE_OPEN_CREATE APIKEY_OPEN_CREATE   /* connect, creating the store when missing */
+#define CORE_OPEN_CONNECT APIKEY_OPEN_CONNECT /* connect now */
 apikey_ctx *core_open(const char *config_path, int flags, char *err, size_t errlen);
 void core_set_clock(apikey_ctx *ctx, apikey_clock_fn now);
 /* The configuration file a context opens: the path given, else
