@@ -3,7 +3,8 @@
 # check, as root, and never by make check: it installs packages system-wide.
 #
 # make deb in a clean copy of the checkout (then that copy is deleted), lintian
-# (no error), apt-get install of the .deb files; then, against the installed
+# (no error), apt-get install of the .deb files, hardening-check on every
+# installed binary, /etc/pam.d untouched; then, against the installed
 # files only (from an empty folder, a bare environment, no build tree left
 # anywhere): the demo's lifecycle with /usr/bin/apikey on a private
 # configuration and store, logins through a PAM service that names the
