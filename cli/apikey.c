@@ -63,12 +63,9 @@ apikey_ctx *cli_open(const char *config, int create)
     return ctx;
 }
 
-static void print_issued(const apikey_issued *k, int json)
+static int print_issued(const apikey_issued *k, int json)
 {
-    if (json)
-        cli_print_json_key(&k->info, k->key);
-    else
-        cli_print_secret(k->key);
+    return json ? cli_print_json_key(&k->info, k->key) : cli_print_secret(k->key, k->info.id);
 }
 
 /* What a call that prints nothing on success ends with. */
@@ -113,11 +110,10 @@ static int cmd_create_one(const char *config, int argc, char **argv)
     apikey_issued out = {.size = sizeof out};
     char err[1024];
     apikey_status st = apikey_create(ctx, &req, &out, err, sizeof err);
-    if (st == APIKEY_OK)
-        print_issued(&out, json);
+    int shown = st == APIKEY_OK ? print_issued(&out, json) : CLI_EXIT_OK;
     apikey_wipe(&out, sizeof out);
     apikey_close(ctx);
-    return finish(st, err);
+    return st == APIKEY_OK ? shown : finish(st, err);
 }
 
 static int cmd_revoke(const char *config, int argc, char **argv)
@@ -158,11 +154,10 @@ static int cmd_rotate(const char *config, int argc, char **argv)
     apikey_issued out = {.size = sizeof out};
     char err[1024];
     apikey_status st = apikey_rotate(ctx, argv[optind], grace, &out, err, sizeof err);
-    if (st == APIKEY_OK)
-        print_issued(&out, json);
+    int shown = st == APIKEY_OK ? print_issued(&out, json) : CLI_EXIT_OK;
     apikey_wipe(&out, sizeof out);
     apikey_close(ctx);
-    return finish(st, err);
+    return st == APIKEY_OK ? shown : finish(st, err);
 }
 
 static int cmd_copy(const char *config, int argc, char **argv)

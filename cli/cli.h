@@ -17,9 +17,9 @@ int cli_fail(int rc, const char *msg);
 apikey_ctx *cli_open(const char *config, int create);
 
 /* A line holding a key, written past stdio, whose buffer nobody wipes. */
-void cli_print_secret(const char *text);
+int cli_print_secret(const char *text, const char *key_id); /* CLI_EXIT_OK, or _ERROR having said why */
 /* One key as a JSON object on its own line; key is NULL except at creation. */
-void cli_print_json_key(const apikey_key_info *info, const char *key);
+int cli_print_json_key(const apikey_key_info *info, const char *key);
 
 int cli_list(const char *config, int argc, char **argv);
 int cli_scopes(const char *config, int argc, char **argv);

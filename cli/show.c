@@ -1,4 +1,5 @@
 /* apikey list and apikey scopes: reading the store and the catalogue. */
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -44,27 +45,37 @@ static json_t *key_json(const apikey_key_info *k)
                      "status", apikey_state_string(k->state));
 }
 
-void cli_print_secret(const char *text)
+int cli_print_secret(const char *text, const char *key_id)
 {
-    fflush(stdout); /* what was printed before stays before */
-    if (secret_write_line(1, text, strlen(text)) != 0)
-        perror("apikey: cannot write the key to standard output");
+    /* What was printed before stays before. A key that cannot be shown
+     * fails the command, though the store holds it: it is named, so the
+     * operator can revoke it. */
+    if (fflush(stdout) != 0 || secret_write_line(1, text, strlen(text)) != 0) {
+        fprintf(stderr, "apikey: cannot write to standard output (%s): key %s was created but not shown; revoke it: apikey revoke %s\n",
+                strerror(errno), key_id, key_id);
+        return CLI_EXIT_ERROR;
+    }
+    return CLI_EXIT_OK;
 }
 
-void cli_print_json_key(const apikey_key_info *info, const char *key)
+int cli_print_json_key(const apikey_key_info *info, const char *key)
 {
+    int rc = CLI_EXIT_OK;
     json_t *o = key_json(info);
     if (o && key)
         json_object_set_new(o, "key", json_string(key));
     char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    if (text && key)
-        cli_print_secret(text);
-    else if (text)
+    if (!text)
+        rc = cli_fail(CLI_EXIT_ERROR, "out of memory");
+    else if (key)
+        rc = cli_print_secret(text, info->id);
+    else
         puts(text);
     if (text)
         apikey_wipe(text, strlen(text));
     free(text);
     json_decref(o);
+    return rc;
 }
 
 typedef struct rows {

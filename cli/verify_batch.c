@@ -141,8 +141,8 @@ int cli_create_batch(const char *config, const char *file)
         cli_fail(rc, "out of memory");
     else if (st != APIKEY_OK)
         cli_fail(rc, err);
-    for (size_t i = 0; st == APIKEY_OK && i < n; i++)
-        cli_print_secret(out[i].key);
+    for (size_t i = 0; st == APIKEY_OK && i < n && rc == CLI_EXIT_OK; i++)
+        rc = cli_print_secret(out[i].key, out[i].info.id);
     if (out)
         apikey_wipe(out, n * sizeof *out);
     apikey_close(ctx);

@@ -30,8 +30,10 @@ APIKEY_EXPORT int apikey_http_status(const apikey_result *res)
     switch (res->decision) {
     case APIKEY_ALLOWED: return 200;
     case APIKEY_REFUSED:
-        /* The key is genuine but may not do this: forbidden, not unauthenticated. */
-        return res->reason == APIKEY_REASON_MISSING_SCOPE || res->reason == APIKEY_REASON_UNMAPPED ? 403 : 401;
+        /* The key is genuine but may not do this: forbidden, not
+         * unauthenticated. An unmapped service is not a key's want of a
+         * scope (no key could pass): 401. */
+        return res->reason == APIKEY_REASON_MISSING_SCOPE ? 403 : 401;
     case APIKEY_UNAVAILABLE: break;
     }
     return 503;
