@@ -67,7 +67,7 @@ $(shell mkdir -p $(B))
 $(file >$(BUILD_STAMP),$(strip $(BUILD_ID)))
 endif
 
-.PHONY: all check test demo install uninstall deps clean bench check-sanitize
+.PHONY: all check test demo install uninstall deps clean bench check-sanitize deb
 all: $(TARGETS)
 
 $(B)/obj/%.o: %.c $(BUILD_STAMP)
@@ -162,6 +162,19 @@ uninstall:
 
 clean:
 	rm -rf $(B)
+
+# Debian packages (debian/), as debuild builds them, into build/deb/.
+# dpkg-buildpackage writes beside the source tree: the files it writes there
+# are moved here. A package whose sources are not in the tree yet is left out
+# through its build profile.
+DEB_PROFILES := $(if $(wildcard authd/*.c),,pkg.pam-apikey.noauthd) \
+	$(if $(wildcard nginx/config),,pkg.pam-apikey.nonginx)
+DEB_CHANGES = ../pam-apikey_$(VERSION)_$(shell dpkg-architecture -qDEB_HOST_ARCH).changes
+deb:
+	dpkg-buildpackage -us -uc -b $(if $(strip $(DEB_PROFILES)),-P$$(echo $(DEB_PROFILES) | tr ' ' ,))
+	rm -rf $(B)/deb && mkdir -p $(B)/deb
+	awk '/^Files:/ {f = 1; next} f && /^ / {print "../" $$NF}' $(DEB_CHANGES) | xargs mv -t $(B)/deb/
+	mv $(DEB_CHANGES) $(B)/deb/
 
 # Keep object files that pattern rules made: no rebuilds on every run.
 .SECONDARY:

@@ -4,6 +4,7 @@
 set -e
 PKGS="build-essential pkg-config libpam0g-dev libpam-modules libssl-dev libjansson-dev \
 libsqlite3-dev libpq-dev libcunit1-dev libpam-wrapper valgrind clang libclang-rt-14-dev \
+dpkg-dev debhelper fakeroot lintian devscripts \
 openssh-server openssh-client sshpass squid dante-server curl postgresql pgbouncer db-util \
 procps iproute2 nginx nginx-dev wrk"
 missing=""
