@@ -186,11 +186,30 @@ static enum MHD_Result metrics(struct MHD_Connection *c)
     return answer(c, 200, headers, text, len, MHD_RESPMEM_MUST_FREE);
 }
 
+/* libmicrohttpd keeps a connection alive only for an answer queued once
+ * the request is read whole: the first call only marks the request, and a
+ * body (none is used yet) is read and dropped. */
+static int request_read(void **con_cls, size_t *upload_size)
+{
+    static char seen;
+    if (!*con_cls) {
+        *con_cls = &seen;
+        return 0;
+    }
+    if (*upload_size) {
+        *upload_size = 0;
+        return 0;
+    }
+    return 1;
+}
+
 enum MHD_Result authd_serve_public(void *cls, struct MHD_Connection *c, const char *url,
                                    const char *method, const char *version, const char *upload,
                                    size_t *upload_size, void **con_cls)
 {
-    (void)cls, (void)version, (void)upload, (void)upload_size, (void)con_cls;
+    (void)cls, (void)version, (void)upload;
+    if (!request_read(con_cls, upload_size))
+        return MHD_YES;
     if (strncmp(url, "/verify/", 8) == 0)
         return verify(c, url + 8);
     if (strcmp(url, "/metrics") == 0 && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0))
@@ -241,7 +260,9 @@ enum MHD_Result authd_serve_admin(void *cls, struct MHD_Connection *c, const cha
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
 {
-    (void)cls, (void)url, (void)method, (void)version, (void)upload, (void)upload_size, (void)con_cls;
+    (void)cls, (void)url, (void)method, (void)version, (void)upload;
+    if (!request_read(con_cls, upload_size))
+        return MHD_YES;
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     struct ucred cr;
     socklen_t len = sizeof cr;
