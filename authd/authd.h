@@ -49,11 +49,19 @@ int authd_settings_parse(const char *text, size_t len, authd_settings *s, char *
 void authd_settings_free(authd_settings *s);
 const authd_service *authd_find_service(const authd_settings *s, const char *name);
 
-/* client_addr.c: the client's numeric address, into out ("" when unknown):
- * the peer's, or when the peer is a trusted proxy, the nearest untrusted
- * hop of X-Forwarded-For (else X-Real-IP). A malformed header gives "". */
-void authd_client_address(const authd_settings *s, const struct sockaddr *peer, const char *xff,
-                          const char *real_ip, char *out, size_t outlen);
+/* client_addr.c: the client's address (family 0 when unknown): the peer's,
+ * or when the peer is a trusted proxy, the nearest untrusted hop of
+ * X-Forwarded-For (else X-Real-IP), read through header(arg, name) only
+ * then. A malformed header makes it unknown. */
+typedef struct authd_ip {
+    int family; /* AF_INET, AF_INET6, or 0: unknown */
+    unsigned char addr[16];
+} authd_ip;
+typedef const char *(*authd_header_fn)(void *arg, const char *name);
+void authd_client_address(const authd_settings *s, const struct sockaddr *peer, authd_header_fn header,
+                          void *arg, authd_ip *out);
+/* Numeric text, "" when unknown. */
+void authd_ip_text(const authd_ip *a, char *out, size_t outlen);
 int authd_parse_net(const char *text, authd_net *out);
 
 /* A configuration in use: the library context and the settings, swapped

@@ -6,15 +6,13 @@
  * Anything unparsable gives "" (unknown), which an allowlist refuses. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/un.h>
 
 #include "authd.h"
 
-typedef struct ip {
-    int family;
-    unsigned char addr[16];
-} ip;
+typedef authd_ip ip;
 
 /* An IPv4-mapped IPv6 address is the IPv4 address it carries. */
 static void unmap(ip *a)
@@ -67,18 +65,18 @@ static int trusted(const authd_settings *s, const ip *a)
     return 0;
 }
 
-static void say(const ip *a, char *out, size_t outlen)
+void authd_ip_text(const authd_ip *a, char *out, size_t outlen)
 {
-    if (!inet_ntop(a->family, a->addr, out, (socklen_t)outlen))
-        out[0] = '\0';
+    if (!a->family || !inet_ntop(a->family, a->addr, out, (socklen_t)outlen))
+        snprintf(out, outlen, "%s", "");
 }
 
-void authd_client_address(const authd_settings *s, const struct sockaddr *peer, const char *xff,
-                          const char *real_ip, char *out, size_t outlen)
+void authd_client_address(const authd_settings *s, const struct sockaddr *peer, authd_header_fn header,
+                          void *arg, authd_ip *out)
 {
     ip a = {0};
     int have_peer = 0;
-    out[0] = '\0';
+    memset(out, 0, sizeof *out);
     if (peer && peer->sa_family == AF_INET) {
         a.family = AF_INET;
         memcpy(a.addr, &((const struct sockaddr_in *)peer)->sin_addr, 4);
@@ -92,9 +90,10 @@ void authd_client_address(const authd_settings *s, const struct sockaddr *peer, 
     int peer_trusted = have_peer ? trusted(s, &a) : (peer && peer->sa_family == AF_UNIX && s->trust_unix);
     if (!peer_trusted) {
         if (have_peer)
-            say(&a, out, outlen);
+            *out = a;
         return;
     }
+    const char *xff = header(arg, "X-Forwarded-For"), *real_ip;
     if (xff && *xff) {
         size_t end = strlen(xff);
         for (;;) {
@@ -105,17 +104,17 @@ void authd_client_address(const authd_settings *s, const struct sockaddr *peer, 
             if (parse_ip(xff + start, end - start, &hop) != 0)
                 return;
             if (!trusted(s, &hop) || start == 0) {
-                say(&hop, out, outlen);
+                *out = hop;
                 return;
             }
             end = start - 1;
         }
     }
-    if (real_ip && *real_ip) {
+    if ((real_ip = header(arg, "X-Real-IP")) && *real_ip) {
         if (parse_ip(real_ip, strlen(real_ip), &a) == 0)
-            say(&a, out, outlen);
+            *out = a;
         return;
     }
     if (have_peer) /* a trusted proxy that forwarded nothing: itself */
-        say(&a, out, outlen);
+        *out = a;
 }

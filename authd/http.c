@@ -102,6 +102,11 @@ static void wipe(void *p, size_t n)
         explicit_bzero(p, n);
 }
 
+static const char *request_header(void *conn, const char *name)
+{
+    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+}
+
 static enum MHD_Result verify(struct MHD_Connection *c, const char *service)
 {
     const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
@@ -132,7 +137,8 @@ static enum MHD_Result verify(struct MHD_Connection *c, const char *service)
     authd_api->verify(g->ctx, service, account, key, keylen, &res);
     /* The key is not needed any more: out of MHD's buffer and ours. */
     wipe((char *)key, keylen);
-    wipe(basic, sizeof basic);
+    if (account)
+        wipe(basic, sizeof basic);
     if (auth)
         wipe((char *)auth, strlen(auth));
     if (xkey)
@@ -145,19 +151,20 @@ static enum MHD_Result verify(struct MHD_Connection *c, const char *service)
     int status = authd_api->http_status(&res);
     const char *why = reason == AUTHD_REASON_MISSING_KEY ? "missing key" : authd_api->reason_string(res.reason);
 
-    char client[AUTHD_ADDR_MAX];
+    /* Where the request comes from, for allowlists (SPEC 11); logged only. */
+    authd_ip from;
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    authd_client_address(&g->settings, ci ? ci->client_addr : NULL,
-                         MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Forwarded-For"),
-                         MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Real-IP"), client,
-                         sizeof client);
-    if (authd_verbose)
+    authd_client_address(&g->settings, ci ? ci->client_addr : NULL, request_header, c, &from);
+    if (authd_verbose) {
+        char client[AUTHD_ADDR_MAX];
+        authd_ip_text(&from, client, sizeof client);
         fprintf(stderr, "apikey-authd: %d service=%s reason=\"%s\" key_id=%s account=%s client=%s\n",
                 status, plain_name(service) ? service : "(invalid)", why, res.key_id[0] ? res.key_id : "-",
                 status == 200 ? res.account : "-", client[0] ? client : "-");
+    }
 
     char challenge[512];
-    const char *realm = plain_name(service) ? service : "apikey";
+    const char *realm = status == 401 || status == 403 ? plain_name(service) ? service : "apikey" : "";
     if (status == 401)
         snprintf(challenge, sizeof challenge, "Bearer realm=\"%s\"%s", realm,
                  given ? ", error=\"invalid_token\"" : "");

@@ -20,10 +20,20 @@ static authd_settings settings(const char *text)
     return s;
 }
 
+static const char *headers[2]; /* X-Forwarded-For, X-Real-IP */
+static int asked;
+static const char *header(void *arg, const char *name)
+{
+    (void)arg;
+    asked++;
+    return strcmp(name, "X-Forwarded-For") == 0 ? headers[0] : strcmp(name, "X-Real-IP") == 0 ? headers[1] : NULL;
+}
+
 /* The address computed for a peer and the two headers (NULL: absent). */
 static const char *addr(const authd_settings *s, const char *peer, const char *xff, const char *xri)
 {
     static char out[AUTHD_ADDR_MAX];
+    authd_ip ip;
     struct sockaddr_storage ss = {0};
     if (strcmp(peer, "unix") == 0) {
         ss.ss_family = AF_UNIX;
@@ -36,7 +46,9 @@ static const char *addr(const authd_settings *s, const char *peer, const char *x
         a->sin_family = AF_INET;
         CU_ASSERT_EQUAL_FATAL(inet_pton(AF_INET, peer, &a->sin_addr), 1);
     }
-    authd_client_address(s, (struct sockaddr *)&ss, xff, xri, out, sizeof out);
+    headers[0] = xff, headers[1] = xri;
+    authd_client_address(s, (struct sockaddr *)&ss, header, NULL, &ip);
+    authd_ip_text(&ip, out, sizeof out);
     return out;
 }
 
@@ -49,6 +61,10 @@ static void test_client_address(void)
     CU_ASSERT_STRING_EQUAL(addr(&none, "::ffff:192.0.2.7", NULL, NULL), "192.0.2.7");
     /* A Unix peer that is not trusted: unknown, never its headers. */
     CU_ASSERT_STRING_EQUAL(addr(&none, "unix", "192.0.2.9", NULL), "");
+    /* An untrusted peer's headers are not even read. */
+    asked = 0;
+    addr(&none, "192.0.2.7", "10.9.9.9", NULL);
+    CU_ASSERT_EQUAL(asked, 0);
 
     authd_settings s = settings("[authd]\ntrusted_proxies = 127.0.0.1, 10.0.0.0/8 2001:db8:1::/48 unix\n");
     CU_ASSERT_EQUAL(s.nproxies, 3);
