@@ -17,13 +17,26 @@ PAMDIR     ?= $(shell pkg-config --variable=libdir pam 2>/dev/null || echo /lib/
 B := build
 CC ?= cc
 CFLAGS ?= -O2 -g
-WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
+# WERROR= turns warnings back into warnings, for a packager on a newer
+# compiler; development and CI keep -Werror.
+WERROR ?= -Werror
+WARN := -Wall -Wextra $(WERROR) -Wshadow -Wformat=2 -Wno-format-nonliteral
+# Hardening, always: the module runs as root inside su and sshd (SPEC 9).
+# A packager's CPPFLAGS, CFLAGS and LDFLAGS (dpkg-buildflags) come after ours
+# and win; _FORTIFY_SOURCE is ours only when theirs does not set a level,
+# since a second, different definition would be an error under -Werror.
+HARDEN_CFLAGS := -fstack-protector-strong -fstack-clash-protection -fcf-protection
+ifeq ($(findstring _FORTIFY_SOURCE,$(CPPFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)),)
+HARDEN_CPPFLAGS := -D_FORTIFY_SOURCE=2
+endif
+HARDEN_LDFLAGS := -Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack
 BASE_CFLAGS := -std=gnu11 $(WARN) -fPIC -fvisibility=hidden -D_GNU_SOURCE -Iinclude -Iloader \
 	-DAPIKEY_VERSION='"$(VERSION)"' -DAPIKEY_STOREDIR='"$(STOREDIR)"' \
-	-DAPIKEY_DEFAULT_CONFIG='"$(SYSCONFDIR)/apikey/apikey.conf"'
-ALL_CFLAGS = $(BASE_CFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)
+	-DAPIKEY_DEFAULT_CONFIG='"$(SYSCONFDIR)/apikey/apikey.conf"' $(HARDEN_CFLAGS) $(HARDEN_CPPFLAGS)
+CPPFLAGS ?=
+ALL_CFLAGS = $(BASE_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS ?=
-ALL_LDFLAGS = $(LDFLAGS) $(EXTRA_LDFLAGS)
+ALL_LDFLAGS = $(HARDEN_LDFLAGS) $(LDFLAGS) $(EXTRA_LDFLAGS)
 
 CORE_SRC := $(wildcard loader/*.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(B)/obj/%.o)
@@ -43,18 +56,24 @@ ifneq ($(wildcard pam_apikey/*.c),)
 TARGETS += $(B)/pam_apikey.so $(B)/pam_try
 endif
 
-.PHONY: all check demo install deps clean bench check-sanitize
+# Paths and flags compiled in: rebuild when PREFIX, SYSCONFDIR or the flags
+# change, so `make install PREFIX=/usr` never installs a library that looks
+# elsewhere, and a packager's flags reach every object.
+BUILD_STAMP := $(B)/build.stamp
+DEPFLAGS := -MMD -MP
+BUILD_ID := $(STOREDIR) $(SYSCONFDIR) $(ALL_CFLAGS) $(ALL_LDFLAGS) $(DEPFLAGS)
+ifneq ($(file <$(BUILD_STAMP)),$(strip $(BUILD_ID)))
+$(shell mkdir -p $(B))
+$(file >$(BUILD_STAMP),$(strip $(BUILD_ID)))
+endif
+
+.PHONY: all check test demo install uninstall deps clean bench check-sanitize
 all: $(TARGETS)
 
-$(B)/obj/%.o: %.c $(wildcard include/*.h loader/*.h store/*/*.h cli/*.h helper/*.h pam_apikey/*.h)
+$(B)/obj/%.o: %.c $(BUILD_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(STORE_CFLAGS_$(word 2,$(subst /, ,$*))) -c $< -o $@
-
-# Paths compiled into the library: rebuild when PREFIX or SYSCONFDIR change,
-# so `make install PREFIX=/usr` never installs a library that looks elsewhere.
-PATHS_STAMP := $(B)/paths.stamp
-$(shell mkdir -p $(B); echo '$(STOREDIR) $(SYSCONFDIR)' | cmp -s - $(PATHS_STAMP) || echo '$(STOREDIR) $(SYSCONFDIR)' > $(PATHS_STAMP))
-$(B)/obj/loader/store_binding.o $(B)/obj/loader/context.o $(B)/obj/cli/apikey.o: $(PATHS_STAMP)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) $(STORE_CFLAGS_$(word 2,$(subst /, ,$*))) -c $< -o $@
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
 
 $(CORE_LIB): $(CORE_OBJ)
 	@rm -f $@
@@ -96,25 +115,50 @@ deps:
 	@sh tools/install-deps.sh
 
 check: deps
-	$(MAKE) all
+	$(MAKE) test
+
+# Every test, without installing anything: for packagers and for a machine
+# that already has what tools/install-deps.sh installs.
+test: all
 	$(MAKE) run-tests
 
 demo: deps
 	$(MAKE) all
 	sh tools/demo.sh
 
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+
+$(B)/apikey.pc: apikey.pc.in $(BUILD_STAMP)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
+	    -e 's|@STOREDIR@|$(STOREDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+all: $(B)/apikey.pc
+
+INSTALLED := $(BINDIR)/apikey $(BINDIR)/basic_apikey_auth $(LIBDIR)/libapikey.so.1 \
+	$(LIBDIR)/libapikey.so $(STORES:%=$(STOREDIR)/apikey_store_%.so) $(INCDIR)/apikey.h \
+	$(INCDIR)/apikey_store.h $(PKGCONFIGDIR)/apikey.pc $(PAMDIR)/pam_apikey.so \
+	$(patsubst man/%,$(MANDIR)/man1/%,$(wildcard man/*.1)) \
+	$(patsubst man/%,$(MANDIR)/man5/%,$(wildcard man/*.5)) \
+	$(patsubst man/%,$(MANDIR)/man8/%,$(wildcard man/*.8))
+
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(STOREDIR) $(DESTDIR)$(INCDIR) \
-		$(DESTDIR)$(PAMDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(PAMDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(PROGRAMS) $(DESTDIR)$(BINDIR)/
 	install -m 0755 $(B)/libapikey.so $(DESTDIR)$(LIBDIR)/libapikey.so.1
 	ln -sf libapikey.so.1 $(DESTDIR)$(LIBDIR)/libapikey.so
 	install -m 0755 $(STORE_SO) $(DESTDIR)$(STOREDIR)/
 	install -m 0644 include/apikey.h include/apikey_store.h $(DESTDIR)$(INCDIR)/
+	install -m 0644 $(B)/apikey.pc $(DESTDIR)$(PKGCONFIGDIR)/
 	[ ! -f $(B)/pam_apikey.so ] || install -m 0755 $(B)/pam_apikey.so $(DESTDIR)$(PAMDIR)/
 	install -m 0644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
 	[ -z "$(wildcard man/*.8)" ] || install -m 0644 man/*.8 $(DESTDIR)$(MANDIR)/man8/
+
+# What install put there, and nothing else: never a configuration or a store.
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	-rmdir $(DESTDIR)$(STOREDIR) 2>/dev/null
 
 clean:
 	rm -rf $(B)

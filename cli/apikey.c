@@ -55,7 +55,7 @@ static void print_issued(const apikey_ctx *ctx, const admin_issued *k, int json)
     if (json)
         cli_print_json_record(ctx, &k->rec, k->key);
     else
-        printf("%s\n", k->key);
+        cli_print_secret(k->key);
 }
 
 static int cmd_create_one(const char *config, int argc, char **argv)

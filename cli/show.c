@@ -8,6 +8,7 @@
 
 #include "admin.h"
 #include "cli.h"
+#include "secret_io.h"
 #include "timeutil.h"
 
 static json_t *json_time(int64_t t)
@@ -38,16 +39,25 @@ static json_t *record_json(const apikey_ctx *ctx, const apikey_record *rec)
                      "status", core_status_name(core_status(rec, ctx->now())));
 }
 
+void cli_print_secret(const char *text)
+{
+    fflush(stdout); /* what was printed before stays before */
+    if (secret_write_line(1, text, strlen(text)) != 0)
+        perror("apikey: cannot write the key to standard output");
+}
+
 void cli_print_json_record(const apikey_ctx *ctx, const apikey_record *rec, const char *key)
 {
     json_t *o = record_json(ctx, rec);
     if (o && key)
         json_object_set_new(o, "key", json_string(key));
     char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    if (text) {
+    if (text && key)
+        cli_print_secret(text);
+    else if (text)
         puts(text);
+    if (text)
         OPENSSL_cleanse(text, strlen(text));
-    }
     free(text);
     json_decref(o);
 }

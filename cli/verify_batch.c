@@ -7,6 +7,7 @@
 
 #include "admin.h"
 #include "cli.h"
+#include "secret_io.h"
 
 #define KEY_READ_MAX 4096
 
@@ -30,8 +31,14 @@ int cli_verify(const char *config, int argc, char **argv)
     apikey_ctx *ctx = cli_open(config, 0);
     if (!ctx)
         return 2;
+    /* read(2), not stdio: stdin's buffer would keep a copy of the key. */
     char key[KEY_READ_MAX + 2];
-    size_t len = fread(key, 1, sizeof key, stdin);
+    ssize_t got = secret_read_all(0, key, sizeof key);
+    if (got < 0) {
+        apikey_close(ctx);
+        return cli_fail(2, "cannot read the key from standard input");
+    }
+    size_t len = (size_t)got;
     if (len > KEY_READ_MAX)
         len = KEY_READ_MAX + 1; /* longer than any key: refused as malformed */
     else if (len > 0 && key[len - 1] == '\n')
@@ -131,7 +138,7 @@ int cli_create_batch(const char *config, const char *file)
         cli_fail(rc, err);
     } else {
         for (size_t i = 0; i < n; i++)
-            printf("%s\n", out[i].key);
+            cli_print_secret(out[i].key);
     }
     if (out)
         OPENSSL_cleanse(out, n * sizeof *out);

@@ -14,6 +14,7 @@
 
 #include "apikey.h"
 #include "helper_line.h"
+#include "secret_io.h"
 
 static const char usage[] =
     "usage: basic_apikey_auth [--config FILE] --service NAME [--concurrency]\n"
@@ -59,12 +60,18 @@ int main(int argc, char **argv)
     apikey_ctx *ctx = apikey_open(config, err, sizeof err);
     if (!ctx)
         fprintf(stderr, "basic_apikey_auth: %s\n", err);
-    char *line = NULL;
-    size_t cap = 0;
+    /* Lines hold keys: read with read(2) into buffers wiped after each
+     * answer, never through stdin's stdio buffer. */
+    static secret_reader in;
+    static char line[8192];
+    secret_reader_init(&in, 0);
     ssize_t got;
-    while ((got = getline(&line, &cap, stdin)) >= 0) {
+    while ((got = secret_read_line(&in, line, sizeof line)) != SECRET_LINE_EOF &&
+           got != SECRET_LINE_ERROR) {
         helper_request req;
-        int parsed = helper_parse_line(line, (size_t)got, concurrency, &req);
+        int parsed = helper_parse_line(line, got < 0 ? strlen(line) : (size_t)got, concurrency, &req);
+        if (got < 0) /* too long for any request: refused on its channel */
+            parsed = -1;
         const char *channel = req.channel[0] ? req.channel : NULL;
         if (parsed != 0) {
             answer(channel, "BH", "malformed request");
@@ -81,9 +88,9 @@ int main(int argc, char **argv)
                 answer(channel, "BH", apikey_reason_string(res.reason));
         }
         OPENSSL_cleanse(&req, sizeof req);
-        OPENSSL_cleanse(line, cap);
+        OPENSSL_cleanse(line, sizeof line);
     }
-    free(line);
+    secret_reader_wipe(&in);
     apikey_close(ctx);
     return 0;
 }

@@ -1,5 +1,6 @@
 /* basic_apikey_auth as Squid runs it: a long-lived process fed request
  * lines on a pipe, answering OK, ERR or BH. */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +87,63 @@ static void test_answers(void)
     free(uri);
 }
 
+/* Whether the running process pid holds needle anywhere in its readable
+ * memory (root, or its parent: we started it). -1 when it cannot be read. */
+static int process_holds(int pid, const char *needle)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/maps", pid);
+    FILE *maps = fopen(path, "r");
+    snprintf(path, sizeof path, "/proc/%d/mem", pid);
+    int mem = open(path, O_RDONLY);
+    if (!maps || mem < 0) {
+        if (maps)
+            fclose(maps);
+        if (mem >= 0)
+            close(mem);
+        return -1;
+    }
+    int found = 0, regions = 0;
+    size_t n = strlen(needle);
+    char line[512];
+    while (!found && fgets(line, sizeof line, maps)) {
+        unsigned long lo, hi;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 || perms[0] != 'r' ||
+            strstr(line, "[vvar]") || strstr(line, "[vsyscall]"))
+            continue;
+        char *buf = malloc(hi - lo);
+        ssize_t got = buf ? pread(mem, buf, hi - lo, (off_t)lo) : -1;
+        if (got > 0) {
+            regions++;
+            found = memmem(buf, (size_t)got, needle, n) != NULL;
+        }
+        free(buf);
+    }
+    fclose(maps);
+    close(mem);
+    return regions ? found : -1;
+}
+
+/* After an answer, the helper keeps no copy of the line it read: not in
+ * stdio's stdin buffer, not in its own buffers (issue 11, item 6). */
+static void test_no_key_left_in_memory(void)
+{
+    char *fine = create("carol", "proxies:read"), *narrow = create("carol", "geo:read");
+    helper h = start(config, 1);
+    char line[512];
+    snprintf(line, sizeof line, "7 carol %s", fine);
+    CU_ASSERT_STRING_EQUAL(ask(&h, line), "7 OK");
+    snprintf(line, sizeof line, "8 carol %s", narrow);
+    CU_ASSERT_STRING_EQUAL(ask(&h, line), "8 ERR message=\"missing scope\"");
+    /* The secret part alone: the id is public and may stay. */
+    CU_ASSERT_EQUAL(process_holds(h.pid, fine + 11), 0);
+    CU_ASSERT_EQUAL(process_holds(h.pid, narrow + 11), 0);
+    stop(&h);
+    free(fine);
+    free(narrow);
+}
+
 static void test_concurrency_channels(void)
 {
     char *fresh = create("carol", "proxies:read");
@@ -123,6 +181,7 @@ int main(void)
         {"OK, ERR and BH; escapes; revocation reaches the next answer", test_answers},
         {"channel ids with --concurrency", test_concurrency_channels},
         {"an unavailable store or config answers BH", test_unavailable_is_bh},
+        {"no key left in the helper's memory after its answer", test_no_key_left_in_memory},
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {{"basic_apikey_auth", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};
