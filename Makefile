@@ -183,7 +183,6 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 AUTHD_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(wildcard authd/*.c))
 AUTHD_STAMP := $(B)/authd-paths.stamp
 $(shell mkdir -p $(B); echo '$(LIBDIR)' | cmp -s - $(AUTHD_STAMP) || echo '$(LIBDIR)' > $(AUTHD_STAMP))
-$(AUTHD_OBJ): authd/authd.h
 $(B)/obj/authd/library.o: $(AUTHD_STAMP)
 $(B)/obj/authd/library.o: ALL_CFLAGS += -DAPIKEY_LIBDIR='"$(LIBDIR)"'
 
@@ -204,6 +203,7 @@ $(B)/bench/mhd_floor: bench/mhd_floor.c
 bench: $(B)/bench/mhd_floor $(B)/apikey-authd
 
 install: install-authd
+INSTALLED += $(SBINDIR)/apikey-authd $(UNITDIR)/apikey-authd.service
 .PHONY: install-authd
 install-authd: $(B)/apikey-authd
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man8
