@@ -202,6 +202,12 @@ $(B)/bench/mhd_floor: bench/mhd_floor.c
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS) -lmicrohttpd
 bench: $(B)/bench/mhd_floor $(B)/apikey-authd
 
+# make fuzz: the daemon's configuration reading and forwarded addresses.
+FUZZ_TARGETS += authd
+FUZZ_SRC_authd := authd/settings.c authd/client_addr.c authd/metrics.c
+$(B)/fuzz/fuzz_authd: $(wildcard authd/*.c authd/*.h)
+fuzz-build: $(B)/fuzz/fuzz_authd
+
 install: install-authd
 INSTALLED += $(SBINDIR)/apikey-authd $(UNITDIR)/apikey-authd.service
 .PHONY: install-authd
