@@ -273,6 +273,11 @@ build/apikey-authd --config "$CONF" --listen "unix:$T/other.sock" --admin "unix:
 rc=$?
 [ $rc -eq 2 ] && grep -q "not a socket" "$T/plain.err" && [ -f "$T/plain" ] && [ ! -S "$T/plain" ] &&
     ok "an admin path that is not a socket is refused at start" || not_ok "an admin path that is a file: rc $rc"
+build/apikey-authd --config "$CONF" --listen "unix:$T/o.sock" --admin "127.0.0.1:$(free_port)" 2> "$T/tcp.err"
+[ $? -eq 2 ] && [ ! -e "$T/o.sock" ] && ok "an admin address on the network is refused" || not_ok "the admin API went on the network"
+build/apikey-authd --config "$T/no-such.conf" --listen "unix:$T/o.sock" 2> "$T/noconf.err"
+[ $? -eq 2 ] && grep -q "no-such.conf" "$T/noconf.err" && ok "a configuration that does not load stops the start" ||
+    not_ok "started without a configuration"
 build/apikey-authd --config "$CONF" --listen "unix:$SOCK" 2> "$T/twice.err"
 [ $? -eq 2 ] && grep -q "another process" "$T/twice.err" && ok "a socket in use by a running daemon is refused" ||
     not_ok "a second daemon took over a live socket"
