@@ -2,6 +2,7 @@
  * /metrics) and the admin socket (peer credentials first). Everything
  * arrives through libmicrohttpd; nothing here parses HTTP. */
 #include <grp.h>
+#include <jansson.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -260,14 +261,43 @@ static enum MHD_Result json_error(struct MHD_Connection *c, unsigned status, con
     return answer(c, status, headers, body, (size_t)n, MHD_RESPMEM_MUST_COPY);
 }
 
-/* The management API (SPEC 10.2). Its key operations come with the admin
- * slots of the host API; until then an admin is told there is no such
- * resource, and anyone else is turned away before the path is looked at. */
+static enum MHD_Result json_answer(struct MHD_Connection *c, unsigned status, json_t *value)
+{
+    char *text = value ? json_dumps(value, JSON_INDENT(2)) : NULL;
+    json_decref(value);
+    if (!text)
+        return json_error(c, 503, "out of memory");
+    const char *headers[] = {MHD_HTTP_HEADER_CONTENT_TYPE, "application/json", NULL};
+    /* json_dumps allocates with malloc: MUST_FREE hands it to free(). */
+    return answer(c, status, headers, text, strlen(text), MHD_RESPMEM_MUST_FREE);
+}
+
+static int add_scope(const char *scope, const char *description, void *arr)
+{
+    return json_array_append_new(arr, json_pack("{s:s, s:s}", "scope", scope, "description", description));
+}
+
+/* GET /v1/scopes: the catalogue, as `apikey scopes --json` prints it. */
+static enum MHD_Result scopes(struct MHD_Connection *c, authd_generation *g)
+{
+    char err[1024] = "";
+    json_t *arr = json_array();
+    apikey_status st = arr ? authd_api->scopes(g->ctx, add_scope, arr, err, sizeof err) : APIKEY_E_NOMEM;
+    if (st != APIKEY_OK) {
+        json_decref(arr);
+        return json_error(c, (unsigned)authd_api->status_http(st), authd_api->status_string(st));
+    }
+    return json_answer(c, 200, arr);
+}
+
+/* The management API (SPEC 10.2), behind the peer check. GET /v1/scopes is
+ * served; the key operations (/v1/keys...) come in the next step. A library
+ * without the admin slots of the host API serves verify only. */
 enum MHD_Result authd_serve_admin(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
 {
-    (void)cls, (void)url, (void)method, (void)version, (void)upload;
+    (void)cls, (void)version, (void)upload;
     if (!request_read(con_cls, upload_size))
         return MHD_YES;
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -276,12 +306,18 @@ enum MHD_Result authd_serve_admin(void *cls, struct MHD_Connection *c, const cha
     if (!ci || getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0)
         return json_error(c, 403, "forbidden: no peer credentials");
     authd_generation *g = authd_acquire();
-    int admin = is_admin(&g->settings, &cr);
-    authd_release(g);
-    if (!admin) {
+    enum MHD_Result rc;
+    if (!is_admin(&g->settings, &cr)) {
         fprintf(stderr, "apikey-authd: admin socket: uid %u gid %u is not an admin; refused\n",
                 (unsigned)cr.uid, (unsigned)cr.gid);
-        return json_error(c, 403, "forbidden");
+        rc = json_error(c, 403, "forbidden");
+    } else if (!APIKEY_API_HAS(authd_api, scopes)) {
+        rc = json_error(c, 501, "the libapikey loaded has no admin operations");
+    } else if (strcmp(url, "/v1/scopes") == 0) {
+        rc = strcmp(method, "GET") == 0 ? scopes(c, g) : json_error(c, 405, "method not allowed");
+    } else {
+        rc = json_error(c, 404, "not found");
     }
-    return json_error(c, 404, "not found");
+    authd_release(g);
+    return rc;
 }

@@ -11,6 +11,7 @@ $(B)/bench/verify_loop: bench/verify_loop.c $(B)/libapikey.so
 # Inside the test harness's private PostgreSQL and pgbouncer, for the pgsql rows.
 bench: deps all $(B)/bench/pam_loop $(B)/bench/verify_loop $(B)/bench/fastest
 	if [ -f tests/pg_harness.sh ]; then sh tests/pg_harness.sh sh bench/run.sh; else sh bench/run.sh; fi
+	sh bench/nginx.sh
 	sh bench/authd.sh
 
 $(B)/bench/timing: bench/timing.c $(CORE_LIB)
@@ -21,3 +22,8 @@ bench: $(B)/bench/timing
 $(B)/bench/fastest: bench/fastest.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS)
+
+# The nginx rows alone (bench/nginx.sh adds its section to bench/RESULTS.md).
+.PHONY: bench-nginx
+bench-nginx: all
+	sh bench/nginx.sh

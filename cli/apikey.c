@@ -7,11 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <openssl/crypto.h>
 
-#include "admin.h"
 #include "cli.h"
-#include "timeutil.h"
 
 static const char usage_text[] =
     "usage: apikey [--config FILE] COMMAND ...\n"
@@ -26,36 +23,55 @@ static const char usage_text[] =
     "FILE also comes from $APIKEY_CONFIG; the default is " APIKEY_DEFAULT_CONFIG ".\n"
     "Exit status: 0 success, 1 refused, 2 usage, configuration or store error.\n";
 
+int cli_exit_code(apikey_status st)
+{
+    switch (st) {
+    case APIKEY_OK: return CLI_EXIT_OK;
+    case APIKEY_E_INVALID:
+    case APIKEY_E_NOT_FOUND:
+    case APIKEY_E_LIMIT:
+    case APIKEY_E_CONFLICT: return CLI_EXIT_REFUSED;
+    case APIKEY_E_UNAVAILABLE:
+    case APIKEY_E_NOMEM:
+    case APIKEY_E_INTERNAL:
+    case APIKEY_E_ARGUMENT: break;
+    }
+    return CLI_EXIT_ERROR;
+}
+
 int cli_usage(const char *fmt, const char *arg)
 {
     fputs("apikey: ", stderr);
     fprintf(stderr, fmt, arg);
     fputs("\n(apikey --help lists the commands)\n", stderr);
-    return ADMIN_ERROR;
+    return CLI_EXIT_ERROR;
 }
 
 int cli_fail(int rc, const char *msg)
 {
-    if (msg[0]) /* empty: the store already said why */
-        fprintf(stderr, "apikey: %s\n", msg);
+    fprintf(stderr, "apikey: %s\n", msg);
     return rc;
 }
 
 apikey_ctx *cli_open(const char *config, int create)
 {
     char err[1024];
-    apikey_ctx *ctx = core_open(config, create ? CORE_OPEN_CREATE : CORE_OPEN_CONNECT, err, sizeof err);
+    apikey_ctx *ctx = apikey_open_with(config, create ? APIKEY_OPEN_CREATE : APIKEY_OPEN_CONNECT,
+                                       err, sizeof err);
     if (!ctx)
-        cli_fail(ADMIN_ERROR, err);
+        cli_fail(CLI_EXIT_ERROR, err);
     return ctx;
 }
 
-static void print_issued(const apikey_ctx *ctx, const admin_issued *k, int json)
+static int print_issued(const apikey_issued *k, int json)
 {
-    if (json)
-        cli_print_json_record(ctx, &k->rec, k->key);
-    else
-        cli_print_secret(k->key);
+    return json ? cli_print_json_key(&k->info, k->key) : cli_print_secret(k->key, k->info.id);
+}
+
+/* What a call that prints nothing on success ends with. */
+static int finish(apikey_status st, const char *err)
+{
+    return st == APIKEY_OK ? CLI_EXIT_OK : cli_fail(cli_exit_code(st), err);
 }
 
 static int cmd_create_one(const char *config, int argc, char **argv)
@@ -65,7 +81,7 @@ static int cmd_create_one(const char *config, int argc, char **argv)
         {"expires", required_argument, 0, 'e'}, {"json", no_argument, 0, 'j'},
         {"batch", required_argument, 0, 'b'},   {0, 0, 0, 0},
     };
-    admin_request req = {0};
+    apikey_create_request req = {.size = sizeof req};
     int json = 0, c;
     const char *batch = NULL;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -90,19 +106,14 @@ static int cmd_create_one(const char *config, int argc, char **argv)
     req.account = argv[optind];
     apikey_ctx *ctx = cli_open(config, 1);
     if (!ctx)
-        return ADMIN_ERROR;
-    if (!req.scopes)
-        req.scopes = "";
-    admin_issued out;
+        return CLI_EXIT_ERROR;
+    apikey_issued out = {.size = sizeof out};
     char err[1024];
-    int rc = admin_create(ctx, &req, 1, &out, err, sizeof err);
-    if (rc == ADMIN_OK)
-        print_issued(ctx, &out, json);
-    else
-        cli_fail(rc, err);
-    OPENSSL_cleanse(&out, sizeof out);
+    apikey_status st = apikey_create(ctx, &req, &out, err, sizeof err);
+    int shown = st == APIKEY_OK ? print_issued(&out, json) : CLI_EXIT_OK;
+    apikey_wipe(&out, sizeof out);
     apikey_close(ctx);
-    return rc;
+    return st == APIKEY_OK ? shown : finish(st, err);
 }
 
 static int cmd_revoke(const char *config, int argc, char **argv)
@@ -111,13 +122,13 @@ static int cmd_revoke(const char *config, int argc, char **argv)
         return cli_usage("revoke needs one key ID such as ak_20fe9a1c%s", "");
     apikey_ctx *ctx = cli_open(config, 0);
     if (!ctx)
-        return ADMIN_ERROR;
-    char err[1024] = "";
-    int rc = admin_revoke(ctx, argv[1], err, sizeof err);
-    if (rc != ADMIN_OK || err[0])
-        cli_fail(rc, err);
+        return CLI_EXIT_ERROR;
+    char err[1024];
+    apikey_status st = apikey_revoke(ctx, argv[1], err, sizeof err);
     apikey_close(ctx);
-    return rc;
+    if (st == APIKEY_OK && err[0]) /* a note: it was already revoked */
+        return cli_fail(CLI_EXIT_OK, err);
+    return finish(st, err);
 }
 
 static int cmd_rotate(const char *config, int argc, char **argv)
@@ -125,29 +136,28 @@ static int cmd_rotate(const char *config, int argc, char **argv)
     static const struct option opts[] = {
         {"grace", required_argument, 0, 'g'}, {"json", no_argument, 0, 'j'}, {0, 0, 0, 0},
     };
-    int64_t grace = 0;
+    const char *grace = NULL; /* the library reads it: a bad one is refused there */
     int json = 0, c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'j')
             json = 1;
-        else if (c != 'g' || timeutil_duration(optarg, &grace) != 0)
-            return cli_usage("rotate: --grace takes a duration such as 30min, 24h or 7d%s", "");
+        else if (c == 'g')
+            grace = optarg;
+        else
+            return cli_usage("rotate: bad option%s", "");
     }
     if (optind + 1 != argc)
         return cli_usage("rotate needs one key ID%s", "");
     apikey_ctx *ctx = cli_open(config, 0);
     if (!ctx)
-        return ADMIN_ERROR;
-    admin_issued out;
+        return CLI_EXIT_ERROR;
+    apikey_issued out = {.size = sizeof out};
     char err[1024];
-    int rc = admin_rotate(ctx, argv[optind], grace, &out, err, sizeof err);
-    if (rc == ADMIN_OK)
-        print_issued(ctx, &out, json);
-    else
-        cli_fail(rc, err);
-    OPENSSL_cleanse(&out, sizeof out);
+    apikey_status st = apikey_rotate(ctx, argv[optind], grace, &out, err, sizeof err);
+    int shown = st == APIKEY_OK ? print_issued(&out, json) : CLI_EXIT_OK;
+    apikey_wipe(&out, sizeof out);
     apikey_close(ctx);
-    return rc;
+    return st == APIKEY_OK ? shown : finish(st, err);
 }
 
 static int cmd_copy(const char *config, int argc, char **argv)
@@ -164,16 +174,14 @@ static int cmd_copy(const char *config, int argc, char **argv)
         return cli_usage("copy needs --to STORE (json:PATH, sqlite:PATH or pgsql:CONNINFO)%s", "");
     apikey_ctx *ctx = cli_open(config, 0);
     if (!ctx)
-        return ADMIN_ERROR;
+        return CLI_EXIT_ERROR;
     char err[1024];
     size_t copied = 0;
-    int rc = admin_copy(ctx, to, &copied, err, sizeof err);
-    if (rc == ADMIN_OK)
-        fprintf(stderr, "apikey: copied %zu key%s\n", copied, copied == 1 ? "" : "s");
-    else
-        cli_fail(rc, err);
+    apikey_status st = apikey_copy(ctx, to, &copied, err, sizeof err);
     apikey_close(ctx);
-    return rc;
+    if (st == APIKEY_OK)
+        fprintf(stderr, "apikey: copied %zu key%s\n", copied, copied == 1 ? "" : "s");
+    return finish(st, err);
 }
 
 typedef int (*command_fn)(const char *config, int argc, char **argv);
@@ -191,15 +199,14 @@ int main(int argc, char **argv)
 {
     const char *config = NULL;
     int i = 1;
-    core_log_to_stderr(1);
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(usage_text, stdout);
-            return 0;
+            return CLI_EXIT_OK;
         }
         if (strcmp(argv[i], "--version") == 0) {
             printf("apikey %s\n", APIKEY_VERSION);
-            return 0;
+            return CLI_EXIT_OK;
         }
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
             config = argv[++i];
@@ -215,7 +222,7 @@ int main(int argc, char **argv)
             for (int a = i + 1; a < argc; a++)
                 if (strcmp(argv[a], "--help") == 0) {
                     fputs(usage_text, stdout);
-                    return 0;
+                    return CLI_EXIT_OK;
                 }
             optind = 1;
             return commands[c].run(config, argc - i, argv + i);

@@ -1,17 +1,25 @@
-/* Shared by the apikey command's files. */
+/* Shared by the apikey command's files. The command is an adapter over
+ * include/apikey.h alone: it parses, calls the library and prints. */
 #ifndef APIKEY_CLI_H
 #define APIKEY_CLI_H
 
-#include "core.h"
+#include "apikey.h"
 
+/* Exit status (SPEC 4). */
+enum { CLI_EXIT_OK = 0, CLI_EXIT_REFUSED = 1, CLI_EXIT_ERROR = 2 };
+int cli_exit_code(apikey_status st);
+
+/* One line on standard error; they return CLI_EXIT_ERROR and rc. */
 int cli_usage(const char *fmt, const char *arg);
 int cli_fail(int rc, const char *msg);
+/* The context of a command: the store opened now (created when missing
+ * with create), or NULL after saying why. */
 apikey_ctx *cli_open(const char *config, int create);
 
 /* A line holding a key, written past stdio, whose buffer nobody wipes. */
-void cli_print_secret(const char *text);
+int cli_print_secret(const char *text, const char *key_id); /* CLI_EXIT_OK, or _ERROR having said why */
 /* One key as a JSON object on its own line; key is NULL except at creation. */
-void cli_print_json_record(const apikey_ctx *ctx, const apikey_record *rec, const char *key);
+int cli_print_json_key(const apikey_key_info *info, const char *key);
 
 int cli_list(const char *config, int argc, char **argv);
 int cli_scopes(const char *config, int argc, char **argv);

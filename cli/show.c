@@ -1,31 +1,37 @@
 /* apikey list and apikey scopes: reading the store and the catalogue. */
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <openssl/crypto.h>
+#include <time.h>
 
-#include "admin.h"
 #include "cli.h"
 #include "secret_io.h"
-#include "timeutil.h"
+
+/* "2026-11-24T15:09:22Z" */
+static void iso_time(int64_t t, char *buf, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!gmtime_r(&tt, &tm) || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(buf, len, "?");
+}
 
 static json_t *json_time(int64_t t)
 {
     char buf[32];
     if (!t)
         return json_null();
-    timeutil_iso(t, buf, sizeof buf);
+    iso_time(t, buf, sizeof buf);
     return json_string(buf);
 }
 
-static json_t *record_json(const apikey_ctx *ctx, const apikey_record *rec)
+static json_t *key_json(const apikey_key_info *k)
 {
-    char pid[APIKEY_KEY_ID_MAX];
-    core_public_id(ctx, rec->id, pid, sizeof pid);
     json_t *scopes = json_array();
-    for (const char *s = rec->scopes; scopes && *s;) {
+    for (const char *s = k->scopes; scopes && *s;) {
         size_t n = strcspn(s, " ");
         if (n)
             json_array_append_new(scopes, json_stringn(s, n));
@@ -33,59 +39,66 @@ static json_t *record_json(const apikey_ctx *ctx, const apikey_record *rec)
         while (*s == ' ')
             s++;
     }
-    return json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s}", "id", pid, "account", rec->account,
-                     "name", rec->name, "scopes", scopes, "created", json_time(rec->created),
-                     "expires", json_time(rec->expires), "last_used", json_time(rec->last_used),
-                     "status", core_status_name(core_status(rec, ctx->now())));
+    return json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s}", "id", k->id, "account", k->account,
+                     "name", k->name, "scopes", scopes, "created", json_time(k->created),
+                     "expires", json_time(k->expires), "last_used", json_time(k->last_used),
+                     "status", apikey_state_string(k->state));
 }
 
-void cli_print_secret(const char *text)
+int cli_print_secret(const char *text, const char *key_id)
 {
-    fflush(stdout); /* what was printed before stays before */
-    if (secret_write_line(1, text, strlen(text)) != 0)
-        perror("apikey: cannot write the key to standard output");
+    /* What was printed before stays before. A key that cannot be shown
+     * fails the command, though the store holds it: it is named, so the
+     * operator can revoke it. */
+    if (fflush(stdout) != 0 || secret_write_line(1, text, strlen(text)) != 0) {
+        fprintf(stderr, "apikey: cannot write to standard output (%s): key %s was created but not shown; revoke it: apikey revoke %s\n",
+                strerror(errno), key_id, key_id);
+        return CLI_EXIT_ERROR;
+    }
+    return CLI_EXIT_OK;
 }
 
-void cli_print_json_record(const apikey_ctx *ctx, const apikey_record *rec, const char *key)
+int cli_print_json_key(const apikey_key_info *info, const char *key)
 {
-    json_t *o = record_json(ctx, rec);
+    int rc = CLI_EXIT_OK;
+    json_t *o = key_json(info);
     if (o && key)
         json_object_set_new(o, "key", json_string(key));
     char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    if (text && key)
-        cli_print_secret(text);
-    else if (text)
+    if (!text)
+        rc = cli_fail(CLI_EXIT_ERROR, "out of memory");
+    else if (key)
+        rc = cli_print_secret(text, info->id);
+    else
         puts(text);
     if (text)
-        OPENSSL_cleanse(text, strlen(text));
+        apikey_wipe(text, strlen(text));
     free(text);
     json_decref(o);
+    return rc;
 }
 
 typedef struct rows {
-    apikey_record *recs;
+    apikey_key_info *keys;
     size_t n, cap;
-    int all;
-    int64_t now;
+    int nomem;
 } rows;
 
-static int collect(const apikey_record *rec, void *arg)
+static int collect(const apikey_key_info *info, void *arg)
 {
     rows *r = arg;
-    if (!r->all && core_status(rec, r->now) != KEY_ACTIVE)
-        return APIKEY_ST_OK;
     if (r->n == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 64;
-        apikey_record *grown = realloc(r->recs, cap * sizeof *grown);
-        if (!grown)
-            return APIKEY_ST_NOMEM;
-        r->recs = grown;
+        apikey_key_info *grown = realloc(r->keys, cap * sizeof *grown);
+        if (!grown) {
+            r->nomem = 1;
+            return 1;
+        }
+        r->keys = grown;
         r->cap = cap;
     }
-    r->recs[r->n] = *rec;
-    memset(r->recs[r->n].hash, 0, sizeof rec->hash); /* never kept beyond need */
-    r->n++;
-    return APIKEY_ST_OK;
+    r->keys[r->n++] = *info;
+    return 0;
 }
 
 static void table_time(int64_t t, const char *none, char *buf, size_t len)
@@ -94,7 +107,7 @@ static void table_time(int64_t t, const char *none, char *buf, size_t len)
         snprintf(buf, len, "%s", none);
         return;
     }
-    timeutil_iso(t, buf, len);
+    iso_time(t, buf, len);
     buf[10] = ' '; /* 2026-11-24 15:09 */
     buf[16] = '\0';
 }
@@ -103,34 +116,34 @@ enum { COL_NAME, COL_KEY, COL_PERMS, COL_USED, COL_EXPIRES, COL_CREATED, COL_ACC
 static const char *const headers[NCOLS] = {"Name", "Key", "Permissions", "Last used",
                                            "Expires", "Created", "Account", "Status"};
 
-static void cells(const apikey_ctx *ctx, const apikey_record *rec, int64_t now, char c[NCOLS][APIKEY_SCOPES_MAX])
+static void cells(const apikey_key_info *k, char c[NCOLS][APIKEY_SCOPES_MAX])
 {
-    snprintf(c[COL_NAME], APIKEY_SCOPES_MAX, "%s", rec->name);
-    snprintf(c[COL_KEY], APIKEY_SCOPES_MAX, "%s_%s...", ctx->cfg.key_prefix, rec->id);
-    snprintf(c[COL_PERMS], APIKEY_SCOPES_MAX, "%s", strcmp(rec->scopes, "*") == 0 ? "* (all)" : rec->scopes);
-    table_time(rec->last_used, "never", c[COL_USED], APIKEY_SCOPES_MAX);
-    table_time(rec->expires, "", c[COL_EXPIRES], APIKEY_SCOPES_MAX);
-    table_time(rec->created, "", c[COL_CREATED], APIKEY_SCOPES_MAX);
-    snprintf(c[COL_ACCOUNT], APIKEY_SCOPES_MAX, "%s", rec->account);
-    snprintf(c[COL_STATUS], APIKEY_SCOPES_MAX, "%s", core_status_name(core_status(rec, now)));
+    snprintf(c[COL_NAME], APIKEY_SCOPES_MAX, "%s", k->name);
+    snprintf(c[COL_KEY], APIKEY_SCOPES_MAX, "%s...", k->id);
+    snprintf(c[COL_PERMS], APIKEY_SCOPES_MAX, "%s", strcmp(k->scopes, "*") == 0 ? "* (all)" : k->scopes);
+    table_time(k->last_used, "never", c[COL_USED], APIKEY_SCOPES_MAX);
+    table_time(k->expires, "", c[COL_EXPIRES], APIKEY_SCOPES_MAX);
+    table_time(k->created, "", c[COL_CREATED], APIKEY_SCOPES_MAX);
+    snprintf(c[COL_ACCOUNT], APIKEY_SCOPES_MAX, "%s", k->account);
+    snprintf(c[COL_STATUS], APIKEY_SCOPES_MAX, "%s", apikey_state_string(k->state));
 }
 
-static void print_table(const apikey_ctx *ctx, const rows *r, int show_account)
+static void print_table(const rows *r, int show_account, int show_status)
 {
-    int used[NCOLS] = {1, 1, 1, 1, 1, 1, show_account, r->all};
+    int used[NCOLS] = {1, 1, 1, 1, 1, 1, show_account, show_status};
     size_t width[NCOLS];
     static char c[NCOLS][APIKEY_SCOPES_MAX];
     for (int k = 0; k < NCOLS; k++)
         width[k] = strlen(headers[k]);
     for (size_t i = 0; i < r->n; i++) {
-        cells(ctx, &r->recs[i], r->now, c);
+        cells(&r->keys[i], c);
         for (int k = 0; k < NCOLS; k++)
             if (strlen(c[k]) > width[k])
                 width[k] = strlen(c[k]);
     }
     for (size_t i = 0; i <= r->n; i++) {
         if (i > 0)
-            cells(ctx, &r->recs[i - 1], r->now, c);
+            cells(&r->keys[i - 1], c);
         int last = NCOLS - 1;
         while (!used[last])
             last--;
@@ -146,16 +159,27 @@ static void print_table(const apikey_ctx *ctx, const rows *r, int show_account)
     }
 }
 
+static int print_json_array(json_t *arr)
+{
+    char *text = arr ? json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    if (text)
+        puts(text);
+    free(text);
+    json_decref(arr);
+    return text ? CLI_EXIT_OK : cli_fail(CLI_EXIT_ERROR, "out of memory");
+}
+
 int cli_list(const char *config, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"all", no_argument, 0, 'a'}, {"json", no_argument, 0, 'j'}, {0, 0, 0, 0},
     };
     int json = 0, c;
+    unsigned flags = 0;
     rows r = {0};
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'a')
-            r.all = 1;
+            flags |= APIKEY_LIST_ALL;
         else if (c == 'j')
             json = 1;
         else
@@ -166,29 +190,39 @@ int cli_list(const char *config, int argc, char **argv)
     const char *account = optind < argc ? argv[optind] : NULL;
     apikey_ctx *ctx = cli_open(config, 1);
     if (!ctx)
-        return 2;
-    r.now = ctx->now();
+        return CLI_EXIT_ERROR;
     char err[1024];
-    int rc = admin_each(ctx, account, collect, &r, err, sizeof err);
-    if (rc != ADMIN_OK) {
-        cli_fail(rc, err);
+    apikey_status st = apikey_list(ctx, account, flags, collect, &r, err, sizeof err);
+    apikey_close(ctx);
+    int rc = CLI_EXIT_OK;
+    if (st != APIKEY_OK) {
+        rc = cli_fail(cli_exit_code(st), err);
+    } else if (r.nomem) {
+        rc = cli_fail(CLI_EXIT_ERROR, "out of memory");
     } else if (json) {
         json_t *arr = json_array();
         for (size_t i = 0; arr && i < r.n; i++)
-            json_array_append_new(arr, record_json(ctx, &r.recs[i]));
-        char *text = arr ? json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-        if (!text)
-            rc = cli_fail(ADMIN_ERROR, "out of memory");
-        else
-            puts(text);
-        free(text);
-        json_decref(arr);
+            json_array_append_new(arr, key_json(&r.keys[i]));
+        rc = print_json_array(arr);
     } else {
-        print_table(ctx, &r, account == NULL);
+        print_table(&r, account == NULL, (flags & APIKEY_LIST_ALL) != 0);
     }
-    free(r.recs);
-    apikey_close(ctx);
+    free(r.keys);
     return rc;
+}
+
+typedef struct scope_out {
+    json_t *arr; /* NULL: a table */
+} scope_out;
+
+static int print_scope(const char *scope, const char *description, void *arg)
+{
+    scope_out *o = arg;
+    if (o->arr)
+        json_array_append_new(o->arr, json_pack("{s:s, s:s}", "scope", scope, "description", description));
+    else
+        printf("%-16s %s\n", scope, description);
+    return 0;
 }
 
 int cli_scopes(const char *config, int argc, char **argv)
@@ -198,22 +232,14 @@ int cli_scopes(const char *config, int argc, char **argv)
         return cli_usage("scopes takes only --json%s", "");
     apikey_ctx *ctx = cli_open(config, 0);
     if (!ctx)
-        return 2;
-    json_t *arr = json ? json_array() : NULL;
-    for (size_t i = 0; i < ctx->cfg.nscopes; i++) {
-        const config_scope *s = &ctx->cfg.scopes[i];
-        if (json)
-            json_array_append_new(arr, json_pack("{s:s, s:s}", "scope", s->name, "description", s->description));
-        else
-            printf("%-16s %s\n", s->name, s->description);
-    }
-    if (json) {
-        char *text = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        if (text)
-            puts(text);
-        free(text);
-        json_decref(arr);
-    }
+        return CLI_EXIT_ERROR;
+    scope_out o = {.arr = json ? json_array() : NULL};
+    char err[1024];
+    apikey_status st = apikey_scopes(ctx, print_scope, &o, err, sizeof err);
     apikey_close(ctx);
-    return 0;
+    if (st != APIKEY_OK) {
+        json_decref(o.arr);
+        return cli_fail(cli_exit_code(st), err);
+    }
+    return json ? print_json_array(o.arr) : CLI_EXIT_OK;
 }

@@ -3,9 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <openssl/crypto.h>
 
-#include "admin.h"
 #include "cli.h"
 #include "secret_io.h"
 
@@ -30,13 +28,13 @@ int cli_verify(const char *config, int argc, char **argv)
         return cli_usage("verify needs --service SERVICE, and reads the key on standard input%s", "");
     apikey_ctx *ctx = cli_open(config, 0);
     if (!ctx)
-        return 2;
+        return CLI_EXIT_ERROR;
     /* read(2), not stdio: stdin's buffer would keep a copy of the key. */
     char key[KEY_READ_MAX + 2];
     ssize_t got = secret_read_all(0, key, sizeof key);
     if (got < 0) {
         apikey_close(ctx);
-        return cli_fail(2, "cannot read the key from standard input");
+        return cli_fail(CLI_EXIT_ERROR, "cannot read the key from standard input");
     }
     size_t len = (size_t)got;
     if (len > KEY_READ_MAX)
@@ -45,12 +43,11 @@ int cli_verify(const char *config, int argc, char **argv)
         len -= 1 + (len > 1 && key[len - 2] == '\r');
     apikey_result res;
     apikey_decision d = apikey_verify(ctx, service, account, key, len, &res);
-    OPENSSL_cleanse(key, sizeof key);
-    int rc = d == APIKEY_ALLOWED ? 0 : d == APIKEY_REFUSED ? 1 : 2;
+    apikey_wipe(key, sizeof key);
+    int rc = d == APIKEY_ALLOWED ? CLI_EXIT_OK : d == APIKEY_REFUSED ? CLI_EXIT_REFUSED : CLI_EXIT_ERROR;
+    /* A store's own reason for "cannot tell" went to the log (syslog). */
     if (d == APIKEY_ALLOWED)
         fprintf(stderr, "apikey: key %s of account %s may use %s\n", res.key_id, res.account, service);
-    else if (res.reason == APIKEY_REASON_STORE)
-        ; /* the store has said why, in one line */
     else
         fprintf(stderr, "apikey: %s: %s%s%s\n", d == APIKEY_REFUSED ? "refused" : "cannot tell",
                 apikey_reason_string(res.reason), res.key_id[0] ? " " : "", res.key_id);
@@ -81,12 +78,12 @@ int cli_create_batch(const char *config, const char *file)
     FILE *in = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
     if (!in) {
         perror(file);
-        return 2;
+        return CLI_EXIT_ERROR;
     }
     size_t cap = 0, n = 0, lines_cap = 0;
-    admin_request *reqs = NULL;
-    admin_issued *out = NULL;
-    int rc = 2;
+    apikey_create_request *reqs = NULL;
+    apikey_issued *out = NULL;
+    int rc = CLI_EXIT_ERROR;
     ssize_t got;
     char *line = NULL;
     char **keep = NULL;
@@ -99,14 +96,14 @@ int cli_create_batch(const char *config, const char *file)
             continue;
         if (n == lines_cap) {
             lines_cap = lines_cap ? lines_cap * 2 : 64;
-            admin_request *r2 = realloc(reqs, lines_cap * sizeof *r2);
+            apikey_create_request *r2 = realloc(reqs, lines_cap * sizeof *r2);
             char **k2 = realloc(keep, lines_cap * sizeof *k2);
             if (r2)
                 reqs = r2;
             if (k2)
                 keep = k2;
             if (!r2 || !k2) {
-                cli_fail(2, "out of memory");
+                cli_fail(CLI_EXIT_ERROR, "out of memory");
                 goto done;
             }
         }
@@ -117,14 +114,15 @@ int cli_create_batch(const char *config, const char *file)
         if (split4(keep[n], f) != 0) {
             n++;
             fprintf(stderr, "apikey: line %zu: expected ACCOUNT<TAB>NAME<TAB>SCOPES<TAB>EXPIRES; nothing was created\n", n);
-            rc = 1;
+            rc = CLI_EXIT_REFUSED;
             goto done;
         }
-        reqs[n] = (admin_request){.account = f[0], .name = f[1], .scopes = f[2], .expires = f[3]};
+        reqs[n] = (apikey_create_request){.size = sizeof *reqs, .account = f[0], .name = f[1],
+                                          .scopes = f[2], .expires = f[3]};
         n++;
     }
     if (n == 0) {
-        rc = cli_fail(1, "the batch holds no lines; nothing was created");
+        rc = cli_fail(CLI_EXIT_REFUSED, "the batch holds no lines; nothing was created");
         goto done;
     }
     apikey_ctx *ctx = cli_open(config, 1);
@@ -132,16 +130,21 @@ int cli_create_batch(const char *config, const char *file)
         goto done;
     out = calloc(n, sizeof *out);
     char err[1024];
-    if (!out) {
-        cli_fail(2, "out of memory");
-    } else if ((rc = admin_create(ctx, reqs, n, out, err, sizeof err)) != ADMIN_OK) {
-        cli_fail(rc, err);
-    } else {
+    apikey_status st = APIKEY_E_NOMEM;
+    if (out) {
         for (size_t i = 0; i < n; i++)
-            cli_print_secret(out[i].key);
+            out[i].size = sizeof *out;
+        st = apikey_create_batch(ctx, reqs, n, out, err, sizeof err);
     }
+    rc = cli_exit_code(st);
+    if (!out)
+        cli_fail(rc, "out of memory");
+    else if (st != APIKEY_OK)
+        cli_fail(rc, err);
+    for (size_t i = 0; st == APIKEY_OK && i < n && rc == CLI_EXIT_OK; i++)
+        rc = cli_print_secret(out[i].key, out[i].info.id);
     if (out)
-        OPENSSL_cleanse(out, n * sizeof *out);
+        apikey_wipe(out, n * sizeof *out);
     apikey_close(ctx);
 done:
     free(out);

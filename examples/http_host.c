@@ -36,7 +36,7 @@ static const apikey_api *load(const char *path)
     apikey_entry_fn entry = (apikey_entry_fn)dlsym(lib, APIKEY_ENTRY_SYMBOL);
     const apikey_api *api = entry ? entry() : NULL;
     /* A newer library has a longer table; an older one may lack our slots. */
-    if (!api || api->size < offsetof(apikey_api, http_status) + sizeof api->http_status) {
+    if (!api || !APIKEY_API_HAS(api, http_status)) {
         fprintf(stderr, "apikey_http_host: %s is too old\n", path);
         return NULL;
     }

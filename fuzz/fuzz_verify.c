@@ -29,7 +29,7 @@ static void setup(void)
         abort();
     admin_request req = {.account = "alice", .name = "f", .scopes = "proxies:read"};
     char err[256];
-    if (admin_create(ctx, &req, 1, &issued, err, sizeof err) != ADMIN_OK)
+    if (admin_create(ctx, &req, 1, &issued, err, sizeof err) != APIKEY_OK)
         abort();
     ctx->cfg.last_used_granularity = 1 << 30; /* no journal writes while fuzzing */
 }

@@ -2,11 +2,14 @@
  * apikey.h - the one header a host needs to ask "may this key use service S?"
  *
  * Two ways to use it:
- *   - link libapikey.so and call apikey_open()/apikey_verify()/apikey_close();
- *   - or dlopen("libapikey.so", RTLD_NOW|RTLD_LOCAL), look up
- *     APIKEY_ENTRY_SYMBOL and call it: it returns a table of functions. The
- *     table only grows at its end; check ->size before touching a slot, so a
- *     host built against this header runs with any newer library.
+ *   - link libapikey (-lapikey) and call apikey_open()/apikey_verify()/...;
+ *   - or dlopen(APIKEY_LIBRARY, RTLD_NOW|RTLD_LOCAL) - "libapikey.so.1", the
+ *     name of this ABI; "libapikey.so" exists only where the development
+ *     files are installed - look up APIKEY_ENTRY_SYMBOL and call it: it
+ *     returns a table of functions. The table only grows at its end: test
+ *     APIKEY_API_HAS(api, slot) before calling a slot newer than open..
+ *     http_status, so a host built against this header runs with an older
+ *     library too (and with any newer one).
  *
  * A context is safe to use from several threads. Every verify consults the
  * store of record, so a revocation is seen on the next check.
@@ -15,12 +18,14 @@
 #define APIKEY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 #define APIKEY_API_VERSION 1
+#define APIKEY_LIBRARY "libapikey.so.1"
 #define APIKEY_ENTRY_SYMBOL "apikey_api_v1"
 
 typedef struct apikey_ctx apikey_ctx;
@@ -75,6 +80,155 @@ const char *apikey_reason_string(apikey_reason reason);
 /* HTTP status a web host should answer: 200, 401, 403 or 503. */
 int apikey_http_status(const apikey_result *result);
 
+/* ---- Administration: the key lifecycle (SPEC 4 and 10.2) ----
+ *
+ * What `apikey` and apikey-authd's management API do, with the same checks:
+ * the library holds every rule (scopes, expiry, the per-account limit,
+ * all-or-none batches, permanent revocation). Each call that writes is one
+ * store transaction. A context for these calls is best opened with
+ * apikey_open_with(..., APIKEY_OPEN_CONNECT or APIKEY_OPEN_CREATE, ...).
+ *
+ * Every call returns an apikey_status and, when err is not NULL, leaves one
+ * line in err for the operator: why it failed ("" on success, except for the
+ * note of apikey_revoke). err never holds a key or a hash. The library
+ * itself prints nothing; it logs an audit line (created, revoked, rotated)
+ * to syslog. */
+
+typedef enum apikey_status {
+    APIKEY_OK = 0,
+    APIKEY_E_INVALID,     /* a bad request: unknown scope, bad or past expiry, bad
+                             account or name, malformed id, bad grace (HTTP 400) */
+    APIKEY_E_NOT_FOUND,   /* no key with that id (404) */
+    APIKEY_E_LIMIT,       /* the account holds max_keys_per_account active keys (409) */
+    APIKEY_E_CONFLICT,    /* the key's state forbids it (rotating a revoked or
+                             expired key), or copy met another key with the same id (409) */
+    APIKEY_E_UNAVAILABLE, /* the store (or copy's target) cannot be read or
+                             written: down, corrupt, full; nothing was changed (503) */
+    APIKEY_E_NOMEM,       /* out of memory; nothing was changed (503) */
+    APIKEY_E_INTERNAL,    /* the random number generator or hash failed (500) */
+    APIKEY_E_ARGUMENT,    /* a bad call: NULL where a value is needed, a size
+                             field too small (500) */
+} apikey_status;
+
+/* "ok", "invalid request", "not found", ... */
+const char *apikey_status_string(apikey_status st);
+/* The HTTP status a management API answers for st (success: 200; a host
+ * answering a create or a rotate uses 201, a revoke 204). */
+int apikey_status_http(apikey_status st);
+
+/* apikey_open_with flags. With neither, it is apikey_open: the store is
+ * opened at the first use. */
+#define APIKEY_OPEN_CREATE 1u  /* open the store now, creating it when missing */
+#define APIKEY_OPEN_CONNECT 2u /* open the store now: one that is down fails the open */
+apikey_ctx *apikey_open_with(const char *config_path, unsigned flags, char *err, size_t errlen);
+
+#define APIKEY_ACCOUNT_MAX 256 /* including the NUL */
+#define APIKEY_NAME_MAX 256
+#define APIKEY_SCOPES_MAX 1024
+#define APIKEY_KEY_MAX 56 /* a whole key with its NUL */
+
+/* Growing structs. apikey_key_info, apikey_create_request and
+ * apikey_issued start with a size that the caller sets to sizeof of the
+ * struct it was built with; fields are only ever appended (as Linux's
+ * openat2 and clone3 do). The library reads what both know and:
+ *   - for a request larger than it knows, refuses with APIKEY_E_INVALID
+ *     unless the unknown tail is all zero: a newer field (an address
+ *     allowlist) is never silently dropped;
+ *   - for a struct it fills, writes the fields both know, zeroes the rest
+ *     and sets ->size to the bytes it wrote. A field added later is there
+ *     when APIKEY_HAS_FIELD(type, p, field).
+ * Start with `apikey_key_info info = {.size = sizeof info};`. */
+#define APIKEY_HAS_FIELD(type, p, field) \
+    ((p)->size >= offsetof(type, field) + sizeof(((type *)0)->field))
+
+typedef enum apikey_key_state {
+    APIKEY_KEY_ACTIVE = 0,
+    APIKEY_KEY_REVOKED,
+    APIKEY_KEY_EXPIRED,
+} apikey_key_state;
+
+/* "active", "revoked", "expired" (the words of `apikey list --json`). */
+const char *apikey_state_string(apikey_key_state state);
+
+/* One key, as `apikey list --json` shows it. Never its hash. */
+typedef struct apikey_key_info {
+    size_t size;
+    char id[APIKEY_KEY_ID_MAX]; /* public id: "ak_20fe9a1c" */
+    char account[APIKEY_ACCOUNT_MAX];
+    char name[APIKEY_NAME_MAX];
+    char scopes[APIKEY_SCOPES_MAX]; /* "geo:read proxies:read", or "*" for every scope */
+    int64_t created;                /* Unix seconds */
+    int64_t expires;                /* 0: never */
+    int64_t last_used;              /* 0: never */
+    int64_t revoked;                /* 0: not revoked, else when */
+    apikey_key_state state;         /* as of the call */
+} apikey_key_info;
+
+/* What to create. */
+typedef struct apikey_create_request {
+    size_t size;
+    const char *account;
+    const char *name;
+    const char *scopes;  /* "a,b", "a b" or "*" (every scope); required */
+    const char *expires; /* 30d, 90d, 6m, 1y, never or YYYY-MM-DD; NULL: default_expiry */
+} apikey_create_request;
+
+/* A key just made. key is its only copy anywhere: show it once, then wipe
+ * it (apikey_wipe(issued.key, sizeof issued.key)). It ends with info and
+ * grows only through info, whose size the library derives from size. */
+typedef struct apikey_issued {
+    size_t size;
+    char key[APIKEY_KEY_MAX];
+    apikey_key_info info;
+} apikey_issued;
+
+/* Create one key. */
+apikey_status apikey_create(apikey_ctx *ctx, const apikey_create_request *req, apikey_issued *out,
+                            char *err, size_t errlen);
+/* Create n keys in one transaction: every request is checked first, then all
+ * are created or none (err then names the line, "line 3: ..."). reqs and
+ * out are arrays of n structs of the caller's size (reqs[0].size,
+ * out[0].size); out[i] answers reqs[i]. On failure every key field of out
+ * is zeroed, here and in apikey_create and apikey_rotate. */
+apikey_status apikey_create_batch(apikey_ctx *ctx, const apikey_create_request *reqs, size_t n,
+                                  apikey_issued *out, char *err, size_t errlen);
+
+/* Called once per key; return 0 to go on, anything else to stop (the call
+ * still returns APIKEY_OK). info->size is the library's. The context is
+ * locked meanwhile: the callback must not call the library with it. */
+typedef int (*apikey_key_cb)(const apikey_key_info *info, void *arg);
+#define APIKEY_LIST_ALL 1u /* revoked and expired keys too; else active ones only */
+/* The keys of account (NULL: of every account), in creation order. */
+apikey_status apikey_list(apikey_ctx *ctx, const char *account, unsigned flags, apikey_key_cb cb,
+                          void *arg, char *err, size_t errlen);
+/* One key by its public id ("ak_20fe9a1c"; the bare "20fe9a1c" and list's
+ * "ak_20fe9a1c..." are accepted too), whatever its state. */
+apikey_status apikey_get(apikey_ctx *ctx, const char *id, apikey_key_info *out, char *err,
+                         size_t errlen);
+/* Revoke now and for good, seen by every later check in every process.
+ * Revoking a revoked key changes nothing and returns APIKEY_OK with a note
+ * in err ("key ak_20fe9a1c was already revoked"). */
+apikey_status apikey_revoke(apikey_ctx *ctx, const char *id, char *err, size_t errlen);
+/* Replace an active key: a new key of the same account, name and scopes,
+ * its expiry as long as the old one's. grace: NULL, "" or "0" revokes the
+ * old key now; a duration (30min, 24h, 7d) lets it expire then instead. */
+apikey_status apikey_rotate(apikey_ctx *ctx, const char *id, const char *grace, apikey_issued *out,
+                            char *err, size_t errlen);
+
+/* The scope catalogue of the configuration, in its order; cb as above. */
+typedef int (*apikey_scope_cb)(const char *scope, const char *description, void *arg);
+apikey_status apikey_scopes(apikey_ctx *ctx, apikey_scope_cb cb, void *arg, char *err,
+                            size_t errlen);
+
+/* Copy every key as it is (hashes, times, revocations) into the store at
+ * store_uri ("sqlite:/path", ...), in one transaction there; copying again
+ * is harmless. *copied (may be NULL) gets the number of keys. */
+apikey_status apikey_copy(apikey_ctx *ctx, const char *store_uri, size_t *copied, char *err,
+                          size_t errlen);
+
+/* Overwrite len bytes at p in a way the compiler keeps (a key, once shown). */
+void apikey_wipe(void *p, size_t len);
+
 /* The run-time table. Slots are only ever appended. */
 typedef struct apikey_api {
     size_t size;      /* sizeof(struct apikey_api) of the library */
@@ -85,7 +239,31 @@ typedef struct apikey_api {
                               const char *key, size_t keylen, apikey_result *result);
     const char *(*reason_string)(apikey_reason reason);
     int (*http_status)(const apikey_result *result);
+    /* Administration, appended: test APIKEY_API_HAS(api, copy) or the slot used. */
+    apikey_ctx *(*open_with)(const char *config_path, unsigned flags, char *err, size_t errlen);
+    const char *(*status_string)(apikey_status st);
+    int (*status_http)(apikey_status st);
+    const char *(*state_string)(apikey_key_state state);
+    apikey_status (*create)(apikey_ctx *ctx, const apikey_create_request *req, apikey_issued *out,
+                            char *err, size_t errlen);
+    apikey_status (*create_batch)(apikey_ctx *ctx, const apikey_create_request *reqs, size_t n,
+                                  apikey_issued *out, char *err, size_t errlen);
+    apikey_status (*list)(apikey_ctx *ctx, const char *account, unsigned flags, apikey_key_cb cb,
+                          void *arg, char *err, size_t errlen);
+    apikey_status (*get)(apikey_ctx *ctx, const char *id, apikey_key_info *out, char *err,
+                         size_t errlen);
+    apikey_status (*revoke)(apikey_ctx *ctx, const char *id, char *err, size_t errlen);
+    apikey_status (*rotate)(apikey_ctx *ctx, const char *id, const char *grace, apikey_issued *out,
+                            char *err, size_t errlen);
+    apikey_status (*scopes)(apikey_ctx *ctx, apikey_scope_cb cb, void *arg, char *err,
+                            size_t errlen);
+    apikey_status (*copy)(apikey_ctx *ctx, const char *store_uri, size_t *copied, char *err,
+                          size_t errlen);
+    void (*wipe)(void *p, size_t len);
 } apikey_api;
+
+/* Whether a library's table is recent enough to hold a slot. */
+#define APIKEY_API_HAS(api, slot) APIKEY_HAS_FIELD(apikey_api, api, slot)
 
 typedef const apikey_api *(*apikey_entry_fn)(void);
 const apikey_api *apikey_api_v1(void);

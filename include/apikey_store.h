@@ -60,10 +60,24 @@ typedef struct apikey_store_host {
     /* One clear line for the operator: the core routes it to stderr or syslog. */
     void (*log_error)(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
     /* Refuse a file that is group/world-writable, or owned by someone other than
-     * root or the caller, or not a regular file. Returns 0 when acceptable,
-     * else -1 with a reason in why. fd is an open descriptor of the file. */
+     * root or the caller, or not a regular file, or that lies in a folder
+     * (from its own up to /) that is owned by someone else, or group- or
+     * world-writable and not sticky. Returns 0 when acceptable, else -1 with
+     * a reason in why. fd is an open descriptor of the file, path its name. */
     int (*check_file)(int fd, const char *path, char *why, size_t whylen);
+    /* Fields added later go here; a backend checks STORE_HOST_HAS first. */
+
+    /* Nonzero in a privileged process (a PAM module, or AT_SECURE: su, sudo,
+     * login, sshd), where the caller may control the environment. The
+     * backend then takes nothing from the environment, neither itself nor
+     * through the libraries it links (libpq's PG*, SQLite's temporary
+     * folders, ...): the location in the configuration is all there is. */
+    int privileged;
 } apikey_store_host;
+
+/* Whether the core that opened a backend is recent enough to offer a field. */
+#define STORE_HOST_HAS(host, field) \
+    ((host)->size >= offsetof(apikey_store_host, field) + sizeof(((apikey_store_host *)0)->field))
 
 typedef int (*apikey_record_cb)(const apikey_record *rec, void *arg);
 

@@ -13,14 +13,15 @@
 
 /* A backend reports its own failure in one line, naming the store; only
  * what it cannot know is added here, so the operator reads one line. */
-static int store_error(char *err, size_t errlen, const char *what, int st)
+static apikey_status store_error(char *err, size_t errlen, const char *what, int st)
 {
-    if (st == APIKEY_ST_UNAVAILABLE)
+    if (st == APIKEY_ST_UNAVAILABLE) {
         err[0] = '\0';
-    else
-        snprintf(err, errlen, "store: %s failed (%s)", what,
-                 st == APIKEY_ST_NOMEM ? "out of memory" : "conflicting record");
-    return ADMIN_ERROR;
+        return APIKEY_E_UNAVAILABLE;
+    }
+    snprintf(err, errlen, "store: %s failed (%s)", what,
+             st == APIKEY_ST_NOMEM ? "out of memory" : "conflicting record");
+    return st == APIKEY_ST_NOMEM ? APIKEY_E_NOMEM : APIKEY_E_CONFLICT;
 }
 
 /* Printable text without control characters: names end up in tables, logs
@@ -117,53 +118,72 @@ static int validate(apikey_ctx *ctx, const admin_request *r, int64_t now, apikey
 }
 
 /* Fill in id, key and hash of a record validated above, and insert it. */
-static int issue(apikey_ctx *ctx, admin_issued *out, char *err, size_t errlen)
+static apikey_status issue(apikey_ctx *ctx, admin_issued *out, char *err, size_t errlen)
 {
     int st = new_id(ctx, out->rec.id);
     if (st == APIKEY_ST_CONFLICT) {
         snprintf(err, errlen, "could not find a free key id in %d attempts", ID_ATTEMPTS);
-        return ADMIN_ERROR;
+        return APIKEY_E_INTERNAL;
     }
     if (st == RNG_FAILED) {
         snprintf(err, errlen, "the random number generator failed; nothing was created");
-        return ADMIN_ERROR;
+        return APIKEY_E_INTERNAL;
     }
     if (st != APIKEY_ST_OK)
         return store_error(err, errlen, "looking up a new id", st);
     if (keycodec_make(ctx->cfg.key_prefix, out->rec.id, out->key) != 0 ||
         core_hash_key(ctx, out->key, strlen(out->key), out->rec.hash) != 0) {
         snprintf(err, errlen, "the random number generator or hash failed");
-        return ADMIN_ERROR;
+        return APIKEY_E_INTERNAL;
     }
     st = ctx->store.ops->insert(ctx->store.handle, &out->rec);
     if (st != APIKEY_ST_OK)
         return store_error(err, errlen, "insert", st);
-    return ADMIN_OK;
+    return APIKEY_OK;
 }
 
-static int begin(apikey_ctx *ctx, char *err, size_t errlen)
+/* Take the context's lock with its store open. A host's context opens its
+ * store at first use, and a verify closes one that failed: open it here
+ * too, and close it again when it fails, so a long-lived host recovers. */
+static apikey_status lock_store(apikey_ctx *ctx, char *err, size_t errlen)
 {
     pthread_rwlock_wrlock(&ctx->lock);
+    int st = store_connect(&ctx->store, 0);
+    if (st == APIKEY_ST_OK)
+        return APIKEY_OK;
+    pthread_rwlock_unlock(&ctx->lock);
+    return store_error(err, errlen, "opening", st);
+}
+
+static apikey_status unlock_store(apikey_ctx *ctx, apikey_status rc)
+{
+    if (rc == APIKEY_E_UNAVAILABLE)
+        store_disconnect(&ctx->store);
+    pthread_rwlock_unlock(&ctx->lock);
+    return rc;
+}
+
+static apikey_status begin(apikey_ctx *ctx, char *err, size_t errlen)
+{
+    apikey_status rc = lock_store(ctx, err, errlen);
+    if (rc != APIKEY_OK)
+        return rc;
     int st = ctx->store.ops->begin(ctx->store.handle);
-    if (st != APIKEY_ST_OK) {
-        pthread_rwlock_unlock(&ctx->lock);
-        return store_error(err, errlen, "starting a write", st);
-    }
-    return ADMIN_OK;
+    return st == APIKEY_ST_OK ? APIKEY_OK
+                              : unlock_store(ctx, store_error(err, errlen, "starting a write", st));
 }
 
 /* Commit when rc says so, else roll back; always releases the lock. */
-static int finish(apikey_ctx *ctx, int rc, char *err, size_t errlen)
+static apikey_status finish(apikey_ctx *ctx, apikey_status rc, char *err, size_t errlen)
 {
-    if (rc == ADMIN_OK) {
+    if (rc == APIKEY_OK) {
         int st = ctx->store.ops->commit(ctx->store.handle);
         if (st != APIKEY_ST_OK)
             rc = store_error(err, errlen, "commit", st);
     } else {
         ctx->store.ops->rollback(ctx->store.handle);
     }
-    pthread_rwlock_unlock(&ctx->lock);
-    return rc;
+    return unlock_store(ctx, rc);
 }
 
 static void audit(apikey_ctx *ctx, const char *what, const apikey_record *rec, const char *extra)
@@ -179,15 +199,15 @@ static void audit(apikey_ctx *ctx, const char *what, const apikey_record *rec, c
            rec->name, extra ? extra : "");
 }
 
-static int limit_refusal(const char *account, int count, char *err, size_t errlen)
+static apikey_status limit_refusal(const char *account, int count, char *err, size_t errlen)
 {
     snprintf(err, errlen, "account %s has %d active key%s, the limit; revoke or rotate one first",
              account, count, count == 1 ? "" : "s");
-    return ADMIN_REFUSED;
+    return APIKEY_E_LIMIT;
 }
 
 /* Refuse when the account would hold more active keys than the limit. */
-static int check_limit(apikey_ctx *ctx, const char *account, const char *skip_id, int64_t now,
+static apikey_status check_limit(apikey_ctx *ctx, const char *account, const char *skip_id, int64_t now,
                        char *err, size_t errlen)
 {
     int count;
@@ -196,7 +216,7 @@ static int check_limit(apikey_ctx *ctx, const char *account, const char *skip_id
         return store_error(err, errlen, "counting keys", st);
     if (count >= ctx->cfg.max_keys_per_account)
         return limit_refusal(account, count, err, errlen);
-    return ADMIN_OK;
+    return APIKEY_OK;
 }
 
 /* Active keys per account of a batch, counted in one pass over the store:
@@ -248,10 +268,14 @@ static int tally_build(apikey_ctx *ctx, const admin_issued *out, size_t n, int64
     return ctx->store.ops->each(ctx->store.handle, t->n == 1 ? t->v[0].account : NULL, tally_cb, t);
 }
 
-int admin_create(apikey_ctx *ctx, const admin_request *reqs, size_t n, admin_issued *out,
-                 char *err, size_t errlen)
+apikey_status admin_create(apikey_ctx *ctx, const admin_request *reqs, size_t n, admin_issued *out,
+                           char *err, size_t errlen)
 {
     int64_t now = ctx->now();
+    if (n == 0) {
+        snprintf(err, errlen, "no keys requested");
+        return APIKEY_E_INVALID;
+    }
     memset(out, 0, n * sizeof *out);
     for (size_t i = 0; i < n; i++) {
         char why[512];
@@ -260,25 +284,25 @@ int admin_create(apikey_ctx *ctx, const admin_request *reqs, size_t n, admin_iss
                 snprintf(err, errlen, "line %zu: %s; nothing was created", i + 1, why);
             else
                 snprintf(err, errlen, "%s", why);
-            return ADMIN_REFUSED;
+            return APIKEY_E_INVALID;
         }
     }
-    int rc = begin(ctx, err, errlen);
-    if (rc != ADMIN_OK)
+    apikey_status rc = begin(ctx, err, errlen);
+    if (rc != APIKEY_OK)
         return rc;
     tally t = {0};
     int st = tally_build(ctx, out, n, now, &t);
     if (st != APIKEY_ST_OK)
         rc = store_error(err, errlen, "counting keys", st);
-    for (size_t i = 0; i < n && rc == ADMIN_OK; i++) {
+    for (size_t i = 0; i < n && rc == APIKEY_OK; i++) {
         tally_entry *e = tally_find(&t, out[i].rec.account);
         if (e->count >= ctx->cfg.max_keys_per_account)
             rc = limit_refusal(e->account, e->count, err, errlen);
-        else if ((rc = issue(ctx, &out[i], err, errlen)) == ADMIN_OK)
+        else if ((rc = issue(ctx, &out[i], err, errlen)) == APIKEY_OK)
             e->count++;
         /* An empty err: the store has said why in its line; a second
          * line with nothing to add would only break the one-line rule. */
-        if (rc != ADMIN_OK && n > 1 && err[0]) {
+        if (rc != APIKEY_OK && n > 1 && err[0]) {
             char why[512];
             snprintf(why, sizeof why, "line %zu: %s; nothing was created", i + 1, err);
             snprintf(err, errlen, "%s", why);
@@ -286,13 +310,13 @@ int admin_create(apikey_ctx *ctx, const admin_request *reqs, size_t n, admin_iss
     }
     free(t.v);
     rc = finish(ctx, rc, err, errlen);
-    if (rc != ADMIN_OK) {
+    if (rc != APIKEY_OK) {
         OPENSSL_cleanse(out, n * sizeof *out);
         return rc;
     }
     for (size_t i = 0; i < n; i++)
         audit(ctx, "created", &out[i].rec, NULL);
-    return ADMIN_OK;
+    return APIKEY_OK;
 }
 
 int admin_parse_id(const apikey_ctx *ctx, const char *text, char id[APIKEY_ID_LEN + 1])
@@ -312,74 +336,94 @@ int admin_parse_id(const apikey_ctx *ctx, const char *text, char id[APIKEY_ID_LE
     return 0;
 }
 
-/* Look up an id inside the write transaction; refuses unknown keys. */
-static int find(apikey_ctx *ctx, const char *public_id, apikey_record *rec, char *err, size_t errlen)
+/* Look up an id, in the write transaction or under the lock; refuses
+ * unknown keys. */
+static apikey_status find(apikey_ctx *ctx, const char *public_id, apikey_record *rec, char *err,
+                          size_t errlen)
 {
     char id[APIKEY_ID_LEN + 1];
     if (admin_parse_id(ctx, public_id, id) != 0) {
-        snprintf(err, errlen, "'%s' is not a key id such as %s_20fe9a1c", public_id, ctx->cfg.key_prefix);
-        return ADMIN_REFUSED;
+        /* Never echo more than an id's length: it may be a whole key, pasted. */
+        int shown = (int)(strlen(ctx->cfg.key_prefix) + 1 + APIKEY_ID_LEN);
+        snprintf(err, errlen, "'%.*s%s' is not a key id such as %s_20fe9a1c", shown, public_id,
+                 strlen(public_id) > (size_t)shown ? "..." : "", ctx->cfg.key_prefix);
+        return APIKEY_E_INVALID;
     }
     int st = ctx->store.ops->lookup(ctx->store.handle, id, rec);
     if (st == APIKEY_ST_NOTFOUND) {
         snprintf(err, errlen, "no key %s_%s in the store", ctx->cfg.key_prefix, id);
-        return ADMIN_REFUSED;
+        return APIKEY_E_NOT_FOUND;
     }
-    return st == APIKEY_ST_OK ? ADMIN_OK : store_error(err, errlen, "lookup", st);
+    return st == APIKEY_ST_OK ? APIKEY_OK : store_error(err, errlen, "lookup", st);
 }
 
-int admin_revoke(apikey_ctx *ctx, const char *public_id, char *err, size_t errlen)
+apikey_status admin_get(apikey_ctx *ctx, const char *public_id, apikey_record *rec, char *err,
+                        size_t errlen)
+{
+    apikey_status rc = lock_store(ctx, err, errlen);
+    if (rc != APIKEY_OK)
+        return rc;
+    rc = unlock_store(ctx, find(ctx, public_id, rec, err, errlen));
+    OPENSSL_cleanse(rec->hash, sizeof rec->hash); /* never kept beyond need */
+    return rc;
+}
+
+apikey_status admin_revoke(apikey_ctx *ctx, const char *public_id, char *err, size_t errlen)
 {
     apikey_record rec;
-    int rc = begin(ctx, err, errlen);
-    if (rc != ADMIN_OK)
+    apikey_status rc = begin(ctx, err, errlen);
+    if (rc != APIKEY_OK)
         return rc;
     rc = find(ctx, public_id, &rec, err, errlen);
-    int already = rc == ADMIN_OK && rec.revoked;
-    if (rc == ADMIN_OK && !already) {
+    int already = rc == APIKEY_OK && rec.revoked;
+    if (rc == APIKEY_OK && !already) {
         rec.revoked = ctx->now();
         int st = ctx->store.ops->update(ctx->store.handle, &rec);
         if (st != APIKEY_ST_OK)
             rc = store_error(err, errlen, "update", st);
     }
-    int wrote = rc == ADMIN_OK && !already;
+    int wrote = rc == APIKEY_OK && !already;
     /* Nothing written is rolled back, which keeps err as it is. */
-    int fin = finish(ctx, wrote ? ADMIN_OK : ADMIN_REFUSED, err, errlen);
-    if (wrote && fin == ADMIN_OK)
+    apikey_status fin = finish(ctx, wrote ? APIKEY_OK : APIKEY_E_CONFLICT, err, errlen);
+    if (wrote && fin == APIKEY_OK)
         audit(ctx, "revoked", &rec, NULL);
     if (wrote)
         return fin;
     if (already)
         snprintf(err, errlen, "key %s_%s was already revoked", ctx->cfg.key_prefix, rec.id);
-    return already ? ADMIN_OK : rc;
+    return already ? APIKEY_OK : rc;
 }
 
-int admin_rotate(apikey_ctx *ctx, const char *public_id, int64_t grace, admin_issued *out,
-                 char *err, size_t errlen)
+apikey_status admin_rotate(apikey_ctx *ctx, const char *public_id, const char *grace_text,
+                           admin_issued *out, char *err, size_t errlen)
 {
     apikey_record old;
-    int64_t now = ctx->now();
+    int64_t now = ctx->now(), grace = 0;
     memset(out, 0, sizeof *out);
-    int rc = begin(ctx, err, errlen);
-    if (rc != ADMIN_OK)
+    if (grace_text && *grace_text && timeutil_duration(grace_text, &grace) != 0) {
+        snprintf(err, errlen, "grace '%s' is not a duration such as 30min, 24h or 7d", grace_text);
+        return APIKEY_E_INVALID;
+    }
+    apikey_status rc = begin(ctx, err, errlen);
+    if (rc != APIKEY_OK)
         return rc;
     rc = find(ctx, public_id, &old, err, errlen);
-    if (rc == ADMIN_OK && core_status(&old, now) != KEY_ACTIVE) {
+    if (rc == APIKEY_OK && core_status(&old, now) != KEY_ACTIVE) {
         snprintf(err, errlen, "key %s_%s is %s; only an active key can be rotated",
                  ctx->cfg.key_prefix, old.id, core_status_name(core_status(&old, now)));
-        rc = ADMIN_REFUSED;
+        rc = APIKEY_E_CONFLICT;
     }
     /* The replacement takes the old key's slot, so single-key accounts rotate. */
-    if (rc == ADMIN_OK)
+    if (rc == APIKEY_OK)
         rc = check_limit(ctx, old.account, old.id, now, err, errlen);
-    if (rc == ADMIN_OK) {
+    if (rc == APIKEY_OK) {
         out->rec = old;
         out->rec.created = now;
         out->rec.last_used = 0;
         out->rec.expires = old.expires ? now + (old.expires - old.created) : 0;
         rc = issue(ctx, out, err, errlen);
     }
-    if (rc == ADMIN_OK) {
+    if (rc == APIKEY_OK) {
         if (grace > 0 && (!old.expires || old.expires > now + grace))
             old.expires = now + grace;
         else if (grace <= 0)
@@ -389,7 +433,7 @@ int admin_rotate(apikey_ctx *ctx, const char *public_id, int64_t grace, admin_is
             rc = store_error(err, errlen, "update", st);
     }
     rc = finish(ctx, rc, err, errlen);
-    if (rc != ADMIN_OK) {
+    if (rc != APIKEY_OK) {
         OPENSSL_cleanse(out, sizeof *out);
         return rc;
     }
@@ -399,16 +443,17 @@ int admin_rotate(apikey_ctx *ctx, const char *public_id, int64_t grace, admin_is
     snprintf(extra, sizeof extra, " replaced_by=%s grace=%llds", pid, (long long)grace);
     audit(ctx, "rotated", &old, extra);
     audit(ctx, "created", &out->rec, NULL);
-    return ADMIN_OK;
+    return APIKEY_OK;
 }
 
-int admin_each(apikey_ctx *ctx, const char *account, apikey_record_cb cb, void *arg, char *err,
-               size_t errlen)
+apikey_status admin_each(apikey_ctx *ctx, const char *account, apikey_record_cb cb, void *arg,
+                         char *err, size_t errlen)
 {
-    pthread_rwlock_wrlock(&ctx->lock);
+    apikey_status rc = lock_store(ctx, err, errlen);
+    if (rc != APIKEY_OK)
+        return rc;
     int st = ctx->store.ops->each(ctx->store.handle, account, cb, arg);
-    pthread_rwlock_unlock(&ctx->lock);
-    return st == APIKEY_ST_OK ? ADMIN_OK : store_error(err, errlen, "reading keys", st);
+    return unlock_store(ctx, st == APIKEY_ST_OK ? APIKEY_OK : store_error(err, errlen, "reading keys", st));
 }
 
 typedef struct copy_arg {
@@ -442,31 +487,36 @@ static int copy_cb(const apikey_record *rec, void *arg)
     return APIKEY_ST_OK;
 }
 
-int admin_copy(apikey_ctx *ctx, const char *uri, size_t *copied, char *err, size_t errlen)
+apikey_status admin_copy(apikey_ctx *ctx, const char *uri, size_t *copied, char *err, size_t errlen)
 {
     store_binding to;
     if (store_bind(uri, 1, &to, err, errlen) != 0)
-        return ADMIN_ERROR;
+        return APIKEY_E_UNAVAILABLE;
     copy_arg c = {.to = &to};
-    int rc = ADMIN_OK;
+    apikey_status rc = APIKEY_OK;
     int st = to.ops->begin(to.handle);
     if (st != APIKEY_ST_OK) {
         rc = store_error(err, errlen, "starting a write on the target", st);
         goto done;
     }
-    pthread_rwlock_wrlock(&ctx->lock);
+    if ((rc = lock_store(ctx, err, errlen)) != APIKEY_OK) {
+        to.ops->rollback(to.handle);
+        goto done;
+    }
     st = ctx->store.ops->each(ctx->store.handle, NULL, copy_cb, &c);
-    pthread_rwlock_unlock(&ctx->lock);
+    /* A failure the callback returned is the target's: the source stays open. */
+    int source_failed = st == APIKEY_ST_UNAVAILABLE && c.st == APIKEY_ST_OK;
+    unlock_store(ctx, source_failed ? APIKEY_E_UNAVAILABLE : APIKEY_OK);
     if (c.st == APIKEY_ST_CONFLICT) {
         snprintf(err, errlen, "the target holds another key with id %s_%s; nothing was copied",
                  ctx->cfg.key_prefix, c.conflict);
-        rc = ADMIN_REFUSED;
+        rc = APIKEY_E_CONFLICT;
     } else if (st != APIKEY_ST_OK || c.st != APIKEY_ST_OK) {
         rc = store_error(err, errlen, "copy", st != APIKEY_ST_OK ? st : c.st);
     }
-    if (rc == ADMIN_OK && (st = to.ops->commit(to.handle)) != APIKEY_ST_OK)
+    if (rc == APIKEY_OK && (st = to.ops->commit(to.handle)) != APIKEY_ST_OK)
         rc = store_error(err, errlen, "commit on the target", st);
-    else if (rc != ADMIN_OK)
+    else if (rc != APIKEY_OK)
         to.ops->rollback(to.handle);
     *copied = c.copied;
 done:

@@ -30,11 +30,55 @@ APIKEY_EXPORT int apikey_http_status(const apikey_result *res)
     switch (res->decision) {
     case APIKEY_ALLOWED: return 200;
     case APIKEY_REFUSED:
-        /* The key is genuine but may not do this: forbidden, not unauthenticated. */
-        return res->reason == APIKEY_REASON_MISSING_SCOPE || res->reason == APIKEY_REASON_UNMAPPED ? 403 : 401;
+        /* The key is genuine but may not do this: forbidden, not
+         * unauthenticated. An unmapped service is not a key's want of a
+         * scope (no key could pass): 401. */
+        return res->reason == APIKEY_REASON_MISSING_SCOPE ? 403 : 401;
     case APIKEY_UNAVAILABLE: break;
     }
     return 503;
+}
+
+APIKEY_EXPORT const char *apikey_status_string(apikey_status st)
+{
+    switch (st) {
+    case APIKEY_OK: return "ok";
+    case APIKEY_E_INVALID: return "invalid request";
+    case APIKEY_E_NOT_FOUND: return "not found";
+    case APIKEY_E_LIMIT: return "limit reached";
+    case APIKEY_E_CONFLICT: return "conflict";
+    case APIKEY_E_UNAVAILABLE: return "store unavailable";
+    case APIKEY_E_NOMEM: return "out of memory";
+    case APIKEY_E_INTERNAL: return "internal error";
+    case APIKEY_E_ARGUMENT: return "bad argument";
+    }
+    return "unknown status";
+}
+
+APIKEY_EXPORT int apikey_status_http(apikey_status st)
+{
+    switch (st) {
+    case APIKEY_OK: return 200;
+    case APIKEY_E_INVALID: return 400;
+    case APIKEY_E_NOT_FOUND: return 404;
+    case APIKEY_E_LIMIT:
+    case APIKEY_E_CONFLICT: return 409;
+    case APIKEY_E_UNAVAILABLE:
+    case APIKEY_E_NOMEM: return 503;
+    case APIKEY_E_INTERNAL:
+    case APIKEY_E_ARGUMENT: break;
+    }
+    return 500;
+}
+
+APIKEY_EXPORT const char *apikey_state_string(apikey_key_state state)
+{
+    switch (state) {
+    case APIKEY_KEY_ACTIVE: return "active";
+    case APIKEY_KEY_REVOKED: return "revoked";
+    case APIKEY_KEY_EXPIRED: return "expired";
+    }
+    return "unknown";
 }
 
 static const apikey_api api_v1 = {
@@ -45,6 +89,19 @@ static const apikey_api api_v1 = {
     .verify = apikey_verify,
     .reason_string = apikey_reason_string,
     .http_status = apikey_http_status,
+    .open_with = apikey_open_with,
+    .status_string = apikey_status_string,
+    .status_http = apikey_status_http,
+    .state_string = apikey_state_string,
+    .create = apikey_create,
+    .create_batch = apikey_create_batch,
+    .list = apikey_list,
+    .get = apikey_get,
+    .revoke = apikey_revoke,
+    .rotate = apikey_rotate,
+    .scopes = apikey_scopes,
+    .copy = apikey_copy,
+    .wipe = apikey_wipe,
 };
 
 APIKEY_EXPORT const apikey_api *apikey_api_v1(void)

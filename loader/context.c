@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <time.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -86,9 +87,18 @@ int core_hash_key(const apikey_ctx *ctx, const char *key, size_t len,
                : -1;
 }
 
-const char *core_config_path(const char *given)
+int core_privileged(int flags)
 {
-    if (!given || !*given)
+    /* secure_getenv alone is not enough: a root process that is not setuid
+     * but inherits a caller's environment (login -p, a getty or telnetd
+     * chain, sshd's children) has no AT_SECURE, and libraries read plain
+     * getenv. A PAM module always counts as privileged. */
+    return (flags & CORE_OPEN_PRIVILEGED) || getauxval(AT_SECURE) != 0;
+}
+
+const char *core_config_path(const char *given, int privileged)
+{
+    if ((!given || !*given) && !privileged)
         given = secure_getenv("APIKEY_CONFIG");
     return given && *given ? given : APIKEY_DEFAULT_CONFIG;
 }
@@ -101,18 +111,26 @@ apikey_ctx *core_open(const char *config_path, int flags, char *err, size_t errl
         errlen = sizeof scratch;
     }
     err[0] = '\0';
+    int privileged = core_privileged(flags);
     /* No atexit handler: libpam unloads us at every pam_end. A failed
-     * initialisation (out of memory) leaves OpenSSL unusable: stop here. */
-    if (!OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL)) {
+     * initialisation (out of memory) leaves OpenSSL unusable: stop here.
+     * Privileged: no configuration file, so OPENSSL_CONF and
+     * OPENSSL_MODULES cannot load a provider into a root process. The first
+     * initialisation decides for the process: libpq's later
+     * OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG) then finds the config step
+     * done and loads nothing (a RUN_ONCE in OpenSSL's crypto/init.c). */
+    if (!OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT | (privileged ? OPENSSL_INIT_NO_LOAD_CONFIG : 0),
+                             NULL)) {
         snprintf(err, errlen, "cannot initialise OpenSSL (out of memory?)");
         return NULL;
     }
-    config_path = core_config_path(config_path);
+    config_path = core_config_path(config_path, privileged);
     apikey_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    ctx->privileged = privileged;
     ctx->now = system_clock;
     snprintf(ctx->config_path, sizeof ctx->config_path, "%s", config_path);
     if (pthread_rwlock_init(&ctx->lock, NULL) != 0) {
@@ -127,7 +145,7 @@ apikey_ctx *core_open(const char *config_path, int flags, char *err, size_t errl
     }
     if (config_load(config_path, &ctx->cfg, err, errlen) != 0 ||
         core_load_pepper(ctx, err, errlen) != 0 ||
-        store_load(ctx->cfg.store, &ctx->store, err, errlen) != 0) {
+        store_load(ctx->cfg.store, privileged, &ctx->store, err, errlen) != 0) {
         apikey_close(ctx);
         return NULL;
     }

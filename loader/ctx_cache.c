@@ -41,20 +41,21 @@ static void retire(void)
     memset(&slot, 0, sizeof slot);
 }
 
-apikey_ctx *ctx_cache_acquire(const char *config_path, char *err, size_t errlen)
+apikey_ctx *ctx_cache_acquire(const char *config_path, int flags, char *err, size_t errlen)
 {
-    const char *path = core_config_path(config_path);
+    flags &= CORE_OPEN_PRIVILEGED;
+    const char *path = core_config_path(config_path, core_privileged(flags));
     struct stat st;
     if (lstat(path, &st) != 0)
-        return core_open(path, 0, err, errlen); /* which says why, in one line */
+        return core_open(path, flags, err, errlen); /* which says why, in one line */
     pthread_mutex_lock(&lock);
     apikey_ctx *ctx = NULL;
     if (slot.ctx && slot.pid == getpid() && same_file(&slot.st, &st) &&
-        strcmp(slot.ctx->config_path, path) == 0) {
+        strcmp(slot.ctx->config_path, path) == 0 && slot.ctx->privileged == core_privileged(flags)) {
         ctx = slot.ctx;
     } else {
         retire();
-        if ((ctx = core_open(path, 0, err, errlen))) {
+        if ((ctx = core_open(path, flags, err, errlen))) {
             ctx->cached = 1;
             slot.ctx = ctx;
             slot.pid = getpid();

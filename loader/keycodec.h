@@ -4,13 +4,15 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "apikey.h"
 #include "apikey_store.h"
 
 #define APIKEY_PREFIX_MAX 8
 #define APIKEY_SECRET_LEN 32
 #define APIKEY_CHECK_LEN 6
-/* prefix, '_', id, secret, check, NUL */
-#define APIKEY_KEY_MAX (APIKEY_PREFIX_MAX + 1 + APIKEY_ID_LEN + APIKEY_SECRET_LEN + APIKEY_CHECK_LEN + 1)
+/* apikey.h's APIKEY_KEY_MAX: prefix, '_', id, secret, check, NUL */
+_Static_assert(APIKEY_KEY_MAX == APIKEY_PREFIX_MAX + 1 + APIKEY_ID_LEN + APIKEY_SECRET_LEN + APIKEY_CHECK_LEN + 1,
+               "APIKEY_KEY_MAX is the longest key");
 
 /* A random-bytes source; the default is OpenSSL's RAND_bytes. Tests swap it to
  * force id collisions. Returns 1 on success like RAND_bytes. */

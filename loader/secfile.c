@@ -2,11 +2,77 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* The folders from dir up to /, as OpenSSH's StrictModes checks them
+ * (auth.c, auth_secure_path): each owned by root or the caller and not
+ * writable by group or others. Whoever can write a folder can rename an
+ * older file over one in it (putting back a store from before a
+ * revocation) or plant a file beside it (an SQLite -wal). One exception:
+ * a sticky folder (mode 1777, as /tmp) owned by root or the caller, where
+ * others may add names but cannot rename over or delete what is not
+ * theirs; what they may add is refused by the file checks, which want the
+ * owner to be root or the caller. */
+static int check_folders(const char *dir, const char *path, char *why, size_t whylen)
+{
+    char d[PATH_MAX];
+    if (snprintf(d, sizeof d, "%s", dir) >= (int)sizeof d) {
+        snprintf(why, whylen, "%s: its folder's name is too long", path);
+        return -1;
+    }
+    for (;;) {
+        struct stat st;
+        if (stat(d, &st) != 0) {
+            snprintf(why, whylen, "%s: its folder %s: %s", path, d, strerror(errno));
+            return -1;
+        }
+        if (st.st_uid != 0 && st.st_uid != geteuid()) {
+            snprintf(why, whylen,
+                     "%s: its folder %s is owned by uid %u, neither root nor the caller; refusing it",
+                     path, d, (unsigned)st.st_uid);
+            return -1;
+        }
+        if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
+            snprintf(why, whylen,
+                     "%s: its folder %s is group- or world-writable (mode %04o) and not sticky; "
+                     "refusing it",
+                     path, d, (unsigned)(st.st_mode & 07777));
+            return -1;
+        }
+        char *slash = strrchr(d, '/');
+        if (!slash || (slash == d && !d[1]))
+            return 0; /* "/" checked, or a relative name's first folder */
+        if (slash == d)
+            slash[1] = '\0';
+        else
+            *slash = '\0';
+    }
+}
+
+/* The folders of path as written (a symbolic link is checked where it
+ * lies) and, when it differs, of where it leads. */
+static int check_path_folders(const char *path, char *why, size_t whylen)
+{
+    char copy[PATH_MAX], real[PATH_MAX];
+    if (snprintf(copy, sizeof copy, "%s", path) >= (int)sizeof copy) {
+        snprintf(why, whylen, "%s: name too long", path);
+        return -1;
+    }
+    char *dir = dirname(copy);
+    if (!realpath(dir, real)) {
+        snprintf(why, whylen, "%s: its folder %s: %s", path, dir, strerror(errno));
+        return -1;
+    }
+    if (dir[0] == '/' && check_folders(dir, path, why, whylen) != 0)
+        return -1;
+    return strcmp(dir, real) == 0 ? 0 : check_folders(real, path, why, whylen);
+}
 
 int secfile_check(int fd, const char *path, char *why, size_t whylen)
 {
@@ -29,7 +95,7 @@ int secfile_check(int fd, const char *path, char *why, size_t whylen)
                  path, (unsigned)st.st_uid);
         return -1;
     }
-    return 0;
+    return check_path_folders(path, why, whylen);
 }
 
 int secfile_read(const char *path, size_t maxlen, char **out, size_t *outlen, char *err,

@@ -5,7 +5,9 @@
 #include <stddef.h>
 
 /* A file is refused when it is not a regular file, is group- or
- * world-writable, or is owned by someone other than root or the caller. */
+ * world-writable, or is owned by someone other than root or the caller; or
+ * when a folder above it, up to /, is owned by someone else or is group- or
+ * world-writable without being sticky (OpenSSH's StrictModes; secfile.c). */
 int secfile_check(int fd, const char *path, char *why, size_t whylen);
 
 /* Open path read-only without following a symlink, check it, and read it

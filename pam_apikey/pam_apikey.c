@@ -90,8 +90,9 @@ static int check(pam_handle_t *pamh, const pam_args *a, const char *phase, const
     char err[512], who[128];
     printable(user, who, sizeof who);
     /* Kept open between logins of this process (see loader/ctx_cache.c);
-     * every verify still reads the store of record. */
-    apikey_ctx *ctx = ctx_cache_acquire(a->config, err, sizeof err);
+     * every verify still reads the store of record. Privileged: su, login
+     * and sshd run us as root in an environment the caller may have set. */
+    apikey_ctx *ctx = ctx_cache_acquire(a->config, CORE_OPEN_PRIVILEGED, err, sizeof err);
     if (!ctx) {
         pam_syslog(pamh, LOG_ERR, "configuration: %s", err);
         return PAM_SERVICE_ERR;

@@ -257,7 +257,7 @@ static void test_expiry_with_clock(void)
     admin_request req = {.account = "alice", .name = "e", .scopes = "proxies:read", .expires = "30d"};
     admin_issued k;
     char err[256];
-    CU_ASSERT_EQUAL_FATAL(admin_create(ctx, &req, 1, &k, err, sizeof err), ADMIN_OK);
+    CU_ASSERT_EQUAL_FATAL(admin_create(ctx, &req, 1, &k, err, sizeof err), APIKEY_OK);
     CU_ASSERT_EQUAL(k.rec.expires, fake_now + 30 * 86400);
     apikey_result res;
     fake_now += 29 * 86400;
@@ -268,18 +268,18 @@ static void test_expiry_with_clock(void)
     /* An expired key frees its slot. */
     req.expires = "30d";
     for (int i = 0; i < 10; i++)
-        CU_ASSERT_EQUAL(admin_create(ctx, &req, 1, &k, err, sizeof err), ADMIN_OK);
+        CU_ASSERT_EQUAL(admin_create(ctx, &req, 1, &k, err, sizeof err), APIKEY_OK);
     /* Presets: 6 months and 1 year are calendar months. */
     fake_now = 1800000000;
     req.account = "carol";
     req.expires = "6m";
-    CU_ASSERT_EQUAL_FATAL(admin_create(ctx, &req, 1, &k, err, sizeof err), ADMIN_OK);
+    CU_ASSERT_EQUAL_FATAL(admin_create(ctx, &req, 1, &k, err, sizeof err), APIKEY_OK);
     CU_ASSERT(k.rec.expires > fake_now + 180 * 86400 && k.rec.expires < fake_now + 185 * 86400);
     req.expires = "1y";
-    CU_ASSERT_EQUAL_FATAL(admin_create(ctx, &req, 1, &k, err, sizeof err), ADMIN_OK);
+    CU_ASSERT_EQUAL_FATAL(admin_create(ctx, &req, 1, &k, err, sizeof err), APIKEY_OK);
     CU_ASSERT(k.rec.expires == fake_now + 365 * 86400 || k.rec.expires == fake_now + 366 * 86400);
     req.expires = "never";
-    CU_ASSERT_EQUAL_FATAL(admin_create(ctx, &req, 1, &k, err, sizeof err), ADMIN_OK);
+    CU_ASSERT_EQUAL_FATAL(admin_create(ctx, &req, 1, &k, err, sizeof err), APIKEY_OK);
     CU_ASSERT_EQUAL(k.rec.expires, 0);
     fake_now += 100LL * 365 * 86400;
     CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", "carol", k.key, strlen(k.key), &res), APIKEY_ALLOWED);
@@ -349,11 +349,11 @@ static void test_rotation(void)
     admin_request req = {.account = "alice", .name = "deploy", .scopes = "proxies:read geo:read", .expires = "90d"};
     admin_issued old, fresh_key, graced;
     char err[256];
-    CU_ASSERT_EQUAL_FATAL(admin_create(ctx, &req, 1, &old, err, sizeof err), ADMIN_OK);
+    CU_ASSERT_EQUAL_FATAL(admin_create(ctx, &req, 1, &old, err, sizeof err), APIKEY_OK);
     fake_now += 10 * 86400;
     char pid[32];
     snprintf(pid, sizeof pid, "ak_%s", old.rec.id);
-    CU_ASSERT_EQUAL_FATAL(admin_rotate(ctx, pid, 0, &fresh_key, err, sizeof err), ADMIN_OK);
+    CU_ASSERT_EQUAL_FATAL(admin_rotate(ctx, pid, "0", &fresh_key, err, sizeof err), APIKEY_OK);
     CU_ASSERT_STRING_EQUAL(fresh_key.rec.name, "deploy");
     CU_ASSERT_STRING_EQUAL(fresh_key.rec.account, "alice");
     CU_ASSERT_STRING_EQUAL(fresh_key.rec.scopes, "proxies:read geo:read");
@@ -364,7 +364,7 @@ static void test_rotation(void)
     CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", "alice", fresh_key.key, strlen(fresh_key.key), &res), APIKEY_ALLOWED);
     /* With a grace period the old key works until it ends. */
     snprintf(pid, sizeof pid, "ak_%s", fresh_key.rec.id);
-    CU_ASSERT_EQUAL_FATAL(admin_rotate(ctx, pid, 3600, &graced, err, sizeof err), ADMIN_OK);
+    CU_ASSERT_EQUAL_FATAL(admin_rotate(ctx, pid, "1h", &graced, err, sizeof err), APIKEY_OK);
     CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", "alice", fresh_key.key, strlen(fresh_key.key), &res), APIKEY_ALLOWED);
     CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", "alice", graced.key, strlen(graced.key), &res), APIKEY_ALLOWED);
     fake_now += 3601;

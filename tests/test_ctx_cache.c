@@ -33,11 +33,11 @@ static void test_reused_and_revocation_seen(void)
     char *cfg = store_config();
     char *key = tu_create_key(cfg, "alice");
     char err[512];
-    apikey_ctx *a = ctx_cache_acquire(cfg, err, sizeof err);
+    apikey_ctx *a = ctx_cache_acquire(cfg, 0, err, sizeof err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
     CU_ASSERT_EQUAL(check(a, key), APIKEY_ALLOWED);
     ctx_cache_release(a);
-    apikey_ctx *b = ctx_cache_acquire(cfg, err, sizeof err);
+    apikey_ctx *b = ctx_cache_acquire(cfg, 0, err, sizeof err);
     CU_ASSERT_PTR_EQUAL(a, b);
     char id[12];
     snprintf(id, sizeof id, "%.11s", key);
@@ -53,7 +53,7 @@ static void test_changed_config_opens_anew(void)
     char *cfg = store_config();
     char *key = tu_create_key(cfg, "alice");
     char err[512];
-    apikey_ctx *a = ctx_cache_acquire(cfg, err, sizeof err);
+    apikey_ctx *a = ctx_cache_acquire(cfg, 0, err, sizeof err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
     CU_ASSERT_EQUAL(check(a, key), APIKEY_ALLOWED);
     /* Held by a request in flight while the file changes: the new context
@@ -66,7 +66,7 @@ static void test_changed_config_opens_anew(void)
     FILE *f = fopen(cfg, "w");
     fputs(text, f);
     fclose(f);
-    apikey_ctx *b = ctx_cache_acquire(cfg, err, sizeof err);
+    apikey_ctx *b = ctx_cache_acquire(cfg, 0, err, sizeof err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
     CU_ASSERT_PTR_NOT_EQUAL(a, b);
     CU_ASSERT_EQUAL(check(a, key), APIKEY_ALLOWED);
@@ -75,7 +75,7 @@ static void test_changed_config_opens_anew(void)
     ctx_cache_release(b);
     /* A configuration made insecure is refused at once, not served from before. */
     CU_ASSERT_EQUAL(chmod(cfg, 0666), 0);
-    CU_ASSERT_PTR_NULL(ctx_cache_acquire(cfg, err, sizeof err));
+    CU_ASSERT_PTR_NULL(ctx_cache_acquire(cfg, 0, err, sizeof err));
     CU_ASSERT_EQUAL(chmod(cfg, 0600), 0);
     free(text);
     free(key);
@@ -87,19 +87,19 @@ static void test_child_opens_its_own(void)
     char *cfg = store_config();
     char *key = tu_create_key(cfg, "alice");
     char err[512];
-    apikey_ctx *a = ctx_cache_acquire(cfg, err, sizeof err);
+    apikey_ctx *a = ctx_cache_acquire(cfg, 0, err, sizeof err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
     ctx_cache_release(a);
     pid_t pid = fork();
     if (pid == 0) {
-        apikey_ctx *c = ctx_cache_acquire(cfg, err, sizeof err);
+        apikey_ctx *c = ctx_cache_acquire(cfg, 0, err, sizeof err);
         int ok = c && c != a && check(c, key) == APIKEY_ALLOWED;
         _exit(ok ? 0 : 1);
     }
     int status = -1;
     waitpid(pid, &status, 0);
     CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    apikey_ctx *b = ctx_cache_acquire(cfg, err, sizeof err);
+    apikey_ctx *b = ctx_cache_acquire(cfg, 0, err, sizeof err);
     CU_ASSERT_PTR_EQUAL(a, b);
     CU_ASSERT_EQUAL(check(b, key), APIKEY_ALLOWED);
     ctx_cache_release(b);

@@ -58,6 +58,11 @@ static void test_verify_through_table(void)
     CU_ASSERT_EQUAL(api->http_status(&res), 401);
     CU_ASSERT_EQUAL(api->verify(ctx, "web", NULL, "nonsense", 8, &res), APIKEY_REFUSED);
     CU_ASSERT_EQUAL(api->http_status(&res), 401);
+    /* A service nobody mapped: nothing could pass, so no key's scopes are
+     * wanting: 401, as for a key that does not count (issue 13). */
+    CU_ASSERT_EQUAL(api->verify(ctx, "unmapped", "alice", key, strlen(key), &res), APIKEY_REFUSED);
+    CU_ASSERT_EQUAL(res.reason, APIKEY_REASON_UNMAPPED);
+    CU_ASSERT_EQUAL(api->http_status(&res), 401);
     CU_ASSERT_EQUAL(api->verify(ctx, NULL, NULL, key, strlen(key), &res), APIKEY_UNAVAILABLE);
     /* A bad configuration fails to open with a reason. */
     CU_ASSERT_PTR_NULL(api->open("/nonexistent.conf", err, sizeof err));

@@ -75,7 +75,7 @@ static apikey_ctx *admin_with_key(const char *config, const char *account, admin
     if (!ctx)
         return NULL;
     admin_request req = {.account = account, .name = "k", .scopes = "proxies:read", .expires = "30d"};
-    if (admin_create(ctx, &req, 1, k, err, sizeof err) != ADMIN_OK) {
+    if (admin_create(ctx, &req, 1, k, err, sizeof err) != APIKEY_OK) {
         apikey_close(ctx);
         return NULL;
     }
@@ -117,7 +117,7 @@ static void test_metacharacters(void)
     for (int i = 0; i < N; i++) {
         admin_request req = {.account = accounts[i], .name = accounts[(i + 1) % N],
                              .scopes = "proxies:read", .expires = "30d"};
-        CU_ASSERT_EQUAL_FATAL(admin_create(ctx, &req, 1, &k[i], err, sizeof err), ADMIN_OK);
+        CU_ASSERT_EQUAL_FATAL(admin_create(ctx, &req, 1, &k[i], err, sizeof err), APIKEY_OK);
     }
     apikey_result res;
     for (int i = 0; i < N; i++) {
@@ -173,7 +173,7 @@ static void test_revocation_across_processes(void)
     CU_ASSERT_EQUAL(first, '0' + APIKEY_ALLOWED);
     char pid_text[32];
     snprintf(pid_text, sizeof pid_text, "ak_%s", k.rec.id);
-    CU_ASSERT_EQUAL(admin_revoke(admin, pid_text, err, sizeof err), ADMIN_OK);
+    CU_ASSERT_EQUAL(admin_revoke(admin, pid_text, err, sizeof err), APIKEY_OK);
     CU_ASSERT_EQUAL(write(to_child[1], "g", 1), 1);
     CU_ASSERT_EQUAL(read(from_child[0], &second, 1), 1);
     CU_ASSERT_EQUAL(second, 'R');
@@ -348,7 +348,7 @@ static void test_pam_style_loop(void)
     int after = 0;
     for (int i = 0; i < 20; i++) {
         if (i == 10)
-            CU_ASSERT_EQUAL(admin_revoke(admin, pid_text, err, sizeof err), ADMIN_OK);
+            CU_ASSERT_EQUAL(admin_revoke(admin, pid_text, err, sizeof err), APIKEY_OK);
         apikey_ctx *ctx = apikey_open(pooled, NULL, 0);
         apikey_result res;
         apikey_decision d = ctx ? check(ctx, "alice", k.key, &res) : APIKEY_UNAVAILABLE;
@@ -378,11 +378,11 @@ static void test_pooled_check_on_another_session(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
     admin_request req = {.account = "bob", .name = "k", .scopes = "proxies:read", .expires = "30d"};
     admin_issued kept;
-    CU_ASSERT_EQUAL_FATAL(admin_create(admin, &req, 1, &kept, err, sizeof err), ADMIN_OK);
+    CU_ASSERT_EQUAL_FATAL(admin_create(admin, &req, 1, &kept, err, sizeof err), APIKEY_OK);
     apikey_result res;
     CU_ASSERT_EQUAL(check(ctx, "alice", k.key, &res), APIKEY_ALLOWED);
     snprintf(pid_text, sizeof pid_text, "ak_%s", k.rec.id);
-    CU_ASSERT_EQUAL(admin_revoke(admin, pid_text, err, sizeof err), ADMIN_OK);
+    CU_ASSERT_EQUAL(admin_revoke(admin, pid_text, err, sizeof err), APIKEY_OK);
     apikey_ctx *holder = core_open(pooled, CORE_OPEN_CONNECT, err, sizeof err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(holder);
     CU_ASSERT_EQUAL_FATAL(holder->store.ops->begin(holder->store.handle), APIKEY_ST_OK);
@@ -427,7 +427,7 @@ static void test_limit_under_concurrent_writers(void)
                 admin_issued k;
                 if (read(go[0], &c, 1) < 0) /* all start at once: the pipe closes */
                     _exit(3);
-                char r = ctx && admin_create(ctx, &req, 1, &k, e, sizeof e) == ADMIN_OK ? 'y' : 'n';
+                char r = ctx && admin_create(ctx, &req, 1, &k, e, sizeof e) == APIKEY_OK ? 'y' : 'n';
                 if (write(done_pipe[1], &r, 1) != 1)
                     _exit(3);
                 _exit(0);

@@ -9,8 +9,8 @@ $(B)/tests/%: tests/%.c tests/testutil.c tests/testutil.h $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -Itests -o $@ $< tests/testutil.c $(TEST_LIBS) $(TEST_EXTRA_LIBS) $(ALL_LDFLAGS)
 
-# A host that knows only include/apikey.h: no libapikey, no OpenSSL at link time.
-$(B)/tests/test_host_dlopen: tests/test_host_dlopen.c include/apikey.h tests/testutil.c
+# Hosts that know only include/apikey.h: no libapikey, no OpenSSL at link time.
+$(B)/tests/test_host_dlopen $(B)/tests/test_host_admin: $(B)/tests/%: tests/%.c include/apikey.h tests/testutil.c
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -Itests -o $@ $< tests/testutil.c -ldl -lpthread -lcunit $(ALL_LDFLAGS)
 
@@ -19,11 +19,19 @@ $(B)/tests/libfault.so: tests/faultinject.c
 	@mkdir -p $(dir $@)
 	$(CC) -shared -fPIC -O1 -g -Wall -Wextra -Werror -o $@ $< -ldl
 
+# What an attacker plants (a backend, an OpenSSL provider): test_privileged, su.sh.
+$(B)/tests/libplanted.so: tests/planted.c
+	@mkdir -p $(dir $@)
+	$(CC) -shared -fPIC -O1 -Wall -Wextra -Werror -o $@ $<
+
 UNIT_TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(filter-out tests/testutil.c,$(wildcard tests/test_*.c)))
 
 .PHONY: run-tests
-run-tests: all $(UNIT_TESTS) $(B)/tests/libfault.so
+run-tests: all $(UNIT_TESTS) $(B)/tests/libfault.so $(B)/tests/libplanted.so
 	sh tests/run.sh
+
+$(B)/tests/test_privileged: TEST_EXTRA_LIBS = -lpam
+$(B)/tests/test_pgsql_privileged: TEST_EXTRA_LIBS = -lpq $(STORE_CFLAGS_pgsql)
 
 $(B)/tests/test_store_sqlite: TEST_EXTRA_LIBS = -lsqlite3 -lpthread
 # libpq: the pgsql kind reads the working database to compare it.

@@ -247,6 +247,17 @@ int tu_helper_stop(tu_helper *h)
     return status;
 }
 
+void tu_expect_refusal(const char *config, const char *why)
+{
+    char *err = NULL;
+    CU_ASSERT_EQUAL(tu_apikey(config, NULL, NULL, &err, "list", NULL), 2);
+    CU_ASSERT_EQUAL(tu_count_lines(err), 1);
+    if (!err || !strstr(err, why))
+        fprintf(stderr, "expected '%s' in: %s", why, err ? err : "(nothing)");
+    CU_ASSERT_PTR_NOT_NULL(err ? strstr(err, why) : NULL);
+    free(err);
+}
+
 int tu_run(CU_SuiteInfo *suites)
 {
     /* Test programs live in build/tests/; their stores are in build/store/. */

@@ -38,6 +38,9 @@ char *tu_config(const char *store_uri, const char *extra_top, const char *servic
 int tu_apikey(const char *config, const char *stdin_text, char **out, char **err, ...)
     __attribute__((sentinel));
 
+/* `apikey list` with config exits 2, saying why in one line. */
+void tu_expect_refusal(const char *config, const char *why);
+
 /* build/basic_apikey_auth on pipes, as Squid runs it. */
 typedef struct tu_helper {
     int pid;

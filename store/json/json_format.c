@@ -7,7 +7,6 @@
 #include <time.h>
 #include <errno.h>
 #include <unistd.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 
 static uint64_t id_hash(const char *id)
@@ -357,23 +356,33 @@ int json_db_load(json_db *db, int fd, char *why, size_t whylen)
     json_t *root = NULL;
     int rc = APIKEY_ST_UNAVAILABLE;
     /* jansson reads a descriptor a byte per read(2): a store of a million
-     * keys took minutes of system time. Parse it from a mapping instead. */
+     * keys took minutes of system time. Parse it from memory instead, read
+     * whole: not a mapping, which raises SIGBUS in the host if the file is
+     * cut short (truncated, copied over in place) while it is parsed. */
     struct stat fst;
     if (fstat(fd, &fst) != 0) {
         snprintf(why, whylen, "cannot stat it: %s", strerror(errno));
         return rc;
     }
-    if (fst.st_size > 0) {
-        void *map = mmap(NULL, (size_t)fst.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (map == MAP_FAILED) {
-            snprintf(why, whylen, "cannot map it: %s", strerror(errno));
+    size_t len = (size_t)fst.st_size, have = 0;
+    char *text = malloc(len ? len : 1);
+    if (!text) {
+        snprintf(why, whylen, "out of memory");
+        return APIKEY_ST_NOMEM;
+    }
+    while (have < len) {
+        ssize_t n = pread(fd, text + have, len - have, (off_t)have);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            snprintf(why, whylen, "cannot read it: %s", n < 0 ? strerror(errno) : "cut short while read");
+            free(text);
             return rc;
         }
-        root = json_loadb(map, (size_t)fst.st_size, JSON_REJECT_DUPLICATES, &jerr);
-        munmap(map, (size_t)fst.st_size);
-    } else {
-        root = json_loadb("", 0, JSON_REJECT_DUPLICATES, &jerr);
+        have += (size_t)n;
     }
+    root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    free(text);
     if (!root) {
         snprintf(why, whylen, "not valid JSON (line %d: %s)", jerr.line, jerr.text);
         return rc;

@@ -16,8 +16,8 @@
 /* A key sits a slot or two after its home on average; a forged index
  * cannot make a lookup scan more than this. */
 #define MAX_SCAN 32
-/* Slots fetched ahead: the home slot and the next, where most keys are. */
-#define PF_SLOTS 2
+/* Slots read at once: the home slot and the next few, where most keys are. */
+#define READ_SLOTS 4
 
 
 /* Slots per key: 4/3, so that lookups scan 2.5 slots on average. */
@@ -25,21 +25,6 @@
 #define ACCOUNT_INLINE UINT32_MAX
 #define ID_RANGE 218340105584896ull /* 62^8 */
 
-typedef struct idx_header {
-    char magic[8];
-    uint32_t version;
-    uint32_t record_size;
-    uint64_t count;  /* keys */
-    uint64_t json_dev, json_ino, json_size;
-    int64_t json_mtime_sec, json_mtime_nsec;
-    uint64_t nhome, home_mul; /* home slot of an id: mulhi(id value, home_mul) < nhome */
-    uint64_t nslots;          /* slots, nhome and the overflow after them */
-    uint64_t rec_off;         /* the slots, in id order; an empty one has id[0] = 0 */
-    uint64_t order_off;       /* uint32 slots of the keys in creation order */
-    uint64_t strings_off, strings_len;
-    uint32_t stale; /* set by the writer that replaced this index */
-    uint32_t pad;
-} idx_header;
 
 /* Everything a verification reads sits in one aligned pair of cache lines
  * (the first holds what a scan compares); names and scope lists are shared
@@ -56,29 +41,61 @@ typedef struct idx_rec {
 } idx_rec;
 
 _Static_assert(sizeof(idx_rec) == REC_ALIGN, "an index record is two cache lines");
-_Static_assert(sizeof(idx_header) <= REC_ALIGN, "the header fits before the slots");
+_Static_assert(sizeof(json_index_header) <= REC_ALIGN, "the header fits before the slots");
 
-static const idx_header *header(const json_index *ix)
+static const json_index_header *header(const json_index *ix)
 {
-    return ix->map;
+    return &ix->head;
 }
 
-static const idx_rec *records(const json_index *ix)
+/* The index is read with pread, never mapped. A file mapped MAP_SHARED (or
+ * MAP_PRIVATE, for the pages not yet copied) that someone truncates in place
+ * (truncate, cp over it, rsync --inplace) raises SIGBUS at the next touch of
+ * a page past its new end, and that kills the host: a library may not catch
+ * signals. A short read is only an error. A lookup reads the header (to see
+ * a newer index), a few slots and the strings it needs: three system calls,
+ * and no private copy, so a host costs no memory per key and a rewrite of a
+ * million-key store costs hosts nothing until they look. */
+static int read_at(const json_index *ix, void *buf, size_t len, uint64_t off)
 {
-    return (const idx_rec *)((const char *)ix->map + header(ix)->rec_off);
+    char *p = buf;
+    while (len > 0) {
+        ssize_t n = pread(ix->fd, p, len, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        off += (uint64_t)n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static uint64_t slot_off(const json_index *ix, uint64_t slot)
+{
+    return header(ix)->rec_off + slot * sizeof(idx_rec);
 }
 
 int json_index_matches(const json_index *ix, const struct stat *st)
 {
-    const idx_header *h = header(ix);
+    const json_index_header *h = header(ix);
     return h->json_dev == (uint64_t)st->st_dev && h->json_ino == (uint64_t)st->st_ino &&
            h->json_size == (uint64_t)st->st_size && h->json_mtime_sec == st->st_mtim.tv_sec &&
            h->json_mtime_nsec == st->st_mtim.tv_nsec;
 }
 
+int json_index_is_open(const json_index *ix)
+{
+    return ix->is_open;
+}
+
+/* Stale when a writer has marked it so, or when the file no longer starts
+ * with the header read at open (rewritten in place, truncated). */
 int json_index_is_stale(const json_index *ix)
 {
-    return __atomic_load_n(&header(ix)->stale, __ATOMIC_ACQUIRE) != 0;
+    json_index_header now;
+    return read_at(ix, &now, sizeof now, 0) != 0 || memcmp(&now, header(ix), sizeof now) != 0;
 }
 
 /* An id as a base62 number (62^8 < 2^48). The alphabet is in ASCII order,
@@ -267,7 +284,7 @@ static char *build(const json_db *db, const struct stat *st, size_t *len_out)
         x->name = offs[3 * i + 1];
         x->scopes = offs[3 * i + 2];
     }
-    idx_header *h = (idx_header *)buf;
+    json_index_header *h = (json_index_header *)buf;
     memcpy(h->magic, IDX_MAGIC, sizeof h->magic);
     h->version = IDX_VERSION;
     h->record_size = sizeof(idx_rec);
@@ -336,7 +353,7 @@ int json_index_write(const char *idx_path, const json_db *db, const struct stat 
 done:
     if (old >= 0) {
         uint32_t one = 1;
-        (void)!pwrite(old, &one, sizeof one, offsetof(idx_header, stale));
+        (void)!pwrite(old, &one, sizeof one, offsetof(json_index_header, stale));
         close(old);
     }
     if (rc != 0) {
@@ -360,152 +377,113 @@ int json_index_open(json_index *ix, const char *idx_path, const struct stat *jso
     int fd = open(idx_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return -1;
+    ix->fd = fd;
     char why[256];
     struct stat st;
-    int rc = -1;
     if (check(fd, idx_path, why, sizeof why) != 0 || fstat(fd, &st) != 0 ||
-        (size_t)st.st_size < sizeof(idx_header))
-        goto done;
-    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-    if (map == MAP_FAILED)
-        goto done;
-    ix->map = map;
+        (size_t)st.st_size < sizeof(json_index_header) ||
+        read_at(ix, &ix->head, sizeof ix->head, 0) != 0)
+        goto fail;
     ix->len = (size_t)st.st_size;
     ix->dev = st.st_dev;
     ix->ino = st.st_ino;
-    const idx_header *h = map;
-    /* Everything a lookup trusts is checked once here; the directory's
-     * entries are clamped where they are used. */
+    const json_index_header *h = header(ix);
+    /* Everything a lookup trusts is checked once here; what is read later
+     * is checked where it is used. */
     uint64_t max_recs = (ix->len - sizeof *h) / sizeof(idx_rec);
+    char last = 0;
     if (memcmp(h->magic, IDX_MAGIC, sizeof h->magic) != 0 || h->version != IDX_VERSION ||
         h->record_size != sizeof(idx_rec) || h->nslots > max_recs || h->count > h->nslots ||
         h->nhome == 0 || h->nhome > h->nslots || h->rec_off != REC_ALIGN ||
         h->order_off != h->rec_off + h->nslots * sizeof(idx_rec) ||
         h->strings_off != h->order_off + h->count * sizeof(uint32_t) || h->strings_off > ix->len ||
-        h->strings_len != ix->len - h->strings_off || (h->strings_len && ((const char *)map)[ix->len - 1] != '\0') ||
-        h->stale || !json_index_matches(ix, json_st)) {
-        json_index_close(ix);
-        goto done;
-    }
+        h->strings_len != ix->len - h->strings_off ||
+        (h->strings_len && (read_at(ix, &last, 1, ix->len - 1) != 0 || last != '\0')) ||
+        h->stale || !json_index_matches(ix, json_st))
+        goto fail;
     ix->count = h->count;
     ix->nslots = h->nslots;
-    (void)madvise(map, ix->len, MADV_HUGEPAGE);
-    rc = 0;
-done:
+    ix->is_open = 1;
+    return 0;
+fail:
     close(fd);
-    return rc;
+    memset(ix, 0, sizeof *ix);
+    return -1;
 }
 
 void json_index_close(json_index *ix)
 {
-    if (ix->map)
-        munmap(ix->map, ix->len);
+    if (ix->is_open)
+        close(ix->fd);
+    free(ix->copy);
     memset(ix, 0, sizeof *ix);
-}
-
-
-/* The value of the id prefetch last saw in this thread: the lookup that
- * follows asks for the same id. */
-static __thread struct {
-    uint64_t id, value;
-} last_id;
-
-static uint64_t id_value_cached(const char *id)
-{
-    uint64_t k;
-    memcpy(&k, id, sizeof k);
-    if (k != last_id.id) {
-        last_id.id = k;
-        last_id.value = id_value(id);
-    }
-    return last_id.value;
 }
 
 static size_t home_slot(const json_index *ix, const char *id)
 {
-    const idx_header *h = header(ix);
-    return home_of(id_value_cached(id), h->home_mul, h->nhome);
+    const json_index_header *h = header(ix);
+    return home_of(id_value(id), h->home_mul, h->nhome);
 }
 
-void json_index_publish(const json_index *ix, json_index_hint *hint)
+/* The record holding id (compared in full: a forged index may lie) into
+ * *found, returning 1; else 0 with the slot where the scan stopped (and its
+ * record in *found); -1 when the file cannot be read. The table is sorted and a key is at its home or
+ * after it, with no empty slot between. */
+static int find_near(const json_index *ix, const char *id, idx_rec *found, uint64_t *slot)
 {
-    const idx_header *h = ix->map ? header(ix) : NULL;
-    __atomic_store_n(&hint->nslots, (uint64_t)0, __ATOMIC_RELAXED);
-    __atomic_store_n(&hint->slots, h ? (const char *)records(ix) : NULL, __ATOMIC_RELAXED);
-    __atomic_store_n(&hint->mul, h ? h->home_mul : 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&hint->nhome, h ? h->nhome : 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&hint->nslots, h ? h->nslots : 0, __ATOMIC_RELAXED);
-}
-
-/* The slots a lookup may read are consecutive from the home slot. */
-void json_index_prefetch(const json_index_hint *hint, const char *id)
-{
-    const char *slots = __atomic_load_n(&hint->slots, __ATOMIC_RELAXED);
-    uint64_t mul = __atomic_load_n(&hint->mul, __ATOMIC_RELAXED);
-    uint64_t nhome = __atomic_load_n(&hint->nhome, __ATOMIC_RELAXED);
-    uint64_t nslots = __atomic_load_n(&hint->nslots, __ATOMIC_RELAXED);
-    if (!slots || !nhome)
-        return;
-    uint64_t home = home_of(id_value_cached(id), mul, nhome), end = home + PF_SLOTS;
-    if (end > nslots)
-        end = nslots;
-    for (const char *p = slots + home * sizeof(idx_rec); p < slots + end * sizeof(idx_rec); p += 64)
-        __builtin_prefetch(p);
-}
-
-/* The record holding id (compared in full: a forged index may lie), else
- * NULL with *near the slot where the scan stopped. The table is sorted and
- * a key is at its home or after it, with no empty slot between. */
-static const idx_rec *find_near(const json_index *ix, const char *id, size_t *near)
-{
-    size_t i = home_slot(ix, id), end = i + MAX_SCAN;
+    uint64_t i = home_slot(ix, id), end = i + MAX_SCAN;
     if (end > ix->nslots)
         end = ix->nslots;
-    const idx_rec *r = records(ix);
     uint64_t want = id_order(id);
-    *near = i;
-    for (; i < end && r[i].id[0]; i++) {
-        uint64_t have = id_order(r[i].id);
-        *near = i;
-        if (have == want)
-            return &r[i];
-        if (have > want)
-            break;
+    idx_rec r[READ_SLOTS];
+    *slot = i;
+    while (i < end) {
+        size_t n = end - i < READ_SLOTS ? (size_t)(end - i) : READ_SLOTS;
+        if (read_at(ix, r, n * sizeof *r, slot_off(ix, i)) != 0)
+            return -1;
+        for (size_t k = 0; k < n; k++, i++) {
+            *slot = i;
+            *found = r[k];
+            if (!r[k].id[0])
+                return 0;
+            uint64_t have = id_order(r[k].id);
+            if (have == want)
+                return 1;
+            if (have > want)
+                return 0;
+        }
     }
-    return NULL;
+    return 0;
 }
 
-static const idx_rec *find(const json_index *ix, const char *id)
+/* A string of the table into buf (max bytes), or NULL when the offset or
+ * its length is bad or it cannot be read. */
+static const char *string_at(const json_index *ix, uint32_t off, char *buf, size_t max)
 {
-    size_t near = 0;
-    return find_near(ix, id, &near);
-}
-
-/* A string of the table, or NULL when the offset or its length is bad. */
-static const char *string_at(const json_index *ix, uint32_t off, size_t max)
-{
-    const idx_header *h = header(ix);
+    const json_index_header *h = header(ix);
     if (off >= h->strings_len)
         return NULL;
-    const char *s = (const char *)ix->map + h->strings_off + off;
-    size_t n = strnlen(s, h->strings_len - off);
-    return n < max ? s : NULL;
+    size_t n = h->strings_len - off < max ? (size_t)(h->strings_len - off) : max;
+    if (read_at(ix, buf, n, h->strings_off + off) != 0)
+        return NULL;
+    return strnlen(buf, n) < n ? buf : NULL;
 }
 
-static const char *account_of(const json_index *ix, const idx_rec *r)
+static const char *account_of(const json_index *ix, const idx_rec *r, char *buf)
 {
     if (r->account != ACCOUNT_INLINE)
-        return string_at(ix, r->account, APIKEY_ACCOUNT_MAX);
+        return string_at(ix, r->account, buf, APIKEY_ACCOUNT_MAX);
     return strnlen(r->account_inline, sizeof r->account_inline) < sizeof r->account_inline
                ? r->account_inline
                : NULL;
 }
 
+/* The strings are read straight into out. */
 static int to_record(const json_index *ix, const idx_rec *r, apikey_record *out, int with_name)
 {
-    const char *a = account_of(ix, r);
-    const char *n = with_name ? string_at(ix, r->name, sizeof out->name) : "";
-    const char *s = string_at(ix, r->scopes, sizeof out->scopes);
+    const char *a = account_of(ix, r, out->account);
+    const char *n = with_name ? string_at(ix, r->name, out->name, sizeof out->name) : "";
+    const char *s = string_at(ix, r->scopes, out->scopes, sizeof out->scopes);
     if (!a || !n || !s)
         return APIKEY_ST_UNAVAILABLE;
     memcpy(out->id, r->id, APIKEY_ID_LEN);
@@ -513,73 +491,81 @@ static int to_record(const json_index *ix, const idx_rec *r, apikey_record *out,
     memcpy(out->hash, r->hash, APIKEY_HASH_LEN);
     out->created = r->created;
     out->expires = r->expires;
-    out->last_used = __atomic_load_n(&r->last_used, __ATOMIC_RELAXED);
+    out->last_used = r->last_used;
     out->revoked = r->revoked;
-    strcpy(out->account, a);
-    strcpy(out->name, n);
-    strcpy(out->scopes, s);
+    if (a != out->account)
+        strcpy(out->account, a);
+    if (!with_name)
+        out->name[0] = '\0';
     return APIKEY_ST_OK;
 }
 
 int json_index_get(const json_index *ix, const char *id, apikey_record *out, int with_name)
 {
-    size_t near = 0;
-    const idx_rec *r = find_near(ix, id, &near);
-    if (r)
-        return to_record(ix, r, out, with_name);
-    /* Read a neighbour as a hit would be read: an unknown id must cost what
-     * a wrong secret costs, or timing tells which ids exist. */
-    if (to_record(ix, &records(ix)[near], out, with_name) == APIKEY_ST_OK)
+    uint64_t slot = 0;
+    idx_rec r;
+    int hit = find_near(ix, id, &r, &slot);
+    if (hit < 0)
+        return APIKEY_ST_UNAVAILABLE;
+    if (hit)
+        return to_record(ix, &r, out, with_name);
+    /* Read the neighbour's strings as a hit's are read: an unknown id must
+     * cost what a wrong secret costs, or timing tells which ids exist. An
+     * empty slot reads as a key whose account is inline, as most are. */
+    if (!r.id[0])
+        r.account = ACCOUNT_INLINE;
+    if (to_record(ix, &r, out, with_name) == APIKEY_ST_OK)
         memset(out, 0, offsetof(apikey_record, account));
     return APIKEY_ST_NOTFOUND;
 }
 
-int json_index_load(const json_index *ix, json_db *db)
+int json_index_load(json_index *ix, json_db *db)
 {
-    const uint32_t *order = (const uint32_t *)((const char *)ix->map + header(ix)->order_off);
-    if (json_db_reserve(db, ix->count) != APIKEY_ST_OK)
+    /* Every record is read: the whole file into private memory, which the
+     * borrowed strings point into until the index is closed. */
+    free(ix->copy);
+    if (!(ix->copy = malloc(ix->len)))
         return APIKEY_ST_NOMEM;
-    /* Every page is read: map them at once rather than fault by fault.
-     * Hosts, which read a slot or two, never come here. */
-    (void)madvise(ix->map, ix->len, MADV_POPULATE_READ);
-    /* Accounts held in the records are copied out in creation order: the
-     * write that follows reads them in that order, twice, and from the
-     * records that is a cache miss each (names and scope lists are shared
-     * or already in that order in the string table). */
-    char *arena = json_db_arena(db, ix->count * sizeof(((idx_rec *)0)->account_inline));
-    if (!arena)
+    if (read_at(ix, ix->copy, ix->len, 0) != 0 ||
+        memcmp(ix->copy, &ix->head, sizeof ix->head) != 0 || ix->copy[ix->len - 1] != '\0')
+        return APIKEY_ST_UNAVAILABLE;
+    const json_index_header *h = header(ix);
+    idx_rec *recs = (idx_rec *)(ix->copy + h->rec_off);
+    const char *strings = ix->copy + h->strings_off;
+    const uint32_t *order = (const uint32_t *)(ix->copy + h->order_off);
+    if (json_db_reserve(db, ix->count) != APIKEY_ST_OK)
         return APIKEY_ST_NOMEM;
     for (uint64_t i = 0; i < ix->count; i++) {
         /* Creation order is random in the id-ordered slots: fetch ahead. */
         if (i + 8 < ix->count && order[i + 8] < ix->nslots) {
-            const idx_rec *ahead = &records(ix)[order[i + 8]];
+            const idx_rec *ahead = &recs[order[i + 8]];
             __builtin_prefetch(ahead);
             __builtin_prefetch((const char *)ahead + 64);
             if (i + 4 < ix->count && order[i + 4] < ix->nslots)
-                json_db_prefetch_slot(db, records(ix)[order[i + 4]].id);
+                json_db_prefetch_slot(db, recs[order[i + 4]].id);
         }
-        if (order[i] >= ix->nslots || !records(ix)[order[i]].id[0])
+        if (order[i] >= ix->nslots || !recs[order[i]].id[0])
             return APIKEY_ST_UNAVAILABLE;
-        const idx_rec *r = &records(ix)[order[i]];
+        idx_rec *r = &recs[order[i]];
         json_rec v;
         memcpy(v.id, r->id, APIKEY_ID_LEN);
         v.id[APIKEY_ID_LEN] = '\0';
         memcpy(v.hash, r->hash, APIKEY_HASH_LEN);
         v.created = r->created;
         v.expires = r->expires;
-        v.last_used = __atomic_load_n(&r->last_used, __ATOMIC_RELAXED);
+        v.last_used = r->last_used;
         v.revoked = r->revoked;
-        v.account = (char *)account_of(ix, r);
-        if (v.account && r->account == ACCOUNT_INLINE) {
-            size_t n = strlen(v.account) + 1;
-            v.account = memcpy(arena, v.account, n);
-            arena += n;
-        }
-        v.name = (char *)string_at(ix, r->name, APIKEY_NAME_MAX);
-        v.scopes = (char *)string_at(ix, r->scopes, APIKEY_SCOPES_MAX);
-        if (!v.account || !v.name || !v.scopes)
+        /* Strings stay in the copy (the table ends in a NUL, checked at open). */
+        v.account = r->account == ACCOUNT_INLINE ? r->account_inline
+                    : r->account < h->strings_len  ? (char *)strings + r->account
+                                                   : NULL;
+        v.name = r->name < h->strings_len ? (char *)strings + r->name : NULL;
+        v.scopes = r->scopes < h->strings_len ? (char *)strings + r->scopes : NULL;
+        if (r->account == ACCOUNT_INLINE)
+            r->account_inline[sizeof r->account_inline - 1] = '\0';
+        if (!v.account || !v.name || !v.scopes || strlen(v.account) >= APIKEY_ACCOUNT_MAX ||
+            strlen(v.name) >= APIKEY_NAME_MAX || strlen(v.scopes) >= APIKEY_SCOPES_MAX)
             return APIKEY_ST_UNAVAILABLE;
-        /* The strings stay in the map: a write copies only what it changes. */
         int st = json_db_append_borrowed(db, &v);
         if (st != APIKEY_ST_OK)
             return st == APIKEY_ST_CONFLICT ? APIKEY_ST_UNAVAILABLE : st;
@@ -589,30 +575,36 @@ int json_index_load(const json_index *ix, json_db *db)
 
 void json_index_merge_last_used(const json_index *ix, json_db *db)
 {
-    const idx_rec *r = records(ix);
-    for (uint64_t i = 0; i < ix->nslots; i++) {
-        if (!r[i].id[0])
-            continue;
-        char id[APIKEY_ID_LEN + 1];
-        memcpy(id, r[i].id, APIKEY_ID_LEN);
-        id[APIKEY_ID_LEN] = '\0';
-        json_db_raise_last_used(db, id, __atomic_load_n(&r[i].last_used, __ATOMIC_RELAXED));
+    idx_rec r[256];
+    for (uint64_t i = 0; i < ix->nslots; i += 256) {
+        size_t n = ix->nslots - i < 256 ? (size_t)(ix->nslots - i) : 256;
+        if (read_at(ix, r, n * sizeof *r, slot_off(ix, i)) != 0)
+            return; /* best effort, as the uses were */
+        for (size_t k = 0; k < n; k++) {
+            if (!r[k].id[0])
+                continue;
+            char id[APIKEY_ID_LEN + 1];
+            memcpy(id, r[k].id, APIKEY_ID_LEN);
+            id[APIKEY_ID_LEN] = '\0';
+            json_db_raise_last_used(db, id, r[k].last_used);
+        }
     }
 }
 
 int json_index_touch(const json_index *ix, const char *idx_path, const char *id, int64_t when)
 {
-    const idx_rec *r = find(ix, id);
-    if (!r)
+    uint64_t slot = 0;
+    idx_rec r;
+    if (find_near(ix, id, &r, &slot) != 1)
         return APIKEY_ST_NOTFOUND;
     int fd = open(idx_path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return APIKEY_ST_UNAVAILABLE; /* an unprivileged host: fine */
     struct stat st;
     int rc = APIKEY_ST_UNAVAILABLE;
-    /* Only into the very file that is mapped, never a newer one. */
+    /* Only into the very file that was read, never a newer one. */
     if (fstat(fd, &st) == 0 && st.st_dev == ix->dev && st.st_ino == ix->ino) {
-        off_t off = (off_t)((const char *)&r->last_used - (const char *)ix->map);
+        off_t off = (off_t)(slot_off(ix, slot) + offsetof(idx_rec, last_used));
         if (pwrite(fd, &when, sizeof when, off) == (ssize_t)sizeof when)
             rc = APIKEY_ST_OK;
     }

@@ -1,14 +1,14 @@
 /*
  * The JSON store's compiled index, PATH.idx: what postmap is to a Postfix
- * table. Every write rebuilds it beside the JSON file; hosts map it and find
- * a key in the slots its id names instead of parsing the whole store at
- * every login.
+ * table. Every write rebuilds it beside the JSON file; hosts read the slots
+ * a key's id names (pread, never a mapping: see json_index.c) instead of
+ * parsing the whole store at every login.
  *
  * The JSON file stays the store of record. The index names the JSON file it
  * was built from (device, inode, size, mtime); one that does not match is
  * ignored and the JSON is parsed instead. A writer marks the index it
- * replaces as stale, so a host holding the old one mapped sees the change at
- * its next check by reading one word of memory, without a system call.
+ * replaces as stale, so a host holding the old one open sees the change at
+ * its next check, when it reads the header again.
  *
  * Last-used times are written by hosts straight into their record of the
  * index (one aligned 8-byte pwrite, no lock) and carried into the JSON file
@@ -22,8 +22,26 @@
 
 #include "json_format.h"
 
+typedef struct json_index_header {
+    char magic[8];
+    uint32_t version;
+    uint32_t record_size;
+    uint64_t count;  /* keys */
+    uint64_t json_dev, json_ino, json_size;
+    int64_t json_mtime_sec, json_mtime_nsec;
+    uint64_t nhome, home_mul; /* home slot of an id: mulhi(id value, home_mul) < nhome */
+    uint64_t nslots;          /* slots, nhome and the overflow after them */
+    uint64_t rec_off;         /* the slots, in id order; an empty one has id[0] = 0 */
+    uint64_t order_off;       /* uint32 slots of the keys in creation order */
+    uint64_t strings_off, strings_len;
+    uint32_t stale; /* set by the writer that replaced this index */
+    uint32_t pad;
+} json_index_header;
+
 typedef struct json_index {
-    void *map;
+    int fd, is_open;
+    json_index_header head; /* as read at open */
+    char *copy;             /* the whole file, once json_index_load needs it */
     size_t len;
     uint64_t count;
     dev_t dev;
@@ -37,31 +55,23 @@ typedef struct json_index {
 int json_index_write(const char *idx_path, const json_db *db, const struct stat *json_st,
                      const struct stat *owner, char *why, size_t whylen);
 
-/* Map PATH.idx if it was built from the JSON file st. check is the host's
+/* Open PATH.idx if it was built from the JSON file st. check is the host's
  * file-security check. Returns 0, or -1 when missing, foreign or corrupt. */
 int json_index_open(json_index *ix, const char *idx_path, const struct stat *json_st,
                     int (*check)(int fd, const char *path, char *why, size_t whylen));
 void json_index_close(json_index *ix);
+int json_index_is_open(const json_index *ix);
 int json_index_matches(const json_index *ix, const struct stat *json_st);
+/* Replaced by a writer, or changed in place since it was opened. */
 int json_index_is_stale(const json_index *ix);
 
-/* OK, NOTFOUND, or UNAVAILABLE for a record that points outside the map.
+/* OK, NOTFOUND, or UNAVAILABLE for a record that points outside the index
+ * or a file that cannot be read (cut short since it was opened).
  * with_name 0 leaves out->name empty (a verification does not read it). */
 int json_index_get(const json_index *ix, const char *id, apikey_record *out, int with_name);
-/* What prefetch needs of an index, kept apart from the mapping so that it
- * can be read without a lock while the index is replaced. */
-typedef struct json_index_hint {
-    const char *slots;
-    uint64_t mul, nhome, nslots;
-} json_index_hint;
-/* Record where ix's slots are (none when ix is closed), atomically. */
-void json_index_publish(const json_index *ix, json_index_hint *hint);
-/* Start fetching the cache lines a lookup of id will read. Never reads the
- * index: the hint may describe one just unmapped. */
-void json_index_prefetch(const json_index_hint *hint, const char *id);
-/* Every record into db, in creation order. Its strings point into the map:
- * db must be dropped before ix is closed. */
-int json_index_load(const json_index *ix, json_db *db);
+/* Every record into db, in creation order. Its strings point into a copy
+ * of the index held by ix: db must be dropped before ix is closed. */
+int json_index_load(json_index *ix, json_db *db);
 /* Raise each record's last_used in db to what hosts wrote in the index. */
 void json_index_merge_last_used(const json_index *ix, json_db *db);
 /* Record a use in PATH.idx; fails quietly when the host may not write it. */

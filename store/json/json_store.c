@@ -38,21 +38,17 @@ typedef struct jstore {
     pthread_rwlock_t view_lock;
     char *path, *lock_path, *idx_path, *prev_path;
     int create;
-    json_index ix;       /* mapped when it matches the JSON file */
+    json_index ix;       /* open when it matches the JSON file */
     json_db db;          /* the parsed store, when there is no usable index or
                             inside a write transaction */
     int db_loaded;
-    int db_borrows;      /* db's strings point into ix's map */
+    int db_borrows;      /* db's strings point into ix's copy of the index */
     struct stat db_st;   /* the JSON file db was read from (st_ino 0: none) */
     int64_t checked_ms;  /* when the JSON file was last stat'ed */
     int lock_fd;         /* >= 0 inside a write transaction */
     int dirty;
     struct stat owner;   /* owner, group and mode a rewrite keeps */
     int have_owner;
-    /* Where the mapped index's slots are, for prefetch, which runs without
-     * the view lock: read and written atomically, possibly stale, and only
-     * ever used as a prefetch address, which cannot fault. */
-    json_index_hint hint;
 } jstore;
 
 static int64_t monotonic_ms(void)
@@ -109,7 +105,6 @@ static void close_index(jstore *s)
     if (s->db_borrows)
         drop_db(s);
     json_index_close(&s->ix);
-    json_index_publish(&s->ix, &s->hint);
 }
 
 static void drop_db(jstore *s)
@@ -122,7 +117,7 @@ static void drop_db(jstore *s)
 
 static int index_fresh(const jstore *s)
 {
-    return s->ix.map && !json_index_is_stale(&s->ix) && monotonic_ms() - s->checked_ms < RESTAT_MS;
+    return json_index_is_open(&s->ix) && !json_index_is_stale(&s->ix) && monotonic_ms() - s->checked_ms < RESTAT_MS;
 }
 
 /* Whether a writer holds the lock, between renaming the JSON file and its
@@ -132,7 +127,10 @@ static int writer_active(const jstore *s)
     int fd = open(s->lock_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return 0;
-    int busy = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    /* A lock planted by someone else says nothing: parse the JSON file. */
+    char why[512];
+    int busy = s->host->check_file(fd, s->lock_path, why, sizeof why) == 0 &&
+               flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
     close(fd);
     return busy;
 }
@@ -140,22 +138,21 @@ static int writer_active(const jstore *s)
 /* Make s->ix or s->db reflect the JSON file st (open as fd). */
 static int load(jstore *s, int fd, const struct stat *st, int want_db)
 {
-    if (!s->ix.map || !json_index_matches(&s->ix, st) || json_index_is_stale(&s->ix)) {
+    if (!json_index_is_open(&s->ix) || !json_index_matches(&s->ix, st) || json_index_is_stale(&s->ix)) {
         close_index(s);
         json_index_open(&s->ix, s->idx_path, st, s->host->check_file);
-        json_index_publish(&s->ix, &s->hint);
     }
-    if (s->ix.map && !want_db)
+    if (json_index_is_open(&s->ix) && !want_db)
         return APIKEY_ST_OK;
     if (s->db_loaded && same_file(&s->db_st, st)) {
-        if (s->ix.map)
+        if (json_index_is_open(&s->ix))
             json_index_merge_last_used(&s->ix, &s->db);
         return APIKEY_ST_OK;
     }
     drop_db(s);
     int rc;
     char why[512];
-    if (s->ix.map) {
+    if (json_index_is_open(&s->ix)) {
         s->db_borrows = 1;
         rc = json_index_load(&s->ix, &s->db);
         if (rc != APIKEY_ST_OK)
@@ -201,9 +198,9 @@ static int refresh(jstore *s, int want_db)
         return rc;
     }
     /* Mid-commit a writer has renamed the JSON file but not yet the index:
-     * the mapped index is the consistent state before it. Otherwise the
+     * the open index is the consistent state before it. Otherwise the
      * JSON file was edited by hand, and is parsed. */
-    if (!want_db && s->ix.map && !json_index_is_stale(&s->ix) && !json_index_matches(&s->ix, &st) &&
+    if (!want_db && json_index_is_open(&s->ix) && !json_index_is_stale(&s->ix) && !json_index_matches(&s->ix, &st) &&
         writer_active(s)) {
         close(fd);
         return APIKEY_ST_OK;
@@ -274,7 +271,7 @@ static int lookup(jstore *s, const char *id, apikey_record *out, int with_name)
     pthread_rwlock_wrlock(&s->view_lock);
     int st = refresh(s, 0);
     if (st == APIKEY_ST_OK)
-        st = s->ix.map ? json_index_get(&s->ix, id, out, with_name) : json_db_get(&s->db, id, out);
+        st = json_index_is_open(&s->ix) ? json_index_get(&s->ix, id, out, with_name) : json_db_get(&s->db, id, out);
     pthread_rwlock_unlock(&s->view_lock);
     return st;
 }
@@ -289,12 +286,6 @@ static int js_lookup_auth(void *handle, const char *id, apikey_record *out)
     return lookup(handle, id, out, 0);
 }
 
-static void js_prefetch(void *handle, const char *id)
-{
-    jstore *s = handle;
-    json_index_prefetch(&s->hint, id);
-}
-
 static int js_each(void *handle, const char *account, apikey_record_cb cb, void *arg)
 {
     jstore *s = handle;
@@ -304,6 +295,18 @@ static int js_each(void *handle, const char *account, apikey_record_cb cb, void 
             return st;
     }
     return json_db_each(&s->db, account, cb, arg);
+}
+
+/* A file written beside the store takes its owner, group and mode (a new
+ * store: the caller's, 0640), so that hosts reading the store through its
+ * group read these too. */
+static int keep_owner(const jstore *s, int fd)
+{
+    if (!s->have_owner)
+        return fchmod(fd, 0640);
+    if (fchown(fd, s->owner.st_uid, s->owner.st_gid) != 0 && geteuid() == 0)
+        return -1;
+    return fchmod(fd, s->owner.st_mode & 07777);
 }
 
 /* New files take the mode a store's own folder suggests: owner rw, group r. */
@@ -316,9 +319,13 @@ static int open_lock(jstore *s)
                            strerror(errno));
         return -1;
     }
-    /* Readers in the store's group look at the lock too (writer_active). */
-    if (s->have_owner && geteuid() == 0)
-        (void)!fchown(fd, s->owner.st_uid, s->owner.st_gid);
+    /* One planted by someone else could be held to stall every writer. */
+    char why[512];
+    if (s->host->check_file(fd, s->lock_path, why, sizeof why) != 0) {
+        s->host->log_error("store %s: its lock %s", s->path, why);
+        close(fd);
+        return -1;
+    }
     while (flock(fd, LOCK_EX) != 0) {
         if (errno != EINTR) {
             s->host->log_error("store %s: cannot lock: %s", s->path, strerror(errno));
@@ -343,6 +350,10 @@ static int js_begin(void *handle)
         s->lock_fd = -1;
         return st;
     }
+    /* Readers in the store's group look at the lock too (writer_active):
+     * it follows the store, as the rewrite does, once the store is known. */
+    if (s->have_owner)
+        (void)keep_owner(s, s->lock_fd);
     s->dirty = 0;
     return APIKEY_ST_OK;
 }
@@ -401,14 +412,8 @@ static int write_store(jstore *s, struct stat *st)
     if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0)
         goto done;
     what = "keep owner and mode";
-    if (s->have_owner) {
-        if (fchown(fd, s->owner.st_uid, s->owner.st_gid) != 0 && geteuid() == 0)
-            goto done;
-        if (fchmod(fd, s->owner.st_mode & 07777) != 0)
-            goto done;
-    } else if (fchmod(fd, 0640) != 0) {
+    if (keep_owner(s, fd) != 0)
         goto done;
-    }
     what = "write";
     if (json_db_write(&s->db, fd) != 0)
         goto done;
@@ -511,7 +516,7 @@ static void js_rollback(void *handle)
 static int js_touch(void *handle, const char *id, int64_t when)
 {
     jstore *s = handle;
-    return s->ix.map ? json_index_touch(&s->ix, s->idx_path, id, when) : APIKEY_ST_UNAVAILABLE;
+    return json_index_is_open(&s->ix) ? json_index_touch(&s->ix, s->idx_path, id, when) : APIKEY_ST_UNAVAILABLE;
 }
 
 static const apikey_store_ops json_ops = {
@@ -529,7 +534,7 @@ static const apikey_store_ops json_ops = {
     .rollback = js_rollback,
     .touch = js_touch,
     .flags = APIKEY_STORE_CONCURRENT_LOOKUP,
-    .prefetch = js_prefetch,
+    /* No prefetch: the index is read, not mapped (json_index.c). */
     .lookup_auth = js_lookup_auth,
 };
 

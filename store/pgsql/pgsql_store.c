@@ -14,11 +14,15 @@
  * sit in apikey.conf or /etc/pam.d; libpq reads one from a pgpass file
  * (passfile=, PGPASSFILE or ~/.pgpass) or a service file instead. Log lines
  * name the database by dbname/host/port/service only, never the conninfo.
+ *
+ * In a privileged host (the PAM module in su, login, sshd) libpq takes
+ * nothing from the caller's environment: see without_environment.
  */
 #include <ctype.h>
 #include <endian.h>
 #include <libpq-fe.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -365,7 +369,57 @@ static int check_conninfo(pgstore *s, const char *conninfo)
     return APIKEY_ST_OK;
 }
 
-static int connect_db(pgstore *s)
+/*
+ * libpq fills whatever the conninfo leaves out from the environment (PGHOST,
+ * PGHOSTADDR, which beats host=, PGPORT, PGSERVICE, PGSERVICEFILE,
+ * PGSYSCONFDIR, PGPASSFILE, PGOPTIONS, PGSSLMODE, ...), reads more with
+ * plain getenv (HOME for ~/.pgpass and ~/.postgresql, PGLOCALEDIR for its
+ * message catalogue), and so do the libraries under it (Kerberos'
+ * KRB5CCNAME and KRB5_CONFIG, the resolver's LOCALDOMAIN and RES_OPTIONS).
+ * An empty value given to PQconnectdbParams counts as unset, so no list of
+ * options can cancel them all. In a privileged host every libpq call that
+ * may read the environment (parsing the conninfo, connecting) therefore runs
+ * with the environment swapped for an empty one, and so takes only what
+ * the conninfo says and libpq's compiled defaults.
+ *
+ * Threads: the swap is one pointer store, and getenv reads environ once per
+ * call, so a getenv in another thread sees either the whole environment or
+ * none, never a freed array (the real one is never freed; the empty one is
+ * static). The lock keeps two of our connects from saving each other's
+ * empty array. A setenv in another thread during a connect would be lost;
+ * setenv is MT-unsafe with any concurrent getenv anyway (glibc: const:env),
+ * and the hosts concerned (su, login, sshd) call PAM from one thread.
+ */
+extern char **environ;
+static char *empty_environment[1];
+static pthread_mutex_t environment_lock = PTHREAD_MUTEX_INITIALIZER;
+static int messages_bound;
+
+static int without_environment(pgstore *s, int (*fn)(pgstore *))
+{
+    if (!STORE_HOST_HAS(s->host, privileged) || !s->host->privileged)
+        return fn(s);
+    pthread_mutex_lock(&environment_lock);
+    char **saved = environ;
+    environ = empty_environment;
+    if (!messages_bound) {
+        /* libpq binds its message catalogue at its first message, from
+         * PGLOCALEDIR when set: a catalogue of the caller's would hand root's
+         * libpq format strings. Make that first message here, where
+         * PGLOCALEDIR is unset: a conninfo missing its "=". (libpq 15 also
+         * makes one at every connection attempt; this does not rely on it.) */
+        char *e = NULL;
+        PQconninfoFree(PQconninfoParse("x", &e));
+        PQfreemem(e);
+        messages_bound = 1;
+    }
+    int st = fn(s);
+    environ = saved;
+    pthread_mutex_unlock(&environment_lock);
+    return st;
+}
+
+static int connect_now(pgstore *s)
 {
     /* Order matters: connect_timeout yields to the conninfo's own; the
      * encoding overrides it, as records travel as UTF-8. */
@@ -378,6 +432,19 @@ static int connect_db(pgstore *s)
     if (PQstatus(s->conn) != CONNECTION_OK)
         return fail(s, "cannot connect", NULL);
     return APIKEY_ST_OK;
+}
+
+static int connect_db(pgstore *s)
+{
+    return without_environment(s, connect_now);
+}
+
+/* The first connection, once the conninfo passed its checks. */
+static int open_db(pgstore *s)
+{
+    describe(s->conninfo, s->where, sizeof s->where);
+    int st = check_conninfo(s, s->conninfo);
+    return st == APIKEY_ST_OK ? connect_now(s) : st;
 }
 
 /* -1: no schema table at all. */
@@ -474,14 +541,11 @@ static int pg_open(const char *location, int create, const apikey_store_host *ho
     if (!s)
         return APIKEY_ST_NOMEM;
     s->host = host;
-    describe(location, s->where, sizeof s->where);
     if (!(s->conninfo = strdup(location))) {
         free(s);
         return APIKEY_ST_NOMEM;
     }
-    int st = check_conninfo(s, location);
-    if (st == APIKEY_ST_OK)
-        st = connect_db(s);
+    int st = without_environment(s, open_db);
     if (st == APIKEY_ST_OK)
         st = create ? migrate(s) : check_schema(s);
     if (st != APIKEY_ST_OK) {

@@ -241,23 +241,43 @@ static int ensure_schema(sstore *s)
     return schema_version(s, &v) == APIKEY_ST_OK && v == SCHEMA_VERSION ? APIKEY_ST_OK : migrate(s);
 }
 
-/* The file itself: it must exist (unless creating) and pass the core's
- * ownership and mode rules before SQLite opens it. */
-static int check_path(sstore *s, int create)
+/* One file: it must exist (unless may_miss, or creating) and pass the
+ * core's ownership and mode rules. */
+static int check_one(sstore *s, const char *path, int create, int may_miss)
 {
-    int fd = open(s->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT : 0), 0640);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | (create ? O_CREAT : 0),
+                  0640);
+    if (fd < 0 && may_miss && errno == ENOENT)
+        return APIKEY_ST_OK;
     if (fd < 0) {
-        s->host->log_error("store sqlite:%s: %s", s->path, strerror(errno));
+        s->host->log_error("store sqlite:%s: %s: %s", s->path, path,
+                           errno == ELOOP ? "is a symbolic link; refusing it" : strerror(errno));
         return APIKEY_ST_UNAVAILABLE;
     }
-    char why[256];
-    int ok = s->host->check_file(fd, s->path, why, sizeof why) == 0;
+    char why[512];
+    int ok = s->host->check_file(fd, path, why, sizeof why) == 0;
     close(fd);
     if (!ok) {
         s->host->log_error("store sqlite:%s: %s", s->path, why);
         return APIKEY_ST_UNAVAILABLE;
     }
     return APIKEY_ST_OK;
+}
+
+/* The database and, when present, the side files SQLite would read with
+ * it: a -wal or -journal planted by someone else is replayed into what the
+ * store answers. All must pass the core's rules before SQLite opens them. */
+static int check_path(sstore *s, int create)
+{
+    static const char *const sides[] = {"-wal", "-shm", "-journal"};
+    int st = check_one(s, s->path, create, 0);
+    for (size_t i = 0; st == APIKEY_ST_OK && i < sizeof sides / sizeof *sides; i++) {
+        char side[4096];
+        if (snprintf(side, sizeof side, "%s%s", s->path, sides[i]) >= (int)sizeof side)
+            return APIKEY_ST_UNAVAILABLE;
+        st = check_one(s, side, 0, 1);
+    }
+    return st;
 }
 
 static off_t wal_bytes(const sstore *s)
@@ -333,7 +353,9 @@ static int sq_open(const char *location, int create, const apikey_store_host *ho
     int persist = 1;
     sqlite3_file_control(s->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
     sqlite3_busy_timeout(s->db, WRITER_WAIT_MS);
-    st = exec(s, "PRAGMA synchronous = FULL");
+    /* temp_store: no temporary file ever, so never a folder from
+     * SQLITE_TMPDIR or TMPDIR, which a privileged host's caller may set. */
+    st = exec(s, "PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY");
     if (st == APIKEY_ST_OK && flags == SQLITE_OPEN_READWRITE)
         st = exec(s, "PRAGMA journal_mode = WAL");
     if (st == APIKEY_ST_OK)
@@ -359,6 +381,7 @@ static int open_reader(sstore *s, reader *r)
         return st;
     if (sqlite3_open_v2(s->path, &r->db, s->open_flags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL) !=
             SQLITE_OK ||
+        sqlite3_exec(r->db, "PRAGMA temp_store = MEMORY", NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_prepare_v3(r->db, queries[Q_LOOKUP], -1, SQLITE_PREPARE_PERSISTENT, &r->lookup, NULL) !=
             SQLITE_OK) {
         st = fail_on(s, r->db, "opening a reader");

@@ -5,7 +5,7 @@
 # must see the account. Then the daemon alone, on its Unix sockets: no body
 # on any /verify answer, slowloris, 1,000 concurrent connections, the store
 # going down and coming back, reloads by SIGHUP and by a changed file that
-# keep connections, the admin socket's peer check, refusal of an admin path
+# keep connections, the admin socket's peer check and GET /v1/scopes, refusal of an admin path
 # that is not a socket, SIGTERM, and logs that hold no key.
 NAME=authd
 . "$(dirname "$0")/lib/servers.sh"
@@ -67,7 +67,7 @@ want "401 expired 0" "$(direct "$SVC" "$(bearer "$EXPIRED")")" "an expired key: 
 want "403 missing scope 0" "$(direct "$SVC" "$(bearer "$NARROW")")" "an under-scoped key: 403"
 grep -qi 'error="insufficient_scope", scope="proxies:read"' "$T/head" &&
     ok "403 with error=\"insufficient_scope\", scope=\"proxies:read\"" || not_ok "403 without its scope"
-want "403 service not configured 0" "$(direct "no-such-service" "$(bearer "$GOOD")")" "an unmapped service: 403"
+want "401 service not configured 0" "$(direct "no-such-service" "$(bearer "$GOOD")")" "an unmapped service: 401 (no key could pass)"
 
 # --- nginx auth_request, keep-alive upstream --------------------------------
 NGX=$T/nginx
@@ -219,7 +219,7 @@ want "200 - 0" "$(direct "$SVC" "$(bearer "$GOOD")")" "the store back: 200, with
 # --- Reloads keep connections ------------------------------------------------
 NEW=${SVC}-new
 reloads() { curl -s --unix-socket "$SOCK" http://authd/metrics | sed -n 's/^apikey_authd_reloads_total{result="done"} //p'; }
-want "403 service not configured 0" "$(direct "$NEW" "$(bearer "$GOOD")")" "before the reload: the new service is unmapped"
+want "401 service not configured 0" "$(direct "$NEW" "$(bearer "$GOOD")")" "before the reload: the new service is unmapped"
 # One keep-alive connection, asked before both reloads and after them.
 py "$PYLIB
 new = os.environ['SVC'] + '-new'
@@ -261,13 +261,23 @@ grep -q "no-such-service" "$T/metrics" && not_ok "/metrics grew a label for an u
 grep -q "$U1" "$T/metrics" && not_ok "/metrics names an account" || ok "/metrics names no account"
 
 # --- The admin socket ------------------------------------------------------------
-admin_as() { # USER: the HTTP status of GET /v1/keys on the admin socket as USER
+admin_as() { # USER PATH: the HTTP status of GET PATH on the admin socket as USER (body in $T/admin.out)
     setpriv --reuid="$1" --regid="$(id -g "$1")" --init-groups \
-        curl -s -o /dev/null -w '%{http_code}' --max-time 10 --unix-socket "$ADMIN" http://authd/v1/keys
+        curl -s -w '\n%{http_code}' --max-time 10 --unix-socket "$ADMIN" "http://authd$2" > "$T/admin.said"
+    sed '$d' "$T/admin.said" > "$T/admin.out"
+    tail -n 1 "$T/admin.said"
 }
-want 403 "$(admin_as "$U1")" "admin socket: a user who is not an admin gets 403"
-want 404 "$(admin_as "$U2")" "admin socket: a member of admin_groups passes the peer check"
-want 404 "$(admin_as root)" "admin socket: root passes the peer check"
+want 403 "$(admin_as "$U1" /v1/scopes)" "admin socket: a user who is not an admin gets 403"
+grep -q "proxies:read" "$T/admin.out" && not_ok "admin socket: the refused user saw the catalogue" ||
+    ok "admin socket: the refused user sees nothing"
+want 200 "$(admin_as "$U2" /v1/scopes)" "admin socket: a member of admin_groups gets GET /v1/scopes"
+python3 -c 'import json, sys
+cat = json.load(open(sys.argv[1]))
+assert {"scope": "proxies:read", "description": "List and retrieve proxy details and configuration"} in cat
+assert len(cat) == 5' "$T/admin.out" && ok "GET /v1/scopes: the catalogue as apikey scopes --json" ||
+    not_ok "GET /v1/scopes: not the catalogue"
+want 200 "$(admin_as root /v1/scopes)" "admin socket: root gets GET /v1/scopes"
+want 404 "$(admin_as root /v1/nothing)" "admin socket: an unknown path is 404"
 : > "$T/plain"
 build/apikey-authd --config "$CONF" --listen "unix:$T/other.sock" --admin "unix:$T/plain" 2> "$T/plain.err"
 rc=$?

@@ -1,0 +1,155 @@
+#!/bin/sh
+# make bench, nginx part: the same nginx (one worker) serving one small
+# static file, plainly and behind ngx_http_apikey_module on json and sqlite
+# stores of $BENCH_MID keys, driven by wrk on loopback with keep-alive.
+# On 2 cores wrk saturates first, so the measure is the CPU time the worker
+# spends per request: utime+stime from /proc/PID/stat over the run, divided
+# by the requests wrk counted (../shared/STYLE.md, "HTTP hosts"). Capacity
+# against plain nginx is the ratio of those times. p99 from wrk.
+# Appends (or replaces) its section of bench/RESULTS.md.
+#
+# BENCH_MID=100000 BENCH_NGINX_SECONDS=8 BENCH_NGINX_ROUNDS=3 BENCH_NGINX_KEYS=1000 (keys wrk
+# rotates through, spread over the store).
+set -u
+cd "$(dirname "$0")/.." || exit 2
+ROOT=$(pwd)
+MID=${BENCH_MID:-100000}
+SECS=${BENCH_NGINX_SECONDS:-8}
+NKEYS=${BENCH_NGINX_KEYS:-1000}
+ROUNDS=${BENCH_NGINX_ROUNDS:-3}
+MODULE=$ROOT/build/nginx/ngx_http_apikey_module.so
+if [ ! -f "$MODULE" ] || ! command -v nginx > /dev/null || ! command -v wrk > /dev/null; then
+    echo "bench/nginx.sh: skipped: needs nginx, wrk and $MODULE"
+    exit 0
+fi
+T=$(mktemp -d /var/tmp/apikey-bench-nginx.XXXXXX)
+MASTER=""
+cleanup() { [ -n "$MASTER" ] && kill "$MASTER" 2>/dev/null && wait "$MASTER" 2>/dev/null; rm -rf "$T"; }
+trap cleanup EXIT INT TERM
+ROWS=$T/rows
+: > "$ROWS"
+row() { printf '%s|%s|%s|%s|%s\n' "$1" "$2" "$3" "$4" "$5" >> "$ROWS"; echo "  $1: $2 $3 ($5)"; }
+
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "== nginx: CPU time of the worker per request, $MID keys, ${SECS} s per row"
+awk -v n="$MID" 'BEGIN { for (i = 0; i < n; i++) printf "user%d\tk\tproxies:read\tnever\n", i }' > "$T/batch"
+for kind in json sqlite; do
+    [ -f "build/store/apikey_store_$kind.so" ] || continue
+    case $kind in json) uri="json:$T/keys.json" ;; sqlite) uri="sqlite:$T/keys.db" ;; esac
+    printf 'store = %s\nlast_used_granularity = 1h\n[services]\nbench = proxies:read\n' "$uri" > "$T/$kind.conf"
+    build/apikey --config "$T/$kind.conf" create --batch "$T/batch" > "$T/$kind.keys" ||
+        { echo "bench/nginx.sh: batch failed for $kind" >&2; exit 1; }
+    # wrk's keys, spread over the whole store.
+    awk -v n="$MID" -v k="$NKEYS" 'NR % int(n / k) == 0' "$T/$kind.keys" > "$T/$kind.wrk"
+done
+
+mkdir -p "$T/www/plain" "$T/tmp"
+echo "a small static file" > "$T/www/plain/index.txt"
+for kind in json sqlite; do
+    [ -f "$T/$kind.conf" ] && ln -s plain "$T/www/$kind"
+done
+PORT=$(( $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 20000 + 30000 ))
+{
+    echo "load_module $MODULE;"
+    echo "user root; worker_processes 1; daemon off; pid $T/nginx.pid; error_log $T/error.log;"
+    echo "events { worker_connections 1024; }"
+    echo "http {"
+    echo "  access_log off; client_body_temp_path $T/tmp/b; proxy_temp_path $T/tmp/p;"
+    echo "  fastcgi_temp_path $T/tmp/f; uwsgi_temp_path $T/tmp/u; scgi_temp_path $T/tmp/s;"
+    echo "  server { listen 127.0.0.1:$PORT; root $T/www; index index.txt;"
+    echo "    location /plain/ { }"
+    for kind in json sqlite; do
+        [ -f "$T/$kind.conf" ] && echo "    location /$kind/ { apikey_config $T/$kind.conf; apikey_service bench; }"
+    done
+    echo "  }"
+    echo "}"
+} > "$T/nginx.conf"
+nginx -p "$T" -c "$T/nginx.conf" &
+MASTER=$!
+for i in $(seq 100); do ss -Htln "sport = :$PORT" | grep -q . && break; sleep 0.1; done
+WORKER=$(ps -o pid= --ppid "$MASTER" | tr -d ' ')
+[ -n "$WORKER" ] || { echo "bench/nginx.sh: nginx did not start" >&2; cat "$T/error.log" >&2; exit 1; }
+
+# Every row sends the same requests (a key in Authorization); only the path
+# decides whether the module looks at it. The file by its name: "/json/"
+# would go through index's internal redirect, and the access phase (the
+# check) would run twice.
+cat > "$T/wrk.lua" <<'LUA'
+local keys, n = {}, 0
+function init(args)
+    for k in io.lines(args[1]) do table.insert(keys, k) end
+    n = #keys > 1 and math.random(#keys) or 0
+end
+function request()
+    n = n + 1
+    return wrk.format("GET", wrk.path, {["Authorization"] = "Bearer " .. keys[n % #keys + 1]})
+end
+function done(summary, latency, requests)
+    local e = summary.errors
+    io.write(string.format("RESULT %d %d %.0f\n", summary.requests,
+        e.connect + e.read + e.write + e.timeout + e.status, latency:percentile(99)))
+end
+LUA
+ticks() { awk '{ print $14 + $15 }' "/proc/$WORKER/stat"; }
+HZ=$(getconf CLK_TCK)
+measure() { # PATH KEYS: prints "µs-per-request p99-µs requests errors"
+    # Warm: every key's first last-used write (once an hour) happens here.
+    wrk -t 1 -c 16 -d 3s -s "$T/wrk.lua" "http://127.0.0.1:$PORT$1" -- "$2" > /dev/null 2>&1
+    a=$(ticks)
+    wrk -t 1 -c 16 -d "${SECS}s" -s "$T/wrk.lua" "http://127.0.0.1:$PORT$1" -- "$2" > "$T/wrk.out" 2>&1
+    b=$(ticks)
+    set -- $(awk '/^RESULT/ { print $2, $3, $4 }' "$T/wrk.out")
+    [ "$2" -eq 0 ] || echo "bench/nginx.sh: $1: $2 answers were not 200" >&2
+    awk -v a="$a" -v b="$b" -v hz="$HZ" -v n="$1" -v p="$3" \
+        'BEGIN { printf "%.2f %d %d\n", (b - a) / hz * 1e6 / n, p, n }'
+}
+
+# Rounds side by side; each row keeps its cheapest run (the machine is
+# shared: the other run's extra is someone else's load).
+KINDS="plain"
+for kind in json sqlite; do [ -f "$T/$kind.conf" ] && KINDS="$KINDS $kind"; done
+for round in $(seq "$ROUNDS"); do
+    for kind in $KINDS; do
+        keys=$T/$kind.wrk
+        [ "$kind" = plain ] && keys=$T/json.wrk
+        measure "/$kind/index.txt" "$keys" >> "$T/runs.$kind"
+        echo "  round $round, $kind: $(tail -n 1 "$T/runs.$kind")"
+    done
+done
+best() { sort -n "$T/runs.$1" | head -n 1; }
+spread() { sort -n "$T/runs.$1" | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "runs %s-%s µs", lo, hi }'; }
+# Each round's own ratio, plain over the module, run next to each other.
+paired() { paste -d' ' "$T/runs.plain" "$T/runs.$1" | awk '{ printf "%s%.2f", (NR > 1 ? ", " : ""), $1 / $4 }'; }
+
+set -- $(best plain)
+PLAIN=$1
+row "nginx, plain static file (the floor)" "$1" "µs CPU/request" "-" "1.00x; p99 $2 µs; $(spread plain)"
+for kind in $KINDS; do
+    [ "$kind" = plain ] && continue
+    set -- $(best "$kind")
+    cap=$(awk -v p="$PLAIN" -v m="$1" 'BEGIN { printf "%.2f", p / m }')
+    met=$(awk -v c="$cap" 'BEGIN { print (c >= 0.90 ? "met" : "short") }')
+    row "nginx + ngx_http_apikey_module, $kind, $MID keys" "$1" "µs CPU/request" \
+        ">= 0.90x plain capacity" "${cap}x: $met; p99 $2 µs; $(spread "$kind"); each round: $(paired "$kind")x"
+done
+
+{
+    # The section replaces an older one in place, or is appended.
+    [ -f bench/RESULTS.md ] && awk '/^## nginx: ngx_http_apikey_module/ { skip = 1; next } /^## / { skip = 0 } !skip' bench/RESULTS.md
+    echo
+    echo "## nginx: ngx_http_apikey_module"
+    echo
+    echo "Measured by \`make bench\` (bench/nginx.sh) on $(date -u +%Y-%m-%d), load average $LOAD at the start"
+    echo "(2 cores shared with other work: p99 mostly measures waiting for a core): nginx $(nginx -v 2>&1 | sed 's#.*/##'),"
+    echo "one worker, wrk -t1 -c16 on loopback with keep-alive, ${SECS} s per run, the cheapest of $ROUNDS"
+    echo "rounds run side by side, one small static"
+    echo "file; behind the module, the keys rotate over $NKEYS keys spread across a store of $MID."
+    echo "The measure is the worker's CPU time (utime+stime) per request; capacity is plain"
+    echo "nginx's time divided by the module's. For comparison (issue 13): Kong key-auth with"
+    echo "rate limiting, 0.76x its plain proxy; nginx auth_request to a bare HTTP responder, 0.21x."
+    echo
+    echo "| measure | result | unit | target | verdict |"
+    echo "|---|---|---|---|---|"
+    sed 's/^/| /; s/$/ |/; s/|/ | /g; s/  */ /g' "$ROWS" | sed 's/^ | /| /'
+} > "$T/RESULTS.md"
+cp "$T/RESULTS.md" bench/RESULTS.md

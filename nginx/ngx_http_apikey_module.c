@@ -1,0 +1,845 @@
+/*
+ * ngx_http_apikey_module - nginx asks libapikey "may this key use service S?"
+ * in the access phase (SPEC sections 10 and 10.1).
+ *
+ *   apikey_config FILE;          http, server, location
+ *   apikey_service NAME | off;   http, server, location
+ *   apikey_header NAME;          http, server, location (default X-API-Key)
+ *   $apikey_account $apikey_key_id $apikey_reason
+ *
+ * A host of libapikey like any other: it knows only include/apikey.h and
+ * loads libapikey.so.1 at run time through its versioned entry symbol, so
+ * nginx never links OpenSSL, SQLite or libpq on our behalf.
+ *
+ * Each apikey_config file is opened once per worker (init_process) and shared
+ * by the locations naming it; `nginx -s reload` starts workers that open it
+ * anew. A store that may block (anything but json: and sqlite:) is checked
+ * in nginx's thread pool "default", as `aio threads` reads files, so the
+ * worker's event loop never waits on PostgreSQL; the context is thread-safe.
+ *
+ * Refusals keep nginx's own error path (the access phase returns 401, 403 or
+ * 503), so `satisfy any`, `allow` and `error_page` work as for auth_basic;
+ * a header and a body filter then swap nginx's HTML page for the short JSON
+ * body of SPEC section 10. No key is logged or answered, and the copy we
+ * made of it is wiped once checked.
+ */
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <dlfcn.h>
+#include <stdio.h>
+
+#include "apikey.h"
+
+#ifndef NGX_APIKEY_LIBDIR
+#define NGX_APIKEY_LIBDIR "/usr/local/lib"
+#endif
+
+#define NGX_APIKEY_KEY_MAX 512   /* a key is about 50 bytes; longer is malformed */
+#define NGX_APIKEY_BASIC_MAX 1024 /* base64 of account:key */
+
+/* One apikey_config file: shared by every location that names it. */
+typedef struct {
+    ngx_str_t path;       /* NUL-terminated */
+    apikey_ctx *ctx;      /* this worker's, opened in init_process; NULL: 503 */
+    ngx_flag_t blocking;  /* the store may block: check in the thread pool */
+    ngx_array_t services; /* ngx_keyval_t: service -> its scopes, for scope="" */
+} ngx_http_apikey_conf_file_t;
+
+typedef struct {
+    ngx_array_t files; /* ngx_http_apikey_conf_file_t *, one per path */
+#if (NGX_THREADS)
+    ngx_thread_pool_t *pool;
+#endif
+} ngx_http_apikey_main_conf_t;
+
+typedef struct {
+    ngx_http_apikey_conf_file_t *file;
+    ngx_str_t service; /* "" when off */
+    ngx_str_t header;
+    ngx_str_t scopes;  /* what the service requires, for RFC 6750's scope="" */
+} ngx_http_apikey_loc_conf_t;
+
+/* One check, as it goes to libapikey: on the stack, or the thread task's. */
+typedef struct {
+    apikey_ctx *ctx;
+    const char *service;
+    char account[256]; /* from Basic; "" for Bearer and the key header */
+    char key[NGX_APIKEY_KEY_MAX];
+    size_t keylen;
+    apikey_result result;
+} ngx_http_apikey_check_t;
+
+/* Per request. */
+typedef struct {
+    apikey_result result;
+    ngx_uint_t status;   /* 0 until decided */
+    unsigned waiting:1;  /* a check runs in the thread pool */
+    unsigned missing:1;  /* no key at all */
+    unsigned given:1;    /* some key was presented */
+    unsigned replace:1;  /* ours is the refusal being sent: answer JSON */
+    unsigned body_sent:1;
+    ngx_str_t body;
+    ngx_http_apikey_check_t *pending;
+} ngx_http_apikey_req_t;
+
+static const apikey_api *ngx_http_apikey_api;
+
+static ngx_int_t ngx_http_apikey_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_apikey_postconfiguration(ngx_conf_t *cf);
+static void *ngx_http_apikey_create_main_conf(ngx_conf_t *cf);
+static void *ngx_http_apikey_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child);
+static char *ngx_http_apikey_config(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_http_apikey_init_process(ngx_cycle_t *cycle);
+static void ngx_http_apikey_exit_process(ngx_cycle_t *cycle);
+
+static ngx_command_t ngx_http_apikey_commands[] = {
+    {ngx_string("apikey_config"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     ngx_http_apikey_config, NGX_HTTP_LOC_CONF_OFFSET, 0, NULL},
+    {ngx_string("apikey_service"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_str_slot, NGX_HTTP_LOC_CONF_OFFSET,
+     offsetof(ngx_http_apikey_loc_conf_t, service), NULL},
+    {ngx_string("apikey_header"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_str_slot, NGX_HTTP_LOC_CONF_OFFSET,
+     offsetof(ngx_http_apikey_loc_conf_t, header), NULL},
+    ngx_null_command,
+};
+
+static ngx_http_module_t ngx_http_apikey_module_ctx = {
+    ngx_http_apikey_preconfiguration, ngx_http_apikey_postconfiguration,
+    ngx_http_apikey_create_main_conf, NULL,
+    NULL, NULL,
+    ngx_http_apikey_create_loc_conf, ngx_http_apikey_merge_loc_conf,
+};
+
+ngx_module_t ngx_http_apikey_module = {
+    NGX_MODULE_V1,
+    &ngx_http_apikey_module_ctx,
+    ngx_http_apikey_commands,
+    NGX_HTTP_MODULE,
+    NULL,                            /* init master */
+    NULL,                            /* init module */
+    ngx_http_apikey_init_process,    /* init process */
+    NULL,                            /* init thread */
+    NULL,                            /* exit thread */
+    ngx_http_apikey_exit_process,    /* exit process */
+    NULL,                            /* exit master */
+    NGX_MODULE_V1_PADDING,
+};
+
+static ngx_http_output_header_filter_pt ngx_http_next_header_filter;
+static ngx_http_output_body_filter_pt ngx_http_next_body_filter;
+
+/* --- libapikey, loaded at run time ------------------------------------ */
+
+/* libapikey.so.1 beside this module, in the build folder above it (make's
+ * build/nginx/), in the installed library folder, then the loader's path.
+ * The first two are as trusted as the module file itself. */
+static const apikey_api *ngx_http_apikey_load(ngx_conf_t *cf)
+{
+    char dir[NGX_MAX_PATH], path[NGX_MAX_PATH + 32];
+    const char *where[] = {"%s/libapikey.so.1", "%s/../libapikey.so.1",
+                           NGX_APIKEY_LIBDIR "/libapikey.so.1", "libapikey.so.1"};
+    Dl_info self;
+    void *lib = NULL;
+    ngx_uint_t i;
+
+    if (ngx_http_apikey_api) {
+        return ngx_http_apikey_api;
+    }
+    dir[0] = '\0';
+    if (dladdr((void *) &ngx_http_apikey_module, &self) && self.dli_fname) {
+        ngx_cpystrn((u_char *) dir, (u_char *) self.dli_fname, sizeof(dir));
+        char *slash = strrchr(dir, '/');
+        if (slash) {
+            *slash = '\0';
+        } else {
+            ngx_cpystrn((u_char *) dir, (u_char *) ".", sizeof(dir));
+        }
+    }
+    for (i = 0; i < sizeof(where) / sizeof(where[0]) && !lib; i++) {
+        if (i < 2 && !dir[0]) {
+            continue;
+        }
+        snprintf(path, sizeof(path), where[i], dir);
+        lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    }
+    if (!lib) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "apikey: cannot load libapikey.so.1: %s",
+                           dlerror());
+        return NULL;
+    }
+    apikey_entry_fn entry = (apikey_entry_fn) dlsym(lib, APIKEY_ENTRY_SYMBOL);
+    const apikey_api *api = entry ? entry() : NULL;
+    /* The table only grows: a newer library is fine, an older one lacks slots. */
+    if (!api || api->size < offsetof(apikey_api, http_status) + sizeof(api->http_status)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "apikey: %s has no usable %s", path,
+                           APIKEY_ENTRY_SYMBOL);
+        return NULL;
+    }
+    ngx_http_apikey_api = api;
+    return api;
+}
+
+/* The one call into libapikey. Runs in the worker or in a pool thread; wipes
+ * its copy of the key either way. */
+static void ngx_http_apikey_verify(ngx_http_apikey_check_t *chk)
+{
+    if (chk->ctx == NULL) {
+        /* The worker could not open the configuration: cannot tell. */
+        ngx_memzero(&chk->result, sizeof(chk->result));
+        chk->result.decision = APIKEY_UNAVAILABLE;
+        chk->result.reason = APIKEY_REASON_CONFIG;
+    } else {
+        ngx_http_apikey_api->verify(chk->ctx, chk->service,
+                                    chk->account[0] ? chk->account : NULL, chk->key,
+                                    chk->keylen, &chk->result);
+    }
+    ngx_explicit_memzero(chk->key, sizeof(chk->key));
+    chk->keylen = 0;
+}
+
+/* --- reading apikey.conf for what nginx itself needs ------------------- */
+
+/* Trims blanks in place; returns the start. */
+static char *ngx_http_apikey_trim(char *s)
+{
+    while (*s == ' ' || *s == '\t') {
+        s++;
+    }
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n')) {
+        s[--n] = '\0';
+    }
+    return s;
+}
+
+/* Two facts libapikey's table does not give: whether the store may block
+ * (any kind but json: and sqlite: goes to the thread pool, so an unknown one
+ * is safe), and each service's scopes for the 403 answer. libapikey itself
+ * reads and checks the file again and alone decides. */
+static ngx_int_t ngx_http_apikey_read_hints(ngx_conf_t *cf, ngx_http_apikey_conf_file_t *f)
+{
+    char line[4096];
+    ngx_uint_t top = 1, services = 0;
+    FILE *fp = fopen((char *) f->path.data, "re");
+
+    f->blocking = 1;
+    if (ngx_array_init(&f->services, cf->pool, 8, sizeof(ngx_keyval_t)) != NGX_OK) {
+        return NGX_ERROR;
+    }
+    if (!fp) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno, "apikey: cannot read \"%V\"", &f->path);
+        return NGX_ERROR;
+    }
+    while (fgets(line, sizeof(line), fp)) {
+        char *s = ngx_http_apikey_trim(line), *eq, *c;
+        if (*s == '\0' || *s == '#' || *s == ';') {
+            continue;
+        }
+        if (*s == '[') {
+            top = 0;
+            services = ngx_strncmp(s, "[services]", 10) == 0;
+            continue;
+        }
+        eq = strchr(s, '=');
+        if (!eq) {
+            continue;
+        }
+        *eq = '\0';
+        for (c = eq + 1; *c; c++) {
+            if ((*c == '#' || *c == ';') && (c[-1] == ' ' || c[-1] == '\t')) {
+                *c = '\0';
+                break;
+            }
+        }
+        char *name = ngx_http_apikey_trim(s), *value = ngx_http_apikey_trim(eq + 1);
+        if (top && ngx_strcmp(name, "store") == 0) {
+            f->blocking = !(ngx_strncmp(value, "json:", 5) == 0 || ngx_strncmp(value, "sqlite:", 7) == 0);
+        } else if (services) {
+            ngx_keyval_t *kv = ngx_array_push(&f->services);
+            if (!kv) {
+                fclose(fp);
+                return NGX_ERROR;
+            }
+            for (c = value; *c; c++) {
+                if (*c == ',' || *c == '\t' || *c == '"' || *c == '\\') {
+                    *c = ' '; /* RFC 6750: space-delimited, inside a quoted string */
+                }
+            }
+            kv->key.len = ngx_strlen(name);
+            kv->key.data = ngx_pnalloc(cf->pool, kv->key.len + 1);
+            kv->value.len = ngx_strlen(value);
+            kv->value.data = ngx_pnalloc(cf->pool, kv->value.len + 1);
+            if (!kv->key.data || !kv->value.data) {
+                fclose(fp);
+                return NGX_ERROR;
+            }
+            ngx_cpystrn(kv->key.data, (u_char *) name, kv->key.len + 1);
+            ngx_cpystrn(kv->value.data, (u_char *) value, kv->value.len + 1);
+        }
+    }
+    fclose(fp);
+    return NGX_OK;
+}
+
+/* --- configuration ----------------------------------------------------- */
+
+static void *ngx_http_apikey_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_apikey_main_conf_t *mcf = ngx_pcalloc(cf->pool, sizeof(*mcf));
+    if (mcf == NULL ||
+        ngx_array_init(&mcf->files, cf->pool, 2, sizeof(ngx_http_apikey_conf_file_t *)) != NGX_OK) {
+        return NULL;
+    }
+    return mcf;
+}
+
+static void *ngx_http_apikey_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_apikey_loc_conf_t *lcf = ngx_pcalloc(cf->pool, sizeof(*lcf));
+    if (lcf == NULL) {
+        return NULL;
+    }
+    lcf->file = NGX_CONF_UNSET_PTR;
+    return lcf;
+}
+
+static char *ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_apikey_loc_conf_t *prev = parent, *conf = child;
+    ngx_keyval_t *kv;
+    ngx_uint_t i;
+
+    ngx_conf_merge_ptr_value(conf->file, prev->file, NULL);
+    ngx_conf_merge_str_value(conf->service, prev->service, "off");
+    ngx_conf_merge_str_value(conf->header, prev->header, "X-API-Key");
+    /* Merged once per level: "off" becomes "", which stays off below. */
+    if (conf->service.len == 0 ||
+        (conf->service.len == 3 && ngx_strncmp(conf->service.data, "off", 3) == 0)) {
+        conf->service.len = 0;
+        return NGX_CONF_OK;
+    }
+    for (i = 0; i < conf->service.len; i++) {
+        /* It is the realm="" of every answer: no quoting games. */
+        if (conf->service.data[i] <= ' ' || conf->service.data[i] == '"' ||
+            conf->service.data[i] == '\\' || conf->service.data[i] == 0x7f) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "apikey_service \"%V\": invalid name",
+                               &conf->service);
+            return NGX_CONF_ERROR;
+        }
+    }
+    if (conf->file == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "apikey_service \"%V\" needs an apikey_config", &conf->service);
+        return NGX_CONF_ERROR;
+    }
+    ngx_str_null(&conf->scopes);
+    kv = conf->file->services.elts;
+    for (i = 0; i < conf->file->services.nelts; i++) {
+        if (kv[i].key.len == conf->service.len &&
+            ngx_strncmp(kv[i].key.data, conf->service.data, conf->service.len) == 0) {
+            conf->scopes = kv[i].value;
+        }
+    }
+    return NGX_CONF_OK;
+}
+
+static char *ngx_http_apikey_config(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_apikey_loc_conf_t *lcf = conf;
+    ngx_http_apikey_main_conf_t *mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_apikey_module);
+    ngx_str_t *value = cf->args->elts, path = value[1];
+    ngx_http_apikey_conf_file_t **files, *f;
+    char err[512];
+    ngx_uint_t i;
+
+    if (lcf->file != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+    if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+    files = mcf->files.elts;
+    for (i = 0; i < mcf->files.nelts; i++) {
+        if (files[i]->path.len == path.len && ngx_strncmp(files[i]->path.data, path.data, path.len) == 0) {
+            lcf->file = files[i];
+            return NGX_CONF_OK;
+        }
+    }
+    if (ngx_http_apikey_load(cf) == NULL) {
+        return NGX_CONF_ERROR;
+    }
+    f = ngx_pcalloc(cf->pool, sizeof(*f));
+    files = ngx_array_push(&mcf->files);
+    if (!f || !files) {
+        return NGX_CONF_ERROR;
+    }
+    *files = f;
+    f->path.len = path.len;
+    f->path.data = ngx_pnalloc(cf->pool, path.len + 1);
+    if (!f->path.data) {
+        return NGX_CONF_ERROR;
+    }
+    ngx_cpystrn(f->path.data, path.data, path.len + 1);
+
+    /* nginx -t and a reload refuse a configuration libapikey refuses; the
+     * store itself is first opened by a worker's first check. */
+    apikey_ctx *probe = ngx_http_apikey_api->open((char *) f->path.data, err, sizeof(err));
+    if (probe == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "apikey: %s", err);
+        return NGX_CONF_ERROR;
+    }
+    ngx_http_apikey_api->close(probe);
+    if (ngx_http_apikey_read_hints(cf, f) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+    if (f->blocking) {
+#if (NGX_THREADS)
+        mcf->pool = ngx_thread_pool_add(cf, NULL);
+        if (mcf->pool == NULL) {
+            return NGX_CONF_ERROR;
+        }
+#else
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "apikey: the store of \"%V\" may block: nginx must be built --with-threads",
+                           &f->path);
+        return NGX_CONF_ERROR;
+#endif
+    }
+    lcf->file = f;
+    return NGX_CONF_OK;
+}
+
+static ngx_int_t ngx_http_apikey_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_apikey_main_conf_t *mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_apikey_module);
+    ngx_http_apikey_conf_file_t **files;
+    char err[512];
+    ngx_uint_t i;
+
+    if (mcf == NULL) {
+        return NGX_OK;
+    }
+    files = mcf->files.elts;
+    for (i = 0; i < mcf->files.nelts; i++) {
+        files[i]->ctx = ngx_http_apikey_api->open((char *) files[i]->path.data, err, sizeof(err));
+        if (files[i]->ctx == NULL) {
+            /* Not fatal for the worker: its other locations still answer;
+             * this configuration's answer 503. */
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, 0, "apikey: %s", err);
+        }
+    }
+    return NGX_OK;
+}
+
+static void ngx_http_apikey_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_apikey_main_conf_t *mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_apikey_module);
+    ngx_http_apikey_conf_file_t **files;
+    ngx_uint_t i;
+
+    if (mcf == NULL) {
+        return;
+    }
+    files = mcf->files.elts;
+    for (i = 0; i < mcf->files.nelts; i++) {
+        if (files[i]->ctx) {
+            ngx_http_apikey_api->close(files[i]->ctx);
+            files[i]->ctx = NULL;
+        }
+    }
+}
+
+/* --- the key ------------------------------------------------------------ */
+
+static ngx_int_t ngx_http_apikey_copy(ngx_http_apikey_check_t *chk, u_char *p, size_t n)
+{
+    while (n && (*p == ' ' || *p == '\t')) {
+        p++;
+        n--;
+    }
+    while (n && (p[n - 1] == ' ' || p[n - 1] == '\t')) {
+        n--;
+    }
+    if (n == 0 || n >= sizeof(chk->key)) {
+        return NGX_ERROR;
+    }
+    ngx_memcpy(chk->key, p, n);
+    chk->keylen = n;
+    return NGX_OK;
+}
+
+/* Bearer, else the key header, else Basic account:key (SPEC section 10).
+ * NGX_OK: a key; NGX_DECLINED: none; NGX_ERROR: one given, malformed. */
+static ngx_int_t ngx_http_apikey_read_key(ngx_http_request_t *r, ngx_http_apikey_loc_conf_t *lcf,
+                                          ngx_http_apikey_check_t *chk)
+{
+    ngx_table_elt_t *auth = r->headers_in.authorization, *h, *found = NULL;
+    ngx_list_part_t *part = &r->headers_in.headers.part;
+    ngx_uint_t i, n = 0;
+
+    if (auth && auth->value.len >= 7 && ngx_strncasecmp(auth->value.data, (u_char *) "Bearer ", 7) == 0) {
+        return ngx_http_apikey_copy(chk, auth->value.data + 7, auth->value.len - 7);
+    }
+    for (h = part->elts, i = 0;; i++) {
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+        if (h[i].key.len == lcf->header.len &&
+            ngx_strncasecmp(h[i].key.data, lcf->header.data, lcf->header.len) == 0) {
+            found = &h[i];
+            n++;
+        }
+    }
+    if (n > 1) {
+        return NGX_ERROR; /* two keys: neither is taken */
+    }
+    if (found) {
+        return ngx_http_apikey_copy(chk, found->value.data, found->value.len);
+    }
+    if (auth && auth->value.len >= 6 && ngx_strncasecmp(auth->value.data, (u_char *) "Basic ", 6) == 0) {
+        u_char plain[NGX_APIKEY_BASIC_MAX], *colon;
+        ngx_str_t in = {auth->value.len - 6, auth->value.data + 6}, out = {0, plain};
+        ngx_int_t rc = NGX_ERROR;
+        while (in.len && *in.data == ' ') {
+            in.data++;
+            in.len--;
+        }
+        if (in.len == 0 || ngx_base64_decoded_length(in.len) > sizeof(plain) ||
+            ngx_decode_base64(&out, &in) != NGX_OK) {
+            return NGX_ERROR;
+        }
+        colon = ngx_strlchr(plain, plain + out.len, ':');
+        if (colon && colon > plain && (size_t) (colon - plain) < sizeof(chk->account) &&
+            ngx_strlchr(plain, colon, '\0') == NULL) {
+            ngx_memcpy(chk->account, plain, colon - plain);
+            chk->account[colon - plain] = '\0';
+            rc = ngx_http_apikey_copy(chk, colon + 1, plain + out.len - colon - 1);
+        }
+        ngx_explicit_memzero(plain, sizeof(plain));
+        return rc;
+    }
+    return NGX_DECLINED;
+}
+
+/* --- the answer --------------------------------------------------------- */
+
+/* Only what the store made, and only characters that need no escaping in a
+ * header, a log line or JSON. */
+static ngx_int_t ngx_http_apikey_plain(const char *s)
+{
+    for (; *s; s++) {
+        if (*s <= ' ' || *s == '"' || *s == '\\' || *s == 0x7f) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static ngx_int_t ngx_http_apikey_answer(ngx_http_request_t *r, ngx_http_apikey_loc_conf_t *lcf,
+                                        ngx_http_apikey_req_t *rq)
+{
+    apikey_result *res = &rq->result;
+    const char *why = rq->missing ? "missing key" : ngx_http_apikey_api->reason_string(res->reason);
+    const char *id = res->key_id[0] && ngx_http_apikey_plain(res->key_id) ? res->key_id : NULL;
+    ngx_table_elt_t *h;
+    ngx_uint_t level;
+    u_char *p;
+    size_t len;
+
+    rq->status = rq->missing ? NGX_HTTP_UNAUTHORIZED : (ngx_uint_t) ngx_http_apikey_api->http_status(res);
+    if (rq->status == NGX_HTTP_OK) {
+        return NGX_OK;
+    }
+    if (rq->status != NGX_HTTP_UNAUTHORIZED && rq->status != NGX_HTTP_FORBIDDEN) {
+        rq->status = NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+    level = rq->status == NGX_HTTP_SERVICE_UNAVAILABLE ? NGX_LOG_ERR : NGX_LOG_INFO;
+    ngx_log_error(level, r->connection->log, 0, "apikey: service \"%V\": %d %s, key %s", &lcf->service,
+                  (int) rq->status, why, id ? id : "-");
+
+    len = sizeof("{\"error\": \"\", \"key_id\": \"\"}\n") + ngx_strlen(why) + (id ? ngx_strlen(id) : 4);
+    rq->body.data = ngx_pnalloc(r->pool, len);
+    if (rq->body.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    p = id ? ngx_snprintf(rq->body.data, len, "{\"error\": \"%s\", \"key_id\": \"%s\"}\n", why, id)
+           : ngx_snprintf(rq->body.data, len, "{\"error\": \"%s\", \"key_id\": null}\n", why);
+    rq->body.len = p - rq->body.data;
+    rq->replace = 1;
+
+    if (rq->status == NGX_HTTP_SERVICE_UNAVAILABLE) {
+        return rq->status;
+    }
+    /* RFC 6750 section 3. */
+    len = sizeof("Bearer realm=\"\", error=\"insufficient_scope\", scope=\"\"") + lcf->service.len +
+          lcf->scopes.len;
+    h = ngx_list_push(&r->headers_out.headers);
+    p = ngx_pnalloc(r->pool, len);
+    if (h == NULL || p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    h->hash = 1;
+    ngx_str_set(&h->key, "WWW-Authenticate");
+    h->value.data = p;
+    if (rq->status == NGX_HTTP_FORBIDDEN) {
+        p = ngx_snprintf(p, len, "Bearer realm=\"%V\", error=\"insufficient_scope\", scope=\"%V\"",
+                         &lcf->service, &lcf->scopes);
+    } else if (rq->given) {
+        p = ngx_snprintf(p, len, "Bearer realm=\"%V\", error=\"invalid_token\"", &lcf->service);
+    } else {
+        p = ngx_snprintf(p, len, "Bearer realm=\"%V\"", &lcf->service);
+    }
+    h->value.len = p - h->value.data;
+    r->headers_out.www_authenticate = h;
+    return rq->status;
+}
+
+#if (NGX_THREADS)
+static void ngx_http_apikey_thread(void *data, ngx_log_t *log)
+{
+    ngx_http_apikey_verify(data);
+}
+
+/* Back in the worker: run the phases again; the handler answers. */
+static void ngx_http_apikey_thread_done(ngx_event_t *ev)
+{
+    ngx_http_request_t *r = ev->data;
+    ngx_connection_t *c = r->connection;
+    ngx_http_apikey_req_t *rq = ngx_http_get_module_ctx(r, ngx_http_apikey_module);
+
+    ngx_http_set_log_request(c->log, r);
+    rq->result = rq->pending->result;
+    rq->pending = NULL;
+    rq->waiting = 0;
+    r->main->blocked--;
+    r->aio = 0;
+    r->write_event_handler(r);
+    ngx_http_run_posted_requests(c);
+}
+#endif
+
+static ngx_int_t ngx_http_apikey_handler(ngx_http_request_t *r)
+{
+    ngx_http_apikey_loc_conf_t *lcf = ngx_http_get_module_loc_conf(r, ngx_http_apikey_module);
+    ngx_http_apikey_req_t *rq;
+    ngx_http_apikey_check_t local, *chk = &local;
+    ngx_int_t rc;
+
+    if (lcf->service.len == 0) {
+        return NGX_DECLINED;
+    }
+    rq = ngx_http_get_module_ctx(r, ngx_http_apikey_module);
+    if (rq) {
+        if (rq->waiting) {
+            return NGX_AGAIN;
+        }
+        if (rq->status == 0) {
+            return ngx_http_apikey_answer(r, lcf, rq);
+        }
+        return rq->status == NGX_HTTP_OK ? NGX_OK : (ngx_int_t) rq->status;
+    }
+    rq = ngx_pcalloc(r->pool, sizeof(*rq));
+    if (rq == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_http_set_ctx(r, rq, ngx_http_apikey_module);
+
+#if (NGX_THREADS)
+    ngx_thread_task_t *task = NULL;
+    if (lcf->file->blocking) {
+        task = ngx_thread_task_alloc(r->pool, sizeof(ngx_http_apikey_check_t));
+        if (task == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        chk = task->ctx;
+    }
+#endif
+    ngx_memzero(chk, sizeof(*chk));
+    chk->ctx = lcf->file->ctx;
+    chk->service = (const char *) lcf->service.data; /* NUL-terminated by the parser */
+
+    rc = ngx_http_apikey_read_key(r, lcf, chk);
+    if (rc != NGX_OK) {
+        ngx_explicit_memzero(chk, sizeof(*chk));
+        rq->missing = rc == NGX_DECLINED;
+        rq->given = rc == NGX_ERROR;
+        rq->result.decision = APIKEY_REFUSED;
+        rq->result.reason = APIKEY_REASON_MALFORMED;
+        return ngx_http_apikey_answer(r, lcf, rq);
+    }
+    rq->given = 1;
+
+#if (NGX_THREADS)
+    if (task) {
+        ngx_http_apikey_main_conf_t *mcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
+        task->handler = ngx_http_apikey_thread;
+        task->event.handler = ngx_http_apikey_thread_done;
+        task->event.data = r;
+        if (ngx_thread_task_post(mcf->pool, task) != NGX_OK) {
+            ngx_explicit_memzero(chk, sizeof(*chk));
+            rq->result.decision = APIKEY_UNAVAILABLE;
+            rq->result.reason = APIKEY_REASON_NOMEM;
+            return ngx_http_apikey_answer(r, lcf, rq);
+        }
+        /* As aio threads: the request is not freed while the check runs. */
+        rq->pending = chk;
+        rq->waiting = 1;
+        r->main->blocked++;
+        r->aio = 1;
+        return NGX_AGAIN;
+    }
+#endif
+    ngx_http_apikey_verify(chk);
+    rq->result = chk->result;
+    return ngx_http_apikey_answer(r, lcf, rq);
+}
+
+/* --- the JSON body of a refusal ----------------------------------------- */
+
+static ngx_http_apikey_req_t *ngx_http_apikey_replacing(ngx_http_request_t *r)
+{
+    ngx_http_apikey_req_t *rq = r == r->main ? ngx_http_get_module_ctx(r, ngx_http_apikey_module) : NULL;
+    return rq && rq->replace ? rq : NULL;
+}
+
+static ngx_int_t ngx_http_apikey_header_filter(ngx_http_request_t *r)
+{
+    ngx_http_apikey_req_t *rq = ngx_http_apikey_replacing(r);
+
+    /* Ours is the status sent: not allow's 200 after `satisfy any`, not an
+     * error_page (an internal redirect drops our context). */
+    if (rq && r->headers_out.status == rq->status) {
+        ngx_str_set(&r->headers_out.content_type, "application/json");
+        r->headers_out.content_type_len = r->headers_out.content_type.len;
+        r->headers_out.content_type_lowcase = NULL;
+        r->headers_out.charset.len = 0;
+        r->headers_out.content_length_n = rq->body.len;
+        if (r->headers_out.content_length) {
+            r->headers_out.content_length->hash = 0;
+            r->headers_out.content_length = NULL;
+        }
+    } else if (rq) {
+        rq->replace = 0;
+    }
+    return ngx_http_next_header_filter(r);
+}
+
+static ngx_int_t ngx_http_apikey_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_http_apikey_req_t *rq = ngx_http_apikey_replacing(r);
+    ngx_chain_t *cl, out;
+    ngx_buf_t *b;
+
+    if (rq == NULL) {
+        return ngx_http_next_body_filter(r, in);
+    }
+    for (cl = in; cl; cl = cl->next) {
+        cl->buf->pos = cl->buf->last; /* nginx's page: in memory, not sent */
+        if (cl->buf->in_file) {
+            cl->buf->file_pos = cl->buf->file_last;
+        }
+    }
+    if (rq->body_sent) {
+        return ngx_http_next_body_filter(r, NULL);
+    }
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+    b->pos = rq->body.data;
+    b->last = rq->body.data + rq->body.len;
+    b->memory = 1;
+    b->last_buf = 1;
+    out.buf = b;
+    out.next = NULL;
+    rq->body_sent = 1;
+    return ngx_http_next_body_filter(r, &out);
+}
+
+/* --- variables ---------------------------------------------------------- */
+
+enum { NGX_APIKEY_VAR_ACCOUNT, NGX_APIKEY_VAR_KEY_ID, NGX_APIKEY_VAR_REASON };
+
+static ngx_int_t ngx_http_apikey_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
+                                          uintptr_t data)
+{
+    ngx_http_apikey_req_t *rq = ngx_http_get_module_ctx(r, ngx_http_apikey_module);
+    const char *s = NULL;
+
+    if (rq && !rq->waiting) {
+        switch (data) {
+        case NGX_APIKEY_VAR_ACCOUNT:
+            s = rq->result.account;
+            break;
+        case NGX_APIKEY_VAR_KEY_ID:
+            s = rq->result.key_id;
+            break;
+        default:
+            s = rq->missing ? "missing key" : ngx_http_apikey_api->reason_string(rq->result.reason);
+        }
+    }
+    /* Headers and logs take it as is: only what needs no escaping. */
+    if (s == NULL || *s == '\0' || (data != NGX_APIKEY_VAR_REASON && !ngx_http_apikey_plain(s))) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+    v->data = (u_char *) s;
+    v->len = ngx_strlen(s);
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    return NGX_OK;
+}
+
+static ngx_http_variable_t ngx_http_apikey_vars[] = {
+    {ngx_string("apikey_account"), NULL, ngx_http_apikey_variable, NGX_APIKEY_VAR_ACCOUNT,
+     NGX_HTTP_VAR_NOCACHEABLE, 0},
+    {ngx_string("apikey_key_id"), NULL, ngx_http_apikey_variable, NGX_APIKEY_VAR_KEY_ID,
+     NGX_HTTP_VAR_NOCACHEABLE, 0},
+    {ngx_string("apikey_reason"), NULL, ngx_http_apikey_variable, NGX_APIKEY_VAR_REASON,
+     NGX_HTTP_VAR_NOCACHEABLE, 0},
+    ngx_http_null_variable,
+};
+
+static ngx_int_t ngx_http_apikey_preconfiguration(ngx_conf_t *cf)
+{
+    ngx_http_variable_t *v, *var;
+
+    for (v = ngx_http_apikey_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+    return NGX_OK;
+}
+
+static ngx_int_t ngx_http_apikey_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_http_core_main_conf_t *cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+    ngx_http_handler_pt *h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+    *h = ngx_http_apikey_handler;
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_apikey_header_filter;
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_http_apikey_body_filter;
+    return NGX_OK;
+}
