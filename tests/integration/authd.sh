@@ -109,7 +109,7 @@ NGINX
 nginx -t -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/logs/error.log" > "$T/ngx-t.log" 2>&1 ||
     { cat "$T/ngx-t.log"; not_ok "nginx -t"; finish; }
 bg nginx -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/logs/error.log" -g "daemon off;"
-wait_port "$NPORT" || { not_ok "nginx did not listen"; finish; }
+wait_port "$NPORT" || { tail -5 "$NGX/logs/error.log" | sed 's/^/#   /'; not_ok "nginx did not listen"; finish; }
 
 # login USER KEY through the proxy on $PPORT, Basic account:key: 0 when the
 # origin answered and saw the account, 1 on 401 or 403, else 2.
