@@ -186,7 +186,7 @@ NGINX_SRC ?= /usr/share/nginx/src
 ifneq ($(wildcard $(NGINX_SRC)/configure $(NGINX_SRC)/conf_flags),)
 NGX_B := $(B)/nginx
 NGX_CC_OPT = -g -O2 -fstack-protector-strong -Wformat -Werror=format-security -fPIC \
-	-D_FORTIFY_SOURCE=2 -Wextra -Wno-unused-parameter -include $(CURDIR)/$(NGX_B)/libdir.h \
+	-D_FORTIFY_SOURCE=2 -Wextra -Wno-unused-parameter -include $(abspath $(NGX_B))/libdir.h \
 	$(CPPFLAGS) $(CFLAGS)
 NGX_LD_OPT = -Wl,-z,relro -Wl,-z,now -fPIC $(LDFLAGS)
 
@@ -215,6 +215,7 @@ NGINX_MODDIR ?= /usr/lib/nginx/modules
 install-nginx: $(NGX_B)/ngx_http_apikey_module.so
 	install -d $(DESTDIR)$(NGINX_MODDIR)
 	install -m 0644 $(NGX_B)/ngx_http_apikey_module.so $(DESTDIR)$(NGINX_MODDIR)/
+INSTALLED += $(NGINX_MODDIR)/ngx_http_apikey_module.so
 endif
 # ---- end of the nginx module ----------------------------------------------
 

@@ -54,6 +54,51 @@ typedef struct apikey_record {
     int64_t revoked;   /* 0: not revoked; else when */
 } apikey_record;
 
+/* The latest time a record holds, 9999-12-31T23:59:59Z: the last that the
+ * JSON store can write. */
+#define APIKEY_TIME_MAX INT64_C(253402300799)
+
+static inline int apikey_text_ok_(const char *s, size_t cap, int may_be_empty)
+{
+    size_t n = 0;
+    for (; n < cap && s[n]; n++)
+        if ((unsigned char)s[n] < 0x20 || s[n] == 0x7f)
+            return 0;
+    return n < cap && (n > 0 || may_be_empty);
+}
+
+static inline int apikey_time_ok_(int64_t t, int may_be_zero)
+{
+    return (t == 0 && may_be_zero) || (t > 0 && t <= APIKEY_TIME_MAX);
+}
+
+/* A creation time, and every other time 0 or in range. */
+static inline int apikey_record_times_ok(const apikey_record *r)
+{
+    return apikey_time_ok_(r->created, 0) && apikey_time_ok_(r->expires, 1) &&
+           apikey_time_ok_(r->last_used, 1) && apikey_time_ok_(r->revoked, 1);
+}
+
+/* Whether a record decoded from a store holds what a store may hold: an id
+ * of 8 base62 characters, an account, texts without control characters,
+ * a creation time, and every other time either 0 ("never", "not revoked")
+ * or a time from 1970-01-01T00:00:01Z to APIKEY_TIME_MAX. A backend
+ * checks every record it decodes and answers UNAVAILABLE (a corrupt
+ * record) for one that fails, after checking each value's type: a value
+ * it cannot read must never pass for "not revoked" or "never expires".
+ * The name may be empty (lookup_auth leaves it so). */
+static inline int apikey_record_ok(const apikey_record *r)
+{
+    for (int i = 0; i < APIKEY_ID_LEN; i++) {
+        char c = r->id[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')))
+            return 0;
+    }
+    return r->id[APIKEY_ID_LEN] == '\0' && apikey_text_ok_(r->account, sizeof r->account, 0) &&
+           apikey_text_ok_(r->name, sizeof r->name, 1) &&
+           apikey_text_ok_(r->scopes, sizeof r->scopes, 1) && apikey_record_times_ok(r);
+}
+
 /* What the core offers a backend. */
 typedef struct apikey_store_host {
     size_t size;
@@ -93,7 +138,9 @@ typedef struct apikey_store_ops {
     void (*close)(void *handle);
 
     /* Hot path: fetch one record by id from the store of record, seeing every
-     * committed change. OK, NOTFOUND or UNAVAILABLE. */
+     * committed change. OK, NOTFOUND or UNAVAILABLE. A miss should cost
+     * what a hit costs (timing must not tell which ids exist): a backend may
+     * read a neighbour into out, which then holds nothing of use. */
     int (*lookup)(void *handle, const char *id, apikey_record *out);
 
     /* Every record, or those of one account (NULL: all), in creation order.

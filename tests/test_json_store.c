@@ -115,6 +115,89 @@ static void test_bad_contents(void)
     free(cfg);
 }
 
+/* Replace the value of field in the store's only record with value, by
+ * hand as an operator's editor would; owner and mode stay. */
+static void set_field(const char *path, const char *field, const char *value)
+{
+    size_t len;
+    char *text = tu_read(path, &len), pattern[64];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    snprintf(pattern, sizeof pattern, "\"%s\": ", field);
+    char *start = strstr(text, pattern);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(start);
+    start += strlen(pattern);
+    char *end = *start == '"' ? strchr(start + 1, '"') + 1
+                : *start == '[' ? strchr(start, ']') + 1
+                                : start + strcspn(start, ",}");
+    char *edited;
+    if (asprintf(&edited, "%.*s%s%s", (int)(start - text), text, value, end) < 0)
+        abort();
+    struct stat st;
+    CU_ASSERT_FATAL(stat(path, &st) == 0);
+    write_store(path, edited, st.st_mode & 07777);
+    free(edited);
+    free(text);
+}
+
+static apikey_decision verify_with(const char *cfg, const char *key, apikey_result *res)
+{
+    apikey_ctx *ctx = apikey_open(cfg, NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    apikey_decision d = apikey_verify(ctx, "sshd", NULL, key, strlen(key), res);
+    apikey_close(ctx);
+    return d;
+}
+
+/* Hand-edited values: a time that would read as 0 ("never", "not revoked"),
+ * one that is not a real date and time, a value of the wrong type, a
+ * control character in a text. Each makes the store unreadable: a check is
+ * unavailable, never allowed, and list fails with one line. */
+static void test_malformed_values(void)
+{
+    static const struct { const char *field, *value; } edits[] = {
+        {"revoked", "\"1970-01-01T00:00:00Z\""}, {"expires", "\"1970-01-01T00:00:00Z\""},
+        {"created", "\"1970-01-01T00:00:00Z\""}, {"last_used", "\"1970-01-01T00:00:00Z\""},
+        {"expires", "\"2030-01-01T-1:00:00Z\""}, {"expires", "\"2030-02-31T00:00:00Z\""},
+        {"revoked", "\"2026-01-01T00:00:60Z\""}, {"revoked", "\"2026-01-01T00:00: 1Z\""},
+        {"revoked", "\"+026-01-01T00:00:00Z\""}, {"created", "null"},
+        {"revoked", "0"}, {"revoked", "true"}, {"revoked", "\"yes\""}, {"revoked", "{}"},
+        {"expires", "1893456000"}, {"expires", "\"never\""}, {"last_used", "-1"},
+        {"account", "\"al\\nice\""}, {"account", "\"al\\u007fice\""},
+        {"name", "\"k\\u0001\""}, {"scopes", "[\"proxies:read\\tx\"]"},
+    };
+    for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "edited%zu.json", i);
+        char *path = store_path(name), *cfg = config_for(path), *key = tu_create_key(cfg, "alice");
+        set_field(path, edits[i].field, edits[i].value);
+        apikey_result res;
+        apikey_decision d = verify_with(cfg, key, &res);
+        char *err = NULL;
+        int listed = tu_apikey(cfg, NULL, NULL, &err, "list", NULL);
+        if (d != APIKEY_UNAVAILABLE || listed != 2)
+            fprintf(stderr, "\n\"%s\": %s: verify %d, list exit %d: %s", edits[i].field,
+                    edits[i].value, d, listed, err ? err : "");
+        CU_ASSERT_EQUAL(d, APIKEY_UNAVAILABLE);
+        CU_ASSERT_EQUAL(res.reason, APIKEY_REASON_STORE);
+        CU_ASSERT_EQUAL(listed, 2);
+        CU_ASSERT_EQUAL(count_lines(err ? err : ""), 1);
+        free(err);
+        free(key);
+        free(cfg);
+        free(path);
+    }
+    /* A revocation at the earliest time is a revocation. */
+    char *path = store_path("revoked.json"), *cfg = config_for(path), *key = tu_create_key(cfg, "alice");
+    set_field(path, "revoked", "\"1970-01-01T00:00:01Z\"");
+    apikey_result res;
+    CU_ASSERT_EQUAL(verify_with(cfg, key, &res), APIKEY_REFUSED);
+    CU_ASSERT_EQUAL(res.reason, APIKEY_REASON_REVOKED);
+    CU_ASSERT_EQUAL(tu_apikey(cfg, NULL, NULL, NULL, "list", NULL), 0);
+    free(key);
+    free(cfg);
+    free(path);
+}
+
 static void test_missing_store(void)
 {
     char *path = store_path("nodir/missing.json");
@@ -344,6 +427,8 @@ int main(void)
     setenv("APIKEY_BIN", "build/apikey", 0);
     CU_TestInfo tests[] = {
         {"truncated, wrong types, unknown version, duplicate ids fail closed", test_bad_contents},
+        {"a value of the wrong type or out of range is unavailable, never allowed",
+         test_malformed_values},
         {"a missing store fails closed", test_missing_store},
         {"group-/world-writable, foreign-owned and symlinked stores are refused", test_insecure_files},
         {"a rewrite keeps owner, group and mode", test_rewrite_keeps_owner_and_mode},

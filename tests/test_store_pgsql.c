@@ -187,6 +187,77 @@ static void test_revocation_across_processes(void)
     free(pooled);
 }
 
+/* Run SQL in database db through psql, as an operator would. */
+static void psql(const char *db, const char *sql)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "psql -q -X -v ON_ERROR_STOP=1 -h '%s' -p '%s' -U '%s' -d %s -c \"%s\"",
+             getenv("APIKEY_PG_HOST"), getenv("APIKEY_PG_PORT"), getenv("APIKEY_PG_USER"), db, sql);
+    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+}
+
+/* Hand-edited values that the column types allow (a negative or absurd
+ * time, a hash of another length, a control character, an empty account)
+ * and columns whose type or NOT NULL was altered: each check answers
+ * unavailable, never allowed, and list fails with one line. */
+static void test_malformed_values(void)
+{
+    static const char *const edits[] = {
+        "UPDATE apikey_keys SET revoked = -1", "UPDATE apikey_keys SET revoked = 253402300800",
+        "UPDATE apikey_keys SET expires = -5", "UPDATE apikey_keys SET expires = 253402300800",
+        "UPDATE apikey_keys SET created = 0", "UPDATE apikey_keys SET last_used = -1",
+        "UPDATE apikey_keys SET hash = '\\\\x00'",
+        "UPDATE apikey_keys SET hash = decode(repeat('00', 33), 'hex')",
+        "UPDATE apikey_keys SET account = ''", "UPDATE apikey_keys SET account = E'al\\\\nice'",
+        "UPDATE apikey_keys SET name = E'k\\\\x01'", "UPDATE apikey_keys SET scopes = E'*\\\\t'",
+        "UPDATE apikey_keys SET id = substr(id, 1, 7) || '!'",
+        "ALTER TABLE apikey_keys ALTER COLUMN expires DROP DEFAULT;"
+        " ALTER TABLE apikey_keys ALTER COLUMN expires TYPE text USING '00000000'",
+        "ALTER TABLE apikey_keys ALTER COLUMN revoked DROP NOT NULL;"
+        " UPDATE apikey_keys SET revoked = NULL",
+    };
+    for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+        const char *db = new_db();
+        char *config = config_for(db, 0, NULL);
+        admin_issued k;
+        apikey_ctx *admin = admin_with_key(config, "alice", &k);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(admin);
+        apikey_close(admin);
+        psql(db, edits[i]);
+        apikey_ctx *ctx = apikey_open(config, NULL, 0);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+        apikey_result res;
+        apikey_decision d = check(ctx, NULL, k.key, &res);
+        apikey_close(ctx);
+        char *err = NULL;
+        int listed = tu_apikey(config, NULL, NULL, &err, "list", NULL);
+        if (d == APIKEY_ALLOWED || listed != 2)
+            fprintf(stderr, "\n%s: verify %d, list exit %d: %s", edits[i], d, listed, err ? err : "");
+        /* The edited id is no longer the key's: refused as unknown. */
+        CU_ASSERT(d == APIKEY_UNAVAILABLE ||
+                  (strstr(edits[i], "SET id") && d == APIKEY_REFUSED && res.reason == APIKEY_REASON_UNKNOWN));
+        CU_ASSERT_EQUAL(listed, 2);
+        CU_ASSERT_EQUAL(count_lines_with(err ? err : "", "malformed"), 1);
+        free(err);
+        free(config);
+    }
+    /* A revocation at the earliest time is a revocation. */
+    const char *db = new_db();
+    char *config = config_for(db, 0, NULL);
+    admin_issued k;
+    apikey_ctx *admin = admin_with_key(config, "alice", &k);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(admin);
+    apikey_close(admin);
+    psql(db, "UPDATE apikey_keys SET revoked = 1");
+    apikey_ctx *ctx = apikey_open(config, NULL, 0);
+    apikey_result res;
+    CU_ASSERT_EQUAL(check(ctx, NULL, k.key, &res), APIKEY_REFUSED);
+    CU_ASSERT_EQUAL(res.reason, APIKEY_REASON_REVOKED);
+    apikey_close(ctx);
+    CU_ASSERT_EQUAL(tu_apikey(config, NULL, NULL, NULL, "list", NULL), 0);
+    free(config);
+}
+
 /* The first word of the helper's answer to one line ("" on a hang). */
 static char *ask(tu_helper *h, const char *user, const char *key, char *word, size_t cap)
 {
@@ -510,6 +581,7 @@ int main(void)
         {"a pooled check reaching a session that never prepared it", test_pooled_check_on_another_session},
         {"max keys per account holds under concurrent writers", test_limit_under_concurrent_writers},
         {"a writer's row lock delays no check", test_touch_never_waits},
+        {"a value out of range or of another type is unavailable, never allowed", test_malformed_values},
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {{"pgsql store", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};

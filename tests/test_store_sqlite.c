@@ -151,6 +151,58 @@ static void test_bad_databases(void)
     free(path);
 }
 
+/* Hand-edited values, each in a store of its own: a value of the wrong type
+ * (a column's declared type is only an affinity) or out of range makes the
+ * record unreadable, never "not revoked", "never expires" or "every scope". */
+static void test_malformed_values(void)
+{
+    static const char *const edits[] = {
+        "revoked = 'yes'", "revoked = '1970-01-01'", "revoked = 1.5", "revoked = x'01'",
+        "revoked = -1", "revoked = 253402300800", "expires = 'never'", "expires = -5",
+        "expires = 2.5", "created = 0", "created = -1", "created = '2026-01-01'",
+        "last_used = -1", "last_used = 'x'", "hash = x'00'",
+        "hash = '0123456789abcdef0123456789abcdef'", /* 32 bytes, but TEXT */
+        "hash = zeroblob(33)", "account = ''", "account = x'616c696365'",
+        "account = 'al' || char(10) || 'ice'", "name = x'6b'", "scopes = x'2a'",
+        "scopes = '*' || char(9)", "id = CAST(id AS BLOB)", "id = substr(id, 1, 7) || '!'",
+    };
+    for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+        char name[32], *edit;
+        snprintf(name, sizeof name, "edited%zu.db", i);
+        char *path = tu_path(name), *cfg = config_for(path), *key = tu_create_key(cfg, "alice");
+        if (asprintf(&edit, "UPDATE apikey_keys SET %s", edits[i]) < 0)
+            abort();
+        sql(path, edit);
+        apikey_result res;
+        apikey_decision d = verify(cfg, key, &res);
+        char *err = NULL;
+        int listed = tu_apikey(cfg, NULL, NULL, &err, "list", NULL);
+        if (d == APIKEY_ALLOWED || listed != 2 || tu_count_lines(err) != 1 || !strstr(err, "malformed"))
+            fprintf(stderr, "\n%s: verify %d, list exit %d: %s", edit, d, listed, err ? err : "");
+        /* The edited id is no longer the key's: refused as unknown. */
+        CU_ASSERT(d == APIKEY_UNAVAILABLE ||
+                  (strstr(edit, "SET id") && d == APIKEY_REFUSED && res.reason == APIKEY_REASON_UNKNOWN));
+        CU_ASSERT_EQUAL(listed, 2);
+        CU_ASSERT_EQUAL(tu_count_lines(err), 1);
+        CU_ASSERT_PTR_NOT_NULL(err ? strstr(err, "malformed") : NULL);
+        free(err);
+        free(edit);
+        free(key);
+        free(cfg);
+        free(path);
+    }
+    /* A revocation at the earliest time is a revocation. */
+    char *path = tu_path("revoked.db"), *cfg = config_for(path), *key = tu_create_key(cfg, "alice");
+    sql(path, "UPDATE apikey_keys SET revoked = 1");
+    apikey_result res;
+    CU_ASSERT_EQUAL(verify(cfg, key, &res), APIKEY_REFUSED);
+    CU_ASSERT_EQUAL(res.reason, APIKEY_REASON_REVOKED);
+    CU_ASSERT_EQUAL(tu_apikey(cfg, NULL, NULL, NULL, "list", NULL), 0);
+    free(key);
+    free(cfg);
+    free(path);
+}
+
 static void test_missing_and_insecure(void)
 {
     char *path = tu_path("absent/keys.db");
@@ -257,6 +309,8 @@ int main(void)
         {"a reader answers while another process holds the write lock",
          test_reader_answers_during_a_write},
         {"newer, foreign, corrupt and malformed databases fail closed", test_bad_databases},
+        {"a value of the wrong type or out of range is unavailable, never allowed",
+         test_malformed_values},
         {"a missing folder and an insecure file are refused", test_missing_and_insecure},
         {"a host opened before its store exists recovers by itself", test_host_recovers},
         {"four threads share one context", test_threads_share_a_context},

@@ -1,6 +1,7 @@
 #include "json_format.h"
 
 #include <jansson.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,7 +124,8 @@ static const json_rec *get(const json_db *db, const char *id)
     return r ? &db->recs[r - 1] : NULL;
 }
 
-static void to_record(const json_rec *j, apikey_record *out)
+/* -1 for a record that is not sound (one read from a forged index). */
+static int to_record(const json_rec *j, apikey_record *out)
 {
     memcpy(out->id, j->id, sizeof out->id);
     memcpy(out->hash, j->hash, sizeof out->hash);
@@ -135,15 +137,21 @@ static void to_record(const json_rec *j, apikey_record *out)
     strcpy(out->account, j->account);
     strcpy(out->name, j->name);
     strcpy(out->scopes, j->scopes);
+    return apikey_record_ok(out) ? 0 : -1;
 }
 
 int json_db_get(const json_db *db, const char *id, apikey_record *out)
 {
     const json_rec *j = get(db, id);
-    if (!j)
-        return APIKEY_ST_NOTFOUND;
-    to_record(j, out);
-    return APIKEY_ST_OK;
+    if (j)
+        return to_record(j, out) == 0 ? APIKEY_ST_OK : APIKEY_ST_UNAVAILABLE;
+    /* Copy some record as a hit would: an unknown id must cost what a wrong
+     * secret costs, or timing tells which ids exist. */
+    if (db->n) {
+        (void)to_record(&db->recs[id_hash(id) % db->n], out);
+        memset(out, 0, offsetof(apikey_record, account));
+    }
+    return APIKEY_ST_NOTFOUND;
 }
 
 int json_db_each(const json_db *db, const char *account, apikey_record_cb cb, void *arg)
@@ -152,7 +160,8 @@ int json_db_each(const json_db *db, const char *account, apikey_record_cb cb, vo
     for (size_t i = 0; i < db->n; i++) {
         if (account && strcmp(db->recs[i].account, account) != 0)
             continue;
-        to_record(&db->recs[i], &rec);
+        if (to_record(&db->recs[i], &rec) != 0)
+            return APIKEY_ST_UNAVAILABLE;
         int st = cb(&rec, arg);
         if (st == APIKEY_ST_STOP)
             return APIKEY_ST_OK;
@@ -267,6 +276,21 @@ void json_db_raise_last_used(json_db *db, const char *id, int64_t when)
 
 /* ---- the file format ---- */
 
+/* n decimal digits, nothing else (sscanf would take a sign or a space). */
+static int digits(const char *s, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+/* "YYYY-MM-DDTHH:MM:SSZ", a real date and time (no February 31, no leap
+ * second: timegm would roll them over), from 1970-01-01T00:00:01Z on. The
+ * epoch itself would read as 0, which means "never" or "not revoked". */
 static int parse_time(json_t *v, int null_ok, int64_t *out)
 {
     if (json_is_null(v) && null_ok) {
@@ -274,15 +298,20 @@ static int parse_time(json_t *v, int null_ok, int64_t *out)
         return 0;
     }
     const char *s = json_string_value(v);
-    int y, mo, d, h, mi, se;
-    char z, tail;
-    if (!s || strlen(s) != 20 ||
-        sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%c%c", &y, &mo, &d, &h, &mi, &se, &z, &tail) != 7 ||
-        z != 'Z' || y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+    if (!s || json_string_length(v) != 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' ||
+        s[13] != ':' || s[16] != ':' || s[19] != 'Z')
+        return -1;
+    int y = digits(s, 4), mo = digits(s + 5, 2), d = digits(s + 8, 2);
+    int h = digits(s + 11, 2), mi = digits(s + 14, 2), se = digits(s + 17, 2);
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 ||
+        se < 0 || se > 59)
         return -1;
     struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
                     .tm_hour = h, .tm_min = mi, .tm_sec = se};
-    *out = (int64_t)timegm(&tm);
+    int64_t t = (int64_t)timegm(&tm);
+    if (tm.tm_mday != d || tm.tm_mon != mo - 1 || t <= 0)
+        return -1;
+    *out = t;
     return 0;
 }
 
@@ -347,7 +376,8 @@ static int parse_key(json_t *k, apikey_record *rec, const char **bad)
         parse_time(json_object_get(k, "last_used"), 1, &rec->last_used) ||
         parse_time(json_object_get(k, "revoked"), 1, &rec->revoked))
         return -1;
-    return 0;
+    *bad = "is malformed (a control character in a text)";
+    return apikey_record_ok(rec) ? 0 : -1;
 }
 
 int json_db_load(json_db *db, int fd, char *why, size_t whylen)

@@ -497,7 +497,10 @@ static int to_record(const json_index *ix, const idx_rec *r, apikey_record *out,
         strcpy(out->account, a);
     if (!with_name)
         out->name[0] = '\0';
-    return APIKEY_ST_OK;
+    /* The texts were checked when the JSON was parsed and are bounded
+     * above; the times, which decide, are checked again on this hot path
+     * (the whole record's would walk every text again at every check). */
+    return apikey_record_times_ok(out) ? APIKEY_ST_OK : APIKEY_ST_UNAVAILABLE;
 }
 
 int json_index_get(const json_index *ix, const char *id, apikey_record *out, int with_name)

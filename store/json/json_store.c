@@ -256,22 +256,31 @@ static void js_close(void *handle)
     free(s);
 }
 
+/* A record that the store holds but that does not decode (a forged index,
+ * or a change since the JSON was parsed) makes the answer unavailable. */
+static int said(jstore *s, int st)
+{
+    if (st == APIKEY_ST_UNAVAILABLE)
+        s->host->log_error("store %s: a malformed key record", s->path);
+    return st;
+}
+
 static int lookup(jstore *s, const char *id, apikey_record *out, int with_name)
 {
     if (s->lock_fd >= 0)
-        return json_db_get(&s->db, id, out);
+        return said(s, json_db_get(&s->db, id, out));
     /* The common case, in any number of threads at once. */
     pthread_rwlock_rdlock(&s->view_lock);
     if (index_fresh(s)) {
         int st = json_index_get(&s->ix, id, out, with_name);
         pthread_rwlock_unlock(&s->view_lock);
-        return st;
+        return said(s, st);
     }
     pthread_rwlock_unlock(&s->view_lock);
     pthread_rwlock_wrlock(&s->view_lock);
     int st = refresh(s, 0);
     if (st == APIKEY_ST_OK)
-        st = json_index_is_open(&s->ix) ? json_index_get(&s->ix, id, out, with_name) : json_db_get(&s->db, id, out);
+        st = said(s, json_index_is_open(&s->ix) ? json_index_get(&s->ix, id, out, with_name) : json_db_get(&s->db, id, out));
     pthread_rwlock_unlock(&s->view_lock);
     return st;
 }
@@ -294,7 +303,7 @@ static int js_each(void *handle, const char *account, apikey_record_cb cb, void 
         if (st != APIKEY_ST_OK)
             return st;
     }
-    return json_db_each(&s->db, account, cb, arg);
+    return said(s, json_db_each(&s->db, account, cb, arg));
 }
 
 /* A file written beside the store takes its owner, group and mode (a new

@@ -23,6 +23,7 @@
 #include <libpq-fe.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,7 +64,12 @@ static const char *const migrations[SCHEMA_VERSION] = {
 
 #define COLS "id, account, name, scopes, hash, created, expires, last_used, revoked"
 
-static const char Q_LOOKUP[] = "SELECT " COLS " FROM apikey_keys WHERE id = $1";
+/* The key, else its neighbour in id order: a miss fetches, sends and
+ * decodes a row as a hit does, so an unknown id costs what a wrong secret
+ * costs. The second part runs only for an id after the last one. */
+static const char Q_LOOKUP[] = "(SELECT " COLS " FROM apikey_keys WHERE id >= $1 ORDER BY id LIMIT 1)"
+                               " UNION ALL (SELECT " COLS " FROM apikey_keys WHERE id < $1"
+                               " ORDER BY id DESC LIMIT 1) LIMIT 1";
 static const char Q_EACH[] = "SELECT " COLS " FROM apikey_keys ORDER BY seq";
 static const char Q_EACH_ACCOUNT[] = "SELECT " COLS " FROM apikey_keys WHERE account = $1 ORDER BY seq";
 /* A taken id changes nothing instead of aborting the whole transaction. */
@@ -273,23 +279,41 @@ static int get_int8(const PGresult *res, int row, int col, int64_t *out)
     return 0;
 }
 
-/* A row (binary format) into a record; a row that does not fit is a
- * corrupt store. */
-static int read_row(pgstore *s, const PGresult *res, int row, apikey_record *out)
+/* The columns' types, of a row read and of a record's parameters. A column
+ * whose type was altered by hand could hold 8 bytes of text that read as a
+ * number: a row is checked against them. */
+static const Oid record_types[9] = {OID_TEXT, OID_TEXT, OID_TEXT, OID_TEXT, OID_BYTEA,
+                                    OID_INT8, OID_INT8, OID_INT8, OID_INT8};
+
+/* A row (binary format) into a record: -1 when a value is NULL, of
+ * another type, or out of range. */
+static int decode_row(const PGresult *res, int row, apikey_record *out)
 {
     memset(out, 0, sizeof *out);
-    if (PQnfields(res) != 9 || copy_text(res, row, 0, out->id, sizeof out->id) ||
-        strlen(out->id) != APIKEY_ID_LEN || copy_text(res, row, 1, out->account, sizeof out->account) ||
+    if (PQnfields(res) != 9)
+        return -1;
+    for (int c = 0; c < 9; c++)
+        if (PQftype(res, c) != record_types[c] || PQfformat(res, c) != 1)
+            return -1;
+    if (copy_text(res, row, 0, out->id, sizeof out->id) ||
+        copy_text(res, row, 1, out->account, sizeof out->account) ||
         copy_text(res, row, 2, out->name, sizeof out->name) ||
         copy_text(res, row, 3, out->scopes, sizeof out->scopes) || PQgetisnull(res, row, 4) ||
         PQgetlength(res, row, 4) != APIKEY_HASH_LEN || get_int8(res, row, 5, &out->created) ||
         get_int8(res, row, 6, &out->expires) || get_int8(res, row, 7, &out->last_used) ||
-        get_int8(res, row, 8, &out->revoked)) {
-        s->host->log_error("store pgsql:%s: a malformed key record", s->where);
-        return APIKEY_ST_UNAVAILABLE;
-    }
+        get_int8(res, row, 8, &out->revoked))
+        return -1;
     memcpy(out->hash, PQgetvalue(res, row, 4), APIKEY_HASH_LEN);
-    return APIKEY_ST_OK;
+    return apikey_record_ok(out) ? 0 : -1;
+}
+
+/* A row that does not decode is a corrupt store. */
+static int read_row(pgstore *s, const PGresult *res, int row, apikey_record *out)
+{
+    if (decode_row(res, row, out) == 0)
+        return APIKEY_ST_OK;
+    s->host->log_error("store pgsql:%s: a malformed key record", s->where);
+    return APIKEY_ST_UNAVAILABLE;
 }
 
 /* Parameters $1..$9 of a record: text, the hash in binary. */
@@ -299,9 +323,6 @@ typedef struct record_params {
     int lens[9];
     int fmts[9];
 } record_params;
-
-static const Oid record_types[9] = {OID_TEXT, OID_TEXT, OID_TEXT, OID_TEXT, OID_BYTEA,
-                                    OID_INT8, OID_INT8, OID_INT8, OID_INT8};
 
 static void bind_record(record_params *p, const apikey_record *r)
 {
@@ -564,7 +585,7 @@ static int pg_open(const char *location, int create, const apikey_store_host *ho
  * server says the statement does not exist (SQLSTATE 26000) prepare it there
  * and run it again, and if that session is gone too, run it unnamed. An
  * answer never depends on which session takes it. */
-#define LOOKUP_NAME "apikey_lookup_v1"
+#define LOOKUP_NAME "apikey_lookup_v2"
 
 static const char *sqlstate(const PGresult *res)
 {
@@ -609,12 +630,19 @@ static int pg_lookup(void *handle, const char *id, apikey_record *out)
     const char *vals[1] = {id};
     PGresult *res = run_lookup(s, vals);
     int st;
-    if (!ok(res))
+    if (!ok(res)) {
         st = fail(s, "reading a key", res);
-    else if (PQntuples(res) == 0)
-        st = APIKEY_ST_NOTFOUND;
-    else
+    } else if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) && PQgetlength(res, 0, 0) == APIKEY_ID_LEN &&
+               memcmp(PQgetvalue(res, 0, 0), id, APIKEY_ID_LEN + 1) == 0) {
         st = read_row(s, res, 0, out);
+    } else {
+        /* The neighbour, decoded and dropped; whether it is sound is its
+         * own check's business. */
+        if (PQntuples(res) == 1)
+            (void)decode_row(res, 0, out);
+        memset(out, 0, offsetof(apikey_record, account));
+        st = APIKEY_ST_NOTFOUND;
+    }
     PQclear(res);
     return st;
 }

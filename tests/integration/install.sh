@@ -16,6 +16,10 @@ for f in /usr/bin/apikey /usr/bin/basic_apikey_auth /usr/lib/libapikey.so.1 /usr
          /usr/lib/pkgconfig/apikey.pc /usr/share/man/man1/apikey.1; do
     [ -e "$D$f" ] || fail "$f not installed"
 done
+# The nginx module, when nginx's development files let make build it.
+if [ -f build/nginx/ngx_http_apikey_module.so ]; then
+    [ -e "$D/usr/lib/nginx/modules/ngx_http_apikey_module.so" ] || fail "the nginx module not installed"
+fi
 [ "$(PKG_CONFIG_PATH=$D/usr/lib/pkgconfig pkg-config --variable=storedir apikey)" = /usr/lib/apikey/store ] ||
     fail "apikey.pc: storedir is not /usr/lib/apikey/store"
 # The installed library looks for its stores under PREFIX, not in build/.

@@ -1,0 +1,135 @@
+#include "cidr.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+int addr_parse(const char *text, apikey_addr *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!text)
+        return -1;
+    if (inet_pton(AF_INET, text, out->bytes) == 1) {
+        out->family = 4;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, text, out->bytes) != 1)
+        return -1;
+    out->family = 6;
+    if (memcmp(out->bytes, v4_mapped, sizeof v4_mapped) == 0) {
+        memmove(out->bytes, out->bytes + 12, 4);
+        memset(out->bytes + 4, 0, 12);
+        out->family = 4;
+    }
+    return 0;
+}
+
+static int host_bits_clear(const apikey_cidr *c)
+{
+    size_t len = c->addr.family == 4 ? 4 : 16;
+    for (size_t bit = c->prefix; bit < len * 8; bit++)
+        if (c->addr.bytes[bit / 8] & (0x80u >> (bit % 8)))
+            return 0;
+    return 1;
+}
+
+int cidr_parse(const char *text, apikey_cidr *out, char *why, size_t whylen)
+{
+    memset(out, 0, sizeof *out);
+    char addr[64];
+    const char *slash = strchr(text, '/');
+    size_t n = slash ? (size_t)(slash - text) : strlen(text);
+    int mapped = 0;
+    if (n == 0 || n >= sizeof addr)
+        goto bad;
+    memcpy(addr, text, n);
+    addr[n] = '\0';
+    /* An IPv6 entry written in its mapped form keeps its IPv6 prefix
+     * length until it is turned into the IPv4 one below. */
+    mapped = strchr(addr, ':') != NULL;
+    if (addr_parse(addr, &out->addr) != 0)
+        goto bad;
+    mapped = mapped && out->addr.family == 4;
+    unsigned max = out->addr.family == 4 && !mapped ? 32 : 128;
+    unsigned long prefix = max;
+    if (slash) {
+        char *end;
+        const char *p = slash + 1;
+        if (*p < '0' || *p > '9' || (p[0] == '0' && p[1]))
+            goto bad;
+        prefix = strtoul(p, &end, 10);
+        if (*end)
+            goto bad;
+        if (prefix > max) {
+            snprintf(why, whylen, "'%s': a prefix of at most %u", text, max);
+            return -1;
+        }
+    }
+    if (mapped) {
+        if (prefix < 96) {
+            snprintf(why, whylen, "'%s': an IPv4-mapped entry needs a prefix of 96 or more", text);
+            return -1;
+        }
+        prefix -= 96;
+    }
+    out->prefix = (uint8_t)prefix;
+    if (!host_bits_clear(out)) {
+        snprintf(why, whylen, "'%s' has bits set beyond its prefix; write the network address", text);
+        return -1;
+    }
+    return 0;
+bad:
+    snprintf(why, whylen, "'%.60s' is not an address or ADDRESS/PREFIX", text);
+    return -1;
+}
+
+int cidr_parse_list(const char *text, apikey_cidr *out, size_t max, char *why, size_t whylen)
+{
+    size_t count = 0;
+    const char *p = text ? text : "";
+    for (;;) {
+        p += strspn(p, ", ");
+        if (!*p)
+            return (int)count;
+        size_t n = strcspn(p, ", ");
+        char entry[64];
+        if (n >= sizeof entry) {
+            snprintf(why, whylen, "'%.60s...' is not an address or ADDRESS/PREFIX", p);
+            return -1;
+        }
+        if (count == max) {
+            snprintf(why, whylen, "more than %zu addresses", max);
+            return -1;
+        }
+        memcpy(entry, p, n);
+        entry[n] = '\0';
+        if (cidr_parse(entry, &out[count], why, whylen) != 0)
+            return -1;
+        count++;
+        p += n;
+    }
+}
+
+void cidr_format(const apikey_cidr *c, char out[APIKEY_CIDR_TEXT_MAX])
+{
+    char addr[INET6_ADDRSTRLEN];
+    if (!inet_ntop(c->addr.family == 4 ? AF_INET : AF_INET6, c->addr.bytes, addr, sizeof addr))
+        addr[0] = '\0';
+    snprintf(out, APIKEY_CIDR_TEXT_MAX, "%s/%u", addr, c->prefix);
+}
+
+int cidr_match(const apikey_cidr *c, const apikey_addr *a)
+{
+    if (c->addr.family != a->family)
+        return 0;
+    unsigned whole = c->prefix / 8, rest = c->prefix % 8;
+    if (memcmp(c->addr.bytes, a->bytes, whole) != 0)
+        return 0;
+    if (!rest)
+        return 1;
+    uint8_t mask = (uint8_t)(0xff00u >> rest);
+    return (c->addr.bytes[whole] & mask) == (a->bytes[whole] & mask);
+}

@@ -1,0 +1,43 @@
+/* Address allowlists (SPEC section 11): CIDR entries as an operator writes
+ * them, client addresses as hosts report them, and the match between them.
+ * Deliberate choices, fail closed:
+ *   - an entry with host bits set (10.0.0.1/8) is refused, not masked: it
+ *     is most likely a typo, and masking would widen what the operator
+ *     wrote; a prefix above 32 (IPv4) or 128 (IPv6) is refused;
+ *   - an address without a prefix is one host (/32 or /128);
+ *   - IPv4-mapped IPv6 (::ffff:127.0.0.1) is the IPv4 address it carries,
+ *     both as a client address and as an entry, so a dual-stack listener
+ *     matches IPv4 lists;
+ *   - a client address must be numeric: a host name, a zone id or an empty
+ *     string is not an address, and a key with a list is then refused. */
+#ifndef APIKEY_CIDR_H
+#define APIKEY_CIDR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define APIKEY_ALLOW_MAX 16           /* entries a key may hold */
+#define APIKEY_CIDR_TEXT_MAX 44       /* "ffff:...:ffff/128" with its NUL */
+
+typedef struct apikey_addr {
+    uint8_t family; /* 4 or 6 */
+    uint8_t bytes[16];
+} apikey_addr;
+
+typedef struct apikey_cidr {
+    apikey_addr addr;
+    uint8_t prefix;
+} apikey_cidr;
+
+/* A numeric client address: 0, or -1 when it is not one. */
+int addr_parse(const char *text, apikey_addr *out);
+/* One entry: 0, or -1 with why. */
+int cidr_parse(const char *text, apikey_cidr *out, char *why, size_t whylen);
+/* Entries separated by commas or spaces, at most max: their number, or -1
+ * with why (which names the entry). An empty list is 0 entries. */
+int cidr_parse_list(const char *text, apikey_cidr *out, size_t max, char *why, size_t whylen);
+/* The canonical text of an entry ("10.0.0.0/8", "2001:db8::/32"). */
+void cidr_format(const apikey_cidr *c, char out[APIKEY_CIDR_TEXT_MAX]);
+int cidr_match(const apikey_cidr *c, const apikey_addr *a);
+
+#endif
