@@ -12,6 +12,7 @@ $(B)/bench/verify_loop: bench/verify_loop.c $(B)/libapikey.so
 bench: deps all $(B)/bench/pam_loop $(B)/bench/verify_loop $(B)/bench/fastest
 	if [ -f tests/pg_harness.sh ]; then sh tests/pg_harness.sh sh bench/run.sh; else sh bench/run.sh; fi
 	sh bench/nginx.sh
+	sh bench/authd.sh
 
 $(B)/bench/timing: bench/timing.c $(CORE_LIB)
 	@mkdir -p $(dir $@)

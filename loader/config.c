@@ -19,7 +19,7 @@ static const config_scope default_scopes[] = {
     {"balance:read", "View account balance, transaction history, and available plans"},
 };
 
-enum section { SEC_TOP, SEC_SCOPES, SEC_SERVICES };
+enum section { SEC_TOP, SEC_SCOPES, SEC_SERVICES, SEC_AUTHD };
 
 typedef struct parser {
     apikey_config *cfg;
@@ -236,6 +236,8 @@ static int parse_line(parser *p, char *line, enum section *sec, unsigned *seen)
             *sec = SEC_SCOPES;
         } else if (strcmp(s, "[services]") == 0) {
             *sec = SEC_SERVICES;
+        } else if (strcmp(s, "[authd]") == 0) {
+            *sec = SEC_AUTHD; /* apikey-authd reads its values itself */
         } else {
             return fail(p, "unknown section %s", s);
         }
@@ -255,6 +257,10 @@ static int parse_line(parser *p, char *line, enum section *sec, unsigned *seen)
     case SEC_TOP: return top_entry(p, key, value, seen);
     case SEC_SCOPES: return scope_entry(p, key, value);
     case SEC_SERVICES: return service_entry(p, key, value);
+    case SEC_AUTHD:
+        if (strcmp(key, "trusted_proxies") && strcmp(key, "admin_users") && strcmp(key, "admin_groups"))
+            return fail(p, "unknown setting '%s' in [authd]", key);
+        return 0;
     }
     return -1;
 }

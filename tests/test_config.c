@@ -37,6 +37,12 @@ static void test_good(void)
     CU_ASSERT_EQUAL(cfg.nscopes, 1);
     CU_ASSERT_PTR_NULL(config_find_scope(&cfg, "proxies:read"));
     config_free(&cfg);
+    /* apikey-authd's section, whose values the daemon reads itself. */
+    CU_ASSERT_EQUAL(parse("store = json:/x\n[authd]\ntrusted_proxies = 10.0.0.0/8 unix\n"
+                          "admin_users = root\nadmin_groups = adm\n[services]\nweb = geo:read\n",
+                          &cfg, err, sizeof err), 0);
+    CU_ASSERT_PTR_NOT_NULL(config_find_service(&cfg, "web"));
+    config_free(&cfg);
 }
 
 static void test_refused(void)
@@ -64,6 +70,7 @@ static void test_refused(void)
         {"store = json:/a\n[scopes]\na b = x\n", "scope name"},
         {"store = json:/a\n[services]\nss hd = proxies:read\n", "service name"},
         {"store = json:/a\n[scopes]\nx:y = 1\n[scopes]\nz:w = 2\n", "appears twice"},
+        {"store = json:/a\n[authd]\nadmin_user = root\n", "unknown setting 'admin_user' in [authd]"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         apikey_config cfg;

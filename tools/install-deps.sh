@@ -6,7 +6,8 @@ PKGS="build-essential pkg-config libpam0g-dev libpam-modules libssl-dev libjanss
 libsqlite3-dev libpq-dev libcunit1-dev libpam-wrapper valgrind clang libclang-rt-14-dev \
 dpkg-dev debhelper fakeroot lintian devscripts \
 openssh-server openssh-client sshpass squid dante-server curl postgresql pgbouncer db-util \
-procps iproute2 nginx nginx-dev wrk"
+procps iproute2 nginx nginx-dev wrk \
+libmicrohttpd-dev caddy python3"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

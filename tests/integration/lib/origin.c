@@ -2,13 +2,15 @@
  * A tiny HTTP origin for the server tests (tests/integration/lib/servers.sh):
  * binds 127.0.0.1 on a free port, prints the port, and answers every request
  * with "200 OK" and the body "origin ok", one connection at a time, until
- * killed. Built by the tests into their temporary folder; nothing is
+ * killed. The body then lists the request's X-Apikey-* and X-Account
+ * headers, one a line, so a test sees what a proxy passed on. Built by the tests into their temporary folder; nothing is
  * guaranteed on a fresh machine beyond a C compiler.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -25,8 +27,6 @@ int main(void)
     }
     printf("%d\n", ntohs(a.sin_port));
     fflush(stdout);
-    static const char reply[] = "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n"
-                                "Content-Length: 10\r\nConnection: close\r\n\r\norigin ok\n";
     for (;;) {
         int c = accept(s, NULL, NULL);
         if (c < 0)
@@ -43,7 +43,18 @@ int main(void)
             if (strstr(buf, "\r\n\r\n"))
                 break;
         }
-        if (write(c, reply, sizeof reply - 1) < 0)
+        char body[8192] = "origin ok\n";
+        size_t blen = strlen(body);
+        for (char *l = strstr(buf, "\r\n"); l && l[2] != '\r'; l = strstr(l + 2, "\r\n")) {
+            size_t n = strcspn(l + 2, "\r");
+            if ((strncasecmp(l + 2, "X-Apikey-", 9) == 0 || strncasecmp(l + 2, "X-Account:", 10) == 0) &&
+                blen + n + 2 < sizeof body)
+                blen += (size_t)snprintf(body + blen, sizeof body - blen, "%.*s\n", (int)n, l + 2);
+        }
+        char reply[9000];
+        int rlen = snprintf(reply, sizeof reply, "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n"
+                            "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", blen, body);
+        if (write(c, reply, (size_t)rlen) < 0)
             perror("origin: write");
         close(c);
     }

@@ -1,0 +1,323 @@
+/* The two HTTP faces: the listen address (ANY /verify/SERVICE, GET
+ * /metrics) and the admin socket (peer credentials first). Everything
+ * arrives through libmicrohttpd; nothing here parses HTTP. */
+#include <grp.h>
+#include <jansson.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "authd.h"
+
+/* An answer with optional headers (name, value pairs ending with NULL) and
+ * body; /verify answers have none, so nginx keeps its connection. */
+static enum MHD_Result answer(struct MHD_Connection *c, unsigned status, const char *const *headers,
+                              const char *body, size_t len, enum MHD_ResponseMemoryMode mode)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)(body ? body : ""), mode);
+    if (!r)
+        return MHD_NO;
+    enum MHD_Result ok = MHD_YES;
+    for (; ok == MHD_YES && headers && headers[0]; headers += 2)
+        if (headers[1])
+            ok = MHD_add_response_header(r, headers[0], headers[1]);
+    if (ok == MHD_YES)
+        ok = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ok;
+}
+
+/* The value after "Scheme " when header starts with that scheme. */
+static const char *after_scheme(const char *header, const char *scheme)
+{
+    size_t n = strlen(scheme);
+    if (!header || strncasecmp(header, scheme, n) != 0 || (header[n] != ' ' && header[n] != '\t'))
+        return NULL;
+    header += n;
+    while (*header == ' ' || *header == '\t')
+        header++;
+    return header;
+}
+
+static size_t token_len(const char *s)
+{
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    return n;
+}
+
+static int b64_value(unsigned char ch)
+{
+    if (ch >= 'A' && ch <= 'Z')
+        return ch - 'A';
+    if (ch >= 'a' && ch <= 'z')
+        return ch - 'a' + 26;
+    if (ch >= '0' && ch <= '9')
+        return ch - '0' + 52;
+    return ch == '+' ? 62 : ch == '/' ? 63 : -1;
+}
+
+/* Standard base64 (RFC 7617's user-pass) into out; -1 when malformed or
+ * too long. */
+static int base64_decode(const char *in, size_t len, char *out, size_t outlen, size_t *got)
+{
+    unsigned acc = 0;
+    int bits = 0;
+    size_t o = 0, i = 0;
+    for (; i < len && in[i] != '='; i++) {
+        int v = b64_value((unsigned char)in[i]);
+        if (v < 0)
+            return -1;
+        acc = (acc << 6) | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o + 1 >= outlen)
+                return -1;
+            out[o++] = (char)((acc >> bits) & 0xff);
+        }
+    }
+    for (; i < len; i++)
+        if (in[i] != '=')
+            return -1;
+    out[o] = '\0';
+    *got = o;
+    return 0;
+}
+
+/* Service names of [services] hold only these; anything else is unmapped
+ * and is not echoed into a header. */
+static int plain_name(const char *s)
+{
+    size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-@+");
+    return n > 0 && n <= 128 && s[n] == '\0';
+}
+
+static void wipe(void *p, size_t n)
+{
+    if (p)
+        explicit_bzero(p, n);
+}
+
+static const char *request_header(void *conn, const char *name)
+{
+    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+}
+
+static enum MHD_Result verify(struct MHD_Connection *c, const char *service)
+{
+    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *xkey = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-API-Key");
+    const char *key = after_scheme(auth, "Bearer"), *account = NULL;
+    char basic[1024];
+    size_t keylen = 0;
+    if (key)
+        keylen = token_len(key);
+    else if (xkey)
+        key = xkey, keylen = token_len(xkey);
+    else if ((key = after_scheme(auth, "Basic"))) {
+        size_t got;
+        char *colon;
+        if (base64_decode(key, token_len(key), basic, sizeof basic, &got) == 0 &&
+            (colon = memchr(basic, ':', got))) {
+            *colon = '\0';
+            account = basic;
+            key = colon + 1, keylen = got - (size_t)(colon + 1 - basic);
+        } else {
+            key = "", keylen = 0; /* given, but not a key: malformed */
+        }
+    }
+
+    authd_generation *g = authd_acquire();
+    apikey_result res;
+    int given = key != NULL;
+    authd_api->verify(g->ctx, service, account, key, keylen, &res);
+    /* The key is not needed any more: out of MHD's buffer and ours. */
+    wipe((char *)key, keylen);
+    if (account)
+        wipe(basic, sizeof basic);
+    if (auth)
+        wipe((char *)auth, strlen(auth));
+    if (xkey)
+        wipe((char *)xkey, strlen(xkey));
+
+    const authd_service *svc =
+        res.reason == APIKEY_REASON_UNMAPPED ? NULL : authd_find_service(&g->settings, service);
+    int reason = !given && res.reason == APIKEY_REASON_MALFORMED ? AUTHD_REASON_MISSING_KEY : (int)res.reason;
+    authd_count(svc && svc->counters ? svc->counters : authd_counters_unmapped(), reason);
+    int status = authd_api->http_status(&res);
+    const char *why = reason == AUTHD_REASON_MISSING_KEY ? "missing key" : authd_api->reason_string(res.reason);
+
+    /* Where the request comes from, for allowlists (SPEC 11); logged only. */
+    authd_ip from;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    authd_client_address(&g->settings, ci ? ci->client_addr : NULL, request_header, c, &from);
+    if (authd_verbose) {
+        char client[AUTHD_ADDR_MAX];
+        authd_ip_text(&from, client, sizeof client);
+        fprintf(stderr, "apikey-authd: %d service=%s reason=\"%s\" key_id=%s account=%s client=%s\n",
+                status, plain_name(service) ? service : "(invalid)", why, res.key_id[0] ? res.key_id : "-",
+                status == 200 ? res.account : "-", client[0] ? client : "-");
+    }
+
+    char challenge[512];
+    const char *realm = status == 401 || status == 403 ? plain_name(service) ? service : "apikey" : "";
+    if (status == 401)
+        snprintf(challenge, sizeof challenge, "Bearer realm=\"%s\"%s", realm,
+                 given ? ", error=\"invalid_token\"" : "");
+    else if (status == 403)
+        snprintf(challenge, sizeof challenge, "Bearer realm=\"%s\", error=\"insufficient_scope\"%s%s%s",
+                 realm, svc ? ", scope=\"" : "", svc ? svc->scopes : "", svc ? "\"" : "");
+    const char *headers[] = {
+        "X-Apikey-Account", status == 200 ? res.account : NULL,
+        "X-Apikey-Key-Id", res.key_id[0] ? res.key_id : NULL,
+        "X-Apikey-Reason", status == 200 ? NULL : why,
+        MHD_HTTP_HEADER_WWW_AUTHENTICATE, status == 401 || status == 403 ? challenge : NULL,
+        NULL,
+    };
+    enum MHD_Result rc = answer(c, (unsigned)status, headers, NULL, 0, MHD_RESPMEM_PERSISTENT);
+    authd_release(g);
+    return rc;
+}
+
+static enum MHD_Result metrics(struct MHD_Connection *c)
+{
+    size_t len;
+    char *text = authd_metrics_text(&len);
+    if (!text)
+        return answer(c, 503, NULL, NULL, 0, MHD_RESPMEM_PERSISTENT);
+    const char *headers[] = {MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4", NULL};
+    return answer(c, 200, headers, text, len, MHD_RESPMEM_MUST_FREE);
+}
+
+/* libmicrohttpd keeps a connection alive only for an answer queued once
+ * the request is read whole: the first call only marks the request, and a
+ * body (none is used yet) is read and dropped. */
+static int request_read(void **con_cls, size_t *upload_size)
+{
+    static char seen;
+    if (!*con_cls) {
+        *con_cls = &seen;
+        return 0;
+    }
+    if (*upload_size) {
+        *upload_size = 0;
+        return 0;
+    }
+    return 1;
+}
+
+enum MHD_Result authd_serve_public(void *cls, struct MHD_Connection *c, const char *url,
+                                   const char *method, const char *version, const char *upload,
+                                   size_t *upload_size, void **con_cls)
+{
+    (void)cls, (void)version, (void)upload;
+    if (!request_read(con_cls, upload_size))
+        return MHD_YES;
+    if (strncmp(url, "/verify/", 8) == 0)
+        return verify(c, url + 8);
+    if (strcmp(url, "/metrics") == 0 && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0))
+        return metrics(c);
+    return answer(c, 404, NULL, NULL, 0, MHD_RESPMEM_PERSISTENT);
+}
+
+/* Root, a user of admin_users, or a member of a group of admin_groups
+ * (primary or supplementary, as the user's entry says now). */
+static int is_admin(const authd_settings *s, const struct ucred *cr)
+{
+    if (cr->uid == 0)
+        return 1;
+    for (size_t i = 0; i < s->nadmin_uids; i++)
+        if (s->admin_uids[i] == cr->uid)
+            return 1;
+    if (!s->nadmin_gids)
+        return 0;
+    gid_t groups[256];
+    int n = 0;
+    char buf[4096];
+    struct passwd pw, *found = NULL;
+    groups[n++] = cr->gid;
+    if (getpwuid_r(cr->uid, &pw, buf, sizeof buf, &found) == 0 && found) {
+        int more = (int)(sizeof groups / sizeof groups[0]) - 1;
+        if (getgrouplist(found->pw_name, found->pw_gid, groups + 1, &more) >= 0)
+            n += more;
+    }
+    for (int i = 0; i < n; i++)
+        for (size_t j = 0; j < s->nadmin_gids; j++)
+            if (groups[i] == s->admin_gids[j])
+                return 1;
+    return 0;
+}
+
+static enum MHD_Result json_error(struct MHD_Connection *c, unsigned status, const char *error)
+{
+    char body[128];
+    int n = snprintf(body, sizeof body, "{\"error\": \"%s\"}\n", error);
+    const char *headers[] = {MHD_HTTP_HEADER_CONTENT_TYPE, "application/json", NULL};
+    return answer(c, status, headers, body, (size_t)n, MHD_RESPMEM_MUST_COPY);
+}
+
+static enum MHD_Result json_answer(struct MHD_Connection *c, unsigned status, json_t *value)
+{
+    char *text = value ? json_dumps(value, JSON_INDENT(2)) : NULL;
+    json_decref(value);
+    if (!text)
+        return json_error(c, 503, "out of memory");
+    const char *headers[] = {MHD_HTTP_HEADER_CONTENT_TYPE, "application/json", NULL};
+    /* json_dumps allocates with malloc: MUST_FREE hands it to free(). */
+    return answer(c, status, headers, text, strlen(text), MHD_RESPMEM_MUST_FREE);
+}
+
+static int add_scope(const char *scope, const char *description, void *arr)
+{
+    return json_array_append_new(arr, json_pack("{s:s, s:s}", "scope", scope, "description", description));
+}
+
+/* GET /v1/scopes: the catalogue, as `apikey scopes --json` prints it. */
+static enum MHD_Result scopes(struct MHD_Connection *c, authd_generation *g)
+{
+    char err[1024] = "";
+    json_t *arr = json_array();
+    apikey_status st = arr ? authd_api->scopes(g->ctx, add_scope, arr, err, sizeof err) : APIKEY_E_NOMEM;
+    if (st != APIKEY_OK) {
+        json_decref(arr);
+        return json_error(c, (unsigned)authd_api->status_http(st), authd_api->status_string(st));
+    }
+    return json_answer(c, 200, arr);
+}
+
+/* The management API (SPEC 10.2), behind the peer check. GET /v1/scopes is
+ * served; the key operations (/v1/keys...) come in the next step. A library
+ * without the admin slots of the host API serves verify only. */
+enum MHD_Result authd_serve_admin(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    (void)cls, (void)version, (void)upload;
+    if (!request_read(con_cls, upload_size))
+        return MHD_YES;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    struct ucred cr;
+    socklen_t len = sizeof cr;
+    if (!ci || getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0)
+        return json_error(c, 403, "forbidden: no peer credentials");
+    authd_generation *g = authd_acquire();
+    enum MHD_Result rc;
+    if (!is_admin(&g->settings, &cr)) {
+        fprintf(stderr, "apikey-authd: admin socket: uid %u gid %u is not an admin; refused\n",
+                (unsigned)cr.uid, (unsigned)cr.gid);
+        rc = json_error(c, 403, "forbidden");
+    } else if (!APIKEY_API_HAS(authd_api, scopes)) {
+        rc = json_error(c, 501, "the libapikey loaded has no admin operations");
+    } else if (strcmp(url, "/v1/scopes") == 0) {
+        rc = strcmp(method, "GET") == 0 ? scopes(c, g) : json_error(c, 405, "method not allowed");
+    } else {
+        rc = json_error(c, 404, "not found");
+    }
+    authd_release(g);
+    return rc;
+}

@@ -1,0 +1,357 @@
+/* apikey-authd: options, sockets, the two libmicrohttpd daemons, and the
+ * main thread's loop over signals and changes of the configuration file.
+ *
+ * A reload opens a new generation (library context and settings) beside the
+ * one in use and swaps it in under a lock; requests hold a reference to the
+ * generation they started with, and the last one out closes it. Connections
+ * are never touched by a reload. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "authd.h"
+
+#ifndef APIKEY_VERSION
+#define APIKEY_VERSION "unknown"
+#endif
+#ifndef APIKEY_DEFAULT_CONFIG
+#define APIKEY_DEFAULT_CONFIG "/etc/apikey/apikey.conf"
+#endif
+#define DEFAULT_LISTEN "unix:/run/apikey/authd.sock"
+
+const apikey_api *authd_api;
+int authd_verbose;
+
+static authd_generation *current;
+static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
+
+authd_generation *authd_acquire(void)
+{
+    pthread_mutex_lock(&current_lock);
+    authd_generation *g = current;
+    g->refs++;
+    pthread_mutex_unlock(&current_lock);
+    return g;
+}
+
+void authd_release(authd_generation *g)
+{
+    pthread_mutex_lock(&current_lock);
+    int last = --g->refs == 0;
+    pthread_mutex_unlock(&current_lock);
+    if (last) {
+        authd_api->close(g->ctx);
+        authd_settings_free(&g->settings);
+        free(g);
+    }
+}
+
+static authd_generation *open_generation(const char *config, char *err, size_t errlen)
+{
+    authd_generation *g = calloc(1, sizeof *g);
+    if (!g) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    g->refs = 1; /* the reference of `current` */
+    if (!(g->ctx = authd_api->open(config, err, errlen))) {
+        free(g);
+        return NULL;
+    }
+    if (authd_settings_load(config, &g->settings, err, errlen) != 0) {
+        authd_api->close(g->ctx);
+        free(g);
+        return NULL;
+    }
+    return g;
+}
+
+static void reload(const char *config)
+{
+    char err[1024];
+    authd_generation *g = open_generation(config, err, sizeof err);
+    authd_count_reload(g != NULL);
+    if (!g) {
+        fprintf(stderr, "apikey-authd: reload failed, the previous configuration stays: %s\n", err);
+        return;
+    }
+    pthread_mutex_lock(&current_lock);
+    authd_generation *old = current;
+    current = g;
+    pthread_mutex_unlock(&current_lock);
+    authd_release(old);
+    fprintf(stderr, "apikey-authd: configuration %s reloaded\n", config);
+}
+
+/* A Unix socket at path: a stale socket is replaced, a live one (another
+ * daemon answers) or anything that is not a socket is refused. */
+static int bind_unix(const char *path, char *err, size_t errlen)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    struct stat st;
+    if (strlen(path) >= sizeof a.sun_path || path[0] != '/') {
+        snprintf(err, errlen, "%s: not an absolute path of at most %zu bytes", path, sizeof a.sun_path - 1);
+        return -1;
+    }
+    memcpy(a.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            snprintf(err, errlen, "%s exists and is not a socket; refusing it", path);
+            goto fail;
+        }
+        if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+            snprintf(err, errlen, "%s: another process answers on it", path);
+            goto fail;
+        }
+        close(fd);
+        if (unlink(path) != 0 || (fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+            return -1;
+        }
+    }
+    /* Anyone local may connect: /verify says no more than the network side,
+     * and the admin socket checks each request's peer credentials. */
+    mode_t old = umask(0);
+    int rc = bind(fd, (struct sockaddr *)&a, sizeof a);
+    umask(old);
+    if (rc != 0 || listen(fd, 1024) != 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        goto fail;
+    }
+    return fd;
+fail:
+    close(fd);
+    return -1;
+}
+
+/* HOST:PORT, [V6]:PORT. */
+static int bind_tcp(const char *addr, char *err, size_t errlen)
+{
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof host || !colon[1]) {
+        snprintf(err, errlen, "%s: want unix:PATH or HOST:PORT", addr);
+        return -1;
+    }
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    char *h = host;
+    size_t hn = strlen(h);
+    if (h[0] == '[' && h[hn - 1] == ']')
+        h[hn - 1] = '\0', h++;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *res;
+    int e = getaddrinfo(h, colon + 1, &hints, &res);
+    if (e != 0) {
+        snprintf(err, errlen, "%s: %s", addr, gai_strerror(e));
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+        snprintf(err, errlen, "%s: %s", addr, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+static int bind_address(const char *addr, char *err, size_t errlen)
+{
+    return strncmp(addr, "unix:", 5) == 0 ? bind_unix(addr + 5, err, errlen) : bind_tcp(addr, err, errlen);
+}
+
+static struct MHD_Daemon *start(int fd, unsigned threads, unsigned connections, unsigned timeout,
+                                MHD_AccessHandlerCallback handler)
+{
+    return MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL, handler,
+                            NULL, MHD_OPTION_LISTEN_SOCKET, fd,
+                            MHD_OPTION_THREAD_POOL_SIZE, threads > 1 ? threads : 0,
+                            MHD_OPTION_CONNECTION_LIMIT, connections,
+                            MHD_OPTION_CONNECTION_TIMEOUT, timeout,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768,
+                            MHD_OPTION_END);
+}
+
+/* systemd's Type=notify, without libsystemd. */
+static void notify_ready(void)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    if (!path || (path[0] != '/' && path[0] != '@') || strlen(path) >= sizeof a.sun_path)
+        return;
+    memcpy(a.sun_path, path, strlen(path));
+    if (a.sun_path[0] == '@')
+        a.sun_path[0] = '\0';
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    (void)sendto(fd, "READY=1", 7, 0, (struct sockaddr *)&a,
+                 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path)));
+    close(fd);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: apikey-authd [--config FILE] [--listen ADDR] [--admin unix:PATH] [--threads N]\n"
+               "                    [--connections N] [--timeout SECONDS] [--verbose]\n"
+               "  ADDR: unix:PATH (default " DEFAULT_LISTEN ") or HOST:PORT\n");
+}
+
+static long number(const char *what, const char *v, long lo, long hi)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (!*v || *end || n < lo || n > hi) {
+        fprintf(stderr, "apikey-authd: %s must be a number from %ld to %ld\n", what, lo, hi);
+        exit(2);
+    }
+    return n;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config = NULL, *listen_at = DEFAULT_LISTEN, *admin_at = NULL;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned threads = cpus > 0 ? (unsigned)cpus : 1, connections = 4096, timeout = 30;
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},  {"listen", required_argument, NULL, 'l'},
+        {"admin", required_argument, NULL, 'a'},   {"threads", required_argument, NULL, 't'},
+        {"connections", required_argument, NULL, 'n'}, {"timeout", required_argument, NULL, 'T'},
+        {"verbose", no_argument, NULL, 'v'},       {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0},
+    };
+    for (int o; (o = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
+        switch (o) {
+        case 'c': config = optarg; break;
+        case 'l': listen_at = optarg; break;
+        case 'a': admin_at = optarg; break;
+        case 't': threads = (unsigned)number("--threads", optarg, 1, 256); break;
+        case 'n': connections = (unsigned)number("--connections", optarg, 1, 1000000); break;
+        case 'T': timeout = (unsigned)number("--timeout", optarg, 1, 3600); break;
+        case 'v': authd_verbose = 1; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("apikey-authd %s\n", APIKEY_VERSION); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (admin_at && strncmp(admin_at, "unix:", 5) != 0) {
+        fprintf(stderr, "apikey-authd: --admin takes unix:PATH: the management API is never on the network\n");
+        return 2;
+    }
+    if (!config && !(config = secure_getenv("APIKEY_CONFIG")))
+        config = APIKEY_DEFAULT_CONFIG;
+
+    char err[1024];
+    if (!(authd_api = authd_load_library(err, sizeof err)) || !(current = open_generation(config, err, sizeof err))) {
+        fprintf(stderr, "apikey-authd: %s\n", err);
+        return 2;
+    }
+    int listen_fd = bind_address(listen_at, err, sizeof err), admin_fd = -1;
+    if (listen_fd < 0 || (admin_at && (admin_fd = bind_unix(admin_at + 5, err, sizeof err)) < 0)) {
+        fprintf(stderr, "apikey-authd: %s\n", err);
+        if (listen_fd >= 0 && strncmp(listen_at, "unix:", 5) == 0)
+            unlink(listen_at + 5);
+        return 2;
+    }
+
+    /* Each connection is a descriptor: allow as many as the hard limit. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    /* Signals go to the loop below, never to a server thread. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", config);
+    const char *base = strrchr(config, '/') ? strrchr(config, '/') + 1 : config;
+    int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (ifd >= 0 && inotify_add_watch(ifd, dirname(dir), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_ATTRIB) < 0)
+        fprintf(stderr, "apikey-authd: not watching %s (%s); SIGHUP reloads\n", config, strerror(errno));
+
+    struct MHD_Daemon *pub = start(listen_fd, threads, connections, timeout, authd_serve_public);
+    struct MHD_Daemon *adm = admin_fd >= 0 ? start(admin_fd, 1, 64, timeout, authd_serve_admin) : NULL;
+    if (!pub || (admin_fd >= 0 && !adm)) {
+        fprintf(stderr, "apikey-authd: libmicrohttpd did not start\n");
+        return 2;
+    }
+    fprintf(stderr, "apikey-authd: listening on %s with %u threads%s%s\n", listen_at, threads,
+            admin_at ? ", admin on " : "", admin_at ? admin_at : "");
+    notify_ready();
+
+    int pending = 0;
+    for (;;) {
+        struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = ifd, .events = POLLIN}};
+        /* Editors write in several steps: reload once the file is quiet. */
+        int n = poll(p, ifd >= 0 ? 2 : 1, pending ? 200 : -1);
+        if (n < 0 && errno != EINTR)
+            break;
+        if (n == 0 && pending) {
+            pending = 0;
+            reload(config);
+            continue;
+        }
+        if (p[1].revents & POLLIN) {
+            char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+            ssize_t got;
+            while ((got = read(ifd, buf, sizeof buf)) > 0)
+                for (char *e = buf; e < buf + got; e += sizeof(struct inotify_event) + ((struct inotify_event *)e)->len) {
+                    const struct inotify_event *ev = (const struct inotify_event *)e;
+                    if (ev->len && strcmp(ev->name, base) == 0)
+                        pending = 1;
+                }
+        }
+        if (p[0].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            if (read(sfd, &si, sizeof si) != sizeof si)
+                continue;
+            if (si.ssi_signo == SIGHUP) {
+                reload(config);
+                continue;
+            }
+            break;
+        }
+    }
+    fprintf(stderr, "apikey-authd: stopping\n");
+    MHD_stop_daemon(pub);
+    if (adm)
+        MHD_stop_daemon(adm);
+    if (strncmp(listen_at, "unix:", 5) == 0)
+        unlink(listen_at + 5);
+    if (admin_at)
+        unlink(admin_at + 5);
+    authd_release(current);
+    return 0;
+}

@@ -1,0 +1,310 @@
+#!/bin/sh
+# needs: servers
+# apikey-authd behind real proxies on loopback: nginx auth_request (keep-alive
+# upstream) and Caddy forward_auth, each in front of the test origin, which
+# must see the account. Then the daemon alone, on its Unix sockets: no body
+# on any /verify answer, slowloris, 1,000 concurrent connections, the store
+# going down and coming back, reloads by SIGHUP and by a changed file that
+# keep connections, the admin socket's peer check and GET /v1/scopes, refusal of an admin path
+# that is not a socket, SIGTERM, and logs that hold no key.
+NAME=authd
+. "$(dirname "$0")/lib/servers.sh"
+
+for f in build/apikey-authd build/libapikey.so; do
+    [ -f "$f" ] || { echo "not ok - $f is not built (make all)"; exit 1; }
+done
+for p in nginx caddy python3; do
+    command -v $p > /dev/null || { echo "not ok - $p is missing (make deps)"; exit 1; }
+done
+
+# The daemon trusts forwarded addresses from its Unix socket (the proxies);
+# admins are root and the group of the second account.
+cat >> "$CONF" <<CONF
+[authd]
+trusted_proxies = unix 127.0.0.1
+admin_groups = $U2
+CONF
+SOCK=$T/authd.sock
+ADMIN=$T/admin.sock
+LOG=$T/authd.log
+start_authd() {
+    bg build/apikey-authd --config "$CONF" --listen "unix:$SOCK" --admin "unix:$ADMIN" --threads 2 \
+        --timeout 5 --verbose 2>> "$LOG"
+    AUTHD=$!
+    for i in $(seq 100); do [ -S "$ADMIN" ] && return 0; sleep 0.1; done
+    not_ok "apikey-authd did not start"; finish
+}
+start_authd
+
+# direct SERVICE [CURL-CONFIG-LINE]: the daemon's answer as "CODE REASON BYTES"
+# (the credentials go through curl's standard input, never argv).
+direct() {
+    printf '%s\n' "${2:-}" | curl -s -K - --unix-socket "$SOCK" -o /dev/null -D "$T/head" \
+        -w '%{http_code} %{size_download}' --max-time 20 "http://authd/verify/$1" > "$T/said"
+    read -r code bytes < "$T/said"
+    why=$(tr -d '\r' < "$T/head" | sed -n 's/^X-Apikey-Reason: //Ip')
+    echo "$code ${why:--} $bytes"
+}
+want() { # WANT GOT WHAT
+    if [ "$1" = "$2" ]; then ok "$3"; else not_ok "$3: want '$1', got '$2'"; fi
+}
+bearer() { echo "header = \"Authorization: Bearer $1\""; }
+
+# --- The answers themselves, no proxy in front -----------------------------
+want "200 - 0" "$(direct "$SVC" "$(bearer "$GOOD")")" "Bearer: 200, no body"
+grep -qi "^X-Apikey-Account: $U1" "$T/head" && grep -qi "^X-Apikey-Key-Id: $(id_of "$GOOD")" "$T/head" &&
+    ok "200 names the account and the key id" || not_ok "200 without X-Apikey-Account/Key-Id"
+want "200 - 0" "$(direct "$SVC" "header = \"X-API-Key: $GOOD\"")" "X-API-Key: 200"
+want "200 - 0" "$(direct "$SVC" "user = \"$U1:$GOOD\"")" "Basic account:key: 200"
+want "401 wrong account 0" "$(direct "$SVC" "user = \"$U2:$GOOD\"")" "Basic with another account: 401"
+want "401 missing key 0" "$(direct "$SVC")" "no key: 401"
+grep -qi '^WWW-Authenticate: Bearer realm="'"$SVC"'"' "$T/head" && ! grep -qi 'error=' "$T/head" &&
+    ok "no key: a challenge without error=" || not_ok "no key: wrong WWW-Authenticate"
+want "401 unknown key 0" "$(direct "$SVC" "$(bearer "$WRONG")")" "a wrong key: 401"
+grep -qi 'error="invalid_token"' "$T/head" && ok "401 with error=\"invalid_token\"" || not_ok "401 without invalid_token"
+want "401 revoked 0" "$(direct "$SVC" "$(bearer "$REVOKED")")" "a revoked key: 401"
+want "401 expired 0" "$(direct "$SVC" "$(bearer "$EXPIRED")")" "an expired key: 401"
+want "403 missing scope 0" "$(direct "$SVC" "$(bearer "$NARROW")")" "an under-scoped key: 403"
+grep -qi 'error="insufficient_scope", scope="proxies:read"' "$T/head" &&
+    ok "403 with error=\"insufficient_scope\", scope=\"proxies:read\"" || not_ok "403 without its scope"
+want "401 service not configured 0" "$(direct "no-such-service" "$(bearer "$GOOD")")" "an unmapped service: 401 (no key could pass)"
+
+# --- nginx auth_request, keep-alive upstream --------------------------------
+NGX=$T/nginx
+NPORT=$(free_port)
+mkdir -p "$NGX/logs"
+cat > "$NGX/nginx.conf" <<NGINX
+worker_processes 1;
+pid $NGX/nginx.pid;
+error_log $NGX/logs/error.log;
+events { worker_connections 256; }
+http {
+    access_log $NGX/logs/access.log;
+    client_body_temp_path $NGX/body; proxy_temp_path $NGX/proxy;
+    fastcgi_temp_path $NGX/fcgi; uwsgi_temp_path $NGX/uwsgi; scgi_temp_path $NGX/scgi;
+    upstream authd {
+        server unix:$SOCK;
+        keepalive 8;
+    }
+    server {
+        listen 127.0.0.1:$NPORT;
+        location / {
+            auth_request /_apikey;
+            auth_request_set \$apikey_account \$upstream_http_x_apikey_account;
+            proxy_set_header X-Account \$apikey_account;
+            proxy_pass http://127.0.0.1:$ORIGIN_PORT;
+        }
+        location = /_apikey {
+            internal;
+            proxy_pass http://authd/verify/$SVC;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Forwarded-For \$remote_addr;
+        }
+    }
+}
+NGINX
+nginx -t -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/logs/error.log" > "$T/ngx-t.log" 2>&1 ||
+    { cat "$T/ngx-t.log"; not_ok "nginx -t"; finish; }
+bg nginx -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/logs/error.log" -g "daemon off;"
+wait_port "$NPORT" || { tail -5 "$NGX/logs/error.log" | sed 's/^/#   /'; not_ok "nginx did not listen"; finish; }
+
+# login USER KEY through the proxy on $PPORT, Basic account:key: 0 when the
+# origin answered and saw the account, 1 on 401 or 403, else 2.
+login() {
+    code=$(printf 'user = "%s:%s"\n' "$1" "$2" |
+        curl -s -K - -o "$T/body" -w '%{http_code}' --max-time 20 "http://127.0.0.1:$PPORT/x")
+    LAST=$code
+    case $code in
+    200) grep -q "origin ok" "$T/body" && grep -qi "^$ACCOUNT_HEADER: $1\$" "$T/body" && return 0
+         echo "#   the origin did not see the account:"; sed 's/^/#     /' "$T/body"; return 2 ;;
+    401|403) return 1 ;;
+    esac
+    echo "#   HTTP $code through the proxy"
+    return 2
+}
+PPORT=$NPORT ACCOUNT_HEADER=X-Account
+matrix "nginx auth_request"
+login "$U1" "$NARROW"; want 403 "$LAST" "nginx auth_request: an under-scoped key gets 403"
+
+# --- Caddy forward_auth -----------------------------------------------------
+CPORT=$(free_port)
+cat > "$T/Caddyfile" <<CADDY
+{
+    admin off
+    auto_https off
+}
+http://127.0.0.1:$CPORT {
+    forward_auth unix/$SOCK {
+        uri /verify/$SVC
+        copy_headers X-Apikey-Account
+    }
+    reverse_proxy 127.0.0.1:$ORIGIN_PORT
+}
+CADDY
+mkdir -p "$T/caddy-home"
+HOME=$T/caddy-home XDG_DATA_HOME=$T/caddy-home XDG_CONFIG_HOME=$T/caddy-home \
+    bg caddy run --config "$T/Caddyfile" --adapter caddyfile > "$T/caddy.log" 2>&1
+wait_port "$CPORT" || { cat "$T/caddy.log"; not_ok "caddy did not listen"; finish; }
+PPORT=$CPORT ACCOUNT_HEADER=X-Apikey-Account
+matrix "caddy forward_auth"
+login "$U1" "$NARROW"; want 403 "$LAST" "caddy forward_auth: an under-scoped key gets 403"
+
+# --- Slowloris and 1,000 connections, on the daemon's socket ----------------
+# Python's standard library: the key from the environment, never argv.
+py() { GOODKEY=$GOOD SOCK=$SOCK SVC=$SVC python3 -c "$1"; }
+PYLIB='
+import os, socket, resource, sys, time
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+def conn():
+    s = socket.socket(socket.AF_UNIX); s.settimeout(60); s.connect(os.environ["SOCK"]); return s
+REQ = ("GET /verify/%s HTTP/1.1\r\nHost: a\r\nX-API-Key: %s\r\n\r\n" % (os.environ["SVC"], os.environ["GOODKEY"])).encode()
+def answer(s):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        more = s.recv(4096)
+        if not more: return None
+        data += more
+    return data.split(b" ")[1].decode()
+'
+# 300 connections each holding half a request head; meanwhile a whole
+# request on a new connection and through nginx must be answered.
+py "$PYLIB
+held = []
+for i in range(300):
+    s = conn(); s.sendall(b'GET /verify/x HTTP/1.1\r\nHost: a\r\nX-Slow: '); held.append(s)
+s = conn(); s.sendall(REQ)
+print(answer(s))
+open('$T/held', 'w').write('y')
+for i in range(600):
+    if os.path.exists('$T/slow.done'): break
+    time.sleep(0.1)
+" > "$T/slow.out" &
+SLOW=$!
+for i in $(seq 100); do [ -s "$T/held" ] && break; sleep 0.1; done
+want 200 "$(head -1 "$T/slow.out")" "slowloris: a whole request is answered beside 300 partial ones"
+PPORT=$NPORT ACCOUNT_HEADER=X-Account
+login "$U1" "$GOOD"; want 200 "$LAST" "slowloris: nginx's checks go through meanwhile"
+touch "$T/slow.done"
+wait "$SLOW"
+
+py "$PYLIB
+socks = [conn() for i in range(1000)]
+for s in socks: s.sendall(REQ)
+codes = [answer(s) for s in socks]
+print(sum(c == '200' for c in codes))
+for s in socks: s.sendall(REQ)
+print(sum(answer(s) == '200' for s in socks))
+" > "$T/many.out" 2>&1
+want "1000 1000" "$(tr '\n' ' ' < "$T/many.out" | sed 's/ $//')" \
+    "1,000 concurrent connections: every one answered 200, twice on the same connection"
+
+# --- The store goes down and comes back ------------------------------------
+# (json reads its file again at most a second after it last looked.)
+until_direct() { # WANT SERVICE CURL-LINE: asks again for up to 10 s
+    for i in $(seq 50); do [ "$(direct "$2" "$3")" = "$1" ] && return; sleep 0.2; done
+}
+mv "$T/keys.json" "$T/keys.json.away"
+until_direct "503 store unavailable 0" "$SVC" "$(bearer "$GOOD")"
+want "503 store unavailable 0" "$(direct "$SVC" "$(bearer "$GOOD")")" "the store gone: 503"
+login "$U1" "$GOOD"; [ "$LAST" -ge 500 ] && ok "nginx: refused with $LAST while the store is down" ||
+    not_ok "nginx: $LAST while the store is down"
+mv "$T/keys.json.away" "$T/keys.json"
+until_direct "200 - 0" "$SVC" "$(bearer "$GOOD")"
+want "200 - 0" "$(direct "$SVC" "$(bearer "$GOOD")")" "the store back: 200, without a restart"
+
+# --- Reloads keep connections ------------------------------------------------
+NEW=${SVC}-new
+reloads() { curl -s --unix-socket "$SOCK" http://authd/metrics | sed -n 's/^apikey_authd_reloads_total{result="done"} //p'; }
+want "401 service not configured 0" "$(direct "$NEW" "$(bearer "$GOOD")")" "before the reload: the new service is unmapped"
+# One keep-alive connection, asked before both reloads and after them.
+py "$PYLIB
+new = os.environ['SVC'] + '-new'
+s = conn()
+s.sendall(REQ); print(answer(s))
+open('$T/asked', 'w').write('y')
+while not os.path.exists('$T/reloaded'): time.sleep(0.1)
+s.sendall(REQ.replace(b'/verify/' + os.environ['SVC'].encode() + b' ', b'/verify/' + new.encode() + b' ')); print(answer(s))
+" > "$T/keep.out" 2>&1 &
+KEEP_PID=$!
+for i in $(seq 100); do [ -s "$T/asked" ] && break; sleep 0.1; done
+# SIGHUP with the file unchanged: one more reload, counted in /metrics.
+kill -HUP "$AUTHD"
+for i in $(seq 100); do [ "$(reloads)" = 1 ] && break; sleep 0.1; done
+want 1 "$(reloads)" "SIGHUP reloads the configuration"
+# A change of the file alone reloads too.
+sed -i "s/^\[services\]\$/[services]\n$NEW = proxies:read/" "$CONF"
+until_direct "200 - 0" "$NEW" "$(bearer "$GOOD")"
+want "200 - 0" "$(direct "$NEW" "$(bearer "$GOOD")")" "a changed file reloads without a signal: the new service answers"
+touch "$T/reloaded"
+wait "$KEEP_PID"
+want "200 200" "$(tr '\n' ' ' < "$T/keep.out" | sed 's/ $//')" \
+    "the connection opened before both reloads is still served"
+# A broken file keeps the configuration in use.
+cp "$CONF" "$T/conf.good"
+echo "frobnicate = 1" >> "$CONF"
+for i in $(seq 100); do grep -q "reload failed" "$LOG" && break; sleep 0.1; done
+grep -q "reload failed" "$LOG" && ok "a broken file: the reload is refused" || not_ok "a broken file was not noticed"
+want "200 - 0" "$(direct "$NEW" "$(bearer "$GOOD")")" "a broken file: the previous configuration still answers"
+cat "$T/conf.good" > "$CONF"
+
+# --- /metrics ------------------------------------------------------------------
+curl -s --unix-socket "$SOCK" http://authd/metrics > "$T/metrics"
+grep -q "apikey_authd_decisions_total{service=\"$SVC\",reason=\"allowed\"}" "$T/metrics" &&
+    grep -q 'service="(unmapped)"' "$T/metrics" && ok "/metrics counts decisions by service and reason" ||
+    not_ok "/metrics lacks the counters"
+grep -q "no-such-service" "$T/metrics" && not_ok "/metrics grew a label for an unmapped name" ||
+    ok "/metrics: an unmapped name from the URL gets no label of its own"
+grep -q "$U1" "$T/metrics" && not_ok "/metrics names an account" || ok "/metrics names no account"
+
+# --- The admin socket ------------------------------------------------------------
+admin_as() { # USER PATH: the HTTP status of GET PATH on the admin socket as USER (body in $T/admin.out)
+    setpriv --reuid="$1" --regid="$(id -g "$1")" --init-groups \
+        curl -s -w '\n%{http_code}' --max-time 10 --unix-socket "$ADMIN" "http://authd$2" > "$T/admin.said"
+    sed '$d' "$T/admin.said" > "$T/admin.out"
+    tail -n 1 "$T/admin.said"
+}
+want 403 "$(admin_as "$U1" /v1/scopes)" "admin socket: a user who is not an admin gets 403"
+grep -q "proxies:read" "$T/admin.out" && not_ok "admin socket: the refused user saw the catalogue" ||
+    ok "admin socket: the refused user sees nothing"
+want 200 "$(admin_as "$U2" /v1/scopes)" "admin socket: a member of admin_groups gets GET /v1/scopes"
+python3 -c 'import json, sys
+cat = json.load(open(sys.argv[1]))
+assert {"scope": "proxies:read", "description": "List and retrieve proxy details and configuration"} in cat
+assert len(cat) == 5' "$T/admin.out" && ok "GET /v1/scopes: the catalogue as apikey scopes --json" ||
+    not_ok "GET /v1/scopes: not the catalogue"
+want 200 "$(admin_as root /v1/scopes)" "admin socket: root gets GET /v1/scopes"
+want 404 "$(admin_as root /v1/nothing)" "admin socket: an unknown path is 404"
+: > "$T/plain"
+build/apikey-authd --config "$CONF" --listen "unix:$T/other.sock" --admin "unix:$T/plain" 2> "$T/plain.err"
+rc=$?
+[ $rc -eq 2 ] && grep -q "not a socket" "$T/plain.err" && [ -f "$T/plain" ] && [ ! -S "$T/plain" ] &&
+    ok "an admin path that is not a socket is refused at start" || not_ok "an admin path that is a file: rc $rc"
+build/apikey-authd --config "$CONF" --listen "unix:$T/o.sock" --admin "127.0.0.1:$(free_port)" 2> "$T/tcp.err"
+[ $? -eq 2 ] && [ ! -e "$T/o.sock" ] && ok "an admin address on the network is refused" || not_ok "the admin API went on the network"
+build/apikey-authd --config "$T/no-such.conf" --listen "unix:$T/o.sock" 2> "$T/noconf.err"
+[ $? -eq 2 ] && grep -q "no-such.conf" "$T/noconf.err" && ok "a configuration that does not load stops the start" ||
+    not_ok "started without a configuration"
+build/apikey-authd --config "$CONF" --listen "unix:$SOCK" 2> "$T/twice.err"
+[ $? -eq 2 ] && grep -q "another process" "$T/twice.err" && ok "a socket in use by a running daemon is refused" ||
+    not_ok "a second daemon took over a live socket"
+
+# --- Stop, and what the logs hold ------------------------------------------------
+kill -TERM "$AUTHD"
+wait "$AUTHD"
+rc=$?
+[ $rc -eq 0 ] && [ ! -e "$SOCK" ] && [ ! -e "$ADMIN" ] && ok "SIGTERM: a clean stop, sockets removed" ||
+    not_ok "SIGTERM: exit $rc"
+leaks=0
+for k in "$GOOD" "$FOREIGN" "$NARROW" "$EXPIRED" "$REVOKED" "$WRONG" "$LIVE"; do
+    for f in "$LOG" "$NGX/logs/error.log" "$NGX/logs/access.log" "$T/caddy.log"; do
+        grep -qF "$k" "$f" && { leaks=1; echo "#   a key in $(basename "$f")"; }
+    done
+done
+[ $leaks -eq 0 ] && ok "no key in the daemon's, nginx's or Caddy's logs" || not_ok "a key was logged"
+grep -q "200 service=$SVC .* client=127.0.0.1\$" "$LOG" && ok "the daemon logged its decisions with the forwarded client address" ||
+    not_ok "no decision logged with the client's address"
+finish

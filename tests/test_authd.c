@@ -1,0 +1,187 @@
+/* apikey-authd's own logic, called directly: which client address a request
+ * comes from (trusted proxies and forwarded headers), what it reads of
+ * apikey.conf, and the bound on its metrics' labels. The HTTP side is
+ * tested with real proxies in tests/integration/authd.sh. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "authd.h"
+#include "testutil.h"
+
+static authd_settings settings(const char *text)
+{
+    authd_settings s;
+    char err[512] = "";
+    if (authd_settings_parse(text, strlen(text), &s, err, sizeof err) != 0)
+        fprintf(stderr, "%s\n", err);
+    return s;
+}
+
+static const char *headers[2]; /* X-Forwarded-For, X-Real-IP */
+static int asked;
+static const char *header(void *arg, const char *name)
+{
+    (void)arg;
+    asked++;
+    return strcmp(name, "X-Forwarded-For") == 0 ? headers[0] : strcmp(name, "X-Real-IP") == 0 ? headers[1] : NULL;
+}
+
+/* The address computed for a peer and the two headers (NULL: absent). */
+static const char *addr(const authd_settings *s, const char *peer, const char *xff, const char *xri)
+{
+    static char out[AUTHD_ADDR_MAX];
+    authd_ip ip;
+    struct sockaddr_storage ss = {0};
+    if (strcmp(peer, "unix") == 0) {
+        ss.ss_family = AF_UNIX;
+    } else if (strchr(peer, ':')) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        a->sin6_family = AF_INET6;
+        CU_ASSERT_EQUAL_FATAL(inet_pton(AF_INET6, peer, &a->sin6_addr), 1);
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        CU_ASSERT_EQUAL_FATAL(inet_pton(AF_INET, peer, &a->sin_addr), 1);
+    }
+    headers[0] = xff, headers[1] = xri;
+    authd_client_address(s, (struct sockaddr *)&ss, header, NULL, &ip);
+    authd_ip_text(&ip, out, sizeof out);
+    return out;
+}
+
+static void test_client_address(void)
+{
+    authd_settings none = settings("store = json:/x\n");
+    /* No trusted proxy: the peer, whatever the headers claim. */
+    CU_ASSERT_STRING_EQUAL(addr(&none, "192.0.2.7", "10.9.9.9", "10.8.8.8"), "192.0.2.7");
+    CU_ASSERT_STRING_EQUAL(addr(&none, "2001:db8::1", NULL, NULL), "2001:db8::1");
+    CU_ASSERT_STRING_EQUAL(addr(&none, "::ffff:192.0.2.7", NULL, NULL), "192.0.2.7");
+    /* A Unix peer that is not trusted: unknown, never its headers. */
+    CU_ASSERT_STRING_EQUAL(addr(&none, "unix", "192.0.2.9", NULL), "");
+    /* An untrusted peer's headers are not even read. */
+    asked = 0;
+    addr(&none, "192.0.2.7", "10.9.9.9", NULL);
+    CU_ASSERT_EQUAL(asked, 0);
+
+    authd_settings s = settings("[authd]\ntrusted_proxies = 127.0.0.1, 10.0.0.0/8 2001:db8:1::/48 unix\n");
+    CU_ASSERT_EQUAL(s.nproxies, 3);
+    CU_ASSERT(s.trust_unix);
+    /* From a trusted proxy: the nearest hop that is not a trusted proxy. */
+    CU_ASSERT_STRING_EQUAL(addr(&s, "127.0.0.1", "198.51.100.4", NULL), "198.51.100.4");
+    CU_ASSERT_STRING_EQUAL(addr(&s, "127.0.0.1", "6.6.6.6, 198.51.100.4, 10.1.2.3", NULL), "198.51.100.4");
+    CU_ASSERT_STRING_EQUAL(addr(&s, "10.200.0.1", " 198.51.100.4 ,10.0.0.9", NULL), "198.51.100.4");
+    CU_ASSERT_STRING_EQUAL(addr(&s, "2001:db8:1:ff::2", "2001:db8:2::5", NULL), "2001:db8:2::5");
+    CU_ASSERT_STRING_EQUAL(addr(&s, "unix", "198.51.100.4", NULL), "198.51.100.4");
+    /* Every hop trusted: the first. */
+    CU_ASSERT_STRING_EQUAL(addr(&s, "127.0.0.1", "10.0.0.1, 10.0.0.2", NULL), "10.0.0.1");
+    /* X-Real-IP when there is no X-Forwarded-For. */
+    CU_ASSERT_STRING_EQUAL(addr(&s, "127.0.0.1", NULL, "203.0.113.5"), "203.0.113.5");
+    CU_ASSERT_STRING_EQUAL(addr(&s, "127.0.0.1", "", "203.0.113.5"), "203.0.113.5");
+    /* Nothing forwarded: the proxy itself; from a Unix socket, unknown. */
+    CU_ASSERT_STRING_EQUAL(addr(&s, "127.0.0.1", NULL, NULL), "127.0.0.1");
+    CU_ASSERT_STRING_EQUAL(addr(&s, "unix", NULL, NULL), "");
+    /* Garbage in the chain (up to the hop looked at) makes it unknown. */
+    CU_ASSERT_STRING_EQUAL(addr(&s, "127.0.0.1", "198.51.100.4, evil.example", NULL), "");
+    CU_ASSERT_STRING_EQUAL(addr(&s, "127.0.0.1", "198.51.100.4,,10.0.0.1", NULL), "");
+    CU_ASSERT_STRING_EQUAL(addr(&s, "127.0.0.1", NULL, "198.51.100.4 x"), "");
+    CU_ASSERT_STRING_EQUAL(addr(&s, "127.0.0.1", "1.2.3.4/8", NULL), "");
+    /* A prefix is matched bit by bit. */
+    authd_settings odd = settings("[authd]\ntrusted_proxies = 192.0.2.128/25\n");
+    CU_ASSERT_STRING_EQUAL(addr(&odd, "192.0.2.200", "198.51.100.1", NULL), "198.51.100.1");
+    CU_ASSERT_STRING_EQUAL(addr(&odd, "192.0.2.100", "198.51.100.1", NULL), "192.0.2.100");
+    authd_settings_free(&none);
+    authd_settings_free(&s);
+    authd_settings_free(&odd);
+}
+
+static void test_settings(void)
+{
+    authd_settings s;
+    char err[512];
+    const char *good = "store = json:/x   # the store\n[scopes]\nthing:do = Do things\n"
+                       "[services]\nweb = proxies:read\nbilling = balance:read, stats:read # two\nopen =\n"
+                       "[authd]\nadmin_users = root, 0\nadmin_groups = root\n";
+    CU_ASSERT_EQUAL_FATAL(authd_settings_parse(good, strlen(good), &s, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(s.nservices, 3);
+    CU_ASSERT_STRING_EQUAL(authd_find_service(&s, "billing")->scopes, "balance:read stats:read");
+    CU_ASSERT_STRING_EQUAL(authd_find_service(&s, "open")->scopes, "");
+    CU_ASSERT_PTR_NULL(authd_find_service(&s, "thing:do"));
+    CU_ASSERT_EQUAL(s.nadmin_uids, 2);
+    CU_ASSERT_EQUAL(s.admin_uids[1], 0);
+    CU_ASSERT_EQUAL(s.nadmin_gids, 1);
+    authd_settings_free(&s);
+
+    static const struct { const char *text, *why; } bad[] = {
+        {"[authd]\ntrusted_proxies = 10.0.0.0/33\n", "trusted_proxies"},
+        {"[authd]\ntrusted_proxies = proxy.example\n", "proxy.example"},
+        {"[authd]\ntrusted_proxies = 10.0.0.0/\n", "10.0.0.0/"},
+        {"[authd]\nadmin_users = no-such-user-apikey\n", "no such user"},
+        {"[authd]\nadmin_groups = no-such-group-apikey\n", "no such group"},
+        {"[authd]\nadmins = root\n", "unknown setting"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        CU_ASSERT_EQUAL(authd_settings_parse(bad[i].text, strlen(bad[i].text), &s, err, sizeof err), -1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i].why));
+    }
+    /* The file is read as safely as the library reads it. */
+    char *loose = tu_write("loose.conf", "store = json:/x\n", 0664);
+    CU_ASSERT_EQUAL(authd_settings_load(loose, &s, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "writable"));
+    char *tight = tu_write("tight.conf", "store = json:/x\n[authd]\ntrusted_proxies = ::1\n", 0600);
+    CU_ASSERT_EQUAL(authd_settings_load(tight, &s, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(s.nproxies, 1);
+    authd_settings_free(&s);
+    free(loose);
+    free(tight);
+}
+
+/* Only configured services get a label of their own, and their number is
+ * bounded whatever happens. */
+static void test_metrics_labels(void)
+{
+    authd_settings s = settings("[services]\nweb = proxies:read\n");
+    struct authd_counters *web = authd_find_service(&s, "web")->counters;
+    authd_count(web, APIKEY_REASON_NONE);
+    authd_count(web, APIKEY_REASON_NONE);
+    authd_count(authd_counters_unmapped(), APIKEY_REASON_UNMAPPED);
+    authd_count(web, 999); /* out of range: ignored */
+    /* A reload that names web again counts into the same row. */
+    authd_settings again = settings("[services]\nweb = geo:read\n");
+    CU_ASSERT_PTR_EQUAL(authd_find_service(&again, "web")->counters, web);
+    for (int i = 0; i < 3000; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "svc%d", i);
+        CU_ASSERT_PTR_NOT_NULL(authd_counters_for(name));
+    }
+    size_t len;
+    char *text = authd_metrics_text(&len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "apikey_authd_decisions_total{service=\"web\",reason=\"allowed\"} 2\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "{service=\"(unmapped)\",reason=\"unmapped\"} 1\n"));
+    authd_count(authd_counters_for("svc2999"), APIKEY_REASON_REVOKED);
+    free(text);
+    text = authd_metrics_text(&len);
+    /* Past the bound, a new name counts under "(other)". */
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "{service=\"(other)\",reason=\"revoked\"} 1\n"));
+    CU_ASSERT_PTR_NULL(strstr(text, "svc2999"));
+    CU_ASSERT(tu_count_lines(text) < 20);
+    free(text);
+    authd_settings_free(&s);
+    authd_settings_free(&again);
+}
+
+int main(void)
+{
+    CU_TestInfo tests[] = {
+        {"the client address: peer, trusted proxies, forwarded headers", test_client_address},
+        {"what the daemon reads of apikey.conf, and what it refuses", test_settings},
+        {"metrics labels: configured services only, bounded", test_metrics_labels},
+        CU_TEST_INFO_NULL,
+    };
+    CU_SuiteInfo suites[] = {{"authd", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};
+    return tu_run(suites);
+}
