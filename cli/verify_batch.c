@@ -41,11 +41,16 @@ int cli_verify(const char *config, int argc, char **argv)
         len = KEY_READ_MAX + 1; /* longer than any key: refused as malformed */
     else if (len > 0 && key[len - 1] == '\n')
         len -= 1 + (len > 1 && key[len - 2] == '\r');
-    apikey_result res;
-    apikey_decision d = apikey_verify(ctx, service, account, key, len, &res);
+    apikey_verify_request q = {.size = sizeof q, .service = service, .account = account, .key = key,
+                               .keylen = len};
+    apikey_verdict v = {.size = sizeof v};
+    apikey_decision d = apikey_verify_with(ctx, &q, &v);
     apikey_wipe(key, sizeof key);
+    const apikey_result res = v.result;
     int rc = d == APIKEY_ALLOWED ? CLI_EXIT_OK : d == APIKEY_REFUSED ? CLI_EXIT_REFUSED : CLI_EXIT_ERROR;
-    /* A store's own reason for "cannot tell" went to the log (syslog). */
+    /* The store's own line first, then the verdict. */
+    if (v.error[0])
+        cli_fail(rc, v.error);
     if (d == APIKEY_ALLOWED)
         fprintf(stderr, "apikey: key %s of account %s may use %s\n", res.key_id, res.account, service);
     else

@@ -16,7 +16,11 @@
 static apikey_status store_error(char *err, size_t errlen, const char *what, int st)
 {
     if (st == APIKEY_ST_UNAVAILABLE) {
-        err[0] = '\0';
+        const char *said = core_store_line();
+        if (*said)
+            snprintf(err, errlen, "%s", said);
+        else
+            snprintf(err, errlen, "store: %s failed (unavailable)", what);
         return APIKEY_E_UNAVAILABLE;
     }
     snprintf(err, errlen, "store: %s failed (%s)", what,

@@ -111,6 +111,7 @@ apikey_ctx *core_open(const char *config_path, int flags, char *err, size_t errl
         errlen = sizeof scratch;
     }
     err[0] = '\0';
+    core_store_line_clear();
     int privileged = core_privileged(flags);
     /* No atexit handler: libpam unloads us at every pam_end. A failed
      * initialisation (out of memory) leaves OpenSSL unusable: stop here.

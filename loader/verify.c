@@ -88,9 +88,8 @@ static void touch(apikey_ctx *ctx, const apikey_record *rec, int64_t now)
     pthread_rwlock_unlock(&ctx->lock);
 }
 
-APIKEY_EXPORT apikey_decision apikey_verify(apikey_ctx *ctx, const char *service,
-                                            const char *account, const char *key, size_t keylen,
-                                            apikey_result *res)
+apikey_decision core_verify(apikey_ctx *ctx, const char *service, const char *account,
+                            const char *key, size_t keylen, apikey_result *res)
 {
     if (!res)
         return APIKEY_UNAVAILABLE;
