@@ -48,14 +48,14 @@ int cli_verify(const char *config, int argc, char **argv)
     apikey_wipe(key, sizeof key);
     const apikey_result res = v.result;
     int rc = d == APIKEY_ALLOWED ? CLI_EXIT_OK : d == APIKEY_REFUSED ? CLI_EXIT_REFUSED : CLI_EXIT_ERROR;
-    /* The store's own line first, then the verdict. */
-    if (v.error[0])
-        cli_fail(rc, v.error);
+    /* One line; the store's own words, when it gave any, end it. */
+    const char *sep = v.error[0] ? ": " : "";
     if (d == APIKEY_ALLOWED)
-        fprintf(stderr, "apikey: key %s of account %s may use %s\n", res.key_id, res.account, service);
+        fprintf(stderr, "apikey: key %s of account %s may use %s%s%s\n", res.key_id, res.account,
+                service, sep, v.error);
     else
-        fprintf(stderr, "apikey: %s: %s%s%s\n", d == APIKEY_REFUSED ? "refused" : "cannot tell",
-                apikey_reason_string(res.reason), res.key_id[0] ? " " : "", res.key_id);
+        fprintf(stderr, "apikey: %s: %s%s%s%s%s\n", d == APIKEY_REFUSED ? "refused" : "cannot tell",
+                apikey_reason_string(res.reason), res.key_id[0] ? " " : "", res.key_id, sep, v.error);
     apikey_close(ctx);
     return rc;
 }
