@@ -44,16 +44,6 @@ static apikey_status bad_call(call *c, const char *what)
     return call_end(c, APIKEY_E_ARGUMENT);
 }
 
-static apikey_key_state state_of(const apikey_record *rec, int64_t now)
-{
-    switch (core_status(rec, now)) {
-    case KEY_ACTIVE: return APIKEY_KEY_ACTIVE;
-    case KEY_REVOKED: return APIKEY_KEY_REVOKED;
-    case KEY_EXPIRED: break;
-    }
-    return APIKEY_KEY_EXPIRED;
-}
-
 static void info_from(const apikey_ctx *ctx, const apikey_record *rec, int64_t now,
                       apikey_key_info *info)
 {
@@ -67,7 +57,7 @@ static void info_from(const apikey_ctx *ctx, const apikey_record *rec, int64_t n
     info->expires = rec->expires;
     info->last_used = rec->last_used;
     info->revoked = rec->revoked;
-    info->state = state_of(rec, now);
+    info->state = core_key_state(rec, now);
 }
 
 static void info_out(const apikey_key_info *mine, apikey_key_info *theirs, size_t their_size)

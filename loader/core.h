@@ -98,7 +98,7 @@ apikey_decision core_verify(apikey_ctx *ctx, const char *service, const char *ac
 int core_tail_zero(const void *theirs, size_t known, size_t their_size);
 size_t core_sized_out(const void *mine, size_t my_size, void *theirs, size_t their_size);
 
-/* Hashing of a whole key: SHA-256, or HMAC-SHA256 with the pepper. */
+/* Hashing of a whole key (hash.c): SHA-256, or HMAC-SHA256 with the pepper. */
 int core_hash_key(const apikey_ctx *ctx, const char *key, size_t len,
                   unsigned char out[APIKEY_HASH_LEN]);
 int core_load_pepper(apikey_ctx *ctx, char *err, size_t errlen);
@@ -109,8 +109,7 @@ int scopes_grant(const char *have, const char *need);
 /* The public id of a record: "<prefix>_<id>". */
 void core_public_id(const apikey_ctx *ctx, const char *id, char *out, size_t len);
 
-typedef enum { KEY_ACTIVE, KEY_REVOKED, KEY_EXPIRED } key_status;
-key_status core_status(const apikey_record *rec, int64_t now);
-const char *core_status_name(key_status s);
+/* A record's state at now (policy.c, with scopes_grant). */
+apikey_key_state core_key_state(const apikey_record *rec, int64_t now);
 
 #endif
