@@ -63,16 +63,25 @@ apikey_ctx *cli_open(const char *config, int create)
     return ctx;
 }
 
-static int print_issued(const apikey_issued *k, int json)
-{
-    return json ? cli_print_json_key(&k->info, k->key) : cli_print_secret(k->key, k->info.id);
-}
 
 /* What a call ends with: err says why it failed, or is a note on success
  * (a key already revoked, a store's warning). */
 static int finish(apikey_status st, const char *err)
 {
     return err[0] ? cli_fail(cli_exit_code(st), err) : cli_exit_code(st);
+}
+
+/* The end of a create or a rotate: the key shown once and wiped. */
+static int show_issued(apikey_ctx *ctx, apikey_status st, apikey_issued *k, int json,
+                       const char *err)
+{
+    int shown = st != APIKEY_OK ? CLI_EXIT_OK
+                : json          ? cli_print_json_key(&k->info, k->key)
+                                : cli_print_secret(k->key, k->info.id);
+    apikey_wipe(k, sizeof *k);
+    apikey_close(ctx);
+    int rc = finish(st, err);
+    return st == APIKEY_OK ? shown : rc;
 }
 
 static int cmd_create_one(const char *config, int argc, char **argv)
@@ -111,11 +120,7 @@ static int cmd_create_one(const char *config, int argc, char **argv)
     apikey_issued out = {.size = sizeof out};
     char err[1024];
     apikey_status st = apikey_create(ctx, &req, &out, err, sizeof err);
-    int shown = st == APIKEY_OK ? print_issued(&out, json) : CLI_EXIT_OK;
-    apikey_wipe(&out, sizeof out);
-    apikey_close(ctx);
-    int rc = finish(st, err);
-    return st == APIKEY_OK ? shown : rc;
+    return show_issued(ctx, st, &out, json, err);
 }
 
 static int cmd_revoke(const char *config, int argc, char **argv)
@@ -154,11 +159,7 @@ static int cmd_rotate(const char *config, int argc, char **argv)
     apikey_issued out = {.size = sizeof out};
     char err[1024];
     apikey_status st = apikey_rotate(ctx, argv[optind], grace, &out, err, sizeof err);
-    int shown = st == APIKEY_OK ? print_issued(&out, json) : CLI_EXIT_OK;
-    apikey_wipe(&out, sizeof out);
-    apikey_close(ctx);
-    int rc = finish(st, err);
-    return st == APIKEY_OK ? shown : rc;
+    return show_issued(ctx, st, &out, json, err);
 }
 
 static int cmd_copy(const char *config, int argc, char **argv)
