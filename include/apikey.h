@@ -13,6 +13,10 @@
  *
  * A context is safe to use from several threads. Every verify consults the
  * store of record, so a revocation is seen on the next check.
+ *
+ * The library prints nothing and logs only the audit lines of the admin
+ * calls: why a call failed - a store's own line included - comes back to
+ * the host (err, apikey_verdict.error), which says it its own way.
  */
 #ifndef APIKEY_H
 #define APIKEY_H
