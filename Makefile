@@ -215,5 +215,9 @@ NGINX_MODDIR ?= /usr/lib/nginx/modules
 install-nginx: $(NGX_B)/ngx_http_apikey_module.so
 	install -d $(DESTDIR)$(NGINX_MODDIR)
 	install -m 0644 $(NGX_B)/ngx_http_apikey_module.so $(DESTDIR)$(NGINX_MODDIR)/
+uninstall: uninstall-nginx
+.PHONY: uninstall-nginx
+uninstall-nginx:
+	rm -f $(DESTDIR)$(NGINX_MODDIR)/ngx_http_apikey_module.so
 endif
 # ---- end of the nginx module ----------------------------------------------
