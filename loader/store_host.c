@@ -32,6 +32,14 @@ static void store_log_error(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
+    /* One line, whatever a server's message held: adapters write it to
+     * logs that are read a line at a time. */
+    size_t n = 0;
+    for (char *c = line; *c; c++, n++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = ' ';
+    while (n > 0 && line[n - 1] == ' ')
+        line[--n] = '\0';
 }
 
 const apikey_store_host core_store_host = {
