@@ -63,15 +63,25 @@ apikey_ctx *cli_open(const char *config, int create)
     return ctx;
 }
 
-static int print_issued(const apikey_issued *k, int json)
-{
-    return json ? cli_print_json_key(&k->info, k->key) : cli_print_secret(k->key, k->info.id);
-}
 
-/* What a call that prints nothing on success ends with. */
+/* What a call ends with: err says why it failed, or is a note on success
+ * (a key already revoked, a store's warning). */
 static int finish(apikey_status st, const char *err)
 {
-    return st == APIKEY_OK ? CLI_EXIT_OK : cli_fail(cli_exit_code(st), err);
+    return err[0] ? cli_fail(cli_exit_code(st), err) : cli_exit_code(st);
+}
+
+/* The end of a create or a rotate: the key shown once and wiped. */
+static int show_issued(apikey_ctx *ctx, apikey_status st, apikey_issued *k, int json,
+                       const char *err)
+{
+    int shown = st != APIKEY_OK ? CLI_EXIT_OK
+                : json          ? cli_print_json_key(&k->info, k->key)
+                                : cli_print_secret(k->key, k->info.id);
+    apikey_wipe(k, sizeof *k);
+    apikey_close(ctx);
+    int rc = finish(st, err);
+    return st == APIKEY_OK ? shown : rc;
 }
 
 static int cmd_create_one(const char *config, int argc, char **argv)
@@ -110,10 +120,7 @@ static int cmd_create_one(const char *config, int argc, char **argv)
     apikey_issued out = {.size = sizeof out};
     char err[1024];
     apikey_status st = apikey_create(ctx, &req, &out, err, sizeof err);
-    int shown = st == APIKEY_OK ? print_issued(&out, json) : CLI_EXIT_OK;
-    apikey_wipe(&out, sizeof out);
-    apikey_close(ctx);
-    return st == APIKEY_OK ? shown : finish(st, err);
+    return show_issued(ctx, st, &out, json, err);
 }
 
 static int cmd_revoke(const char *config, int argc, char **argv)
@@ -126,8 +133,6 @@ static int cmd_revoke(const char *config, int argc, char **argv)
     char err[1024];
     apikey_status st = apikey_revoke(ctx, argv[1], err, sizeof err);
     apikey_close(ctx);
-    if (st == APIKEY_OK && err[0]) /* a note: it was already revoked */
-        return cli_fail(CLI_EXIT_OK, err);
     return finish(st, err);
 }
 
@@ -154,10 +159,7 @@ static int cmd_rotate(const char *config, int argc, char **argv)
     apikey_issued out = {.size = sizeof out};
     char err[1024];
     apikey_status st = apikey_rotate(ctx, argv[optind], grace, &out, err, sizeof err);
-    int shown = st == APIKEY_OK ? print_issued(&out, json) : CLI_EXIT_OK;
-    apikey_wipe(&out, sizeof out);
-    apikey_close(ctx);
-    return st == APIKEY_OK ? shown : finish(st, err);
+    return show_issued(ctx, st, &out, json, err);
 }
 
 static int cmd_copy(const char *config, int argc, char **argv)

@@ -77,8 +77,18 @@ static void serve(const apikey_api *api, apikey_ctx *ctx, int fd)
     header(req, "Authorization", auth, sizeof auth);
     header(req, "X-Account", account, sizeof account);
     const char *key = strncmp(auth, "Bearer ", 7) == 0 ? auth + 7 : "";
-    apikey_result res;
-    api->verify(ctx, service, account[0] ? account : NULL, key, strlen(key), &res);
+    apikey_verdict v = {.size = sizeof v};
+    if (APIKEY_API_HAS(api, verify_with)) {
+        apikey_verify_request q = {.size = sizeof q, .service = service,
+                                   .account = account[0] ? account : NULL, .key = key,
+                                   .keylen = strlen(key)};
+        api->verify_with(ctx, &q, &v);
+    } else { /* a library before 1.2 */
+        api->verify(ctx, service, account[0] ? account : NULL, key, strlen(key), &v.result);
+    }
+    const apikey_result res = v.result;
+    if (v.error[0]) /* the library says nothing itself: the host logs why */
+        fprintf(stderr, "apikey_http_host: %s\n", v.error);
     int status = api->http_status(&res);
     const char *text = status == 200 ? "OK" : status == 401 ? "Unauthorized" : status == 403 ? "Forbidden" : "Service Unavailable";
     char body[256];

@@ -23,7 +23,6 @@ static void setup(void)
     FILE *f = fopen(cfg, "w");
     fputs(text, f);
     fclose(f);
-    core_log_to_stderr(1);
     ctx = core_open(cfg, 1, NULL, 0);
     if (!ctx)
         abort();

@@ -78,14 +78,20 @@ int main(int argc, char **argv)
         } else if (!ctx) {
             answer(channel, "BH", "apikey configuration unusable");
         } else {
-            apikey_result res;
-            apikey_decision d = apikey_verify(ctx, service, req.user, req.password, req.password_len, &res);
+            apikey_verify_request q = {.size = sizeof q, .service = service, .account = req.user,
+                                       .key = req.password, .keylen = req.password_len};
+            apikey_verdict v = {.size = sizeof v};
+            apikey_decision d = apikey_verify_with(ctx, &q, &v);
+            /* Why it could not tell goes to Squid's cache.log, never to the
+             * client; the library itself says nothing. */
+            if (v.error[0])
+                fprintf(stderr, "basic_apikey_auth: %s\n", v.error);
             if (d == APIKEY_ALLOWED)
                 answer(channel, "OK", NULL);
             else if (d == APIKEY_REFUSED)
-                answer(channel, "ERR", apikey_reason_string(res.reason));
+                answer(channel, "ERR", apikey_reason_string(v.result.reason));
             else
-                answer(channel, "BH", apikey_reason_string(res.reason));
+                answer(channel, "BH", apikey_reason_string(v.result.reason));
         }
         OPENSSL_cleanse(&req, sizeof req);
         OPENSSL_cleanse(line, sizeof line);

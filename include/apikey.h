@@ -13,6 +13,10 @@
  *
  * A context is safe to use from several threads. Every verify consults the
  * store of record, so a revocation is seen on the next check.
+ *
+ * The library prints nothing and logs only the audit lines of the admin
+ * calls: why a call failed - a store's own line included - comes back to
+ * the host (err, apikey_verdict.error), which says it its own way.
  */
 #ifndef APIKEY_H
 #define APIKEY_H
@@ -53,6 +57,10 @@ typedef enum apikey_reason {
 
 #define APIKEY_KEY_ID_MAX 24 /* "<prefix>_<id>" with its NUL */
 
+/* Frozen: hosts allocate it and libraries before 1.2 clear
+ * sizeof(apikey_result) of their own, so it never grows. What a check
+ * gains later (the reason's text, a client address) goes into
+ * apikey_verify_request and apikey_verdict, which carry their size. */
 typedef struct apikey_result {
     apikey_decision decision;
     apikey_reason reason;
@@ -63,14 +71,17 @@ typedef struct apikey_result {
 /* Open a context from a configuration file (NULL: $APIKEY_CONFIG, else
  * /etc/apikey/apikey.conf). On a bad or unsafe configuration, or a store
  * backend that cannot be loaded, returns NULL and, when err is not NULL,
- * writes one line explaining why. The store itself is opened at the first
+ * writes one line explaining why (a store's own line when it gave one); the
+ * host logs it. The store itself is opened at the first
  * verify, and again after it failed: a store that is down makes verify
  * answer APIKEY_UNAVAILABLE until it is back, without a new context. */
 apikey_ctx *apikey_open(const char *config_path, char *err, size_t errlen);
 void apikey_close(apikey_ctx *ctx);
 
 /* Verify key (keylen bytes, need not be NUL-terminated) for service. account
- * may be NULL to accept a key of any account. Returns result->decision. */
+ * may be NULL to accept a key of any account. Returns result->decision.
+ * apikey_verify_with (below) is the same check, and also says why it could
+ * not tell: the library itself never prints or logs. */
 apikey_decision apikey_verify(apikey_ctx *ctx, const char *service, const char *account,
                               const char *key, size_t keylen, apikey_result *result);
 
@@ -89,10 +100,11 @@ int apikey_http_status(const apikey_result *result);
  * apikey_open_with(..., APIKEY_OPEN_CONNECT or APIKEY_OPEN_CREATE, ...).
  *
  * Every call returns an apikey_status and, when err is not NULL, leaves one
- * line in err for the operator: why it failed ("" on success, except for the
- * note of apikey_revoke). err never holds a key or a hash. The library
- * itself prints nothing; it logs an audit line (created, revoked, rotated)
- * to syslog. */
+ * line in err for the operator: why it failed (the store's own line when
+ * the store failed). On success err is "", or a note: apikey_revoke's, or
+ * a store's warning. err never holds a key or a hash. The library prints
+ * nothing: the host says err; the library logs only an audit line
+ * (created, revoked, rotated) to syslog. */
 
 typedef enum apikey_status {
     APIKEY_OK = 0,
@@ -140,6 +152,36 @@ apikey_ctx *apikey_open_with(const char *config_path, unsigned flags, char *err,
  * Start with `apikey_key_info info = {.size = sizeof info};`. */
 #define APIKEY_HAS_FIELD(type, p, field) \
     ((p)->size >= offsetof(type, field) + sizeof(((type *)0)->field))
+
+/* ---- A check, sized (library 1.2: APIKEY_API_HAS(api, verify_with)) ---- */
+
+typedef struct apikey_verify_request {
+    size_t size;         /* sizeof(apikey_verify_request) of the host */
+    const char *service;
+    const char *account; /* NULL: a key of any account */
+    const char *key;     /* keylen bytes, need not be NUL-terminated */
+    size_t keylen;
+} apikey_verify_request;
+
+#define APIKEY_ERROR_MAX 512
+
+typedef struct apikey_verdict {
+    size_t size;          /* set by the host, then by the library (see above) */
+    apikey_result result; /* as apikey_verify fills it */
+    /* What result.reason's phrase leaves out, for the host's log: why the
+     * check could not tell, in the store's own words ("sqlite:
+     * /var/lib/apikey/keys.db: disk I/O error"), or a store's warning on a
+     * check it answered; "" when there is nothing more. Never a key. */
+    char error[APIKEY_ERROR_MAX];
+} apikey_verdict;
+
+/* apikey_verify with its arguments in req. A verdict smaller than this
+ * first version, or a NULL one, gets nothing written and the answer
+ * APIKEY_UNAVAILABLE; a request with an unknown field set is not checked:
+ * APIKEY_UNAVAILABLE, APIKEY_REASON_ARGUMENT. Start with
+ * `apikey_verdict v = {.size = sizeof v};`. */
+apikey_decision apikey_verify_with(apikey_ctx *ctx, const apikey_verify_request *req,
+                                   apikey_verdict *out);
 
 typedef enum apikey_key_state {
     APIKEY_KEY_ACTIVE = 0,
@@ -260,6 +302,9 @@ typedef struct apikey_api {
     apikey_status (*copy)(apikey_ctx *ctx, const char *store_uri, size_t *copied, char *err,
                           size_t errlen);
     void (*wipe)(void *p, size_t len);
+    /* Library 1.2. */
+    apikey_decision (*verify_with)(apikey_ctx *ctx, const apikey_verify_request *req,
+                                   apikey_verdict *out);
 } apikey_api;
 
 /* Whether a library's table is recent enough to hold a slot. */

@@ -9,14 +9,17 @@
 #include "timeutil.h"
 
 #define ID_ATTEMPTS 16
-#define RNG_FAILED (-1) /* beside the store's statuses: nothing was logged */
 
 /* A backend reports its own failure in one line, naming the store; only
  * what it cannot know is added here, so the operator reads one line. */
 static apikey_status store_error(char *err, size_t errlen, const char *what, int st)
 {
     if (st == APIKEY_ST_UNAVAILABLE) {
-        err[0] = '\0';
+        const char *said = core_store_line();
+        if (*said)
+            snprintf(err, errlen, "%s", said);
+        else
+            snprintf(err, errlen, "store: %s failed (unavailable)", what);
         return APIKEY_E_UNAVAILABLE;
     }
     snprintf(err, errlen, "store: %s failed (%s)", what,
@@ -54,7 +57,7 @@ typedef struct count_arg {
 static int count_active_cb(const apikey_record *rec, void *arg)
 {
     count_arg *c = arg;
-    if (core_status(rec, c->now) == KEY_ACTIVE && (!c->skip_id || strcmp(rec->id, c->skip_id) != 0))
+    if (core_key_state(rec, c->now) == APIKEY_KEY_ACTIVE && (!c->skip_id || strcmp(rec->id, c->skip_id) != 0))
         c->count++;
     return APIKEY_ST_OK;
 }
@@ -70,20 +73,23 @@ static int count_active(apikey_ctx *ctx, const char *account, const char *skip_i
 
 /* A fresh id, retried on collision. Keys inserted earlier in the same
  * write are visible to the lookup, so a batch never repeats an id. */
-static int new_id(apikey_ctx *ctx, char *id)
+static apikey_status new_id(apikey_ctx *ctx, char *id, char *err, size_t errlen)
 {
     for (int attempt = 0; attempt < ID_ATTEMPTS; attempt++) {
-        if (keycodec_random62(id, APIKEY_ID_LEN) != 0)
-            return RNG_FAILED;
+        if (keycodec_random62(id, APIKEY_ID_LEN) != 0) {
+            snprintf(err, errlen, "the random number generator failed; nothing was created");
+            return APIKEY_E_INTERNAL;
+        }
         id[APIKEY_ID_LEN] = '\0';
         apikey_record rec;
         int st = ctx->store.ops->lookup(ctx->store.handle, id, &rec);
         if (st == APIKEY_ST_NOTFOUND)
-            return APIKEY_ST_OK;
+            return APIKEY_OK;
         if (st != APIKEY_ST_OK)
-            return st;
+            return store_error(err, errlen, "looking up a new id", st);
     }
-    return APIKEY_ST_CONFLICT;
+    snprintf(err, errlen, "could not find a free key id in %d attempts", ID_ATTEMPTS);
+    return APIKEY_E_INTERNAL;
 }
 
 static int validate(apikey_ctx *ctx, const admin_request *r, int64_t now, apikey_record *rec,
@@ -120,23 +126,15 @@ static int validate(apikey_ctx *ctx, const admin_request *r, int64_t now, apikey
 /* Fill in id, key and hash of a record validated above, and insert it. */
 static apikey_status issue(apikey_ctx *ctx, admin_issued *out, char *err, size_t errlen)
 {
-    int st = new_id(ctx, out->rec.id);
-    if (st == APIKEY_ST_CONFLICT) {
-        snprintf(err, errlen, "could not find a free key id in %d attempts", ID_ATTEMPTS);
-        return APIKEY_E_INTERNAL;
-    }
-    if (st == RNG_FAILED) {
-        snprintf(err, errlen, "the random number generator failed; nothing was created");
-        return APIKEY_E_INTERNAL;
-    }
-    if (st != APIKEY_ST_OK)
-        return store_error(err, errlen, "looking up a new id", st);
+    apikey_status rc = new_id(ctx, out->rec.id, err, errlen);
+    if (rc != APIKEY_OK)
+        return rc;
     if (keycodec_make(ctx->cfg.key_prefix, out->rec.id, out->key) != 0 ||
         core_hash_key(ctx, out->key, strlen(out->key), out->rec.hash) != 0) {
         snprintf(err, errlen, "the random number generator or hash failed");
         return APIKEY_E_INTERNAL;
     }
-    st = ctx->store.ops->insert(ctx->store.handle, &out->rec);
+    int st = ctx->store.ops->insert(ctx->store.handle, &out->rec);
     if (st != APIKEY_ST_OK)
         return store_error(err, errlen, "insert", st);
     return APIKEY_OK;
@@ -247,7 +245,7 @@ static int tally_cb(const apikey_record *rec, void *arg)
 {
     tally *t = arg;
     tally_entry *e;
-    if (core_status(rec, t->now) == KEY_ACTIVE && (e = tally_find(t, rec->account)))
+    if (core_key_state(rec, t->now) == APIKEY_KEY_ACTIVE && (e = tally_find(t, rec->account)))
         e->count++;
     return APIKEY_ST_OK;
 }
@@ -328,8 +326,7 @@ int admin_parse_id(const apikey_ctx *ctx, const char *text, char id[APIKEY_ID_LE
     size_t n = strlen(text);
     while (n > APIKEY_ID_LEN && text[n - 1] == '.')
         n--;
-    if (n != APIKEY_ID_LEN ||
-        strspn(text, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") < n)
+    if (n != APIKEY_ID_LEN || !keycodec_is_base62(text, n))
         return -1;
     memcpy(id, text, n);
     id[n] = '\0';
@@ -408,9 +405,9 @@ apikey_status admin_rotate(apikey_ctx *ctx, const char *public_id, const char *g
     if (rc != APIKEY_OK)
         return rc;
     rc = find(ctx, public_id, &old, err, errlen);
-    if (rc == APIKEY_OK && core_status(&old, now) != KEY_ACTIVE) {
+    if (rc == APIKEY_OK && core_key_state(&old, now) != APIKEY_KEY_ACTIVE) {
         snprintf(err, errlen, "key %s_%s is %s; only an active key can be rotated",
-                 ctx->cfg.key_prefix, old.id, core_status_name(core_status(&old, now)));
+                 ctx->cfg.key_prefix, old.id, apikey_state_string(core_key_state(&old, now)));
         rc = APIKEY_E_CONFLICT;
     }
     /* The replacement takes the old key's slot, so single-key accounts rotate. */

@@ -2,7 +2,7 @@
  * (limits, scopes, expiry, irreversibility) is enforced here, inside one
  * store write transaction per command. api.c offers it to hosts as
  * include/apikey.h's apikey_create()... Each returns an apikey_status with
- * one line in err; "" when a store said why itself (api.c fills it in). */
+ * one line in err: a store's own line when it gave one. */
 #ifndef APIKEY_ADMIN_H
 #define APIKEY_ADMIN_H
 

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <syslog.h>
 #include <openssl/crypto.h>
 
 #include "admin.h"
@@ -14,12 +13,11 @@
 #define REQUEST_V1_SIZE (offsetof(apikey_create_request, expires) + sizeof(const char *))
 #define ISSUED_V1_SIZE (offsetof(apikey_issued, info) + INFO_V1_SIZE)
 
-/* One admin call: where its line goes, and a backend's line meanwhile. */
+/* One admin call: where its line goes. */
 typedef struct call {
     char *err;
     size_t errlen;
     char scratch[512];
-    char store_line[512];
 } call;
 
 static void call_begin(call *c, char *err, size_t errlen)
@@ -27,35 +25,23 @@ static void call_begin(call *c, char *err, size_t errlen)
     c->err = err && errlen ? err : c->scratch;
     c->errlen = err && errlen ? errlen : sizeof c->scratch;
     c->err[0] = '\0';
-    core_report_to(c->store_line, sizeof c->store_line);
+    core_store_line_clear();
 }
 
 /* A failure without a line of its own takes the store's, else its name. A
- * line a store gave for a call that succeeded is logged, not lost. */
+ * line a store gave for a call that succeeded is handed on as a note, not
+ * lost. */
 static apikey_status call_end(call *c, apikey_status st)
 {
-    core_report_to(NULL, 0);
-    if (st != APIKEY_OK && !c->err[0])
-        snprintf(c->err, c->errlen, "%s", c->store_line[0] ? c->store_line : apikey_status_string(st));
-    else if (st == APIKEY_OK && c->store_line[0])
-        syslog(LOG_AUTHPRIV | LOG_WARNING, "%s", c->store_line);
+    const char *said = core_store_line();
+    if (!c->err[0] && (*said || st != APIKEY_OK))
+        snprintf(c->err, c->errlen, "%s", *said ? said : apikey_status_string(st));
     return st;
 }
-
 static apikey_status bad_call(call *c, const char *what)
 {
     snprintf(c->err, c->errlen, "bad call: %s", what);
     return call_end(c, APIKEY_E_ARGUMENT);
-}
-
-static apikey_key_state state_of(const apikey_record *rec, int64_t now)
-{
-    switch (core_status(rec, now)) {
-    case KEY_ACTIVE: return APIKEY_KEY_ACTIVE;
-    case KEY_REVOKED: return APIKEY_KEY_REVOKED;
-    case KEY_EXPIRED: break;
-    }
-    return APIKEY_KEY_EXPIRED;
 }
 
 static void info_from(const apikey_ctx *ctx, const apikey_record *rec, int64_t now,
@@ -71,17 +57,12 @@ static void info_from(const apikey_ctx *ctx, const apikey_record *rec, int64_t n
     info->expires = rec->expires;
     info->last_used = rec->last_used;
     info->revoked = rec->revoked;
-    info->state = state_of(rec, now);
+    info->state = core_key_state(rec, now);
 }
 
-/* Into a caller's struct of their_size bytes: the fields both know, the
- * rest zeroed, and size saying how much was written. */
 static void info_out(const apikey_key_info *mine, apikey_key_info *theirs, size_t their_size)
 {
-    size_t n = their_size < sizeof *mine ? their_size : sizeof *mine;
-    memcpy(theirs, mine, n);
-    memset((char *)theirs + n, 0, their_size - n);
-    theirs->size = n;
+    theirs->size = core_sized_out(mine, sizeof *mine, theirs, their_size);
 }
 
 static void issued_out(const apikey_ctx *ctx, const admin_issued *k, int64_t now,
@@ -99,12 +80,11 @@ static void issued_out(const apikey_ctx *ctx, const admin_issued *k, int64_t now
 static apikey_status request_in(const apikey_create_request *r, size_t size, admin_request *out,
                                 char *err, size_t errlen)
 {
-    for (size_t i = sizeof *r; i < size; i++)
-        if (((const unsigned char *)r)[i]) {
-            snprintf(err, errlen, "the request sets a field this libapikey does not know"
-                                  " (it is older than the program); nothing was created");
-            return APIKEY_E_INVALID;
-        }
+    if (!core_tail_zero(r, sizeof *r, size)) {
+        snprintf(err, errlen, "the request sets a field this libapikey does not know"
+                              " (it is older than the program); nothing was created");
+        return APIKEY_E_INVALID;
+    }
     *out = (admin_request){.account = r->account, .name = r->name, .scopes = r->scopes,
                            .expires = r->expires};
     return APIKEY_OK;

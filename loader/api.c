@@ -102,6 +102,7 @@ static const apikey_api api_v1 = {
     .scopes = apikey_scopes,
     .copy = apikey_copy,
     .wipe = apikey_wipe,
+    .verify_with = apikey_verify_with,
 };
 
 APIKEY_EXPORT const apikey_api *apikey_api_v1(void)

@@ -137,6 +137,19 @@ static int valid_name(const char *s, const char *extra)
     return 1;
 }
 
+/* Copies of key and value into *a and *b, or neither. */
+static int dup_both(parser *p, char **a, const char *key, char **b, const char *value)
+{
+    *a = strdup(key);
+    *b = strdup(value);
+    if (*a && *b)
+        return 0;
+    free(*a);
+    free(*b);
+    *a = *b = NULL;
+    return fail(p, "out of memory");
+}
+
 static int scope_entry(parser *p, const char *key, const char *value)
 {
     apikey_config *c = p->cfg;
@@ -149,13 +162,8 @@ static int scope_entry(parser *p, const char *key, const char *value)
         return fail(p, "out of memory");
     c->scopes = grown;
     config_scope *s = &c->scopes[c->nscopes];
-    s->name = strdup(key);
-    s->description = strdup(value);
-    if (!s->name || !s->description) {
-        free(s->name);
-        free(s->description);
-        return fail(p, "out of memory");
-    }
+    if (dup_both(p, &s->name, key, &s->description, value) != 0)
+        return -1;
     c->nscopes++;
     return 0;
 }
@@ -172,13 +180,9 @@ static int service_entry(parser *p, const char *key, const char *value)
         return fail(p, "out of memory");
     c->services = grown;
     config_service *s = &c->services[c->nservices];
-    s->name = strdup(key);
-    s->scopes = strdup(value); /* checked against the catalogue once it is complete */
-    if (!s->name || !s->scopes) {
-        free(s->name);
-        free(s->scopes);
-        return fail(p, "out of memory");
-    }
+    /* The scopes are checked against the catalogue once it is complete. */
+    if (dup_both(p, &s->name, key, &s->scopes, value) != 0)
+        return -1;
     c->nservices++;
     return 0;
 }

@@ -43,14 +43,12 @@ struct apikey_ctx {
     int cached, cache_refs; /* held by ctx_cache.c, under its lock */
 };
 
-/* Where core messages go: syslog (hosts, the default) or stderr (commands). */
-void core_log_to_stderr(int on);
-void core_log(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* What store backends are given. Their error line stays on the thread of
+ * the call it failed (the first line since the clear): each public call
+ * clears it first and hands it to its caller; the library prints nothing. */
 extern const apikey_store_host core_store_host;
-/* While buf is set (not NULL), a backend's line on this thread goes into it,
- * the first one only, instead of the log: an admin call hands it to its
- * caller in err, and the adapter says it once. */
-void core_report_to(char *buf, size_t len);
+void core_store_line_clear(void);
+const char *core_store_line(void); /* "" when the store said nothing */
 
 /* Open a context. With no flag (hosts) the store is opened at the first
  * verify and re-opened after it failed, so a host started while its store is
@@ -79,8 +77,8 @@ void ctx_cache_release(apikey_ctx *ctx);
 
 /* Load the backend .so of "scheme:location": -1 with err on a bad URI or
  * backend. store_connect opens the store (a backend status; an unavailable
- * store has logged why). store_bind does both, -1 with err ("" when the
- * store said why). */
+ * store has left its line, see core_store_line). store_bind does both, -1
+ * with err (the store's line when it gave one). */
 int store_load(const char *uri, int privileged, store_binding *out, char *err, size_t errlen);
 int store_connect(store_binding *b, int create);
 /* store_connect for a caller that reports: 0, or -1 with err. */
@@ -89,7 +87,18 @@ void store_disconnect(store_binding *b);
 int store_bind(const char *uri, int create, store_binding *out, char *err, size_t errlen);
 void store_unbind(store_binding *b);
 
-/* Hashing of a whole key: SHA-256, or HMAC-SHA256 with the pepper. */
+/* The one verify pipeline (verify.c); verify_api.c offers it to hosts. */
+apikey_decision core_verify(apikey_ctx *ctx, const char *service, const char *account,
+                            const char *key, size_t keylen, apikey_result *res);
+
+/* The growing structs of include/apikey.h (see "Growing structs" there).
+ * Whether the bytes of a caller's struct past the known ones are all zero;
+ * and a struct the library filled (mine) copied into the caller's, the
+ * rest zeroed, returning the bytes written for its size field. */
+int core_tail_zero(const void *theirs, size_t known, size_t their_size);
+size_t core_sized_out(const void *mine, size_t my_size, void *theirs, size_t their_size);
+
+/* Hashing of a whole key (hash.c): SHA-256, or HMAC-SHA256 with the pepper. */
 int core_hash_key(const apikey_ctx *ctx, const char *key, size_t len,
                   unsigned char out[APIKEY_HASH_LEN]);
 int core_load_pepper(apikey_ctx *ctx, char *err, size_t errlen);
@@ -100,8 +109,7 @@ int scopes_grant(const char *have, const char *need);
 /* The public id of a record: "<prefix>_<id>". */
 void core_public_id(const apikey_ctx *ctx, const char *id, char *out, size_t len);
 
-typedef enum { KEY_ACTIVE, KEY_REVOKED, KEY_EXPIRED } key_status;
-key_status core_status(const apikey_record *rec, int64_t now);
-const char *core_status_name(key_status s);
+/* A record's state at now (policy.c, with scopes_grant). */
+apikey_key_state core_key_state(const apikey_record *rec, int64_t now);
 
 #endif

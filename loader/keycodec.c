@@ -66,6 +66,11 @@ static int all_b62(const unsigned char *s, size_t n)
     return 1;
 }
 
+int keycodec_is_base62(const char *s, size_t n)
+{
+    return all_b62((const unsigned char *)s, n);
+}
+
 int keycodec_prefix_valid(const char *prefix)
 {
     size_t n = strlen(prefix);

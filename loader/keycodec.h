@@ -21,6 +21,9 @@ void keycodec_set_rand(apikey_rand_fn fn);
 
 int keycodec_prefix_valid(const char *prefix);
 
+/* Whether s[0..n) is all of the base62 alphabet (the one copy in the core). */
+int keycodec_is_base62(const char *s, size_t n);
+
 /* Fill out with n random base62 characters (no NUL). Returns 0, or -1 when
  * the CSPRNG fails. */
 int keycodec_random62(char *out, size_t n);

@@ -204,8 +204,10 @@ int store_connect_or_say(store_binding *b, int create, char *err, size_t errlen)
     int st = store_connect(b, create);
     if (st == APIKEY_ST_OK)
         return 0;
-    /* An unavailable store has logged its own line; say nothing twice. */
-    snprintf(err, errlen, "%s", st == APIKEY_ST_NOMEM ? "out of memory" : "");
+    const char *said = core_store_line();
+    snprintf(err, errlen, "%s", st == APIKEY_ST_NOMEM ? "out of memory"
+                                : *said             ? said
+                                                    : "the store cannot be opened");
     return -1;
 }
 

@@ -93,26 +93,3 @@ int timeutil_duration(const char *text, int64_t *secs)
         }
     return -1;
 }
-
-void timeutil_iso(int64_t t, char *buf, size_t len)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    if (!gmtime_r(&tt, &tm) || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(buf, len, "?");
-}
-
-int timeutil_parse_iso(const char *s, int64_t *out)
-{
-    int y, mo, d, h, mi, se;
-    char z, tail;
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%c%c", &y, &mo, &d, &h, &mi, &se, &z, &tail) != 7 ||
-        z != 'Z' || strlen(s) != 20)
-        return -1;
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60 || y < 1970)
-        return -1;
-    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
-                    .tm_hour = h, .tm_min = mi, .tm_sec = se};
-    *out = (int64_t)timegm(&tm);
-    return 0;
-}

@@ -1,4 +1,4 @@
-/* Expiry presets, durations and ISO 8601 UTC times. */
+/* Expiry presets and durations. */
 #ifndef APIKEY_TIMEUTIL_H
 #define APIKEY_TIMEUTIL_H
 
@@ -12,10 +12,5 @@ int timeutil_expiry(const char *text, int64_t now, int64_t *out);
 
 /* --grace and granularities: N, Ns, Nmin, Nh, Nd, Nw. Returns 0 or -1. */
 int timeutil_duration(const char *text, int64_t *secs);
-
-/* "2026-11-24T15:09:22Z" into buf (at least 21 bytes). */
-void timeutil_iso(int64_t t, char *buf, size_t len);
-/* Parse the form timeutil_iso writes. Returns 0 or -1. */
-int timeutil_parse_iso(const char *s, int64_t *out);
 
 #endif

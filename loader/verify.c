@@ -88,9 +88,8 @@ static void touch(apikey_ctx *ctx, const apikey_record *rec, int64_t now)
     pthread_rwlock_unlock(&ctx->lock);
 }
 
-APIKEY_EXPORT apikey_decision apikey_verify(apikey_ctx *ctx, const char *service,
-                                            const char *account, const char *key, size_t keylen,
-                                            apikey_result *res)
+apikey_decision core_verify(apikey_ctx *ctx, const char *service, const char *account,
+                            const char *key, size_t keylen, apikey_result *res)
 {
     if (!res)
         return APIKEY_UNAVAILABLE;
@@ -134,10 +133,10 @@ APIKEY_EXPORT apikey_decision apikey_verify(apikey_ctx *ctx, const char *service
     core_public_id(ctx, rec.id, res->key_id, sizeof res->key_id);
     memcpy(res->account, rec.account, sizeof res->account);
     int64_t now = ctx->now();
-    key_status ks = core_status(&rec, now);
-    if (ks == KEY_REVOKED)
+    apikey_key_state ks = core_key_state(&rec, now);
+    if (ks == APIKEY_KEY_REVOKED)
         d = decide(res, APIKEY_REFUSED, APIKEY_REASON_REVOKED);
-    else if (ks == KEY_EXPIRED)
+    else if (ks == APIKEY_KEY_EXPIRED)
         d = decide(res, APIKEY_REFUSED, APIKEY_REASON_EXPIRED);
     else if (account && strcmp(account, rec.account) != 0)
         d = decide(res, APIKEY_REFUSED, APIKEY_REASON_WRONG_ACCOUNT);

@@ -69,6 +69,7 @@ typedef struct {
     char key[NGX_APIKEY_KEY_MAX];
     size_t keylen;
     apikey_result result;
+    char error[APIKEY_ERROR_MAX]; /* the store's line, for the error log */
 } ngx_http_apikey_check_t;
 
 /* Per request. */
@@ -193,12 +194,22 @@ static void ngx_http_apikey_verify(ngx_http_apikey_check_t *chk)
     if (chk->ctx == NULL) {
         /* The worker could not open the configuration: cannot tell. */
         ngx_memzero(&chk->result, sizeof(chk->result));
+        chk->error[0] = '\0';
         chk->result.decision = APIKEY_UNAVAILABLE;
         chk->result.reason = APIKEY_REASON_CONFIG;
+    } else if (APIKEY_API_HAS(ngx_http_apikey_api, verify_with)) {
+        apikey_verify_request q = {.size = sizeof(q), .service = chk->service,
+                                   .account = chk->account[0] ? chk->account : NULL,
+                                   .key = chk->key, .keylen = chk->keylen};
+        apikey_verdict v = {.size = sizeof(v)};
+        ngx_http_apikey_api->verify_with(chk->ctx, &q, &v);
+        chk->result = v.result;
+        ngx_memcpy(chk->error, v.error, sizeof(chk->error));
     } else {
         ngx_http_apikey_api->verify(chk->ctx, chk->service,
                                     chk->account[0] ? chk->account : NULL, chk->key,
                                     chk->keylen, &chk->result);
+        chk->error[0] = '\0';
     }
     ngx_explicit_memzero(chk->key, sizeof(chk->key));
     chk->keylen = 0;
@@ -606,6 +617,17 @@ static ngx_int_t ngx_http_apikey_answer(ngx_http_request_t *r, ngx_http_apikey_l
     return rq->status;
 }
 
+/* A check's answer, back in the worker: the library logs nothing itself,
+ * so what the store said goes to the error log here. */
+static void ngx_http_apikey_take(ngx_http_request_t *r, ngx_http_apikey_req_t *rq,
+                                 ngx_http_apikey_check_t *chk)
+{
+    rq->result = chk->result;
+    if (chk->error[0]) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "apikey: %s", chk->error);
+    }
+}
+
 #if (NGX_THREADS)
 static void ngx_http_apikey_thread(void *data, ngx_log_t *log)
 {
@@ -620,7 +642,7 @@ static void ngx_http_apikey_thread_done(ngx_event_t *ev)
     ngx_http_apikey_req_t *rq = ngx_http_get_module_ctx(r, ngx_http_apikey_module);
 
     ngx_http_set_log_request(c->log, r);
-    rq->result = rq->pending->result;
+    ngx_http_apikey_take(r, rq, rq->pending);
     rq->pending = NULL;
     rq->waiting = 0;
     r->main->blocked--;
@@ -702,7 +724,7 @@ static ngx_int_t ngx_http_apikey_handler(ngx_http_request_t *r)
     }
 #endif
     ngx_http_apikey_verify(chk);
-    rq->result = chk->result;
+    ngx_http_apikey_take(r, rq, chk);
     return ngx_http_apikey_answer(r, lcf, rq);
 }
 

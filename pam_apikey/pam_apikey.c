@@ -97,9 +97,12 @@ static int check(pam_handle_t *pamh, const pam_args *a, const char *phase, const
         pam_syslog(pamh, LOG_ERR, "configuration: %s", err);
         return PAM_SERVICE_ERR;
     }
-    apikey_result res;
-    apikey_verify(ctx, service, user, key, strlen(key), &res);
+    apikey_verify_request q = {.size = sizeof q, .service = service, .account = user, .key = key,
+                               .keylen = strlen(key)};
+    apikey_verdict v = {.size = sizeof v};
+    apikey_verify_with(ctx, &q, &v);
     ctx_cache_release(ctx);
+    const apikey_result res = v.result;
     int rc = to_pam(&res);
     const char *id = res.key_id[0] ? res.key_id : "-";
     if (res.decision == APIKEY_ALLOWED)
@@ -108,8 +111,10 @@ static int check(pam_handle_t *pamh, const pam_args *a, const char *phase, const
         pam_syslog(pamh, LOG_NOTICE, "%s: refused account=%s key=%s service=%s reason=%s", phase, who,
                    id, service, apikey_reason_string(res.reason));
     else
-        pam_syslog(pamh, LOG_ERR, "%s: unavailable account=%s service=%s reason=%s", phase, who,
-                   service, apikey_reason_string(res.reason));
+        pam_syslog(pamh, LOG_ERR, "%s: unavailable account=%s service=%s reason=%s%s%s", phase,
+                   who, service, apikey_reason_string(res.reason), v.error[0] ? ": " : "", v.error);
+    if (res.decision != APIKEY_UNAVAILABLE && v.error[0]) /* a store's warning */
+        pam_syslog(pamh, LOG_WARNING, "%s: %s", phase, v.error);
     if (a->debug)
         pam_syslog(pamh, LOG_DEBUG, "%s: config=%s pam=%s", phase, a->config ? a->config : "(default)",
                    pam_strerror(pamh, rc));

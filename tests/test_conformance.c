@@ -532,7 +532,6 @@ static void test_copy_between_stores(void)
 
 int main(void)
 {
-    core_log_to_stderr(1);
     setenv("APIKEY_BIN", "build/apikey", 0);
     CU_TestInfo tests[] = {
         {"create, list and verify; the store holds no secret", test_create_list_verify},

@@ -166,6 +166,24 @@ static void test_unavailable_is_bh(void)
     snprintf(line, sizeof line, "alice %s", scoped);
     CU_ASSERT_STRING_EQUAL(ask(&h, line), "BH message=\"store unavailable\"");
     stop(&h);
+    /* The store's own line goes to the helper's stderr (Squid's cache.log),
+     * once a check, never to the client. */
+    char *corrupt = tu_write("corrupt.json", "{\"keys\": [ {\"id\": tru", 0644), uri[400];
+    snprintf(uri, sizeof uri, "json:%s", corrupt);
+    char *broken = tu_config(uri, NULL, "squid = proxies:read\n");
+    tu_stderr_begin();
+    helper hb = start(broken, 0);
+    const char *answer = ask(&hb, line);
+    CU_ASSERT_STRING_EQUAL(answer, "BH message=\"store unavailable\"");
+    stop(&hb);
+    char *said = tu_stderr_end();
+    char expect[600];
+    snprintf(expect, sizeof expect, "basic_apikey_auth: store %s: not valid JSON", corrupt);
+    CU_ASSERT_EQUAL(tu_count(said, expect), 1);
+    CU_ASSERT_EQUAL(tu_count_lines(said), 1);
+    free(said);
+    free(broken);
+    free(corrupt);
     /* An unusable configuration: BH to every line, never OK. */
     helper h2 = start("/nonexistent.conf", 0);
     CU_ASSERT_STRING_EQUAL(ask(&h2, line), "BH message=\"apikey configuration unusable\"");

@@ -2,6 +2,7 @@
  * OpenSSL, dlopens build/libapikey.so with RTLD_LOCAL through the versioned
  * entry symbol, and authenticates, from several threads at once. */
 #include <dlfcn.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,12 +109,123 @@ static void test_unavailable_store(void)
     free(cfg);
 }
 
+/* A store that fails: the library prints nothing of its own (a host's
+ * stderr may be a client's socket or a terminal), and the store's line
+ * reaches the host: in the verdict, and in err of open and admin calls. */
+static int no_key(const apikey_key_info *info, void *arg)
+{
+    (void)info;
+    (void)arg;
+    return 1;
+}
+
+static void test_store_failure_reaches_host_only(void)
+{
+    CU_ASSERT_FATAL(APIKEY_API_HAS(api, verify_with));
+    char *corrupt = tu_write("corrupt.json", "{\"keys\": [ {\"id\": tru", 0644), *uri;
+    if (asprintf(&uri, "json:%s", corrupt) < 0)
+        abort();
+    char *cfg = tu_config(uri, NULL, "web = proxies:read\n");
+    char err[512] = "x", list_err[512] = "x", open_err[512] = "x";
+    tu_stderr_begin();
+    apikey_ctx *c = api->open(cfg, err, sizeof err);
+    apikey_verify_request q = {.size = sizeof q, .service = "web", .key = key, .keylen = strlen(key)};
+    apikey_verdict v = {.size = sizeof v};
+    apikey_decision d = c ? api->verify_with(c, &q, &v) : APIKEY_ALLOWED;
+    apikey_result res;
+    apikey_decision old = c ? api->verify(c, "web", NULL, key, strlen(key), &res) : APIKEY_ALLOWED;
+    apikey_status st = c ? api->list(c, NULL, 0, no_key, NULL, list_err, sizeof list_err) : APIKEY_OK;
+    apikey_ctx *connected = api->open_with(cfg, APIKEY_OPEN_CONNECT, open_err, sizeof open_err);
+    api->close(c);
+    api->close(connected);
+    char *printed = tu_stderr_end();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(d, APIKEY_UNAVAILABLE);
+    CU_ASSERT_EQUAL(v.result.reason, APIKEY_REASON_STORE);
+    CU_ASSERT_EQUAL(v.size, sizeof v);
+    CU_ASSERT_PTR_NOT_NULL(strstr(v.error, "not valid JSON"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(v.error, corrupt));
+    CU_ASSERT_EQUAL(old, APIKEY_UNAVAILABLE);
+    CU_ASSERT_EQUAL(st, APIKEY_E_UNAVAILABLE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(list_err, "not valid JSON"));
+    /* The JSON store reads its file at the first use: open_with connects. */
+    if (!connected)
+        CU_ASSERT_PTR_NOT_NULL(strstr(open_err, "not valid JSON"));
+    CU_ASSERT_STRING_EQUAL(printed, "");
+    /* A check the store answered carries no line from an earlier failure. */
+    v.size = sizeof v;
+    q.service = "web";
+    CU_ASSERT_EQUAL(api->verify_with(ctx, &q, &v), APIKEY_ALLOWED);
+    CU_ASSERT_STRING_EQUAL(v.error, "");
+    free(printed);
+    free(cfg);
+    free(uri);
+    free(corrupt);
+}
+
+/* apikey_result is frozen; the sized structs grow: an older or newer host
+ * is answered within what it allocated, and a request field this library
+ * does not know is refused, not dropped. */
+static void test_sized_verify(void)
+{
+    apikey_verify_request q = {.size = sizeof q, .service = "web", .account = "alice", .key = key,
+                               .keylen = strlen(key)};
+    /* Too small a verdict, or none: nothing written, cannot tell. */
+    apikey_verdict v;
+    memset(&v, 0xAA, sizeof v);
+    v.size = offsetof(apikey_verdict, error);
+    CU_ASSERT_EQUAL(api->verify_with(ctx, &q, &v), APIKEY_UNAVAILABLE);
+    CU_ASSERT_EQUAL(v.size, offsetof(apikey_verdict, error));
+    CU_ASSERT_EQUAL((unsigned char)v.error[0], 0xAA);
+    CU_ASSERT_EQUAL(api->verify_with(ctx, &q, NULL), APIKEY_UNAVAILABLE);
+    /* A newer host's verdict: the library's part written, the rest zeroed. */
+    struct {
+        apikey_verdict v;
+        char later[64];
+    } big;
+    memset(&big, 0xAA, sizeof big);
+    big.v.size = sizeof big;
+    CU_ASSERT_EQUAL(api->verify_with(ctx, &q, &big.v), APIKEY_ALLOWED);
+    CU_ASSERT_EQUAL(big.v.size, sizeof(apikey_verdict));
+    CU_ASSERT_EQUAL(big.v.result.decision, APIKEY_ALLOWED);
+    CU_ASSERT_STRING_EQUAL(big.v.result.account, "alice");
+    CU_ASSERT_EQUAL(big.later[0], 0);
+    CU_ASSERT_EQUAL(big.later[63], 0);
+    /* A newer host's request: an unknown field left zero is fine... */
+    struct {
+        apikey_verify_request q;
+        const char *client_address;
+    } newer = {q, NULL};
+    newer.q.size = sizeof newer;
+    v.size = sizeof v;
+    CU_ASSERT_EQUAL(api->verify_with(ctx, &newer.q, &v), APIKEY_ALLOWED);
+    /* ...one set is never ignored: the key is not let through without it. */
+    newer.client_address = "192.0.2.1";
+    CU_ASSERT_EQUAL(api->verify_with(ctx, &newer.q, &v), APIKEY_UNAVAILABLE);
+    CU_ASSERT_EQUAL(v.result.reason, APIKEY_REASON_ARGUMENT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(v.error, "does not know"));
+    /* An older, smaller request than the first version: a bad call. */
+    q.size = offsetof(apikey_verify_request, keylen);
+    CU_ASSERT_EQUAL(api->verify_with(ctx, &q, &v), APIKEY_UNAVAILABLE);
+    CU_ASSERT_EQUAL(v.result.reason, APIKEY_REASON_ARGUMENT);
+    /* The frozen call still answers within sizeof(apikey_result). */
+    struct {
+        apikey_result r;
+        char after[32];
+    } old;
+    memset(&old, 0xAA, sizeof old);
+    CU_ASSERT_EQUAL(api->verify(ctx, "web", "alice", key, strlen(key), &old.r), APIKEY_ALLOWED);
+    CU_ASSERT_EQUAL((unsigned char)old.after[0], 0xAA);
+}
+
 int main(void)
 {
     setenv("APIKEY_BIN", "build/apikey", 0);
     CU_TestInfo tests[] = {
         {"verify through the dlopen'ed table", test_verify_through_table},
         {"one context, four threads", test_threads},
+        {"a store failure: the host gets the line, nothing printed", test_store_failure_reaches_host_only},
+        {"sized verify: older and newer hosts", test_sized_verify},
         {"an unavailable store answers 503", test_unavailable_store},
         CU_TEST_INFO_NULL,
     };

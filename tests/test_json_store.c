@@ -152,6 +152,46 @@ static apikey_decision verify_with(const char *cfg, const char *key, apikey_resu
  * one that is not a real date and time, a value of the wrong type, a
  * control character in a text. Each makes the store unreadable: a check is
  * unavailable, never allowed, and list fails with one line. */
+/* Whatever the command does with a store that fails, the store's line
+ * reaches its standard error once, as its one line (the library prints
+ * nothing of its own). */
+static void test_store_line_once(void)
+{
+    char *good_path = store_path("good-once.json"), *path = store_path("bad-once.json");
+    char *good_cfg = config_for(good_path), *cfg = config_for(path);
+    char *key = tu_create_key(good_cfg, "alice"), line[128], copy_to[600];
+    snprintf(copy_to, sizeof copy_to, "json:%s/copy-once.json", tu_tmpdir());
+    snprintf(line, sizeof line, "%s\n", key);
+    tu_write("bad-once.json", "{\"keys\": [ {\"id\": tru", 0600);
+    struct {
+        const char *stdin_text;
+        const char *args[6];
+    } runs[] = {
+        {line, {"verify", "--service", "sshd"}},
+        {NULL, {"list"}},
+        {NULL, {"revoke", "ak_20fe9a1c"}},
+        {NULL, {"create", "alice", "--name", "x", "--scopes", "proxies:read"}},
+        {NULL, {"copy", "--to", copy_to}},
+    };
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        const char **a = runs[i].args;
+        char *err = NULL;
+        int rc = tu_apikey(cfg, runs[i].stdin_text, NULL, &err, a[0], a[1], a[2], a[3], a[4], a[5],
+                           (char *)NULL);
+        CU_ASSERT_EQUAL(rc, 2);
+        CU_ASSERT_EQUAL(tu_count_lines(err), 1);
+        CU_ASSERT_EQUAL(tu_count(err, "not valid JSON"), 1);
+        if (tu_count_lines(err) != 1 || tu_count(err, "not valid JSON") != 1)
+            fprintf(stderr, "apikey %s: %s", a[0], err ? err : "(nothing)\n");
+        free(err);
+    }
+    free(key);
+    free(cfg);
+    free(good_cfg);
+    free(path);
+    free(good_path);
+}
+
 static void test_malformed_values(void)
 {
     static const struct { const char *field, *value; } edits[] = {
@@ -430,6 +470,7 @@ int main(void)
         {"a value of the wrong type or out of range is unavailable, never allowed",
          test_malformed_values},
         {"a missing store fails closed", test_missing_store},
+        {"a failing store's line reaches the command's stderr once", test_store_line_once},
         {"group-/world-writable, foreign-owned and symlinked stores are refused", test_insecure_files},
         {"a rewrite keeps owner, group and mode", test_rewrite_keeps_owner_and_mode},
         {"a writer killed mid-write loses no acknowledged key", test_sigkill_mid_write},

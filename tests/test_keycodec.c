@@ -133,7 +133,6 @@ static void test_ids_unique(void)
 
 int main(void)
 {
-    core_log_to_stderr(1);
     CU_TestInfo tests[] = {
         {"round trip", test_round_trip},
         {"every one-character change is refused", test_every_single_change_refused},

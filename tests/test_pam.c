@@ -325,6 +325,34 @@ static void test_store_unavailable(void)
     free(corrupt);
 }
 
+/* The store's own line reaches the log through pam_syslog (read back
+ * through syslog's LOG_PERROR copy), once, beside the module's verdict. */
+static void test_store_line_logged(void)
+{
+    char *corrupt = tu_write("corrupt2.json", "{\"keys\": [ {\"id\": tru", 0644), uri[400];
+    snprintf(uri, sizeof uri, "json:%s", corrupt);
+    char *cfg = tu_config(uri, NULL, "pamtest = proxies:read\n");
+    stack("nostore", NULL, cfg, "service=pamtest");
+    tu_stderr_begin();
+    openlog("test_pam", LOG_PERROR, LOG_AUTHPRIV);
+    outcome o = login("nostore", good);
+    openlog("test_pam", 0, LOG_AUTHPRIV); /* closelog() alone keeps LOG_PERROR */
+    closelog();
+    char *log = tu_stderr_end();
+    CU_ASSERT_EQUAL(o.auth, PAM_AUTHINFO_UNAVAIL);
+    char expect[600];
+    snprintf(expect, sizeof expect,
+             "auth: unavailable account=alice service=pamtest reason=store unavailable: store %s: not valid JSON",
+             corrupt);
+    CU_ASSERT_EQUAL(tu_count(log, expect), 1);
+    CU_ASSERT_EQUAL(tu_count(log, "not valid JSON"), 1);
+    if (tu_count(log, "not valid JSON") != 1)
+        fprintf(stderr, "log: %s\n", log);
+    free(log);
+    free(cfg);
+    free(corrupt);
+}
+
 static void test_conversation_failures(void)
 {
     const enum mode modes[] = {CONV_FAILS, NO_RESPONSES, NULL_ANSWER};
@@ -464,6 +492,7 @@ int main(void)
         {"unknown or malformed arguments: PAM_SERVICE_ERR", test_bad_arguments},
         {"a bad configuration file: PAM_SERVICE_ERR", test_bad_config_file},
         {"a missing, corrupt or unreadable store: PAM_AUTHINFO_UNAVAIL", test_store_unavailable},
+        {"a store's line reaches the log once, through pam_syslog", test_store_line_logged},
         {"a failing conversation never succeeds", test_conversation_failures},
         {"use_first_pass and try_first_pass", test_first_pass},
         {"debug logs the key id, never the key", test_log_never_holds_key},

@@ -569,7 +569,6 @@ int main(void)
         fprintf(stderr, "test_store_pgsql: run it inside tests/pg_harness.sh\n");
         return 2;
     }
-    core_log_to_stderr(1);
     setenv("APIKEY_BIN", "build/apikey", 0);
     signal(SIGPIPE, SIG_IGN);
     CU_TestInfo tests[] = {

@@ -75,6 +75,38 @@ char *tu_read(const char *path, size_t *len)
     return buf;
 }
 
+static int stderr_saved = -1;
+static char *stderr_path;
+
+void tu_stderr_begin(void)
+{
+    free(stderr_path);
+    stderr_path = tu_path("stderr.txt");
+    fflush(stderr);
+    stderr_saved = dup(2);
+    int fd = open(stderr_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CU_ASSERT_FATAL(stderr_saved >= 0 && fd >= 0);
+    dup2(fd, 2);
+    close(fd);
+}
+
+char *tu_stderr_end(void)
+{
+    fflush(stderr);
+    dup2(stderr_saved, 2);
+    close(stderr_saved);
+    stderr_saved = -1;
+    return tu_read(stderr_path, NULL);
+}
+
+int tu_count(const char *haystack, const char *needle)
+{
+    int n = 0;
+    for (const char *p = haystack; p && (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
 static int store_counter;
 
 int tu_store_available(const char *kind)

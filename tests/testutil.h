@@ -21,6 +21,12 @@ int tu_count_lines(const char *s);
 char *tu_create_key(const char *config, const char *account);
 /* Read a whole file (NULL when missing); *len gets its size. */
 char *tu_read(const char *path, size_t *len);
+/* Standard error of this process (and of the children it starts) into a
+ * file, from begin until end, which returns what was written (malloc'd). */
+void tu_stderr_begin(void);
+char *tu_stderr_end(void);
+/* How many times needle occurs in haystack. */
+int tu_count(const char *haystack, const char *needle);
 
 /* The store URI the suite runs against: $APIKEY_TEST_STORE selects json,
  * sqlite or pgsql (pgsql needs $APIKEY_TEST_PG, a conninfo prefix, and a

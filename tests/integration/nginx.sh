@@ -182,6 +182,9 @@ want "two X-API-Key headers, both good" 401 "$(printf 'header = "X-API-Key: %s"\
 # An unreadable store: cannot tell.
 want "a store the worker cannot read" 503 "$(hdr "X-API-Key: $GOOD" /locked/)"
 has "503: a JSON body" "$T/b" '{"error": "store unavailable"'
+# The library logs nothing itself: the module puts the store's own line in
+# nginx's error log.
+has "503: the store's line in the error log" "$LOG" "apikey: store $T/locked/keys.json: Permission denied"
 
 # satisfy any: allow lets in without a key; otherwise the key decides.
 want "satisfy any, allowed address, no key" 200 "$(get /any-allowed/)"

@@ -1,59 +1,9 @@
-/* apikey verify (a key on standard input) and apikey create --batch. */
-#include <getopt.h>
+/* apikey create --batch: a file of tab-separated lines, all created or none. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
-#include "secret_io.h"
-
-#define KEY_READ_MAX 4096
-
-int cli_verify(const char *config, int argc, char **argv)
-{
-    static const struct option opts[] = {
-        {"service", required_argument, 0, 's'}, {"account", required_argument, 0, 'a'}, {0, 0, 0, 0},
-    };
-    const char *service = NULL, *account = NULL;
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c == 's')
-            service = optarg;
-        else if (c == 'a')
-            account = optarg;
-        else
-            return cli_usage("verify: bad option%s", "");
-    }
-    if (!service || optind != argc)
-        return cli_usage("verify needs --service SERVICE, and reads the key on standard input%s", "");
-    apikey_ctx *ctx = cli_open(config, 0);
-    if (!ctx)
-        return CLI_EXIT_ERROR;
-    /* read(2), not stdio: stdin's buffer would keep a copy of the key. */
-    char key[KEY_READ_MAX + 2];
-    ssize_t got = secret_read_all(0, key, sizeof key);
-    if (got < 0) {
-        apikey_close(ctx);
-        return cli_fail(CLI_EXIT_ERROR, "cannot read the key from standard input");
-    }
-    size_t len = (size_t)got;
-    if (len > KEY_READ_MAX)
-        len = KEY_READ_MAX + 1; /* longer than any key: refused as malformed */
-    else if (len > 0 && key[len - 1] == '\n')
-        len -= 1 + (len > 1 && key[len - 2] == '\r');
-    apikey_result res;
-    apikey_decision d = apikey_verify(ctx, service, account, key, len, &res);
-    apikey_wipe(key, sizeof key);
-    int rc = d == APIKEY_ALLOWED ? CLI_EXIT_OK : d == APIKEY_REFUSED ? CLI_EXIT_REFUSED : CLI_EXIT_ERROR;
-    /* A store's own reason for "cannot tell" went to the log (syslog). */
-    if (d == APIKEY_ALLOWED)
-        fprintf(stderr, "apikey: key %s of account %s may use %s\n", res.key_id, res.account, service);
-    else
-        fprintf(stderr, "apikey: %s: %s%s%s\n", d == APIKEY_REFUSED ? "refused" : "cannot tell",
-                apikey_reason_string(res.reason), res.key_id[0] ? " " : "", res.key_id);
-    apikey_close(ctx);
-    return rc;
-}
 
 /* Split a line into exactly four tab-separated fields, in place. */
 static int split4(char *line, char *f[4])
@@ -139,7 +89,7 @@ int cli_create_batch(const char *config, const char *file)
     rc = cli_exit_code(st);
     if (!out)
         cli_fail(rc, "out of memory");
-    else if (st != APIKEY_OK)
+    else if (err[0]) /* why it failed, or a note */
         cli_fail(rc, err);
     for (size_t i = 0; st == APIKEY_OK && i < n && rc == CLI_EXIT_OK; i++)
         rc = cli_print_secret(out[i].key, out[i].info.id);

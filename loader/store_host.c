@@ -1,0 +1,49 @@
+/* The services handed to store backends. A backend's error line is kept
+ * here, on the thread whose call it failed, never printed or logged: the
+ * call hands it to its caller (err, or apikey_verdict.error) and only the
+ * adapters - PAM module, helper, command, nginx module - say it, each in its
+ * own way. */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "core.h"
+#include "secfile.h"
+
+static __thread char line[512];
+
+void core_store_line_clear(void)
+{
+    line[0] = '\0';
+}
+
+const char *core_store_line(void)
+{
+    return line;
+}
+
+/* The first line is the cause; what follows it (a rollback failing after a
+ * lost connection) adds nothing the caller can act on. */
+static void store_log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void store_log_error(const char *fmt, ...)
+{
+    if (line[0])
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    /* One line, whatever a server's message held: adapters write it to
+     * logs that are read a line at a time. */
+    size_t n = 0;
+    for (char *c = line; *c; c++, n++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = ' ';
+    while (n > 0 && line[n - 1] == ' ')
+        line[--n] = '\0';
+}
+
+const apikey_store_host core_store_host = {
+    .size = sizeof(apikey_store_host),
+    .log_error = store_log_error,
+    .check_file = secfile_check,
+};

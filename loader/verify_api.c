@@ -1,0 +1,45 @@
+/* The host's two verify calls over the one pipeline of verify.c: the frozen
+ * apikey_verify, and apikey_verify_with, whose sized structs grow and whose
+ * verdict carries why a check could not tell. */
+#include <stdio.h>
+#include <string.h>
+
+#include "core.h"
+
+/* The first version of each: what a host built against 1.2 hands in. */
+#define REQUEST_V1_SIZE (offsetof(apikey_verify_request, keylen) + sizeof(size_t))
+#define VERDICT_V1_SIZE (offsetof(apikey_verdict, error) + APIKEY_ERROR_MAX)
+
+APIKEY_EXPORT apikey_decision apikey_verify(apikey_ctx *ctx, const char *service,
+                                            const char *account, const char *key, size_t keylen,
+                                            apikey_result *res)
+{
+    core_store_line_clear();
+    return core_verify(ctx, service, account, key, keylen, res);
+}
+
+APIKEY_EXPORT apikey_decision apikey_verify_with(apikey_ctx *ctx, const apikey_verify_request *req,
+                                                 apikey_verdict *out)
+{
+    if (!out || out->size < VERDICT_V1_SIZE)
+        return APIKEY_UNAVAILABLE;
+    apikey_verdict v;
+    memset(&v, 0, sizeof v);
+    core_store_line_clear();
+    if (!req || req->size < REQUEST_V1_SIZE || !core_tail_zero(req, sizeof *req, req->size)) {
+        /* A field this library does not know (an address allowlist) is
+         * never silently dropped. */
+        v.result.decision = APIKEY_UNAVAILABLE;
+        v.result.reason = APIKEY_REASON_ARGUMENT;
+        snprintf(v.error, sizeof v.error, "%s",
+                 req && req->size >= REQUEST_V1_SIZE
+                     ? "the request sets a field this libapikey does not know (it is older than the program)"
+                     : "no request, or a request too small");
+    } else {
+        core_verify(ctx, req->service, req->account, req->key, req->keylen, &v.result);
+        snprintf(v.error, sizeof v.error, "%s", core_store_line());
+    }
+    v.size = sizeof v;
+    out->size = core_sized_out(&v, sizeof v, out, out->size);
+    return v.result.decision;
+}
