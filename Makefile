@@ -135,7 +135,7 @@ all: $(B)/apikey.pc
 
 INSTALLED := $(BINDIR)/apikey $(BINDIR)/basic_apikey_auth $(LIBDIR)/libapikey.so.1 \
 	$(LIBDIR)/libapikey.so $(STORES:%=$(STOREDIR)/apikey_store_%.so) $(INCDIR)/apikey.h \
-	$(INCDIR)/apikey_store.h $(PKGCONFIGDIR)/apikey.pc $(PAMDIR)/pam_apikey.so \
+	$(INCDIR)/apikey_store.h $(INCDIR)/apikey_key.h $(PKGCONFIGDIR)/apikey.pc $(PAMDIR)/pam_apikey.so \
 	$(patsubst man/%,$(MANDIR)/man1/%,$(wildcard man/*.1)) \
 	$(patsubst man/%,$(MANDIR)/man5/%,$(wildcard man/*.5)) \
 	$(patsubst man/%,$(MANDIR)/man8/%,$(wildcard man/*.8))
@@ -148,7 +148,7 @@ install: all
 	install -m 0755 $(B)/libapikey.so $(DESTDIR)$(LIBDIR)/libapikey.so.1
 	ln -sf libapikey.so.1 $(DESTDIR)$(LIBDIR)/libapikey.so
 	install -m 0755 $(STORE_SO) $(DESTDIR)$(STOREDIR)/
-	install -m 0644 include/apikey.h include/apikey_store.h $(DESTDIR)$(INCDIR)/
+	install -m 0644 include/apikey.h include/apikey_store.h include/apikey_key.h $(DESTDIR)$(INCDIR)/
 	install -m 0644 $(B)/apikey.pc $(DESTDIR)$(PKGCONFIGDIR)/
 	[ ! -f $(B)/pam_apikey.so ] || install -m 0755 $(B)/pam_apikey.so $(DESTDIR)$(PAMDIR)/
 	install -m 0644 man/*.1 $(DESTDIR)$(MANDIR)/man1/

@@ -418,7 +418,7 @@ static int messages_bound;
 
 static int without_environment(pgstore *s, int (*fn)(pgstore *))
 {
-    if (!STORE_HOST_HAS(s->host, privileged) || !s->host->privileged)
+    if (!APIKEY_STORE_HOST_HAS(s->host, privileged) || !s->host->privileged)
         return fn(s);
     pthread_mutex_lock(&environment_lock);
     char **saved = environ;
