@@ -212,6 +212,7 @@ all: $(NGX_B)/ngx_http_apikey_module.so
 install: install-nginx
 .PHONY: install-nginx
 NGINX_MODDIR ?= /usr/lib/nginx/modules
+INSTALLED += $(NGINX_MODDIR)/ngx_http_apikey_module.so
 install-nginx: $(NGX_B)/ngx_http_apikey_module.so
 	install -d $(DESTDIR)$(NGINX_MODDIR)
 	install -m 0644 $(NGX_B)/ngx_http_apikey_module.so $(DESTDIR)$(NGINX_MODDIR)/
