@@ -173,9 +173,11 @@ typedef struct apikey_store_ops {
 
     /* location is what follows "scheme:" in the configuration. create: make
      * the store when missing (admin commands); hosts open with create = 0 and
-     * a missing store is then UNAVAILABLE. host outlives the handle. On OK,
-     * *handle is the backend's own; else it is left alone and nothing is
-     * held. A privileged host (host->privileged) must be obeyed here. */
+     * a missing store is then UNAVAILABLE, either here or, for a backend
+     * that opens at its first read, from that read (never an empty store).
+     * host outlives the handle. On OK, *handle is the backend's own; else it
+     * is left alone and nothing is held. A privileged host
+     * (host->privileged) must be obeyed here and in every later call. */
     int (*open)(const char *location, int create, const apikey_store_host *host, void **handle);
     /* Frees all; a transaction still open is rolled back. */
     void (*close)(void *handle);
@@ -220,7 +222,7 @@ typedef struct apikey_store_ops {
     /* Record a use: raise last_used to when if it is earlier (never lower
      * it). Best effort and without blocking: a failure (read-only store,
      * busy lock) is ignored by the caller. Called outside any transaction.
-     * OK even when the id is unknown or nothing changed. */
+     * OK (also when nothing changed), NOTFOUND or UNAVAILABLE. */
     int (*touch)(void *handle, const char *id, int64_t when);
 
     /* APIKEY_STORE_* flags. Read only when ->size covers it. */

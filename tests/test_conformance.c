@@ -2,7 +2,8 @@
  * The store conformance suite: every behaviour of SPEC sections 2-4, run
  * through the real apikey command and the host API against the store that
  * $APIKEY_TEST_STORE names (json, sqlite or pgsql; tests/run.sh runs it
- * for each, pgsql directly and through pgbouncer).
+ * for each, pgsql directly and through pgbouncer), or a third party's:
+ * see doc/STORES.md, "Testing a store of your own".
  */
 #include <signal.h>
 #include <stdio.h>
@@ -540,9 +541,11 @@ static void test_last_used(void)
  * revoked key arrives revoked. */
 static void test_copy_between_stores(void)
 {
-    const char *kinds[] = {"json", "sqlite", "pgsql"};
-    enum { KINDS = sizeof kinds / sizeof kinds[0] };
-    for (size_t from = 0; from < KINDS; from++) {
+    const char *kinds[4] = {"json", "sqlite", "pgsql"}, *own = getenv("APIKEY_TEST_STORE");
+    size_t nkinds = 3;
+    if (own && strcmp(own, "json") && strcmp(own, "sqlite") && strcmp(own, "pgsql"))
+        kinds[nkinds++] = own; /* a third party's store, when the suite runs on one */
+    for (size_t from = 0; from < nkinds; from++) {
         if (!tu_store_available(kinds[from]))
             continue;
         fixture f = {.uri = tu_new_store_uri_of(kinds[from])};
@@ -555,7 +558,7 @@ static void test_copy_between_stores(void)
         CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, NULL, NULL, "revoke", pid, NULL), 0);
         CU_ASSERT_EQUAL(verify(&f, "sshd", "alice", live), 0);
         CU_ASSERT_EQUAL(verify(&f, "sshd", "bob", dead), 1);
-        for (size_t to = 0; to < KINDS; to++) {
+        for (size_t to = 0; to < nkinds; to++) {
             if (to == from || !tu_store_available(kinds[to]))
                 continue;
             fixture g = {.uri = tu_new_store_uri_of(kinds[to])};
