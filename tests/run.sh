@@ -1,9 +1,8 @@
 #!/bin/sh
 # Runs every test: the CUnit programs (the store conformance suite and the
 # store ABI test once per store: json, sqlite, pgsql direct and through
-# pgbouncer; the fault
-# injection once per store) and the
-# integration scripts. Prints each CUnit run summary, then one total line.
+# pgbouncer; the fault injection once per store) and the integration
+# scripts. Prints each CUnit run summary, then one total line.
 cd "$(dirname "$0")/.." || exit 2
 B=build/tests
 RESULTS=$(mktemp)

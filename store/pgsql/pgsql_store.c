@@ -163,20 +163,47 @@ static int reconnect(pgstore *s)
     return connect_db(s) == APIKEY_ST_OK;
 }
 
-/* Send one statement (n < 0: constant SQL, possibly several statements,
- * with no parameters; with a name: prepare sql under it, or with no sql run
- * what was prepared) and wait at most ms for all its results. The result
- * kept is the first error, else the last one; NULL when nothing came back. */
-static PGresult *send_wait(pgstore *s, const char *name, const char *sql, int n, const Oid *types,
-                           const char *const *vals, const int *lens, const int *fmts, int ms)
+/* One statement and its parameters $1..$n (vals NULL: none). lens and fmts
+ * only where a parameter is binary (the hash); results come in binary. */
+typedef struct stmt {
+    const char *name; /* of a prepared statement */
+    const char *sql;
+    int n;
+    const Oid *types;
+    const char *const *vals;
+    const int *lens, *fmts;
+} stmt;
+
+/* The four ways to send a statement; each returns PQsend*'s answer. */
+typedef int (*sender)(PGconn *conn, const stmt *q);
+
+/* Constant SQL with no parameters, possibly several statements. */
+static int send_fixed(PGconn *conn, const stmt *q)
 {
-    if (PQstatus(s->conn) != CONNECTION_OK)
-        return NULL;
-    int sent = name ? (sql ? PQsendPrepare(s->conn, name, sql, n, types)
-                           : PQsendQueryPrepared(s->conn, name, n, vals, lens, fmts, 1))
-               : n < 0 ? PQsendQuery(s->conn, sql)
-                       : PQsendQueryParams(s->conn, sql, n, types, vals, lens, fmts, 1);
-    if (!sent)
+    return PQsendQuery(conn, q->sql);
+}
+
+/* One unnamed statement in one round trip. */
+static int send_params(PGconn *conn, const stmt *q)
+{
+    return PQsendQueryParams(conn, q->sql, q->n, q->types, q->vals, q->lens, q->fmts, 1);
+}
+
+static int send_prepare(PGconn *conn, const stmt *q)
+{
+    return PQsendPrepare(conn, q->name, q->sql, q->n, q->types);
+}
+
+static int send_prepared(PGconn *conn, const stmt *q)
+{
+    return PQsendQueryPrepared(conn, q->name, q->n, q->vals, q->lens, q->fmts, 1);
+}
+
+/* Send q and wait at most ms for all its results. The result kept is the
+ * first error, else the last one; NULL when nothing came back. */
+static PGresult *exchange(pgstore *s, sender send, const stmt *q, int ms)
+{
+    if (PQstatus(s->conn) != CONNECTION_OK || !send(s->conn, q))
         return NULL;
     s->timed_out = 0;
     struct timespec start, now;
@@ -214,31 +241,34 @@ static PGresult *send_wait(pgstore *s, const char *name, const char *sql, int n,
     return NULL;
 }
 
-/* One statement, results in binary. Outside a transaction a lost connection
- * is re-established once and the statement tried again, so a long-lived host
- * recovers by itself after a server restart; inside one the transaction is
- * gone and the caller gets the failure. */
-static PGresult *run(pgstore *s, const char *name, const char *sql, int n, const Oid *types,
-                     const char *const *vals, const int *lens, const int *fmts, int ms)
+/* exchange, and outside a transaction a lost connection is re-established
+ * once and the statement tried again, so a long-lived host recovers by
+ * itself after a server restart; inside one the transaction is gone and the
+ * caller gets the failure. */
+static PGresult *run(pgstore *s, sender send, const stmt *q, int ms)
 {
     if (!s->in_txn && PQstatus(s->conn) != CONNECTION_OK)
         reconnect(s);
-    PGresult *res = send_wait(s, name, sql, n, types, vals, lens, fmts, ms);
-    ExecStatusType st = PQresultStatus(res);
+    PGresult *res = exchange(s, send, q, ms);
     /* A server that did not answer in time gets no second wait. */
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || s->in_txn || s->timed_out ||
-        !connection_lost(s, res))
+    if (ok(res) || s->in_txn || s->timed_out || !connection_lost(s, res))
         return res;
     PQclear(res);
     if (!reconnect(s))
         return NULL;
-    return send_wait(s, name, sql, n, types, vals, lens, fmts, ms);
+    return exchange(s, send, q, ms);
 }
 
-/* Constant SQL with no parameters, possibly several statements. */
 static PGresult *run_fixed(pgstore *s, const char *sql, int ms)
 {
-    return run(s, NULL, sql, -1, NULL, NULL, NULL, NULL, ms);
+    return run(s, send_fixed, &(stmt){.sql = sql}, ms);
+}
+
+/* One statement whose parameters are text. */
+static PGresult *run_text(pgstore *s, const char *sql, int n, const Oid *types,
+                          const char *const *vals, int ms)
+{
+    return run(s, send_params, &(stmt){.sql = sql, .n = n, .types = types, .vals = vals}, ms);
 }
 
 static int exec_fixed(pgstore *s, const char *sql, const char *what)
@@ -472,8 +502,8 @@ static int open_db(pgstore *s)
 static int schema_version(pgstore *s, int *version)
 {
     *version = -1;
-    PGresult *res = run(s, NULL, "SELECT to_regclass('apikey_schema') IS NOT NULL", 0, NULL, NULL, NULL, NULL,
-                    WAIT_CHECK_MS);
+    PGresult *res = run_text(s, "SELECT to_regclass('apikey_schema') IS NOT NULL", 0, NULL, NULL,
+                             WAIT_CHECK_MS);
     if (!ok(res) || PQntuples(res) != 1) {
         int st = fail(s, "reading its schema", res);
         PQclear(res);
@@ -483,7 +513,7 @@ static int schema_version(pgstore *s, int *version)
     PQclear(res);
     if (!present)
         return APIKEY_ST_OK;
-    res = run(s, NULL, "SELECT version FROM apikey_schema", 0, NULL, NULL, NULL, NULL, WAIT_CHECK_MS);
+    res = run_text(s, "SELECT version FROM apikey_schema", 0, NULL, NULL, WAIT_CHECK_MS);
     if (!ok(res) || PQntuples(res) != 1 || PQgetlength(res, 0, 0) != 4) {
         int st = ok(res) ? APIKEY_ST_UNAVAILABLE : fail(s, "reading its schema", res);
         if (ok(res))
@@ -515,8 +545,8 @@ static int migrate(pgstore *s)
         const char *vals[1] = {next};
         st = exec_fixed(s, migrations[v], "creating its schema");
         if (st == APIKEY_ST_OK) {
-            PGresult *res = run(s, NULL, "UPDATE apikey_schema SET version = $1::int", 1, NULL, vals, NULL, NULL,
-                                WAIT_WRITE_MS);
+            PGresult *res = run_text(s, "UPDATE apikey_schema SET version = $1::int", 1, NULL, vals,
+                                     WAIT_WRITE_MS);
             st = ok(res) ? APIKEY_ST_OK : fail(s, "creating its schema", res);
             PQclear(res);
         }
@@ -596,7 +626,8 @@ static const char *sqlstate(const PGresult *res)
 static int prepare_lookup(pgstore *s)
 {
     const Oid types[1] = {OID_TEXT};
-    PGresult *res = run(s, LOOKUP_NAME, Q_LOOKUP, 1, types, NULL, NULL, NULL, WAIT_CHECK_MS);
+    const stmt q = {.name = LOOKUP_NAME, .sql = Q_LOOKUP, .n = 1, .types = types};
+    PGresult *res = run(s, send_prepare, &q, WAIT_CHECK_MS);
     /* 42P05: a pooled session that another client of ours prepared. */
     int done = ok(res) || strcmp(sqlstate(res), "42P05") == 0;
     PQclear(res);
@@ -609,19 +640,19 @@ static PGresult *run_lookup(pgstore *s, const char *const *vals)
     /* Inside a write transaction an error (a statement missing, or one
      * already prepared on a pooled session) would abort it: unnamed there. */
     if (s->in_txn)
-        return run(s, NULL, Q_LOOKUP, 1, types, vals, NULL, NULL, WAIT_CHECK_MS);
+        return run_text(s, Q_LOOKUP, 1, types, vals, WAIT_CHECK_MS);
     if (!s->prepared)
         s->prepared = prepare_lookup(s);
     PGresult *res = NULL;
     for (int attempt = 0; s->prepared && attempt < 2; attempt++) {
         PQclear(res);
-        res = run(s, LOOKUP_NAME, NULL, 1, NULL, vals, NULL, NULL, WAIT_CHECK_MS);
+        res = run(s, send_prepared, &(stmt){.name = LOOKUP_NAME, .n = 1, .vals = vals}, WAIT_CHECK_MS);
         if (strcmp(sqlstate(res), "26000") != 0)
             return res;
         s->prepared = prepare_lookup(s);
     }
     PQclear(res);
-    return run(s, NULL, Q_LOOKUP, 1, types, vals, NULL, NULL, WAIT_CHECK_MS);
+    return run_text(s, Q_LOOKUP, 1, types, vals, WAIT_CHECK_MS);
 }
 
 static int pg_lookup(void *handle, const char *id, apikey_record *out)
@@ -654,8 +685,8 @@ static int pg_each(void *handle, const char *account, apikey_record_cb cb, void 
     pgstore *s = handle;
     const Oid types[1] = {OID_TEXT};
     const char *vals[1] = {account};
-    PGresult *res = account ? run(s, NULL, Q_EACH_ACCOUNT, 1, types, vals, NULL, NULL, WAIT_LIST_MS)
-                            : run(s, NULL, Q_EACH, 0, NULL, NULL, NULL, NULL, WAIT_LIST_MS);
+    PGresult *res = account ? run_text(s, Q_EACH_ACCOUNT, 1, types, vals, WAIT_LIST_MS)
+                            : run_text(s, Q_EACH, 0, NULL, NULL, WAIT_LIST_MS);
     if (!ok(res)) {
         int st = fail(s, "reading keys", res);
         PQclear(res);
@@ -695,7 +726,8 @@ static int write_record(pgstore *s, const char *sql, const apikey_record *rec)
 {
     record_params p;
     bind_record(&p, rec);
-    PGresult *res = run(s, NULL, sql, 9, record_types, p.vals, p.lens, p.fmts, WAIT_WRITE_MS);
+    const stmt q = {.sql = sql, .n = 9, .types = record_types, .vals = p.vals, .lens = p.lens, .fmts = p.fmts};
+    PGresult *res = run(s, send_params, &q, WAIT_WRITE_MS);
     if (!ok(res)) {
         int st = fail(s, sql == Q_INSERT ? "adding a key" : "changing a key", res);
         PQclear(res);
@@ -710,7 +742,7 @@ static int write_record(pgstore *s, const char *sql, const apikey_record *rec)
     /* No row changed: the key is missing, or its revocation would change. */
     const Oid types[1] = {OID_TEXT};
     const char *vals[1] = {rec->id};
-    res = run(s, NULL, Q_REVOKED, 1, types, vals, NULL, NULL, WAIT_WRITE_MS);
+    res = run_text(s, Q_REVOKED, 1, types, vals, WAIT_WRITE_MS);
     int st = !ok(res) ? fail(s, "reading a key", res)
              : PQntuples(res) ? APIKEY_ST_CONFLICT : APIKEY_ST_NOTFOUND;
     PQclear(res);
@@ -771,7 +803,8 @@ static int pg_touch(void *handle, const char *id, int64_t when)
     snprintf(at, sizeof at, "%lld", (long long)when);
     const Oid types[2] = {OID_TEXT, OID_INT8};
     const char *vals[2] = {id, at};
-    PGresult *res = send_wait(s, NULL, Q_TOUCH, 2, types, vals, NULL, NULL, WAIT_TOUCH_MS);
+    const stmt q = {.sql = Q_TOUCH, .n = 2, .types = types, .vals = vals};
+    PGresult *res = exchange(s, send_params, &q, WAIT_TOUCH_MS);
     int st = ok(res) ? APIKEY_ST_OK : APIKEY_ST_UNAVAILABLE;
     PQclear(res);
     return st;
