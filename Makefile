@@ -43,7 +43,13 @@ CORE_OBJ := $(CORE_SRC:%.c=$(B)/obj/%.o)
 CORE_LIB := $(B)/libapikey_core.a
 CORE_LIBS := -lcrypto -ldl -lpthread
 
-STORES := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard store/*/*.c)))))
+# Every folder under store/ with C sources is a backend, but for the shared
+# sources that STORE_SHARED_<name> compiles into a backend (store/sql/: the
+# SQL stores' schema and row decoding).
+STORE_SHARED := sql
+STORES := $(filter-out $(STORE_SHARED),$(sort $(notdir $(patsubst %/,%,$(dir $(wildcard store/*/*.c))))))
+STORE_SHARED_sqlite := sql
+STORE_SHARED_pgsql := sql
 STORE_SO := $(STORES:%=$(B)/store/apikey_store_%.so)
 STORE_LIBS_json := -ljansson
 STORE_LIBS_sqlite := -lsqlite3
@@ -88,7 +94,7 @@ $(B)/libapikey.so: $(CORE_LIB) loader/libapikey.map
 	ln -sf libapikey.so $(B)/libapikey.so.1
 
 .SECONDEXPANSION:
-$(B)/store/apikey_store_%.so: $$(addprefix $(B)/obj/,$$(subst .c,.o,$$(wildcard store/$$*/*.c))) store/store.map
+$(B)/store/apikey_store_%.so: $$(addprefix $(B)/obj/,$$(subst .c,.o,$$(wildcard store/$$*/*.c $$(addprefix store/,$$(addsuffix /*.c,$$(STORE_SHARED_$$*)))))) store/store.map
 	@mkdir -p $(dir $@)
 	$(CC) -shared -o $@ $(filter %.o,$^) -Wl,--version-script=store/store.map -Wl,-z,nodelete \
 		$(ALL_LDFLAGS) $(STORE_LIBS_$*)
