@@ -106,22 +106,22 @@ static int decode_row(sqlite3_stmt *st, apikey_record *out)
         v[c] = (sql_value){.kind = SQL_OTHER};
         switch (sqlite3_column_type(st, c)) {
         case SQLITE_TEXT:
-            v[c].kind = SQL_TEXT;
-            v[c].p = sqlite3_column_text(st, c);
+            v[c] = (sql_value){.kind = SQL_TEXT, .p = sqlite3_column_text(st, c)};
             break;
         case SQLITE_BLOB:
-            v[c].kind = SQL_BYTES;
-            v[c].p = sqlite3_column_blob(st, c);
+            v[c] = (sql_value){.kind = SQL_BYTES, .p = sqlite3_column_blob(st, c)};
             break;
         case SQLITE_INTEGER:
-            v[c].kind = SQL_INT64;
-            v[c].i = sqlite3_column_int64(st, c);
-            break;
+            v[c] = (sql_value){.kind = SQL_INT64, .i = sqlite3_column_int64(st, c)};
+            continue; /* no length: sqlite3_column_bytes would convert it to text */
+        default:
+            continue;
         }
-        /* After the text or blob: sqlite3_column_bytes may convert. */
+        /* After the text or blob, which it must not convert. NULL text is
+         * a failed allocation; a NULL blob has no bytes. */
         v[c].len = (size_t)sqlite3_column_bytes(st, c);
-        if ((v[c].kind == SQL_TEXT || v[c].kind == SQL_BYTES) && !v[c].p && (v[c].kind == SQL_TEXT || v[c].len))
-            return -1; /* out of memory */
+        if (!v[c].p && (v[c].kind == SQL_TEXT || v[c].len))
+            return -1;
     }
     return sql_decode_record(v, out);
 }
