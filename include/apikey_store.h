@@ -11,8 +11,9 @@
  *     It is the file's name and ops->scheme, byte for byte.
  *   - It is installed in the store folder: `pkg-config --variable=storedir
  *     apikey` (the build's STOREDIR, /usr/local/lib/apikey/store by
- *     default), owned by root and written by no one else, as the core
- *     refuses any other file. An unprivileged process also looks in
+ *     default), a regular file owned by root (or the user running the
+ *     program) and writable by no one else, in folders that pass the same
+ *     test: the core refuses any other file. An unprivileged process also looks in
  *     $APIKEY_STORE_DIR, then in store/ beside libapikey (a build tree).
  *   - It links nothing of the core: what it needs of the core comes in
  *     apikey_store_host. It must export nothing else (store/store.map).
@@ -70,7 +71,7 @@ enum {
     APIKEY_ST_OK = 0,
     APIKEY_ST_NOTFOUND = 1,
     APIKEY_ST_UNAVAILABLE = 2, /* I/O, corrupt store, database down */
-    APIKEY_ST_CONFLICT = 3,    /* id already present, or un-revoking */
+    APIKEY_ST_CONFLICT = 3,    /* id already present, or a revocation cleared or moved */
     APIKEY_ST_NOMEM = 4,
     APIKEY_ST_STOP = 5,        /* returned by an each() callback to stop early */
 };
@@ -145,7 +146,10 @@ typedef struct apikey_store_host {
      * root or the caller, or not a regular file, or that lies in a folder
      * (from its own up to /) that is owned by someone else, or group- or
      * world-writable and not sticky. Returns 0 when acceptable, else -1 with
-     * a reason in why. fd is an open descriptor of the file, path its name. */
+     * a reason in why. fd is an open descriptor of the file, path its name.
+     * A file-based backend runs it on every file it reads (the store and
+     * any side file: index, lock, journal) before it trusts the content,
+     * and answers UNAVAILABLE, logged with the reason, for one it refuses. */
     int (*check_file)(int fd, const char *path, char *why, size_t whylen);
     /* Fields added later go here; a backend checks APIKEY_STORE_HOST_HAS first. */
 
@@ -196,9 +200,10 @@ typedef struct apikey_store_ops {
      * each as lookup gives it, inside a transaction with its own writes.
      * The callback returns OK to go on, APIKEY_ST_STOP to end the walk with
      * OK, or any other code to end it with that code. The callback must
-     * not call back into the store (no lookup, no write, no nested each):
-     * the backend may hold a statement, a lock or a cursor open meanwhile.
-     * rec is valid only during the call. */
+     * not call back into this handle (no lookup, no write, no nested
+     * each): the backend may hold a statement, a lock or a cursor open
+     * meanwhile. Another store's handle is fine (apikey copy writes to
+     * one). rec is valid only during the call. */
     int (*each)(void *handle, const char *account, apikey_record_cb cb, void *arg);
 
     /* A write transaction: exclusive against other writers in any process or
