@@ -43,7 +43,13 @@ CORE_OBJ := $(CORE_SRC:%.c=$(B)/obj/%.o)
 CORE_LIB := $(B)/libapikey_core.a
 CORE_LIBS := -lcrypto -ldl -lpthread
 
-STORES := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard store/*/*.c)))))
+# Every folder under store/ with C sources is a backend, but for the shared
+# sources that STORE_SHARED_<name> compiles into a backend (store/sql/: the
+# SQL stores' schema and row decoding).
+STORE_SHARED := sql
+STORES := $(filter-out $(STORE_SHARED),$(sort $(notdir $(patsubst %/,%,$(dir $(wildcard store/*/*.c))))))
+STORE_SHARED_sqlite := sql
+STORE_SHARED_pgsql := sql
 STORE_SO := $(STORES:%=$(B)/store/apikey_store_%.so)
 STORE_LIBS_json := -ljansson
 STORE_LIBS_sqlite := -lsqlite3
@@ -88,7 +94,7 @@ $(B)/libapikey.so: $(CORE_LIB) loader/libapikey.map
 	ln -sf libapikey.so $(B)/libapikey.so.1
 
 .SECONDEXPANSION:
-$(B)/store/apikey_store_%.so: $$(addprefix $(B)/obj/,$$(subst .c,.o,$$(wildcard store/$$*/*.c))) store/store.map
+$(B)/store/apikey_store_%.so: $$(addprefix $(B)/obj/,$$(subst .c,.o,$$(wildcard store/$$*/*.c $$(addprefix store/,$$(addsuffix /*.c,$$(STORE_SHARED_$$*)))))) store/store.map
 	@mkdir -p $(dir $@)
 	$(CC) -shared -o $@ $(filter %.o,$^) -Wl,--version-script=store/store.map -Wl,-z,nodelete \
 		$(ALL_LDFLAGS) $(STORE_LIBS_$*)
@@ -135,7 +141,7 @@ all: $(B)/apikey.pc
 
 INSTALLED := $(BINDIR)/apikey $(BINDIR)/basic_apikey_auth $(LIBDIR)/libapikey.so.1 \
 	$(LIBDIR)/libapikey.so $(STORES:%=$(STOREDIR)/apikey_store_%.so) $(INCDIR)/apikey.h \
-	$(INCDIR)/apikey_store.h $(PKGCONFIGDIR)/apikey.pc $(PAMDIR)/pam_apikey.so \
+	$(INCDIR)/apikey_store.h $(INCDIR)/apikey_key.h $(PKGCONFIGDIR)/apikey.pc $(PAMDIR)/pam_apikey.so \
 	$(patsubst man/%,$(MANDIR)/man1/%,$(wildcard man/*.1)) \
 	$(patsubst man/%,$(MANDIR)/man5/%,$(wildcard man/*.5)) \
 	$(patsubst man/%,$(MANDIR)/man8/%,$(wildcard man/*.8))
@@ -148,7 +154,7 @@ install: all
 	install -m 0755 $(B)/libapikey.so $(DESTDIR)$(LIBDIR)/libapikey.so.1
 	ln -sf libapikey.so.1 $(DESTDIR)$(LIBDIR)/libapikey.so
 	install -m 0755 $(STORE_SO) $(DESTDIR)$(STOREDIR)/
-	install -m 0644 include/apikey.h include/apikey_store.h $(DESTDIR)$(INCDIR)/
+	install -m 0644 include/apikey.h include/apikey_store.h include/apikey_key.h $(DESTDIR)$(INCDIR)/
 	install -m 0644 $(B)/apikey.pc $(DESTDIR)$(PKGCONFIGDIR)/
 	[ ! -f $(B)/pam_apikey.so ] || install -m 0755 $(B)/pam_apikey.so $(DESTDIR)$(PAMDIR)/
 	install -m 0644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
@@ -225,6 +231,7 @@ all: $(NGX_B)/ngx_http_apikey_module.so
 install: install-nginx
 .PHONY: install-nginx
 NGINX_MODDIR ?= /usr/lib/nginx/modules
+INSTALLED += $(NGINX_MODDIR)/ngx_http_apikey_module.so
 install-nginx: $(NGX_B)/ngx_http_apikey_module.so
 	install -d $(DESTDIR)$(NGINX_MODDIR)
 	install -m 0644 $(NGX_B)/ngx_http_apikey_module.so $(DESTDIR)$(NGINX_MODDIR)/

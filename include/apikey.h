@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "apikey_key.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -137,7 +139,6 @@ apikey_ctx *apikey_open_with(const char *config_path, unsigned flags, char *err,
 #define APIKEY_ACCOUNT_MAX 256 /* including the NUL */
 #define APIKEY_NAME_MAX 256
 #define APIKEY_SCOPES_MAX 1024
-#define APIKEY_KEY_MAX 56 /* a whole key with its NUL */
 
 /* Growing structs. apikey_key_info, apikey_create_request and
  * apikey_issued start with a size that the caller sets to sizeof of the

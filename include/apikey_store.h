@@ -1,28 +1,68 @@
 /*
- * apikey_store.h - the ABI between libapikey and a store backend.
+ * apikey_store.h - the ABI between libapikey and a store backend: all a
+ * third party needs to write a store. Every rule a backend must follow is
+ * stated here; doc/STORES.md describes the three stores shipped.
  *
- * A backend is a shared object build/store/apikey_store_<scheme>.so that
- * exports one symbol, APIKEY_STORE_ENTRY, returning its operations table.
- * libapikey loads only the backend that the configuration names.
+ * THE FILE. A backend is a shared object apikey_store_<scheme>.so that
+ * exports one symbol, APIKEY_STORE_ENTRY, a function returning its
+ * operations table (a static const table: the core never frees it).
+ *   - The scheme is 1 to 15 lowercase ASCII letters (a-z, nothing else),
+ *     the part before ':' in the configuration's "store = scheme:location".
+ *     It is the file's name and ops->scheme, byte for byte.
+ *   - It is installed in the store folder: `pkg-config --variable=storedir
+ *     apikey` (the build's STOREDIR, /usr/local/lib/apikey/store by
+ *     default), a regular file owned by root (or the user running the
+ *     program) and writable by no one else, in folders that pass the same
+ *     test: the core refuses any other file. An unprivileged process also looks in
+ *     $APIKEY_STORE_DIR, then in store/ beside libapikey (a build tree).
+ *   - It links nothing of the core: what it needs of the core comes in
+ *     apikey_store_host. It must export nothing else (store/store.map).
  *
- * Versioning follows SQLite's VFS: the table only grows at its end, and its
- * first field is its size. The core checks ->size before it calls a slot that
- * a newer ABI added, so an old backend keeps working with a newer core. The
- * core hands its services to the backend in apikey_store_host (also sized),
- * so a backend links nothing of the core.
+ * VERSIONS. Two numbers, as SQLite's VFS has:
+ *   - ops->size is sizeof(apikey_store_ops) the backend was built with: it
+ *     says which slots exist. The table only grows at its end; the core
+ *     checks APIKEY_STORE_HAS() before it reads a slot newer than touch.
+ *     The same holds, the other way, for apikey_store_host and
+ *     APIKEY_STORE_HOST_HAS().
+ *   - ops->abi is APIKEY_STORE_ABI_VERSION: the version of the rules below
+ *     the backend follows. The core refuses a backend whose abi is 0. A
+ *     rule that an old backend would break gets a new version (and, if the
+ *     table's meaning changes, a new entry symbol), never a silent change.
  *
- * A backend reads and writes records and enforces nothing but integrity (ids
- * unique, revocation permanent). It never sees a key or secret: only the id
- * and the one-way hash. Policy (limits, scopes, expiry) lives in libapikey.
+ * RECORDS. A backend stores records and enforces nothing but integrity:
+ *   - ids are unique (insert of a present id: CONFLICT);
+ *   - a revocation is permanent: once a record's revoked is nonzero, an
+ *     update that clears it or changes its time is refused with CONFLICT
+ *     and changes nothing;
+ *   - every record it decodes passes apikey_record_ok() (below), else the
+ *     answer is UNAVAILABLE: a value it cannot read never passes for
+ *     "not revoked" or "never expires".
+ * It never sees a key or secret, only the id and the one-way hash, and it
+ * never logs, prints or returns the hash other than in a record. Policy
+ * (limits, scopes, expiry) lives in libapikey.
  *
- * Status codes keep "not found" apart from "unavailable" (as glibc NSS does),
- * so a store that is down never looks like a bad key.
+ * STATUS AND LOGGING. Every slot returns an APIKEY_ST_* code. "Not found"
+ * is kept apart from "unavailable" (as glibc NSS does), so a store that is
+ * down never looks like a bad key.
+ *   - UNAVAILABLE (I/O, a corrupt store or record, a database down): the
+ *     backend logs the cause itself, one line through host->log_error,
+ *     naming the store and what failed (never a key or hash).
+ *   - NOMEM: not logged; the core reports it.
+ *   - NOTFOUND, CONFLICT, STOP: answers, not failures; not logged.
+ *
+ * THREADS. A handle is used by one thread at a time, unless flags holds
+ * APIKEY_STORE_CONCURRENT_LOOKUP: then lookup (and lookup_auth) may run in
+ * several threads at once, never beside any other call on that handle.
+ * Separate handles (two contexts) may be used in separate threads at once,
+ * so a backend keeps no state outside its handle that is not thread-safe.
  */
 #ifndef APIKEY_STORE_H
 #define APIKEY_STORE_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "apikey_key.h"
 
 #define APIKEY_STORE_ABI_VERSION 1
 #define APIKEY_STORE_ENTRY "apikey_store_entry_v1"
@@ -31,13 +71,11 @@ enum {
     APIKEY_ST_OK = 0,
     APIKEY_ST_NOTFOUND = 1,
     APIKEY_ST_UNAVAILABLE = 2, /* I/O, corrupt store, database down */
-    APIKEY_ST_CONFLICT = 3,    /* id already present, or un-revoking */
+    APIKEY_ST_CONFLICT = 3,    /* id already present, or a revocation cleared or moved */
     APIKEY_ST_NOMEM = 4,
     APIKEY_ST_STOP = 5,        /* returned by an each() callback to stop early */
 };
 
-#define APIKEY_ID_LEN 8
-#define APIKEY_HASH_LEN 32
 #define APIKEY_ACCOUNT_MAX 256 /* including the NUL */
 #define APIKEY_NAME_MAX 256
 #define APIKEY_SCOPES_MAX 1024 /* space-separated scope names, or "*" */
@@ -108,9 +146,12 @@ typedef struct apikey_store_host {
      * root or the caller, or not a regular file, or that lies in a folder
      * (from its own up to /) that is owned by someone else, or group- or
      * world-writable and not sticky. Returns 0 when acceptable, else -1 with
-     * a reason in why. fd is an open descriptor of the file, path its name. */
+     * a reason in why. fd is an open descriptor of the file, path its name.
+     * A file-based backend runs it on every file it reads (the store and
+     * any side file: index, lock, journal) before it trusts the content,
+     * and answers UNAVAILABLE, logged with the reason, for one it refuses. */
     int (*check_file)(int fd, const char *path, char *why, size_t whylen);
-    /* Fields added later go here; a backend checks STORE_HOST_HAS first. */
+    /* Fields added later go here; a backend checks APIKEY_STORE_HOST_HAS first. */
 
     /* Nonzero in a privileged process (a PAM module, or AT_SECURE: su, sudo,
      * login, sshd), where the caller may control the environment. The
@@ -121,57 +162,85 @@ typedef struct apikey_store_host {
 } apikey_store_host;
 
 /* Whether the core that opened a backend is recent enough to offer a field. */
-#define STORE_HOST_HAS(host, field) \
+#define APIKEY_STORE_HOST_HAS(host, field) \
     ((host)->size >= offsetof(apikey_store_host, field) + sizeof(((apikey_store_host *)0)->field))
 
 typedef int (*apikey_record_cb)(const apikey_record *rec, void *arg);
 
 typedef struct apikey_store_ops {
     size_t size;     /* sizeof(apikey_store_ops) the backend was built with */
-    unsigned abi;    /* APIKEY_STORE_ABI_VERSION */
-    const char *scheme; /* "json", "sqlite", "pgsql" */
+    unsigned abi;    /* APIKEY_STORE_ABI_VERSION: the rules it follows */
+    const char *scheme; /* "json", "sqlite", "pgsql": see THE FILE above */
+
+    /* Every slot from open to touch is required (the core refuses a table
+     * without them). */
 
     /* location is what follows "scheme:" in the configuration. create: make
      * the store when missing (admin commands); hosts open with create = 0 and
-     * a missing store is then unavailable. */
+     * a missing store is then UNAVAILABLE, either here or, for a backend
+     * that opens at its first read, from that read (never an empty store).
+     * host outlives the handle. On OK, *handle is the backend's own; else it
+     * is left alone and nothing is held. A privileged host
+     * (host->privileged) must be obeyed here and in every later call. */
     int (*open)(const char *location, int create, const apikey_store_host *host, void **handle);
+    /* Frees all; a transaction still open is rolled back. */
     void (*close)(void *handle);
 
-    /* Hot path: fetch one record by id from the store of record, seeing every
-     * committed change. OK, NOTFOUND or UNAVAILABLE. A miss should cost
-     * what a hit costs (timing must not tell which ids exist): a backend may
-     * read a neighbour into out, which then holds nothing of use. */
+    /* Hot path: fetch one record by id (APIKEY_ID_LEN characters and a NUL)
+     * from the store of record, seeing every committed change (no cache that
+     * could hide a revocation), and, inside a transaction, that
+     * transaction's own writes. OK, NOTFOUND or UNAVAILABLE (or NOMEM).
+     * On OK, out holds the record, which passed apikey_record_ok. On any
+     * other answer out holds nothing of use: the core reads none of it. A
+     * miss should cost what a hit costs (timing must not tell which ids
+     * exist): a backend may read a neighbour into out to do so. */
     int (*lookup)(void *handle, const char *id, apikey_record *out);
 
-    /* Every record, or those of one account (NULL: all), in creation order.
-     * The callback returning APIKEY_ST_STOP ends the walk with OK. */
+    /* Every record, or those of one account (NULL: all), in creation order,
+     * each as lookup gives it, inside a transaction with its own writes.
+     * The callback returns OK to go on, APIKEY_ST_STOP to end the walk with
+     * OK, or any other code to end it with that code. The callback must
+     * not call back into this handle (no lookup, no write, no nested
+     * each): the backend may hold a statement, a lock or a cursor open
+     * meanwhile. Another store's handle is fine (apikey copy writes to
+     * one). rec is valid only during the call. */
     int (*each)(void *handle, const char *account, apikey_record_cb cb, void *arg);
 
     /* A write transaction: exclusive against other writers in any process or
-     * host, reads inside it see the latest committed state, and commit makes
-     * everything durable at once or nothing at all. */
+     * host, reads inside it see the latest committed state and its own
+     * writes, and commit makes everything durable at once or nothing at all.
+     * No nesting: begin inside a transaction is a caller error.
+     * begin: OK or UNAVAILABLE (e.g. the lock cannot be had). */
     int (*begin)(void *handle);
-    /* Insert (id must be new: CONFLICT) or update (id must exist: NOTFOUND).
-     * A backend refuses to clear a revocation (CONFLICT). */
+    /* Inside a transaction only. insert: the id must be new (CONFLICT).
+     * update: the id must exist (NOTFOUND); every field but id is replaced;
+     * clearing or changing a revocation is CONFLICT (see RECORDS). A refused
+     * write changes nothing, and the transaction stays usable. */
     int (*insert)(void *handle, const apikey_record *rec);
     int (*update)(void *handle, const apikey_record *rec);
+    /* Ends the transaction either way: OK, all of it durable; else nothing
+     * of it applied (UNAVAILABLE, logged, or NOMEM). */
     int (*commit)(void *handle);
+    /* Ends the transaction, applying nothing. Never fails. */
     void (*rollback)(void *handle);
 
-    /* Record a use, best effort and without blocking: a failure (read-only
-     * store, busy lock) is ignored by the caller. Outside any transaction. */
+    /* Record a use: raise last_used to when if it is earlier (never lower
+     * it). Best effort and without blocking: a failure (read-only store,
+     * busy lock) is ignored by the caller. Called outside any transaction.
+     * OK (also when nothing changed), NOTFOUND or UNAVAILABLE. */
     int (*touch)(void *handle, const char *id, int64_t when);
 
     /* APIKEY_STORE_* flags. Read only when ->size covers it. */
     unsigned flags;
     /* Slots added later go here; the core checks ->size before use. */
 
-    /* Optional (NULL: none). A hint that a lookup of id follows soon: start
-     * fetching what it will read, so the memory latency overlaps the
-     * hashing of the key that the core does meanwhile. Must not block. */
+    /* Optional, NULL in the stores shipped, and not called by this core.
+     * Kept for the table's layout: memory-latency work (prefetching) belongs
+     * inside a backend's own lookup. */
     void (*prefetch)(void *handle, const char *id);
     /* Optional (NULL: lookup is used). lookup for a verification, which
-     * reads neither name nor created: they may be left empty and 0. */
+     * reads neither name nor created: they may be left empty and 0. Every
+     * other rule of lookup holds. */
     int (*lookup_auth)(void *handle, const char *id, apikey_record *out);
 } apikey_store_ops;
 
@@ -180,7 +249,7 @@ typedef struct apikey_store_ops {
 #define APIKEY_STORE_CONCURRENT_LOOKUP 1u
 
 /* Whether a backend's table is recent enough to hold a slot. */
-#define STORE_HAS(ops, field) \
+#define APIKEY_STORE_HAS(ops, field) \
     ((ops)->size >= offsetof(apikey_store_ops, field) + sizeof(((apikey_store_ops *)0)->field))
 
 typedef const apikey_store_ops *(*apikey_store_entry_fn)(void);

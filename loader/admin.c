@@ -472,7 +472,8 @@ static int copy_cb(const apikey_record *rec, void *arg)
             c->st = APIKEY_ST_CONFLICT;
             return c->st;
         }
-        st = there.revoked && !rec->revoked ? APIKEY_ST_OK : c->to->ops->update(c->to->handle, rec);
+        /* A revocation there is permanent, time and all (apikey_store.h). */
+        st = there.revoked ? APIKEY_ST_OK : c->to->ops->update(c->to->handle, rec);
     } else if (st == APIKEY_ST_NOTFOUND) {
         st = c->to->ops->insert(c->to->handle, rec);
     }

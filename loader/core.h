@@ -12,6 +12,8 @@
 #include "config.h"
 
 #define APIKEY_EXPORT __attribute__((visibility("default")))
+/* The old name, for context.c until its split (issue 12) renames its uses. */
+#define STORE_HAS APIKEY_STORE_HAS
 
 typedef int64_t (*apikey_clock_fn)(void);
 

@@ -157,17 +157,6 @@ int keycodec_make(const char *prefix, const char *id, char *out)
     return 0;
 }
 
-int keycodec_id(const char *prefix, const char *key, size_t len, char *id_out)
-{
-    size_t p = strlen(prefix);
-    if (len != p + 1 + APIKEY_ID_LEN + APIKEY_SECRET_LEN + APIKEY_CHECK_LEN ||
-        memcmp(key, prefix, p) != 0 || key[p] != '_')
-        return -1;
-    memcpy(id_out, key + p + 1, APIKEY_ID_LEN);
-    id_out[APIKEY_ID_LEN] = '\0';
-    return 0;
-}
-
 int keycodec_parse(const char *prefix, const char *key, size_t len, char *id_out)
 {
     size_t p = strlen(prefix);

@@ -7,10 +7,7 @@
 #include "apikey.h"
 #include "apikey_store.h"
 
-#define APIKEY_PREFIX_MAX 8
-#define APIKEY_SECRET_LEN 32
-#define APIKEY_CHECK_LEN 6
-/* apikey.h's APIKEY_KEY_MAX: prefix, '_', id, secret, check, NUL */
+/* apikey_key.h's sizes, kept in step. */
 _Static_assert(APIKEY_KEY_MAX == APIKEY_PREFIX_MAX + 1 + APIKEY_ID_LEN + APIKEY_SECRET_LEN + APIKEY_CHECK_LEN + 1,
                "APIKEY_KEY_MAX is the longest key");
 
@@ -35,9 +32,6 @@ int keycodec_make(const char *prefix, const char *id, char *out);
  * prefix. Checks length, alphabet and the CRC before anything touches a
  * store. On success copies the id into id_out (APIKEY_ID_LEN + 1). */
 int keycodec_parse(const char *prefix, const char *key, size_t len, char *id_out);
-/* Only the shape (length, prefix) and the id's place: what keycodec_parse
- * would give as the id, before its checks. 0 or -1. */
-int keycodec_id(const char *prefix, const char *key, size_t len, char *id_out);
 
 uint32_t keycodec_crc32(const unsigned char *data, size_t len);
 

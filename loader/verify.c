@@ -23,13 +23,12 @@ static apikey_decision decide(apikey_result *res, apikey_decision d, apikey_reas
 
 enum { CHECKED, MALFORMED, NO_HASH };
 
-/* Check the key, hash it and look its id up under the context's lock. The
- * store is first asked to start fetching the record, and the key is checked
- * and hashed while the memory answers: on a large store the record is a
- * cache miss or two that would otherwise come after the hash. A prefetch
- * only hints the processor; nothing of the store is read before the key
- * has passed its check. One lock for it all, as each rwlock round trip
- * costs about what the lookup does.
+/* Check the key, hash it, then look its id up. A store that allows
+ * concurrent lookups is read under the shared lock (one round trip: it
+ * costs about what the lookup does); any other, or a store that is not
+ * open or has just failed, under the exclusive one. Nothing of the store is
+ * read before the key has passed its check. Memory-latency work belongs to
+ * a store's own lookup, not here.
  *
  * A store that is not open (a host started while it was down) is opened
  * here, and one that failed is closed, so the next check opens it afresh
@@ -42,28 +41,19 @@ static int check_and_lookup(apikey_ctx *ctx, const char *key, size_t keylen, cha
     void *used = NULL;
     int st = APIKEY_ST_UNAVAILABLE;
     *stage = MALFORMED;
-    if (keycodec_id(ctx->cfg.key_prefix, key, keylen, id) != 0)
+    if (keycodec_parse(ctx->cfg.key_prefix, key, keylen, id) != 0)
         return st;
+    *stage = NO_HASH;
+    if (core_hash_key(ctx, key, keylen, want) != 0)
+        return st;
+    *stage = CHECKED;
     if (ctx->concurrent_lookup) {
         pthread_rwlock_rdlock(&ctx->lock);
-        if ((used = ctx->store.handle) && ctx->can_prefetch)
-            ctx->store.ops->prefetch(used, id);
-        if (keycodec_parse(ctx->cfg.key_prefix, key, keylen, id) == 0) {
-            *stage = core_hash_key(ctx, key, keylen, want) == 0 ? CHECKED : NO_HASH;
-            if (used && *stage == CHECKED)
-                st = ctx->lookup_auth(used, id, rec);
-        }
+        if ((used = ctx->store.handle))
+            st = ctx->lookup_auth(used, id, rec);
         pthread_rwlock_unlock(&ctx->lock);
-        if (*stage != CHECKED || (used && st != APIKEY_ST_UNAVAILABLE))
+        if (used && st != APIKEY_ST_UNAVAILABLE)
             return st;
-    } else {
-        if (keycodec_parse(ctx->cfg.key_prefix, key, keylen, id) != 0)
-            return st;
-        if (core_hash_key(ctx, key, keylen, want) != 0) {
-            *stage = NO_HASH;
-            return st;
-        }
-        *stage = CHECKED;
     }
     pthread_rwlock_wrlock(&ctx->lock);
     if (!used || used != ctx->store.handle) {

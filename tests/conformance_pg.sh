@@ -1,5 +1,6 @@
 #!/bin/sh
-# Inside tests/pg_harness.sh: the conformance suite against PostgreSQL
+# Inside tests/pg_harness.sh: a store suite (test_conformance, test_store_abi,
+# test_soak) against PostgreSQL
 # directly, then through pgbouncer in transaction pooling mode.
 t=$1
 admin="createdb -h $APIKEY_PG_HOST -p $APIKEY_PG_PORT -U $APIKEY_PG_USER"

@@ -1,8 +1,8 @@
 #!/bin/sh
-# Runs every test: the CUnit programs (the store conformance suite once per
-# store: json, sqlite, pgsql direct and through pgbouncer; the fault
-# injection once per store) and the
-# integration scripts. Prints each CUnit run summary, then one total line.
+# Runs every test: the CUnit programs (the store conformance suite and the
+# store ABI test once per store: json, sqlite, pgsql direct and through
+# pgbouncer; the fault injection once per store) and the integration
+# scripts. Prints each CUnit run summary, then one total line.
 cd "$(dirname "$0")/.." || exit 2
 B=build/tests
 RESULTS=$(mktemp)
@@ -49,7 +49,7 @@ for t in $B/test_*; do
     [ -x "$t" ] || continue
     name=$(basename "$t")
     case "$name" in
-    test_conformance|test_soak)
+    test_conformance|test_soak|test_store_abi)
         for s in $STORES; do
             case $s in
             pgsql)

@@ -2,7 +2,8 @@
  * The store conformance suite: every behaviour of SPEC sections 2-4, run
  * through the real apikey command and the host API against the store that
  * $APIKEY_TEST_STORE names (json, sqlite or pgsql; tests/run.sh runs it
- * for each, pgsql directly and through pgbouncer).
+ * for each, pgsql directly and through pgbouncer), or a third party's:
+ * see doc/STORES.md, "Testing a store of your own".
  */
 #include <signal.h>
 #include <stdio.h>
@@ -312,6 +313,65 @@ static void test_revocation_seen_by_open_context(void)
     done(&f);
 }
 
+/* A revocation is neither cleared nor moved, by any store (the store's
+ * own rule, apikey_store.h): an update doing either is CONFLICT and changes
+ * nothing; one that keeps it is fine. Copying onto a store where the key is
+ * revoked at another time keeps that time. */
+static void test_revocation_permanent_in_store(void)
+{
+    fixture f = fresh(NULL);
+    apikey_ctx *ctx = core_open(f.config, 1, NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    core_set_clock(ctx, fake_clock);
+    fake_now = 1800000000;
+    admin_request req = {.account = "alice", .name = "r", .scopes = "proxies:read", .expires = "never"};
+    admin_issued k;
+    char err[256], pid[APIKEY_KEY_ID_MAX];
+    CU_ASSERT_EQUAL_FATAL(admin_create(ctx, &req, 1, &k, err, sizeof err), APIKEY_OK);
+    snprintf(pid, sizeof pid, "ak_%s", k.rec.id);
+
+    /* Another store of the same kind with the key, revoked there first. */
+    fixture g = fresh(NULL);
+    apikey_ctx *other = core_open(g.config, 1, NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(other);
+    core_set_clock(other, fake_clock);
+    size_t copied = 0;
+    CU_ASSERT_EQUAL(admin_copy(ctx, g.uri, &copied, err, sizeof err), APIKEY_OK);
+    CU_ASSERT_EQUAL(admin_revoke(other, pid, err, sizeof err), APIKEY_OK);
+    fake_now += 100;
+    CU_ASSERT_EQUAL_FATAL(admin_revoke(ctx, pid, err, sizeof err), APIKEY_OK);
+
+    const apikey_store_ops *ops = ctx->store.ops;
+    void *h = ctx->store.handle;
+    apikey_record rec;
+    CU_ASSERT_EQUAL_FATAL(ops->lookup(h, k.rec.id, &rec), APIKEY_ST_OK);
+    CU_ASSERT_EQUAL(rec.revoked, 1800000100);
+    CU_ASSERT_EQUAL_FATAL(ops->begin(h), APIKEY_ST_OK);
+    apikey_record w = rec;
+    w.revoked = 0;
+    CU_ASSERT_EQUAL(ops->update(h, &w), APIKEY_ST_CONFLICT);
+    w.revoked = rec.revoked + 5;
+    CU_ASSERT_EQUAL(ops->update(h, &w), APIKEY_ST_CONFLICT);
+    w.revoked = rec.revoked - 5;
+    CU_ASSERT_EQUAL(ops->update(h, &w), APIKEY_ST_CONFLICT);
+    w = rec;
+    snprintf(w.name, sizeof w.name, "renamed");
+    CU_ASSERT_EQUAL(ops->update(h, &w), APIKEY_ST_OK);
+    CU_ASSERT_EQUAL(ops->commit(h), APIKEY_ST_OK);
+    CU_ASSERT_EQUAL_FATAL(ops->lookup(h, k.rec.id, &w), APIKEY_ST_OK);
+    CU_ASSERT_EQUAL(w.revoked, 1800000100);
+    CU_ASSERT_STRING_EQUAL(w.name, "renamed");
+
+    /* Copied again onto the store where it was revoked 100 s earlier. */
+    CU_ASSERT_EQUAL(admin_copy(ctx, g.uri, &copied, err, sizeof err), APIKEY_OK);
+    CU_ASSERT_EQUAL(admin_get(other, pid, &w, err, sizeof err), APIKEY_OK);
+    CU_ASSERT_EQUAL(w.revoked, 1800000000);
+    apikey_close(other);
+    apikey_close(ctx);
+    done(&g);
+    done(&f);
+}
+
 static void test_revoked_frees_slot_single_key(void)
 {
     fixture f = fresh("max_keys_per_account = 1");
@@ -481,9 +541,11 @@ static void test_last_used(void)
  * revoked key arrives revoked. */
 static void test_copy_between_stores(void)
 {
-    const char *kinds[] = {"json", "sqlite", "pgsql"};
-    enum { KINDS = sizeof kinds / sizeof kinds[0] };
-    for (size_t from = 0; from < KINDS; from++) {
+    const char *kinds[4] = {"json", "sqlite", "pgsql"}, *own = getenv("APIKEY_TEST_STORE");
+    size_t nkinds = 3;
+    if (own && strcmp(own, "json") && strcmp(own, "sqlite") && strcmp(own, "pgsql"))
+        kinds[nkinds++] = own; /* a third party's store, when the suite runs on one */
+    for (size_t from = 0; from < nkinds; from++) {
         if (!tu_store_available(kinds[from]))
             continue;
         fixture f = {.uri = tu_new_store_uri_of(kinds[from])};
@@ -496,7 +558,7 @@ static void test_copy_between_stores(void)
         CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, NULL, NULL, "revoke", pid, NULL), 0);
         CU_ASSERT_EQUAL(verify(&f, "sshd", "alice", live), 0);
         CU_ASSERT_EQUAL(verify(&f, "sshd", "bob", dead), 1);
-        for (size_t to = 0; to < KINDS; to++) {
+        for (size_t to = 0; to < nkinds; to++) {
             if (to == from || !tu_store_available(kinds[to]))
                 continue;
             fixture g = {.uri = tu_new_store_uri_of(kinds[to])};
@@ -541,6 +603,7 @@ int main(void)
         {"scope rules", test_scope_rules},
         {"expiry with an injected clock", test_expiry_with_clock},
         {"an open context sees a revocation; revoked stays revoked", test_revocation_seen_by_open_context},
+        {"a store neither clears nor moves a revocation", test_revocation_permanent_in_store},
         {"a revoked key frees its slot; single-key rotation", test_revoked_frees_slot_single_key},
         {"rotation with and without grace", test_rotation},
         {"four concurrent writers lose nothing", test_concurrent_writers},

@@ -142,8 +142,20 @@ char *tu_new_store_uri_of(const char *kind)
     } else if (strcmp(kind, "sqlite") == 0) {
         if (asprintf(&uri, "sqlite:%s/keys%d.db", tu_tmpdir(), n) < 0)
             abort();
-    } else {
+    } else if (strcmp(kind, "json") == 0) {
         if (asprintf(&uri, "json:%s/keys%d.json", tu_tmpdir(), n) < 0)
+            abort();
+    } else {
+        /* Another scheme (a third party's store): a fresh location from the
+         * template $APIKEY_TEST_STORE_LOCATION, whose %d is a number new to
+         * each store; else a fresh path in this run's folder. */
+        const char *tmpl = getenv("APIKEY_TEST_STORE_LOCATION");
+        char loc[1024];
+        if (tmpl && *tmpl)
+            snprintf(loc, sizeof loc, tmpl, (int)getpid() * 1000 + n);
+        else
+            snprintf(loc, sizeof loc, "%s/keys%d.%s", tu_tmpdir(), n, kind);
+        if (asprintf(&uri, "%s:%s", kind, loc) < 0)
             abort();
     }
     return uri;

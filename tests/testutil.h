@@ -28,9 +28,12 @@ char *tu_stderr_end(void);
 /* How many times needle occurs in haystack. */
 int tu_count(const char *haystack, const char *needle);
 
-/* The store URI the suite runs against: $APIKEY_TEST_STORE selects json,
- * sqlite or pgsql (pgsql needs $APIKEY_TEST_PG, a conninfo prefix, and a
- * fresh database per call). */
+/* The store URI the suite runs against: $APIKEY_TEST_STORE names its
+ * scheme: json (the default), sqlite, pgsql (needs $APIKEY_TEST_PG, a
+ * conninfo prefix, and a fresh database per call) or any other, whose
+ * backend is $APIKEY_STORE_DIR/apikey_store_<scheme>.so and whose fresh
+ * location is $APIKEY_TEST_STORE_LOCATION with %d replaced by a new number
+ * (default: a new path in the run's temporary folder). */
 char *tu_new_store_uri(void);
 /* The same for a given kind; whether that kind can run here (its backend
  * built and, for pgsql, the harness's variables set). */

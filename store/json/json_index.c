@@ -600,6 +600,8 @@ int json_index_touch(const json_index *ix, const char *idx_path, const char *id,
     idx_rec r;
     if (find_near(ix, id, &r, &slot) != 1)
         return APIKEY_ST_NOTFOUND;
+    if (when <= r.last_used)
+        return APIKEY_ST_OK; /* a use is only ever recorded forward */
     int fd = open(idx_path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return APIKEY_ST_UNAVAILABLE; /* an unprivileged host: fine */

@@ -30,9 +30,9 @@
 #include <time.h>
 
 #include "apikey_store.h"
+#include "../sql/sql_schema.h"
 
 #define EXPORT __attribute__((visibility("default")))
-#define SCHEMA_VERSION 1
 /* Same wait as the SQLite store's busy timeout before a writer gives up. */
 #define WRITER_WAIT "10s"
 /* pg_advisory_xact_lock key of the writers' lock ("apky"); advisory locks
@@ -44,46 +44,26 @@
 #define OID_INT8 20
 #define OID_TEXT 25
 
-/* Migrations[v] brings a store from version v to v + 1. */
-static const char *const migrations[SCHEMA_VERSION] = {
-    "CREATE TABLE apikey_schema (version INTEGER NOT NULL);"
-    "INSERT INTO apikey_schema VALUES (0);"
-    "CREATE TABLE apikey_keys ("
-    " seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
-    " id TEXT NOT NULL UNIQUE,"
-    " account TEXT NOT NULL,"
-    " name TEXT NOT NULL,"
-    " scopes TEXT NOT NULL,"
-    " hash BYTEA NOT NULL,"
-    " created BIGINT NOT NULL,"
-    " expires BIGINT NOT NULL DEFAULT 0,"
-    " last_used BIGINT NOT NULL DEFAULT 0,"
-    " revoked BIGINT NOT NULL DEFAULT 0);"
-    "CREATE INDEX apikey_keys_account ON apikey_keys(account);",
-};
-
-#define COLS "id, account, name, scopes, hash, created, expires, last_used, revoked"
+#define P(n) "$" #n
+static const char *const migrations[SQL_SCHEMA_VERSION] =
+    SQL_MIGRATIONS("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA", "BIGINT");
 
 /* The key, else its neighbour in id order: a miss fetches, sends and
  * decodes a row as a hit does, so an unknown id costs what a wrong secret
  * costs. The second part runs only for an id after the last one. */
-static const char Q_LOOKUP[] = "(SELECT " COLS " FROM apikey_keys WHERE id >= $1 ORDER BY id LIMIT 1)"
-                               " UNION ALL (SELECT " COLS " FROM apikey_keys WHERE id < $1"
-                               " ORDER BY id DESC LIMIT 1) LIMIT 1";
-static const char Q_EACH[] = "SELECT " COLS " FROM apikey_keys ORDER BY seq";
-static const char Q_EACH_ACCOUNT[] = "SELECT " COLS " FROM apikey_keys WHERE account = $1 ORDER BY seq";
+static const char Q_LOOKUP[] = "(" SQL_LOOKUP_AFTER(P) ") UNION ALL (SELECT " SQL_COLS
+                               " FROM apikey_keys WHERE id < $1 ORDER BY id DESC LIMIT 1) LIMIT 1";
+static const char Q_EACH[] = SQL_EACH;
+static const char Q_EACH_ACCOUNT[] = SQL_EACH_ACCOUNT(P);
 /* A taken id changes nothing instead of aborting the whole transaction. */
-static const char Q_INSERT[] = "INSERT INTO apikey_keys (" COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-                               " ON CONFLICT (id) DO NOTHING";
-/* A revocation is never cleared nor moved: such an update changes no row. */
-static const char Q_UPDATE[] = "UPDATE apikey_keys SET account = $2, name = $3, scopes = $4, hash = $5,"
-                               " created = $6, expires = $7, last_used = $8, revoked = $9"
-                               " WHERE id = $1 AND (revoked = 0 OR revoked = $9)";
-static const char Q_REVOKED[] = "SELECT revoked FROM apikey_keys WHERE id = $1";
+static const char Q_INSERT[] = SQL_INSERT(P) " ON CONFLICT (id) DO NOTHING";
+static const char Q_UPDATE[] = SQL_UPDATE(P);
+static const char Q_PRESENT[] = SQL_PRESENT(P);
 /* SKIP LOCKED: a row that a writer holds is left alone rather than waited for. */
 static const char Q_TOUCH[] = "UPDATE apikey_keys SET last_used = $2 WHERE id ="
                               " (SELECT id FROM apikey_keys WHERE id = $1 AND last_used < $2"
                               " FOR UPDATE SKIP LOCKED)";
+#undef P
 
 /* How long a statement may go unanswered before the connection is dropped
  * and the call fails. libpq has no such limit, and pgbouncer holds a query
@@ -163,20 +143,47 @@ static int reconnect(pgstore *s)
     return connect_db(s) == APIKEY_ST_OK;
 }
 
-/* Send one statement (n < 0: constant SQL, possibly several statements,
- * with no parameters; with a name: prepare sql under it, or with no sql run
- * what was prepared) and wait at most ms for all its results. The result
- * kept is the first error, else the last one; NULL when nothing came back. */
-static PGresult *send_wait(pgstore *s, const char *name, const char *sql, int n, const Oid *types,
-                           const char *const *vals, const int *lens, const int *fmts, int ms)
+/* One statement and its parameters $1..$n (vals NULL: none). lens and fmts
+ * only where a parameter is binary (the hash); results come in binary. */
+typedef struct stmt {
+    const char *name; /* of a prepared statement */
+    const char *sql;
+    int n;
+    const Oid *types;
+    const char *const *vals;
+    const int *lens, *fmts;
+} stmt;
+
+/* The four ways to send a statement; each returns PQsend*'s answer. */
+typedef int (*sender)(PGconn *conn, const stmt *q);
+
+/* Constant SQL with no parameters, possibly several statements. */
+static int send_fixed(PGconn *conn, const stmt *q)
 {
-    if (PQstatus(s->conn) != CONNECTION_OK)
-        return NULL;
-    int sent = name ? (sql ? PQsendPrepare(s->conn, name, sql, n, types)
-                           : PQsendQueryPrepared(s->conn, name, n, vals, lens, fmts, 1))
-               : n < 0 ? PQsendQuery(s->conn, sql)
-                       : PQsendQueryParams(s->conn, sql, n, types, vals, lens, fmts, 1);
-    if (!sent)
+    return PQsendQuery(conn, q->sql);
+}
+
+/* One unnamed statement in one round trip. */
+static int send_params(PGconn *conn, const stmt *q)
+{
+    return PQsendQueryParams(conn, q->sql, q->n, q->types, q->vals, q->lens, q->fmts, 1);
+}
+
+static int send_prepare(PGconn *conn, const stmt *q)
+{
+    return PQsendPrepare(conn, q->name, q->sql, q->n, q->types);
+}
+
+static int send_prepared(PGconn *conn, const stmt *q)
+{
+    return PQsendQueryPrepared(conn, q->name, q->n, q->vals, q->lens, q->fmts, 1);
+}
+
+/* Send q and wait at most ms for all its results. The result kept is the
+ * first error, else the last one; NULL when nothing came back. */
+static PGresult *exchange(pgstore *s, sender send, const stmt *q, int ms)
+{
+    if (PQstatus(s->conn) != CONNECTION_OK || !send(s->conn, q))
         return NULL;
     s->timed_out = 0;
     struct timespec start, now;
@@ -214,31 +221,34 @@ static PGresult *send_wait(pgstore *s, const char *name, const char *sql, int n,
     return NULL;
 }
 
-/* One statement, results in binary. Outside a transaction a lost connection
- * is re-established once and the statement tried again, so a long-lived host
- * recovers by itself after a server restart; inside one the transaction is
- * gone and the caller gets the failure. */
-static PGresult *run(pgstore *s, const char *name, const char *sql, int n, const Oid *types,
-                     const char *const *vals, const int *lens, const int *fmts, int ms)
+/* exchange, and outside a transaction a lost connection is re-established
+ * once and the statement tried again, so a long-lived host recovers by
+ * itself after a server restart; inside one the transaction is gone and the
+ * caller gets the failure. */
+static PGresult *run(pgstore *s, sender send, const stmt *q, int ms)
 {
     if (!s->in_txn && PQstatus(s->conn) != CONNECTION_OK)
         reconnect(s);
-    PGresult *res = send_wait(s, name, sql, n, types, vals, lens, fmts, ms);
-    ExecStatusType st = PQresultStatus(res);
+    PGresult *res = exchange(s, send, q, ms);
     /* A server that did not answer in time gets no second wait. */
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || s->in_txn || s->timed_out ||
-        !connection_lost(s, res))
+    if (ok(res) || s->in_txn || s->timed_out || !connection_lost(s, res))
         return res;
     PQclear(res);
     if (!reconnect(s))
         return NULL;
-    return send_wait(s, name, sql, n, types, vals, lens, fmts, ms);
+    return exchange(s, send, q, ms);
 }
 
-/* Constant SQL with no parameters, possibly several statements. */
 static PGresult *run_fixed(pgstore *s, const char *sql, int ms)
 {
-    return run(s, NULL, sql, -1, NULL, NULL, NULL, NULL, ms);
+    return run(s, send_fixed, &(stmt){.sql = sql}, ms);
+}
+
+/* One statement whose parameters are text. */
+static PGresult *run_text(pgstore *s, const char *sql, int n, const Oid *types,
+                          const char *const *vals, int ms)
+{
+    return run(s, send_params, &(stmt){.sql = sql, .n = n, .types = types, .vals = vals}, ms);
 }
 
 static int exec_fixed(pgstore *s, const char *sql, const char *what)
@@ -258,53 +268,34 @@ static void abandon_txn(pgstore *s)
     s->in_txn = 0;
 }
 
-static int copy_text(const PGresult *res, int row, int col, char *dst, size_t cap)
-{
-    int n = PQgetlength(res, row, col);
-    const char *v = PQgetvalue(res, row, col);
-    if (PQgetisnull(res, row, col) || n < 0 || (size_t)n >= cap || memchr(v, 0, (size_t)n))
-        return -1;
-    memcpy(dst, v, (size_t)n);
-    dst[n] = '\0';
-    return 0;
-}
-
-static int get_int8(const PGresult *res, int row, int col, int64_t *out)
-{
-    uint64_t be;
-    if (PQgetisnull(res, row, col) || PQgetlength(res, row, col) != (int)sizeof be)
-        return -1;
-    memcpy(&be, PQgetvalue(res, row, col), sizeof be);
-    *out = (int64_t)be64toh(be);
-    return 0;
-}
-
-/* The columns' types, of a row read and of a record's parameters. A column
- * whose type was altered by hand could hold 8 bytes of text that read as a
- * number: a row is checked against them. */
-static const Oid record_types[9] = {OID_TEXT, OID_TEXT, OID_TEXT, OID_TEXT, OID_BYTEA,
-                                    OID_INT8, OID_INT8, OID_INT8, OID_INT8};
+/* The column types of a row read, and of a record's parameters. */
+static const Oid record_types[SQL_NCOLS] = {OID_TEXT, OID_TEXT, OID_TEXT, OID_TEXT, OID_BYTEA,
+                                            OID_INT8, OID_INT8, OID_INT8, OID_INT8};
 
 /* A row (binary format) into a record: -1 when a value is NULL, of
- * another type, or out of range. */
+ * another type (a column altered by hand could hold 8 bytes of text that
+ * read as a number), or out of range. */
 static int decode_row(const PGresult *res, int row, apikey_record *out)
 {
-    memset(out, 0, sizeof *out);
-    if (PQnfields(res) != 9)
+    sql_value v[SQL_NCOLS];
+    if (PQnfields(res) != SQL_NCOLS)
         return -1;
-    for (int c = 0; c < 9; c++)
-        if (PQftype(res, c) != record_types[c] || PQfformat(res, c) != 1)
-            return -1;
-    if (copy_text(res, row, 0, out->id, sizeof out->id) ||
-        copy_text(res, row, 1, out->account, sizeof out->account) ||
-        copy_text(res, row, 2, out->name, sizeof out->name) ||
-        copy_text(res, row, 3, out->scopes, sizeof out->scopes) || PQgetisnull(res, row, 4) ||
-        PQgetlength(res, row, 4) != APIKEY_HASH_LEN || get_int8(res, row, 5, &out->created) ||
-        get_int8(res, row, 6, &out->expires) || get_int8(res, row, 7, &out->last_used) ||
-        get_int8(res, row, 8, &out->revoked))
-        return -1;
-    memcpy(out->hash, PQgetvalue(res, row, 4), APIKEY_HASH_LEN);
-    return apikey_record_ok(out) ? 0 : -1;
+    for (int c = 0; c < SQL_NCOLS; c++) {
+        Oid type = PQftype(res, c);
+        v[c] = (sql_value){.kind = SQL_OTHER, .p = PQgetvalue(res, row, c),
+                           .len = (size_t)PQgetlength(res, row, c)};
+        if (PQgetisnull(res, row, c) || PQfformat(res, c) != 1 || type != record_types[c])
+            continue;
+        if (type == OID_INT8 && v[c].len == sizeof(uint64_t)) {
+            uint64_t be;
+            memcpy(&be, v[c].p, sizeof be);
+            v[c].i = (int64_t)be64toh(be);
+            v[c].kind = SQL_INT64;
+        } else if (type != OID_INT8) {
+            v[c].kind = type == OID_TEXT ? SQL_TEXT : SQL_BYTES;
+        }
+    }
+    return sql_decode_record(v, out);
 }
 
 /* A row that does not decode is a corrupt store. */
@@ -418,7 +409,7 @@ static int messages_bound;
 
 static int without_environment(pgstore *s, int (*fn)(pgstore *))
 {
-    if (!STORE_HOST_HAS(s->host, privileged) || !s->host->privileged)
+    if (!APIKEY_STORE_HOST_HAS(s->host, privileged) || !s->host->privileged)
         return fn(s);
     pthread_mutex_lock(&environment_lock);
     char **saved = environ;
@@ -472,8 +463,8 @@ static int open_db(pgstore *s)
 static int schema_version(pgstore *s, int *version)
 {
     *version = -1;
-    PGresult *res = run(s, NULL, "SELECT to_regclass('apikey_schema') IS NOT NULL", 0, NULL, NULL, NULL, NULL,
-                    WAIT_CHECK_MS);
+    PGresult *res = run_text(s, "SELECT to_regclass('apikey_schema') IS NOT NULL", 0, NULL, NULL,
+                             WAIT_CHECK_MS);
     if (!ok(res) || PQntuples(res) != 1) {
         int st = fail(s, "reading its schema", res);
         PQclear(res);
@@ -483,7 +474,7 @@ static int schema_version(pgstore *s, int *version)
     PQclear(res);
     if (!present)
         return APIKEY_ST_OK;
-    res = run(s, NULL, "SELECT version FROM apikey_schema", 0, NULL, NULL, NULL, NULL, WAIT_CHECK_MS);
+    res = run_text(s, "SELECT version FROM apikey_schema", 0, NULL, NULL, WAIT_CHECK_MS);
     if (!ok(res) || PQntuples(res) != 1 || PQgetlength(res, 0, 0) != 4) {
         int st = ok(res) ? APIKEY_ST_UNAVAILABLE : fail(s, "reading its schema", res);
         if (ok(res))
@@ -501,7 +492,7 @@ static int schema_version(pgstore *s, int *version)
 static int pg_begin(void *handle);
 static int pg_commit(void *handle);
 
-/* Bring the schema to SCHEMA_VERSION under the writers' lock, so two first
+/* Bring the schema to SQL_SCHEMA_VERSION under the writers' lock, so two first
  * writers do not both create it. */
 static int migrate(pgstore *s)
 {
@@ -509,22 +500,22 @@ static int migrate(pgstore *s)
     if (st != APIKEY_ST_OK)
         return st;
     st = schema_version(s, &v);
-    for (v = v < 0 ? 0 : v; st == APIKEY_ST_OK && v < SCHEMA_VERSION; v++) {
+    for (v = v < 0 ? 0 : v; st == APIKEY_ST_OK && v < SQL_SCHEMA_VERSION; v++) {
         char next[16];
         snprintf(next, sizeof next, "%d", v + 1);
         const char *vals[1] = {next};
         st = exec_fixed(s, migrations[v], "creating its schema");
         if (st == APIKEY_ST_OK) {
-            PGresult *res = run(s, NULL, "UPDATE apikey_schema SET version = $1::int", 1, NULL, vals, NULL, NULL,
-                                WAIT_WRITE_MS);
+            PGresult *res = run_text(s, "UPDATE apikey_schema SET version = $1::int", 1, NULL, vals,
+                                     WAIT_WRITE_MS);
             st = ok(res) ? APIKEY_ST_OK : fail(s, "creating its schema", res);
             PQclear(res);
         }
     }
-    if (st == APIKEY_ST_OK && v > SCHEMA_VERSION) {
-        s->host->log_error("store pgsql:%s: schema version %d is newer than this build (%d)",
-                           s->where, v, SCHEMA_VERSION);
-        st = APIKEY_ST_UNAVAILABLE;
+    if (st == APIKEY_ST_OK) {
+        char where[300];
+        snprintf(where, sizeof where, "pgsql:%s", s->where);
+        st = sql_schema_newer(s->host, where, v);
     }
     if (st == APIKEY_ST_OK)
         return pg_commit(s);
@@ -535,17 +526,11 @@ static int migrate(pgstore *s)
 static int check_schema(pgstore *s)
 {
     int v, st = schema_version(s, &v);
-    if (st == APIKEY_ST_OK && v < 0) {
-        s->host->log_error("store pgsql:%s: not an apikey store (no apikey_schema table); an"
-                           " apikey admin command such as 'apikey list' creates it", s->where);
-        return APIKEY_ST_UNAVAILABLE;
-    }
-    if (st == APIKEY_ST_OK && v != SCHEMA_VERSION) {
-        s->host->log_error("store pgsql:%s: schema version %d, this build reads %d%s", s->where, v,
-                           SCHEMA_VERSION, v < SCHEMA_VERSION ? "; run any apikey write" : "");
-        return APIKEY_ST_UNAVAILABLE;
-    }
-    return st;
+    if (st != APIKEY_ST_OK)
+        return st;
+    char where[300];
+    snprintf(where, sizeof where, "pgsql:%s", s->where);
+    return sql_schema_check(s->host, where, v);
 }
 
 static void pg_close(void *handle)
@@ -596,7 +581,8 @@ static const char *sqlstate(const PGresult *res)
 static int prepare_lookup(pgstore *s)
 {
     const Oid types[1] = {OID_TEXT};
-    PGresult *res = run(s, LOOKUP_NAME, Q_LOOKUP, 1, types, NULL, NULL, NULL, WAIT_CHECK_MS);
+    const stmt q = {.name = LOOKUP_NAME, .sql = Q_LOOKUP, .n = 1, .types = types};
+    PGresult *res = run(s, send_prepare, &q, WAIT_CHECK_MS);
     /* 42P05: a pooled session that another client of ours prepared. */
     int done = ok(res) || strcmp(sqlstate(res), "42P05") == 0;
     PQclear(res);
@@ -609,19 +595,19 @@ static PGresult *run_lookup(pgstore *s, const char *const *vals)
     /* Inside a write transaction an error (a statement missing, or one
      * already prepared on a pooled session) would abort it: unnamed there. */
     if (s->in_txn)
-        return run(s, NULL, Q_LOOKUP, 1, types, vals, NULL, NULL, WAIT_CHECK_MS);
+        return run_text(s, Q_LOOKUP, 1, types, vals, WAIT_CHECK_MS);
     if (!s->prepared)
         s->prepared = prepare_lookup(s);
     PGresult *res = NULL;
     for (int attempt = 0; s->prepared && attempt < 2; attempt++) {
         PQclear(res);
-        res = run(s, LOOKUP_NAME, NULL, 1, NULL, vals, NULL, NULL, WAIT_CHECK_MS);
+        res = run(s, send_prepared, &(stmt){.name = LOOKUP_NAME, .n = 1, .vals = vals}, WAIT_CHECK_MS);
         if (strcmp(sqlstate(res), "26000") != 0)
             return res;
         s->prepared = prepare_lookup(s);
     }
     PQclear(res);
-    return run(s, NULL, Q_LOOKUP, 1, types, vals, NULL, NULL, WAIT_CHECK_MS);
+    return run_text(s, Q_LOOKUP, 1, types, vals, WAIT_CHECK_MS);
 }
 
 static int pg_lookup(void *handle, const char *id, apikey_record *out)
@@ -654,8 +640,8 @@ static int pg_each(void *handle, const char *account, apikey_record_cb cb, void 
     pgstore *s = handle;
     const Oid types[1] = {OID_TEXT};
     const char *vals[1] = {account};
-    PGresult *res = account ? run(s, NULL, Q_EACH_ACCOUNT, 1, types, vals, NULL, NULL, WAIT_LIST_MS)
-                            : run(s, NULL, Q_EACH, 0, NULL, NULL, NULL, NULL, WAIT_LIST_MS);
+    PGresult *res = account ? run_text(s, Q_EACH_ACCOUNT, 1, types, vals, WAIT_LIST_MS)
+                            : run_text(s, Q_EACH, 0, NULL, NULL, WAIT_LIST_MS);
     if (!ok(res)) {
         int st = fail(s, "reading keys", res);
         PQclear(res);
@@ -695,7 +681,8 @@ static int write_record(pgstore *s, const char *sql, const apikey_record *rec)
 {
     record_params p;
     bind_record(&p, rec);
-    PGresult *res = run(s, NULL, sql, 9, record_types, p.vals, p.lens, p.fmts, WAIT_WRITE_MS);
+    const stmt q = {.sql = sql, .n = 9, .types = record_types, .vals = p.vals, .lens = p.lens, .fmts = p.fmts};
+    PGresult *res = run(s, send_params, &q, WAIT_WRITE_MS);
     if (!ok(res)) {
         int st = fail(s, sql == Q_INSERT ? "adding a key" : "changing a key", res);
         PQclear(res);
@@ -710,9 +697,8 @@ static int write_record(pgstore *s, const char *sql, const apikey_record *rec)
     /* No row changed: the key is missing, or its revocation would change. */
     const Oid types[1] = {OID_TEXT};
     const char *vals[1] = {rec->id};
-    res = run(s, NULL, Q_REVOKED, 1, types, vals, NULL, NULL, WAIT_WRITE_MS);
-    int st = !ok(res) ? fail(s, "reading a key", res)
-             : PQntuples(res) ? APIKEY_ST_CONFLICT : APIKEY_ST_NOTFOUND;
+    res = run_text(s, Q_PRESENT, 1, types, vals, WAIT_WRITE_MS);
+    int st = ok(res) ? sql_unchanged(PQntuples(res) > 0) : fail(s, "reading a key", res);
     PQclear(res);
     return st;
 }
@@ -771,7 +757,8 @@ static int pg_touch(void *handle, const char *id, int64_t when)
     snprintf(at, sizeof at, "%lld", (long long)when);
     const Oid types[2] = {OID_TEXT, OID_INT8};
     const char *vals[2] = {id, at};
-    PGresult *res = send_wait(s, NULL, Q_TOUCH, 2, types, vals, NULL, NULL, WAIT_TOUCH_MS);
+    const stmt q = {.sql = Q_TOUCH, .n = 2, .types = types, .vals = vals};
+    PGresult *res = exchange(s, send_params, &q, WAIT_TOUCH_MS);
     int st = ok(res) ? APIKEY_ST_OK : APIKEY_ST_UNAVAILABLE;
     PQclear(res);
     return st;

@@ -20,49 +20,30 @@
 #include <unistd.h>
 
 #include "apikey_store.h"
+#include "../sql/sql_schema.h"
 
 #define EXPORT __attribute__((visibility("default")))
-#define SCHEMA_VERSION 1
 #define WRITER_WAIT_MS 10000
 #define WAL_KEEP_BYTES (256 * 1024)
 
-/* Migrations[v] brings a store from version v to v + 1. */
-static const char *const migrations[SCHEMA_VERSION] = {
-    "CREATE TABLE apikey_schema (version INTEGER NOT NULL);"
-    "INSERT INTO apikey_schema VALUES (0);"
-    "CREATE TABLE apikey_keys ("
-    " seq INTEGER PRIMARY KEY,"
-    " id TEXT NOT NULL UNIQUE,"
-    " account TEXT NOT NULL,"
-    " name TEXT NOT NULL,"
-    " scopes TEXT NOT NULL,"
-    " hash BLOB NOT NULL,"
-    " created INTEGER NOT NULL,"
-    " expires INTEGER NOT NULL DEFAULT 0,"
-    " last_used INTEGER NOT NULL DEFAULT 0,"
-    " revoked INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX apikey_keys_account ON apikey_keys(account);",
-};
+#define P(n) "?" #n
+static const char *const migrations[SQL_SCHEMA_VERSION] = SQL_MIGRATIONS("INTEGER PRIMARY KEY", "BLOB", "INTEGER");
 
-#define COLS "id, account, name, scopes, hash, created, expires, last_used, revoked"
-
-enum { Q_LOOKUP, Q_EACH, Q_EACH_ACCOUNT, Q_INSERT, Q_UPDATE, Q_REVOKED, Q_TOUCH, Q_COUNT };
+enum { Q_LOOKUP, Q_EACH, Q_EACH_ACCOUNT, Q_INSERT, Q_UPDATE, Q_PRESENT, Q_TOUCH, Q_COUNT };
 static const char *const queries[Q_COUNT] = {
-    /* The key, else its neighbour in id order: a miss reads and decodes a
-     * row as a hit does, so an unknown id costs what a wrong secret costs
-     * (one index seek and one row either way; a UNION that also covered an
-     * id after the last one cost every hit 6%: see sq_lookup). */
-    [Q_LOOKUP] = "SELECT " COLS " FROM apikey_keys WHERE id >= ?1 ORDER BY id LIMIT 1",
-    [Q_EACH] = "SELECT " COLS " FROM apikey_keys ORDER BY seq",
-    [Q_EACH_ACCOUNT] = "SELECT " COLS " FROM apikey_keys WHERE account = ?1 ORDER BY seq",
-    [Q_INSERT] = "INSERT INTO apikey_keys (" COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    /* A revocation is never cleared nor moved: such an update changes no row. */
-    [Q_UPDATE] = "UPDATE apikey_keys SET account = ?2, name = ?3, scopes = ?4, hash = ?5,"
-                 " created = ?6, expires = ?7, last_used = ?8, revoked = ?9"
-                 " WHERE id = ?1 AND (revoked = 0 OR revoked = ?9)",
-    [Q_REVOKED] = "SELECT revoked FROM apikey_keys WHERE id = ?1",
+    /* A miss reads and decodes a row as a hit does, so an unknown id costs
+     * what a wrong secret costs (one index seek and one row either way; a
+     * UNION that also covered an id after the last one cost every hit 6%:
+     * see sq_lookup). */
+    [Q_LOOKUP] = SQL_LOOKUP_AFTER(P),
+    [Q_EACH] = SQL_EACH,
+    [Q_EACH_ACCOUNT] = SQL_EACH_ACCOUNT(P),
+    [Q_INSERT] = SQL_INSERT(P),
+    [Q_UPDATE] = SQL_UPDATE(P),
+    [Q_PRESENT] = SQL_PRESENT(P),
     [Q_TOUCH] = "UPDATE apikey_keys SET last_used = ?2 WHERE id = ?1 AND last_used < ?2",
 };
+#undef P
 
 /* Lookups run in several threads at once (APIKEY_STORE_CONCURRENT_LOOKUP),
  * and one SQLite connection runs one statement at a time: each lookup takes
@@ -117,43 +98,32 @@ static sqlite3_stmt *stmt(sstore *s, int which)
     return st;
 }
 
-static int copy_text(sqlite3_stmt *st, int col, char *dst, size_t cap)
-{
-    const unsigned char *v = sqlite3_column_text(st, col);
-    int n = sqlite3_column_bytes(st, col);
-    if (!v || n < 0 || (size_t)n >= cap || memchr(v, 0, (size_t)n))
-        return -1;
-    memcpy(dst, v, (size_t)n);
-    dst[n] = 0;
-    return 0;
-}
-
-/* The type each column must hold. A column's declared type is only an
- * affinity: a hand-edited 'yes' stays TEXT in an INTEGER column, and
- * reading it as a number would give 0, "not revoked". */
-static const int col_types[] = {SQLITE_TEXT,    SQLITE_TEXT,    SQLITE_TEXT,
-                                SQLITE_TEXT,    SQLITE_BLOB,    SQLITE_INTEGER,
-                                SQLITE_INTEGER, SQLITE_INTEGER, SQLITE_INTEGER};
-
 /* A row into a record: -1 when a value has the wrong type or does not fit. */
 static int decode_row(sqlite3_stmt *st, apikey_record *out)
 {
-    memset(out, 0, sizeof *out);
-    for (int c = 0; c < (int)(sizeof col_types / sizeof col_types[0]); c++)
-        if (sqlite3_column_type(st, c) != col_types[c])
+    sql_value v[SQL_NCOLS];
+    for (int c = 0; c < SQL_NCOLS; c++) {
+        v[c] = (sql_value){.kind = SQL_OTHER};
+        switch (sqlite3_column_type(st, c)) {
+        case SQLITE_TEXT:
+            v[c] = (sql_value){.kind = SQL_TEXT, .p = sqlite3_column_text(st, c)};
+            break;
+        case SQLITE_BLOB:
+            v[c] = (sql_value){.kind = SQL_BYTES, .p = sqlite3_column_blob(st, c)};
+            break;
+        case SQLITE_INTEGER:
+            v[c] = (sql_value){.kind = SQL_INT64, .i = sqlite3_column_int64(st, c)};
+            continue; /* no length: sqlite3_column_bytes would convert it to text */
+        default:
+            continue;
+        }
+        /* After the text or blob, which it must not convert. NULL text is
+         * a failed allocation; a NULL blob has no bytes. */
+        v[c].len = (size_t)sqlite3_column_bytes(st, c);
+        if (!v[c].p && (v[c].kind == SQL_TEXT || v[c].len))
             return -1;
-    const void *hash = sqlite3_column_blob(st, 4);
-    if (copy_text(st, 0, out->id, sizeof out->id) || copy_text(st, 1, out->account, sizeof out->account) ||
-        copy_text(st, 2, out->name, sizeof out->name) ||
-        copy_text(st, 3, out->scopes, sizeof out->scopes) || !hash ||
-        sqlite3_column_bytes(st, 4) != APIKEY_HASH_LEN)
-        return -1;
-    memcpy(out->hash, hash, APIKEY_HASH_LEN);
-    out->created = sqlite3_column_int64(st, 5);
-    out->expires = sqlite3_column_int64(st, 6);
-    out->last_used = sqlite3_column_int64(st, 7);
-    out->revoked = sqlite3_column_int64(st, 8);
-    return apikey_record_ok(out) ? 0 : -1;
+    }
+    return sql_decode_record(v, out);
 }
 
 /* A row that does not decode is a corrupt store. */
@@ -210,7 +180,7 @@ static int is_empty(sstore *s)
     return APIKEY_ST_UNAVAILABLE;
 }
 
-/* Bring the schema to SCHEMA_VERSION under the write lock, so two first
+/* Bring the schema to SQL_SCHEMA_VERSION under the write lock, so two first
  * writers do not both create it. */
 static int migrate(sstore *s)
 {
@@ -221,17 +191,17 @@ static int migrate(sstore *s)
     st = schema_version(s, &v);
     if (st == APIKEY_ST_NOTFOUND && (st = is_empty(s)) == APIKEY_ST_OK)
         v = 0;
-    for (; st == APIKEY_ST_OK && v < SCHEMA_VERSION; v++) {
+    for (; st == APIKEY_ST_OK && v < SQL_SCHEMA_VERSION; v++) {
         char bump[64];
         snprintf(bump, sizeof bump, "UPDATE apikey_schema SET version = %d", v + 1);
         st = exec(s, migrations[v]);
         if (st == APIKEY_ST_OK)
             st = exec(s, bump);
     }
-    if (st == APIKEY_ST_OK && v > SCHEMA_VERSION) {
-        s->host->log_error("store sqlite:%s: schema version %d is newer than this build (%d)",
-                           s->path, v, SCHEMA_VERSION);
-        st = APIKEY_ST_UNAVAILABLE;
+    if (st == APIKEY_ST_OK) {
+        char where[4200];
+        snprintf(where, sizeof where, "sqlite:%s", s->path);
+        st = sql_schema_newer(s->host, where, v);
     }
     if (st == APIKEY_ST_OK)
         return exec(s, "COMMIT");
@@ -242,14 +212,10 @@ static int migrate(sstore *s)
 static int check_schema(sstore *s)
 {
     int v, st = schema_version(s, &v);
-    if (st == APIKEY_ST_NOTFOUND) {
-        s->host->log_error("store sqlite:%s: not an apikey store (no schema)", s->path);
-        return APIKEY_ST_UNAVAILABLE;
-    }
-    if (st == APIKEY_ST_OK && v != SCHEMA_VERSION) {
-        s->host->log_error("store sqlite:%s: schema version %d, this build reads %d%s", s->path,
-                           v, SCHEMA_VERSION, v < SCHEMA_VERSION ? "; run any apikey write" : "");
-        return APIKEY_ST_UNAVAILABLE;
+    if (st == APIKEY_ST_NOTFOUND || st == APIKEY_ST_OK) {
+        char where[4200];
+        snprintf(where, sizeof where, "sqlite:%s", s->path);
+        return sql_schema_check(s->host, where, st == APIKEY_ST_OK ? v : -1);
     }
     return st;
 }
@@ -259,7 +225,7 @@ static int check_schema(sstore *s)
 static int ensure_schema(sstore *s)
 {
     int v;
-    return schema_version(s, &v) == APIKEY_ST_OK && v == SCHEMA_VERSION ? APIKEY_ST_OK : migrate(s);
+    return schema_version(s, &v) == APIKEY_ST_OK && v == SQL_SCHEMA_VERSION ? APIKEY_ST_OK : migrate(s);
 }
 
 /* One file: it must exist (unless may_miss, or creating) and pass the
@@ -507,12 +473,11 @@ static int write_record(sstore *s, int which, const apikey_record *rec)
     if (which == Q_INSERT || changed == 1)
         return APIKEY_ST_OK;
     /* No row changed: the key is missing, or its revocation would change. */
-    st = stmt(s, Q_REVOKED);
+    st = stmt(s, Q_PRESENT);
     sqlite3_bind_text(st, 1, rec->id, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     sqlite3_reset(st);
-    return rc == SQLITE_ROW ? APIKEY_ST_CONFLICT : rc == SQLITE_DONE ? APIKEY_ST_NOTFOUND
-                                                                     : fail(s, "reading a key");
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? sql_unchanged(rc == SQLITE_ROW) : fail(s, "reading a key");
 }
 
 static int sq_insert(void *handle, const apikey_record *rec)

@@ -12,6 +12,7 @@ fail() { echo "install: $*" >&2; exit 1; }
 make -s B="$T/b" PREFIX=/usr DESTDIR="$D" install >"$T/log" 2>&1 || { cat "$T/log"; fail "make install failed"; }
 PAMDIR=$(pkg-config --variable=libdir pam 2>/dev/null || echo /lib/x86_64-linux-gnu)/security
 for f in /usr/bin/apikey /usr/bin/basic_apikey_auth /usr/lib/libapikey.so.1 /usr/include/apikey.h \
+         /usr/include/apikey_store.h /usr/include/apikey_key.h \
          /usr/lib/apikey/store/apikey_store_json.so "$PAMDIR/pam_apikey.so" \
          /usr/lib/pkgconfig/apikey.pc /usr/share/man/man1/apikey.1; do
     [ -e "$D$f" ] || fail "$f not installed"
@@ -20,6 +21,11 @@ done
 if [ -f build/nginx/ngx_http_apikey_module.so ]; then
     [ -e "$D/usr/lib/nginx/modules/ngx_http_apikey_module.so" ] || fail "the nginx module not installed"
 fi
+# A host and a third-party store build from the installed headers alone.
+for h in apikey.h apikey_store.h; do
+    printf '#include <%s>\n' "$h" | ${CC:-cc} -std=c11 -Wall -Wextra -Werror -fsyntax-only \
+        -I"$D/usr/include" -x c - || fail "$h does not compile on its own"
+done
 [ "$(PKG_CONFIG_PATH=$D/usr/lib/pkgconfig pkg-config --variable=storedir apikey)" = /usr/lib/apikey/store ] ||
     fail "apikey.pc: storedir is not /usr/lib/apikey/store"
 # The installed library looks for its stores under PREFIX, not in build/.

@@ -1,0 +1,23 @@
+/*
+ * apikey_key.h - the key format's sizes (SPEC section 2), shared by hosts
+ * (apikey.h) and store backends (apikey_store.h).
+ *
+ * A key is <prefix>_<id><secret><check>: a deployment prefix of 1 to 8
+ * lowercase letters or digits, '_', a public id of 8 base62 characters
+ * (what a store is keyed by), a secret of 32 base62 characters, and 6
+ * base62 characters of CRC-32 over all before them. A store never sees the
+ * key or its secret: only the id and a 32-byte hash (SHA-256, or
+ * HMAC-SHA256 with the deployment's pepper) of the whole key.
+ */
+#ifndef APIKEY_KEY_H
+#define APIKEY_KEY_H
+
+#define APIKEY_PREFIX_MAX 8
+#define APIKEY_ID_LEN 8
+#define APIKEY_SECRET_LEN 32
+#define APIKEY_CHECK_LEN 6
+#define APIKEY_HASH_LEN 32
+/* The longest key with its NUL: prefix, '_', id, secret, check. */
+#define APIKEY_KEY_MAX 56
+
+#endif
