@@ -45,8 +45,10 @@
  * is kept apart from "unavailable" (as glibc NSS does), so a store that is
  * down never looks like a bad key.
  *   - UNAVAILABLE (I/O, a corrupt store or record, a database down): the
- *     backend logs the cause itself, one line through host->log_error,
- *     naming the store and what failed (never a key or hash).
+ *     backend reports the cause itself, one line through host->log_error,
+ *     naming the store and what failed (never a key or hash). The core
+ *     hands that line to its caller, and only the caller's adapter (the
+ *     PAM module, the helper, the command, a host) prints or logs it.
  *   - NOMEM: not logged; the core reports it.
  *   - NOTFOUND, CONFLICT, STOP: answers, not failures; not logged.
  *
@@ -140,7 +142,8 @@ static inline int apikey_record_ok(const apikey_record *r)
 /* What the core offers a backend. */
 typedef struct apikey_store_host {
     size_t size;
-    /* One clear line for the operator: the core routes it to stderr or syslog. */
+    /* One clear line for the operator. The core keeps it and hands it to
+     * its caller (err, apikey_verdict.error); the library never prints it. */
     void (*log_error)(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
     /* Refuse a file that is group/world-writable, or owned by someone other than
      * root or the caller, or not a regular file, or that lies in a folder

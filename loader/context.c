@@ -85,11 +85,9 @@ apikey_ctx *core_open(const char *config_path, int flags, char *err, size_t errl
         apikey_close(ctx);
         return NULL;
     }
-    ctx->concurrent_lookup = STORE_HAS(ctx->store.ops, flags) &&
+    ctx->concurrent_lookup = APIKEY_STORE_HAS(ctx->store.ops, flags) &&
                              (ctx->store.ops->flags & APIKEY_STORE_CONCURRENT_LOOKUP);
-    ctx->can_prefetch = ctx->concurrent_lookup && STORE_HAS(ctx->store.ops, prefetch) &&
-                        ctx->store.ops->prefetch;
-    ctx->lookup_auth = STORE_HAS(ctx->store.ops, lookup_auth) && ctx->store.ops->lookup_auth
+    ctx->lookup_auth = APIKEY_STORE_HAS(ctx->store.ops, lookup_auth) && ctx->store.ops->lookup_auth
                            ? ctx->store.ops->lookup_auth
                            : ctx->store.ops->lookup;
     return ctx;

@@ -12,8 +12,6 @@
 #include "config.h"
 
 #define APIKEY_EXPORT __attribute__((visibility("default")))
-/* The old name, for context.c until its split (issue 12) renames its uses. */
-#define STORE_HAS APIKEY_STORE_HAS
 
 typedef int64_t (*apikey_clock_fn)(void);
 
@@ -33,7 +31,6 @@ struct apikey_ctx {
      * store that allows them concurrently (APIKEY_STORE_CONCURRENT_LOOKUP). */
     pthread_rwlock_t lock;
     int concurrent_lookup;
-    int can_prefetch; /* the store has prefetch and concurrent lookups */
     /* lookup_auth when the store has it, else lookup. */
     int (*lookup_auth)(void *handle, const char *id, apikey_record *out);
     struct evp_md_st *md; /* SHA-256, fetched once: a fetch per hash costs more than the hash */
