@@ -445,9 +445,10 @@ static enum MHD_Result route(struct MHD_Connection *c, authd_generation *g, cons
 }
 
 /* The first call sees the head only: the peer is checked then, and a
- * refusal or an announced oversized body is answered without reading the
- * body. The body is read whole (up to AUTHD_ADMIN_BODY_MAX) before the
- * last call answers. A library without the admin slots serves none. */
+ * refusal is answered without reading the body. An admin's body is read to
+ * its end, kept up to AUTHD_ADMIN_BODY_MAX and beyond that dropped and
+ * answered 413, so that the client reads the answer rather than a reset.
+ * A library without the admin slots serves none. */
 enum MHD_Result authd_serve_admin(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
@@ -470,16 +471,13 @@ enum MHD_Result authd_serve_admin(void *cls, struct MHD_Connection *c, const cha
                     (unsigned)rq->peer.uid, (unsigned)rq->peer.gid);
             return json_error(c, 403, "forbidden");
         }
-        const char *length = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (length && strtoull(length, NULL, 10) > AUTHD_ADMIN_BODY_MAX)
-            return json_error(c, 413, "the body is larger than 16384 bytes");
         return MHD_YES;
     }
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
         if (rq->too_big || rq->len + n > AUTHD_ADMIN_BODY_MAX) {
-            rq->too_big = 1; /* chunked: read to its end, then refused */
+            rq->too_big = 1;
             return MHD_YES;
         }
         char *grown = realloc(rq->body, rq->len + n + 1);
