@@ -79,11 +79,13 @@ static enum MHD_Result status_error(struct MHD_Connection *c, apikey_status st, 
     return json_error(c, (unsigned)authd_api->status_http(st), err[0] ? err : authd_api->status_string(st));
 }
 
-/* A client's name for something, shown back within bounds. */
-static enum MHD_Result named_error(struct MHD_Connection *c, unsigned status, const char *what, const char *name)
+/* what, then a client's name for something, shown back within bounds,
+ * then more. */
+static enum MHD_Result named_error(struct MHD_Connection *c, unsigned status, const char *what, const char *name,
+                                   const char *more)
 {
-    char line[160];
-    snprintf(line, sizeof line, "%s \"%.64s%s\"", what, name, strlen(name) > 64 ? "..." : "");
+    char line[256];
+    snprintf(line, sizeof line, "%s\"%.64s%s\"%s", what, name, strlen(name) > 64 ? "..." : "", more);
     return json_error(c, status, line);
 }
 
@@ -174,6 +176,8 @@ static json_t *body_object(struct MHD_Connection *c, const admin_request *rq, co
         char line[96];
         if (in)
             snprintf(line, sizeof line, "the body must be a JSON object");
+        else if (strncmp(je.text, "duplicate object key", 20) == 0)
+            snprintf(line, sizeof line, "a field appears twice in the body");
         else
             snprintf(line, sizeof line, "the body is not JSON (line %d, column %d)", je.line, je.column);
         json_decref(in);
@@ -187,7 +191,7 @@ static json_t *body_object(struct MHD_Connection *c, const admin_request *rq, co
         while (*a && strcmp(*a, field) != 0)
             a++;
         if (!*a) {
-            *rc = named_error(c, 400, "unknown field", field);
+            *rc = named_error(c, 400, "unknown field ", field, "");
             json_decref(in);
             return NULL;
         }
@@ -206,7 +210,7 @@ static const char *string_field(struct MHD_Connection *c, json_t *in, const char
     if (!required && (!v || json_is_null(v)))
         return NULL;
     *bad = 1;
-    *rc = named_error(c, 400, v ? "must be a string:" : "missing field", field);
+    *rc = v ? named_error(c, 400, "", field, " must be a string") : named_error(c, 400, "missing field ", field, "");
     return NULL;
 }
 
@@ -372,7 +376,7 @@ static enum MHD_Result list_keys(struct MHD_Connection *c, authd_generation *g)
     list_args a = {0};
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, list_arg, &a);
     if (a.bad)
-        return named_error(c, 400, "bad or repeated parameter (account=A, all=0 or 1):", a.bad);
+        return named_error(c, 400, "bad or repeated parameter ", a.bad, " (want account=A, all=0 or all=1)");
     char err[1024] = "";
     key_rows rows = {.arr = json_array()};
     apikey_status st = rows.arr ? authd_api->list(g->ctx, a.account, a.all ? APIKEY_LIST_ALL : 0, add_key,

@@ -193,6 +193,10 @@ def flow(account):
     check(status == 204, "DELETE of a key already revoked: 204 again")
     status, got, _ = a.call("GET", "/v1/keys/" + rot["id"])
     check(status == 200 and got["status"] == "revoked", "GET of a revoked key: 200, status revoked")
+    status, err, text = a.call("POST", "/v1/keys/%s/rotate" % rot["id"])
+    check(status == 409 and one_error(status, err, text), "rotate of a revoked key: 409 (%d %s)" % (status, text.strip()))
+    status, err, text = a.call("POST", "/v1/keys/%s/rotate" % kid, {"grace": "forever"})
+    check(status == 400 and one_error(status, err, text), "rotate with a bad grace: 400 (%d %s)" % (status, text.strip()))
     status, active, _ = a.call("GET", "/v1/keys?account=" + account)
     status2, every, _ = a.call("GET", "/v1/keys?account=%s&all=1" % account)
     check(rot["id"] not in [r["id"] for r in active] and rot["id"] in [r["id"] for r in every],
