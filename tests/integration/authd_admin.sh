@@ -50,7 +50,7 @@ client bad
 # --- A user who is not an admin -------------------------------------------------
 before=$($APIKEY list --json --all | grep -c '"id"')
 # (the system's python3: a root-only pyenv shim is no use to that user)
-setpriv --reuid="$U1" --regid="$(id -g "$U1")" --init-groups /usr/bin/python3 "$T/admin_client.py" forbidden ||
+SEEN= setpriv --reuid="$U1" --regid="$(id -g "$U1")" --init-groups /usr/bin/python3 "$T/admin_client.py" forbidden ||
     fails=$((fails + 1))
 after=$($APIKEY list --json --all | grep -c '"id"')
 want_same() { if [ "$1" = "$2" ]; then ok "$3"; else not_ok "$3: $1 then $2"; fi; }
