@@ -65,7 +65,7 @@ wait "$AUTHD" 2>/dev/null
 wait "$LOOP"
 sed -n 's/^# /#   /p' "$T/loop.out"
 start_authd
-client verifyall "$T/acked"
+client verifyall "$T/acked" "SIGKILL in a create loop, then a restart: every acknowledged key is kept"
 
 # --- The store goes down and comes back ------------------------------------------
 mv "$T/keys.json" "$T/keys.json.away"
@@ -85,7 +85,21 @@ expect 200 GET "/v1/keys/$(id_of "$GOOD")" && ok "the store back: GET /v1/keys/I
 expect 201 POST /v1/keys '{"account":"back","name":"n","scopes":["geo:read"]}' &&
     ok "the store back: POST /v1/keys is 201" || not_ok "the store back: create fails"
 printf '%s\n' "$GOOD" > "$T/good"
-client verifyall "$T/good"
+client verifyall "$T/good" "the store back: /verify"
+
+# --- A library older than the admin operations: 501, /verify still served ---------
+mkdir "$T/old"
+cp build/apikey-authd "$T/old/"
+if ${CC:-cc} -shared -fPIC -Iinclude -DREAL="\"$ROOT/build/libapikey.so.1\"" -o "$T/old/libapikey.so.1" \
+    tests/integration/lib/old_library.c -ldl; then
+    bg "$T/old/apikey-authd" --config "$CONF" --listen "unix:$T/old.sock" --admin "unix:$T/old-admin.sock" 2>> "$LOG"
+    for i in $(seq 100); do [ -S "$T/old-admin.sock" ] && break; sleep 0.1; done
+    ADMIN=$T/old-admin.sock expect 501 GET /v1/keys && ok "an older libapikey: the management API answers 501" ||
+        not_ok "an older libapikey: no 501"
+    SOCK=$T/old.sock client verifyall "$T/good" "an older libapikey: /verify still answers"
+else
+    not_ok "cannot build the older library"
+fi
 
 # --- Stop; no key in the log ------------------------------------------------------
 kill -TERM "$AUTHD"

@@ -7,7 +7,7 @@ listen socket ($SOCK) for /verify/$SVC. Used by tests/integration/authd_admin.sh
     admin_client.py forbidden         as a user who is not an admin
     admin_client.py createloop FILE   create keys until the daemon goes away;
                                       each key whose 201 arrived goes to FILE
-    admin_client.py verifyall FILE    every key of FILE verifies
+    admin_client.py verifyall FILE WHAT  every key of FILE verifies
     admin_client.py expect STATUS METHOD PATH [BODY]
 
 It prints TAP lines ("ok - ..." / "not ok - ...") and exits 1 when one
@@ -292,11 +292,10 @@ def createloop(path):
     print("# %d keys acknowledged" % n)
 
 
-def verifyall(path):
+def verifyall(path, what):
     keys = open(path).read().split()
     bad_ones = sum(verify(k)[0] != 200 for k in keys)
-    check(keys and bad_ones == 0, "after SIGKILL and a restart, each of the %d acknowledged keys verifies (%d do not)"
-          % (len(keys), bad_ones))
+    check(keys and bad_ones == 0, "%s: each of the %d keys verifies (%d do not)" % (what, len(keys), bad_ones))
 
 
 def main():
@@ -310,7 +309,7 @@ def main():
     elif cmd == "createloop":
         createloop(sys.argv[2])
     elif cmd == "verifyall":
-        verifyall(sys.argv[2])
+        verifyall(sys.argv[2], sys.argv[3])
     elif cmd == "expect":
         body = json.loads(sys.argv[5]) if len(sys.argv) > 5 else None
         status, parsed, text = Admin().call(sys.argv[3], sys.argv[4], body)
