@@ -477,6 +477,11 @@ enum MHD_Result authd_serve_admin(void *cls, struct MHD_Connection *c, const cha
         }
         return MHD_YES;
     }
+    if (!rq->admin) {
+        /* Answered 403 already; nothing more is read or done for it. */
+        *upload_size = 0;
+        return MHD_NO;
+    }
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
