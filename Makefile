@@ -255,7 +255,7 @@ $(B)/apikey-authd: $(AUTHD_OBJ)
 all: $(B)/apikey-authd
 
 # The daemon's address and settings logic, tested directly.
-$(B)/tests/test_authd: tests/test_authd.c tests/testutil.c $(filter-out $(B)/obj/authd/main.o $(B)/obj/authd/http.o $(B)/obj/authd/library.o,$(AUTHD_OBJ)) $(CORE_LIB)
+$(B)/tests/test_authd: tests/test_authd.c tests/testutil.c $(filter-out $(B)/obj/authd/main.o $(B)/obj/authd/http.o $(B)/obj/authd/admin.o $(B)/obj/authd/library.o,$(AUTHD_OBJ)) $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -Itests -Iauthd -o $@ $(filter %.c %.o,$^) $(TEST_LIBS) $(ALL_LDFLAGS)
 

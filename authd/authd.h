@@ -88,13 +88,27 @@ struct authd_counters *authd_counters_unmapped(void);
 char *authd_metrics_text(size_t *len);
 void authd_count_reload(int ok);
 
-/* http.c: the listen address (/verify, /metrics) and the admin socket. */
+/* http.c: the listen address (/verify, /metrics). */
 enum MHD_Result authd_serve_public(void *cls, struct MHD_Connection *c, const char *url,
                                    const char *method, const char *version, const char *upload,
                                    size_t *upload_size, void **con_cls);
+/* An answer with optional headers (name, value pairs ending with NULL) and
+ * body; /verify answers have none, so nginx keeps its connection. */
+enum MHD_Result authd_answer(struct MHD_Connection *c, unsigned status, const char *const *headers,
+                             const char *body, size_t len, enum MHD_ResponseMemoryMode mode);
+/* The same for a response made by the caller (NULL: out of memory),
+ * destroyed here. */
+enum MHD_Result authd_queue(struct MHD_Connection *c, unsigned status, const char *const *headers,
+                            struct MHD_Response *r);
+
+/* admin.c: the management API on the admin socket (SPEC 10.2). A request's
+ * state lives from its first call to MHD_OPTION_NOTIFY_COMPLETED. */
+#define AUTHD_ADMIN_BODY_MAX 16384
 enum MHD_Result authd_serve_admin(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls);
+void authd_admin_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                           enum MHD_RequestTerminationCode toe);
 
 /* library.c */
 const apikey_api *authd_load_library(char *err, size_t errlen);

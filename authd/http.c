@@ -1,9 +1,6 @@
-/* The two HTTP faces: the listen address (ANY /verify/SERVICE, GET
- * /metrics) and the admin socket (peer credentials first). Everything
- * arrives through libmicrohttpd; nothing here parses HTTP. */
-#include <grp.h>
-#include <jansson.h>
-#include <pwd.h>
+/* The listen address (ANY /verify/SERVICE, GET /metrics); the admin
+ * socket is admin.c. Everything arrives through libmicrohttpd; nothing here
+ * parses HTTP. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,12 +9,15 @@
 
 #include "authd.h"
 
-/* An answer with optional headers (name, value pairs ending with NULL) and
- * body; /verify answers have none, so nginx keeps its connection. */
-static enum MHD_Result answer(struct MHD_Connection *c, unsigned status, const char *const *headers,
-                              const char *body, size_t len, enum MHD_ResponseMemoryMode mode)
+enum MHD_Result authd_answer(struct MHD_Connection *c, unsigned status, const char *const *headers,
+                             const char *body, size_t len, enum MHD_ResponseMemoryMode mode)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)(body ? body : ""), mode);
+    return authd_queue(c, status, headers, MHD_create_response_from_buffer(len, (void *)(body ? body : ""), mode));
+}
+
+enum MHD_Result authd_queue(struct MHD_Connection *c, unsigned status, const char *const *headers,
+                            struct MHD_Response *r)
+{
     if (!r)
         return MHD_NO;
     enum MHD_Result ok = MHD_YES;
@@ -179,7 +179,7 @@ static enum MHD_Result verify(struct MHD_Connection *c, const char *service)
         MHD_HTTP_HEADER_WWW_AUTHENTICATE, status == 401 || status == 403 ? challenge : NULL,
         NULL,
     };
-    enum MHD_Result rc = answer(c, (unsigned)status, headers, NULL, 0, MHD_RESPMEM_PERSISTENT);
+    enum MHD_Result rc = authd_answer(c, (unsigned)status, headers, NULL, 0, MHD_RESPMEM_PERSISTENT);
     authd_release(g);
     return rc;
 }
@@ -189,9 +189,9 @@ static enum MHD_Result metrics(struct MHD_Connection *c)
     size_t len;
     char *text = authd_metrics_text(&len);
     if (!text)
-        return answer(c, 503, NULL, NULL, 0, MHD_RESPMEM_PERSISTENT);
+        return authd_answer(c, 503, NULL, NULL, 0, MHD_RESPMEM_PERSISTENT);
     const char *headers[] = {MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4", NULL};
-    return answer(c, 200, headers, text, len, MHD_RESPMEM_MUST_FREE);
+    return authd_answer(c, 200, headers, text, len, MHD_RESPMEM_MUST_FREE);
 }
 
 /* libmicrohttpd keeps a connection alive only for an answer queued once
@@ -222,102 +222,5 @@ enum MHD_Result authd_serve_public(void *cls, struct MHD_Connection *c, const ch
         return verify(c, url + 8);
     if (strcmp(url, "/metrics") == 0 && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0))
         return metrics(c);
-    return answer(c, 404, NULL, NULL, 0, MHD_RESPMEM_PERSISTENT);
-}
-
-/* Root, a user of admin_users, or a member of a group of admin_groups
- * (primary or supplementary, as the user's entry says now). */
-static int is_admin(const authd_settings *s, const struct ucred *cr)
-{
-    if (cr->uid == 0)
-        return 1;
-    for (size_t i = 0; i < s->nadmin_uids; i++)
-        if (s->admin_uids[i] == cr->uid)
-            return 1;
-    if (!s->nadmin_gids)
-        return 0;
-    gid_t groups[256];
-    int n = 0;
-    char buf[4096];
-    struct passwd pw, *found = NULL;
-    groups[n++] = cr->gid;
-    if (getpwuid_r(cr->uid, &pw, buf, sizeof buf, &found) == 0 && found) {
-        int more = (int)(sizeof groups / sizeof groups[0]) - 1;
-        if (getgrouplist(found->pw_name, found->pw_gid, groups + 1, &more) >= 0)
-            n += more;
-    }
-    for (int i = 0; i < n; i++)
-        for (size_t j = 0; j < s->nadmin_gids; j++)
-            if (groups[i] == s->admin_gids[j])
-                return 1;
-    return 0;
-}
-
-static enum MHD_Result json_error(struct MHD_Connection *c, unsigned status, const char *error)
-{
-    char body[128];
-    int n = snprintf(body, sizeof body, "{\"error\": \"%s\"}\n", error);
-    const char *headers[] = {MHD_HTTP_HEADER_CONTENT_TYPE, "application/json", NULL};
-    return answer(c, status, headers, body, (size_t)n, MHD_RESPMEM_MUST_COPY);
-}
-
-static enum MHD_Result json_answer(struct MHD_Connection *c, unsigned status, json_t *value)
-{
-    char *text = value ? json_dumps(value, JSON_INDENT(2)) : NULL;
-    json_decref(value);
-    if (!text)
-        return json_error(c, 503, "out of memory");
-    const char *headers[] = {MHD_HTTP_HEADER_CONTENT_TYPE, "application/json", NULL};
-    /* json_dumps allocates with malloc: MUST_FREE hands it to free(). */
-    return answer(c, status, headers, text, strlen(text), MHD_RESPMEM_MUST_FREE);
-}
-
-static int add_scope(const char *scope, const char *description, void *arr)
-{
-    return json_array_append_new(arr, json_pack("{s:s, s:s}", "scope", scope, "description", description));
-}
-
-/* GET /v1/scopes: the catalogue, as `apikey scopes --json` prints it. */
-static enum MHD_Result scopes(struct MHD_Connection *c, authd_generation *g)
-{
-    char err[1024] = "";
-    json_t *arr = json_array();
-    apikey_status st = arr ? authd_api->scopes(g->ctx, add_scope, arr, err, sizeof err) : APIKEY_E_NOMEM;
-    if (st != APIKEY_OK) {
-        json_decref(arr);
-        return json_error(c, (unsigned)authd_api->status_http(st), authd_api->status_string(st));
-    }
-    return json_answer(c, 200, arr);
-}
-
-/* The management API (SPEC 10.2), behind the peer check. GET /v1/scopes is
- * served; the key operations (/v1/keys...) come in the next step. A library
- * without the admin slots of the host API serves verify only. */
-enum MHD_Result authd_serve_admin(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version, const char *upload,
-                                  size_t *upload_size, void **con_cls)
-{
-    (void)cls, (void)version, (void)upload;
-    if (!request_read(con_cls, upload_size))
-        return MHD_YES;
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    struct ucred cr;
-    socklen_t len = sizeof cr;
-    if (!ci || getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0)
-        return json_error(c, 403, "forbidden: no peer credentials");
-    authd_generation *g = authd_acquire();
-    enum MHD_Result rc;
-    if (!is_admin(&g->settings, &cr)) {
-        fprintf(stderr, "apikey-authd: admin socket: uid %u gid %u is not an admin; refused\n",
-                (unsigned)cr.uid, (unsigned)cr.gid);
-        rc = json_error(c, 403, "forbidden");
-    } else if (!APIKEY_API_HAS(authd_api, scopes)) {
-        rc = json_error(c, 501, "the libapikey loaded has no admin operations");
-    } else if (strcmp(url, "/v1/scopes") == 0) {
-        rc = strcmp(method, "GET") == 0 ? scopes(c, g) : json_error(c, 405, "method not allowed");
-    } else {
-        rc = json_error(c, 404, "not found");
-    }
-    authd_release(g);
-    return rc;
+    return authd_answer(c, 404, NULL, NULL, 0, MHD_RESPMEM_PERSISTENT);
 }

@@ -182,10 +182,11 @@ static int bind_address(const char *addr, char *err, size_t errlen)
 }
 
 static struct MHD_Daemon *start(int fd, unsigned threads, unsigned connections, unsigned timeout,
-                                MHD_AccessHandlerCallback handler)
+                                MHD_AccessHandlerCallback handler, MHD_RequestCompletedCallback completed)
 {
     return MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL, handler,
                             NULL, MHD_OPTION_LISTEN_SOCKET, fd,
+                            MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
                             MHD_OPTION_THREAD_POOL_SIZE, threads > 1 ? threads : 0,
                             MHD_OPTION_CONNECTION_LIMIT, connections,
                             MHD_OPTION_CONNECTION_TIMEOUT, timeout,
@@ -301,8 +302,8 @@ int main(int argc, char **argv)
     if (ifd >= 0 && inotify_add_watch(ifd, dirname(dir), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_ATTRIB) < 0)
         fprintf(stderr, "apikey-authd: not watching %s (%s); SIGHUP reloads\n", config, strerror(errno));
 
-    struct MHD_Daemon *pub = start(listen_fd, threads, connections, timeout, authd_serve_public);
-    struct MHD_Daemon *adm = admin_fd >= 0 ? start(admin_fd, 1, 64, timeout, authd_serve_admin) : NULL;
+    struct MHD_Daemon *pub = start(listen_fd, threads, connections, timeout, authd_serve_public, NULL);
+    struct MHD_Daemon *adm = admin_fd >= 0 ? start(admin_fd, 1, 64, timeout, authd_serve_admin, authd_admin_completed) : NULL;
     if (!pub || (admin_fd >= 0 && !adm)) {
         fprintf(stderr, "apikey-authd: libmicrohttpd did not start\n");
         return 2;

@@ -1,0 +1,523 @@
+/* The management API on the admin socket (SPEC 10.2): peer credentials
+ * first, then JSON in and out over the admin slots of the host API. Every
+ * rule (scopes, expiry, the per-account limit) is the library's; this file
+ * only translates HTTP and JSON to those calls and their statuses back.
+ *
+ *   GET    /v1/scopes
+ *   POST   /v1/keys                  {"account","name","scopes":[...],"expires"}
+ *   GET    /v1/keys[?account=A][&all=1]
+ *   GET    /v1/keys/ID
+ *   DELETE /v1/keys/ID
+ *   POST   /v1/keys/ID/rotate        {"grace"} (the body is optional)
+ *
+ * A new key leaves the daemon once, in the 201's body, whose buffer is
+ * wiped when libmicrohttpd has sent it. */
+#include <grp.h>
+#include <jansson.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "authd.h"
+
+/* One request: who asks, and the body read so far. */
+typedef struct admin_request {
+    int admin;
+    struct ucred peer;
+    char *body;
+    size_t len;
+    int too_big;
+} admin_request;
+
+/* Root, a user of admin_users, or a member of a group of admin_groups
+ * (primary or supplementary, as the user's entry says now). */
+static int is_admin(const authd_settings *s, const struct ucred *cr)
+{
+    if (cr->uid == 0)
+        return 1;
+    for (size_t i = 0; i < s->nadmin_uids; i++)
+        if (s->admin_uids[i] == cr->uid)
+            return 1;
+    if (!s->nadmin_gids)
+        return 0;
+    gid_t groups[256];
+    int n = 0;
+    char buf[4096];
+    struct passwd pw, *found = NULL;
+    groups[n++] = cr->gid;
+    if (getpwuid_r(cr->uid, &pw, buf, sizeof buf, &found) == 0 && found) {
+        int more = (int)(sizeof groups / sizeof groups[0]) - 1;
+        if (getgrouplist(found->pw_name, found->pw_gid, groups + 1, &more) >= 0)
+            n += more;
+    }
+    for (int i = 0; i < n; i++)
+        for (size_t j = 0; j < s->nadmin_gids; j++)
+            if (groups[i] == s->admin_gids[j])
+                return 1;
+    return 0;
+}
+
+static const char *const json_headers[] = {MHD_HTTP_HEADER_CONTENT_TYPE, "application/json", NULL};
+
+static enum MHD_Result json_error(struct MHD_Connection *c, unsigned status, const char *error)
+{
+    json_t *o = json_pack("{s:s}", "error", error);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!text)
+        return authd_answer(c, 503, json_headers, "{\"error\":\"out of memory\"}", 25, MHD_RESPMEM_PERSISTENT);
+    /* json_dumps allocates with malloc: MUST_FREE hands it to free(). */
+    return authd_answer(c, status, json_headers, text, strlen(text), MHD_RESPMEM_MUST_FREE);
+}
+
+/* A library status, with the library's line when it wrote one. */
+static enum MHD_Result status_error(struct MHD_Connection *c, apikey_status st, const char *err)
+{
+    return json_error(c, (unsigned)authd_api->status_http(st), err[0] ? err : authd_api->status_string(st));
+}
+
+/* what, then a client's name for something, shown back within bounds,
+ * then more. */
+static enum MHD_Result named_error(struct MHD_Connection *c, unsigned status, const char *what, const char *name,
+                                   const char *more)
+{
+    char line[256];
+    snprintf(line, sizeof line, "%s\"%.64s%s\"%s", what, name, strlen(name) > 64 ? "..." : "", more);
+    return json_error(c, status, line);
+}
+
+static enum MHD_Result json_answer(struct MHD_Connection *c, unsigned status, json_t *value, size_t flags)
+{
+    char *text = value ? json_dumps(value, flags | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(value);
+    if (!text)
+        return json_error(c, 503, "out of memory");
+    return authd_answer(c, status, json_headers, text, strlen(text), MHD_RESPMEM_MUST_FREE);
+}
+
+/* ---- Records, as `apikey list --json` prints them (cli/show.c) ---- */
+
+/* "2026-11-24T15:09:22Z"; null for 0 (never). */
+static json_t *json_time(int64_t t)
+{
+    char buf[32];
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!t)
+        return json_null();
+    if (!gmtime_r(&tt, &tm) || strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(buf, sizeof buf, "?");
+    return json_string(buf);
+}
+
+static json_t *key_json(const apikey_key_info *k)
+{
+    json_t *scopes = json_array();
+    for (const char *s = k->scopes; scopes && *s;) {
+        size_t n = strcspn(s, " ");
+        if (n)
+            json_array_append_new(scopes, json_stringn(s, n));
+        s += n;
+        while (*s == ' ')
+            s++;
+    }
+    return json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s}", "id", k->id, "account", k->account,
+                     "name", k->name, "scopes", scopes, "created", json_time(k->created),
+                     "expires", json_time(k->expires), "last_used", json_time(k->last_used),
+                     "status", authd_api->state_string(k->state));
+}
+
+static void wipe_and_free(void *text)
+{
+    authd_api->wipe(text, strlen(text));
+    free(text);
+}
+
+/* 201 with the record and "key". The key is spliced into the text rather
+ * than put in a json_t, whose copy jansson would free unwiped; the text is
+ * wiped once sent. The issued key is wiped here in every case. */
+static enum MHD_Result issued_answer(struct MHD_Connection *c, apikey_issued *out)
+{
+    json_t *o = key_json(&out->info);
+    char *record = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    size_t keylen = strlen(out->key), rlen = record ? strlen(record) : 0;
+    int plain = keylen > 0 && strspn(out->key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") == keylen;
+    char *text = record && plain && rlen > 1 ? malloc(rlen + keylen + 16) : NULL;
+    if (text) /* {...} -> {...,"key":"KEY"} */
+        snprintf(text, rlen + keylen + 16, "%.*s,\"key\":\"%s\"}", (int)(rlen - 1), record, out->key);
+    authd_api->wipe(out->key, sizeof out->key);
+    free(record);
+    if (!text) {
+        /* Made but not shown: named, so that the operator can revoke it. */
+        fprintf(stderr, "apikey-authd: key %s was created but cannot be shown; revoke it\n", out->info.id);
+        return json_error(c, plain ? 503 : 500, "the key was created but cannot be shown; revoke it");
+    }
+    struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(strlen(text), text, wipe_and_free);
+    if (!r)
+        wipe_and_free(text);
+    return authd_queue(c, 201, json_headers, r);
+}
+
+/* ---- Request bodies ---- */
+
+/* The body as a JSON object whose fields are all among allowed (NULL
+ * ended); NULL after answering 400. */
+static json_t *body_object(struct MHD_Connection *c, const admin_request *rq, const char *const *allowed,
+                           enum MHD_Result *rc)
+{
+    json_error_t je;
+    /* jansson's message quotes the text near the error: not echoed. */
+    json_t *in = json_loadb(rq->body ? rq->body : "", rq->len, JSON_REJECT_DUPLICATES, &je);
+    if (!in || !json_is_object(in)) {
+        char line[96];
+        if (in)
+            snprintf(line, sizeof line, "the body must be a JSON object");
+        else if (strncmp(je.text, "duplicate object key", 20) == 0)
+            snprintf(line, sizeof line, "a field appears twice in the body");
+        else
+            snprintf(line, sizeof line, "the body is not JSON (line %d, column %d)", je.line, je.column);
+        json_decref(in);
+        *rc = json_error(c, 400, line);
+        return NULL;
+    }
+    const char *field;
+    json_t *v;
+    json_object_foreach(in, field, v) {
+        const char *const *a = allowed;
+        while (*a && strcmp(*a, field) != 0)
+            a++;
+        if (!*a) {
+            *rc = named_error(c, 400, "unknown field ", field, "");
+            json_decref(in);
+            return NULL;
+        }
+    }
+    return in;
+}
+
+/* A string field: its value, NULL when absent or null (when optional), or
+ * *bad set after answering 400. */
+static const char *string_field(struct MHD_Connection *c, json_t *in, const char *field, int required,
+                                int *bad, enum MHD_Result *rc)
+{
+    json_t *v = json_object_get(in, field);
+    if (json_is_string(v))
+        return json_string_value(v);
+    if (!required && (!v || json_is_null(v)))
+        return NULL;
+    *bad = 1;
+    *rc = v ? named_error(c, 400, "", field, " must be a string") : named_error(c, 400, "missing field ", field, "");
+    return NULL;
+}
+
+/* "scopes": an array of scope names, joined with spaces for the library. */
+static int scopes_field(struct MHD_Connection *c, json_t *in, char *out, size_t outlen, enum MHD_Result *rc)
+{
+    json_t *arr = json_object_get(in, "scopes"), *v;
+    size_t i, used = 0;
+    if (!json_is_array(arr)) {
+        *rc = json_error(c, 400, arr ? "scopes must be an array of scope names" : "missing field \"scopes\"");
+        return -1;
+    }
+    out[0] = '\0';
+    json_array_foreach(arr, i, v) {
+        const char *s = json_string_value(v);
+        size_t n = s ? strlen(s) : 0;
+        if (!n || strpbrk(s, " \t\r\n,")) {
+            *rc = json_error(c, 400, "scopes must be an array of scope names");
+            return -1;
+        }
+        if (used + n + 2 > outlen) {
+            *rc = json_error(c, 400, "too many scopes");
+            return -1;
+        }
+        used += (size_t)snprintf(out + used, outlen - used, "%s%s", used ? " " : "", s);
+    }
+    return 0;
+}
+
+/* ---- The endpoints ---- */
+
+static int add_scope(const char *scope, const char *description, void *arr)
+{
+    return json_array_append_new(arr, json_pack("{s:s, s:s}", "scope", scope, "description", description));
+}
+
+/* GET /v1/scopes: the catalogue, as `apikey scopes --json` prints it. */
+static enum MHD_Result scopes(struct MHD_Connection *c, authd_generation *g)
+{
+    char err[1024] = "";
+    json_t *arr = json_array();
+    apikey_status st = arr ? authd_api->scopes(g->ctx, add_scope, arr, err, sizeof err) : APIKEY_E_NOMEM;
+    if (st != APIKEY_OK) {
+        json_decref(arr);
+        return status_error(c, st, err);
+    }
+    return json_answer(c, 200, arr, JSON_INDENT(2));
+}
+
+/* POST /v1/keys */
+static enum MHD_Result create_key(struct MHD_Connection *c, authd_generation *g, const admin_request *rq)
+{
+    static const char *const fields[] = {"account", "name", "scopes", "expires", "allow_from", NULL};
+    enum MHD_Result rc = MHD_NO;
+    int bad = 0;
+    char scopes[APIKEY_SCOPES_MAX], err[1024] = "";
+    json_t *in = body_object(c, rq, fields, &rc);
+    if (!in)
+        return rc;
+    apikey_create_request req = {.size = sizeof req};
+    req.account = string_field(c, in, "account", 1, &bad, &rc);
+    if (!bad)
+        req.name = string_field(c, in, "name", 1, &bad, &rc);
+    if (!bad && scopes_field(c, in, scopes, sizeof scopes, &rc) != 0)
+        bad = 1;
+    if (!bad)
+        req.expires = string_field(c, in, "expires", 0, &bad, &rc);
+    json_t *allow = json_object_get(in, "allow_from");
+    if (!bad && allow && !(json_is_array(allow) && json_array_size(allow) == 0)) {
+        /* The host API has no field for it yet (issue 15): a list that
+         * cannot be kept is refused, never dropped. */
+        rc = json_error(c, 400, "allow_from is not supported yet");
+        bad = 1;
+    }
+    if (bad) {
+        json_decref(in);
+        return rc;
+    }
+    req.scopes = scopes;
+    apikey_issued out = {.size = sizeof out};
+    apikey_status st = authd_api->create(g->ctx, &req, &out, err, sizeof err);
+    json_decref(in);
+    return st == APIKEY_OK ? issued_answer(c, &out) : status_error(c, st, err);
+}
+
+/* POST /v1/keys/ID/rotate */
+static enum MHD_Result rotate_key(struct MHD_Connection *c, authd_generation *g, const admin_request *rq,
+                              const char *id)
+{
+    static const char *const fields[] = {"grace", NULL};
+    enum MHD_Result rc = MHD_NO;
+    int bad = 0;
+    char err[1024] = "";
+    json_t *in = NULL;
+    const char *grace = NULL;
+    if (rq->len) {
+        if (!(in = body_object(c, rq, fields, &rc)))
+            return rc;
+        grace = string_field(c, in, "grace", 0, &bad, &rc);
+        if (bad) {
+            json_decref(in);
+            return rc;
+        }
+    }
+    apikey_issued out = {.size = sizeof out};
+    apikey_status st = authd_api->rotate(g->ctx, id, grace, &out, err, sizeof err);
+    json_decref(in);
+    return st == APIKEY_OK ? issued_answer(c, &out) : status_error(c, st, err);
+}
+
+/* GET /v1/keys/ID */
+static enum MHD_Result get_key(struct MHD_Connection *c, authd_generation *g, const char *id)
+{
+    char err[1024] = "";
+    apikey_key_info info = {.size = sizeof info};
+    apikey_status st = authd_api->get(g->ctx, id, &info, err, sizeof err);
+    return st == APIKEY_OK ? json_answer(c, 200, key_json(&info), JSON_COMPACT) : status_error(c, st, err);
+}
+
+/* DELETE /v1/keys/ID: 204 also for a key revoked before (the library's
+ * note says so; the key is revoked either way). */
+static enum MHD_Result revoke_key(struct MHD_Connection *c, authd_generation *g, const char *id)
+{
+    char err[1024] = "";
+    apikey_status st = authd_api->revoke(g->ctx, id, err, sizeof err);
+    return st == APIKEY_OK ? authd_answer(c, 204, NULL, NULL, 0, MHD_RESPMEM_PERSISTENT) : status_error(c, st, err);
+}
+
+typedef struct list_args {
+    const char *account;
+    int all;
+    const char *bad; /* the first parameter that is not one of these */
+} list_args;
+
+static enum MHD_Result list_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    list_args *a = cls;
+    (void)kind;
+    if (strcmp(key, "account") == 0 && value && *value && !a->account)
+        a->account = value;
+    else if (strcmp(key, "all") == 0 && value && (strcmp(value, "1") == 0 || strcmp(value, "0") == 0))
+        a->all = value[0] == '1';
+    else if (!a->bad)
+        a->bad = key;
+    return MHD_YES;
+}
+
+typedef struct key_rows {
+    json_t *arr;
+    int nomem; /* a list cut short is not an answer */
+} key_rows;
+
+static int add_key(const apikey_key_info *info, void *arg)
+{
+    key_rows *rows = arg;
+    return rows->nomem = json_array_append_new(rows->arr, key_json(info)) != 0;
+}
+
+/* GET /v1/keys[?account=A][&all=1]: every account's keys without account=,
+ * as `apikey list --json` without ACCOUNT. */
+static enum MHD_Result list_keys(struct MHD_Connection *c, authd_generation *g)
+{
+    list_args a = {0};
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, list_arg, &a);
+    if (a.bad)
+        return named_error(c, 400, "bad or repeated parameter ", a.bad, " (want account=A, all=0 or all=1)");
+    char err[1024] = "";
+    key_rows rows = {.arr = json_array()};
+    apikey_status st = rows.arr ? authd_api->list(g->ctx, a.account, a.all ? APIKEY_LIST_ALL : 0, add_key,
+                                                  &rows, err, sizeof err)
+                                : APIKEY_E_NOMEM;
+    if (st == APIKEY_OK && rows.nomem)
+        st = APIKEY_E_NOMEM;
+    if (st != APIKEY_OK) {
+        json_decref(rows.arr);
+        return status_error(c, st, err);
+    }
+    return json_answer(c, 200, rows.arr, JSON_INDENT(2));
+}
+
+static int has_arguments(struct MHD_Connection *c)
+{
+    return MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, NULL, NULL) > 0;
+}
+
+static enum MHD_Result not_allowed(struct MHD_Connection *c, const char *allow)
+{
+    json_t *o = json_pack("{s:s}", "error", "method not allowed");
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    const char *headers[] = {MHD_HTTP_HEADER_CONTENT_TYPE, "application/json", MHD_HTTP_HEADER_ALLOW, allow, NULL};
+    if (!text)
+        return json_error(c, 503, "out of memory");
+    return authd_answer(c, 405, headers, text, strlen(text), MHD_RESPMEM_MUST_FREE);
+}
+
+/* The route: /v1/scopes, /v1/keys, /v1/keys/ID, /v1/keys/ID/rotate. */
+static enum MHD_Result route(struct MHD_Connection *c, authd_generation *g, const admin_request *rq,
+                             const char *url, const char *method)
+{
+    int is_get = strcmp(method, "GET") == 0, is_post = strcmp(method, "POST") == 0;
+    if (strcmp(url, "/v1/scopes") == 0 || strcmp(url, "/v1/keys") == 0) {
+        int keys = url[4] == 'k';
+        if (!is_get && !(keys && is_post))
+            return not_allowed(c, keys ? "GET, POST" : "GET");
+        if (is_get && rq->len)
+            return json_error(c, 400, "a GET takes no body");
+        if (!keys)
+            return has_arguments(c) ? json_error(c, 400, "/v1/scopes takes no parameter") : scopes(c, g);
+        if (is_get)
+            return list_keys(c, g);
+        return has_arguments(c) ? json_error(c, 400, "POST /v1/keys takes no parameter") : create_key(c, g, rq);
+    }
+    if (strncmp(url, "/v1/keys/", 9) != 0)
+        return json_error(c, 404, "not found");
+    char id[APIKEY_KEY_ID_MAX + 8];
+    const char *rest = url + 9;
+    size_t n = strcspn(rest, "/");
+    if (n == 0 || n >= sizeof id)
+        return json_error(c, 404, "not found");
+    memcpy(id, rest, n);
+    id[n] = '\0';
+    rest += n;
+    if (has_arguments(c))
+        return json_error(c, 400, "this request takes no parameter");
+    if (strcmp(rest, "/rotate") == 0)
+        return is_post ? rotate_key(c, g, rq, id) : not_allowed(c, "POST");
+    if (*rest)
+        return json_error(c, 404, "not found");
+    int is_delete = strcmp(method, "DELETE") == 0;
+    if (!is_get && !is_delete)
+        return not_allowed(c, "GET, DELETE");
+    if (rq->len)
+        return json_error(c, 400, "this request takes no body");
+    return is_get ? get_key(c, g, id) : revoke_key(c, g, id);
+}
+
+/* The first call sees the head only: the peer is checked then, and a
+ * refusal is answered without reading the body. An admin's body is read to
+ * its end, kept up to AUTHD_ADMIN_BODY_MAX and beyond that dropped and
+ * answered 413, so that the client reads the answer rather than a reset.
+ * A library without the admin slots serves none. */
+enum MHD_Result authd_serve_admin(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    (void)cls, (void)version;
+    admin_request *rq = *con_cls;
+    if (!rq) {
+        if (!(rq = calloc(1, sizeof *rq)))
+            return MHD_NO;
+        *con_cls = rq;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        socklen_t len = sizeof rq->peer;
+        if (!ci || getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &rq->peer, &len) != 0)
+            return json_error(c, 403, "forbidden: no peer credentials");
+        authd_generation *g = authd_acquire();
+        rq->admin = is_admin(&g->settings, &rq->peer);
+        authd_release(g);
+        if (!rq->admin) {
+            fprintf(stderr, "apikey-authd: admin socket: uid %u gid %u is not an admin; refused\n",
+                    (unsigned)rq->peer.uid, (unsigned)rq->peer.gid);
+            return json_error(c, 403, "forbidden");
+        }
+        return MHD_YES;
+    }
+    if (!rq->admin) {
+        /* Answered 403 already; nothing more is read or done for it. */
+        *upload_size = 0;
+        return MHD_NO;
+    }
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (rq->too_big || rq->len + n > AUTHD_ADMIN_BODY_MAX) {
+            rq->too_big = 1;
+            return MHD_YES;
+        }
+        char *grown = realloc(rq->body, rq->len + n + 1);
+        if (!grown)
+            return MHD_NO;
+        memcpy(grown + rq->len, upload, n);
+        rq->body = grown;
+        rq->len += n;
+        rq->body[rq->len] = '\0';
+        return MHD_YES;
+    }
+    if (rq->too_big)
+        return json_error(c, 413, "the body is larger than 16384 bytes");
+    if (!APIKEY_API_HAS(authd_api, wipe)) /* the last of the admin slots used here */
+        return json_error(c, 501, "the libapikey loaded has no admin operations");
+    authd_generation *g = authd_acquire();
+    enum MHD_Result rc = route(c, g, rq, url, method);
+    authd_release(g);
+    if (authd_verbose)
+        fprintf(stderr, "apikey-authd: admin: uid %u %s %s\n", (unsigned)rq->peer.uid, method, url);
+    return rc;
+}
+
+void authd_admin_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                           enum MHD_RequestTerminationCode toe)
+{
+    (void)cls, (void)c, (void)toe;
+    admin_request *rq = *con_cls;
+    if (rq) {
+        free(rq->body);
+        free(rq);
+        *con_cls = NULL;
+    }
+}
