@@ -133,9 +133,19 @@ static enum MHD_Result verify(struct MHD_Connection *c, const char *service)
     }
 
     authd_generation *g = authd_acquire();
-    apikey_result res;
+    /* The sized call also says why a check could not tell (the store's
+     * own words), which only this adapter logs; an older library has the
+     * plain call alone. */
+    apikey_verdict v = {.size = sizeof v};
     int given = key != NULL;
-    authd_api->verify(g->ctx, service, account, key, keylen, &res);
+    if (APIKEY_API_HAS(authd_api, verify_with)) {
+        apikey_verify_request rq = {.size = sizeof rq, .service = service, .account = account,
+                                    .key = key, .keylen = keylen};
+        authd_api->verify_with(g->ctx, &rq, &v);
+    } else {
+        authd_api->verify(g->ctx, service, account, key, keylen, &v.result);
+    }
+    const apikey_result res = v.result;
     /* The key is not needed any more: out of MHD's buffer and ours. */
     wipe((char *)key, keylen);
     if (account)
@@ -156,6 +166,9 @@ static enum MHD_Result verify(struct MHD_Connection *c, const char *service)
     authd_ip from;
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     authd_client_address(&g->settings, ci ? ci->client_addr : NULL, request_header, c, &from);
+    if (status == 503 && v.error[0])
+        fprintf(stderr, "apikey-authd: service %s: cannot tell: %s\n",
+                plain_name(service) ? service : "(invalid)", v.error);
     if (authd_verbose) {
         char client[AUTHD_ADDR_MAX];
         authd_ip_text(&from, client, sizeof client);

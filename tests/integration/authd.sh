@@ -210,6 +210,9 @@ until_direct() { # WANT SERVICE CURL-LINE: asks again for up to 10 s
 mv "$T/keys.json" "$T/keys.json.away"
 until_direct "503 store unavailable 0" "$SVC" "$(bearer "$GOOD")"
 want "503 store unavailable 0" "$(direct "$SVC" "$(bearer "$GOOD")")" "the store gone: 503"
+grep -q "apikey-authd: service $SVC: cannot tell: .*keys.json" "$LOG" &&
+    ok "the daemon logs why it could not tell, in the store's words" ||
+    not_ok "no line in the daemon's log saying why the store is unavailable"
 login "$U1" "$GOOD"; [ "$LAST" -ge 500 ] && ok "nginx: refused with $LAST while the store is down" ||
     not_ok "nginx: $LAST while the store is down"
 mv "$T/keys.json.away" "$T/keys.json"
