@@ -14,7 +14,7 @@ static const char usage_text[] =
     "usage: apikey [--config FILE] COMMAND ...\n"
     "  create ACCOUNT --name NAME [--scopes S1,S2,...|'*'] [--expires 30d|90d|6m|1y|never|YYYY-MM-DD] [--json]\n"
     "  create --batch FILE|-      lines ACCOUNT<TAB>NAME<TAB>SCOPES<TAB>EXPIRES\n"
-    "  list [ACCOUNT] [--all] [--json]\n"
+    "  list [ACCOUNT] [--all | --expiring DURATION] [--json]\n"
     "  revoke ID\n"
     "  rotate ID [--grace DURATION] [--json]\n"
     "  verify --service SERVICE [--account ACCOUNT]   (the key on standard input)\n"

@@ -172,27 +172,34 @@ static int print_json_array(json_t *arr)
 int cli_list(const char *config, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"all", no_argument, 0, 'a'}, {"json", no_argument, 0, 'j'}, {0, 0, 0, 0},
+        {"all", no_argument, 0, 'a'}, {"json", no_argument, 0, 'j'},
+        {"expiring", required_argument, 0, 'e'}, {0, 0, 0, 0},
     };
     int json = 0, c;
     unsigned flags = 0;
+    const char *expiring = NULL;
     rows r = {0};
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'a')
             flags |= APIKEY_LIST_ALL;
         else if (c == 'j')
             json = 1;
+        else if (c == 'e')
+            expiring = optarg;
         else
             return cli_usage("list: bad option%s", "");
     }
     if (argc - optind > 1)
         return cli_usage("list takes at most one ACCOUNT%s", "");
+    if (expiring && (flags & APIKEY_LIST_ALL))
+        return cli_usage("list --expiring lists active keys: no --all%s", "");
     const char *account = optind < argc ? argv[optind] : NULL;
     apikey_ctx *ctx = cli_open(config, 1);
     if (!ctx)
         return CLI_EXIT_ERROR;
     char err[1024];
-    apikey_status st = apikey_list(ctx, account, flags, collect, &r, err, sizeof err);
+    apikey_status st = expiring ? apikey_list_expiring(ctx, account, expiring, collect, &r, err, sizeof err)
+                                : apikey_list(ctx, account, flags, collect, &r, err, sizeof err);
     apikey_close(ctx);
     int rc = CLI_EXIT_OK;
     if (st != APIKEY_OK) {
@@ -205,7 +212,8 @@ int cli_list(const char *config, int argc, char **argv)
             json_array_append_new(arr, key_json(&r.keys[i]));
         rc = print_json_array(arr);
     } else {
-        print_table(&r, account == NULL, (flags & APIKEY_LIST_ALL) != 0);
+        /* Expiry warnings go to the keys' owners: their accounts always. */
+        print_table(&r, account == NULL || expiring, (flags & APIKEY_LIST_ALL) != 0);
     }
     free(r.keys);
     return rc;

@@ -244,6 +244,12 @@ typedef int (*apikey_key_cb)(const apikey_key_info *info, void *arg);
 /* The keys of account (NULL: of every account), in creation order. */
 apikey_status apikey_list(apikey_ctx *ctx, const char *account, unsigned flags, apikey_key_cb cb,
                           void *arg, char *err, size_t errlen);
+
+/* The active keys (of one account, or all) that expire within the duration
+ * `within` ("7d", "24h", "2w"...; E_INVALID when it is not one), in creation
+ * order: for a cron job that warns their owners. Library 1.3. */
+apikey_status apikey_list_expiring(apikey_ctx *ctx, const char *account, const char *within,
+                                   apikey_key_cb cb, void *arg, char *err, size_t errlen);
 /* One key by its public id ("ak_20fe9a1c"; the bare "20fe9a1c" and list's
  * "ak_20fe9a1c..." are accepted too), whatever its state. */
 apikey_status apikey_get(apikey_ctx *ctx, const char *id, apikey_key_info *out, char *err,
@@ -306,6 +312,9 @@ typedef struct apikey_api {
     /* Library 1.2. */
     apikey_decision (*verify_with)(apikey_ctx *ctx, const apikey_verify_request *req,
                                    apikey_verdict *out);
+    /* Library 1.3. */
+    apikey_status (*list_expiring)(apikey_ctx *ctx, const char *account, const char *within,
+                                   apikey_key_cb cb, void *arg, char *err, size_t errlen);
 } apikey_api;
 
 /* Whether a library's table is recent enough to hold a slot. */

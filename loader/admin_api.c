@@ -1,12 +1,14 @@
 /* The admin operations of include/apikey.h over admin.c, which holds their
  * rules: here only the callers' struct sizes, the records turned into
  * apikey_key_info (never a hash), and the one line every call leaves in err. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/crypto.h>
 
 #include "admin.h"
+#include "timeutil.h"
 
 /* The smallest structs a caller may hand in: version 1's fields. */
 #define INFO_V1_SIZE (offsetof(apikey_key_info, state) + sizeof(apikey_key_state))
@@ -144,6 +146,7 @@ typedef struct list_arg {
     const apikey_ctx *ctx;
     int64_t now;
     int all;
+    int64_t until; /* > 0: only active keys that expire by then */
     apikey_key_cb cb;
     void *arg;
 } list_arg;
@@ -154,6 +157,8 @@ static int list_one(const apikey_record *rec, void *arg)
     apikey_key_info info;
     info_from(l->ctx, rec, l->now, &info);
     if (!l->all && info.state != APIKEY_KEY_ACTIVE)
+        return APIKEY_ST_OK;
+    if (l->until && (!info.expires || info.expires > l->until))
         return APIKEY_ST_OK;
     return l->cb(&info, l->arg) ? APIKEY_ST_STOP : APIKEY_ST_OK;
 }
@@ -169,6 +174,24 @@ APIKEY_EXPORT apikey_status apikey_list(apikey_ctx *ctx, const char *account, un
     if (flags & ~APIKEY_LIST_ALL)
         return bad_call(&c, "unknown list flags");
     list_arg l = {.ctx = ctx, .now = ctx->now(), .all = (flags & APIKEY_LIST_ALL) != 0, .cb = cb, .arg = arg};
+    return call_end(&c, admin_each(ctx, account, list_one, &l, c.err, c.errlen));
+}
+
+APIKEY_EXPORT apikey_status apikey_list_expiring(apikey_ctx *ctx, const char *account,
+                                                 const char *within, apikey_key_cb cb, void *arg,
+                                                 char *err, size_t errlen)
+{
+    call c;
+    call_begin(&c, err, errlen);
+    if (!ctx || !cb || !within)
+        return bad_call(&c, "no context, no callback or no duration");
+    int64_t span;
+    if (timeutil_duration(within, &span) != 0 || span <= 0) {
+        snprintf(c.err, c.errlen, "'%.40s' is not a duration such as 24h, 7d or 2w", within);
+        return call_end(&c, APIKEY_E_INVALID);
+    }
+    list_arg l = {.ctx = ctx, .now = ctx->now(), .cb = cb, .arg = arg};
+    l.until = l.now > INT64_MAX - span ? INT64_MAX : l.now + span;
     return call_end(&c, admin_each(ctx, account, list_one, &l, c.err, c.errlen));
 }
 

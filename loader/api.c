@@ -103,6 +103,7 @@ static const apikey_api api_v1 = {
     .copy = apikey_copy,
     .wipe = apikey_wipe,
     .verify_with = apikey_verify_with,
+    .list_expiring = apikey_list_expiring,
 };
 
 APIKEY_EXPORT const apikey_api *apikey_api_v1(void)

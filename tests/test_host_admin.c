@@ -412,6 +412,48 @@ static void test_unavailable(void)
 
 /* Structs from a newer host: unknown request fields are refused unless
  * zero; a larger record is filled as far as the library knows. */
+/* Expiry warnings (SPEC 11): the active keys expiring within a duration. */
+static void test_expiring(void)
+{
+    char *uri = tu_new_store_uri();
+    apikey_ctx *ctx = open_store(uri, APIKEY_OPEN_CREATE, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    CU_ASSERT_FATAL(APIKEY_API_HAS(api, list_expiring));
+    char err[512];
+    apikey_issued soon, later, never, gone, other;
+    CU_ASSERT_EQUAL_FATAL(create(ctx, "erin", "proxies:read", "30d", &soon, err, sizeof err), APIKEY_OK);
+    CU_ASSERT_EQUAL_FATAL(create(ctx, "erin", "proxies:read", "90d", &later, err, sizeof err), APIKEY_OK);
+    CU_ASSERT_EQUAL_FATAL(create(ctx, "erin", "proxies:read", "never", &never, err, sizeof err), APIKEY_OK);
+    CU_ASSERT_EQUAL_FATAL(create(ctx, "erin", "proxies:read", "30d", &gone, err, sizeof err), APIKEY_OK);
+    CU_ASSERT_EQUAL_FATAL(create(ctx, "finn", "proxies:read", "30d", &other, err, sizeof err), APIKEY_OK);
+    CU_ASSERT_EQUAL(api->revoke(ctx, gone.info.id, err, sizeof err), APIKEY_OK);
+    seen s = {0};
+    CU_ASSERT_EQUAL(api->list_expiring(ctx, "erin", "31d", note, &s, err, sizeof err), APIKEY_OK);
+    CU_ASSERT_EQUAL(s.n, 1); /* not the revoked one, not the later or never */
+    CU_ASSERT_STRING_EQUAL(s.ids[0], soon.info.id);
+    s = (seen){0};
+    CU_ASSERT_EQUAL(api->list_expiring(ctx, NULL, "91d", note, &s, err, sizeof err), APIKEY_OK);
+    CU_ASSERT_EQUAL(s.n, 3); /* soon and later of erin, other of finn */
+    s = (seen){0};
+    CU_ASSERT_EQUAL(api->list_expiring(ctx, NULL, "1d", note, &s, err, sizeof err), APIKEY_OK);
+    CU_ASSERT_EQUAL(s.n, 0);
+    /* Not a duration: refused, saying so. */
+    CU_ASSERT_EQUAL(api->list_expiring(ctx, NULL, "soon", note, &s, err, sizeof err), APIKEY_E_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a duration"));
+    CU_ASSERT_EQUAL(api->list_expiring(ctx, NULL, "0", note, &s, err, sizeof err), APIKEY_E_INVALID);
+    /* The command: accounts shown, --all refused beside it. */
+    char *cfg = tu_config(uri, NULL, SERVICES), *out = NULL;
+    CU_ASSERT_EQUAL(tu_apikey(cfg, NULL, &out, NULL, "list", "erin", "--expiring", "31d", NULL), 0);
+    CU_ASSERT_EQUAL(tu_count_lines(out), 2); /* the header and one key */
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "Account"));
+    free(out);
+    CU_ASSERT_EQUAL(tu_apikey(cfg, NULL, NULL, NULL, "list", "--expiring", "31d", "--all", NULL), 2);
+    CU_ASSERT_EQUAL(tu_apikey(cfg, NULL, NULL, NULL, "list", "--expiring", "later", NULL), 1);
+    free(cfg);
+    api->close(ctx);
+    free(uri);
+}
+
 static void test_growth(void)
 {
     char *uri = tu_new_store_uri();
@@ -468,6 +510,7 @@ int main(void)
         {"refusals: invalid, limit, not found, bad calls", test_refusals},
         {"an unavailable store answers 503 and recovers", test_unavailable},
         {"structs grow: a newer host's fields", test_growth},
+        {"keys expiring within a duration, for warnings", test_expiring},
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {{"admin operations via dlopen", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};
