@@ -8,7 +8,7 @@ FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=a
 FUZZ_TARGETS := keycodec config json_store helper_line verify
 FUZZ_SRC_keycodec := loader/keycodec.c
 FUZZ_SRC_config := loader/config.c loader/keycodec.c loader/secfile.c loader/timeutil.c
-FUZZ_SRC_json_store := store/json/json_format.c
+FUZZ_SRC_json_store := store/json/json_format.c store/json/json_table.c
 FUZZ_LIBS_json_store := -ljansson
 FUZZ_SRC_helper_line := helper/helper_line.c
 FUZZ_SRC_verify := $(CORE_SRC)

@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #define APIKEY_ALLOW_MAX 16           /* entries a key may hold */
-#define APIKEY_CIDR_TEXT_MAX 44       /* "ffff:...:ffff/128" with its NUL */
+#define APIKEY_CIDR_TEXT_MAX 50 /* the longest IPv6 text (45), "/128" and its NUL */
 
 typedef struct apikey_addr {
     uint8_t family; /* 4 or 6 */

@@ -190,7 +190,7 @@ static int pam_login(const char *service, const char *user, const char *key)
 
 static void service(const char *name, const char *cfg)
 {
-    char path[64], text[2 * PATH_MAX + 200], arg[PATH_MAX + 16] = "";
+    char path[64], text[4 * PATH_MAX + 256], arg[PATH_MAX + 16] = "";
     if (cfg)
         snprintf(arg, sizeof arg, "config=%s", cfg);
     snprintf(path, sizeof path, "pam.d/%s", name);
