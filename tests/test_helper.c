@@ -105,21 +105,28 @@ static int process_holds(int pid, const char *needle)
     }
     int found = 0, regions = 0;
     size_t n = strlen(needle);
-    char line[512];
-    while (!found && fgets(line, sizeof line, maps)) {
+    enum { CHUNK = 1 << 20 };
+    char line[512], *buf = malloc(CHUNK + 64);
+    while (buf && !found && fgets(line, sizeof line, maps)) {
         unsigned long lo, hi;
         char perms[8];
+        /* Regions of a gigabyte and more are a sanitizer's shadow memory,
+         * reserved, not used: no buffer of the helper lives there. */
         if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 || perms[0] != 'r' ||
-            strstr(line, "[vvar]") || strstr(line, "[vsyscall]"))
+            strstr(line, "[vvar]") || strstr(line, "[vsyscall]") || hi - lo >= (1ul << 30))
             continue;
-        char *buf = malloc(hi - lo);
-        ssize_t got = buf ? pread(mem, buf, hi - lo, (off_t)lo) : -1;
-        if (got > 0) {
-            regions++;
+        /* In chunks that overlap by the needle's length, so no copy that
+         * straddles two chunks is missed. */
+        for (unsigned long at = lo; !found && at < hi; at += CHUNK) {
+            size_t want = hi - at < CHUNK + n ? hi - at : CHUNK + n;
+            ssize_t got = pread(mem, buf, want, (off_t)at);
+            if (got <= 0)
+                break;
+            regions += at == lo;
             found = memmem(buf, (size_t)got, needle, n) != NULL;
         }
-        free(buf);
     }
+    free(buf);
     fclose(maps);
     close(mem);
     return regions ? found : -1;

@@ -162,7 +162,7 @@ static void test_store_line_once(void)
     char *key = tu_create_key(good_cfg, "alice"), line[128], copy_to[600];
     snprintf(copy_to, sizeof copy_to, "json:%s/copy-once.json", tu_tmpdir());
     snprintf(line, sizeof line, "%s\n", key);
-    tu_write("bad-once.json", "{\"keys\": [ {\"id\": tru", 0600);
+    free(tu_write("bad-once.json", "{\"keys\": [ {\"id\": tru", 0600));
     struct {
         const char *stdin_text;
         const char *args[6];
