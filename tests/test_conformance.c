@@ -47,6 +47,8 @@ static char *create(const fixture *f, const char *account, const char *scopes, c
     int rc = tu_apikey(f->config, NULL, &out, &err, "create", account, "--name", "test", "--scopes",
                        scopes, "--expires", expires ? expires : "30d", NULL);
     if (rc != 0) {
+        /* Said, so a failure among concurrent writers can be told apart. */
+        fprintf(stderr, "create %s: exit %d: %s", account, rc, err ? err : "(nothing)\n");
         free(out);
         free(err);
         return NULL;
