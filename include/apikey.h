@@ -55,6 +55,8 @@ typedef enum apikey_reason {
     APIKEY_REASON_CONFIG,        /* bad configuration (unavailable) */
     APIKEY_REASON_NOMEM,         /* out of memory (unavailable) */
     APIKEY_REASON_ARGUMENT,      /* bad call: NULL service... (unavailable) */
+    APIKEY_REASON_ADDRESS,       /* the key has an allowlist and the client address
+                                    is not in it, unknown or not numeric (401) */
 } apikey_reason;
 
 #define APIKEY_KEY_ID_MAX 24 /* "<prefix>_<id>" with its NUL */
@@ -162,6 +164,13 @@ typedef struct apikey_verify_request {
     const char *account; /* NULL: a key of any account */
     const char *key;     /* keylen bytes, need not be NUL-terminated */
     size_t keylen;
+    /* Appended in library 1.4. The client's numeric address ("192.0.2.7",
+     * "2001:db8::1", "::ffff:192.0.2.7" is read as 192.0.2.7), or NULL when
+     * the host does not know it. A key with an allowlist is refused
+     * (APIKEY_REASON_ADDRESS) when the address is not in it, NULL, empty or
+     * not numeric (a host name). A library older than 1.4 answers a request
+     * that sets it APIKEY_UNAVAILABLE, APIKEY_REASON_ARGUMENT. */
+    const char *client_addr;
 } apikey_verify_request;
 
 #define APIKEY_ERROR_MAX 512
@@ -205,6 +214,10 @@ typedef struct apikey_key_info {
     int64_t last_used;              /* 0: never */
     int64_t revoked;                /* 0: not revoked, else when */
     apikey_key_state state;         /* as of the call */
+    /* Appended in library 1.4 (APIKEY_HAS_FIELD(apikey_key_info, p,
+     * allow_from)): the address allowlist, canonical CIDR entries separated
+     * by one space ("10.0.0.0/8 2001:db8::/32"), "" for any address. */
+    char allow_from[APIKEY_ALLOW_FROM_MAX];
 } apikey_key_info;
 
 /* What to create. */
@@ -214,6 +227,13 @@ typedef struct apikey_create_request {
     const char *name;
     const char *scopes;  /* "a,b", "a b" or "*" (every scope); required */
     const char *expires; /* 30d, 90d, 6m, 1y, never or YYYY-MM-DD; NULL: default_expiry */
+    /* Appended in library 1.4: the addresses the key may be used from,
+     * IPv4 and IPv6 CIDR entries separated by commas or spaces, at most
+     * APIKEY_ALLOW_ENTRIES; NULL or "": any address. An entry with host
+     * bits set (10.0.0.1/8) or a prefix above 32 or 128 is refused
+     * (APIKEY_E_INVALID), not corrected. A library older than 1.4 refuses
+     * a request that sets it, rather than make a key without its list. */
+    const char *allow_from;
 } apikey_create_request;
 
 /* A key just made. key is its only copy anywhere: show it once, then wipe

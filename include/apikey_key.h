@@ -20,4 +20,12 @@
 /* The longest key with its NUL: prefix, '_', id, secret, check. */
 #define APIKEY_KEY_MAX 56
 
+/* A key's address allowlist (SPEC section 11): at most APIKEY_ALLOW_ENTRIES
+ * CIDR entries in their canonical text ("10.0.0.0/8", "2001:db8::/32"),
+ * separated by one space, "" for any address. An entry is at most 49
+ * characters (45 of IPv6 text and "/128"), so 16 of them with their
+ * separators and the NUL fit. */
+#define APIKEY_ALLOW_ENTRIES 16
+#define APIKEY_ALLOW_FROM_MAX 800
+
 #endif

@@ -66,7 +66,10 @@
 
 #include "apikey_key.h"
 
-#define APIKEY_STORE_ABI_VERSION 1
+/* 2: records carry allow_from, which a backend keeps and returns as it
+ * keeps the other texts. The record grew, so the core refuses a backend of
+ * abi 1 (built with the smaller record): rebuild it. */
+#define APIKEY_STORE_ABI_VERSION 2
 #define APIKEY_STORE_ENTRY "apikey_store_entry_v1"
 
 enum {
@@ -92,6 +95,10 @@ typedef struct apikey_record {
     int64_t expires;   /* 0: never */
     int64_t last_used; /* 0: never */
     int64_t revoked;   /* 0: not revoked; else when */
+    /* The address allowlist, as apikey_key.h says: canonical entries
+     * separated by one space, "" for any address. The backend stores the
+     * text as it is; the core parses and enforces it. (ABI 2) */
+    char allow_from[APIKEY_ALLOW_FROM_MAX];
 } apikey_record;
 
 /* The latest time a record holds, 9999-12-31T23:59:59Z: the last that the
@@ -126,7 +133,8 @@ static inline int apikey_record_times_ok(const apikey_record *r)
  * checks every record it decodes and answers UNAVAILABLE (a corrupt
  * record) for one that fails, after checking each value's type: a value
  * it cannot read must never pass for "not revoked" or "never expires".
- * The name may be empty (lookup_auth leaves it so). */
+ * The name, the scopes and allow_from may be empty (lookup_auth leaves the
+ * name so). Whether allow_from parses is the core's to check. */
 static inline int apikey_record_ok(const apikey_record *r)
 {
     for (int i = 0; i < APIKEY_ID_LEN; i++) {
@@ -136,7 +144,8 @@ static inline int apikey_record_ok(const apikey_record *r)
     }
     return r->id[APIKEY_ID_LEN] == '\0' && apikey_text_ok_(r->account, sizeof r->account, 0) &&
            apikey_text_ok_(r->name, sizeof r->name, 1) &&
-           apikey_text_ok_(r->scopes, sizeof r->scopes, 1) && apikey_record_times_ok(r);
+           apikey_text_ok_(r->scopes, sizeof r->scopes, 1) &&
+           apikey_text_ok_(r->allow_from, sizeof r->allow_from, 1) && apikey_record_times_ok(r);
 }
 
 /* What the core offers a backend. */

@@ -6,6 +6,7 @@
 #include <syslog.h>
 #include <openssl/crypto.h>
 
+#include "cidr.h"
 #include "timeutil.h"
 
 #define ID_ATTEMPTS 16
@@ -117,6 +118,10 @@ static int validate(apikey_ctx *ctx, const admin_request *r, int64_t now, apikey
         snprintf(err, errlen, "expiry '%s' is not in the future", exp);
         return -1;
     }
+    if (cidr_canonical_list(r->allow_from, rec->allow_from, why, sizeof why) != 0) {
+        snprintf(err, errlen, "allow-from: %s", why);
+        return -1;
+    }
     snprintf(rec->account, sizeof rec->account, "%s", r->account);
     snprintf(rec->name, sizeof rec->name, "%s", r->name);
     rec->created = now;
@@ -193,8 +198,9 @@ static void audit(apikey_ctx *ctx, const char *what, const apikey_record *rec, c
         openlog("apikey", LOG_PID, LOG_AUTHPRIV);
         opened = 1;
     }
-    syslog(LOG_AUTHPRIV | LOG_NOTICE, "%s key %s account=%s name=%s%s", what, pid, rec->account,
-           rec->name, extra ? extra : "");
+    syslog(LOG_AUTHPRIV | LOG_NOTICE, "%s key %s account=%s name=%s%s%s%s", what, pid,
+           rec->account, rec->name, rec->allow_from[0] ? " allow_from=" : "", rec->allow_from,
+           extra ? extra : "");
 }
 
 static apikey_status limit_refusal(const char *account, int count, char *err, size_t errlen)

@@ -14,6 +14,7 @@ typedef struct admin_request {
     const char *name;
     const char *scopes;  /* "a,b", "a b" or "*"; required */
     const char *expires; /* NULL: the configured default_expiry */
+    const char *allow_from; /* CIDR entries, commas or spaces; NULL or "": any address */
 } admin_request;
 
 typedef struct admin_issued {

@@ -60,6 +60,7 @@ static void info_from(const apikey_ctx *ctx, const apikey_record *rec, int64_t n
     info->last_used = rec->last_used;
     info->revoked = rec->revoked;
     info->state = core_key_state(rec, now);
+    snprintf(info->allow_from, sizeof info->allow_from, "%s", rec->allow_from);
 }
 
 static void info_out(const apikey_key_info *mine, apikey_key_info *theirs, size_t their_size)
@@ -88,7 +89,11 @@ static apikey_status request_in(const apikey_create_request *r, size_t size, adm
         return APIKEY_E_INVALID;
     }
     *out = (admin_request){.account = r->account, .name = r->name, .scopes = r->scopes,
-                           .expires = r->expires};
+                           .expires = r->expires,
+                           .allow_from = size >= offsetof(apikey_create_request, allow_from) +
+                                                     sizeof(const char *)
+                                             ? r->allow_from
+                                             : NULL};
     return APIKEY_OK;
 }
 

@@ -19,6 +19,7 @@ APIKEY_EXPORT const char *apikey_reason_string(apikey_reason reason)
     case APIKEY_REASON_CONFIG: return "configuration error";
     case APIKEY_REASON_NOMEM: return "out of memory";
     case APIKEY_REASON_ARGUMENT: return "bad argument";
+    case APIKEY_REASON_ADDRESS: return "address not allowed";
     }
     return "unknown reason";
 }

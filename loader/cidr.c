@@ -133,3 +133,37 @@ int cidr_match(const apikey_cidr *c, const apikey_addr *a)
     uint8_t mask = (uint8_t)(0xff00u >> rest);
     return (c->addr.bytes[whole] & mask) == (a->bytes[whole] & mask);
 }
+
+int cidr_canonical_list(const char *text, char out[APIKEY_ALLOW_FROM_MAX], char *why,
+                        size_t whylen)
+{
+    apikey_cidr list[APIKEY_ALLOW_MAX];
+    int n = cidr_parse_list(text ? text : "", list, APIKEY_ALLOW_MAX, why, whylen);
+    if (n < 0)
+        return -1;
+    size_t used = 0;
+    out[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        char one[APIKEY_CIDR_TEXT_MAX];
+        cidr_format(&list[i], one);
+        /* 16 entries of at most 49 characters and their separators fit. */
+        used += (size_t)snprintf(out + used, APIKEY_ALLOW_FROM_MAX - used, "%s%s", i ? " " : "", one);
+    }
+    return 0;
+}
+
+int cidr_allows(const char *allow_from, const char *client)
+{
+    apikey_cidr list[APIKEY_ALLOW_MAX];
+    char why[128];
+    int n = cidr_parse_list(allow_from, list, APIKEY_ALLOW_MAX, why, sizeof why);
+    if (n < 0)
+        return -1;
+    apikey_addr a;
+    if (!client || addr_parse(client, &a) != 0)
+        return 0;
+    for (int i = 0; i < n; i++)
+        if (cidr_match(&list[i], &a))
+            return 1;
+    return 0;
+}

@@ -16,7 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define APIKEY_ALLOW_MAX 16           /* entries a key may hold */
+#include "apikey_key.h"
+
+#define APIKEY_ALLOW_MAX APIKEY_ALLOW_ENTRIES /* entries a key may hold */
 #define APIKEY_CIDR_TEXT_MAX 50 /* the longest IPv6 text (45), "/128" and its NUL */
 
 typedef struct apikey_addr {
@@ -39,5 +41,13 @@ int cidr_parse_list(const char *text, apikey_cidr *out, size_t max, char *why, s
 /* The canonical text of an entry ("10.0.0.0/8", "2001:db8::/32"). */
 void cidr_format(const apikey_cidr *c, char out[APIKEY_CIDR_TEXT_MAX]);
 int cidr_match(const apikey_cidr *c, const apikey_addr *a);
+/* An entry list, as an operator wrote it, into a record's canonical text
+ * (apikey_key_info.allow_from): 0, or -1 with why. */
+int cidr_canonical_list(const char *text, char out[APIKEY_ALLOW_FROM_MAX], char *why,
+                        size_t whylen);
+/* Whether client may use a key whose record holds the canonical list
+ * allow_from: 1 yes, 0 no (not in it, NULL, empty or not numeric), -1 the
+ * list does not parse (a corrupt record: the caller fails closed). */
+int cidr_allows(const char *allow_from, const char *client);
 
 #endif

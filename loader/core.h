@@ -88,7 +88,8 @@ void store_unbind(store_binding *b);
 
 /* The one verify pipeline (verify.c); verify_api.c offers it to hosts. */
 apikey_decision core_verify(apikey_ctx *ctx, const char *service, const char *account,
-                            const char *key, size_t keylen, apikey_result *res);
+                            const char *key, size_t keylen, const char *client,
+                            apikey_result *res);
 
 /* The growing structs of include/apikey.h (see "Growing structs" there).
  * Whether the bytes of a caller's struct past the known ones are all zero;

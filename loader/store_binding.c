@@ -166,8 +166,17 @@ int store_load(const char *uri, int privileged, store_binding *out, char *err, s
     }
     apikey_store_entry_fn entry = (apikey_store_entry_fn)dlsym(dl, APIKEY_STORE_ENTRY);
     const apikey_store_ops *ops = entry ? entry() : NULL;
-    /* Every slot of ABI 1 is required; later slots are checked by size at use. */
-    if (!ops || ops->abi < 1 || !APIKEY_STORE_HAS(ops, touch) ||
+    if (ops && ops->abi < APIKEY_STORE_ABI_VERSION) {
+        /* Its records are smaller than ours (ABI 2 added allow_from): it
+         * would drop a key's allowlist on write and read past its records. */
+        snprintf(err, errlen, "store '%s': %s follows store ABI %u, this libapikey needs %d"
+                 " (records carry address allowlists): rebuild the backend", scheme, path,
+                 ops->abi, APIKEY_STORE_ABI_VERSION);
+        dlclose(dl);
+        return -1;
+    }
+    /* Every slot up to touch is required; later slots are checked by size at use. */
+    if (!ops || !APIKEY_STORE_HAS(ops, touch) ||
         strcmp(ops->scheme, scheme) != 0) {
         snprintf(err, errlen, "store '%s': %s is not a usable backend", scheme, path);
         dlclose(dl);

@@ -5,6 +5,7 @@
 #include <openssl/crypto.h>
 
 #include "core.h"
+#include "cidr.h"
 #include "keycodec.h"
 
 /* OpenSSL's constant-time comparison: no early exit on the first byte that
@@ -79,7 +80,8 @@ static void touch(apikey_ctx *ctx, const apikey_record *rec, int64_t now)
 }
 
 apikey_decision core_verify(apikey_ctx *ctx, const char *service, const char *account,
-                            const char *key, size_t keylen, apikey_result *res)
+                            const char *key, size_t keylen, const char *client,
+                            apikey_result *res)
 {
     if (!res)
         return APIKEY_UNAVAILABLE;
@@ -124,11 +126,19 @@ apikey_decision core_verify(apikey_ctx *ctx, const char *service, const char *ac
     memcpy(res->account, rec.account, sizeof res->account);
     int64_t now = ctx->now();
     apikey_key_state ks = core_key_state(&rec, now);
+    int allowed;
     if (ks == APIKEY_KEY_REVOKED)
         d = decide(res, APIKEY_REFUSED, APIKEY_REASON_REVOKED);
     else if (ks == APIKEY_KEY_EXPIRED)
         d = decide(res, APIKEY_REFUSED, APIKEY_REASON_EXPIRED);
-    else if (account && strcmp(account, rec.account) != 0)
+    else if (rec.allow_from[0] && (allowed = cidr_allows(rec.allow_from, client)) != 1) {
+        if (allowed < 0) {
+            core_store_host.log_error("store: key %s: its address allowlist cannot be read", res->key_id);
+            d = decide(res, APIKEY_UNAVAILABLE, APIKEY_REASON_STORE);
+        } else {
+            d = decide(res, APIKEY_REFUSED, APIKEY_REASON_ADDRESS);
+        }
+    } else if (account && strcmp(account, rec.account) != 0)
         d = decide(res, APIKEY_REFUSED, APIKEY_REASON_WRONG_ACCOUNT);
     else if (!scopes_grant(rec.scopes, svc->scopes))
         d = decide(res, APIKEY_REFUSED, APIKEY_REASON_MISSING_SCOPE);

@@ -15,7 +15,7 @@ APIKEY_EXPORT apikey_decision apikey_verify(apikey_ctx *ctx, const char *service
                                             apikey_result *res)
 {
     core_store_line_clear();
-    return core_verify(ctx, service, account, key, keylen, res);
+    return core_verify(ctx, service, account, key, keylen, NULL, res);
 }
 
 APIKEY_EXPORT apikey_decision apikey_verify_with(apikey_ctx *ctx, const apikey_verify_request *req,
@@ -36,7 +36,11 @@ APIKEY_EXPORT apikey_decision apikey_verify_with(apikey_ctx *ctx, const apikey_v
                      ? "the request sets a field this libapikey does not know (it is older than the program)"
                      : "no request, or a request too small");
     } else {
-        core_verify(ctx, req->service, req->account, req->key, req->keylen, &v.result);
+        const char *client =
+            req->size >= offsetof(apikey_verify_request, client_addr) + sizeof(const char *)
+                ? req->client_addr
+                : NULL;
+        core_verify(ctx, req->service, req->account, req->key, req->keylen, client, &v.result);
         snprintf(v.error, sizeof v.error, "%s", core_store_line());
     }
     v.size = sizeof v;

@@ -493,6 +493,7 @@ static int to_record(const json_index *ix, const idx_rec *r, apikey_record *out,
     out->expires = r->expires;
     out->last_used = r->last_used;
     out->revoked = r->revoked;
+    out->allow_from[0] = '\0'; /* until the JSON store keeps lists (schema 2) */
     if (a != out->account)
         strcpy(out->account, a);
     if (!with_name)

@@ -132,6 +132,7 @@ static int to_record(const json_rec *j, apikey_record *out)
     strcpy(out->account, j->account);
     strcpy(out->name, j->name);
     strcpy(out->scopes, j->scopes);
+    out->allow_from[0] = '\0'; /* until the JSON store keeps lists (schema 2) */
     return apikey_record_ok(out) ? 0 : -1;
 }
 
