@@ -631,6 +631,11 @@ static void test_allowlist_create_list_verify(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "Created           Allowed from\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "  10.0.0.0/8, 2001:db8::/32, 192.0.2.7/32\n"));
     free(out);
+    /* list --expiring --json: the same objects. */
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, &out, NULL, "list", "--expiring", "400d", "--json", NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"2001:db8::/32\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"allow_from\": []"));
+    free(out);
     /* Without any list the table is as before. */
     fixture g = fresh(NULL);
     char *other = create(&g, "alice", "proxies:read", NULL);
