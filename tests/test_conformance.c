@@ -186,23 +186,29 @@ static void test_refusals_leave_store_unchanged(void)
     done(&f);
 }
 
+/* A batch refused as a whole: exit 1, no key printed, one line saying said. */
+static void batch_refused(const fixture *f, const char *lines, const char *said)
+{
+    char *out = NULL, *err = NULL;
+    CU_ASSERT_EQUAL(tu_apikey(f->config, lines, &out, &err, "create", "--batch", "-", NULL), 1);
+    CU_ASSERT_STRING_EQUAL(out ?: "(nothing)", "");
+    CU_ASSERT_EQUAL(tu_count_lines(err), 1);
+    if (!err || !strstr(err, said))
+        fprintf(stderr, "expected \"%s\" in: %s", said, err ?: "(nothing)\n");
+    CU_ASSERT_PTR_NOT_NULL(strstr(err ?: "", said));
+    free(out);
+    free(err);
+}
+
 static void test_batch_all_or_none(void)
 {
     fixture f = fresh("max_keys_per_account = 2");
     char *before = snapshot(&f);
-    char *out = NULL, *err = NULL;
-    /* Line 3 pushes carol over her limit: nothing at all is created. */
-    const char *bad = "alice\tci\tproxies:read\t30d\ncarol\ta\tgeo:read\tnever\ncarol\tb\t*\t1y\ncarol\tc\tgeo:read\t90d\n";
-    CU_ASSERT_EQUAL(tu_apikey(f.config, bad, &out, &err, "create", "--batch", "-", NULL), 1);
-    CU_ASSERT_STRING_EQUAL(out, "");
-    CU_ASSERT_PTR_NOT_NULL(strstr(err, "line 4"));
-    free(out);
-    free(err);
-    const char *badscope = "alice\tci\tproxies:read\t30d\nbob\tx\tbogus\t30d\n";
-    CU_ASSERT_EQUAL(tu_apikey(f.config, badscope, &out, &err, "create", "--batch", "-", NULL), 1);
-    CU_ASSERT_PTR_NOT_NULL(strstr(err, "line 2"));
-    free(out);
-    free(err);
+    char *out = NULL;
+    /* Line 4 pushes carol over her limit: nothing at all is created. */
+    batch_refused(&f, "alice\tci\tproxies:read\t30d\ncarol\ta\tgeo:read\tnever\ncarol\tb\t*\t1y\ncarol\tc\tgeo:read\t90d\n",
+                  "line 4");
+    batch_refused(&f, "alice\tci\tproxies:read\t30d\nbob\tx\tbogus\t30d\n", "line 2");
     char *after = snapshot(&f);
     CU_ASSERT_STRING_EQUAL(before, after);
     const char *good = "alice\tci\tproxies:read\t30d\nbob\tx\tgeo:read proxies:read\tnever\ncarol\ty\t*\t6m\n";
@@ -737,25 +743,15 @@ static void test_allowlist_batch(void)
 {
     fixture f = fresh(NULL);
     char *before = snapshot(&f);
-    char *out = NULL, *err = NULL;
+    char *out = NULL;
     /* A bad list on line 3 refuses the batch, naming line 3. */
-    const char *bad = "alice\ta\tproxies:read\t30d\t10.0.0.0/8\nbob\tb\tgeo:read\tnever\ncarol\tc\t*\t1y\t10.0.0.1/8\n";
-    CU_ASSERT_EQUAL(tu_apikey(f.config, bad, &out, &err, "create", "--batch", "-", NULL), 1);
-    CU_ASSERT_STRING_EQUAL(out, "");
-    CU_ASSERT_PTR_NOT_NULL(strstr(err, "line 3: allow-from: '10.0.0.1/8'"));
-    CU_ASSERT_EQUAL(tu_count_lines(err), 1);
-    free(out);
-    free(err);
+    batch_refused(&f, "alice\ta\tproxies:read\t30d\t10.0.0.0/8\nbob\tb\tgeo:read\tnever\ncarol\tc\t*\t1y\t10.0.0.1/8\n",
+                  "line 3: allow-from: '10.0.0.1/8'");
     /* The file's line, when comments and blank lines come before. */
-    const char *commented = "# onboarding\n\nalice\ta\tproxies:read\t30d\t::1,,::2\n";
-    CU_ASSERT_EQUAL(tu_apikey(f.config, commented, NULL, &err, "create", "--batch", "-", NULL), 1);
-    CU_ASSERT_PTR_NOT_NULL(strstr(err, "line 3: allow-from: entry 2 is empty"));
-    free(err);
+    batch_refused(&f, "# onboarding\n\nalice\ta\tproxies:read\t30d\t::1,,::2\n", "line 3: allow-from: entry 2 is empty");
     /* A sixth column is refused as any extra column is. */
-    const char *six = "alice\ta\tproxies:read\t30d\t::1\textra\n";
-    CU_ASSERT_EQUAL(tu_apikey(f.config, six, NULL, &err, "create", "--batch", "-", NULL), 1);
-    CU_ASSERT_PTR_NOT_NULL(strstr(err, "line 1: expected ACCOUNT<TAB>NAME<TAB>SCOPES<TAB>EXPIRES[<TAB>ALLOW_FROM]"));
-    free(err);
+    batch_refused(&f, "alice\ta\tproxies:read\t30d\t::1\textra\n",
+                  "line 1: expected ACCOUNT<TAB>NAME<TAB>SCOPES<TAB>EXPIRES[<TAB>ALLOW_FROM]");
     char *after = snapshot(&f);
     CU_ASSERT_STRING_EQUAL(before, after);
     /* A list, an empty fifth column, none: the first alone has a list. */
