@@ -190,27 +190,36 @@ static const char *string_field(struct MHD_Connection *c, json_t *in, const char
     return NULL;
 }
 
-/* An array of names (scopes) or addresses (allow_from), at most max of
- * them, each one word: joined with spaces for the library, which reads
- * either list that way. Absent or null: "" when optional. -1 after
- * answering 400. */
-static int words_field(struct MHD_Connection *c, json_t *in, const char *field, int required,
-                       size_t max, char *out, size_t outlen, enum MHD_Result *rc)
+/* A field holding an array of words: scope names, or allowlist entries. */
+typedef struct words_spec {
+    const char *field;
+    int required; /* else absent or null is "" */
+    size_t max;   /* elements */
+    const char *what;
+} words_spec;
+
+static const words_spec scopes_spec = {"scopes", 1, SIZE_MAX, "scope names"};
+static const words_spec allow_spec = {"allow_from", 0, APIKEY_ALLOW_ENTRIES,
+                                      "addresses (\"192.0.2.0/24\", \"2001:db8::1\")"};
+
+/* The words joined with spaces for the library, which reads either list
+ * that way; -1 after answering 400. */
+static int words_field(struct MHD_Connection *c, json_t *in, const words_spec *w, char *out, size_t outlen,
+                       enum MHD_Result *rc)
 {
-    json_t *arr = json_object_get(in, field), *v;
+    json_t *arr = json_object_get(in, w->field), *v;
     size_t i, used = 0;
     char line[160];
     out[0] = '\0';
-    if (!required && (!arr || json_is_null(arr)))
+    if (!w->required && (!arr || json_is_null(arr)))
         return 0;
-    const char *what = strcmp(field, "scopes") == 0 ? "scope names" : "addresses (\"192.0.2.0/24\", \"2001:db8::1\")";
     if (!json_is_array(arr)) {
-        snprintf(line, sizeof line, arr ? "%s must be an array of %s" : "missing field \"%s\"", field, what);
+        snprintf(line, sizeof line, arr ? "%s must be an array of %s" : "missing field \"%s\"", w->field, w->what);
         *rc = json_error(c, 400, line);
         return -1;
     }
-    if (json_array_size(arr) > max) {
-        snprintf(line, sizeof line, "%s holds %zu entries, more than %zu", field, json_array_size(arr), max);
+    if (json_array_size(arr) > w->max) {
+        snprintf(line, sizeof line, "%s holds %zu entries, more than %zu", w->field, json_array_size(arr), w->max);
         *rc = json_error(c, 400, line);
         return -1;
     }
@@ -219,12 +228,12 @@ static int words_field(struct MHD_Connection *c, json_t *in, const char *field, 
         size_t n = s ? strlen(s) : 0;
         /* One element, one entry: a separator inside would make it several. */
         if (!n || strpbrk(s, " \t\r\n,")) {
-            snprintf(line, sizeof line, "%s must be an array of %s: element %zu is not one", field, what, i + 1);
+            snprintf(line, sizeof line, "%s must be an array of %s: element %zu is not one", w->field, w->what, i + 1);
             *rc = json_error(c, 400, line);
             return -1;
         }
         if (used + n + 2 > outlen) {
-            snprintf(line, sizeof line, "%s is too long", field);
+            snprintf(line, sizeof line, "%s is too long", w->field);
             *rc = json_error(c, 400, line);
             return -1;
         }
@@ -269,11 +278,11 @@ static enum MHD_Result create_key(struct MHD_Connection *c, authd_generation *g,
     req.account = string_field(c, in, "account", 1, &bad, &rc);
     if (!bad)
         req.name = string_field(c, in, "name", 1, &bad, &rc);
-    if (!bad && words_field(c, in, "scopes", 1, SIZE_MAX, scopes, sizeof scopes, &rc) != 0)
+    if (!bad && words_field(c, in, &scopes_spec, scopes, sizeof scopes, &rc) != 0)
         bad = 1;
     if (!bad)
         req.expires = string_field(c, in, "expires", 0, &bad, &rc);
-    if (!bad && words_field(c, in, "allow_from", 0, APIKEY_ALLOW_ENTRIES, allow, sizeof allow, &rc) != 0)
+    if (!bad && words_field(c, in, &allow_spec, allow, sizeof allow, &rc) != 0)
         bad = 1;
     if (bad) {
         json_decref(in);

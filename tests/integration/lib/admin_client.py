@@ -66,8 +66,13 @@ class Admin:
         hdrs = dict(headers or {})
         if data is not None and "Transfer-Encoding" not in hdrs:
             hdrs["Content-Type"] = "application/json"
-        self.conn.request(method, path, body=data, headers=hdrs,
-                          encode_chunked="Transfer-Encoding" in hdrs)
+        try:
+            self.conn.request(method, path, body=data, headers=hdrs,
+                              encode_chunked="Transfer-Encoding" in hdrs)
+        except BrokenPipeError:
+            # The daemon answered (a 403 before the body) and closed while
+            # the body was still being sent: its answer is there to read.
+            pass
         r = self.conn.getresponse()
         text = r.read().decode()
         if r.getheader("Connection", "").lower() == "close":
