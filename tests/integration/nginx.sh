@@ -76,6 +76,12 @@ location /wrk/ {
 $PGLOC
 CONF
 sed -i "s#^    location /v1/ {#    include $N/locations.conf;\n&#" "$N/example.conf"
+# IPv6 only, and dual-stack (an IPv4 client is ::ffff:127.0.0.1 there).
+: > "$N/ipv6.conf"
+have_ipv6 && cat > "$N/ipv6.conf" <<CONF
+server { listen [::1]:$P6; location / { apikey_service $SVC; alias $N/www/f/; } }
+server { listen [::]:$PDUAL ipv6only=off; location / { apikey_service $SVC; alias $N/www/f/; } }
+CONF
 cat > "$N/nginx.conf" <<CONF
 load_module $T/build/nginx/ngx_http_apikey_module.so;
 user proxy;
@@ -94,9 +100,7 @@ http {
     uwsgi_temp_path $N/tmp/uwsgi;
     scgi_temp_path $N/tmp/scgi;
     include $N/example.conf;
-    # IPv6 only, and dual-stack (an IPv4 client is ::ffff:127.0.0.1 there).
-    server { listen [::1]:$P6; location / { apikey_service $SVC; alias $N/www/f/; } }
-    server { listen [::]:$PDUAL ipv6only=off; location / { apikey_service $SVC; alias $N/www/f/; } }
+    include $N/ipv6.conf;
     server {
         listen 127.0.0.1:$UP;
         access_log $N/upstream.log;
@@ -224,7 +228,7 @@ want "realip: 127.0.0.1 says the client is 127.0.0.1" 200 "$(realip 127.0.0.1 12
 want "realip: untrusted 127.0.0.2 claims 127.0.0.1" 401 "$(realip 127.0.0.2 127.0.0.1 "$PIN4")"
 # IPv6: ::1, and a dual-stack listener where 127.0.0.1 is ::ffff:127.0.0.1,
 # which the library reads as the IPv4 address.
-if curl -s -o /dev/null --max-time 10 "http://[::1]:$P6/"; then
+if have_ipv6; then
     want "IPv6: a key allowed from ::1, from ::1" 200 "$(from ::1 "$PIN6" "http://[::1]:$P6" /index.txt)"
     want "IPv6: a key allowed from 127.0.0.1, from ::1" 401 "$(from ::1 "$PIN4" "http://[::1]:$P6" /index.txt)"
     want "IPv6: a key without a list, from ::1" 200 "$(from ::1 "$GOOD" "http://[::1]:$P6" /index.txt)"
