@@ -90,6 +90,34 @@ static char *store_file(const fixture *f)
     return NULL;
 }
 
+/* "Unchanged", seen twice over: the list, and the store file's bytes
+ * (json, sqlite). */
+typedef struct witness {
+    char *listed, *bytes;
+    size_t len;
+} witness;
+
+static witness witness_take(const fixture *f)
+{
+    witness w = {.listed = snapshot(f)};
+    if (store_file(f))
+        w.bytes = tu_read(store_file(f), &w.len);
+    return w;
+}
+
+/* Asserts the store is as w saw it, and frees w. */
+static void witness_same(const fixture *f, witness *w)
+{
+    witness now = witness_take(f);
+    CU_ASSERT_STRING_EQUAL(w->listed ?: "(no list)", now.listed ?: "(no list)");
+    if (w->bytes)
+        CU_ASSERT(now.bytes && now.len == w->len && memcmp(now.bytes, w->bytes, w->len) == 0);
+    free(now.listed);
+    free(now.bytes);
+    free(w->listed);
+    free(w->bytes);
+}
+
 static void test_create_list_verify(void)
 {
     fixture f = fresh(NULL);
@@ -133,28 +161,17 @@ static void test_limit(void)
         CU_ASSERT_PTR_NOT_NULL(k);
         free(k);
     }
-    char *before = snapshot(&f);
-    size_t blen = 0, alen = 0;
-    char *bfile = store_file(&f) ? tu_read(store_file(&f), &blen) : NULL;
+    witness before = witness_take(&f);
     char *err = NULL;
     CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, NULL, &err, "create", "alice", "--name", "x",
                               "--scopes", "proxies:read", NULL), 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "account alice has 10 active keys, the limit; revoke or rotate one first"));
     free(err);
-    char *after = snapshot(&f);
-    CU_ASSERT_STRING_EQUAL(before, after);
-    if (bfile) {
-        char *afile = tu_read(store_file(&f), &alen);
-        CU_ASSERT(alen == blen && memcmp(afile, bfile, blen) == 0);
-        free(afile);
-    }
+    witness_same(&f, &before);
     /* Another account is not affected. */
     char *k = create(&f, "bob", "proxies:read", NULL);
     CU_ASSERT_PTR_NOT_NULL(k);
     free(k);
-    free(before);
-    free(after);
-    free(bfile);
     done(&f);
 }
 
@@ -692,9 +709,7 @@ static void test_allowlist_refusals(void)
     fixture f = fresh(NULL);
     char *k = create_listed(&f, "10.0.0.0/8");
     CU_ASSERT_PTR_NOT_NULL(k);
-    char *before = snapshot(&f);
-    size_t blen = 0, alen = 0;
-    char *bfile = store_file(&f) ? tu_read(store_file(&f), &blen) : NULL;
+    witness before = witness_take(&f);
     char seventeen[17 * 16] = "";
     for (int i = 1; i <= 17; i++)
         snprintf(seventeen + strlen(seventeen), sizeof seventeen - strlen(seventeen), "%s10.0.0.%d", i > 1 ? "," : "", i);
@@ -725,16 +740,7 @@ static void test_allowlist_refusals(void)
     /* Twice is a usage error, not a longer or a shorter list. */
     CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, NULL, NULL, "create", "alice", "--name", "x", "--scopes",
                               "proxies:read", "--allow-from", "::1", "--allow-from", "::2", NULL), 2);
-    char *after = snapshot(&f);
-    CU_ASSERT_STRING_EQUAL(before, after);
-    if (bfile) {
-        char *afile = tu_read(store_file(&f), &alen);
-        CU_ASSERT(alen == blen && memcmp(afile, bfile, blen) == 0);
-        free(afile);
-    }
-    free(after);
-    free(before);
-    free(bfile);
+    witness_same(&f, &before);
     free(k);
     done(&f);
 }
