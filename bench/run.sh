@@ -120,6 +120,33 @@ for threads in 1 2; do
         row "warm verify json, $BIG keys, 2 threads" "$v" "/s" "-" "$(ratio "$v" "$SHA2" | awk '{printf "%d%%", $1 * 100}') of 2-thread bound"
     fi
 done
+# Allowlists (SPEC 11): a key without a list must cost nothing measurable.
+# Three json stores of $MID keys, none / one entry / 16 entries (the match
+# last), checked with a client address; rounds alternate, the best of 3.
+echo "== Allowlists: json, $MID keys, 1 thread"
+SIXTEEN=$(awk 'BEGIN { for (i = 1; i <= 15; i++) printf "10.%d.0.0/16,", i; printf "127.0.0.1/32" }')
+for lst in one sixteen; do
+    base="$T/json-$lst"
+    [ $lst = one ] && cidrs=127.0.0.1/32 || cidrs=$SIXTEEN
+    printf 'store = json:%s.json\nlast_used_granularity = 1h\n[services]\nbench = proxies:read\n' "$base" > "$base.conf"
+    awk -v n="$MID" -v l="$cidrs" 'BEGIN { for (i = 0; i < n; i++) printf "user%d\tk\tproxies:read\tnever\t%s\n", i, l }' > "$base.batch"
+    build/apikey --config "$base.conf" create --batch "$base.batch" > "$base.keys" || { echo "bench: listed batch failed" >&2; exit 1; }
+    build/bench/verify_loop "$base.conf" bench "$base.keys" 1 0 rss > /dev/null
+done
+build/bench/verify_loop "$T/json-$MID.conf" bench "$T/json-$MID.keys" 1 0 rss > /dev/null
+best() { awk -v a="$1" -v b="${2:-0}" 'BEGIN { print a > b ? a : b }'; }
+NONE="" PLAIN="" ONE="" SIX=""
+for round in 1 2 3; do
+    NONE=$(best "$(build/bench/verify_loop "$T/json-$MID.conf" bench "$T/json-$MID.keys" 1 "$SECS" from=127.0.0.1)" "$NONE")
+    PLAIN=$(best "$(build/bench/verify_loop "$T/json-$MID.conf" bench "$T/json-$MID.keys" 1 "$SECS")" "$PLAIN")
+    ONE=$(best "$(build/bench/verify_loop "$T/json-one.conf" bench "$T/json-one.keys" 1 "$SECS" from=127.0.0.1)" "$ONE")
+    SIX=$(best "$(build/bench/verify_loop "$T/json-sixteen.conf" bench "$T/json-sixteen.keys" 1 "$SECS" from=127.0.0.1)" "$SIX")
+done
+row "verify json, keys without a list, with a client address" "$NONE" "/s" "-" "1.00x"
+row "verify json, keys without a list, no address (apikey_verify)" "$PLAIN" "/s" "no measurable difference" "$(ratio "$PLAIN" "$NONE")x"
+row "verify json, keys with a 1-entry list, address in it" "$ONE" "/s" "-" "$(ratio "$ONE" "$NONE")x"
+row "verify json, keys with a 16-entry list, address the last" "$SIX" "/s" "-" "$(ratio "$SIX" "$NONE")x"
+
 if have_backend sqlite; then
     # Warm, as the JSON row: each key's first last-used write is done once.
     build/bench/verify_loop "$T/sqlite-$BIG.conf" bench "$T/sqlite-$BIG.keys" 1 0 rss > /dev/null

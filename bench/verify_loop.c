@@ -1,7 +1,9 @@
 /* Warm verify: one open context, THREADS threads verifying KEYS (one per
  * line in KEYFILE) for SECONDS; and the bound, a loop that only computes
- * SHA-256 of the same keys. Also the peak RSS of the context.
- * usage: verify_loop CONFIG SERVICE KEYFILE THREADS SECONDS [sha]
+ * SHA-256 of the same keys. Also the peak RSS of the context. With
+ * from=ADDR, each check goes through apikey_verify_with with that client
+ * address (keys with an allowlist).
+ * usage: verify_loop CONFIG SERVICE KEYFILE THREADS SECONDS [sha|rss|from=ADDR]
  * Prints verifications (or hashes) per second; exits 1 on a refusal. */
 #include <pthread.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@ static char **keys;
 static size_t nkeys;
 static double seconds;
 static int sha_only, failed;
+static const char *client; /* from=ADDR */
 static EVP_MD *sha256; /* fetched once, as libapikey does */
 
 static double now(void)
@@ -39,6 +42,12 @@ static void *worker(void *arg)
             const char *k = keys[i % nkeys];
             if (sha_only) {
                 EVP_Digest(k, strlen(k), md, &mdlen, sha256, NULL);
+            } else if (client) {
+                apikey_verify_request q = {.size = sizeof q, .service = service, .key = k,
+                                           .keylen = strlen(k), .client_addr = client};
+                apikey_verdict v = {.size = sizeof v};
+                if (apikey_verify_with(ctx, &q, &v) != APIKEY_ALLOWED)
+                    failed = 1;
             } else {
                 apikey_result res;
                 if (apikey_verify(ctx, service, NULL, k, strlen(k), &res) != APIKEY_ALLOWED)
@@ -66,7 +75,7 @@ static long peak_rss_kb(void)
 int main(int argc, char **argv)
 {
     if (argc < 6) {
-        fprintf(stderr, "usage: verify_loop CONFIG SERVICE KEYFILE THREADS SECONDS [sha|rss]\n");
+        fprintf(stderr, "usage: verify_loop CONFIG SERVICE KEYFILE THREADS SECONDS [sha|rss|from=ADDR]\n");
         return 2;
     }
     service = argv[2];
@@ -74,6 +83,8 @@ int main(int argc, char **argv)
     seconds = atof(argv[5]);
     sha_only = argc > 6 && strcmp(argv[6], "sha") == 0;
     int rss_only = argc > 6 && strcmp(argv[6], "rss") == 0;
+    if (argc > 6 && strncmp(argv[6], "from=", 5) == 0)
+        client = argv[6] + 5;
     FILE *f = fopen(argv[3], "r");
     if (!f)
         return 2;

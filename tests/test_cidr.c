@@ -92,12 +92,47 @@ static void test_lists_and_format(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(why, "bogus"));
 }
 
+/* What the core stores at create, and the decision it takes at verify. */
+static void test_canonical_and_allows(void)
+{
+    char text[APIKEY_ALLOW_FROM_MAX], why[128];
+    CU_ASSERT_EQUAL(cidr_canonical_list(NULL, text, why, sizeof why), 0);
+    CU_ASSERT_STRING_EQUAL(text, "");
+    CU_ASSERT_EQUAL(cidr_canonical_list("10.0.0.0/8, 192.0.2.7,2001:DB8::/32 ::ffff:127.0.0.1", text,
+                                        why, sizeof why), 0);
+    CU_ASSERT_STRING_EQUAL(text, "10.0.0.0/8 192.0.2.7/32 2001:db8::/32 127.0.0.1/32");
+    CU_ASSERT_EQUAL(cidr_canonical_list("10.0.0.1/8", text, why, sizeof why), -1);
+    /* 16 IPv6 entries fit the record's text. */
+    char many[APIKEY_ALLOW_FROM_MAX + 64] = "";
+    for (int i = 0; i < APIKEY_ALLOW_ENTRIES; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many),
+                 "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ff%02x/128,", i);
+    CU_ASSERT_EQUAL(cidr_canonical_list(many, text, why, sizeof why), 0);
+    CU_ASSERT(strlen(text) < sizeof text);
+    CU_ASSERT_EQUAL(cidr_allows(text, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ff0f"), 1);
+
+    CU_ASSERT_EQUAL(cidr_allows("127.0.0.1/32", "127.0.0.1"), 1);
+    CU_ASSERT_EQUAL(cidr_allows("127.0.0.1/32", "::ffff:127.0.0.1"), 1);
+    CU_ASSERT_EQUAL(cidr_allows("127.0.0.1/32", "127.0.0.2"), 0);
+    CU_ASSERT_EQUAL(cidr_allows("127.0.0.1/32", "::1"), 0);
+    CU_ASSERT_EQUAL(cidr_allows("::1/128", "::1"), 1);
+    CU_ASSERT_EQUAL(cidr_allows("10.0.0.0/8 ::1/128", "10.200.3.4"), 1);
+    /* Unknown, empty, a host name: refused. */
+    CU_ASSERT_EQUAL(cidr_allows("127.0.0.1/32", NULL), 0);
+    CU_ASSERT_EQUAL(cidr_allows("127.0.0.1/32", ""), 0);
+    CU_ASSERT_EQUAL(cidr_allows("127.0.0.1/32", "localhost"), 0);
+    /* A list that does not parse is a corrupt record, not "any address". */
+    CU_ASSERT_EQUAL(cidr_allows("127.0.0.1/33", "127.0.0.1"), -1);
+    CU_ASSERT_EQUAL(cidr_allows("nonsense", "127.0.0.1"), -1);
+}
+
 int main(void)
 {
     CU_TestInfo tests[] = {
         {"matches, families, mapped addresses, non-numeric clients", test_match},
         {"malformed entries, host bits and prefixes refused", test_refused_entries},
         {"lists of up to 16, canonical text", test_lists_and_format},
+        {"the stored text and the decision", test_canonical_and_allows},
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {{"cidr", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};

@@ -90,7 +90,8 @@ static void test_bad_contents(void)
         {"{\"format\":\"apikey-store\",\"version\":1,\"keys\":[{\"id\":", "not valid JSON"},
         {"", "not valid JSON"},
         {"[]", "not an apikey store"},
-        {"{\"format\":\"apikey-store\",\"version\":2,\"keys\":[]}", "version"},
+        {"{\"format\":\"apikey-store\",\"version\":3,\"keys\":[]}", "version"},
+        {"{\"format\":\"apikey-store\",\"version\":0,\"keys\":[]}", "version"},
         {"{\"format\":\"apikey-store\",\"version\":\"1\",\"keys\":[]}", "version"},
         {"{\"format\":\"apikey-store\",\"version\":1,\"keys\":{}}", "not an array"},
         {"{\"format\":\"apikey-store\",\"version\":1,\"keys\":[{\"id\":5}]}", "id"},
@@ -192,6 +193,15 @@ static void test_store_line_once(void)
     free(good_path);
 }
 
+#define TEN_ENTRIES "\"10.0.0.0/32\", \"10.0.0.1/32\", \"10.0.0.2/32\", \"10.0.0.3/32\", " \
+    "\"10.0.0.4/32\", \"10.0.0.5/32\", \"10.0.0.6/32\", \"10.0.0.7/32\", \"10.0.0.8/32\", \"10.0.0.9/32\""
+#define SEVENTEEN_ENTRIES "[" TEN_ENTRIES ", \"10.0.1.0/32\", \"10.0.1.1/32\", \"10.0.1.2/32\", " \
+    "\"10.0.1.3/32\", \"10.0.1.4/32\", \"10.0.1.5/32\", \"10.0.1.6/32\"]"
+/* 16 entries of 59 characters: 959 bytes joined, over APIKEY_ALLOW_FROM_MAX. */
+#define LONG_ENTRY "\"2001:db8:1111:2222:3333:4444:5555:6666/128xxxxxxxxxxxxxxxx\""
+#define FOUR_LONG LONG_ENTRY ", " LONG_ENTRY ", " LONG_ENTRY ", " LONG_ENTRY
+#define LONG_LIST "[" FOUR_LONG ", " FOUR_LONG ", " FOUR_LONG ", " FOUR_LONG "]"
+
 static void test_malformed_values(void)
 {
     static const struct { const char *field, *value; } edits[] = {
@@ -204,6 +214,13 @@ static void test_malformed_values(void)
         {"expires", "1893456000"}, {"expires", "\"never\""}, {"last_used", "-1"},
         {"account", "\"al\\nice\""}, {"account", "\"al\\u007fice\""},
         {"name", "\"k\\u0001\""}, {"scopes", "[\"proxies:read\\tx\"]"},
+        /* A list that cannot be read must never pass for "any address". */
+        {"allow_from", "\"10.0.0.0/8\""}, {"allow_from", "null"}, {"allow_from", "{}"},
+        {"allow_from", "[1]"}, {"allow_from", "[\"\"]"}, {"allow_from", "[null]"},
+        {"allow_from", "[\"10.0.0.0/8 10.1.0.0/16\"]"}, {"allow_from", "[\"10.0.0.0/8\\t\"]"},
+        {"allow_from", "[\"10.0.0.0/8\\u0000\"]"}, {"allow_from", "[\"10.0.0.0\\u007f/8\"]"},
+        {"allow_from", "[\"10.0.0.0/8\", 5]"}, {"allow_from", SEVENTEEN_ENTRIES},
+        {"allow_from", LONG_LIST},
     };
     for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
         char name[32];
@@ -234,6 +251,70 @@ static void test_malformed_values(void)
     CU_ASSERT_EQUAL(res.reason, APIKEY_REASON_REVOKED);
     CU_ASSERT_EQUAL(tu_apikey(cfg, NULL, NULL, NULL, "list", NULL), 0);
     free(key);
+    free(cfg);
+    free(path);
+}
+
+static void hand_edit(const char *path, const char *from, const char *to);
+
+static apikey_decision verify_from(const char *cfg, const char *key, const char *addr,
+                                   apikey_verdict *v)
+{
+    apikey_ctx *ctx = apikey_open(cfg, NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    apikey_verify_request req = {.size = sizeof req, .service = "sshd", .key = key,
+                                 .keylen = strlen(key), .client_addr = addr};
+    *v = (apikey_verdict){.size = sizeof *v};
+    apikey_decision d = apikey_verify_with(ctx, &req, v);
+    apikey_close(ctx);
+    return d;
+}
+
+/* A key's list is written as an array in version 2 and read back the same
+ * through the index and through the JSON file alone. */
+static void test_allow_from_kept(void)
+{
+    char *path = store_path("listed.json"), *cfg = config_for(path), err[512];
+    apikey_ctx *ctx = apikey_open_with(cfg, APIKEY_OPEN_CREATE, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    apikey_create_request req = {.size = sizeof req, .account = "alice", .name = "n",
+                                 .scopes = "proxies:read", .allow_from = "10.0.0.0/8,2001:db8::/32"};
+    apikey_issued out = {.size = sizeof out};
+    CU_ASSERT_EQUAL_FATAL(apikey_create(ctx, &req, &out, err, sizeof err), APIKEY_OK);
+    apikey_close(ctx);
+    char *text = tu_read(path, NULL), idx[512];
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"version\": 2,"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"allow_from\": [\"10.0.0.0/8\", \"2001:db8::/32\"]}"));
+    free(text);
+    snprintf(idx, sizeof idx, "%s.idx", path);
+    for (int from_json = 0; from_json < 2; from_json++) {
+        if (from_json)
+            CU_ASSERT_EQUAL(unlink(idx), 0);
+        apikey_verdict v;
+        CU_ASSERT_EQUAL(verify_from(cfg, out.key, "10.1.2.3", &v), APIKEY_ALLOWED);
+        CU_ASSERT_EQUAL(verify_from(cfg, out.key, "2001:db8::7", &v), APIKEY_ALLOWED);
+        CU_ASSERT_EQUAL(verify_from(cfg, out.key, "192.0.2.1", &v), APIKEY_REFUSED);
+        CU_ASSERT_EQUAL(v.result.reason, APIKEY_REASON_ADDRESS);
+        CU_ASSERT_EQUAL(verify_from(cfg, out.key, NULL, &v), APIKEY_REFUSED);
+        CU_ASSERT_EQUAL(v.result.reason, APIKEY_REASON_ADDRESS);
+        ctx = apikey_open(cfg, NULL, 0);
+        apikey_key_info info = {.size = sizeof info};
+        CU_ASSERT_EQUAL(apikey_get(ctx, out.info.id, &info, err, sizeof err), APIKEY_OK);
+        CU_ASSERT_STRING_EQUAL(info.allow_from, "10.0.0.0/8 2001:db8::/32");
+        apikey_close(ctx);
+    }
+    /* Sixteen entries are the most a record holds, and are read. */
+    set_field(path, "allow_from", "[" TEN_ENTRIES ", \"10.0.1.0/32\", \"10.0.1.1/32\", "
+                                  "\"10.0.1.2/32\", \"10.0.1.3/32\", \"10.0.1.4/32\", \"10.0.1.5/32\"]");
+    apikey_verdict v;
+    CU_ASSERT_EQUAL(verify_from(cfg, out.key, "10.0.1.5", &v), APIKEY_ALLOWED);
+    CU_ASSERT_EQUAL(verify_from(cfg, out.key, "10.0.1.6", &v), APIKEY_REFUSED);
+    /* In a version 1 file a list is unknown: a record holding one is
+     * corrupt, not a key of any address. */
+    hand_edit(path, "\"version\": 2,", "\"version\": 1,");
+    CU_ASSERT_EQUAL(verify_from(cfg, out.key, "10.0.1.5", &v), APIKEY_UNAVAILABLE);
+    expect_fail_closed(cfg, "version 1 store does not have");
+    apikey_wipe(&out, sizeof out);
     free(cfg);
     free(path);
 }
@@ -469,6 +550,7 @@ int main(void)
         {"truncated, wrong types, unknown version, duplicate ids fail closed", test_bad_contents},
         {"a value of the wrong type or out of range is unavailable, never allowed",
          test_malformed_values},
+        {"a key's allow_from is kept, in the JSON file and the index", test_allow_from_kept},
         {"a missing store fails closed", test_missing_store},
         {"a failing store's line reaches the command's stderr once", test_store_line_once},
         {"group-/world-writable, foreign-owned and symlinked stores are refused", test_insecure_files},

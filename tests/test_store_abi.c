@@ -78,6 +78,9 @@ static apikey_record rec_of(const char *id, const char *account, int64_t created
         r.hash[i] = (unsigned char)(id[i % APIKEY_ID_LEN] + i);
     r.created = created;
     r.expires = created + 86400;
+    /* Some records carry an address allowlist (ABI 2), as the core writes it. */
+    if (id[3] == 'A')
+        snprintf(r.allow_from, sizeof r.allow_from, "10.0.0.0/8 2001:db8::/32");
     return r;
 }
 
@@ -86,7 +89,7 @@ static int same(const apikey_record *a, const apikey_record *b)
     return !strcmp(a->id, b->id) && !strcmp(a->account, b->account) && !strcmp(a->name, b->name) &&
            !strcmp(a->scopes, b->scopes) && !memcmp(a->hash, b->hash, APIKEY_HASH_LEN) &&
            a->created == b->created && a->expires == b->expires && a->last_used == b->last_used &&
-           a->revoked == b->revoked;
+           a->revoked == b->revoked && !strcmp(a->allow_from, b->allow_from);
 }
 
 static int insert_all(void *h, const apikey_record *r, int n)
@@ -319,6 +322,71 @@ static void test_revocation_permanent(void)
     free(loc);
 }
 
+typedef struct lists {
+    int n, same;
+    const apikey_record *want;
+} lists;
+
+static int list_cb(const apikey_record *rec, void *arg)
+{
+    lists *l = arg;
+    l->same += !strcmp(rec->allow_from, l->want[l->n].allow_from);
+    l->n++;
+    return APIKEY_ST_OK;
+}
+
+/* allow_from is kept as it is, through every read, and an update replaces
+ * it: to nothing, and to the longest list the core writes. */
+static void test_allow_from(void)
+{
+    char *loc;
+    void *h = open_new(&loc);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    apikey_record r[2] = {rec_of("abiAaaa1", "alice", 1800000000), rec_of("abiBbbb2", "bob", 1800000001)};
+    CU_ASSERT_STRING_EQUAL(r[0].allow_from, "10.0.0.0/8 2001:db8::/32");
+    CU_ASSERT_EQUAL_FATAL(insert_all(h, r, 2), APIKEY_ST_OK);
+    apikey_record out;
+    memset(&out, 'x', sizeof out);
+    CU_ASSERT_EQUAL_FATAL(ops->lookup(h, r[0].id, &out), APIKEY_ST_OK);
+    CU_ASSERT(same(&out, &r[0]));
+    memset(&out, 'x', sizeof out);
+    CU_ASSERT_EQUAL_FATAL(ops->lookup(h, r[1].id, &out), APIKEY_ST_OK);
+    CU_ASSERT_STRING_EQUAL(out.allow_from, "");
+    if (APIKEY_STORE_HAS(ops, lookup_auth) && ops->lookup_auth) {
+        memset(&out, 'x', sizeof out);
+        CU_ASSERT_EQUAL(ops->lookup_auth(h, r[0].id, &out), APIKEY_ST_OK);
+        CU_ASSERT_STRING_EQUAL(out.allow_from, r[0].allow_from);
+    }
+    lists l = {.want = r};
+    CU_ASSERT_EQUAL(ops->each(h, NULL, list_cb, &l), APIKEY_ST_OK);
+    CU_ASSERT_EQUAL(l.n, 2);
+    CU_ASSERT_EQUAL(l.same, 2);
+
+    /* 16 entries of 49 characters and 15 spaces: 799 characters. */
+    apikey_record w = r[1];
+    size_t used = 0;
+    for (int i = 0; i < APIKEY_ALLOW_ENTRIES; i++)
+        used += (size_t)snprintf(w.allow_from + used, sizeof w.allow_from - used,
+                                 "%sffff:ffff:ffff:ffff:ffff:ffff:255.255.255.%d/128", i ? " " : "",
+                                 100 + i);
+    CU_ASSERT_EQUAL(strlen(w.allow_from), sizeof w.allow_from - 1);
+    apikey_record v = r[0];
+    v.allow_from[0] = '\0';
+    CU_ASSERT_EQUAL_FATAL(ops->begin(h), APIKEY_ST_OK);
+    CU_ASSERT_EQUAL(ops->update(h, &w), APIKEY_ST_OK);
+    CU_ASSERT_EQUAL(ops->update(h, &v), APIKEY_ST_OK);
+    CU_ASSERT_EQUAL_FATAL(ops->commit(h), APIKEY_ST_OK);
+    ops->close(h);
+    h = NULL;
+    CU_ASSERT_EQUAL_FATAL(ops->open(loc, 0, &host, &h), APIKEY_ST_OK);
+    CU_ASSERT_EQUAL_FATAL(ops->lookup(h, w.id, &out), APIKEY_ST_OK);
+    CU_ASSERT(same(&out, &w));
+    CU_ASSERT_EQUAL_FATAL(ops->lookup(h, v.id, &out), APIKEY_ST_OK);
+    CU_ASSERT(same(&out, &v));
+    ops->close(h);
+    free(loc);
+}
+
 /* A store that cannot be read answers UNAVAILABLE, never NOTFOUND: for the
  * file stores, a file of garbage; for pgsql, a server that is not there. */
 static void test_unreadable_unavailable(void)
@@ -391,6 +459,7 @@ int main(void)
         {"each: creation order, account, STOP, another answer", test_each},
         {"touch raises last used, never lowers it", test_touch},
         {"a revocation is neither cleared nor moved", test_revocation_permanent},
+        {"allow_from is kept as it is and replaced by an update", test_allow_from},
         {"an unreadable store is unavailable, not empty", test_unreadable_unavailable},
         CU_TEST_INFO_NULL,
     };

@@ -37,3 +37,9 @@ $(B)/tests/test_pgsql_privileged: TEST_EXTRA_LIBS = -lpq $(STORE_CFLAGS_pgsql)
 $(B)/tests/test_store_sqlite: TEST_EXTRA_LIBS = -lsqlite3 -lpthread
 # libpq: the pgsql kind reads the working database to compare it.
 $(B)/tests/test_faults: TEST_EXTRA_LIBS = -lsqlite3 -lpq $(STORE_CFLAGS_pgsql)
+
+# A store backend built for store ABI 1: test_old_backend.
+$(B)/tests/abi1/apikey_store_old.so: tests/abi1/store_old.c include/apikey_store.h
+	@mkdir -p $(dir $@)
+	$(CC) -shared -fPIC -O1 -Wall -Wextra -Werror -Iinclude -fvisibility=hidden -o $@ $<
+$(B)/tests/test_old_backend: $(B)/tests/abi1/apikey_store_old.so

@@ -65,7 +65,33 @@ static int copy_string(json_t *v, char *out, size_t max)
     return 0;
 }
 
-static int parse_key(json_t *k, apikey_record *rec, const char **bad)
+/* An array of at most max_entries strings, none empty or holding a space
+ * or a control character, into out joined by single spaces; -1 when it is
+ * anything else or the joined text does not fit in max bytes. */
+static int join_words(json_t *arr, size_t max_entries, char *out, size_t max)
+{
+    if (!json_is_array(arr) || json_array_size(arr) > max_entries)
+        return -1;
+    size_t i, used = 0;
+    json_t *v;
+    out[0] = '\0';
+    json_array_foreach(arr, i, v) {
+        const char *s = json_string_value(v);
+        size_t n = s ? strlen(s) : 0;
+        if (!n || json_string_length(v) != n || used + n + (used > 0) >= max)
+            return -1;
+        for (size_t c = 0; c < n; c++)
+            if ((unsigned char)s[c] <= ' ' || s[c] == 0x7f)
+                return -1;
+        if (used)
+            out[used++] = ' ';
+        memcpy(out + used, s, n + 1);
+        used += n;
+    }
+    return 0;
+}
+
+static int parse_key(json_t *k, int version, apikey_record *rec, const char **bad)
 {
     memset(rec, 0, sizeof *rec);
     *bad = "is not an object";
@@ -84,17 +110,17 @@ static int parse_key(json_t *k, apikey_record *rec, const char **bad)
     if (copy_string(json_object_get(k, "name"), rec->name, sizeof rec->name))
         return -1;
     *bad = "has no valid \"scopes\" array";
-    json_t *scopes = json_object_get(k, "scopes");
-    if (!json_is_array(scopes))
+    if (join_words(json_object_get(k, "scopes"), SIZE_MAX, rec->scopes, sizeof rec->scopes))
         return -1;
-    size_t i, used = 0;
-    json_t *sc;
-    json_array_foreach(scopes, i, sc) {
-        const char *s = json_string_value(sc);
-        if (!s || !*s || strchr(s, ' ') || used + strlen(s) + 2 > sizeof rec->scopes)
-            return -1;
-        used += (size_t)sprintf(rec->scopes + used, "%s%s", used ? " " : "", s);
-    }
+    /* Required from version 2 on, and unknown before: a list the reader
+     * cannot read must never pass for "any address". */
+    json_t *allow = json_object_get(k, "allow_from");
+    *bad = version < 2 ? "has \"allow_from\", which a version 1 store does not have"
+                       : "has no valid \"allow_from\" (an array of at most 16 addresses, "
+                         "each without spaces or control characters)";
+    if (version < 2 ? allow != NULL
+                    : join_words(allow, APIKEY_ALLOW_ENTRIES, rec->allow_from, sizeof rec->allow_from))
+        return -1;
     const char *hash = json_string_value(json_object_get(k, "hash"));
     *bad = "has no valid \"hash\" (64 hex digits)";
     if (!hash || strlen(hash) != 2 * APIKEY_HASH_LEN)
@@ -160,9 +186,11 @@ int json_db_load(json_db *db, int fd, char *why, size_t whylen)
         snprintf(why, whylen, "not an apikey store (no \"format\": \"%s\")", JSON_STORE_FORMAT);
         goto done;
     }
-    if (!json_is_integer(version) || json_integer_value(version) != JSON_STORE_VERSION) {
-        snprintf(why, whylen, "store version %s is not supported (this program reads version %d)",
-                 json_is_integer(version) ? "newer or unknown" : "missing", JSON_STORE_VERSION);
+    json_int_t v = json_is_integer(version) ? json_integer_value(version) : 0;
+    if (v < JSON_STORE_OLDEST || v > JSON_STORE_VERSION) {
+        snprintf(why, whylen, "store version %s is not supported (this program reads versions %d to %d)",
+                 json_is_integer(version) ? "newer or unknown" : "missing", JSON_STORE_OLDEST,
+                 JSON_STORE_VERSION);
         goto done;
     }
     if (!json_is_array(keys)) {
@@ -174,7 +202,7 @@ int json_db_load(json_db *db, int fd, char *why, size_t whylen)
     json_array_foreach(keys, i, k) {
         apikey_record rec;
         const char *bad;
-        if (parse_key(k, &rec, &bad) != 0) {
+        if (parse_key(k, (int)v, &rec, &bad) != 0) {
             snprintf(why, whylen, "key #%zu %s", i + 1, bad);
             goto done;
         }
@@ -314,6 +342,22 @@ static void put_time(emitter *e, int64_t t)
     put(e, b, sizeof b);
 }
 
+/* A space-separated text as a JSON array of its words ("" is []). */
+static void put_words(emitter *e, const char *s)
+{
+    puts_raw(e, "[");
+    for (int first = 1; *s; first = 0) {
+        size_t n = strcspn(s, " ");
+        if (!first)
+            puts_raw(e, ", ");
+        put_string(e, s, n);
+        s += n;
+        while (*s == ' ')
+            s++;
+    }
+    puts_raw(e, "]");
+}
+
 static void put_key(emitter *e, const json_rec *j)
 {
     static const char hexd[] = "0123456789abcdef";
@@ -328,18 +372,9 @@ static void put_key(emitter *e, const json_rec *j)
     put_string(e, j->account, strlen(j->account));
     puts_raw(e, ", \"name\": ");
     put_string(e, j->name, strlen(j->name));
-    puts_raw(e, ",\n   \"scopes\": [");
-    const char *sc = j->scopes;
-    for (int first = 1; *sc; first = 0) {
-        size_t n = strcspn(sc, " ");
-        if (!first)
-            puts_raw(e, ", ");
-        put_string(e, sc, n);
-        sc += n;
-        while (*sc == ' ')
-            sc++;
-    }
-    puts_raw(e, "], \"hash\": \"");
+    puts_raw(e, ",\n   \"scopes\": ");
+    put_words(e, j->scopes);
+    puts_raw(e, ", \"hash\": \"");
     put(e, hex, sizeof hex);
     puts_raw(e, "\",\n   \"created\": ");
     put_time(e, j->created);
@@ -349,6 +384,8 @@ static void put_key(emitter *e, const json_rec *j)
     put_time(e, j->last_used);
     puts_raw(e, ", \"revoked\": ");
     put_time(e, j->revoked);
+    puts_raw(e, ",\n   \"allow_from\": ");
+    put_words(e, j->allow_from);
     puts_raw(e, "}");
 }
 

@@ -6,7 +6,10 @@
 #include "json_table.h"
 
 #define JSON_STORE_FORMAT "apikey-store"
-#define JSON_STORE_VERSION 1
+/* Written in version 2 (each key has "allow_from"); version 1, the
+ * previous release's, is read too, and upgraded by the next write. */
+#define JSON_STORE_VERSION 2
+#define JSON_STORE_OLDEST 1
 
 /* Parse a whole store file. Returns OK, or UNAVAILABLE/NOMEM with why. */
 int json_db_load(json_db *db, int fd, char *why, size_t whylen);

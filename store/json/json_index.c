@@ -10,8 +10,10 @@
 #include <unistd.h>
 
 #define IDX_MAGIC "AKIDX\x01\r\n"
-/* 4: a table of 128-byte slots addressed by id (ordered linear probing). */
-#define IDX_VERSION 4
+/* 4: a table of 128-byte slots addressed by id (ordered linear probing).
+ * 5: records carry allow_from. An index of 4, left by the previous release,
+ * is ignored like any other version until the next write replaces it. */
+#define IDX_VERSION 5
 #define REC_ALIGN 128
 /* A key sits a slot or two after its home on average; a forged index
  * cannot make a lookup scan more than this. */
@@ -23,6 +25,9 @@
 /* Slots per key: 4/3, so that lookups scan 2.5 slots on average. */
 #define SLOTS_PER_KEY(n) ((n) + (n) / 3 + 1)
 #define ACCOUNT_INLINE UINT32_MAX
+/* allow_from offset of a key without a list, which most keys are: a check
+ * reads no string for it. */
+#define ALLOW_ANY UINT32_MAX
 #define ID_RANGE 218340105584896ull /* 62^8 */
 
 
@@ -37,7 +42,8 @@ typedef struct idx_rec {
     int64_t created;
     uint32_t scopes, name; /* offsets into the string table */
     uint32_t account;      /* offset, or ACCOUNT_INLINE */
-    char account_inline[44];
+    uint32_t allow_from;   /* offset, or ALLOW_ANY */
+    char account_inline[40];
 } idx_rec;
 
 _Static_assert(sizeof(idx_rec) == REC_ALIGN, "an index record is two cache lines");
@@ -246,16 +252,18 @@ static char *build(const json_db *db, const struct stat *st, size_t *len_out)
         nslots = nhome;
     /* Strings first, so that the records can be laid out in place in the
      * one buffer: a second copy of a store's index was a fifth of a write. */
-    if (!(offs = malloc((3 * n + 1) * sizeof *offs)))
+    if (!(offs = malloc((4 * n + 1) * sizeof *offs)))
         goto done;
     for (size_t i = 0; i < n; i++) {
         const json_rec *j = &db->recs[i];
-        offs[3 * i] = strlen(j->account) < sizeof recs->account_inline ? ACCOUNT_INLINE
-                                                                        : strtab_add(&t, j->account);
-        offs[3 * i + 1] = strtab_add(&t, j->name);
-        offs[3 * i + 2] = strtab_add(&t, j->scopes);
-        if ((offs[3 * i] == UINT32_MAX && strlen(j->account) >= sizeof recs->account_inline) ||
-            offs[3 * i + 1] == UINT32_MAX || offs[3 * i + 2] == UINT32_MAX)
+        uint32_t *o = &offs[4 * i];
+        int inline_account = strlen(j->account) < sizeof recs->account_inline;
+        o[0] = inline_account ? ACCOUNT_INLINE : strtab_add(&t, j->account);
+        o[1] = strtab_add(&t, j->name);
+        o[2] = strtab_add(&t, j->scopes);
+        o[3] = j->allow_from[0] ? strtab_add(&t, j->allow_from) : ALLOW_ANY;
+        if ((o[0] == UINT32_MAX && !inline_account) || o[1] == UINT32_MAX || o[2] == UINT32_MAX ||
+            (o[3] == UINT32_MAX && j->allow_from[0]))
             goto done;
     }
     size_t rec_off = REC_ALIGN, order_off = rec_off + nslots * sizeof(idx_rec);
@@ -278,11 +286,12 @@ static char *build(const json_db *db, const struct stat *st, size_t *len_out)
         x->expires = j->expires;
         x->last_used = j->last_used;
         x->revoked = j->revoked;
-        x->account = offs[3 * i];
+        x->account = offs[4 * i];
         if (x->account == ACCOUNT_INLINE)
             strcpy(x->account_inline, j->account);
-        x->name = offs[3 * i + 1];
-        x->scopes = offs[3 * i + 2];
+        x->name = offs[4 * i + 1];
+        x->scopes = offs[4 * i + 2];
+        x->allow_from = offs[4 * i + 3];
     }
     json_index_header *h = (json_index_header *)buf;
     memcpy(h->magic, IDX_MAGIC, sizeof h->magic);
@@ -484,7 +493,12 @@ static int to_record(const json_index *ix, const idx_rec *r, apikey_record *out,
     const char *a = account_of(ix, r, out->account);
     const char *n = with_name ? string_at(ix, r->name, out->name, sizeof out->name) : "";
     const char *s = string_at(ix, r->scopes, out->scopes, sizeof out->scopes);
-    if (!a || !n || !s)
+    const char *l = out->allow_from;
+    out->allow_from[0] = '\0';
+    if (r->allow_from != ALLOW_ANY)
+        l = string_at(ix, r->allow_from, out->allow_from, sizeof out->allow_from);
+    /* A list stored but empty would read as "any address": corrupt. */
+    if (!a || !n || !s || !l || (r->allow_from != ALLOW_ANY && !l[0]))
         return APIKEY_ST_UNAVAILABLE;
     memcpy(out->id, r->id, APIKEY_ID_LEN);
     out->id[APIKEY_ID_LEN] = '\0';
@@ -493,7 +507,6 @@ static int to_record(const json_index *ix, const idx_rec *r, apikey_record *out,
     out->expires = r->expires;
     out->last_used = r->last_used;
     out->revoked = r->revoked;
-    out->allow_from[0] = '\0'; /* until the JSON store keeps lists (schema 2) */
     if (a != out->account)
         strcpy(out->account, a);
     if (!with_name)
@@ -516,8 +529,10 @@ int json_index_get(const json_index *ix, const char *id, apikey_record *out, int
     /* Read the neighbour's strings as a hit's are read: an unknown id must
      * cost what a wrong secret costs, or timing tells which ids exist. An
      * empty slot reads as a key whose account is inline, as most are. */
-    if (!r.id[0])
+    if (!r.id[0]) {
         r.account = ACCOUNT_INLINE;
+        r.allow_from = ALLOW_ANY;
+    }
     if (to_record(ix, &r, out, with_name) == APIKEY_ST_OK)
         memset(out, 0, offsetof(apikey_record, account));
     return APIKEY_ST_NOTFOUND;
@@ -565,10 +580,15 @@ int json_index_load(json_index *ix, json_db *db)
                                                    : NULL;
         v.name = r->name < h->strings_len ? (char *)strings + r->name : NULL;
         v.scopes = r->scopes < h->strings_len ? (char *)strings + r->scopes : NULL;
+        v.allow_from = r->allow_from == ALLOW_ANY      ? (char *)""
+                       : r->allow_from < h->strings_len ? (char *)strings + r->allow_from
+                                                        : NULL;
         if (r->account == ACCOUNT_INLINE)
             r->account_inline[sizeof r->account_inline - 1] = '\0';
-        if (!v.account || !v.name || !v.scopes || strlen(v.account) >= APIKEY_ACCOUNT_MAX ||
-            strlen(v.name) >= APIKEY_NAME_MAX || strlen(v.scopes) >= APIKEY_SCOPES_MAX)
+        if (!v.account || !v.name || !v.scopes || !v.allow_from ||
+            strlen(v.account) >= APIKEY_ACCOUNT_MAX || strlen(v.name) >= APIKEY_NAME_MAX ||
+            strlen(v.scopes) >= APIKEY_SCOPES_MAX || strlen(v.allow_from) >= APIKEY_ALLOW_FROM_MAX ||
+            (r->allow_from != ALLOW_ANY && !v.allow_from[0]))
             return APIKEY_ST_UNAVAILABLE;
         int st = json_db_append_borrowed(db, &v);
         if (st != APIKEY_ST_OK)

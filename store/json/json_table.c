@@ -93,11 +93,8 @@ int json_db_init(json_db *db)
 void json_db_clear(json_db *db)
 {
     for (size_t i = 0; i < db->n; i++) {
-        if (!db->recs[i].owned)
-            continue;
-        free(db->recs[i].account);
-        free(db->recs[i].name);
-        free(db->recs[i].scopes);
+        if (db->recs[i].owned)
+            free(db->recs[i].account);
     }
     free(db->arena);
     db->arena = NULL;
@@ -132,7 +129,7 @@ static int to_record(const json_rec *j, apikey_record *out)
     strcpy(out->account, j->account);
     strcpy(out->name, j->name);
     strcpy(out->scopes, j->scopes);
-    out->allow_from[0] = '\0'; /* until the JSON store keeps lists (schema 2) */
+    strcpy(out->allow_from, j->allow_from);
     return apikey_record_ok(out) ? 0 : -1;
 }
 
@@ -167,26 +164,30 @@ int json_db_each(const json_db *db, const char *account, apikey_record_cb cb, vo
     return APIKEY_ST_OK;
 }
 
-/* Copy a record whose strings are borrowed (view) into j. */
+/* Copy a record whose strings are borrowed (view) into j: its four
+ * strings in one allocation, one malloc a record as a store is loaded. */
 static int fill_view(json_rec *j, const json_rec *view)
 {
-    char *account = strdup(view->account), *name = strdup(view->name), *scopes = strdup(view->scopes);
-    if (!account || !name || !scopes) {
-        free(account);
-        free(name);
-        free(scopes);
+    const char *from[4] = {view->account, view->name, view->scopes, view->allow_from};
+    size_t len[4], total = 0;
+    for (int i = 0; i < 4; i++)
+        total += len[i] = strlen(from[i]) + 1;
+    char *block = malloc(total), *at = block;
+    if (!block)
         return APIKEY_ST_NOMEM;
+    char *to[4];
+    for (int i = 0; i < 4; i++) {
+        to[i] = memcpy(at, from[i], len[i]);
+        at += len[i];
     }
-    if (j->owned) {
+    if (j->owned)
         free(j->account);
-        free(j->name);
-        free(j->scopes);
-    }
     *j = *view;
     j->id[APIKEY_ID_LEN] = '\0';
-    j->account = account;
-    j->name = name;
-    j->scopes = scopes;
+    j->account = to[0];
+    j->name = to[1];
+    j->scopes = to[2];
+    j->allow_from = to[3];
     j->owned = 1;
     return APIKEY_ST_OK;
 }
@@ -203,6 +204,7 @@ static json_rec view_of(const apikey_record *rec)
     v.account = (char *)rec->account;
     v.name = (char *)rec->name;
     v.scopes = (char *)rec->scopes;
+    v.allow_from = (char *)rec->allow_from;
     return v;
 }
 

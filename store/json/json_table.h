@@ -11,8 +11,10 @@ typedef struct json_rec {
     char id[APIKEY_ID_LEN + 1];
     unsigned char hash[APIKEY_HASH_LEN];
     int64_t created, expires, last_used, revoked;
-    char *account, *name, *scopes;
-    int owned; /* the strings are this record's own; else borrowed (json_db_append_borrowed) */
+    char *account, *name, *scopes, *allow_from;
+    /* The strings are this record's own, one allocation that account
+     * starts; else borrowed (json_db_append_borrowed). */
+    int owned;
 } json_rec;
 
 typedef struct json_db {
