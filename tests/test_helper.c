@@ -182,6 +182,8 @@ static void test_key_extras(void)
 {
     char *v4 = create_pinned("127.0.0.1/32"), *v6 = create_pinned("::1/128"),
          *any = create("dave", "proxies:read");
+#define NOT_ALLOWED "ERR message=\"address not allowed\""
+#define MALFORMED "BH message=\"malformed request\""
     struct {
         const char *key, *extras, *answer;
     } cases[] = {
@@ -189,24 +191,24 @@ static void test_key_extras(void)
         {v4, " ::ffff:127.0.0.1", "OK"},          /* a dual-stack port's IPv4 client */
         {v4, " %3A%3Affff%3A127.0.0.1", "OK"},    /* "%#>a" escapes it */
         {v4, " 127.0.0.1 3128 -", "OK"},          /* more extras are not read */
-        {v4, " 127.0.0.2", "ERR message=\"address not allowed\""},
-        {v4, " ::1", "ERR message=\"address not allowed\""},
-        {v4, "", "ERR message=\"address not allowed\""},   /* no key_extras: unknown */
-        {v4, " -", "ERR message=\"address not allowed\""}, /* Squid did not know it */
-        {v4, " localhost", "ERR message=\"address not allowed\""},
+        {v4, " 127.0.0.2", NOT_ALLOWED},
+        {v4, " ::1", NOT_ALLOWED},
+        {v4, "", NOT_ALLOWED},   /* no key_extras: unknown */
+        {v4, " -", NOT_ALLOWED}, /* Squid did not know it */
+        {v4, " localhost", NOT_ALLOWED},
         {v6, " ::1", "OK"},
-        {v6, " 127.0.0.1", "ERR message=\"address not allowed\""},
+        {v6, " 127.0.0.1", NOT_ALLOWED},
         {any, " 127.0.0.2", "OK"},
         {any, " ::1", "OK"},
         {any, " -", "OK"},
         {any, " localhost", "OK"},
         {any, "", "OK"},
         /* Malformed as before: empty fields, bad escapes, too long. */
-        {any, " ", "BH message=\"malformed request\""},
-        {any, "  127.0.0.1", "BH message=\"malformed request\""},
-        {any, " 127.0.0.1%zz", "BH message=\"malformed request\""},
-        {any, " 127.0.0.1%00", "BH message=\"malformed request\""},
-        {any, " 1111111111111111111111111111111111111111111111111111111111111111", "BH message=\"malformed request\""},
+        {any, " ", MALFORMED},
+        {any, "  127.0.0.1", MALFORMED},
+        {any, " 127.0.0.1%zz", MALFORMED},
+        {any, " 127.0.0.1%00", MALFORMED},
+        {any, " 1111111111111111111111111111111111111111111111111111111111111111", MALFORMED},
     };
     char line[512], want[128];
     for (int concurrency = 0; concurrency < 2; concurrency++) {
@@ -226,6 +228,8 @@ static void test_key_extras(void)
     free(v4);
     free(v6);
     free(any);
+#undef NOT_ALLOWED
+#undef MALFORMED
 }
 
 static void test_unavailable_is_bh(void)
