@@ -4,8 +4,9 @@
  * Reads "[channel ]user password[ address]" lines, URL-escaped as Squid
  * sends them (the address is the first of key_extras, "%>a": a key with an
  * allowlist needs it), and answers OK, ERR or BH (store or configuration
- * unavailable: Squid must not take that for a wrong password). A long-lived host of libapikey: each
- * answer consults the store of record, so a revocation reaches the next one.
+ * unavailable: Squid must not take that for a wrong password). A long-lived
+ * host of libapikey: each answer consults the store of record, so a
+ * revocation reaches the next one.
  */
 #include <getopt.h>
 #include <stdio.h>
