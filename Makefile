@@ -244,18 +244,20 @@ endif
 # binary, else $(LIBDIR)), so it links only libmicrohttpd, Jansson and libdl.
 SBINDIR ?= $(PREFIX)/sbin
 UNITDIR ?= $(PREFIX)/lib/systemd/system
-AUTHD_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(wildcard authd/*.c))
+# A key's record in JSON is the apikey command's (cli/key_json.c), shared.
+AUTHD_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(wildcard authd/*.c)) $(B)/obj/cli/key_json.o
 AUTHD_STAMP := $(B)/authd-paths.stamp
 $(shell mkdir -p $(B); echo '$(LIBDIR)' | cmp -s - $(AUTHD_STAMP) || echo '$(LIBDIR)' > $(AUTHD_STAMP))
 $(B)/obj/authd/library.o: $(AUTHD_STAMP)
 $(B)/obj/authd/library.o: ALL_CFLAGS += -DAPIKEY_LIBDIR='"$(LIBDIR)"'
+$(B)/obj/authd/admin.o: ALL_CFLAGS += -Icli
 
 $(B)/apikey-authd: $(AUTHD_OBJ)
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) -lmicrohttpd -ljansson -ldl -lpthread
 all: $(B)/apikey-authd
 
 # The daemon's address and settings logic, tested directly.
-$(B)/tests/test_authd: tests/test_authd.c tests/testutil.c $(filter-out $(B)/obj/authd/main.o $(B)/obj/authd/http.o $(B)/obj/authd/admin.o $(B)/obj/authd/library.o,$(AUTHD_OBJ)) $(CORE_LIB)
+$(B)/tests/test_authd: tests/test_authd.c tests/testutil.c $(filter-out $(B)/obj/authd/main.o $(B)/obj/authd/http.o $(B)/obj/authd/admin.o $(B)/obj/authd/library.o $(B)/obj/cli/key_json.o,$(AUTHD_OBJ)) $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -Itests -Iauthd -o $@ $(filter %.c %.o,$^) $(TEST_LIBS) $(ALL_LDFLAGS)
 

@@ -4,7 +4,7 @@
  * only translates HTTP and JSON to those calls and their statuses back.
  *
  *   GET    /v1/scopes
- *   POST   /v1/keys                  {"account","name","scopes":[...],"expires"}
+ *   POST   /v1/keys                  {"account","name","scopes":[...],"expires","allow_from":[...]}
  *   GET    /v1/keys[?account=A][&all=1]
  *   GET    /v1/keys/ID
  *   DELETE /v1/keys/ID
@@ -15,13 +15,14 @@
 #include <grp.h>
 #include <jansson.h>
 #include <pwd.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include "authd.h"
+#include "key_json.h"
 
 /* One request: who asks, and the body read so far. */
 typedef struct admin_request {
@@ -98,36 +99,11 @@ static enum MHD_Result json_answer(struct MHD_Connection *c, unsigned status, js
     return authd_answer(c, status, json_headers, text, strlen(text), MHD_RESPMEM_MUST_FREE);
 }
 
-/* ---- Records, as `apikey list --json` prints them (cli/show.c) ---- */
+/* ---- Records, as `apikey list --json` prints them (cli/key_json.c) ---- */
 
-/* "2026-11-24T15:09:22Z"; null for 0 (never). */
-static json_t *json_time(int64_t t)
+static json_t *record_json(const apikey_key_info *k)
 {
-    char buf[32];
-    time_t tt = (time_t)t;
-    struct tm tm;
-    if (!t)
-        return json_null();
-    if (!gmtime_r(&tt, &tm) || strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(buf, sizeof buf, "?");
-    return json_string(buf);
-}
-
-static json_t *key_json(const apikey_key_info *k)
-{
-    json_t *scopes = json_array();
-    for (const char *s = k->scopes; scopes && *s;) {
-        size_t n = strcspn(s, " ");
-        if (n)
-            json_array_append_new(scopes, json_stringn(s, n));
-        s += n;
-        while (*s == ' ')
-            s++;
-    }
-    return json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s}", "id", k->id, "account", k->account,
-                     "name", k->name, "scopes", scopes, "created", json_time(k->created),
-                     "expires", json_time(k->expires), "last_used", json_time(k->last_used),
-                     "status", authd_api->state_string(k->state));
+    return key_json(k, authd_api->state_string(k->state));
 }
 
 static void wipe_and_free(void *text)
@@ -141,7 +117,7 @@ static void wipe_and_free(void *text)
  * wiped once sent. The issued key is wiped here in every case. */
 static enum MHD_Result issued_answer(struct MHD_Connection *c, apikey_issued *out)
 {
-    json_t *o = key_json(&out->info);
+    json_t *o = record_json(&out->info);
     char *record = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
     size_t keylen = strlen(out->key), rlen = record ? strlen(record) : 0;
@@ -214,25 +190,51 @@ static const char *string_field(struct MHD_Connection *c, json_t *in, const char
     return NULL;
 }
 
-/* "scopes": an array of scope names, joined with spaces for the library. */
-static int scopes_field(struct MHD_Connection *c, json_t *in, char *out, size_t outlen, enum MHD_Result *rc)
+/* A field holding an array of words: scope names, or allowlist entries. */
+typedef struct words_spec {
+    const char *field;
+    int required; /* else absent or null is "" */
+    size_t max;   /* elements */
+    const char *what;
+} words_spec;
+
+static const words_spec scopes_spec = {"scopes", 1, SIZE_MAX, "scope names"};
+static const words_spec allow_spec = {"allow_from", 0, APIKEY_ALLOW_ENTRIES,
+                                      "addresses (\"192.0.2.0/24\", \"2001:db8::1\")"};
+
+/* The words joined with spaces for the library, which reads either list
+ * that way; -1 after answering 400. */
+static int words_field(struct MHD_Connection *c, json_t *in, const words_spec *w, char *out, size_t outlen,
+                       enum MHD_Result *rc)
 {
-    json_t *arr = json_object_get(in, "scopes"), *v;
+    json_t *arr = json_object_get(in, w->field), *v;
     size_t i, used = 0;
+    char line[160];
+    out[0] = '\0';
+    if (!w->required && (!arr || json_is_null(arr)))
+        return 0;
     if (!json_is_array(arr)) {
-        *rc = json_error(c, 400, arr ? "scopes must be an array of scope names" : "missing field \"scopes\"");
+        snprintf(line, sizeof line, arr ? "%s must be an array of %s" : "missing field \"%s\"", w->field, w->what);
+        *rc = json_error(c, 400, line);
         return -1;
     }
-    out[0] = '\0';
+    if (json_array_size(arr) > w->max) {
+        snprintf(line, sizeof line, "%s holds %zu entries, more than %zu", w->field, json_array_size(arr), w->max);
+        *rc = json_error(c, 400, line);
+        return -1;
+    }
     json_array_foreach(arr, i, v) {
         const char *s = json_string_value(v);
         size_t n = s ? strlen(s) : 0;
+        /* One element, one entry: a separator inside would make it several. */
         if (!n || strpbrk(s, " \t\r\n,")) {
-            *rc = json_error(c, 400, "scopes must be an array of scope names");
+            snprintf(line, sizeof line, "%s must be an array of %s: element %zu is not one", w->field, w->what, i + 1);
+            *rc = json_error(c, 400, line);
             return -1;
         }
         if (used + n + 2 > outlen) {
-            *rc = json_error(c, 400, "too many scopes");
+            snprintf(line, sizeof line, "%s is too long", w->field);
+            *rc = json_error(c, 400, line);
             return -1;
         }
         used += (size_t)snprintf(out + used, outlen - used, "%s%s", used ? " " : "", s);
@@ -266,7 +268,9 @@ static enum MHD_Result create_key(struct MHD_Connection *c, authd_generation *g,
     static const char *const fields[] = {"account", "name", "scopes", "expires", "allow_from", NULL};
     enum MHD_Result rc = MHD_NO;
     int bad = 0;
-    char scopes[APIKEY_SCOPES_MAX], err[1024] = "";
+    /* Room for 16 entries written long (leading zeros): the library says
+     * which is malformed. */
+    char scopes[APIKEY_SCOPES_MAX], allow[APIKEY_ALLOW_ENTRIES * 64], err[1024] = "";
     json_t *in = body_object(c, rq, fields, &rc);
     if (!in)
         return rc;
@@ -274,22 +278,18 @@ static enum MHD_Result create_key(struct MHD_Connection *c, authd_generation *g,
     req.account = string_field(c, in, "account", 1, &bad, &rc);
     if (!bad)
         req.name = string_field(c, in, "name", 1, &bad, &rc);
-    if (!bad && scopes_field(c, in, scopes, sizeof scopes, &rc) != 0)
+    if (!bad && words_field(c, in, &scopes_spec, scopes, sizeof scopes, &rc) != 0)
         bad = 1;
     if (!bad)
         req.expires = string_field(c, in, "expires", 0, &bad, &rc);
-    json_t *allow = json_object_get(in, "allow_from");
-    if (!bad && allow && !(json_is_array(allow) && json_array_size(allow) == 0)) {
-        /* The host API has no field for it yet (issue 15): a list that
-         * cannot be kept is refused, never dropped. */
-        rc = json_error(c, 400, "allow_from is not supported yet");
+    if (!bad && words_field(c, in, &allow_spec, allow, sizeof allow, &rc) != 0)
         bad = 1;
-    }
     if (bad) {
         json_decref(in);
         return rc;
     }
     req.scopes = scopes;
+    req.allow_from = allow[0] ? allow : NULL; /* NULL: a library before 1.4 takes the request */
     apikey_issued out = {.size = sizeof out};
     apikey_status st = authd_api->create(g->ctx, &req, &out, err, sizeof err);
     json_decref(in);
@@ -327,7 +327,7 @@ static enum MHD_Result get_key(struct MHD_Connection *c, authd_generation *g, co
     char err[1024] = "";
     apikey_key_info info = {.size = sizeof info};
     apikey_status st = authd_api->get(g->ctx, id, &info, err, sizeof err);
-    return st == APIKEY_OK ? json_answer(c, 200, key_json(&info), JSON_COMPACT) : status_error(c, st, err);
+    return st == APIKEY_OK ? json_answer(c, 200, record_json(&info), JSON_COMPACT) : status_error(c, st, err);
 }
 
 /* DELETE /v1/keys/ID: 204 also for a key revoked before (the library's
@@ -366,7 +366,7 @@ typedef struct key_rows {
 static int add_key(const apikey_key_info *info, void *arg)
 {
     key_rows *rows = arg;
-    return rows->nomem = json_array_append_new(rows->arr, key_json(info)) != 0;
+    return rows->nomem = json_array_append_new(rows->arr, record_json(info)) != 0;
 }
 
 /* GET /v1/keys[?account=A][&all=1]: every account's keys without account=,

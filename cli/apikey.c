@@ -12,8 +12,9 @@
 
 static const char usage_text[] =
     "usage: apikey [--config FILE] COMMAND ...\n"
-    "  create ACCOUNT --name NAME [--scopes S1,S2,...|'*'] [--expires 30d|90d|6m|1y|never|YYYY-MM-DD] [--json]\n"
-    "  create --batch FILE|-      lines ACCOUNT<TAB>NAME<TAB>SCOPES<TAB>EXPIRES\n"
+    "  create ACCOUNT --name NAME [--scopes S1,S2,...|'*'] [--expires 30d|90d|6m|1y|never|YYYY-MM-DD]\n"
+    "         [--allow-from CIDR[,CIDR...]] [--json]\n"
+    "  create --batch FILE|-      lines ACCOUNT<TAB>NAME<TAB>SCOPES<TAB>EXPIRES[<TAB>ALLOW_FROM]\n"
     "  list [ACCOUNT] [--all | --expiring DURATION] [--json]\n"
     "  revoke ID\n"
     "  rotate ID [--grace DURATION] [--json]\n"
@@ -89,7 +90,8 @@ static int cmd_create_one(const char *config, int argc, char **argv)
     static const struct option opts[] = {
         {"name", required_argument, 0, 'n'},    {"scopes", required_argument, 0, 's'},
         {"expires", required_argument, 0, 'e'}, {"json", no_argument, 0, 'j'},
-        {"batch", required_argument, 0, 'b'},   {0, 0, 0, 0},
+        {"batch", required_argument, 0, 'b'},   {"allow-from", required_argument, 0, 'f'},
+        {0, 0, 0, 0},
     };
     apikey_create_request req = {.size = sizeof req};
     int json = 0, c;
@@ -101,11 +103,17 @@ static int cmd_create_one(const char *config, int argc, char **argv)
         case 'e': req.expires = optarg; break;
         case 'j': json = 1; break;
         case 'b': batch = optarg; break;
+        case 'f':
+            /* A second one would replace the first, or widen it: neither is said. */
+            if (req.allow_from)
+                return cli_usage("create takes --allow-from once, its entries separated by commas%s", "");
+            req.allow_from = optarg;
+            break;
         default: return cli_usage("create: bad option%s", "");
         }
     }
     if (batch) {
-        if (optind != argc || req.name || req.scopes || req.expires)
+        if (optind != argc || req.name || req.scopes || req.expires || req.allow_from)
             return cli_usage("create --batch takes only the file%s", "");
         return cli_create_batch(config, batch);
     }
@@ -113,6 +121,10 @@ static int cmd_create_one(const char *config, int argc, char **argv)
         return cli_usage("create needs one ACCOUNT%s", "");
     if (!req.name)
         return cli_usage("create needs --name NAME%s", "");
+    /* "" is "any address" to the library; given here, it is most likely an
+     * unset variable ("--allow-from $OFFICE"): refused, not widened. */
+    if (req.allow_from && !req.allow_from[strspn(req.allow_from, " ")])
+        return cli_fail(CLI_EXIT_REFUSED, "--allow-from holds no address; leave it out to allow any address");
     req.account = argv[optind];
     apikey_ctx *ctx = cli_open(config, 1);
     if (!ctx)

@@ -5,22 +5,38 @@
 
 #include "cli.h"
 
-/* Split a line into exactly four tab-separated fields, in place. */
-static int split4(char *line, char *f[4])
+#define COLUMNS "ACCOUNT<TAB>NAME<TAB>SCOPES<TAB>EXPIRES[<TAB>ALLOW_FROM]"
+
+/* Split a line into four or five tab-separated fields, in place; the
+ * fifth (the allowlist) is NULL when absent: any address. */
+static int split(char *line, char *f[5])
 {
-    for (int i = 0; i < 4; i++) {
+    f[4] = NULL;
+    for (int i = 0; i < 5; i++) {
         f[i] = line;
         char *tab = strchr(line, '\t');
-        if (i < 3) {
-            if (!tab)
-                return -1;
-            *tab = '\0';
-            line = tab + 1;
-        } else if (tab) {
+        if (!tab)
+            return i >= 3 ? 0 : -1;
+        if (i == 4)
             return -1;
-        }
+        *tab = '\0';
+        line = tab + 1;
     }
     return 0;
+}
+
+/* The library names a request "line K" counting requests only: say the
+ * file's line instead, which comments and blank lines move. */
+static void say_file_line(int rc, const char *err, const size_t *lineno, size_t n)
+{
+    size_t k = 0;
+    int used = 0;
+    if (sscanf(err, "line %zu: %n", &k, &used) == 1 && used > 0 && k >= 1 && k <= n)
+        fprintf(stderr, "apikey: line %zu: %s\n", lineno[k - 1], err + used);
+    else if (n == 1 && rc == CLI_EXIT_REFUSED) /* the library names no line for one request */
+        fprintf(stderr, "apikey: line %zu: %s; nothing was created\n", lineno[0], err);
+    else
+        cli_fail(rc, err);
 }
 
 int cli_create_batch(const char *config, const char *file)
@@ -30,7 +46,7 @@ int cli_create_batch(const char *config, const char *file)
         perror(file);
         return CLI_EXIT_ERROR;
     }
-    size_t cap = 0, n = 0, lines_cap = 0;
+    size_t cap = 0, n = 0, lines_cap = 0, at = 0, *lineno = NULL;
     apikey_create_request *reqs = NULL;
     apikey_issued *out = NULL;
     int rc = CLI_EXIT_ERROR;
@@ -38,6 +54,7 @@ int cli_create_batch(const char *config, const char *file)
     char *line = NULL;
     char **keep = NULL;
     while ((got = getline(&line, &cap, in)) >= 0) {
+        at++;
         if (got > 0 && line[got - 1] == '\n')
             line[--got] = '\0';
         if (got > 0 && line[got - 1] == '\r')
@@ -48,11 +65,14 @@ int cli_create_batch(const char *config, const char *file)
             lines_cap = lines_cap ? lines_cap * 2 : 64;
             apikey_create_request *r2 = realloc(reqs, lines_cap * sizeof *r2);
             char **k2 = realloc(keep, lines_cap * sizeof *k2);
+            size_t *l2 = realloc(lineno, lines_cap * sizeof *l2);
             if (r2)
                 reqs = r2;
             if (k2)
                 keep = k2;
-            if (!r2 || !k2) {
+            if (l2)
+                lineno = l2;
+            if (!r2 || !k2 || !l2) {
                 cli_fail(CLI_EXIT_ERROR, "out of memory");
                 goto done;
             }
@@ -60,15 +80,16 @@ int cli_create_batch(const char *config, const char *file)
         keep[n] = line;
         line = NULL;
         cap = 0;
-        char *f[4];
-        if (split4(keep[n], f) != 0) {
+        lineno[n] = at;
+        char *f[5];
+        if (split(keep[n], f) != 0) {
             n++;
-            fprintf(stderr, "apikey: line %zu: expected ACCOUNT<TAB>NAME<TAB>SCOPES<TAB>EXPIRES; nothing was created\n", n);
+            fprintf(stderr, "apikey: line %zu: expected " COLUMNS "; nothing was created\n", at);
             rc = CLI_EXIT_REFUSED;
             goto done;
         }
         reqs[n] = (apikey_create_request){.size = sizeof *reqs, .account = f[0], .name = f[1],
-                                          .scopes = f[2], .expires = f[3]};
+                                          .scopes = f[2], .expires = f[3], .allow_from = f[4]};
         n++;
     }
     if (n == 0) {
@@ -89,7 +110,9 @@ int cli_create_batch(const char *config, const char *file)
     rc = cli_exit_code(st);
     if (!out)
         cli_fail(rc, "out of memory");
-    else if (err[0]) /* why it failed, or a note */
+    else if (err[0] && st != APIKEY_OK)
+        say_file_line(rc, err, lineno, n);
+    else if (err[0]) /* a note */
         cli_fail(rc, err);
     for (size_t i = 0; st == APIKEY_OK && i < n && rc == CLI_EXIT_OK; i++)
         rc = cli_print_secret(out[i].key, out[i].info.id);
@@ -102,6 +125,7 @@ done:
     for (size_t i = 0; i < n; i++)
         free(keep[i]);
     free(keep);
+    free(lineno);
     free(reqs);
     if (in != stdin)
         fclose(in);

@@ -5,45 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
+#include "key_json.h"
 #include "secret_io.h"
-
-/* "2026-11-24T15:09:22Z" */
-static void iso_time(int64_t t, char *buf, size_t len)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    if (!gmtime_r(&tt, &tm) || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(buf, len, "?");
-}
-
-static json_t *json_time(int64_t t)
-{
-    char buf[32];
-    if (!t)
-        return json_null();
-    iso_time(t, buf, sizeof buf);
-    return json_string(buf);
-}
-
-static json_t *key_json(const apikey_key_info *k)
-{
-    json_t *scopes = json_array();
-    for (const char *s = k->scopes; scopes && *s;) {
-        size_t n = strcspn(s, " ");
-        if (n)
-            json_array_append_new(scopes, json_stringn(s, n));
-        s += n;
-        while (*s == ' ')
-            s++;
-    }
-    return json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s}", "id", k->id, "account", k->account,
-                     "name", k->name, "scopes", scopes, "created", json_time(k->created),
-                     "expires", json_time(k->expires), "last_used", json_time(k->last_used),
-                     "status", apikey_state_string(k->state));
-}
 
 int cli_print_secret(const char *text, const char *key_id)
 {
@@ -61,7 +26,7 @@ int cli_print_secret(const char *text, const char *key_id)
 int cli_print_json_key(const apikey_key_info *info, const char *key)
 {
     int rc = CLI_EXIT_OK;
-    json_t *o = key_json(info);
+    json_t *o = key_json(info, apikey_state_string(info->state));
     if (o && key)
         json_object_set_new(o, "key", json_string(key));
     char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
@@ -107,14 +72,31 @@ static void table_time(int64_t t, const char *none, char *buf, size_t len)
         snprintf(buf, len, "%s", none);
         return;
     }
-    iso_time(t, buf, len);
+    key_json_time(t, buf, len);
     buf[10] = ' '; /* 2026-11-24 15:09 */
     buf[16] = '\0';
 }
 
-enum { COL_NAME, COL_KEY, COL_PERMS, COL_USED, COL_EXPIRES, COL_CREATED, COL_ACCOUNT, COL_STATUS, NCOLS };
-static const char *const headers[NCOLS] = {"Name", "Key", "Permissions", "Last used",
-                                           "Expires", "Created", "Account", "Status"};
+/* SPEC 4's columns in its order, then what came later. */
+enum { COL_NAME, COL_KEY, COL_PERMS, COL_USED, COL_EXPIRES, COL_CREATED, COL_ACCOUNT, COL_STATUS,
+       COL_ALLOW, NCOLS };
+static const char *const headers[NCOLS] = {"Name", "Key", "Permissions", "Last used", "Expires",
+                                           "Created", "Account", "Status", "Allowed from"};
+
+/* "10.0.0.0/8 ::1/128" as "10.0.0.0/8, ::1/128". */
+_Static_assert(APIKEY_ALLOW_FROM_MAX + APIKEY_ALLOW_ENTRIES <= APIKEY_SCOPES_MAX,
+               "a cell holds a list with its separators widened");
+static void allow_cell(const char *list, char *cell, size_t len)
+{
+    size_t used = 0;
+    cell[0] = '\0';
+    for (const char *s = list; *s && used < len;) {
+        size_t n = strcspn(s, " ");
+        used += (size_t)snprintf(cell + used, len - used, "%s%.*s", used ? ", " : "", (int)n, s);
+        s += n;
+        s += strspn(s, " ");
+    }
+}
 
 static void cells(const apikey_key_info *k, char c[NCOLS][APIKEY_SCOPES_MAX])
 {
@@ -126,11 +108,16 @@ static void cells(const apikey_key_info *k, char c[NCOLS][APIKEY_SCOPES_MAX])
     table_time(k->created, "", c[COL_CREATED], APIKEY_SCOPES_MAX);
     snprintf(c[COL_ACCOUNT], APIKEY_SCOPES_MAX, "%s", k->account);
     snprintf(c[COL_STATUS], APIKEY_SCOPES_MAX, "%s", apikey_state_string(k->state));
+    allow_cell(k->allow_from, c[COL_ALLOW], APIKEY_SCOPES_MAX);
 }
 
+/* Allowed from is shown when a key listed has an allowlist. */
 static void print_table(const rows *r, int show_account, int show_status)
 {
-    int used[NCOLS] = {1, 1, 1, 1, 1, 1, show_account, show_status};
+    int any_list = 0;
+    for (size_t i = 0; i < r->n; i++)
+        any_list |= r->keys[i].allow_from[0] != '\0';
+    int used[NCOLS] = {1, 1, 1, 1, 1, 1, show_account, show_status, any_list};
     size_t width[NCOLS];
     static char c[NCOLS][APIKEY_SCOPES_MAX];
     for (int k = 0; k < NCOLS; k++)
@@ -209,7 +196,7 @@ int cli_list(const char *config, int argc, char **argv)
     } else if (json) {
         json_t *arr = json_array();
         for (size_t i = 0; arr && i < r.n; i++)
-            json_array_append_new(arr, key_json(&r.keys[i]));
+            json_array_append_new(arr, key_json(&r.keys[i], apikey_state_string(r.keys[i].state)));
         rc = print_json_array(arr);
     } else {
         /* Expiry warnings go to the keys' owners: their accounts always. */

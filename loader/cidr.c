@@ -64,7 +64,7 @@ int cidr_parse(const char *text, apikey_cidr *out, char *why, size_t whylen)
         if (*end)
             goto bad;
         if (prefix > max) {
-            snprintf(why, whylen, "'%s': a prefix of at most %u", text, max);
+            snprintf(why, whylen, "'%s': the prefix can be at most %u", text, max);
             return -1;
         }
     }
@@ -90,27 +90,41 @@ int cidr_parse_list(const char *text, apikey_cidr *out, size_t max, char *why, s
 {
     size_t count = 0;
     const char *p = text ? text : "";
-    for (;;) {
-        p += strspn(p, ", ");
-        if (!*p)
-            return (int)count;
+    p += strspn(p, " ");
+    while (*p) {
+        /* "a,,b", ",a" or "a,": most likely a value left out ("$OFFICE,$VPN"
+         * with one unset), refused rather than read as a shorter list. */
+        if (*p == ',') {
+            snprintf(why, whylen, "entry %zu is empty (two commas, or a comma at an end)", count + 1);
+            return -1;
+        }
         size_t n = strcspn(p, ", ");
         char entry[64];
         if (n >= sizeof entry) {
             snprintf(why, whylen, "'%.60s...' is not an address or ADDRESS/PREFIX", p);
             return -1;
         }
-        if (count == max) {
-            snprintf(why, whylen, "more than %zu addresses", max);
-            return -1;
-        }
         memcpy(entry, p, n);
         entry[n] = '\0';
+        if (count == max) {
+            snprintf(why, whylen, "more than %zu addresses: '%s' is one too many", max, entry);
+            return -1;
+        }
         if (cidr_parse(entry, &out[count], why, whylen) != 0)
             return -1;
         count++;
         p += n;
+        p += strspn(p, " ");
+        if (*p == ',') {
+            p++;
+            p += strspn(p, " ");
+            if (!*p) {
+                snprintf(why, whylen, "entry %zu is empty (two commas, or a comma at an end)", count + 1);
+                return -1;
+            }
+        }
     }
+    return (int)count;
 }
 
 void cidr_format(const apikey_cidr *c, char out[APIKEY_CIDR_TEXT_MAX])

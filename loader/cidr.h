@@ -36,7 +36,8 @@ int addr_parse(const char *text, apikey_addr *out);
 /* One entry: 0, or -1 with why. */
 int cidr_parse(const char *text, apikey_cidr *out, char *why, size_t whylen);
 /* Entries separated by commas or spaces, at most max: their number, or -1
- * with why (which names the entry). An empty list is 0 entries. */
+ * with why (which names the entry). An empty or blank list is 0 entries;
+ * an empty entry ("a,,b", ",a", "a,") is refused. */
 int cidr_parse_list(const char *text, apikey_cidr *out, size_t max, char *why, size_t whylen);
 /* The canonical text of an entry ("10.0.0.0/8", "2001:db8::/32"). */
 void cidr_format(const apikey_cidr *c, char out[APIKEY_CIDR_TEXT_MAX]);

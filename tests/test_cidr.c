@@ -86,10 +86,24 @@ static void test_lists_and_format(void)
         snprintf(many + strlen(many), sizeof many - strlen(many), "10.0.%d.0/24,", i);
     CU_ASSERT_EQUAL(cidr_parse_list(many, list, APIKEY_ALLOW_MAX, why, sizeof why), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(why, "more than 16"));
-    *strstr(many, "10.0.16.0") = '\0'; /* drop the 17th */
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "'10.0.16.0/24'"));
+    *strstr(many, ",10.0.16.0") = '\0'; /* drop the 17th */
     CU_ASSERT_EQUAL(cidr_parse_list(many, list, APIKEY_ALLOW_MAX, why, sizeof why), 16);
     CU_ASSERT_EQUAL(cidr_parse_list("10.0.0.0/8,bogus", list, APIKEY_ALLOW_MAX, why, sizeof why), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(why, "bogus"));
+    /* Blanks alone are no entry; an empty entry between commas, or at
+     * either end, is refused, naming its place. */
+    CU_ASSERT_EQUAL(cidr_parse_list("  ", list, APIKEY_ALLOW_MAX, why, sizeof why), 0);
+    CU_ASSERT_EQUAL(cidr_parse_list(" 10.0.0.0/8 ,  ::1 ", list, APIKEY_ALLOW_MAX, why, sizeof why), 2);
+    static const char *const empty[] = {"10.0.0.0/8,,::1", "10.0.0.0/8, ,::1", ",10.0.0.0/8",
+                                        "10.0.0.0/8,", "10.0.0.0/8 , ", ","};
+    static const char *const place[] = {"entry 2 ", "entry 2 ", "entry 1 ", "entry 2 ", "entry 2 ", "entry 1 "};
+    for (size_t i = 0; i < sizeof empty / sizeof empty[0]; i++) {
+        why[0] = '\0';
+        CU_ASSERT_EQUAL(cidr_parse_list(empty[i], list, APIKEY_ALLOW_MAX, why, sizeof why), -1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(why, place[i]));
+        CU_ASSERT_PTR_NOT_NULL(strstr(why, "empty"));
+    }
 }
 
 /* What the core stores at create, and the decision it takes at verify. */
@@ -106,7 +120,7 @@ static void test_canonical_and_allows(void)
     char many[APIKEY_ALLOW_FROM_MAX + 64] = "";
     for (int i = 0; i < APIKEY_ALLOW_ENTRIES; i++)
         snprintf(many + strlen(many), sizeof many - strlen(many),
-                 "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ff%02x/128,", i);
+                 "%sffff:ffff:ffff:ffff:ffff:ffff:ffff:ff%02x/128", i ? "," : "", i);
     CU_ASSERT_EQUAL(cidr_canonical_list(many, text, why, sizeof why), 0);
     CU_ASSERT(strlen(text) < sizeof text);
     CU_ASSERT_EQUAL(cidr_allows(text, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ff0f"), 1);

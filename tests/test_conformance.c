@@ -5,6 +5,7 @@
  * for each, pgsql directly and through pgbouncer), or a third party's:
  * see doc/STORES.md, "Testing a store of your own".
  */
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,23 +186,29 @@ static void test_refusals_leave_store_unchanged(void)
     done(&f);
 }
 
+/* A batch refused as a whole: exit 1, no key printed, one line saying said. */
+static void batch_refused(const fixture *f, const char *lines, const char *said)
+{
+    char *out = NULL, *err = NULL;
+    CU_ASSERT_EQUAL(tu_apikey(f->config, lines, &out, &err, "create", "--batch", "-", NULL), 1);
+    CU_ASSERT_STRING_EQUAL(out ?: "(nothing)", "");
+    CU_ASSERT_EQUAL(tu_count_lines(err), 1);
+    if (!err || !strstr(err, said))
+        fprintf(stderr, "expected \"%s\" in: %s", said, err ?: "(nothing)\n");
+    CU_ASSERT_PTR_NOT_NULL(strstr(err ?: "", said));
+    free(out);
+    free(err);
+}
+
 static void test_batch_all_or_none(void)
 {
     fixture f = fresh("max_keys_per_account = 2");
     char *before = snapshot(&f);
-    char *out = NULL, *err = NULL;
-    /* Line 3 pushes carol over her limit: nothing at all is created. */
-    const char *bad = "alice\tci\tproxies:read\t30d\ncarol\ta\tgeo:read\tnever\ncarol\tb\t*\t1y\ncarol\tc\tgeo:read\t90d\n";
-    CU_ASSERT_EQUAL(tu_apikey(f.config, bad, &out, &err, "create", "--batch", "-", NULL), 1);
-    CU_ASSERT_STRING_EQUAL(out, "");
-    CU_ASSERT_PTR_NOT_NULL(strstr(err, "line 4"));
-    free(out);
-    free(err);
-    const char *badscope = "alice\tci\tproxies:read\t30d\nbob\tx\tbogus\t30d\n";
-    CU_ASSERT_EQUAL(tu_apikey(f.config, badscope, &out, &err, "create", "--batch", "-", NULL), 1);
-    CU_ASSERT_PTR_NOT_NULL(strstr(err, "line 2"));
-    free(out);
-    free(err);
+    char *out = NULL;
+    /* Line 4 pushes carol over her limit: nothing at all is created. */
+    batch_refused(&f, "alice\tci\tproxies:read\t30d\ncarol\ta\tgeo:read\tnever\ncarol\tb\t*\t1y\ncarol\tc\tgeo:read\t90d\n",
+                  "line 4");
+    batch_refused(&f, "alice\tci\tproxies:read\t30d\nbob\tx\tbogus\t30d\n", "line 2");
     char *after = snapshot(&f);
     CU_ASSERT_STRING_EQUAL(before, after);
     const char *good = "alice\tci\tproxies:read\t30d\nbob\tx\tgeo:read proxies:read\tnever\ncarol\ty\t*\t6m\n";
@@ -538,6 +545,234 @@ static void test_last_used(void)
     done(&f);
 }
 
+/* ---- Address allowlists (SPEC 11) ---- */
+
+#define LIST_IN "10.0.0.0/8, 2001:DB8:0::/32 ::ffff:192.0.2.7"
+#define LIST_JSON "10.0.0.0/8 2001:db8::/32 192.0.2.7/32" /* canonical */
+
+/* The allow_from of key pid as list --all --json shows it, its entries
+ * joined by one space ("" for []); NULL when the key or the field is not
+ * there, or is not an array of strings. */
+static char *allow_of(const fixture *f, const char *pid)
+{
+    char *out = NULL, *joined = NULL;
+    tu_apikey(f->config, NULL, &out, NULL, "list", "--all", "--json", NULL);
+    json_t *arr = out ? json_loads(out, 0, NULL) : NULL, *rec, *e;
+    size_t i, j;
+    json_array_foreach(arr, i, rec) {
+        json_t *list = json_object_get(rec, "allow_from");
+        if (strcmp(json_string_value(json_object_get(rec, "id")) ?: "", pid) != 0 || !json_is_array(list))
+            continue;
+        size_t len = 0;
+        joined = calloc(1, 1024);
+        json_array_foreach(list, j, e) {
+            if (!json_is_string(e) || len + strlen(json_string_value(e)) + 2 > 1024) {
+                free(joined);
+                joined = NULL;
+                break;
+            }
+            len += (size_t)sprintf(joined + len, "%s%s", len ? " " : "", json_string_value(e));
+        }
+    }
+    json_decref(arr);
+    free(out);
+    return joined;
+}
+
+/* Create a key of alice with an allowlist; the key (malloc'd), NULL when refused. */
+static char *create_listed(const fixture *f, const char *list)
+{
+    char *out = NULL, *err = NULL;
+    int rc = tu_apikey(f->config, NULL, &out, &err, "create", "alice", "--name", "ci", "--scopes",
+                       "proxies:read", "--allow-from", list, NULL);
+    if (rc != 0) {
+        fprintf(stderr, "create --allow-from %s: exit %d: %s", list, rc, err ? err : "\n");
+        free(out);
+        out = NULL;
+    } else {
+        out[strcspn(out, "\n")] = '\0';
+    }
+    free(err);
+    return out;
+}
+
+/* The check from a client address, through the host API. */
+static apikey_decision verify_from(const fixture *f, const char *key, const char *client, apikey_reason *why)
+{
+    apikey_ctx *ctx = apikey_open(f->config, NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    apikey_verify_request q = {.size = sizeof q, .service = "sshd", .account = "alice", .key = key,
+                               .keylen = strlen(key), .client_addr = client};
+    apikey_verdict v = {.size = sizeof v};
+    apikey_decision d = apikey_verify_with(ctx, &q, &v);
+    *why = v.result.reason;
+    apikey_close(ctx);
+    return d;
+}
+
+static void test_allowlist_create_list_verify(void)
+{
+    fixture f = fresh(NULL);
+    char *out = NULL, *err = NULL;
+    CU_ASSERT_EQUAL_FATAL(tu_apikey(f.config, NULL, &out, NULL, "create", "alice", "--name", "ci", "--scopes",
+                                    "proxies:read", "--allow-from", LIST_IN, "--json", NULL), 0);
+    /* create --json: the record with its canonical list, and the key. */
+    json_t *rec = json_loads(out, 0, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rec);
+    json_t *list = json_object_get(rec, "allow_from");
+    CU_ASSERT_EQUAL(json_array_size(list), 3);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_array_get(list, 1)) ?: "", "2001:db8::/32");
+    char *key = strdup(json_string_value(json_object_get(rec, "key")));
+    json_decref(rec);
+    free(out);
+    char *open_key = create(&f, "alice", "proxies:read", NULL);
+    char *pid = public_id(key), *open_pid = public_id(open_key);
+
+    /* list --json: the store kept the list, canonical; [] for any address. */
+    char *allow = allow_of(&f, pid), *none = allow_of(&f, open_pid);
+    CU_ASSERT_STRING_EQUAL(allow ?: "(no allow_from)", LIST_JSON);
+    CU_ASSERT_STRING_EQUAL(none ?: "(no allow_from)", "");
+    /* The table: a column at the end, entries joined by ", ". */
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, &out, NULL, "list", "alice", NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "Created           Allowed from\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "  10.0.0.0/8, 2001:db8::/32, 192.0.2.7/32\n"));
+    free(out);
+    /* list --expiring --json: the same objects. */
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, &out, NULL, "list", "--expiring", "400d", "--json", NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"2001:db8::/32\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"allow_from\": []"));
+    free(out);
+    /* Without any list the table is as before. */
+    fixture g = fresh(NULL);
+    char *other = create(&g, "alice", "proxies:read", NULL);
+    CU_ASSERT_EQUAL(tu_apikey(g.config, NULL, &out, NULL, "list", NULL), 0);
+    CU_ASSERT_PTR_NULL(strstr(out, "Allowed from"));
+    free(out);
+
+    /* apikey verify knows no client address: a key with a list is refused. */
+    char input[128];
+    snprintf(input, sizeof input, "%s\n", key);
+    CU_ASSERT_EQUAL(tu_apikey(f.config, input, NULL, &err, "verify", "--service", "sshd", NULL), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err ?: "", "refused: address not allowed"));
+    free(err);
+    CU_ASSERT_EQUAL(verify(&f, "sshd", "alice", open_key), 0);
+    /* From an address: in the list, mapped, outside it. */
+    apikey_reason why;
+    CU_ASSERT_EQUAL(verify_from(&f, key, "10.1.2.3", &why), APIKEY_ALLOWED);
+    CU_ASSERT_EQUAL(verify_from(&f, key, "2001:db8:1::5", &why), APIKEY_ALLOWED);
+    CU_ASSERT_EQUAL(verify_from(&f, key, "::ffff:192.0.2.7", &why), APIKEY_ALLOWED);
+    CU_ASSERT_EQUAL(verify_from(&f, key, "192.0.2.8", &why), APIKEY_REFUSED);
+    CU_ASSERT_EQUAL(why, APIKEY_REASON_ADDRESS);
+    CU_ASSERT_EQUAL(verify_from(&f, open_key, "192.0.2.8", &why), APIKEY_ALLOWED);
+
+    /* rotate keeps the list; the new key is held to it. */
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, &out, NULL, "rotate", pid, NULL), 0);
+    out[strcspn(out, "\n")] = '\0';
+    char *new_pid = public_id(out), *kept = allow_of(&f, new_pid);
+    CU_ASSERT_STRING_EQUAL(kept ?: "(no allow_from)", LIST_JSON);
+    CU_ASSERT_EQUAL(verify_from(&f, out, "10.9.9.9", &why), APIKEY_ALLOWED);
+    CU_ASSERT_EQUAL(verify_from(&f, out, "11.9.9.9", &why), APIKEY_REFUSED);
+    CU_ASSERT_EQUAL(why, APIKEY_REASON_ADDRESS);
+    free(kept);
+    free(new_pid);
+    free(out);
+    free(allow);
+    free(none);
+    free(pid);
+    free(open_pid);
+    free(key);
+    free(open_key);
+    free(other);
+    done(&g);
+    done(&f);
+}
+
+static void test_allowlist_refusals(void)
+{
+    fixture f = fresh(NULL);
+    char *k = create_listed(&f, "10.0.0.0/8");
+    CU_ASSERT_PTR_NOT_NULL(k);
+    char *before = snapshot(&f);
+    size_t blen = 0, alen = 0;
+    char *bfile = store_file(&f) ? tu_read(store_file(&f), &blen) : NULL;
+    char seventeen[17 * 16] = "";
+    for (int i = 1; i <= 17; i++)
+        snprintf(seventeen + strlen(seventeen), sizeof seventeen - strlen(seventeen), "%s10.0.0.%d", i > 1 ? "," : "", i);
+    static const struct {
+        const char *list, *said;
+    } bad[] = {
+        {"192.0.2.0/24,10.0.0.1/8", "'10.0.0.1/8' has bits set beyond its prefix"},
+        {"10.0.0.0/33", "'10.0.0.0/33': the prefix can be at most 32"},
+        {"::1,2001:db8::/129", "'2001:db8::/129': the prefix can be at most 128"},
+        {"db.example.com", "'db.example.com' is not an address"},
+        {"10.0.0.0/8,,::1", "entry 2 is empty"},
+        {"10.0.0.0/8,", "entry 2 is empty"},
+        {"fe80::1%eth0", "'fe80::1%eth0' is not an address"},
+        {"", "--allow-from holds no address"},
+        {NULL, "more than 16 addresses: '10.0.0.17'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *list = bad[i].list ? bad[i].list : seventeen;
+        char *err = NULL;
+        CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, NULL, &err, "create", "alice", "--name", "x", "--scopes",
+                                  "proxies:read", "--allow-from", list, NULL), 1);
+        CU_ASSERT_EQUAL(tu_count_lines(err), 1);
+        if (!err || !strstr(err, bad[i].said))
+            fprintf(stderr, "--allow-from '%s': expected \"%s\" in: %s", list, bad[i].said, err ?: "(nothing)\n");
+        CU_ASSERT_PTR_NOT_NULL(strstr(err ?: "", bad[i].said));
+        free(err);
+    }
+    /* Twice is a usage error, not a longer or a shorter list. */
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, NULL, NULL, "create", "alice", "--name", "x", "--scopes",
+                              "proxies:read", "--allow-from", "::1", "--allow-from", "::2", NULL), 2);
+    char *after = snapshot(&f);
+    CU_ASSERT_STRING_EQUAL(before, after);
+    if (bfile) {
+        char *afile = tu_read(store_file(&f), &alen);
+        CU_ASSERT(alen == blen && memcmp(afile, bfile, blen) == 0);
+        free(afile);
+    }
+    free(after);
+    free(before);
+    free(bfile);
+    free(k);
+    done(&f);
+}
+
+static void test_allowlist_batch(void)
+{
+    fixture f = fresh(NULL);
+    char *before = snapshot(&f);
+    char *out = NULL;
+    /* A bad list on line 3 refuses the batch, naming line 3. */
+    batch_refused(&f, "alice\ta\tproxies:read\t30d\t10.0.0.0/8\nbob\tb\tgeo:read\tnever\ncarol\tc\t*\t1y\t10.0.0.1/8\n",
+                  "line 3: allow-from: '10.0.0.1/8'");
+    /* The file's line, when comments and blank lines come before. */
+    batch_refused(&f, "# onboarding\n\nalice\ta\tproxies:read\t30d\t::1,,::2\n", "line 3: allow-from: entry 2 is empty");
+    /* A sixth column is refused as any extra column is. */
+    batch_refused(&f, "alice\ta\tproxies:read\t30d\t::1\textra\n",
+                  "line 1: expected ACCOUNT<TAB>NAME<TAB>SCOPES<TAB>EXPIRES[<TAB>ALLOW_FROM]");
+    char *after = snapshot(&f);
+    CU_ASSERT_STRING_EQUAL(before, after);
+    /* A list, an empty fifth column, none: the first alone has a list. */
+    const char *good = "alice\ta\tproxies:read\t30d\t10.0.0.0/8 ::1\nbob\tb\tgeo:read\tnever\t\ncarol\tc\t*\t1y\n";
+    CU_ASSERT_EQUAL(tu_apikey(f.config, good, &out, NULL, "create", "--batch", "-", NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(tu_count_lines(out), 3);
+    const char *want[3] = {"10.0.0.0/8 ::1/128", "", ""};
+    char *line = out;
+    for (int i = 0; i < 3; i++) {
+        char *pid = public_id(line), *allow = allow_of(&f, pid);
+        CU_ASSERT_STRING_EQUAL(allow ?: "(no allow_from)", want[i]);
+        free(allow);
+        free(pid);
+        line = strchr(line, '\n') + 1;
+    }
+    free(out);
+    free(before);
+    free(after);
+    done(&f);
+}
+
 /* Copy from every store kind to every other (pgsql when the harness runs
  * it): the same keys, not re-issued ones, work before and after, and a
  * revoked key arrives revoked. */
@@ -554,6 +789,8 @@ static void test_copy_between_stores(void)
         f.config = tu_config(f.uri, NULL, SERVICES);
         char *live = create(&f, "alice", "proxies:read", NULL);
         char *dead = create(&f, "bob", "proxies:read", NULL);
+        char *listed = create_listed(&f, LIST_IN);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(listed);
         CU_ASSERT_PTR_NOT_NULL_FATAL(live);
         CU_ASSERT_PTR_NOT_NULL_FATAL(dead);
         char *pid = public_id(dead);
@@ -570,10 +807,15 @@ static void test_copy_between_stores(void)
             CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, NULL, NULL, "copy", "--to", g.uri, NULL), 0);
             char *a = snapshot(&f), *b = snapshot(&g), *err = NULL;
             CU_ASSERT_PTR_NOT_NULL(strstr(a, "\"revoked\""));
+            CU_ASSERT_PTR_NOT_NULL(strstr(a, "\"2001:db8::/32\"")); /* the list is in what is compared */
             CU_ASSERT_STRING_EQUAL(a, b);
             if (strcmp(a, b) != 0)
                 fprintf(stderr, "copy %s -> %s differs\n", kinds[from], kinds[to]);
             CU_ASSERT_EQUAL(verify(&g, "sshd", "alice", live), 0);
+            apikey_reason why;
+            CU_ASSERT_EQUAL(verify_from(&g, listed, "10.1.2.3", &why), APIKEY_ALLOWED);
+            CU_ASSERT_EQUAL(verify_from(&g, listed, "11.1.2.3", &why), APIKEY_REFUSED);
+            CU_ASSERT_EQUAL(why, APIKEY_REASON_ADDRESS);
             char input[128];
             snprintf(input, sizeof input, "%s\n", dead);
             CU_ASSERT_EQUAL(tu_apikey(g.config, input, NULL, &err, "verify", "--service", "sshd",
@@ -590,6 +832,7 @@ static void test_copy_between_stores(void)
         free(pid);
         free(live);
         free(dead);
+        free(listed);
         done(&f);
     }
 }
@@ -611,7 +854,10 @@ int main(void)
         {"four concurrent writers lose nothing", test_concurrent_writers},
         {"SQL and shell metacharacters are literal", test_metacharacters_literal},
         {"last used is recorded", test_last_used},
-        {"copy from each store to each other keeps keys, revoked stays revoked", test_copy_between_stores},
+        {"allowlists: create, list, verify, rotate keeps them", test_allowlist_create_list_verify},
+        {"allowlists: malformed lists refused, the store unchanged", test_allowlist_refusals},
+        {"allowlists: the batch's fifth column, all or none", test_allowlist_batch},
+        {"copy from each store to each other keeps keys, lists, revoked stays revoked", test_copy_between_stores},
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {{"conformance", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};

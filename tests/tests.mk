@@ -32,6 +32,8 @@ run-tests: all $(UNIT_TESTS) $(B)/tests/libfault.so $(B)/tests/libplanted.so
 	sh tests/run.sh
 
 $(B)/tests/test_privileged: TEST_EXTRA_LIBS = -lpam
+# It reads list --json as a client would.
+$(B)/tests/test_conformance: TEST_EXTRA_LIBS = -ljansson
 $(B)/tests/test_pgsql_privileged: TEST_EXTRA_LIBS = -lpq $(STORE_CFLAGS_pgsql)
 
 $(B)/tests/test_store_sqlite: TEST_EXTRA_LIBS = -lsqlite3 -lpthread

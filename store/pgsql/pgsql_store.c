@@ -48,21 +48,38 @@
 static const char *const migrations[SQL_SCHEMA_VERSION] =
     SQL_MIGRATIONS("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA", "BIGINT");
 
+/* The reads of each layout (version - SQL_SCHEMA_OLDEST): a store of an
+ * older one is only read (and touched) until a write upgrades it. */
+typedef struct layout {
+    /* The lookup's prepared name. A pooled session may hold a statement of
+     * that name prepared by another build: a name never changes meaning
+     * (the previous release's was apikey_lookup_v2, its columns those of
+     * schema 1 without allow_from). */
+    const char *lookup_name;
+    const char *lookup, *each, *each_account, *touch;
+} layout;
 /* The key, else its neighbour in id order: a miss fetches, sends and
  * decodes a row as a hit does, so an unknown id costs what a wrong secret
- * costs. The second part runs only for an id after the last one. */
-static const char Q_LOOKUP[] = "(" SQL_LOOKUP_AFTER(P) ") UNION ALL (SELECT " SQL_COLS
-                               " FROM apikey_keys WHERE id < $1 ORDER BY id DESC LIMIT 1) LIMIT 1";
-static const char Q_EACH[] = SQL_EACH;
-static const char Q_EACH_ACCOUNT[] = SQL_EACH_ACCOUNT(P);
-/* A taken id changes nothing instead of aborting the whole transaction. */
+ * costs. The second part runs only for an id after the last one.
+ * Touch: SKIP LOCKED leaves a row that a writer holds alone rather than
+ * waiting for it. */
+#define LAYOUT(NAME, T, C)                                                                       \
+    {NAME,                                                                                       \
+     "(" SQL_LOOKUP_AFTER(P, T, C) ") UNION ALL (SELECT " C " FROM " T                            \
+     " WHERE id < $1 ORDER BY id DESC LIMIT 1) LIMIT 1",                                         \
+     SQL_EACH(T, C), SQL_EACH_ACCOUNT(P, T, C),                                                  \
+     "UPDATE " T " SET last_used = $2 WHERE id = (SELECT id FROM " T                             \
+     " WHERE id = $1 AND last_used < $2 FOR UPDATE SKIP LOCKED)"}
+static const layout layouts[SQL_LAYOUTS] = {
+    LAYOUT("apikey_lookup_schema1", SQL_TABLE_1, SQL_COLS_1),
+    LAYOUT("apikey_lookup_schema2", SQL_TABLE_2, SQL_COLS_2),
+};
+#undef LAYOUT
+/* Writes: always at the newest layout (a write transaction upgrades first).
+ * A taken id changes nothing instead of aborting the whole transaction. */
 static const char Q_INSERT[] = SQL_INSERT(P) " ON CONFLICT (id) DO NOTHING";
 static const char Q_UPDATE[] = SQL_UPDATE(P);
 static const char Q_PRESENT[] = SQL_PRESENT(P);
-/* SKIP LOCKED: a row that a writer holds is left alone rather than waited for. */
-static const char Q_TOUCH[] = "UPDATE apikey_keys SET last_used = $2 WHERE id ="
-                              " (SELECT id FROM apikey_keys WHERE id = $1 AND last_used < $2"
-                              " FOR UPDATE SKIP LOCKED)";
 #undef P
 
 /* How long a statement may go unanswered before the connection is dropped
@@ -79,8 +96,14 @@ typedef struct pgstore {
     char where[256]; /* the database, for log lines: never the whole conninfo */
     int in_txn;
     int timed_out; /* ms that the last statement went unanswered: no retry */
-    int prepared;  /* this session holds LOOKUP_NAME, as far as we know */
+    int prepared;  /* this session holds the layout's lookup, as far as we know */
+    int layout;    /* the schema version the reads are for */
 } pgstore;
+
+static const layout *reads(const pgstore *s)
+{
+    return &layouts[s->layout - SQL_SCHEMA_OLDEST];
+}
 
 /* libpq's messages span lines ("...failed: ...\n\tIs the server running...");
  * the operator gets one line. */
@@ -270,7 +293,7 @@ static void abandon_txn(pgstore *s)
 
 /* The column types of a row read, and of a record's parameters. */
 static const Oid record_types[SQL_NCOLS] = {OID_TEXT, OID_TEXT, OID_TEXT, OID_TEXT, OID_BYTEA,
-                                            OID_INT8, OID_INT8, OID_INT8, OID_INT8};
+                                            OID_INT8, OID_INT8, OID_INT8, OID_INT8, OID_TEXT};
 
 /* A row (binary format) into a record: -1 when a value is NULL, of
  * another type (a column altered by hand could hold 8 bytes of text that
@@ -307,12 +330,12 @@ static int read_row(pgstore *s, const PGresult *res, int row, apikey_record *out
     return APIKEY_ST_UNAVAILABLE;
 }
 
-/* Parameters $1..$9 of a record: text, the hash in binary. */
+/* Parameters $1..$10 of a record: text, the hash in binary. */
 typedef struct record_params {
     char num[4][24];
-    const char *vals[9];
-    int lens[9];
-    int fmts[9];
+    const char *vals[SQL_NCOLS];
+    int lens[SQL_NCOLS];
+    int fmts[SQL_NCOLS];
 } record_params;
 
 static void bind_record(record_params *p, const apikey_record *r)
@@ -330,6 +353,7 @@ static void bind_record(record_params *p, const apikey_record *r)
         snprintf(p->num[i], sizeof p->num[i], "%lld", (long long)nums[i]);
         p->vals[5 + i] = p->num[i];
     }
+    p->vals[9] = r->allow_from;
 }
 
 /* The parts of a conninfo that name the database, for log lines. */
@@ -463,8 +487,14 @@ static int open_db(pgstore *s)
 static int schema_version(pgstore *s, int *version)
 {
     *version = -1;
-    PGresult *res = run_text(s, "SELECT to_regclass('apikey_schema') IS NOT NULL", 0, NULL, NULL,
-                             WAIT_CHECK_MS);
+    /* Read from pg_class, not with to_regclass: that may answer from the
+     * session's cache of names, where "absent" can outlive another writer's
+     * commit that this one waited for under the lock. */
+    PGresult *res = run_text(s, "SELECT EXISTS (SELECT FROM pg_catalog.pg_class c"
+                                " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+                                " WHERE c.relname = 'apikey_schema'"
+                                " AND n.nspname = ANY (current_schemas(false)))",
+                             0, NULL, NULL, WAIT_CHECK_MS);
     if (!ok(res) || PQntuples(res) != 1) {
         int st = fail(s, "reading its schema", res);
         PQclear(res);
@@ -492,45 +522,49 @@ static int schema_version(pgstore *s, int *version)
 static int pg_begin(void *handle);
 static int pg_commit(void *handle);
 
-/* Bring the schema to SQL_SCHEMA_VERSION under the writers' lock, so two first
- * writers do not both create it. */
-static int migrate(pgstore *s)
+static const char *sqlstate(const PGresult *res)
 {
-    int st = pg_begin(s), v = -1;
-    if (st != APIKEY_ST_OK)
-        return st;
-    st = schema_version(s, &v);
-    for (v = v < 0 ? 0 : v; st == APIKEY_ST_OK && v < SQL_SCHEMA_VERSION; v++) {
-        char next[16];
-        snprintf(next, sizeof next, "%d", v + 1);
-        const char *vals[1] = {next};
-        st = exec_fixed(s, migrations[v], "creating its schema");
-        if (st == APIKEY_ST_OK) {
-            PGresult *res = run_text(s, "UPDATE apikey_schema SET version = $1::int", 1, NULL, vals,
-                                     WAIT_WRITE_MS);
-            st = ok(res) ? APIKEY_ST_OK : fail(s, "creating its schema", res);
-            PQclear(res);
-        }
-    }
-    if (st == APIKEY_ST_OK) {
-        char where[300];
-        snprintf(where, sizeof where, "pgsql:%s", s->where);
-        st = sql_schema_newer(s->host, where, v);
-    }
-    if (st == APIKEY_ST_OK)
-        return pg_commit(s);
-    abandon_txn(s);
-    return st;
+    const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return st ? st : "";
 }
 
-static int check_schema(pgstore *s)
+static int readable_version(pgstore *s, int *v)
 {
-    int v, st = schema_version(s, &v);
+    int st = schema_version(s, v);
     if (st != APIKEY_ST_OK)
         return st;
     char where[300];
     snprintf(where, sizeof where, "pgsql:%s", s->where);
-    return sql_schema_check(s->host, where, v);
+    return sql_schema_check(s->host, where, *v);
+}
+
+/* A database without the schema gets it when create; an older schema stays
+ * as it is until the first write (list must not wait behind a writer). */
+static int open_schema(pgstore *s, int create)
+{
+    int v, st = schema_version(s, &v);
+    if (st == APIKEY_ST_OK && v < 0 && create && (st = pg_begin(s)) == APIKEY_ST_OK)
+        st = pg_commit(s);
+    if (st == APIKEY_ST_OK)
+        st = readable_version(s, &v);
+    if (st == APIKEY_ST_OK)
+        s->layout = v;
+    return st;
+}
+
+/* Whether a read failed because its table is gone: a writer moved the
+ * store to another layout (SQL_MIGRATIONS). Then the reads follow it, and
+ * the read may run once more. Outside a transaction only (inside, begin
+ * already brought the store to the newest layout). */
+static int follow_layout(pgstore *s, const PGresult *res)
+{
+    int v;
+    if (s->in_txn || strcmp(sqlstate(res), "42P01") != 0 || readable_version(s, &v) != APIKEY_ST_OK ||
+        v == s->layout)
+        return 0;
+    s->layout = v;
+    s->prepared = 0;
+    return 1;
 }
 
 static void pg_close(void *handle)
@@ -553,7 +587,7 @@ static int pg_open(const char *location, int create, const apikey_store_host *ho
     }
     int st = without_environment(s, open_db);
     if (st == APIKEY_ST_OK)
-        st = create ? migrate(s) : check_schema(s);
+        st = open_schema(s, create);
     if (st != APIKEY_ST_OK) {
         pg_close(s);
         return st;
@@ -570,18 +604,10 @@ static int pg_open(const char *location, int create, const apikey_store_host *ho
  * server says the statement does not exist (SQLSTATE 26000) prepare it there
  * and run it again, and if that session is gone too, run it unnamed. An
  * answer never depends on which session takes it. */
-#define LOOKUP_NAME "apikey_lookup_v2"
-
-static const char *sqlstate(const PGresult *res)
-{
-    const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    return st ? st : "";
-}
-
 static int prepare_lookup(pgstore *s)
 {
     const Oid types[1] = {OID_TEXT};
-    const stmt q = {.name = LOOKUP_NAME, .sql = Q_LOOKUP, .n = 1, .types = types};
+    const stmt q = {.name = reads(s)->lookup_name, .sql = reads(s)->lookup, .n = 1, .types = types};
     PGresult *res = run(s, send_prepare, &q, WAIT_CHECK_MS);
     /* 42P05: a pooled session that another client of ours prepared. */
     int done = ok(res) || strcmp(sqlstate(res), "42P05") == 0;
@@ -595,19 +621,20 @@ static PGresult *run_lookup(pgstore *s, const char *const *vals)
     /* Inside a write transaction an error (a statement missing, or one
      * already prepared on a pooled session) would abort it: unnamed there. */
     if (s->in_txn)
-        return run_text(s, Q_LOOKUP, 1, types, vals, WAIT_CHECK_MS);
+        return run_text(s, reads(s)->lookup, 1, types, vals, WAIT_CHECK_MS);
     if (!s->prepared)
         s->prepared = prepare_lookup(s);
     PGresult *res = NULL;
     for (int attempt = 0; s->prepared && attempt < 2; attempt++) {
         PQclear(res);
-        res = run(s, send_prepared, &(stmt){.name = LOOKUP_NAME, .n = 1, .vals = vals}, WAIT_CHECK_MS);
+        res = run(s, send_prepared, &(stmt){.name = reads(s)->lookup_name, .n = 1, .vals = vals},
+                  WAIT_CHECK_MS);
         if (strcmp(sqlstate(res), "26000") != 0)
             return res;
         s->prepared = prepare_lookup(s);
     }
     PQclear(res);
-    return run_text(s, Q_LOOKUP, 1, types, vals, WAIT_CHECK_MS);
+    return run_text(s, reads(s)->lookup, 1, types, vals, WAIT_CHECK_MS);
 }
 
 static int pg_lookup(void *handle, const char *id, apikey_record *out)
@@ -615,6 +642,10 @@ static int pg_lookup(void *handle, const char *id, apikey_record *out)
     pgstore *s = handle;
     const char *vals[1] = {id};
     PGresult *res = run_lookup(s, vals);
+    if (!ok(res) && follow_layout(s, res)) {
+        PQclear(res);
+        res = run_lookup(s, vals);
+    }
     int st;
     if (!ok(res)) {
         st = fail(s, "reading a key", res);
@@ -640,8 +671,14 @@ static int pg_each(void *handle, const char *account, apikey_record_cb cb, void 
     pgstore *s = handle;
     const Oid types[1] = {OID_TEXT};
     const char *vals[1] = {account};
-    PGresult *res = account ? run_text(s, Q_EACH_ACCOUNT, 1, types, vals, WAIT_LIST_MS)
-                            : run_text(s, Q_EACH, 0, NULL, NULL, WAIT_LIST_MS);
+    PGresult *res = NULL;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        PQclear(res);
+        res = account ? run_text(s, reads(s)->each_account, 1, types, vals, WAIT_LIST_MS)
+                      : run_text(s, reads(s)->each, 0, NULL, NULL, WAIT_LIST_MS);
+        if (ok(res) || !follow_layout(s, res))
+            break;
+    }
     if (!ok(res)) {
         int st = fail(s, "reading keys", res);
         PQclear(res);
@@ -658,6 +695,38 @@ static int pg_each(void *handle, const char *account, apikey_record_cb cb, void 
     return st == APIKEY_ST_STOP ? APIKEY_ST_OK : st;
 }
 
+/* Bring the schema to SQL_SCHEMA_VERSION, and the reads with it, under the
+ * writers' lock, so that of several first writers one migrates and the
+ * others find it done; the migration commits or rolls back with the write
+ * (a rollback leaves the reads at the newest layout, whose table is then
+ * missing: follow_layout takes them back). */
+static int upgrade(pgstore *s)
+{
+    int v, st = schema_version(s, &v);
+    for (v = v < 0 ? 0 : v; st == APIKEY_ST_OK && v < SQL_SCHEMA_VERSION; v++) {
+        char next[16];
+        snprintf(next, sizeof next, "%d", v + 1);
+        const char *vals[1] = {next};
+        st = exec_fixed(s, migrations[v], "upgrading its schema");
+        if (st == APIKEY_ST_OK) {
+            PGresult *res = run_text(s, "UPDATE apikey_schema SET version = $1::int", 1, NULL, vals,
+                                     WAIT_WRITE_MS);
+            st = ok(res) ? APIKEY_ST_OK : fail(s, "upgrading its schema", res);
+            PQclear(res);
+        }
+    }
+    if (st == APIKEY_ST_OK) {
+        char where[300];
+        snprintf(where, sizeof where, "pgsql:%s", s->where);
+        st = sql_schema_newer(s->host, where, v);
+    }
+    if (st == APIKEY_ST_OK && s->layout != SQL_SCHEMA_VERSION) {
+        s->layout = SQL_SCHEMA_VERSION;
+        s->prepared = 0;
+    }
+    return st;
+}
+
 /* The advisory lock serialises writers on every host: a writer counting an
  * account's active keys sees all others' commits before it inserts, so the
  * per-account limit holds. It lasts until COMMIT or ROLLBACK, which suits a
@@ -670,9 +739,11 @@ static int pg_begin(void *handle)
     PGresult *res = run_fixed(s, sql, WAIT_WRITE_MS);
     int st = ok(res) ? APIKEY_ST_OK : fail(s, "starting a write", res);
     PQclear(res);
-    if (st == APIKEY_ST_OK)
+    if (st == APIKEY_ST_OK) {
         s->in_txn = 1;
-    else
+        st = upgrade(s);
+    }
+    if (st != APIKEY_ST_OK)
         abandon_txn(s);
     return st;
 }
@@ -681,7 +752,7 @@ static int write_record(pgstore *s, const char *sql, const apikey_record *rec)
 {
     record_params p;
     bind_record(&p, rec);
-    const stmt q = {.sql = sql, .n = 9, .types = record_types, .vals = p.vals, .lens = p.lens, .fmts = p.fmts};
+    const stmt q = {.sql = sql, .n = SQL_NCOLS, .types = record_types, .vals = p.vals, .lens = p.lens, .fmts = p.fmts};
     PGresult *res = run(s, send_params, &q, WAIT_WRITE_MS);
     if (!ok(res)) {
         int st = fail(s, sql == Q_INSERT ? "adding a key" : "changing a key", res);
@@ -757,7 +828,7 @@ static int pg_touch(void *handle, const char *id, int64_t when)
     snprintf(at, sizeof at, "%lld", (long long)when);
     const Oid types[2] = {OID_TEXT, OID_INT8};
     const char *vals[2] = {id, at};
-    const stmt q = {.sql = Q_TOUCH, .n = 2, .types = types, .vals = vals};
+    const stmt q = {.sql = reads(s)->touch, .n = 2, .types = types, .vals = vals};
     PGresult *res = exchange(s, send_params, &q, WAIT_TOUCH_MS);
     int st = ok(res) ? APIKEY_ST_OK : APIKEY_ST_UNAVAILABLE;
     PQclear(res);

@@ -10,9 +10,9 @@ int sql_schema_check(const apikey_store_host *host, const char *store, int v)
                         " command such as 'apikey list' creates it", store);
         return APIKEY_ST_UNAVAILABLE;
     }
-    if (v != SQL_SCHEMA_VERSION) {
-        host->log_error("store %s: schema version %d, this build reads %d%s", store, v,
-                        SQL_SCHEMA_VERSION, v < SQL_SCHEMA_VERSION ? "; run any apikey write" : "");
+    if (v < SQL_SCHEMA_OLDEST || v > SQL_SCHEMA_VERSION) {
+        host->log_error("store %s: schema version %d, this build reads %d to %d", store, v,
+                        SQL_SCHEMA_OLDEST, SQL_SCHEMA_VERSION);
         return APIKEY_ST_UNAVAILABLE;
     }
     return APIKEY_ST_OK;
@@ -44,6 +44,7 @@ int sql_decode_record(const sql_value v[SQL_NCOLS], apikey_record *out)
     memset(out, 0, sizeof *out);
     if (copy_text(&v[0], out->id, sizeof out->id) || copy_text(&v[1], out->account, sizeof out->account) ||
         copy_text(&v[2], out->name, sizeof out->name) || copy_text(&v[3], out->scopes, sizeof out->scopes) ||
+        copy_text(&v[9], out->allow_from, sizeof out->allow_from) ||
         v[4].kind != SQL_BYTES || v[4].len != APIKEY_HASH_LEN)
         return -1;
     memcpy(out->hash, v[4].p, APIKEY_HASH_LEN);

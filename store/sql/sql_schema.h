@@ -16,11 +16,25 @@
 
 #include "apikey_store.h"
 
-#define SQL_SCHEMA_VERSION 1
+#define SQL_SCHEMA_VERSION 2
+/* The oldest version this build reads: a reader (a host, which may not
+ * write) keeps working on it until a writer upgrades it. */
+#define SQL_SCHEMA_OLDEST 1
 
 /* Migrations[v] brings a store from version v to v + 1, in a dialect's
  * types: an auto-numbered primary key (creation order), bytes, 64-bit
- * integers. An initializer for const char *const [SQL_SCHEMA_VERSION]. */
+ * integers. An initializer for const char *const [SQL_SCHEMA_VERSION].
+ *
+ * Every change of the keys' row layout moves the keys to a table of a new
+ * name (SQL_TABLE), so a statement prepared against the old layout, in a
+ * running host of this build or of an older one, fails ("no such table")
+ * instead of reading on without the new columns: SQLite and PostgreSQL keep
+ * such a statement valid across ADD COLUMN, and a host of the previous
+ * release would pass a key created with an allowlist from any address.
+ * This build's readers then re-read the version, prepare anew and retry
+ * once (a cost only on that failure, none on the hot path); older builds answer "unavailable", and refuse the
+ * store when they reopen it (its version is newer). 1 -> 2 is O(1) in both
+ * databases (a rename and a column with a constant default). */
 #define SQL_MIGRATIONS(SEQ, BYTES, INT64)                                                        \
     {                                                                                            \
         "CREATE TABLE apikey_schema (version INTEGER NOT NULL);"                                 \
@@ -37,27 +51,40 @@
         " last_used " INT64 " NOT NULL DEFAULT 0,"                                               \
         " revoked " INT64 " NOT NULL DEFAULT 0);"                                                \
         "CREATE INDEX apikey_keys_account ON apikey_keys(account);",                             \
+        "ALTER TABLE apikey_keys RENAME TO " SQL_TABLE_2 ";"                                     \
+        "ALTER TABLE " SQL_TABLE_2 " ADD COLUMN allow_from TEXT NOT NULL DEFAULT '';",           \
     }
 
-/* The columns of a record, in the order sql_decode_record takes them. */
-#define SQL_COLS "id, account, name, scopes, hash, created, expires, last_used, revoked"
-enum { SQL_NCOLS = 9 };
+/* The keys' table and columns of each layout (a version from
+ * SQL_SCHEMA_OLDEST up), in the order sql_decode_record takes them.
+ * Version 1 has no allowlists: its rows read as "" (any address). */
+#define SQL_TABLE_1 "apikey_keys"
+#define SQL_TABLE_2 "apikey_keys_v2"
+#define SQL_COLS_BASE "id, account, name, scopes, hash, created, expires, last_used, revoked"
+#define SQL_COLS_1 SQL_COLS_BASE ", CAST('' AS TEXT)"
+#define SQL_COLS_2 SQL_COLS_BASE ", allow_from"
+enum { SQL_NCOLS = 10, SQL_LAYOUTS = SQL_SCHEMA_VERSION - SQL_SCHEMA_OLDEST + 1 };
 
-/* The key, else its neighbour in id order after it: a miss reads and
- * decodes a row as a hit does (the stores add what they need around it). */
-#define SQL_LOOKUP_AFTER(P) "SELECT " SQL_COLS " FROM apikey_keys WHERE id >= " P(1) " ORDER BY id LIMIT 1"
-#define SQL_EACH "SELECT " SQL_COLS " FROM apikey_keys ORDER BY seq"
-#define SQL_EACH_ACCOUNT(P) "SELECT " SQL_COLS " FROM apikey_keys WHERE account = " P(1) " ORDER BY seq"
+/* The reads, per layout (T a table, C its columns). The key, else its
+ * neighbour in id order after it: a miss reads and decodes a row as a hit
+ * does (the stores add what they need around it). */
+#define SQL_LOOKUP_AFTER(P, T, C) "SELECT " C " FROM " T " WHERE id >= " P(1) " ORDER BY id LIMIT 1"
+#define SQL_EACH(T, C) "SELECT " C " FROM " T " ORDER BY seq"
+#define SQL_EACH_ACCOUNT(P, T, C) "SELECT " C " FROM " T " WHERE account = " P(1) " ORDER BY seq"
+
+/* The writes: only ever at the newest layout, as a write transaction
+ * first brings the store to it. */
 #define SQL_INSERT(P)                                                                            \
-    "INSERT INTO apikey_keys (" SQL_COLS ") VALUES (" P(1) ", " P(2) ", " P(3) ", " P(4) ", " P(5) \
-    ", " P(6) ", " P(7) ", " P(8) ", " P(9) ")"
+    "INSERT INTO " SQL_TABLE_2 " (" SQL_COLS_2 ") VALUES (" P(1) ", " P(2) ", " P(3) ", " P(4)     \
+    ", " P(5) ", " P(6) ", " P(7) ", " P(8) ", " P(9) ", " P(10) ")"
 /* A revocation is never cleared nor moved: such an update changes no row,
  * and sql_unchanged tells why. */
 #define SQL_UPDATE(P)                                                                            \
-    "UPDATE apikey_keys SET account = " P(2) ", name = " P(3) ", scopes = " P(4) ", hash = " P(5) \
-    ", created = " P(6) ", expires = " P(7) ", last_used = " P(8) ", revoked = " P(9)             \
-    " WHERE id = " P(1) " AND (revoked = 0 OR revoked = " P(9) ")"
-#define SQL_PRESENT(P) "SELECT revoked FROM apikey_keys WHERE id = " P(1)
+    "UPDATE " SQL_TABLE_2 " SET account = " P(2) ", name = " P(3) ", scopes = " P(4)               \
+    ", hash = " P(5) ", created = " P(6) ", expires = " P(7) ", last_used = " P(8)                \
+    ", revoked = " P(9) ", allow_from = " P(10) " WHERE id = " P(1)                               \
+    " AND (revoked = 0 OR revoked = " P(9) ")"
+#define SQL_PRESENT(P) "SELECT revoked FROM " SQL_TABLE_2 " WHERE id = " P(1)
 
 /* An update that changed no row: the key is missing (NOTFOUND), or there
  * and its revocation would change (CONFLICT). present: SQL_PRESENT found it. */
@@ -67,8 +94,9 @@ static inline int sql_unchanged(int present)
 }
 
 /* Whether a reader can use a store at schema version v (-1: it has no
- * schema). OK, or UNAVAILABLE with the line logged; store names it
- * ("sqlite:/path", "pgsql:dbname=..."). */
+ * schema): from SQL_SCHEMA_OLDEST to SQL_SCHEMA_VERSION. OK, or
+ * UNAVAILABLE with the line logged; store names it ("sqlite:/path",
+ * "pgsql:dbname=..."). */
 int sql_schema_check(const apikey_store_host *host, const char *store, int v);
 /* After migrating to v: UNAVAILABLE (logged) when the store is newer. */
 int sql_schema_newer(const apikey_store_host *host, const char *store, int v);
@@ -82,7 +110,7 @@ typedef struct sql_value {
     int64_t i;
 } sql_value;
 
-/* A row of SQL_COLS into a record: 0, or -1 when a value is of another
+/* A row of SQL_COLS_<layout> into a record: 0, or -1 when a value is of another
  * type, does not fit, or the record fails apikey_record_ok. */
 int sql_decode_record(const sql_value v[SQL_NCOLS], apikey_record *out);
 

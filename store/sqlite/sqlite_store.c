@@ -29,20 +29,23 @@
 #define P(n) "?" #n
 static const char *const migrations[SQL_SCHEMA_VERSION] = SQL_MIGRATIONS("INTEGER PRIMARY KEY", "BLOB", "INTEGER");
 
-enum { Q_LOOKUP, Q_EACH, Q_EACH_ACCOUNT, Q_INSERT, Q_UPDATE, Q_PRESENT, Q_TOUCH, Q_COUNT };
-static const char *const queries[Q_COUNT] = {
-    /* A miss reads and decodes a row as a hit does, so an unknown id costs
-     * what a wrong secret costs (one index seek and one row either way; a
-     * UNION that also covered an id after the last one cost every hit 6%:
-     * see sq_lookup). */
-    [Q_LOOKUP] = SQL_LOOKUP_AFTER(P),
-    [Q_EACH] = SQL_EACH,
-    [Q_EACH_ACCOUNT] = SQL_EACH_ACCOUNT(P),
-    [Q_INSERT] = SQL_INSERT(P),
-    [Q_UPDATE] = SQL_UPDATE(P),
-    [Q_PRESENT] = SQL_PRESENT(P),
-    [Q_TOUCH] = "UPDATE apikey_keys SET last_used = ?2 WHERE id = ?1 AND last_used < ?2",
+enum { Q_LOOKUP, Q_EACH, Q_EACH_ACCOUNT, Q_TOUCH, Q_INSERT, Q_UPDATE, Q_PRESENT, Q_COUNT };
+/* A miss reads and decodes a row as a hit does, so an unknown id costs
+ * what a wrong secret costs (one index seek and one row either way; a
+ * UNION that also covered an id after the last one cost every hit 6%: see
+ * sq_lookup). */
+#define READS(T, C)                                                                              \
+    [Q_LOOKUP] = SQL_LOOKUP_AFTER(P, T, C), [Q_EACH] = SQL_EACH(T, C),                           \
+    [Q_EACH_ACCOUNT] = SQL_EACH_ACCOUNT(P, T, C),                                                \
+    [Q_TOUCH] = "UPDATE " T " SET last_used = ?2 WHERE id = ?1 AND last_used < ?2"
+/* The statements of each layout (version - SQL_SCHEMA_OLDEST): a store of
+ * an older one is only read (and touched) until a write upgrades it. */
+static const char *const queries[SQL_LAYOUTS][Q_COUNT] = {
+    {READS(SQL_TABLE_1, SQL_COLS_1)},
+    {READS(SQL_TABLE_2, SQL_COLS_2), [Q_INSERT] = SQL_INSERT(P), [Q_UPDATE] = SQL_UPDATE(P),
+     [Q_PRESENT] = SQL_PRESENT(P)},
 };
+#undef READS
 #undef P
 
 /* Lookups run in several threads at once (APIKEY_STORE_CONCURRENT_LOOKUP),
@@ -55,6 +58,7 @@ typedef struct reader {
     pthread_mutex_t lock;
     sqlite3 *db;
     sqlite3_stmt *lookup;
+    int layout; /* the schema version lookup was prepared for; 0: none */
 } reader;
 
 typedef struct sstore {
@@ -62,6 +66,7 @@ typedef struct sstore {
     char *path;
     sqlite3 *db;
     sqlite3_stmt *q[Q_COUNT];
+    int layout; /* the schema version q was prepared for; 0: none */
     int open_flags;
     reader rd[READERS];
     int in_txn;
@@ -90,11 +95,14 @@ static int exec(sstore *s, const char *sql)
     return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? APIKEY_ST_OK : fail(s, sql);
 }
 
+/* NULL when the statements could not be prepared for the store's layout. */
 static sqlite3_stmt *stmt(sstore *s, int which)
 {
     sqlite3_stmt *st = s->q[which];
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
+    if (st) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
     return st;
 }
 
@@ -137,6 +145,7 @@ static int read_row(sstore *s, sqlite3_stmt *st, apikey_record *out)
 
 static void bind_record(sqlite3_stmt *st, const apikey_record *r)
 {
+    sqlite3_bind_text(st, 10, r->allow_from, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, r->account, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, r->name, -1, SQLITE_STATIC);
@@ -148,20 +157,79 @@ static void bind_record(sqlite3_stmt *st, const apikey_record *r)
     sqlite3_bind_int64(st, 9, r->revoked);
 }
 
-static int schema_version(sstore *s, int *version)
+/* On db, one of the handle's connections. */
+static int schema_version(sstore *s, sqlite3 *db, int *version)
 {
     sqlite3_stmt *st;
     *version = -1;
-    if (sqlite3_prepare_v2(s->db, "SELECT version FROM apikey_schema", -1, &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(db, "SELECT version FROM apikey_schema", -1, &st, NULL) != SQLITE_OK) {
         /* No such table: a fresh (or foreign) database. */
-        int missing = strstr(sqlite3_errmsg(s->db), "no such table") != NULL;
-        return missing ? APIKEY_ST_NOTFOUND : fail(s, "reading its schema");
+        int missing = strstr(sqlite3_errmsg(db), "no such table") != NULL;
+        return missing ? APIKEY_ST_NOTFOUND : fail_on(s, db, "reading its schema");
     }
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
         *version = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? APIKEY_ST_OK : fail(s, "reading its schema");
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? APIKEY_ST_OK : fail_on(s, db, "reading its schema");
+}
+
+/* The version a reader can use (OK), else UNAVAILABLE, logged. */
+static int readable_version(sstore *s, sqlite3 *db, int *version)
+{
+    int st = schema_version(s, db, version);
+    if (st != APIKEY_ST_OK && st != APIKEY_ST_NOTFOUND)
+        return st;
+    char where[4200];
+    snprintf(where, sizeof where, "sqlite:%s", s->path);
+    return sql_schema_check(s->host, where, *version);
+}
+
+static int prepare(sstore *s, sqlite3 *db, int version, int which, sqlite3_stmt **out)
+{
+    const char *sql = queries[version - SQL_SCHEMA_OLDEST][which];
+    if (!sql || sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL) == SQLITE_OK)
+        return APIKEY_ST_OK;
+    return fail_on(s, db, "preparing a statement");
+}
+
+/* The main connection's statements, for a store at version (readable). */
+static int prepare_main(sstore *s, int version)
+{
+    s->layout = 0;
+    int st = APIKEY_ST_OK;
+    for (int i = 0; i < Q_COUNT; i++) {
+        sqlite3_finalize(s->q[i]);
+        s->q[i] = NULL;
+        if (st == APIKEY_ST_OK)
+            st = prepare(s, s->db, version, i, &s->q[i]);
+    }
+    if (st == APIKEY_ST_OK)
+        s->layout = version;
+    return st;
+}
+
+static int prepare_reader(sstore *s, reader *r, int version)
+{
+    sqlite3_finalize(r->lookup);
+    r->lookup = NULL;
+    int st = prepare(s, r->db, version, Q_LOOKUP, &r->lookup);
+    r->layout = st == APIKEY_ST_OK ? version : 0;
+    return st;
+}
+
+/* After a read failed: whether a writer moved the store to another layout
+ * since the connection's statements were prepared (their table is gone,
+ * see SQL_MIGRATIONS), and they are now prepared for the new one, so the
+ * read may run again once. r is the reader that failed (rd[0]: the main
+ * connection). */
+static int follow_layout(sstore *s, reader *r)
+{
+    int main = r == &s->rd[0], v;
+    if (readable_version(s, main ? s->db : r->db, &v) != APIKEY_ST_OK ||
+        v == (main ? s->layout : r->layout))
+        return 0;
+    return (main ? prepare_main(s, v) : prepare_reader(s, r, v)) == APIKEY_ST_OK;
 }
 
 /* A database without our schema that holds tables is someone else's. */
@@ -180,15 +248,14 @@ static int is_empty(sstore *s)
     return APIKEY_ST_UNAVAILABLE;
 }
 
-/* Bring the schema to SQL_SCHEMA_VERSION under the write lock, so two first
- * writers do not both create it. */
-static int migrate(sstore *s)
+/* Bring the schema to SQL_SCHEMA_VERSION, and the statements with it,
+ * inside the write transaction (BEGIN IMMEDIATE), so that of several first
+ * writers one migrates and the others find it done; the migration commits
+ * or rolls back with the write. */
+static int upgrade(sstore *s)
 {
-    int st = exec(s, "BEGIN IMMEDIATE");
-    if (st != APIKEY_ST_OK)
-        return st;
     int v;
-    st = schema_version(s, &v);
+    int st = schema_version(s, s->db, &v);
     if (st == APIKEY_ST_NOTFOUND && (st = is_empty(s)) == APIKEY_ST_OK)
         v = 0;
     for (; st == APIKEY_ST_OK && v < SQL_SCHEMA_VERSION; v++) {
@@ -203,29 +270,41 @@ static int migrate(sstore *s)
         snprintf(where, sizeof where, "sqlite:%s", s->path);
         st = sql_schema_newer(s->host, where, v);
     }
-    if (st == APIKEY_ST_OK)
-        return exec(s, "COMMIT");
-    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    /* A rollback may undo a migration under statements prepared for it:
+     * they then fail, and follow_layout prepares them for the old one. */
+    if (st == APIKEY_ST_OK && s->layout != SQL_SCHEMA_VERSION)
+        st = prepare_main(s, SQL_SCHEMA_VERSION);
     return st;
 }
 
-static int check_schema(sstore *s)
+static int sq_begin(void *handle)
 {
-    int v, st = schema_version(s, &v);
-    if (st == APIKEY_ST_NOTFOUND || st == APIKEY_ST_OK) {
-        char where[4200];
-        snprintf(where, sizeof where, "sqlite:%s", s->path);
-        return sql_schema_check(s->host, where, st == APIKEY_ST_OK ? v : -1);
+    sstore *s = handle;
+    int st = exec(s, "BEGIN IMMEDIATE");
+    if (st != APIKEY_ST_OK)
+        return st;
+    st = upgrade(s);
+    if (st != APIKEY_ST_OK) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return st;
     }
+    s->in_txn = 1;
     return st;
 }
 
-/* A store already at this version needs no write lock: an admin command
- * that only reads (list) must not wait behind a writer. */
-static int ensure_schema(sstore *s)
+static int sq_commit(void *handle);
+
+/* A store without a schema gets one when create; an older one stays as it
+ * is until the first write (a read never needs the write lock: an admin
+ * command that only reads, list, must not wait behind a writer). */
+static int open_schema(sstore *s, int create)
 {
-    int v;
-    return schema_version(s, &v) == APIKEY_ST_OK && v == SQL_SCHEMA_VERSION ? APIKEY_ST_OK : migrate(s);
+    int v, st = schema_version(s, s->db, &v);
+    if (st == APIKEY_ST_NOTFOUND && create && (st = sq_begin(s)) == APIKEY_ST_OK)
+        st = sq_commit(s);
+    if (st == APIKEY_ST_OK || st == APIKEY_ST_NOTFOUND)
+        st = readable_version(s, s->db, &v);
+    return st == APIKEY_ST_OK ? prepare_main(s, v) : st;
 }
 
 /* One file: it must exist (unless may_miss, or creating) and pass the
@@ -346,11 +425,7 @@ static int sq_open(const char *location, int create, const apikey_store_host *ho
     if (st == APIKEY_ST_OK && flags == SQLITE_OPEN_READWRITE)
         st = exec(s, "PRAGMA journal_mode = WAL");
     if (st == APIKEY_ST_OK)
-        st = create ? ensure_schema(s) : check_schema(s);
-    for (int i = 0; st == APIKEY_ST_OK && i < Q_COUNT; i++)
-        if (sqlite3_prepare_v3(s->db, queries[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i], NULL) !=
-            SQLITE_OK)
-            st = fail(s, "preparing a statement");
+        st = open_schema(s, create);
     if (st != APIKEY_ST_OK) {
         sq_close(s);
         return st;
@@ -366,12 +441,14 @@ static int open_reader(sstore *s, reader *r)
     int st = check_path(s, 0);
     if (st != APIKEY_ST_OK)
         return st;
+    int v;
     if (sqlite3_open_v2(s->path, &r->db, s->open_flags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL) !=
             SQLITE_OK ||
-        sqlite3_exec(r->db, "PRAGMA temp_store = MEMORY", NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v3(r->db, queries[Q_LOOKUP], -1, SQLITE_PREPARE_PERSISTENT, &r->lookup, NULL) !=
-            SQLITE_OK) {
+        sqlite3_exec(r->db, "PRAGMA temp_store = MEMORY", NULL, NULL, NULL) != SQLITE_OK)
         st = fail_on(s, r->db, "opening a reader");
+    else if ((st = readable_version(s, r->db, &v)) == APIKEY_ST_OK)
+        st = prepare_reader(s, r, v);
+    if (st != APIKEY_ST_OK) {
         sqlite3_close(r->db);
         r->db = NULL;
         return st;
@@ -390,6 +467,42 @@ static reader *take_reader(sstore *s)
     return &s->rd[0];
 }
 
+/* One lookup on r's connection; -1: its statement failed, which may mean
+ * the store moved to another layout (follow_layout). */
+static int lookup_on(sstore *s, reader *r, const char *id, apikey_record *out)
+{
+    /* Each use ends with a reset, and the one parameter is bound anew. */
+    sqlite3_stmt *st = r == &s->rd[0] ? s->q[Q_LOOKUP] : r->lookup;
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        /* An id after the last one: the first key ("0" sorts before
+         * every base62 id) is its neighbour. */
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, "0", -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+    }
+    int res;
+    /* The type first: reading a BLOB as text would convert it. */
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT &&
+        strcmp((const char *)sqlite3_column_text(st, 0), id) == 0) {
+        res = read_row(s, st, out);
+    } else if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+        /* The neighbour, decoded and dropped; whether it is sound is
+         * its own check's business. */
+        if (rc == SQLITE_ROW)
+            (void)decode_row(st, out);
+        memset(out, 0, offsetof(apikey_record, account));
+        res = APIKEY_ST_NOTFOUND;
+    } else {
+        res = rc == SQLITE_ERROR || rc == SQLITE_SCHEMA ? -1 : fail_on(s, sqlite3_db_handle(st), "reading a key");
+    }
+    sqlite3_reset(st);
+    return res;
+}
+
 static int sq_lookup(void *handle, const char *id, apikey_record *out)
 {
     sstore *s = handle;
@@ -398,47 +511,40 @@ static int sq_lookup(void *handle, const char *id, apikey_record *out)
     if (r != &s->rd[0] && !r->db)
         res = open_reader(s, r);
     if (res == APIKEY_ST_OK) {
-        /* Each use ends with a reset, and the one parameter is bound anew. */
-        sqlite3 *db = r == &s->rd[0] ? s->db : r->db;
-        sqlite3_stmt *st = r == &s->rd[0] ? s->q[Q_LOOKUP] : r->lookup;
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_DONE) {
-            /* An id after the last one: the first key ("0" sorts before
-             * every base62 id) is its neighbour. */
-            sqlite3_reset(st);
-            sqlite3_bind_text(st, 1, "0", -1, SQLITE_STATIC);
-            rc = sqlite3_step(st);
-        }
-        /* The type first: reading a BLOB as text would convert it. */
-        if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT &&
-            strcmp((const char *)sqlite3_column_text(st, 0), id) == 0) {
-            res = read_row(s, st, out);
-        } else if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
-            /* The neighbour, decoded and dropped; whether it is sound is
-             * its own check's business. */
-            if (rc == SQLITE_ROW)
-                (void)decode_row(st, out);
-            memset(out, 0, offsetof(apikey_record, account));
-            res = APIKEY_ST_NOTFOUND;
-        } else {
-            res = fail_on(s, db, "reading a key");
-        }
-        sqlite3_reset(st);
+        res = lookup_on(s, r, id, out);
+        if (res == -1 && follow_layout(s, r))
+            res = lookup_on(s, r, id, out);
+        if (res == -1)
+            res = fail_on(s, r == &s->rd[0] ? s->db : r->db, "reading a key");
     }
     pthread_mutex_unlock(&r->lock);
     return res;
 }
 
+/* The walk's statement and its first step. */
+static int first_step(sstore *s, const char *account, sqlite3_stmt **st)
+{
+    *st = stmt(s, account ? Q_EACH_ACCOUNT : Q_EACH);
+    if (!*st)
+        return SQLITE_ERROR;
+    if (account)
+        sqlite3_bind_text(*st, 1, account, -1, SQLITE_STATIC);
+    return sqlite3_step(*st);
+}
+
 static int sq_each(void *handle, const char *account, apikey_record_cb cb, void *arg)
 {
     sstore *s = handle;
-    sqlite3_stmt *st = stmt(s, account ? Q_EACH_ACCOUNT : Q_EACH);
-    if (account)
-        sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+    sqlite3_stmt *st;
+    int rc = first_step(s, account, &st);
+    /* A failure before the first row may be the store's layout moving. */
+    if ((rc == SQLITE_ERROR || rc == SQLITE_SCHEMA) && follow_layout(s, &s->rd[0]))
+        rc = first_step(s, account, &st);
+    if (!st)
+        return fail(s, "reading keys");
     apikey_record rec;
-    int rc, res = APIKEY_ST_OK;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    int res = APIKEY_ST_OK;
+    for (; rc == SQLITE_ROW; rc = sqlite3_step(st)) {
         res = read_row(s, st, &rec);
         if (res == APIKEY_ST_OK)
             res = cb(&rec, arg);
@@ -449,14 +555,6 @@ static int sq_each(void *handle, const char *account, apikey_record_cb cb, void 
         res = fail(s, "reading keys");
     sqlite3_reset(st);
     return res == APIKEY_ST_STOP ? APIKEY_ST_OK : res;
-}
-
-static int sq_begin(void *handle)
-{
-    sstore *s = handle;
-    int st = exec(s, "BEGIN IMMEDIATE");
-    s->in_txn = st == APIKEY_ST_OK;
-    return st;
 }
 
 static int write_record(sstore *s, int which, const apikey_record *rec)
@@ -544,9 +642,11 @@ static void sq_rollback(void *handle)
 static int sq_touch(void *handle, const char *id, int64_t when)
 {
     sstore *s = handle;
+    sqlite3_stmt *st = stmt(s, Q_TOUCH);
+    if (!st)
+        return APIKEY_ST_UNAVAILABLE;
     sqlite3_busy_timeout(s->db, 0);
     sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
-    sqlite3_stmt *st = stmt(s, Q_TOUCH);
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, when);
     int rc = sqlite3_step(st);

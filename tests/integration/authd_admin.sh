@@ -4,7 +4,8 @@
 # backend drives it: a python3 standard-library client over the admin Unix
 # socket (tests/integration/lib/admin_client.py). The dashboard flow (create
 # and see the key once, list every column as `apikey list --json`, verify
-# through /verify, the 11th key refused, rotate, revoke), bad requests, a
+# through /verify, the 11th key refused, rotate, revoke), a key with an
+# address allowlist (SPEC 11), bad requests, a
 # user who is not an admin, SIGKILL in the middle of a create loop, and the
 # store going down and coming back.
 NAME=authd_admin
@@ -46,6 +47,7 @@ start_authd
 # --- The dashboard flow, and bad requests ------------------------------------
 client flow "acme$$"
 client bad
+client allowlist "listed$$"
 
 # --- A user who is not an admin -------------------------------------------------
 before=$($APIKEY list --json --all | grep -c '"id"')

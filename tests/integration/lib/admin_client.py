@@ -4,6 +4,7 @@ listen socket ($SOCK) for /verify/$SVC. Used by tests/integration/authd_admin.sh
 
     admin_client.py flow ACCOUNT      the dashboard flow
     admin_client.py bad               bad requests
+    admin_client.py allowlist ACCOUNT a key with an address allowlist
     admin_client.py forbidden         as a user who is not an admin
     admin_client.py createloop FILE   create keys until the daemon goes away;
                                       each key whose 201 arrived goes to FILE
@@ -65,8 +66,13 @@ class Admin:
         hdrs = dict(headers or {})
         if data is not None and "Transfer-Encoding" not in hdrs:
             hdrs["Content-Type"] = "application/json"
-        self.conn.request(method, path, body=data, headers=hdrs,
-                          encode_chunked="Transfer-Encoding" in hdrs)
+        try:
+            self.conn.request(method, path, body=data, headers=hdrs,
+                              encode_chunked="Transfer-Encoding" in hdrs)
+        except BrokenPipeError:
+            # The daemon answered (a 403 before the body) and closed while
+            # the body was still being sent: its answer is there to read.
+            pass
         r = self.conn.getresponse()
         text = r.read().decode()
         if r.getheader("Connection", "").lower() == "close":
@@ -90,7 +96,7 @@ def verify(key, service=None):
     return r.status, r.getheader("X-Apikey-Account"), r.getheader("X-Apikey-Key-Id"), r.getheader("X-Apikey-Reason")
 
 
-COLUMNS = ["id", "account", "name", "scopes", "created", "expires", "last_used", "status"]
+COLUMNS = ["id", "account", "name", "scopes", "created", "expires", "last_used", "status", "allow_from"]
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
@@ -124,8 +130,9 @@ def flow(account):
     check(list(rec) == COLUMNS + ["key"], "the 201 holds every column of list --json, then key")
     check(rec["account"] == account and rec["name"] == "dashboard" and rec["scopes"] == ["proxies:read", "geo:read"]
           and rec["status"] == "active" and rec["last_used"] is None and ISO.match(rec["created"])
-          and ISO.match(rec["expires"]) and rec["expires"] > rec["created"] and key.startswith(kid),
-          "the created record: account, name, scopes, an expiry 30 days on, never used")
+          and ISO.match(rec["expires"]) and rec["expires"] > rec["created"] and key.startswith(kid)
+          and rec["allow_from"] == [],
+          "the created record: account, name, scopes, an expiry 30 days on, never used, any address")
 
     status, got, text = a.call("GET", "/v1/keys/" + kid)
     check(status == 200 and "key" not in got and key not in text, "GET /v1/keys/ID: 200, never the key again")
@@ -230,7 +237,14 @@ def bad():
         ("no account", 400, ("POST", "/v1/keys", {"name": "n", "scopes": ["geo:read"]})),
         ("no name", 400, ("POST", "/v1/keys", {"account": "a", "scopes": ["geo:read"]})),
         ("no scopes", 400, ("POST", "/v1/keys", {"account": "a", "name": "n"})),
-        ("an allow_from list (not supported yet)", 400, ("POST", "/v1/keys", dict(good, allow_from=["192.0.2.0/24"]))),
+        ("allow_from as a string", 400, ("POST", "/v1/keys", dict(good, allow_from="192.0.2.0/24"))),
+        ("allow_from holding a number", 400, ("POST", "/v1/keys", dict(good, allow_from=["192.0.2.0/24", 7]))),
+        ("allow_from holding an empty string", 400, ("POST", "/v1/keys", dict(good, allow_from=[""]))),
+        ("allow_from: two entries in one string", 400, ("POST", "/v1/keys", dict(good, allow_from=["192.0.2.0/24,::1"]))),
+        ("allow_from with 17 entries", 400, ("POST", "/v1/keys", dict(good, allow_from=["10.0.0.%d" % i for i in range(17)]))),
+        ("allow_from with host bits set", 400, ("POST", "/v1/keys", dict(good, allow_from=["10.0.0.1/8"]))),
+        ("allow_from with a prefix above 128", 400, ("POST", "/v1/keys", dict(good, allow_from=["2001:db8::/129"]))),
+        ("allow_from with a host name", 400, ("POST", "/v1/keys", dict(good, allow_from=["db.example.com"]))),
         ("an oversized body", 413, ("POST", "/v1/keys", None, b'{"name": "' + b"x" * 20000 + b'"}')),
         ("an oversized chunked body", 413, ("POST", "/v1/keys", None, iter([b"{" + b" " * 9000, b" " * 9000 + b"}"]),
                                            {"Transfer-Encoding": "chunked"})),
@@ -253,12 +267,51 @@ def bad():
         status, parsed, text = fresh(*args)
         check(status == want and one_error(status, parsed, text),
               "%s: %d with one JSON error line (got %d %s)" % (what, want, status, text.strip()[:100]))
+    # What the allowlist refusals say: which field, which entry.
+    for body, said in [(dict(good, allow_from="::1"), "allow_from must be an array of addresses"),
+                       (dict(good, allow_from=[7]), "element 1 is not one"),
+                       (dict(good, allow_from=["10.0.0.%d" % i for i in range(17)]), "allow_from holds 17 entries, more than 16"),
+                       (dict(good, allow_from=["::1", "10.0.0.1/8"]), "'10.0.0.1/8' has bits set beyond its prefix"),
+                       (dict(good, allow_from=["db.example.com"]), "'db.example.com' is not an address")]:
+        status, parsed, text = fresh("POST", "/v1/keys", body)
+        check(status == 400 and one_error(status, parsed, text) and said in parsed["error"],
+              "allow_from %s: 400 saying \"%s\" (got %d %s)" % (json.dumps(body["allow_from"])[:40], said, status, text.strip()[:120]))
     status, listed, _ = fresh("GET", "/v1/keys?account=badinput")
     check(status == 200 and listed == [], "no bad request stored a key")
     status, rec, _ = fresh("POST", "/v1/keys", dict(good, allow_from=[], expires=None))
     check(status == 201, "an empty allow_from and a null expires are accepted (201)")
     if status == 201:
         fresh("DELETE", "/v1/keys/" + rec["id"])
+
+
+def allowlist(account):
+    a = Admin()
+    req = {"account": account, "name": "ci", "scopes": ["proxies:read"], "allow_from": ["10.0.0.0/8", "2001:DB8::/32"]}
+    status, rec, text = a.call("POST", "/v1/keys", req)
+    if not check(status == 201 and isinstance(rec, dict) and "key" in rec, "POST /v1/keys with allow_from: 201"):
+        print("#   %d %s" % (status, text.strip()))
+        return
+    canonical = ["10.0.0.0/8", "2001:db8::/32"]
+    check(list(rec) == COLUMNS + ["key"] and rec["allow_from"] == canonical,
+          "the 201 holds the list, canonical (%s)" % rec["allow_from"])
+    status, got, _ = a.call("GET", "/v1/keys/" + rec["id"])
+    check(status == 200 and got.get("allow_from") == canonical, "GET /v1/keys/ID: the store kept the list (%s)" % got.get("allow_from"))
+    status, listed, _ = a.call("GET", "/v1/keys?account=" + account)
+    check(listed == cli_list(account), "GET /v1/keys?account=A with a list is what apikey list --json A prints")
+    # The admin socket's client is no address: the key is refused at /verify.
+    code, _, _, why = verify(rec["key"])
+    check((code, why) == (401, "address not allowed"),
+          "a key with a list, from a client with no address: 401 address not allowed (%s %s)" % (code, why))
+    status, rot, text = a.call("POST", "/v1/keys/%s/rotate" % rec["id"])
+    check(status == 201 and rot.get("allow_from") == canonical, "rotate keeps the list (%d %s)" % (status, rot.get("allow_from") if rot else text))
+    if status == 201:
+        status, got, _ = a.call("GET", "/v1/keys/" + rot["id"])
+        check(got.get("allow_from") == canonical, "GET of the rotated key: the list is stored with it")
+    status, rec, _ = a.call("POST", "/v1/keys", dict(req, allow_from=None, name="open"))
+    check(status == 201 and rec["allow_from"] == [], "allow_from null: any address, []")
+    status, every, _ = a.call("GET", "/v1/keys?account=%s&all=1" % account)
+    for r in every:
+        a.call("DELETE", "/v1/keys/" + r["id"])
 
 
 def forbidden():
@@ -304,6 +357,8 @@ def main():
         flow(sys.argv[2])
     elif cmd == "bad":
         bad()
+    elif cmd == "allowlist":
+        allowlist(sys.argv[2])
     elif cmd == "forbidden":
         forbidden()
     elif cmd == "createloop":

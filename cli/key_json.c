@@ -1,0 +1,47 @@
+#include "key_json.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+void key_json_time(int64_t t, char *buf, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!gmtime_r(&tt, &tm) || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(buf, len, "?");
+}
+
+/* null for 0 (never) */
+static json_t *json_time(int64_t t)
+{
+    char buf[32];
+    if (!t)
+        return json_null();
+    key_json_time(t, buf, sizeof buf);
+    return json_string(buf);
+}
+
+/* Space-separated words (scopes, allowlist entries) as an array of strings. */
+static json_t *words(const char *text)
+{
+    json_t *arr = json_array();
+    for (const char *s = text; arr && *s;) {
+        size_t n = strcspn(s, " ");
+        if (n)
+            json_array_append_new(arr, json_stringn(s, n));
+        s += n;
+        s += strspn(s, " ");
+    }
+    return arr;
+}
+
+json_t *key_json(const apikey_key_info *k, const char *state)
+{
+    /* A library older than 1.4 has no allowlists: it fills none, "" here. */
+    const char *allow = APIKEY_HAS_FIELD(apikey_key_info, k, allow_from) ? k->allow_from : "";
+    return json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:o}", "id", k->id, "account",
+                     k->account, "name", k->name, "scopes", words(k->scopes), "created",
+                     json_time(k->created), "expires", json_time(k->expires), "last_used",
+                     json_time(k->last_used), "status", state, "allow_from", words(allow));
+}
