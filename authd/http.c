@@ -133,17 +133,32 @@ static enum MHD_Result verify(struct MHD_Connection *c, const char *service)
     }
 
     authd_generation *g = authd_acquire();
+    /* Where the request comes from, for allowlists (SPEC 11): unknown
+     * (NULL) when a Unix-socket peer is not trusted or a trusted one
+     * forwarded nothing usable; a key with a list is then refused. */
+    authd_ip from;
+    char client[AUTHD_ADDR_MAX];
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    authd_client_address(&g->settings, ci ? ci->client_addr : NULL, request_header, c, &from);
+    authd_ip_text(&from, client, sizeof client);
+
     /* The sized call also says why a check could not tell (the store's
-     * own words), which only this adapter logs; an older library has the
-     * plain call alone. */
+     * own words), which only this adapter logs. A library older than 1.4
+     * answers a request with an address REASON_ARGUMENT (503), and one
+     * older than 1.2 has no call that takes it: the address is never
+     * silently dropped, so allowlists never silently stop. */
     apikey_verdict v = {.size = sizeof v};
     int given = key != NULL;
     if (APIKEY_API_HAS(authd_api, verify_with)) {
         apikey_verify_request rq = {.size = sizeof rq, .service = service, .account = account,
-                                    .key = key, .keylen = keylen};
+                                    .key = key, .keylen = keylen, .client_addr = client[0] ? client : NULL};
         authd_api->verify_with(g->ctx, &rq, &v);
-    } else {
+    } else if (!client[0]) {
         authd_api->verify(g->ctx, service, account, key, keylen, &v.result);
+    } else {
+        v.result.decision = APIKEY_UNAVAILABLE;
+        v.result.reason = APIKEY_REASON_ARGUMENT;
+        snprintf(v.error, sizeof v.error, "libapikey has no verify_with (older than 1.2)");
     }
     const apikey_result res = v.result;
     /* The key is not needed any more: out of MHD's buffer and ours. */
@@ -162,16 +177,10 @@ static enum MHD_Result verify(struct MHD_Connection *c, const char *service)
     int status = authd_api->http_status(&res);
     const char *why = reason == AUTHD_REASON_MISSING_KEY ? "missing key" : authd_api->reason_string(res.reason);
 
-    /* Where the request comes from, for allowlists (SPEC 11); logged only. */
-    authd_ip from;
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    authd_client_address(&g->settings, ci ? ci->client_addr : NULL, request_header, c, &from);
     if (status == 503 && v.error[0])
         fprintf(stderr, "apikey-authd: service %s: cannot tell: %s\n",
                 plain_name(service) ? service : "(invalid)", v.error);
     if (authd_verbose) {
-        char client[AUTHD_ADDR_MAX];
-        authd_ip_text(&from, client, sizeof client);
         fprintf(stderr, "apikey-authd: %d service=%s reason=\"%s\" key_id=%s account=%s client=%s\n",
                 status, plain_name(service) ? service : "(invalid)", why, res.key_id[0] ? res.key_id : "-",
                 status == 200 ? res.account : "-", client[0] ? client : "-");

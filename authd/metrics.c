@@ -37,6 +37,7 @@ static const char *const reason_label[AUTHD_NREASONS] = {
     [APIKEY_REASON_CONFIG] = "config",
     [APIKEY_REASON_NOMEM] = "nomem",
     [APIKEY_REASON_ARGUMENT] = "argument",
+    [APIKEY_REASON_ADDRESS] = "address",
     [AUTHD_REASON_MISSING_KEY] = "missing_key",
 };
 

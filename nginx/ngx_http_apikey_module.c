@@ -7,6 +7,10 @@
  *   apikey_header NAME;          http, server, location (default X-API-Key)
  *   $apikey_account $apikey_key_id $apikey_reason
  *
+ * The client address of per-key allowlists (SPEC section 11) is
+ * $remote_addr: what the realip module leaves in the connection, so
+ * set_real_ip_from and real_ip_header decide it as for allow/deny.
+ *
  * A host of libapikey like any other: it knows only include/apikey.h and
  * loads libapikey.so.1 at run time through its versioned entry symbol, so
  * nginx never links OpenSSL, SQLite or libpq on our behalf.
@@ -68,6 +72,9 @@ typedef struct {
     char account[256]; /* from Basic; "" for Bearer and the key header */
     char key[NGX_APIKEY_KEY_MAX];
     size_t keylen;
+    /* $remote_addr, copied: a check in the thread pool outlives nothing of
+     * the request's. "unix:" on a Unix socket, which no allowlist admits. */
+    char client_addr[NGX_SOCKADDR_STRLEN + 1];
     apikey_result result;
     char error[APIKEY_ERROR_MAX]; /* the store's line, for the error log */
 } ngx_http_apikey_check_t;
@@ -198,18 +205,23 @@ static void ngx_http_apikey_verify(ngx_http_apikey_check_t *chk)
         chk->result.decision = APIKEY_UNAVAILABLE;
         chk->result.reason = APIKEY_REASON_CONFIG;
     } else if (APIKEY_API_HAS(ngx_http_apikey_api, verify_with)) {
+        /* A library older than 1.4 answers REASON_ARGUMENT: the address is
+         * never silently dropped, so allowlists never silently stop. */
         apikey_verify_request q = {.size = sizeof(q), .service = chk->service,
                                    .account = chk->account[0] ? chk->account : NULL,
-                                   .key = chk->key, .keylen = chk->keylen};
+                                   .key = chk->key, .keylen = chk->keylen,
+                                   .client_addr = chk->client_addr};
         apikey_verdict v = {.size = sizeof(v)};
         ngx_http_apikey_api->verify_with(chk->ctx, &q, &v);
         chk->result = v.result;
         ngx_memcpy(chk->error, v.error, sizeof(chk->error));
     } else {
-        ngx_http_apikey_api->verify(chk->ctx, chk->service,
-                                    chk->account[0] ? chk->account : NULL, chk->key,
-                                    chk->keylen, &chk->result);
-        chk->error[0] = '\0';
+        /* Before 1.2 there is no call that takes the address. */
+        ngx_memzero(&chk->result, sizeof(chk->result));
+        chk->result.decision = APIKEY_UNAVAILABLE;
+        chk->result.reason = APIKEY_REASON_ARGUMENT;
+        ngx_cpystrn((u_char *) chk->error, (u_char *) "libapikey has no verify_with (older than 1.2)",
+                    sizeof(chk->error));
     }
     ngx_explicit_memzero(chk->key, sizeof(chk->key));
     chk->keylen = 0;
@@ -618,12 +630,23 @@ static ngx_int_t ngx_http_apikey_answer(ngx_http_request_t *r, ngx_http_apikey_l
 }
 
 /* A check's answer, back in the worker: the library logs nothing itself,
- * so what the store said goes to the error log here. */
+ * so what the store said goes to the error log here. A library too old for
+ * the client address fails every check alike: said once per worker. */
 static void ngx_http_apikey_take(ngx_http_request_t *r, ngx_http_apikey_req_t *rq,
                                  ngx_http_apikey_check_t *chk)
 {
+    static ngx_uint_t too_old_said;
+
     rq->result = chk->result;
-    if (chk->error[0]) {
+    if (chk->result.reason == APIKEY_REASON_ARGUMENT) {
+        if (!too_old_said) {
+            too_old_said = 1;
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                          "apikey: libapikey cannot take the client address that allowlists need "
+                          "(%s): every check answers 503 until libapikey 1.4 or later is installed",
+                          chk->error);
+        }
+    } else if (chk->error[0]) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "apikey: %s", chk->error);
     }
 }
@@ -691,6 +714,8 @@ static ngx_int_t ngx_http_apikey_handler(ngx_http_request_t *r)
     ngx_memzero(chk, sizeof(*chk));
     chk->ctx = lcf->file->ctx;
     chk->service = (const char *) lcf->service.data; /* NUL-terminated by the parser */
+    ngx_cpystrn((u_char *) chk->client_addr, r->connection->addr_text.data,
+                ngx_min(r->connection->addr_text.len + 1, sizeof(chk->client_addr)));
 
     rc = ngx_http_apikey_read_key(r, lcf, chk);
     if (rc != NGX_OK) {

@@ -36,6 +36,7 @@ $(B)/tests/test_privileged: TEST_EXTRA_LIBS = -lpam
 $(B)/tests/test_conformance: TEST_EXTRA_LIBS = -ljansson
 $(B)/tests/test_pgsql_privileged: TEST_EXTRA_LIBS = -lpq $(STORE_CFLAGS_pgsql)
 
+$(B)/tests/test_json_migration: TEST_EXTRA_LIBS = -ljansson
 $(B)/tests/test_store_sqlite: TEST_EXTRA_LIBS = -lsqlite3 -lpthread
 # libpq: the pgsql kind reads the working database to compare it.
 $(B)/tests/test_faults: TEST_EXTRA_LIBS = -lsqlite3 -lpq $(STORE_CFLAGS_pgsql)

@@ -346,6 +346,7 @@ static void put_time(emitter *e, int64_t t)
 static void put_words(emitter *e, const char *s)
 {
     puts_raw(e, "[");
+    s += strspn(s, " ");
     for (int first = 1; *s; first = 0) {
         size_t n = strcspn(s, " ");
         if (!first)

@@ -1,5 +1,5 @@
 /*
- * The embedded JSON store: one human-readable file (format in README.md),
+ * The embedded JSON store: one human-readable file (format in doc/STORES.md),
  * with a compiled index beside it (json_index.h).
  *
  * Writers serialise on an flock of PATH.lock, re-read the store under the

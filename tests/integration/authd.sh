@@ -24,6 +24,9 @@ cat >> "$CONF" <<CONF
 trusted_proxies = unix 127.0.0.1
 admin_groups = $U2
 CONF
+# Another daemon trusts only 127.0.0.1, not its Unix socket.
+sed 's/^trusted_proxies = .*/trusted_proxies = 127.0.0.1/' "$CONF" > "$T/strict.conf"
+chmod --reference="$CONF" "$T/strict.conf" && chgrp --reference="$CONF" "$T/strict.conf"
 SOCK=$T/authd.sock
 ADMIN=$T/admin.sock
 LOG=$T/authd.log
@@ -69,6 +72,19 @@ grep -qi 'error="insufficient_scope", scope="proxies:read"' "$T/head" &&
     ok "403 with error=\"insufficient_scope\", scope=\"proxies:read\"" || not_ok "403 without its scope"
 want "401 service not configured 0" "$(direct "no-such-service" "$(bearer "$GOOD")")" "an unmapped service: 401 (no key could pass)"
 
+# Keys pinned to addresses (SPEC 11).
+PIN4=$(mk "$U1" --name pin4 --scopes proxies:read --allow-from 127.0.0.1/32) || not_ok "apikey create --allow-from"
+PIN6=$(mk "$U1" --name pin6 --scopes proxies:read --allow-from ::1/128)
+xff() { printf '%s\nheader = "X-Forwarded-For: %s"' "$(bearer "$1")" "$2"; }
+# The Unix socket is trusted: the address is what the proxy forwards, and
+# unknown (refused by a list) when it forwards none.
+want "200 - 0" "$(direct "$SVC" "$(xff "$PIN4" 127.0.0.1)")" "a trusted Unix peer forwards 127.0.0.1: a key allowed from there"
+want "401 address not allowed 0" "$(direct "$SVC" "$(xff "$PIN4" 127.0.0.2)")" \
+    "a trusted Unix peer forwards 127.0.0.2: address not allowed"
+grep -qi 'error="invalid_token"' "$T/head" && ok "address not allowed: error=\"invalid_token\"" || not_ok "address not allowed without invalid_token"
+want "401 address not allowed 0" "$(direct "$SVC" "$(bearer "$PIN4")")" "a trusted Unix peer that forwards nothing: the address is unknown"
+want "200 - 0" "$(direct "$SVC" "$(bearer "$GOOD")")" "... while a key without a list passes"
+
 # --- nginx auth_request, keep-alive upstream --------------------------------
 NGX=$T/nginx
 NPORT=$(free_port)
@@ -102,6 +118,7 @@ http {
             proxy_pass_request_body off;
             proxy_set_header Content-Length "";
             proxy_set_header X-Forwarded-For \$remote_addr;
+            proxy_set_header X-Real-IP \$remote_addr;
         }
     }
 }
@@ -128,6 +145,22 @@ login() {
 PPORT=$NPORT ACCOUNT_HEADER=X-Account
 matrix "nginx auth_request"
 login "$U1" "$NARROW"; want 403 "$LAST" "nginx auth_request: an under-scoped key gets 403"
+# through PORT SOURCE KEY [CURL-CONFIG-LINE]: the status through a proxy, from a loopback address.
+through() {
+    printf '%s\n%s\n' "$(bearer "$3")" "${4:-}" |
+        curl -s -K - -o /dev/null -w '%{http_code}' --max-time 20 --interface "$2" "http://127.0.0.1:$1/x"
+}
+pinned() { # PROXY PORT
+    want 200 "$(through "$2" 127.0.0.1 "$PIN4")" "$1: a key allowed from 127.0.0.1, from 127.0.0.1"
+    want 401 "$(through "$2" 127.0.0.2 "$PIN4")" "$1: the same key from 127.0.0.2"
+    grep -q "401 service=$SVC reason=\"address not allowed\" key_id=$(id_of "$PIN4") .* client=127.0.0.2\$" "$LOG" &&
+        ok "$1: the daemon refused 127.0.0.2 for its address" || not_ok "$1: no refusal of 127.0.0.2 in the daemon's log"
+    want 401 "$(through "$2" 127.0.0.2 "$PIN4" 'header = "X-Forwarded-For: 127.0.0.1"')" \
+        "$1: from 127.0.0.2, claiming 127.0.0.1 in X-Forwarded-For"
+    want 200 "$(through "$2" 127.0.0.1 "$GOOD")" "$1: a key without a list, from 127.0.0.1"
+    want 200 "$(through "$2" 127.0.0.2 "$GOOD")" "$1: a key without a list, from 127.0.0.2"
+}
+pinned "nginx auth_request" "$NPORT"
 
 # --- Caddy forward_auth -----------------------------------------------------
 CPORT=$(free_port)
@@ -151,6 +184,49 @@ wait_port "$CPORT" || { cat "$T/caddy.log"; not_ok "caddy did not listen"; finis
 PPORT=$CPORT ACCOUNT_HEADER=X-Apikey-Account
 matrix "caddy forward_auth"
 login "$U1" "$NARROW"; want 403 "$LAST" "caddy forward_auth: an under-scoped key gets 403"
+pinned "caddy forward_auth" "$CPORT"
+
+# --- The daemon on TCP, trusting 127.0.0.1 only -----------------------------
+# A dual-stack listener ([::]:PORT, when the host has IPv6; bindv6only is 0
+# unless it says otherwise): 127.0.0.1 arrives as ::ffff:127.0.0.1, read as
+# the IPv4 address; ::1 as itself. And the same configuration on a Unix socket,
+# which it does not trust: forwarded headers there are ignored.
+DPORT=$(free_port)
+DLISTEN=127.0.0.1:$DPORT
+have_ipv6 && DLISTEN=[::]:$DPORT
+bg build/apikey-authd --config "$T/strict.conf" --listen "$DLISTEN" --threads 1 --verbose 2>> "$T/tcp.log"
+bg build/apikey-authd --config "$T/strict.conf" --listen "unix:$T/strict.sock" --threads 1 2>> "$T/tcp.log"
+tcp() { # SOURCE HOST KEY [CURL-CONFIG-LINE]: "CODE REASON"
+    printf '%s\n%s\n' "$(bearer "$3")" "${4:-}" | curl -s -K - -o /dev/null -D "$T/head" -w '%{http_code}' \
+        --max-time 20 --interface "$1" "http://$2:$DPORT/verify/$SVC" > "$T/said"
+    echo "$(cat "$T/said") $(tr -d '\r' < "$T/head" | sed -n 's/^X-Apikey-Reason: //Ip' | grep . || echo -)"
+}
+if wait_port "$DPORT"; then
+    want "200 -" "$(tcp 127.0.0.1 127.0.0.1 "$PIN4")" "TCP ($DLISTEN): from 127.0.0.1, a key allowed from 127.0.0.1/32"
+    want "401 address not allowed" "$(tcp 127.0.0.2 127.0.0.1 "$PIN4")" "TCP: from 127.0.0.2, that key"
+    want "401 address not allowed" "$(tcp 127.0.0.2 127.0.0.1 "$PIN4" 'header = "X-Forwarded-For: 127.0.0.1"')" \
+        "TCP: a forged X-Forwarded-For from an untrusted peer is ignored"
+    want "401 address not allowed" "$(tcp 127.0.0.2 127.0.0.1 "$PIN4" 'header = "X-Real-IP: 127.0.0.1"')" \
+        "TCP: a forged X-Real-IP from an untrusted peer is ignored"
+    want "401 address not allowed" "$(tcp 127.0.0.1 127.0.0.1 "$PIN4" 'header = "X-Forwarded-For: 127.0.0.1, 127.0.0.2"')" \
+        "TCP: the trusted 127.0.0.1 forwards 127.0.0.2"
+    want "200 -" "$(tcp 127.0.0.2 127.0.0.1 "$GOOD")" "TCP: a key without a list, from 127.0.0.2"
+    if have_ipv6; then
+        want "200 -" "$(tcp ::1 '[::1]' "$PIN6")" "IPv6: from ::1, a key allowed from ::1/128"
+        want "401 address not allowed" "$(tcp ::1 '[::1]' "$PIN4")" "IPv6: from ::1, a key allowed from 127.0.0.1/32"
+        want "200 -" "$(tcp ::1 '[::1]' "$GOOD")" "IPv6: from ::1, a key without a list"
+    else
+        echo "# IPv6: no ::1 here, skipped"
+    fi
+else
+    not_ok "apikey-authd did not listen on [::]:$DPORT: $(tail -n 2 "$T/tcp.log")"
+fi
+for i in $(seq 100); do [ -S "$T/strict.sock" ] && break; sleep 0.1; done
+SOCK=$T/strict.sock
+want "401 address not allowed 0" "$(direct "$SVC" "$(xff "$PIN4" 127.0.0.1)")" \
+    "an untrusted Unix peer: its X-Forwarded-For is ignored, the address is unknown"
+want "200 - 0" "$(direct "$SVC" "$(bearer "$GOOD")")" "an untrusted Unix peer: a key without a list passes"
+SOCK=$T/authd.sock
 
 # --- Slowloris and 1,000 connections, on the daemon's socket ----------------
 # Python's standard library: the key from the environment, never argv.
@@ -262,6 +338,8 @@ grep -q "apikey_authd_decisions_total{service=\"$SVC\",reason=\"allowed\"}" "$T/
 grep -q "no-such-service" "$T/metrics" && not_ok "/metrics grew a label for an unmapped name" ||
     ok "/metrics: an unmapped name from the URL gets no label of its own"
 grep -q "$U1" "$T/metrics" && not_ok "/metrics names an account" || ok "/metrics names no account"
+grep -q "apikey_authd_decisions_total{service=\"$SVC\",reason=\"address\"}" "$T/metrics" &&
+    ok "/metrics counts refusals for the address" || not_ok "/metrics: no reason=\"address\""
 
 # --- The admin socket ------------------------------------------------------------
 admin_as() { # USER PATH: the HTTP status of GET PATH on the admin socket as USER (body in $T/admin.out)
@@ -302,8 +380,8 @@ rc=$?
 [ $rc -eq 0 ] && [ ! -e "$SOCK" ] && [ ! -e "$ADMIN" ] && ok "SIGTERM: a clean stop, sockets removed" ||
     not_ok "SIGTERM: exit $rc"
 leaks=0
-for k in "$GOOD" "$FOREIGN" "$NARROW" "$EXPIRED" "$REVOKED" "$WRONG" "$LIVE"; do
-    for f in "$LOG" "$NGX/logs/error.log" "$NGX/logs/access.log" "$T/caddy.log"; do
+for k in "$GOOD" "$FOREIGN" "$NARROW" "$EXPIRED" "$REVOKED" "$WRONG" "$LIVE" "$PIN4" "$PIN6"; do
+    for f in "$LOG" "$NGX/logs/error.log" "$NGX/logs/access.log" "$T/caddy.log" "$T/tcp.log"; do
         grep -qF "$k" "$f" && { leaks=1; echo "#   a key in $(basename "$f")"; }
     done
 done

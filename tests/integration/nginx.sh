@@ -28,6 +28,8 @@ cp build/nginx/ngx_http_apikey_module.so "$T/build/nginx/"
 cp build/libapikey.so "$T/build/libapikey.so.1"
 PORT=$(free_port)
 UP=$(free_port)
+P6=$(free_port)
+PDUAL=$(free_port)
 LOG=$N/error.log
 
 # A second configuration whose store the worker cannot read: 503.
@@ -65,6 +67,7 @@ location /own-header/ { apikey_service $SVC; apikey_header X-Custom-Key; alias $
 location /any-denied/ { satisfy any; allow 127.0.0.2; deny all; apikey_service $SVC; alias $N/www/f/; }
 location /any-allowed/ { satisfy any; allow 127.0.0.1; deny all; apikey_service $SVC; alias $N/www/f/; }
 location /locked/ { apikey_config $T/locked.conf; apikey_service $SVC; alias $N/www/f/; }
+location /realip/ { set_real_ip_from 127.0.0.1; real_ip_header X-Real-IP; apikey_service $SVC; alias $N/www/f/; }
 location /wrk/ {
     apikey_service $SVC;
     proxy_set_header X-Account \$apikey_account;
@@ -73,6 +76,12 @@ location /wrk/ {
 $PGLOC
 CONF
 sed -i "s#^    location /v1/ {#    include $N/locations.conf;\n&#" "$N/example.conf"
+# IPv6 only, and dual-stack (an IPv4 client is ::ffff:127.0.0.1 there).
+: > "$N/ipv6.conf"
+have_ipv6 && cat > "$N/ipv6.conf" <<CONF
+server { listen [::1]:$P6; location / { apikey_service $SVC; alias $N/www/f/; } }
+server { listen [::]:$PDUAL ipv6only=off; location / { apikey_service $SVC; alias $N/www/f/; } }
+CONF
 cat > "$N/nginx.conf" <<CONF
 load_module $T/build/nginx/ngx_http_apikey_module.so;
 user proxy;
@@ -91,6 +100,7 @@ http {
     uwsgi_temp_path $N/tmp/uwsgi;
     scgi_temp_path $N/tmp/scgi;
     include $N/example.conf;
+    include $N/ipv6.conf;
     server {
         listen 127.0.0.1:$UP;
         access_log $N/upstream.log;
@@ -133,6 +143,12 @@ get() {
     curl -s -o "$T/b" -D "$T/h" -w '%{http_code}' --max-time 30 "$@" "$URL$p"
 }
 hdr() { printf 'header = "%s"\n' "$1" | get "$2" -K -; }   # HEADER-LINE PATH
+# from SOURCE-ADDRESS KEY [URL-PREFIX [PATH]]: the status of a request with the key in
+# X-API-Key, sent from that loopback address.
+from() {
+    printf 'header = "X-API-Key: %s"\n' "$2" | curl -s -o "$T/b" -D "$T/h" -w '%{http_code}' --max-time 30 \
+        -K - --interface "$1" "${3:-$URL}${4:-/f/index.txt}"
+}
 want() { # WHAT EXPECTED-STATUS GOT [FILE PATTERN]
     if [ "$3" = "$2" ]; then ok "$1: $2"; else not_ok "$1: want $2, got $3"; fi
 }
@@ -190,6 +206,41 @@ has "503: the store's line in the error log" "$LOG" "apikey: store $T/locked/key
 want "satisfy any, allowed address, no key" 200 "$(get /any-allowed/)"
 want "satisfy any, other address, no key" 401 "$(get /any-denied/)"
 want "satisfy any, other address, good key" 200 "$(hdr "X-API-Key: $GOOD" /any-denied/)"
+
+# Allowlists (SPEC 11): the client address is \$remote_addr. 127.0.0.2 is
+# on loopback too: the same server, another client.
+PIN4=$(mk "$U1" --name pin4 --scopes proxies:read --allow-from 127.0.0.1/32) || not_ok "apikey create --allow-from"
+PIN6=$(mk "$U1" --name pin6 --scopes proxies:read --allow-from ::1/128)
+want "a key allowed from 127.0.0.1, from 127.0.0.1" 200 "$(from 127.0.0.1 "$PIN4")"
+want "the same key from 127.0.0.2" 401 "$(from 127.0.0.2 "$PIN4")"
+has "address not allowed: invalid_token" "$T/h" "WWW-Authenticate: Bearer realm=\"$SVC\", error=\"invalid_token\""
+has "address not allowed: the JSON body" "$T/b" "{\"error\": \"address not allowed\", \"key_id\": \"$(id_of "$PIN4")\"}"
+want "a key without a list, from 127.0.0.1" 200 "$(from 127.0.0.1 "$GOOD")"
+want "a key without a list, from 127.0.0.2" 200 "$(from 127.0.0.2 "$GOOD")"
+want "a key allowed from ::1, from 127.0.0.1" 401 "$(from 127.0.0.1 "$PIN6")"
+# realip: X-Real-IP from the trusted 127.0.0.1 decides; from 127.0.0.2 it is ignored.
+realip() { # SOURCE X-REAL-IP KEY
+    printf 'header = "X-API-Key: %s"\nheader = "X-Real-IP: %s"\n' "$3" "$2" | get /realip/ -K - --interface "$1"
+}
+want "realip: 127.0.0.1 says the client is 127.0.0.2" 401 "$(realip 127.0.0.1 127.0.0.2 "$PIN4")"
+has "realip: refused for the address" "$T/b" '"error": "address not allowed"'
+want "realip: 127.0.0.1 says the client is 127.0.0.1" 200 "$(realip 127.0.0.1 127.0.0.1 "$PIN4")"
+want "realip: untrusted 127.0.0.2 claims 127.0.0.1" 401 "$(realip 127.0.0.2 127.0.0.1 "$PIN4")"
+# IPv6: ::1, and a dual-stack listener where 127.0.0.1 is ::ffff:127.0.0.1,
+# which the library reads as the IPv4 address.
+if have_ipv6; then
+    want "IPv6: a key allowed from ::1, from ::1" 200 "$(from ::1 "$PIN6" "http://[::1]:$P6" /index.txt)"
+    want "IPv6: a key allowed from 127.0.0.1, from ::1" 401 "$(from ::1 "$PIN4" "http://[::1]:$P6" /index.txt)"
+    want "IPv6: a key without a list, from ::1" 200 "$(from ::1 "$GOOD" "http://[::1]:$P6" /index.txt)"
+    want "dual-stack: from 127.0.0.1 (::ffff:127.0.0.1), a key allowed from 127.0.0.1/32" 200 \
+        "$(from 127.0.0.1 "$PIN4" "http://127.0.0.1:$PDUAL" /index.txt)"
+    want "dual-stack: from 127.0.0.2, that key" 401 "$(from 127.0.0.2 "$PIN4" "http://127.0.0.1:$PDUAL" /index.txt)"
+    want "dual-stack: from ::1, a key allowed from ::1" 200 "$(from ::1 "$PIN6" "http://[::1]:$PDUAL" /index.txt)"
+    grep -q '^::ffff:127.0.0.1 "GET /index.txt' "$N/access.log" && ok "dual-stack: nginx saw ::ffff:127.0.0.1" ||
+        not_ok "dual-stack: no ::ffff:127.0.0.1 in the access log"
+else
+    echo "# IPv6: no ::1 here, skipped"
+fi
 
 # Revoked while nginx runs: refused at the next request.
 LIVE=$(mk "$U1" --name live --scopes proxies:read)
@@ -311,6 +362,12 @@ if [ -n "$PGCONF" ]; then
     done
     want "pgsql: a good key" 200 "$(hdr "X-API-Key: $PGKEY" /pg/)"
     has "pgsql: the upstream sees \$apikey_account" "$T/b" "account=$U1 "
+    # In the thread pool, the check has its own copy of the address.
+    PGPIN=$("$ROOT/build/apikey" --config "$PGCONF" create "$U1" --name pgpin --scopes proxies:read \
+        --allow-from 127.0.0.1/32) || not_ok "apikey create --allow-from on pgsql"
+    want "pgsql: a key allowed from 127.0.0.1, from 127.0.0.1" 200 "$(from 127.0.0.1 "$PGPIN" "$URL" /pg/)"
+    want "pgsql: the same key from 127.0.0.2" 401 "$(from 127.0.0.2 "$PGPIN" "$URL" /pg/)"
+    has "pgsql: refused for the address" "$T/b" '"error": "address not allowed"'
     awk 'BEGIN { for (i = 0; i < 20; i++) printf "wrk%d\tk\tproxies:read\tnever\n", i }' > "$T/pgbatch"
     "$ROOT/build/apikey" --config "$PGCONF" create --batch "$T/pgbatch" > "$T/pg.keys"
     : > "$T/pg.revoked"
@@ -340,7 +397,7 @@ kill "$MASTER"; wait "$MASTER" 2>/dev/null
 if grep -q "exited on signal" "$LOG"; then not_ok "a worker died: $(grep -m1 'exited' "$LOG")"
 else ok "no worker died"; fi
 {
-    for k in "$GOOD" "$FOREIGN" "$NARROW" "$EXPIRED" "$REVOKED" "$WRONG" "$LIVE" "$typo" ${PGKEY:-}; do echo "$k"; done
+    for k in "$GOOD" "$FOREIGN" "$NARROW" "$EXPIRED" "$REVOKED" "$WRONG" "$LIVE" "$typo" "$PIN4" "$PIN6" ${PGKEY:-} ${PGPIN:-}; do echo "$k"; done
     cat "$T/wrk.keys" "$T/pg.keys" 2>/dev/null
 } | awk 'length($0) > 11 { print; print substr($0, 12) }' > "$T/secrets"
 echo "$HOSTILE" | awk '{ print; print substr($0, 12) }' > "$T/hostile"
@@ -349,4 +406,43 @@ cat "$N"/*.log | grep -F -f "$T/hostile" | grep -v "client sent " >> "$T/leaks"
 if [ -s "$T/leaks" ]; then not_ok "a key is in nginx's logs: $(cut -c1-200 "$T/leaks" | head -n 3)"
 else ok "no key (nor its secret part) in nginx's access, upstream or error log"; fi
 has "the access log names the key id and reason" "$N/access.log" "key_id=$(id_of "$REVOKED") reason=\"revoked\""
+has "\$apikey_reason says an address was refused" "$N/access.log" "key_id=$(id_of "$PIN4") reason=\"address not allowed\""
+
+# A libapikey too old to take the client address (no verify_with: the real
+# library's table cut before its admin slots): every check 503, never a
+# check without the address, and the error log says why once.
+O=$T/old
+mkdir -p "$O/nginx" "$O/tmp" && chown proxy "$O/tmp"
+cp build/nginx/ngx_http_apikey_module.so "$O/nginx/"
+OPORT=$(free_port)
+if ${CC:-cc} -shared -fPIC -Iinclude -DREAL="\"$T/build/libapikey.so.1\"" -o "$O/libapikey.so.1" \
+    tests/integration/lib/old_library.c -ldl; then
+    cat > "$O/nginx.conf" <<CONF
+load_module $O/nginx/ngx_http_apikey_module.so;
+user proxy;
+worker_processes 1;
+daemon off;
+pid $O/nginx.pid;
+error_log $O/error.log info;
+events { }
+http {
+    access_log off;
+    client_body_temp_path $O/tmp/body; proxy_temp_path $O/tmp/proxy; fastcgi_temp_path $O/tmp/fastcgi;
+    uwsgi_temp_path $O/tmp/uwsgi; scgi_temp_path $O/tmp/scgi;
+    apikey_config $CONF;
+    server { listen 127.0.0.1:$OPORT; location / { apikey_service $SVC; alias $N/www/f/; } }
+}
+CONF
+    bg nginx -p "$O" -c "$O/nginx.conf"
+    if wait_port "$OPORT"; then
+        want "an older libapikey: a key without a list" 503 "$(from 127.0.0.1 "$GOOD" "http://127.0.0.1:$OPORT" /)"
+        want "an older libapikey: a key with a list" 503 "$(from 127.0.0.2 "$PIN4" "http://127.0.0.1:$OPORT" /)"
+        n=$(grep -c "libapikey cannot take the client address" "$O/error.log")
+        want "an older libapikey: said once in the error log" 1 "$n"
+    else
+        not_ok "the nginx with an older libapikey did not listen: $(tail -n 3 "$O/error.log")"
+    fi
+else
+    not_ok "cannot build the older library"
+fi
 finish

@@ -83,6 +83,8 @@ free_port() {
         ss -Htln "sport = :$p" | grep -q . || { echo "$p"; return; }
     done
 }
+# Whether this host has IPv6 on loopback (::1): containers may have none.
+have_ipv6() { grep -q '^0\{31\}1 .* lo$' /proc/net/if_inet6 2>/dev/null; }
 # wait_port PORT: until something listens there (10 s at most).
 wait_port() {
     for i in $(seq 100); do
