@@ -17,7 +17,6 @@ start_squid() { # SNIPPET [SED-SCRIPT]: the snippet made private to this run
     LOG=$T/squid/cache-$(basename "$1" .conf)${2:+-edited}.log
     cat > "$T/squid.conf" <<CONF
 http_port 127.0.0.1:$PORT
-http_port [::1]:$PORT
 pid_filename $T/squid/squid.pid
 cache_log $LOG
 access_log stdio:$T/squid/access.log
@@ -33,6 +32,7 @@ CONF
     sed -e "s#/usr/local/bin/basic_apikey_auth#$HELPER#" -e "s#/etc/apikey/apikey.conf#$CONF#" \
         -e "s#-n squid#-n $SVC#" -e "s#--service squid#--service $SVC#" \
         -e "s#credentialsttl .*#credentialsttl 1 second#" ${2:+-e "$2"} "$1" >> "$T/squid.conf"
+    ! have_ipv6 || echo "http_port [::1]:$PORT" >> "$T/squid.conf"
     squid -k parse -f "$T/squid.conf" > "$T/parse.log" 2>&1 || { cat "$T/parse.log"; not_ok "squid -k parse"; finish; }
     bg squid -N -f "$T/squid.conf"
     SQUID=$!

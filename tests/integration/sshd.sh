@@ -21,7 +21,8 @@ sshd_config() { # password|keyboard-interactive [UseDNS]
         -e "s#^PasswordAuthentication .*#PasswordAuthentication $pw#" \
         -e "s#^UseDNS .*#UseDNS ${2:-no}#" \
         etc/sshd_config-apikey > "$T/sshd_config"
-    printf 'ListenAddress 127.0.0.1\nListenAddress ::1\nHostKey %s/host_key\nLogLevel VERBOSE\n' "$T" >> "$T/sshd_config"
+    printf 'ListenAddress 127.0.0.1\nHostKey %s/host_key\nLogLevel VERBOSE\n' "$T" >> "$T/sshd_config"
+    ! have_ipv6 || echo "ListenAddress ::1" >> "$T/sshd_config"
 }
 start_sshd() {
     "$T/$SVC" -t -f "$T/sshd_config" || { not_ok "sshd -t refuses the config"; finish; }

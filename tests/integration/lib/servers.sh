@@ -182,7 +182,7 @@ matrix() { # HOW
 
 # Allowlists (SPEC section 11): the address the server sees reaches the
 # check. 127.0.0.2 is loopback too: the same server, another client. With
-# v6, the server listens on ::1 as well.
+# v6, the server listens on ::1 as well where have_ipv6.
 FROM=""
 server_addr() { case $FROM in *:*) echo "::1" ;; *) echo 127.0.0.1 ;; esac; }
 url_host() { case $FROM in *:*) echo "[::1]" ;; *) echo 127.0.0.1 ;; esac; }
@@ -198,7 +198,9 @@ address_matrix() { # HOW [v6]
     FROM=127.0.0.2; want_out "$1: the same key, from 127.0.0.2" "$U1" "$PINNED"
     want_in "$1: a key without a list, from 127.0.0.2" "$U1" "$GOOD"
     FROM=127.0.0.1; want_in "$1: a key without a list, from 127.0.0.1" "$U1" "$GOOD"
-    if [ "${2:-}" = v6 ]; then
+    if [ "${2:-}" = v6 ] && ! have_ipv6; then
+        echo "# $1: IPv6: no ::1 on loopback, skipped"
+    elif [ "${2:-}" = v6 ]; then
         FROM=::1; want_in "$1: a key pinned to ::1/128, from ::1" "$U1" "$PINNED6"
         want_out "$1: a key pinned to 127.0.0.1/32, from ::1" "$U1" "$PINNED"
         want_in "$1: a key without a list, from ::1" "$U1" "$GOOD"
