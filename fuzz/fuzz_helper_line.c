@@ -15,6 +15,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (!req.user[0] || strlen(req.user) >= sizeof req.user ||
                 req.password_len >= sizeof req.password || memchr(req.password, 0, req.password_len))
                 abort();
+            if (req.client_addr && (req.client_addr != req.client_addr_buf || !req.client_addr[0] ||
+                                    strlen(req.client_addr) >= sizeof req.client_addr_buf))
+                abort();
         }
     }
     free(line);

@@ -1,10 +1,12 @@
 /*
  * basic_apikey_auth - Squid basic authentication helper (SPEC section 7).
  *
- * Reads "[channel ]user password" lines, URL-escaped as Squid sends them,
- * and answers OK, ERR or BH (store or configuration unavailable: Squid must
- * not take that for a wrong password). A long-lived host of libapikey: each
- * answer consults the store of record, so a revocation reaches the next one.
+ * Reads "[channel ]user password[ address]" lines, URL-escaped as Squid
+ * sends them (the address is the first of key_extras, "%>a": a key with an
+ * allowlist needs it), and answers OK, ERR or BH (store or configuration
+ * unavailable: Squid must not take that for a wrong password). A long-lived
+ * host of libapikey: each answer consults the store of record, so a
+ * revocation reaches the next one.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -79,7 +81,8 @@ int main(int argc, char **argv)
             answer(channel, "BH", "apikey configuration unusable");
         } else {
             apikey_verify_request q = {.size = sizeof q, .service = service, .account = req.user,
-                                       .key = req.password, .keylen = req.password_len};
+                                       .key = req.password, .keylen = req.password_len,
+                                       .client_addr = req.client_addr};
             apikey_verdict v = {.size = sizeof v};
             apikey_decision d = apikey_verify_with(ctx, &q, &v);
             /* Why it could not tell goes to Squid's cache.log, never to the

@@ -64,7 +64,21 @@ int helper_parse_line(const char *line, size_t len, int concurrency, helper_requ
     if (unescape(line, (size_t)(sp - line), req->user, sizeof req->user, &ulen) != 0)
         return -1;
     const char *pw = sp + 1;
-    if (memchr(pw, ' ', (size_t)(end - pw)))
+    const char *pw_end = memchr(pw, ' ', (size_t)(end - pw));
+    if (!pw_end)
+        return unescape(pw, (size_t)(end - pw), req->password, sizeof req->password, &req->password_len);
+    /* key_extras: "%>a" first. Squid writes a logformat value as it is
+     * (an address needs no escaping), but "%#>a" would URL-escape it. */
+    const char *extra = pw_end + 1, *extra_end = memchr(extra, ' ', (size_t)(end - extra));
+    if (!extra_end)
+        extra_end = end;
+    size_t alen;
+    if (pw_end == pw || extra_end == extra ||
+        unescape(pw, (size_t)(pw_end - pw), req->password, sizeof req->password, &req->password_len) != 0 ||
+        unescape(extra, (size_t)(extra_end - extra), req->client_addr_buf, sizeof req->client_addr_buf,
+                 &alen) != 0)
         return -1;
-    return unescape(pw, (size_t)(end - pw), req->password, sizeof req->password, &req->password_len);
+    /* A value Squid does not have yet expands as a dash: unknown. */
+    req->client_addr = strcmp(req->client_addr_buf, "-") == 0 ? NULL : req->client_addr_buf;
+    return 0;
 }

@@ -54,12 +54,14 @@ static int parse_args(pam_handle_t *pamh, int argc, const char **argv, pam_args 
     return PAM_SUCCESS;
 }
 
-/* A user name as typed by the client goes into the log: no control bytes. */
-static void printable(const char *in, char *out, size_t len)
+/* A user name as typed by the client, or PAM_RHOST as a server resolved
+ * it, goes into the log: no control bytes (and, for a host, no space that
+ * could forge the next field of the line). */
+static void printable(const char *in, char *out, size_t len, int keep_spaces)
 {
     size_t o = 0;
     for (; *in && o + 1 < len; in++)
-        out[o++] = (unsigned char)*in < 0x20 || *in == 0x7f ? '?' : *in;
+        out[o++] = (unsigned char)*in < 0x20 || *in == 0x7f || (*in == ' ' && !keep_spaces) ? '?' : *in;
     out[o] = '\0';
 }
 
@@ -87,8 +89,15 @@ static int check(pam_handle_t *pamh, const pam_args *a, const char *phase, const
         pam_syslog(pamh, LOG_ERR, "no service name");
         return PAM_SERVICE_ERR;
     }
-    char err[512], who[128];
-    printable(user, who, sizeof who);
+    /* The client's address as the server knows it (sshd, login -h, Dante):
+     * the core checks it against the key's allowlist, if the key has one,
+     * and refuses a host name, an empty or an unset one there. */
+    const char *rhost = NULL;
+    if (pam_get_item(pamh, PAM_RHOST, (const void **)&rhost) != PAM_SUCCESS)
+        rhost = NULL;
+    char err[512], who[128], from[256];
+    printable(user, who, sizeof who, 1);
+    printable(rhost ? rhost : "-", from, sizeof from, 0);
     /* Kept open between logins of this process (see loader/ctx_cache.c);
      * every verify still reads the store of record. Privileged: su, login
      * and sshd run us as root in an environment the caller may have set. */
@@ -98,7 +107,7 @@ static int check(pam_handle_t *pamh, const pam_args *a, const char *phase, const
         return PAM_SERVICE_ERR;
     }
     apikey_verify_request q = {.size = sizeof q, .service = service, .account = user, .key = key,
-                               .keylen = strlen(key)};
+                               .keylen = strlen(key), .client_addr = rhost};
     apikey_verdict v = {.size = sizeof v};
     apikey_verify_with(ctx, &q, &v);
     ctx_cache_release(ctx);
@@ -106,13 +115,14 @@ static int check(pam_handle_t *pamh, const pam_args *a, const char *phase, const
     int rc = to_pam(&res);
     const char *id = res.key_id[0] ? res.key_id : "-";
     if (res.decision == APIKEY_ALLOWED)
-        pam_syslog(pamh, LOG_NOTICE, "%s: allowed account=%s key=%s service=%s", phase, who, id, service);
+        pam_syslog(pamh, LOG_NOTICE, "%s: allowed account=%s key=%s service=%s rhost=%s", phase, who,
+                   id, service, from);
     else if (res.decision == APIKEY_REFUSED)
-        pam_syslog(pamh, LOG_NOTICE, "%s: refused account=%s key=%s service=%s reason=%s", phase, who,
-                   id, service, apikey_reason_string(res.reason));
+        pam_syslog(pamh, LOG_NOTICE, "%s: refused account=%s key=%s service=%s rhost=%s reason=%s", phase,
+                   who, id, service, from, apikey_reason_string(res.reason));
     else
-        pam_syslog(pamh, LOG_ERR, "%s: unavailable account=%s service=%s reason=%s%s%s", phase,
-                   who, service, apikey_reason_string(res.reason), v.error[0] ? ": " : "", v.error);
+        pam_syslog(pamh, LOG_ERR, "%s: unavailable account=%s service=%s rhost=%s reason=%s%s%s", phase,
+                   who, service, from, apikey_reason_string(res.reason), v.error[0] ? ": " : "", v.error);
     if (res.decision != APIKEY_UNAVAILABLE && v.error[0]) /* a store's warning */
         pam_syslog(pamh, LOG_WARNING, "%s: %s", phase, v.error);
     if (a->debug)

@@ -165,6 +165,73 @@ static void test_concurrency_channels(void)
     free(fresh);
 }
 
+/* A key pinned to allow_from, through `apikey create --allow-from`. */
+static char *create_pinned(const char *allow_from)
+{
+    char *out = NULL;
+    CU_ASSERT_EQUAL_FATAL(tu_apikey(config, NULL, &out, NULL, "create", "dave", "--name", "pinned",
+                                    "--scopes", "proxies:read", "--allow-from", allow_from, NULL),
+                          0);
+    out[strcspn(out, "\n")] = '\0';
+    return out;
+}
+
+/* Squid with key_extras "%>a" writes the client address after the
+ * password: "[channel ]user password address[ more extras]". */
+static void test_key_extras(void)
+{
+    char *v4 = create_pinned("127.0.0.1/32"), *v6 = create_pinned("::1/128"),
+         *any = create("dave", "proxies:read");
+#define NOT_ALLOWED "ERR message=\"address not allowed\""
+#define MALFORMED "BH message=\"malformed request\""
+    struct {
+        const char *key, *extras, *answer;
+    } cases[] = {
+        {v4, " 127.0.0.1", "OK"},
+        {v4, " ::ffff:127.0.0.1", "OK"},          /* a dual-stack port's IPv4 client */
+        {v4, " %3A%3Affff%3A127.0.0.1", "OK"},    /* "%#>a" escapes it */
+        {v4, " 127.0.0.1 3128 -", "OK"},          /* more extras are not read */
+        {v4, " 127.0.0.2", NOT_ALLOWED},
+        {v4, " ::1", NOT_ALLOWED},
+        {v4, "", NOT_ALLOWED},   /* no key_extras: unknown */
+        {v4, " -", NOT_ALLOWED}, /* Squid did not know it */
+        {v4, " localhost", NOT_ALLOWED},
+        {v6, " ::1", "OK"},
+        {v6, " 127.0.0.1", NOT_ALLOWED},
+        {any, " 127.0.0.2", "OK"},
+        {any, " ::1", "OK"},
+        {any, " -", "OK"},
+        {any, " localhost", "OK"},
+        {any, "", "OK"},
+        /* Malformed as before: empty fields, bad escapes, too long. */
+        {any, " ", MALFORMED},
+        {any, "  127.0.0.1", MALFORMED},
+        {any, " 127.0.0.1%zz", MALFORMED},
+        {any, " 127.0.0.1%00", MALFORMED},
+        {any, " 1111111111111111111111111111111111111111111111111111111111111111", MALFORMED},
+    };
+    char line[512], want[128];
+    for (int concurrency = 0; concurrency < 2; concurrency++) {
+        helper h = start(config, concurrency);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            snprintf(line, sizeof line, "%s%sdave %s%s", concurrency ? "41" : "", concurrency ? " " : "",
+                     cases[i].key, cases[i].extras);
+            snprintf(want, sizeof want, "%s%s%s", concurrency ? "41" : "", concurrency ? " " : "",
+                     cases[i].answer);
+            const char *got = ask(&h, line);
+            CU_ASSERT_STRING_EQUAL(got, want);
+            if (strcmp(got, want) != 0)
+                fprintf(stderr, "extras '%s' (concurrency %d): %s\n", cases[i].extras, concurrency, got);
+        }
+        stop(&h);
+    }
+    free(v4);
+    free(v6);
+    free(any);
+#undef NOT_ALLOWED
+#undef MALFORMED
+}
+
 static void test_unavailable_is_bh(void)
 {
     char *bad = tu_config("json:/nonexistent/dir/keys.json", NULL, "squid = proxies:read\n");
@@ -205,6 +272,7 @@ int main(void)
     CU_TestInfo tests[] = {
         {"OK, ERR and BH; escapes; revocation reaches the next answer", test_answers},
         {"channel ids with --concurrency", test_concurrency_channels},
+        {"key_extras: the client address after the password", test_key_extras},
         {"an unavailable store or config answers BH", test_unavailable_is_bh},
         {"no key left in the helper's memory after its answer", test_no_key_left_in_memory},
         CU_TEST_INFO_NULL,

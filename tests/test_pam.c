@@ -12,6 +12,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "apikey.h"
 #include "testutil.h"
 
 #define SET_ITEMS "/usr/lib/x86_64-linux-gnu/pam_wrapper/pam_set_items.so"
@@ -78,16 +79,25 @@ typedef struct outcome {
     int auth, acct, prompts;
 } outcome;
 
-static outcome login_as(const char *service, const char *user, const char *key, enum mode mode)
+/* rhost: PAM_RHOST as the server sets it, or NULL to leave it unset. */
+static outcome login_full(const char *service, const char *user, const char *key, enum mode mode,
+                          const char *rhost)
 {
     client c = {key, mode, 0};
     pam_handle_t *pamh = begin(service, user, &c);
+    if (rhost)
+        CU_ASSERT_EQUAL(pam_set_item(pamh, PAM_RHOST, rhost), PAM_SUCCESS);
     outcome o = {pam_authenticate(pamh, 0), -1, 0};
     if (o.auth == PAM_SUCCESS)
         o.acct = pam_acct_mgmt(pamh, 0);
     pam_end(pamh, o.acct == -1 ? o.auth : o.acct);
     o.prompts = c.prompts;
     return o;
+}
+
+static outcome login_as(const char *service, const char *user, const char *key, enum mode mode)
+{
+    return login_full(service, user, key, mode, NULL);
 }
 
 static outcome login(const char *service, const char *key)
@@ -342,7 +352,7 @@ static void test_store_line_logged(void)
     CU_ASSERT_EQUAL(o.auth, PAM_AUTHINFO_UNAVAIL);
     char expect[600];
     snprintf(expect, sizeof expect,
-             "auth: unavailable account=alice service=pamtest reason=store unavailable: store %s: not valid JSON",
+             "auth: unavailable account=alice service=pamtest rhost=- reason=store unavailable: store %s: not valid JSON",
              corrupt);
     CU_ASSERT_EQUAL(tu_count(log, expect), 1);
     CU_ASSERT_EQUAL(tu_count(log, "not valid JSON"), 1);
@@ -445,6 +455,155 @@ static void test_log_never_holds_key(void)
     stack("pamtest", NULL, config, "");
 }
 
+/* ---- The client address: PAM_RHOST against the key's allowlist ---- */
+
+/* A key of alice for proxies:read usable only from allow_from, made through
+ * the library (the store must keep the list). */
+static char *create_pinned(const char *allow_from)
+{
+    char err[APIKEY_ERROR_MAX] = "";
+    apikey_ctx *ctx = apikey_open(config, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    apikey_create_request req = {.size = sizeof req, .account = "alice", .name = "pinned",
+                                 .scopes = "proxies:read", .allow_from = allow_from};
+    apikey_issued out = {.size = sizeof out};
+    apikey_status st = apikey_create(ctx, &req, &out, err, sizeof err);
+    apikey_close(ctx);
+    if (st != APIKEY_OK)
+        fprintf(stderr, "create --allow-from %s: %s\n", allow_from, err);
+    CU_ASSERT_EQUAL_FATAL(st, APIKEY_OK);
+    char *key = strdup(out.key);
+    apikey_wipe(out.key, sizeof out.key);
+    return key;
+}
+
+static outcome login_from(const char *key, const char *rhost)
+{
+    return login_full("pamtest", "alice", key, ANSWER, rhost);
+}
+
+/* Where the check refuses: PAM_AUTH_ERR, the account phase never reached. */
+#define REFUSED_FROM(key, rhost)                                                                   \
+    do {                                                                                           \
+        outcome o_ = login_from(key, rhost);                                                       \
+        CU_ASSERT_EQUAL(o_.auth, PAM_AUTH_ERR);                                                    \
+        if (o_.auth != PAM_AUTH_ERR)                                                               \
+            fprintf(stderr, "from %s: %s\n", (rhost) ? (rhost) : "(unset)", pam_strerror(NULL, o_.auth)); \
+    } while (0)
+#define ALLOWED_FROM(key, rhost)                                                                   \
+    do {                                                                                           \
+        outcome o_ = login_from(key, rhost);                                                       \
+        CU_ASSERT_EQUAL(o_.auth, PAM_SUCCESS);                                                     \
+        CU_ASSERT_EQUAL(o_.acct, PAM_SUCCESS);                                                     \
+        if (o_.auth != PAM_SUCCESS || o_.acct != PAM_SUCCESS)                                      \
+            fprintf(stderr, "from %s: %s / %d\n", (rhost) ? (rhost) : "(unset)",                 \
+                    pam_strerror(NULL, o_.auth), o_.acct);                                         \
+    } while (0)
+
+/* Longer than any name (libpam itself fails a 10,000-byte one: its audit
+ * record does not take it). */
+static char *long_rhost(void)
+{
+    char *s = malloc(4001);
+    memset(s, 'h', 4000);
+    s[4000] = '\0';
+    return s;
+}
+
+static void test_rhost_pinned_ipv4(void)
+{
+    char *k = create_pinned("127.0.0.1/32"), *lng = long_rhost();
+    ALLOWED_FROM(k, "127.0.0.1");
+    /* Deliberate: a dual-stack server reports an IPv4 client mapped. */
+    ALLOWED_FROM(k, "::ffff:127.0.0.1");
+    REFUSED_FROM(k, "127.0.0.2");
+    REFUSED_FROM(k, "::1");
+    /* sshd with UseDNS yes, or login -h: a name is not an address. */
+    REFUSED_FROM(k, "localhost");
+    REFUSED_FROM(k, "");
+    REFUSED_FROM(k, NULL); /* su, sudo: no PAM_RHOST at all */
+    REFUSED_FROM(k, "127.0.0.1 ");
+    REFUSED_FROM(k, "127.0.0.1/32");
+    REFUSED_FROM(k, lng);
+    free(lng);
+    free(k);
+}
+
+static void test_rhost_pinned_ipv6(void)
+{
+    char *k = create_pinned("::1/128");
+    ALLOWED_FROM(k, "::1");
+    ALLOWED_FROM(k, "0:0:0:0:0:0:0:1");
+    REFUSED_FROM(k, "::2");
+    REFUSED_FROM(k, "127.0.0.1");
+    REFUSED_FROM(k, "::1%lo"); /* a zone id is not part of an address */
+    REFUSED_FROM(k, NULL);
+    free(k);
+}
+
+/* A key without a list: exactly as before, whatever PAM_RHOST holds. */
+static void test_rhost_ignored_without_list(void)
+{
+    char *lng = long_rhost();
+    const char *from[] = {"127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1", "localhost", "",
+                          NULL, "bad\nhost", lng};
+    for (size_t i = 0; i < sizeof from / sizeof from[0]; i++)
+        ALLOWED_FROM(good, from[i]);
+    REFUSED_FROM(geo, "127.0.0.1"); /* and its refusals as before */
+    free(lng);
+}
+
+/* The account phase checks the address again: a server that changes
+ * PAM_RHOST between the phases gets no success from the earlier one. */
+static void test_rhost_rechecked_in_account(void)
+{
+    char *k = create_pinned("127.0.0.1/32");
+    client c = {k, ANSWER, 0};
+    pam_handle_t *pamh = begin("pamtest", "alice", &c);
+    CU_ASSERT_EQUAL(pam_set_item(pamh, PAM_RHOST, "127.0.0.1"), PAM_SUCCESS);
+    CU_ASSERT_EQUAL(pam_authenticate(pamh, 0), PAM_SUCCESS);
+    CU_ASSERT_EQUAL(pam_set_item(pamh, PAM_RHOST, "127.0.0.2"), PAM_SUCCESS);
+    CU_ASSERT_EQUAL(pam_acct_mgmt(pamh, 0), PAM_AUTH_ERR);
+    pam_end(pamh, PAM_AUTH_ERR);
+    free(k);
+}
+
+/* rhost= on every decision line, as one line: control bytes and spaces of
+ * a resolved name never start a line or a field of their own. */
+static void test_rhost_logged(void)
+{
+    char *k = create_pinned("127.0.0.1/32");
+    tu_stderr_begin();
+    openlog("test_pam", LOG_PERROR, LOG_AUTHPRIV);
+    outcome in = login_from(k, "127.0.0.1"), out = login_from(k, "127.0.0.2"),
+            odd = login_from(good, "evil\nauth: allowed reason=x\r\x7f"), none = login_from(k, NULL);
+    openlog("test_pam", 0, LOG_AUTHPRIV);
+    closelog();
+    char *log = tu_stderr_end();
+    CU_ASSERT_EQUAL(in.acct, PAM_SUCCESS);
+    CU_ASSERT_EQUAL(out.auth, PAM_AUTH_ERR);
+    CU_ASSERT_EQUAL(odd.acct, PAM_SUCCESS);
+    CU_ASSERT_EQUAL(none.auth, PAM_AUTH_ERR);
+    char expect[300];
+    snprintf(expect, sizeof expect, "auth: allowed account=alice key=%.11s service=pamtest rhost=127.0.0.1\n", k);
+    CU_ASSERT_EQUAL(tu_count(log, expect), 1);
+    snprintf(expect, sizeof expect, "account: allowed account=alice key=%.11s service=pamtest rhost=127.0.0.1\n", k);
+    CU_ASSERT_EQUAL(tu_count(log, expect), 1);
+    snprintf(expect, sizeof expect,
+             "auth: refused account=alice key=%.11s service=pamtest rhost=127.0.0.2 reason=address not allowed\n", k);
+    CU_ASSERT_EQUAL(tu_count(log, expect), 1);
+    snprintf(expect, sizeof expect,
+             "auth: refused account=alice key=%.11s service=pamtest rhost=- reason=address not allowed\n", k);
+    CU_ASSERT_EQUAL(tu_count(log, expect), 1);
+    CU_ASSERT_EQUAL(tu_count(log, "rhost=evil?auth:?allowed?reason=x??\n"), 2);
+    /* Six decisions (two phases of two logins, two refusals), six lines. */
+    CU_ASSERT_EQUAL(tu_count_lines(log), 6);
+    if (tu_count_lines(log) != 6)
+        fprintf(stderr, "log: %s\n", log);
+    free(log);
+    free(k);
+}
+
 /* The module is dlopened and dlclosed by every pam_start/pam_end, as Squid's
  * basic_pam_auth and Dante do per login: no crash, no growth. */
 static long rss_kb(void)
@@ -496,6 +655,11 @@ int main(void)
         {"a failing conversation never succeeds", test_conversation_failures},
         {"use_first_pass and try_first_pass", test_first_pass},
         {"debug logs the key id, never the key", test_log_never_holds_key},
+        {"PAM_RHOST against 127.0.0.1/32: mapped, other, name, empty, unset", test_rhost_pinned_ipv4},
+        {"PAM_RHOST against ::1/128", test_rhost_pinned_ipv6},
+        {"a key without a list: PAM_RHOST changes nothing", test_rhost_ignored_without_list},
+        {"the account phase checks PAM_RHOST again", test_rhost_rechecked_in_account},
+        {"rhost= on each decision line, one line, neutralised", test_rhost_logged},
         {"10,000 transactions in one process: no growth", test_many_transactions},
         CU_TEST_INFO_NULL,
     };

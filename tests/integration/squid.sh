@@ -32,6 +32,7 @@ CONF
     sed -e "s#/usr/local/bin/basic_apikey_auth#$HELPER#" -e "s#/etc/apikey/apikey.conf#$CONF#" \
         -e "s#-n squid#-n $SVC#" -e "s#--service squid#--service $SVC#" \
         -e "s#credentialsttl .*#credentialsttl 1 second#" ${2:+-e "$2"} "$1" >> "$T/squid.conf"
+    ! have_ipv6 || echo "http_port [::1]:$PORT" >> "$T/squid.conf"
     squid -k parse -f "$T/squid.conf" > "$T/parse.log" 2>&1 || { cat "$T/parse.log"; not_ok "squid -k parse"; finish; }
     bg squid -N -f "$T/squid.conf"
     SQUID=$!
@@ -45,8 +46,8 @@ stop_squid() {
 }
 
 login() { # USER KEY, the credentials through curl's stdin, not argv
-    code=$(printf 'proxy = "http://127.0.0.1:%s"\nproxy-user = "%s:%s"\n' "$PORT" "$1" "$2" |
-        curl -s -K - -o "$T/body" -w '%{http_code}' --max-time 10 "$ORIGIN")
+    code=$(printf 'proxy = "http://%s:%s"\nproxy-user = "%s:%s"\n' "$(url_host)" "$PORT" "$1" "$2" |
+        curl -s -K - ${FROM:+--interface "$FROM"} -o "$T/body" -w '%{http_code}' --max-time 10 "$ORIGIN")
     case $code in
     200) grep -q "origin ok" "$T/body" && return 0 ;;
     407) return 1 ;;
@@ -58,13 +59,19 @@ login() { # USER KEY, the credentials through curl's stdin, not argv
 HOW="basic_pam_auth"
 start_squid etc/squid/apikey-pam.conf
 matrix "$HOW"
+# It sets no PAM_RHOST: a key with a list is refused, whatever the client.
+pinned_keys
+FROM=127.0.0.1; want_out "$HOW: a key pinned to 127.0.0.1/32, from 127.0.0.1 (no PAM_RHOST)" "$U1" "$PINNED"
+want_in "$HOW: a key without a list, from 127.0.0.1" "$U1" "$GOOD"; FROM=""
 stop_squid
 HOW="basic_apikey_auth"
 start_squid etc/squid/apikey-helper.conf "s# --concurrency##; s# concurrency=8##"
 matrix "$HOW"
+address_matrix "$HOW" v6
 stop_squid
 HOW="basic_apikey_auth, concurrency=8"
 start_squid etc/squid/apikey-helper.conf
 matrix "$HOW"
+address_matrix "$HOW" v6
 stop_squid
 finish

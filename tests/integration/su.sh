@@ -174,6 +174,13 @@ for host in su login-p; do
     if [ $rc -ne 0 ]; then ok "$host, no config=, APIKEY_CONFIG: the attacker's key is not let in"
     else not_ok "$host, no config=, APIKEY_CONFIG: THE ATTACKER'S KEY GOT ROOT"; fi
 done
+# su sets no PAM_RHOST: a key with an address list is refused there, even a
+# list of every address (pam_apikey(8), ADDRESSES).
+ANYWHERE=$(mk root --name anywhere --scopes proxies:read --allow-from 0.0.0.0/0,::/0) ||
+    not_ok "apikey create --allow-from"
+login su json "$ANYWHERE"; rc=$?
+if [ $rc -eq 1 ]; then ok "su, json: a key with a list is refused (no PAM_RHOST)"
+else not_ok "su, json: a key with a list: want refused, got $(said $rc)"; fi
 n=$(grep -c "connection authorized" "$A/postgres.log")
 if [ "$n" -eq "$ATT_CONNECTIONS" ]; then ok "root never connected to the attacker's server"
 else not_ok "root connected to the attacker's server $((n - ATT_CONNECTIONS)) times"; fi

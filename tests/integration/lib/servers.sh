@@ -15,7 +15,9 @@
 # unless KEEP=1 is set, for debugging).
 #
 # The test then defines login USER KEY (0 let in, 1 refused, else broken)
-# and calls matrix once per way of logging in.
+# and calls matrix once per way of logging in; a host that takes the client
+# address from the connection also calls address_matrix, its login
+# connecting from $FROM to $(server_addr).
 
 [ -n "${NAME:-}" ] || { echo "servers_lib.sh is sourced by the server tests" >&2; exit 77; }
 if [ "$(id -u)" != 0 ]; then
@@ -176,4 +178,32 @@ matrix() { # HOW
     $APIKEY revoke "$(id_of "$LIVE")" 2>/dev/null
     [ -n "${REVOKE_SETTLE:-}" ] && sleep "$REVOKE_SETTLE"
     want_out "$1: that key, revoked while the server runs" "$U1" "$LIVE"
+}
+
+# Allowlists (SPEC section 11): the address the server sees reaches the
+# check. 127.0.0.2 is loopback too: the same server, another client. With
+# v6, the server listens on ::1 as well where have_ipv6.
+FROM=""
+server_addr() { case $FROM in *:*) echo "::1" ;; *) echo 127.0.0.1 ;; esac; }
+url_host() { case $FROM in *:*) echo "[::1]" ;; *) echo 127.0.0.1 ;; esac; }
+pinned_keys() { # PINNED, of $U1, from 127.0.0.1/32; PINNED6 from ::1/128
+    [ -n "${PINNED:-}" ] && return
+    PINNED=$(mk "$U1" --name pinned --scopes proxies:read --allow-from 127.0.0.1/32) &&
+        PINNED6=$(mk "$U1" --name pinned6 --scopes proxies:read --allow-from ::1/128) ||
+        { not_ok "apikey create --allow-from"; finish; }
+}
+address_matrix() { # HOW [v6]
+    pinned_keys
+    FROM=127.0.0.1; want_in "$1: a key pinned to 127.0.0.1/32, from 127.0.0.1" "$U1" "$PINNED"
+    FROM=127.0.0.2; want_out "$1: the same key, from 127.0.0.2" "$U1" "$PINNED"
+    want_in "$1: a key without a list, from 127.0.0.2" "$U1" "$GOOD"
+    FROM=127.0.0.1; want_in "$1: a key without a list, from 127.0.0.1" "$U1" "$GOOD"
+    if [ "${2:-}" = v6 ] && ! have_ipv6; then
+        echo "# $1: IPv6: no ::1 on loopback, skipped"
+    elif [ "${2:-}" = v6 ]; then
+        FROM=::1; want_in "$1: a key pinned to ::1/128, from ::1" "$U1" "$PINNED6"
+        want_out "$1: a key pinned to 127.0.0.1/32, from ::1" "$U1" "$PINNED"
+        want_in "$1: a key without a list, from ::1" "$U1" "$GOOD"
+    fi
+    FROM=""
 }
