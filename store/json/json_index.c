@@ -49,6 +49,7 @@ typedef struct idx_rec {
 } idx_rec;
 
 _Static_assert(sizeof(idx_rec) == REC_ALIGN, "an index record is two cache lines");
+_Static_assert(sizeof(json_index_header) <= REC_ALIGN, "the header fits before the slots");
 
 /* The previous release's slot: the same but for its tail, where version 5
  * has allow_from and four bytes less of inline account. A slot of either
@@ -92,7 +93,6 @@ static const char *inline_account(const json_index *ix, const idx_rec *r, size_t
     *size = ix->v4 ? sizeof ((idx_rec_v4 *)0)->account_inline : sizeof r->account_inline;
     return ix->v4 ? (const char *)r + offsetof(idx_rec_v4, account_inline) : r->account_inline;
 }
-_Static_assert(sizeof(json_index_header) <= REC_ALIGN, "the header fits before the slots");
 
 static const json_index_header *header(const json_index *ix)
 {
@@ -599,7 +599,7 @@ int json_index_get(const json_index *ix, const char *id, apikey_record *out, int
      * empty slot reads as a key whose account is inline, as most are. */
     if (!r.id[0]) {
         r.account = ACCOUNT_INLINE;
-        if (!ix->v4) /* there, the inline account's first bytes */
+        if (!ix->v4) /* in a v4 slot, these bytes are the inline account's */
             r.allow_from = ALLOW_ANY;
     }
     if (to_record(ix, &r, out, with_name) == APIKEY_ST_OK)
