@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "apikey.h"
@@ -199,6 +200,86 @@ static void test_reads_v1_as_it_was(void)
     tear_down();
 }
 
+/* Overwrite the first `from` in the store with `to` (as long), in place,
+ * and put its mtime back: the file still matches its index by device,
+ * inode, size and mtime, as only a deliberate hand edit could. */
+static void edit_keeping_stat(const char *from, const char *to)
+{
+    struct stat st;
+    CU_ASSERT_FATAL(stat(store, &st) == 0 && strlen(from) == strlen(to));
+    char *text = tu_read(store, NULL), *at = strstr(text, from);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+    int fd = open(store, O_WRONLY);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_FATAL(pwrite(fd, to, strlen(to), at - text) == (ssize_t)strlen(to));
+    struct timespec times[2] = {st.st_atim, st.st_mtim};
+    CU_ASSERT_FATAL(futimens(fd, times) == 0);
+    close(fd);
+    free(text);
+}
+
+/* The v4 index answers checks, as it did for the v1 build: with the JSON
+ * file's middle broken (same size, same mtime), only a read of the index
+ * still answers every key right; a parse would make the store unavailable.
+ * A check's last_used lands in the key's slot, at its 8 bytes and nowhere
+ * else. */
+static void test_v4_index_answers(void)
+{
+    set_up();
+    char idx[512];
+    snprintf(idx, sizeof idx, "%s.idx", store);
+    edit_keeping_stat("\"created\"", "#created\"");
+    expect_fixture_answers();
+
+    fixture_key k[16];
+    CU_ASSERT_FATAL(fixture_keys(k, 16) >= 5);
+    size_t len, len_after;
+    char *before = tu_read(idx, &len);
+    int64_t t0 = (int64_t)time(NULL);
+    CU_ASSERT_EQUAL(verify_cmd("sshd", k[1].key), 0);
+    char *after = tu_read(idx, &len_after);
+    CU_ASSERT_FATAL(len == len_after && len > 128);
+    json_index_header h;
+    memcpy(&h, before, sizeof h);
+    size_t slot = 0; /* alice's second key, by its id */
+    for (size_t i = 0; i < h.nslots; i++)
+        if (memcmp(before + h.rec_off + i * 128, k[1].key + 3, 8) == 0)
+            slot = h.rec_off + i * 128;
+    CU_ASSERT_FATAL(slot != 0);
+    int64_t used;
+    memcpy(&used, after + slot + 40, sizeof used); /* last_used, in v4 and v5 */
+    CU_ASSERT(used >= t0 && used <= (int64_t)time(NULL));
+    memcpy(after + slot + 40, before + slot + 40, sizeof used);
+    CU_ASSERT_EQUAL(memcmp(before, after, len), 0);
+    free(before);
+    free(after);
+    tear_down();
+}
+
+/* A v4 index is trusted only beside a version 1 file: one hand-edited to
+ * version 2 that still matches it (same size, mtime put back) is parsed,
+ * and, having no lists, is unavailable. */
+static void test_v4_index_needs_v1_json(void)
+{
+    set_up();
+    edit_keeping_stat("\"version\": 1,", "\"version\": 2,");
+    fixture_key k[16];
+    CU_ASSERT_FATAL(fixture_keys(k, 16) >= 5);
+    tu_stderr_begin();
+    CU_ASSERT_EQUAL(verify_cmd("sshd", k[0].key), 2);
+    free(tu_stderr_end());
+    tear_down();
+}
+
+/* Alice's first key, unused in the fixture, was checked by the helper
+ * through the v4 index, as the v1 build would have: the write carries that
+ * use into the file. Then it is set back to null for comparing. */
+static void expect_first_use(json_t *rec)
+{
+    CU_ASSERT(json_is_string(json_object_get(rec, "last_used")));
+    json_object_set_new(rec, "last_used", json_null());
+}
+
 static void expect_version(const char *path, uint32_t want)
 {
     json_index_header h = {0};
@@ -251,6 +332,8 @@ static void test_first_write_upgrades(void)
         CU_ASSERT(json_is_array(list) && json_array_size(list) == 0);
         json_t *copy = json_deep_copy(rec);
         json_object_del(copy, "allow_from");
+        if (strncmp(json_string_value(json_object_get(old, "id")), k[0].key + 3, 8) == 0)
+            expect_first_use(copy);
         CU_ASSERT(json_equal(copy, old));
         json_decref(copy);
     }
@@ -267,6 +350,9 @@ static void test_first_write_upgrades(void)
     json_t *new_list = listed();
     CU_ASSERT_EQUAL(json_array_size(new_list), json_array_size(old_list) + 1);
     json_array_remove(new_list, json_array_size(new_list) - 1);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json_array_get(new_list, 0), "id")),
+                           "ak_EhggKLT9");
+    expect_first_use(json_array_get(new_list, 0));
     CU_ASSERT(json_equal(new_list, old_list));
 
     /* The helper that opened the v1 store answers right across the
@@ -350,6 +436,9 @@ int main(void)
     setenv("APIKEY_BIN", "build/apikey", 0);
     CU_TestInfo tests[] = {
         {"a v1 store is read as the v1 build read it, and not rewritten", test_reads_v1_as_it_was},
+        {"its v4 index answers checks and takes last_used in the right slot",
+         test_v4_index_answers},
+        {"a v4 index beside a version 2 file is not trusted", test_v4_index_needs_v1_json},
         {"the first write upgrades it in place, a running helper answering right",
          test_first_write_upgrades},
         {"a version 2 list that cannot be read is unavailable, never any address",

@@ -12,8 +12,10 @@
 #define IDX_MAGIC "AKIDX\x01\r\n"
 /* 4: a table of 128-byte slots addressed by id (ordered linear probing).
  * 5: records carry allow_from. An index of 4, left by the previous release,
- * is ignored like any other version until the next write replaces it. */
+ * is still read (idx_rec_v4) until the next write replaces it: ignoring it
+ * made every check parse the whole JSON file until somebody wrote. */
 #define IDX_VERSION 5
+#define IDX_VERSION_V4 4
 #define REC_ALIGN 128
 /* A key sits a slot or two after its home on average; a forged index
  * cannot make a lookup scan more than this. */
@@ -48,6 +50,49 @@ typedef struct idx_rec {
 
 _Static_assert(sizeof(idx_rec) == REC_ALIGN, "an index record is two cache lines");
 _Static_assert(sizeof(json_index_header) <= REC_ALIGN, "the header fits before the slots");
+
+/* The previous release's slot: the same but for its tail, where version 5
+ * has allow_from and four bytes less of inline account. A slot of either
+ * is read as an idx_rec; the tail is read through inline_account() and
+ * allow_of(), and everything else (hosts pwrite last_used) is where it was. */
+typedef struct idx_rec_v4 {
+    char id[APIKEY_ID_LEN];
+    unsigned char hash[APIKEY_HASH_LEN];
+    int64_t last_used;
+    int64_t expires, revoked;
+    int64_t created;
+    uint32_t scopes, name;
+    uint32_t account;
+    char account_inline[44];
+} idx_rec_v4;
+
+#define SAME_PLACE(f) _Static_assert(offsetof(idx_rec, f) == offsetof(idx_rec_v4, f), #f " moved")
+SAME_PLACE(id);
+SAME_PLACE(hash);
+SAME_PLACE(last_used);
+SAME_PLACE(expires);
+SAME_PLACE(revoked);
+SAME_PLACE(created);
+SAME_PLACE(scopes);
+SAME_PLACE(name);
+SAME_PLACE(account);
+_Static_assert(sizeof(idx_rec_v4) == REC_ALIGN, "a version 4 slot is as long");
+_Static_assert(offsetof(idx_rec_v4, account_inline) == offsetof(idx_rec, allow_from),
+               "only the tail differs");
+
+/* A version 4 index was built from a version 1 JSON file, which has no
+ * lists: every key is allowed from any address. */
+static uint32_t allow_of(const json_index *ix, const idx_rec *r)
+{
+    return ix->v4 ? ALLOW_ANY : r->allow_from;
+}
+
+/* The inline account of slot r (not necessarily terminated) and its size. */
+static const char *inline_account(const json_index *ix, const idx_rec *r, size_t *size)
+{
+    *size = ix->v4 ? sizeof ((idx_rec_v4 *)0)->account_inline : sizeof r->account_inline;
+    return ix->v4 ? (const char *)r + offsetof(idx_rec_v4, account_inline) : r->account_inline;
+}
 
 static const json_index_header *header(const json_index *ix)
 {
@@ -379,7 +424,18 @@ done:
     return rc;
 }
 
-int json_index_open(json_index *ix, const char *idx_path, const struct stat *json_st,
+/* How the previous release began every file it wrote: a version 4 index is
+ * trusted only beside a file that begins so. */
+#define V1_HEAD "{\"format\": \"" JSON_STORE_FORMAT "\", \"version\": 1, \"keys\": [\n"
+
+static int is_v1_json(int json_fd)
+{
+    char head[sizeof V1_HEAD - 1];
+    ssize_t n = pread(json_fd, head, sizeof head, 0);
+    return n == (ssize_t)sizeof head && memcmp(head, V1_HEAD, sizeof head) == 0;
+}
+
+int json_index_open(json_index *ix, const char *idx_path, int json_fd, const struct stat *json_st,
                     int (*check)(int fd, const char *path, char *why, size_t whylen))
 {
     memset(ix, 0, sizeof *ix);
@@ -401,7 +457,9 @@ int json_index_open(json_index *ix, const char *idx_path, const struct stat *jso
      * is checked where it is used. */
     uint64_t max_recs = (ix->len - sizeof *h) / sizeof(idx_rec);
     char last = 0;
-    if (memcmp(h->magic, IDX_MAGIC, sizeof h->magic) != 0 || h->version != IDX_VERSION ||
+    ix->v4 = h->version == IDX_VERSION_V4;
+    if (memcmp(h->magic, IDX_MAGIC, sizeof h->magic) != 0 ||
+        (h->version != IDX_VERSION && !ix->v4) ||
         h->record_size != sizeof(idx_rec) || h->nslots > max_recs || h->count > h->nslots ||
         h->nhome == 0 || h->nhome > h->nslots || h->rec_off != REC_ALIGN ||
         h->order_off != h->rec_off + h->nslots * sizeof(idx_rec) ||
@@ -409,6 +467,15 @@ int json_index_open(json_index *ix, const char *idx_path, const struct stat *jso
         h->strings_len != ix->len - h->strings_off ||
         (h->strings_len && (read_at(ix, &last, 1, ix->len - 1) != 0 || last != '\0')) ||
         h->stale || !json_index_matches(ix, json_st))
+        goto fail;
+    /* Only the previous release wrote a version 4 index, and only beside the
+     * version 1 file it had just written, whose device, inode, size and
+     * mtime it names. A file edited since (to version 2, to add a list) no
+     * longer matches: an edit changes its mtime, a copy its inode. Only an
+     * in-place edit that kept the size and had its mtime put back by hand
+     * could still match; the head of the file is read, once here, so that
+     * even then a version 2 file is never answered from lists-free slots. */
+    if (ix->v4 && !is_v1_json(json_fd))
         goto fail;
     ix->count = h->count;
     ix->nslots = h->nslots;
@@ -482,23 +549,24 @@ static const char *account_of(const json_index *ix, const idx_rec *r, char *buf)
 {
     if (r->account != ACCOUNT_INLINE)
         return string_at(ix, r->account, buf, APIKEY_ACCOUNT_MAX);
-    return strnlen(r->account_inline, sizeof r->account_inline) < sizeof r->account_inline
-               ? r->account_inline
-               : NULL;
+    size_t size;
+    const char *a = inline_account(ix, r, &size);
+    return strnlen(a, size) < size ? a : NULL;
 }
 
 /* The strings are read straight into out. */
 static int to_record(const json_index *ix, const idx_rec *r, apikey_record *out, int with_name)
 {
+    uint32_t allow = allow_of(ix, r);
     const char *a = account_of(ix, r, out->account);
     const char *n = with_name ? string_at(ix, r->name, out->name, sizeof out->name) : "";
     const char *s = string_at(ix, r->scopes, out->scopes, sizeof out->scopes);
     const char *l = out->allow_from;
     out->allow_from[0] = '\0';
-    if (r->allow_from != ALLOW_ANY)
-        l = string_at(ix, r->allow_from, out->allow_from, sizeof out->allow_from);
+    if (allow != ALLOW_ANY)
+        l = string_at(ix, allow, out->allow_from, sizeof out->allow_from);
     /* A list stored but empty would read as "any address": corrupt. */
-    if (!a || !n || !s || !l || (r->allow_from != ALLOW_ANY && !l[0]))
+    if (!a || !n || !s || !l || (allow != ALLOW_ANY && !l[0]))
         return APIKEY_ST_UNAVAILABLE;
     memcpy(out->id, r->id, APIKEY_ID_LEN);
     out->id[APIKEY_ID_LEN] = '\0';
@@ -531,7 +599,8 @@ int json_index_get(const json_index *ix, const char *id, apikey_record *out, int
      * empty slot reads as a key whose account is inline, as most are. */
     if (!r.id[0]) {
         r.account = ACCOUNT_INLINE;
-        r.allow_from = ALLOW_ANY;
+        if (!ix->v4) /* in a v4 slot, these bytes are the inline account's */
+            r.allow_from = ALLOW_ANY;
     }
     if (to_record(ix, &r, out, with_name) == APIKEY_ST_OK)
         memset(out, 0, offsetof(apikey_record, account));
@@ -575,20 +644,23 @@ int json_index_load(json_index *ix, json_db *db)
         v.last_used = r->last_used;
         v.revoked = r->revoked;
         /* Strings stay in the copy (the table ends in a NUL, checked at open). */
-        v.account = r->account == ACCOUNT_INLINE ? r->account_inline
+        size_t inline_size;
+        char *inline_at = (char *)inline_account(ix, r, &inline_size); /* in our copy */
+        uint32_t allow = allow_of(ix, r);
+        v.account = r->account == ACCOUNT_INLINE ? inline_at
                     : r->account < h->strings_len  ? (char *)strings + r->account
                                                    : NULL;
         v.name = r->name < h->strings_len ? (char *)strings + r->name : NULL;
         v.scopes = r->scopes < h->strings_len ? (char *)strings + r->scopes : NULL;
-        v.allow_from = r->allow_from == ALLOW_ANY      ? (char *)""
-                       : r->allow_from < h->strings_len ? (char *)strings + r->allow_from
-                                                        : NULL;
+        v.allow_from = allow == ALLOW_ANY      ? (char *)""
+                       : allow < h->strings_len ? (char *)strings + allow
+                                                : NULL;
         if (r->account == ACCOUNT_INLINE)
-            r->account_inline[sizeof r->account_inline - 1] = '\0';
+            inline_at[inline_size - 1] = '\0';
         if (!v.account || !v.name || !v.scopes || !v.allow_from ||
             strlen(v.account) >= APIKEY_ACCOUNT_MAX || strlen(v.name) >= APIKEY_NAME_MAX ||
             strlen(v.scopes) >= APIKEY_SCOPES_MAX || strlen(v.allow_from) >= APIKEY_ALLOW_FROM_MAX ||
-            (r->allow_from != ALLOW_ANY && !v.allow_from[0]))
+            (allow != ALLOW_ANY && !v.allow_from[0]))
             return APIKEY_ST_UNAVAILABLE;
         int st = json_db_append_borrowed(db, &v);
         if (st != APIKEY_ST_OK)

@@ -47,6 +47,7 @@ typedef struct json_index {
     dev_t dev;
     ino_t ino;
     uint64_t nslots;
+    int v4; /* the previous release's index: no lists, see json_index.c */
 } json_index;
 
 /* Build PATH.idx for db, describing the JSON file st, with owner's owner,
@@ -55,9 +56,11 @@ typedef struct json_index {
 int json_index_write(const char *idx_path, const json_db *db, const struct stat *json_st,
                      const struct stat *owner, char *why, size_t whylen);
 
-/* Open PATH.idx if it was built from the JSON file st. check is the host's
- * file-security check. Returns 0, or -1 when missing, foreign or corrupt. */
-int json_index_open(json_index *ix, const char *idx_path, const struct stat *json_st,
+/* Open PATH.idx if it was built from the JSON file st (open as json_fd).
+ * check is the host's file-security check. Returns 0, or -1 when missing,
+ * foreign or corrupt. Reads this release's version and, read-only until the
+ * next write replaces it, the previous release's. */
+int json_index_open(json_index *ix, const char *idx_path, int json_fd, const struct stat *json_st,
                     int (*check)(int fd, const char *path, char *why, size_t whylen));
 void json_index_close(json_index *ix);
 int json_index_is_open(const json_index *ix);

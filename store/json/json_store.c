@@ -140,7 +140,7 @@ static int load(jstore *s, int fd, const struct stat *st, int want_db)
 {
     if (!json_index_is_open(&s->ix) || !json_index_matches(&s->ix, st) || json_index_is_stale(&s->ix)) {
         close_index(s);
-        json_index_open(&s->ix, s->idx_path, st, s->host->check_file);
+        json_index_open(&s->ix, s->idx_path, fd, st, s->host->check_file);
     }
     if (json_index_is_open(&s->ix) && !want_db)
         return APIKEY_ST_OK;
