@@ -1,5 +1,6 @@
 #!/bin/sh
 # Inside tests/pg_harness.sh: a store suite (test_conformance, test_store_abi,
+# test_store_upgrade,
 # test_soak) against PostgreSQL
 # directly, then through pgbouncer in transaction pooling mode.
 t=$1

@@ -49,7 +49,7 @@ for t in $B/test_*; do
     [ -x "$t" ] || continue
     name=$(basename "$t")
     case "$name" in
-    test_conformance|test_soak|test_store_abi)
+    test_conformance|test_soak|test_store_abi|test_store_upgrade)
         for s in $STORES; do
             case $s in
             pgsql)

@@ -40,6 +40,8 @@ $(B)/tests/test_json_migration: TEST_EXTRA_LIBS = -ljansson
 $(B)/tests/test_store_sqlite: TEST_EXTRA_LIBS = -lsqlite3 -lpthread
 # libpq: the pgsql kind reads the working database to compare it.
 $(B)/tests/test_faults: TEST_EXTRA_LIBS = -lsqlite3 -lpq $(STORE_CFLAGS_pgsql)
+# It reads the store's own tables beside the build.
+$(B)/tests/test_store_upgrade: TEST_EXTRA_LIBS = -lsqlite3 -lpq $(STORE_CFLAGS_pgsql)
 
 # A store backend built for store ABI 1: test_old_backend.
 $(B)/tests/abi1/apikey_store_old.so: tests/abi1/store_old.c include/apikey_store.h

@@ -145,7 +145,6 @@ static int read_row(sstore *s, sqlite3_stmt *st, apikey_record *out)
 
 static void bind_record(sqlite3_stmt *st, const apikey_record *r)
 {
-    sqlite3_bind_text(st, 10, r->allow_from, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, r->account, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, r->name, -1, SQLITE_STATIC);
@@ -155,6 +154,7 @@ static void bind_record(sqlite3_stmt *st, const apikey_record *r)
     sqlite3_bind_int64(st, 7, r->expires);
     sqlite3_bind_int64(st, 8, r->last_used);
     sqlite3_bind_int64(st, 9, r->revoked);
+    sqlite3_bind_text(st, 10, r->allow_from, -1, SQLITE_STATIC);
 }
 
 /* On db, one of the handle's connections. */
