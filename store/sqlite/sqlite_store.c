@@ -95,6 +95,22 @@ static int exec(sstore *s, const char *sql)
     return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? APIKEY_ST_OK : fail(s, sql);
 }
 
+/* Switching a fresh file to WAL takes an exclusive lock, and SQLite answers
+ * BUSY at once, without its busy handler, when another process opening the
+ * same new store holds a lock meanwhile (four first writers at once lost
+ * about one in thirty): wait for it as the busy timeout would. */
+static int wal_mode(sstore *s)
+{
+    for (int waited = 0;; waited += 5) {
+        int rc = sqlite3_exec(s->db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL);
+        if (rc == SQLITE_OK)
+            return APIKEY_ST_OK;
+        if ((rc & 0xff) != SQLITE_BUSY || waited >= WRITER_WAIT_MS)
+            return fail(s, "PRAGMA journal_mode = WAL");
+        sqlite3_sleep(5);
+    }
+}
+
 /* NULL when the statements could not be prepared for the store's layout. */
 static sqlite3_stmt *stmt(sstore *s, int which)
 {
@@ -423,7 +439,7 @@ static int sq_open(const char *location, int create, const apikey_store_host *ho
      * SQLITE_TMPDIR or TMPDIR, which a privileged host's caller may set. */
     st = exec(s, "PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY");
     if (st == APIKEY_ST_OK && flags == SQLITE_OPEN_READWRITE)
-        st = exec(s, "PRAGMA journal_mode = WAL");
+        st = wal_mode(s);
     if (st == APIKEY_ST_OK)
         st = open_schema(s, create);
     if (st != APIKEY_ST_OK) {
