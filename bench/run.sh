@@ -134,7 +134,7 @@ for lst in one sixteen; do
     build/bench/verify_loop "$base.conf" bench "$base.keys" 1 0 rss > /dev/null
 done
 build/bench/verify_loop "$T/json-$MID.conf" bench "$T/json-$MID.keys" 1 0 rss > /dev/null
-best() { awk -v a="$1" -v b="${2:-0}" 'BEGIN { print a > b ? a : b }'; }
+best() { awk -v a="$1" -v b="${2:-0}" 'BEGIN { print (a > b ? a : b) }'; }
 NONE="" PLAIN="" ONE="" SIX=""
 for round in 1 2 3; do
     NONE=$(best "$(build/bench/verify_loop "$T/json-$MID.conf" bench "$T/json-$MID.keys" 1 "$SECS" from=127.0.0.1)" "$NONE")
