@@ -80,18 +80,17 @@ static void issued_out(const apikey_ctx *ctx, const admin_issued *k, int64_t now
 
 /* A request from a newer host may set fields this library does not know
  * (an address allowlist): refuse it rather than make a key without them. */
-static apikey_status request_in(const apikey_create_request *r, size_t size, admin_request *out,
-                                char *err, size_t errlen)
+static apikey_status request_in(const apikey_create_request *r, admin_request *out, char *err,
+                                size_t errlen)
 {
-    if (!core_tail_zero(r, sizeof *r, size)) {
+    if (!core_tail_zero(r, sizeof *r, r->size)) {
         snprintf(err, errlen, "the request sets a field this libapikey does not know"
                               " (it is older than the program); nothing was created");
         return APIKEY_E_INVALID;
     }
     *out = (admin_request){.account = r->account, .name = r->name, .scopes = r->scopes,
                            .expires = r->expires,
-                           .allow_from = size >= offsetof(apikey_create_request, allow_from) +
-                                                     sizeof(const char *)
+                           .allow_from = APIKEY_HAS_FIELD(apikey_create_request, r, allow_from)
                                              ? r->allow_from
                                              : NULL};
     return APIKEY_OK;
@@ -118,7 +117,7 @@ APIKEY_EXPORT apikey_status apikey_create_batch(apikey_ctx *ctx, const apikey_cr
             free(keys);
             return bad_call(&c, "the requests of a batch differ in size");
         }
-        st = request_in(r, rsize, &ar[i], c.err, c.errlen);
+        st = request_in(r, &ar[i], c.err, c.errlen);
     }
     if (st == APIKEY_OK)
         st = admin_create(ctx, ar, n, keys, c.err, c.errlen);

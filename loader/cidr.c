@@ -90,14 +90,16 @@ int cidr_parse_list(const char *text, apikey_cidr *out, size_t max, char *why, s
 {
     size_t count = 0;
     const char *p = text ? text : "";
-    p += strspn(p, " ");
-    while (*p) {
+    for (int comma = 0;; comma = *p == ',', p += comma) {
+        p += strspn(p, " ");
         /* "a,,b", ",a" or "a,": most likely a value left out ("$OFFICE,$VPN"
          * with one unset), refused rather than read as a shorter list. */
-        if (*p == ',') {
+        if (*p == ',' || (!*p && comma)) {
             snprintf(why, whylen, "entry %zu is empty (two commas, or a comma at an end)", count + 1);
             return -1;
         }
+        if (!*p)
+            return (int)count;
         size_t n = strcspn(p, ", ");
         char entry[64];
         if (n >= sizeof entry) {
@@ -115,16 +117,7 @@ int cidr_parse_list(const char *text, apikey_cidr *out, size_t max, char *why, s
         count++;
         p += n;
         p += strspn(p, " ");
-        if (*p == ',') {
-            p++;
-            p += strspn(p, " ");
-            if (!*p) {
-                snprintf(why, whylen, "entry %zu is empty (two commas, or a comma at an end)", count + 1);
-                return -1;
-            }
-        }
     }
-    return (int)count;
 }
 
 void cidr_format(const apikey_cidr *c, char out[APIKEY_CIDR_TEXT_MAX])

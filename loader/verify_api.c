@@ -37,9 +37,7 @@ APIKEY_EXPORT apikey_decision apikey_verify_with(apikey_ctx *ctx, const apikey_v
                      : "no request, or a request too small");
     } else {
         const char *client =
-            req->size >= offsetof(apikey_verify_request, client_addr) + sizeof(const char *)
-                ? req->client_addr
-                : NULL;
+            APIKEY_HAS_FIELD(apikey_verify_request, req, client_addr) ? req->client_addr : NULL;
         core_verify(ctx, req->service, req->account, req->key, req->keylen, client, &v.result);
         snprintf(v.error, sizeof v.error, "%s", core_store_line());
     }
