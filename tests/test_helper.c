@@ -17,16 +17,9 @@ static helper start(const char *config, int concurrency)
     return tu_helper_start(config, "squid", concurrency);
 }
 
-/* Send one line, return the answer line without its newline (static). */
 static const char *ask(helper *h, const char *line)
 {
-    static char answer[512];
-    fprintf(h->to, "%s\n", line);
-    fflush(h->to);
-    if (!fgets(answer, sizeof answer, h->from))
-        return "(no answer)";
-    answer[strcspn(answer, "\n")] = '\0';
-    return answer;
+    return tu_helper_ask(h, "%s", line);
 }
 
 static void stop(helper *h)

@@ -142,13 +142,7 @@ static json_t *record_of(json_t *file, const char *id)
 /* The helper's answer to one "account key" line. */
 static const char *ask(tu_helper *h, const char *account, const char *key)
 {
-    static char answer[512];
-    fprintf(h->to, "%s %s\n", account, key);
-    fflush(h->to);
-    if (!fgets(answer, sizeof answer, h->from))
-        return "(no answer)";
-    answer[strcspn(answer, "\n")] = '\0';
-    return answer;
+    return tu_helper_ask(h, "%s %s", account, key);
 }
 
 static void expect_answer(tu_helper *h, const char *account, const char *key, const char *want)

@@ -267,13 +267,7 @@ static void test_first_write_upgrades(void)
 
 static const char *ask(tu_helper *h, const char *account, const char *key)
 {
-    static char answer[512];
-    fprintf(h->to, "%s %s\n", account, key);
-    fflush(h->to);
-    if (!fgets(answer, sizeof answer, h->from))
-        return "(no answer)";
-    answer[strcspn(answer, "\n")] = '\0';
-    return answer;
+    return tu_helper_ask(h, "%s %s", account, key);
 }
 
 static int starts(const char *s, const char *word)

@@ -291,6 +291,21 @@ int tu_helper_stop(tu_helper *h)
     return status;
 }
 
+const char *tu_helper_ask(tu_helper *h, const char *fmt, ...)
+{
+    static char answer[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(h->to, fmt, ap);
+    va_end(ap);
+    fputc('\n', h->to);
+    fflush(h->to);
+    if (!fgets(answer, sizeof answer, h->from))
+        return "(no answer)";
+    answer[strcspn(answer, "\n")] = '\0';
+    return answer;
+}
+
 void tu_expect_refusal(const char *config, const char *why)
 {
     char *err = NULL;

@@ -58,6 +58,9 @@ typedef struct tu_helper {
 tu_helper tu_helper_start(const char *config, const char *service, int concurrency);
 /* Close its input and wait: its wait status. */
 int tu_helper_stop(tu_helper *h);
+/* Send one line (printf-style, the newline added) and return the answer
+ * line without its newline, in a static buffer; "(no answer)" when none. */
+const char *tu_helper_ask(tu_helper *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Run a suite array; returns the process exit code. */
 int tu_run(CU_SuiteInfo *suites);
