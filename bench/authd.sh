@@ -21,8 +21,7 @@ trap cleanup EXIT INT TERM
 chmod 755 "$T"
 ROWS=$T/rows
 : > "$ROWS"
-row() { printf '%s|%s|%s|%s|%s\n' "$1" "$2" "$3" "$4" "$5" >> "$ROWS"; echo "  $1: $2 $3 ($5)"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+. bench/lib.sh
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_up() { for i in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "bench: $1 did not answer" >&2; exit 1; }
 
@@ -140,8 +139,6 @@ grep -q "upstream prematurely closed\|connect() failed" "$T/nginx/logs/error.log
     echo "connections) divided by the requests answered. Ratio for /verify: the floor's CPU per"
     echo "request over the daemon's. The nginx module's figure is measured by its own section."
     echo
-    echo "| measure | result | unit | target | verdict |"
-    echo "|---|---|---|---|---|"
-    sed 's/^/| /; s/$/ |/; s/|/ | /g; s/  */ /g' "$ROWS" | sed 's/^ | /| /'
+    rows_table
 } > "$T/RESULTS.md"
 cp "$T/RESULTS.md" bench/RESULTS.md

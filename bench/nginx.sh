@@ -28,7 +28,7 @@ cleanup() { [ -n "$MASTER" ] && kill "$MASTER" 2>/dev/null && wait "$MASTER" 2>/
 trap cleanup EXIT INT TERM
 ROWS=$T/rows
 : > "$ROWS"
-row() { printf '%s|%s|%s|%s|%s\n' "$1" "$2" "$3" "$4" "$5" >> "$ROWS"; echo "  $1: $2 $3 ($5)"; }
+. bench/lib.sh
 
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== nginx: CPU time of the worker per request, $MID keys, ${SECS} s per row"
@@ -148,8 +148,6 @@ done
     echo "nginx's time divided by the module's. For comparison (issue 13): Kong key-auth with"
     echo "rate limiting, 0.76x its plain proxy; nginx auth_request to a bare HTTP responder, 0.21x."
     echo
-    echo "| measure | result | unit | target | verdict |"
-    echo "|---|---|---|---|---|"
-    sed 's/^/| /; s/$/ |/; s/|/ | /g; s/  */ /g' "$ROWS" | sed 's/^ | /| /'
+    rows_table
 } > "$T/RESULTS.md"
 cp "$T/RESULTS.md" bench/RESULTS.md

@@ -24,10 +24,7 @@ ROWS="$T/rows"
 : > "$ROWS"
 export APIKEY_STORE_DIR="$ROOT/build/store"
 
-# row MEASURE VALUE UNIT TARGET-TEXT VERDICT
-row() { printf '%s|%s|%s|%s|%s\n' "$1" "$2" "$3" "$4" "$5" >> "$ROWS"; echo "  $1: $2 $3 ($5)"; }
-verdict() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN { ok = dir == "le" ? v <= t : v >= t; print ok ? "met" : "short" }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+. bench/lib.sh
 have_backend() { [ -f "build/store/apikey_store_$1.so" ]; }
 
 # gen KIND N: a store of N keys (user0..userN-1), its config and key file.
@@ -219,9 +216,7 @@ done
     echo "$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) memory, Linux $(uname -r)."
     echo "Sizes: $SMALL / $MID / $BIG keys; $ITER PAM transactions per row; ${SECS} s per verify row."
     echo
-    echo "| measure | result | unit | target | verdict |"
-    echo "|---|---|---|---|---|"
-    sed 's/^/| /; s/$/ |/; s/|/ | /g; s/  */ /g' "$ROWS" | sed 's/^ | /| /'
+    rows_table
     # The sections after this table (nginx, apikey-authd, figures measured
     # by hand) belong to other scripts and to people: kept as they are.
     if [ -f bench/RESULTS.md ]; then
