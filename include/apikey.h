@@ -298,6 +298,35 @@ apikey_status apikey_copy(apikey_ctx *ctx, const char *store_uri, size_t *copied
 /* Overwrite len bytes at p in a way the compiler keeps (a key, once shown). */
 void apikey_wipe(void *p, size_t len);
 
+/* ---- What a host reads of the configuration (library 1.4) ----
+ * A host never parses apikey.conf itself: it asks the context it checks
+ * with, so every host reads the file by the library's one set of rules
+ * (owner and mode checked, no symlink, strict syntax), from the same reading
+ * as its checks. cb returns 0 to go on, non-zero to stop. */
+typedef int (*apikey_setting_cb)(const char *name, const char *value, void *arg);
+
+/* Each service of [services] with the scopes it requires, in file order,
+ * the scopes as the library reads them: space-separated, each once. */
+apikey_status apikey_services(apikey_ctx *ctx, apikey_setting_cb cb, void *arg, char *err,
+                              size_t errlen);
+/* The scopes one service requires, as above, into out ("" for a service
+ * that needs only a valid key): APIKEY_OK; APIKEY_E_NOT_FOUND when the
+ * service is not mapped; APIKEY_E_ARGUMENT when out is too small
+ * (APIKEY_SCOPES_MAX always suffices). */
+apikey_status apikey_service_scopes(apikey_ctx *ctx, const char *service, char *out,
+                                    size_t outlen, char *err, size_t errlen);
+/* 1 when a check may wait on a network (a database store), so a host with
+ * an event loop runs it elsewhere (nginx's thread pool); 0 when the store
+ * answers from local files. Decided by the store backend's own flag. */
+int apikey_store_may_block(apikey_ctx *ctx);
+/* The lines of a host's own section (section "authd" for [authd]) as the
+ * library read them, in file order: name and value trimmed, the inline
+ * comment removed, every line given (a name written twice comes twice).
+ * The host judges the names and values. APIKEY_OK also when the section
+ * is absent. */
+apikey_status apikey_section(apikey_ctx *ctx, const char *section, apikey_setting_cb cb,
+                             void *arg, char *err, size_t errlen);
+
 /* The run-time table. Slots are only ever appended. */
 typedef struct apikey_api {
     size_t size;      /* sizeof(struct apikey_api) of the library */
@@ -335,6 +364,14 @@ typedef struct apikey_api {
     /* Library 1.3. */
     apikey_status (*list_expiring)(apikey_ctx *ctx, const char *account, const char *within,
                                    apikey_key_cb cb, void *arg, char *err, size_t errlen);
+    /* Library 1.4. */
+    apikey_status (*services)(apikey_ctx *ctx, apikey_setting_cb cb, void *arg, char *err,
+                              size_t errlen);
+    apikey_status (*service_scopes)(apikey_ctx *ctx, const char *service, char *out,
+                                    size_t outlen, char *err, size_t errlen);
+    int (*store_may_block)(apikey_ctx *ctx);
+    apikey_status (*section)(apikey_ctx *ctx, const char *section, apikey_setting_cb cb,
+                             void *arg, char *err, size_t errlen);
 } apikey_api;
 
 /* Whether a library's table is recent enough to hold a slot. */

@@ -259,6 +259,10 @@ typedef struct apikey_store_ops {
 /* lookup() may run in several threads at once on one handle (every other
  * call is still made by one thread at a time, never beside a lookup). */
 #define APIKEY_STORE_CONCURRENT_LOOKUP 1u
+/* Every call answers from local files and never waits on a network: hosts
+ * with an event loop may check inline. A backend without it is taken to
+ * block (apikey_store_may_block). */
+#define APIKEY_STORE_LOCAL 2u
 
 /* Whether a backend's table is recent enough to hold a slot. */
 #define APIKEY_STORE_HAS(ops, field) \

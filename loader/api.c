@@ -105,6 +105,10 @@ static const apikey_api api_v1 = {
     .wipe = apikey_wipe,
     .verify_with = apikey_verify_with,
     .list_expiring = apikey_list_expiring,
+    .services = apikey_services,
+    .service_scopes = apikey_service_scopes,
+    .store_may_block = apikey_store_may_block,
+    .section = apikey_section,
 };
 
 APIKEY_EXPORT const apikey_api *apikey_api_v1(void)

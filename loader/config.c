@@ -19,7 +19,12 @@ static const config_scope default_scopes[] = {
     {"balance:read", "View account balance, transaction history, and available plans"},
 };
 
-enum section { SEC_TOP, SEC_SCOPES, SEC_SERVICES, SEC_AUTHD };
+enum section { SEC_TOP, SEC_SCOPES, SEC_SERVICES, SEC_HOST };
+
+/* Sections that belong to a host, which reads them through
+ * apikey_section(): the library keeps their lines as written and leaves
+ * their names and values to that host. Any other section is a typo. */
+static const char *const host_sections[] = {"authd"};
 
 typedef struct parser {
     apikey_config *cfg;
@@ -28,6 +33,7 @@ typedef struct parser {
     char *err;
     size_t errlen;
     int seen_scopes_section;
+    const char *host_section; /* the host section being read */
 } parser;
 
 static int fail(parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -187,6 +193,21 @@ static int service_entry(parser *p, const char *key, const char *value)
     return 0;
 }
 
+static int host_entry(parser *p, const char *key, const char *value)
+{
+    apikey_config *c = p->cfg;
+    config_setting *grown = realloc(c->settings, (c->nsettings + 1) * sizeof *grown);
+    if (!grown)
+        return fail(p, "out of memory");
+    c->settings = grown;
+    config_setting *s = &c->settings[c->nsettings];
+    s->section = p->host_section;
+    if (dup_both(p, &s->name, key, &s->value, value) != 0)
+        return -1;
+    c->nsettings++;
+    return 0;
+}
+
 static int add_default_scopes(apikey_config *c)
 {
     size_t n = sizeof default_scopes / sizeof default_scopes[0];
@@ -240,10 +261,16 @@ static int parse_line(parser *p, char *line, enum section *sec, unsigned *seen)
             *sec = SEC_SCOPES;
         } else if (strcmp(s, "[services]") == 0) {
             *sec = SEC_SERVICES;
-        } else if (strcmp(s, "[authd]") == 0) {
-            *sec = SEC_AUTHD; /* apikey-authd reads its values itself */
         } else {
-            return fail(p, "unknown section %s", s);
+            size_t i, count = sizeof host_sections / sizeof host_sections[0];
+            for (i = 0; i < count; i++)
+                if (n == strlen(host_sections[i]) + 2 &&
+                    strncmp(s + 1, host_sections[i], n - 2) == 0)
+                    break;
+            if (i == count)
+                return fail(p, "unknown section %s", s);
+            p->host_section = host_sections[i];
+            *sec = SEC_HOST;
         }
         return 0;
     }
@@ -261,10 +288,7 @@ static int parse_line(parser *p, char *line, enum section *sec, unsigned *seen)
     case SEC_TOP: return top_entry(p, key, value, seen);
     case SEC_SCOPES: return scope_entry(p, key, value);
     case SEC_SERVICES: return service_entry(p, key, value);
-    case SEC_AUTHD:
-        if (strcmp(key, "trusted_proxies") && strcmp(key, "admin_users") && strcmp(key, "admin_groups"))
-            return fail(p, "unknown setting '%s' in [authd]", key);
-        return 0;
+    case SEC_HOST: return host_entry(p, key, value);
     }
     return -1;
 }
@@ -358,6 +382,11 @@ void config_free(apikey_config *cfg)
         free(cfg->services[i].scopes);
     }
     free(cfg->services);
+    for (size_t i = 0; i < cfg->nsettings; i++) {
+        free(cfg->settings[i].name);
+        free(cfg->settings[i].value);
+    }
+    free(cfg->settings);
     memset(cfg, 0, sizeof *cfg);
 }
 

@@ -16,6 +16,14 @@ typedef struct config_service {
     char *scopes; /* space-separated, each in the catalogue; may be "" */
 } config_service;
 
+/* One line of a host's own section ([authd]): the library reads the file,
+ * the host judges its names and values. */
+typedef struct config_setting {
+    const char *section; /* "authd": static, not freed */
+    char *name;
+    char *value;
+} config_setting;
+
 typedef struct apikey_config {
     char *store;                  /* "json:/path", "sqlite:/path", "pgsql:conninfo" */
     char key_prefix[APIKEY_PREFIX_MAX + 1];
@@ -27,6 +35,8 @@ typedef struct apikey_config {
     size_t nscopes;
     config_service *services;
     size_t nservices;
+    config_setting *settings; /* the host sections' lines, in file order */
+    size_t nsettings;
 } apikey_config;
 
 /* Parse text (the file's contents; name is for messages). Returns 0, or -1

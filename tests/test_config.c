@@ -37,11 +37,18 @@ static void test_good(void)
     CU_ASSERT_EQUAL(cfg.nscopes, 1);
     CU_ASSERT_PTR_NULL(config_find_scope(&cfg, "proxies:read"));
     config_free(&cfg);
-    /* apikey-authd's section, whose values the daemon reads itself. */
-    CU_ASSERT_EQUAL(parse("store = json:/x\n[authd]\ntrusted_proxies = 10.0.0.0/8 unix\n"
-                          "admin_users = root\nadmin_groups = adm\n[services]\nweb = geo:read\n",
+    /* apikey-authd's section: its lines kept as read, in order, for the
+     * daemon to judge (apikey_section); a name it does not know is its
+     * refusal, not the library's. */
+    CU_ASSERT_EQUAL(parse("store = json:/x\n[authd]\ntrusted_proxies = 10.0.0.0/8 unix # c\n"
+                          "admin_users = root\nadmin_user = typo\n[services]\nweb = geo:read\n",
                           &cfg, err, sizeof err), 0);
     CU_ASSERT_PTR_NOT_NULL(config_find_service(&cfg, "web"));
+    CU_ASSERT_EQUAL_FATAL(cfg.nsettings, 3);
+    CU_ASSERT_STRING_EQUAL(cfg.settings[0].section, "authd");
+    CU_ASSERT_STRING_EQUAL(cfg.settings[0].name, "trusted_proxies");
+    CU_ASSERT_STRING_EQUAL(cfg.settings[0].value, "10.0.0.0/8 unix");
+    CU_ASSERT_STRING_EQUAL(cfg.settings[2].name, "admin_user");
     config_free(&cfg);
 }
 
@@ -70,7 +77,8 @@ static void test_refused(void)
         {"store = json:/a\n[scopes]\na b = x\n", "scope name"},
         {"store = json:/a\n[services]\nss hd = proxies:read\n", "service name"},
         {"store = json:/a\n[scopes]\nx:y = 1\n[scopes]\nz:w = 2\n", "appears twice"},
-        {"store = json:/a\n[authd]\nadmin_user = root\n", "unknown setting 'admin_user' in [authd]"},
+        {"store = json:/a\n[authd ]\nadmin_users = root\n", "unknown section [authd ]"},
+        {"store = json:/a\n[authd]\nadmin_users\n", "expected 'name = value'"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         apikey_config cfg;

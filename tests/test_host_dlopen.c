@@ -218,6 +218,81 @@ static void test_sized_verify(void)
     CU_ASSERT_EQUAL((unsigned char)old.after[0], 0xAA);
 }
 
+typedef struct lines {
+    char text[1024];
+} lines;
+
+static int collect(const char *name, const char *value, void *arg)
+{
+    lines *l = arg;
+    size_t n = strlen(l->text);
+    snprintf(l->text + n, sizeof l->text - n, "%s=%s|", name, value);
+    return 0;
+}
+
+/* The three former readers of apikey.conf disagreed on these lines (a
+ * repeated scope, spaces, comments, a section after [services]); every
+ * host now gets the library's one reading through the table. */
+static void test_configuration_through_table(void)
+{
+    load();
+    char *uri;
+    if (asprintf(&uri, "json:%s/settings.json", tu_tmpdir()) < 0)
+        abort();
+    char *cfg = tu_config(uri, NULL,
+                          "billing = balance:read, stats:read,stats:read\n"
+                          "web = proxies:read   # a comment\n"
+                          "open =\n"
+                          "[authd]\n"
+                          "trusted_proxies = 127.0.0.1, unix ; why\n"
+                          "admin_users = root\n"
+                          "trusted_proxies = ::1\n");
+    char err[512], scopes[APIKEY_SCOPES_MAX];
+    apikey_ctx *c = api->open(cfg, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_FATAL(APIKEY_API_HAS(api, section));
+    CU_ASSERT_EQUAL(api->service_scopes(c, "billing", scopes, sizeof scopes, err, sizeof err), APIKEY_OK);
+    CU_ASSERT_STRING_EQUAL(scopes, "balance:read stats:read");
+    CU_ASSERT_EQUAL(api->service_scopes(c, "web", scopes, sizeof scopes, NULL, 0), APIKEY_OK);
+    CU_ASSERT_STRING_EQUAL(scopes, "proxies:read");
+    CU_ASSERT_EQUAL(api->service_scopes(c, "open", scopes, sizeof scopes, NULL, 0), APIKEY_OK);
+    CU_ASSERT_STRING_EQUAL(scopes, "");
+    CU_ASSERT_EQUAL(api->service_scopes(c, "nope", scopes, sizeof scopes, err, sizeof err),
+                    APIKEY_E_NOT_FOUND);
+    CU_ASSERT_EQUAL(api->service_scopes(c, "billing", scopes, 5, NULL, 0), APIKEY_E_ARGUMENT);
+    CU_ASSERT_EQUAL(api->service_scopes(NULL, "billing", scopes, sizeof scopes, NULL, 0),
+                    APIKEY_E_ARGUMENT);
+    lines l = {""};
+    CU_ASSERT_EQUAL(api->services(c, collect, &l, err, sizeof err), APIKEY_OK);
+    CU_ASSERT_STRING_EQUAL(l.text, "billing=balance:read stats:read|web=proxies:read|open=|");
+    memset(&l, 0, sizeof l);
+    CU_ASSERT_EQUAL(api->section(c, "authd", collect, &l, err, sizeof err), APIKEY_OK);
+    CU_ASSERT_STRING_EQUAL(l.text,
+                           "trusted_proxies=127.0.0.1, unix|admin_users=root|trusted_proxies=::1|");
+    memset(&l, 0, sizeof l);
+    CU_ASSERT_EQUAL(api->section(c, "nosuch", collect, &l, err, sizeof err), APIKEY_OK);
+    CU_ASSERT_STRING_EQUAL(l.text, "");
+    /* A json store answers from a local file: checks may run inline. */
+    CU_ASSERT_EQUAL(api->store_may_block(c), 0);
+    api->close(c);
+    free(cfg);
+    /* A database store may block, and so does a context that is not one. */
+    char *pg = tu_config("pgsql:host=/nonexistent dbname=x", NULL, NULL);
+    c = api->open(pg, err, sizeof err);
+    if (c) {
+        CU_ASSERT_EQUAL(api->store_may_block(c), 1);
+        api->close(c);
+    }
+    CU_ASSERT_EQUAL(api->store_may_block(NULL), 1);
+    free(pg);
+    /* A misspelt section is still an error, not a host's section. */
+    char *bad = tu_config(uri, NULL, "web = proxies:read\n[authdd]\nx = 1\n");
+    CU_ASSERT_PTR_NULL(api->open(bad, err, sizeof err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "unknown section [authdd]"));
+    free(bad);
+    free(uri);
+}
+
 int main(void)
 {
     setenv("APIKEY_BIN", "build/apikey", 0);
@@ -227,6 +302,7 @@ int main(void)
         {"a store failure: the host gets the line, nothing printed", test_store_failure_reaches_host_only},
         {"sized verify: older and newer hosts", test_sized_verify},
         {"an unavailable store answers 503", test_unavailable_store},
+        {"the configuration read through the table", test_configuration_through_table},
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {{"host API via dlopen", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};

@@ -542,7 +542,7 @@ static const apikey_store_ops json_ops = {
     .commit = js_commit,
     .rollback = js_rollback,
     .touch = js_touch,
-    .flags = APIKEY_STORE_CONCURRENT_LOOKUP,
+    .flags = APIKEY_STORE_CONCURRENT_LOOKUP | APIKEY_STORE_LOCAL,
     /* No prefetch: the index is read, not mapped (json_index.c). */
     .lookup_auth = js_lookup_auth,
 };

@@ -686,7 +686,7 @@ static const apikey_store_ops sqlite_ops = {
     .commit = sq_commit,
     .rollback = sq_rollback,
     .touch = sq_touch,
-    .flags = APIKEY_STORE_CONCURRENT_LOOKUP,
+    .flags = APIKEY_STORE_CONCURRENT_LOOKUP | APIKEY_STORE_LOCAL,
 };
 
 EXPORT const apikey_store_ops *apikey_store_entry_v1(void)
