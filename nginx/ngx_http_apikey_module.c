@@ -227,87 +227,64 @@ static void ngx_http_apikey_verify(ngx_http_apikey_check_t *chk)
     chk->keylen = 0;
 }
 
-/* --- reading apikey.conf for what nginx itself needs ------------------- */
+/* --- what nginx itself needs of apikey.conf ---------------------------- */
 
-/* Trims blanks in place; returns the start. */
-static char *ngx_http_apikey_trim(char *s)
+typedef struct {
+    ngx_conf_t *cf;
+    ngx_array_t *services;
+    ngx_flag_t nomem;
+} ngx_http_apikey_hints_t;
+
+static int ngx_http_apikey_add_service(const char *name, const char *scopes, void *arg)
 {
-    while (*s == ' ' || *s == '\t') {
-        s++;
+    ngx_http_apikey_hints_t *h = arg;
+    ngx_keyval_t *kv = ngx_array_push(h->services);
+
+    if (kv == NULL) {
+        h->nomem = 1;
+        return 1;
     }
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n')) {
-        s[--n] = '\0';
+    kv->key.len = ngx_strlen(name);
+    kv->key.data = ngx_pnalloc(h->cf->pool, kv->key.len + 1);
+    kv->value.len = ngx_strlen(scopes);
+    kv->value.data = ngx_pnalloc(h->cf->pool, kv->value.len + 1);
+    if (kv->key.data == NULL || kv->value.data == NULL) {
+        h->nomem = 1;
+        return 1;
     }
-    return s;
+    ngx_cpystrn(kv->key.data, (u_char *) name, kv->key.len + 1);
+    ngx_cpystrn(kv->value.data, (u_char *) scopes, kv->value.len + 1);
+    return 0;
 }
 
-/* Two facts libapikey's table does not give: whether the store may block
- * (any kind but json: and sqlite: goes to the thread pool, so an unknown one
- * is safe), and each service's scopes for the 403 answer. libapikey itself
- * reads and checks the file again and alone decides. */
-static ngx_int_t ngx_http_apikey_read_hints(ngx_conf_t *cf, ngx_http_apikey_conf_file_t *f)
+/* Whether the store may block, and each service's scopes for the 403's
+ * scope="", asked of the context that libapikey opened from the file: one
+ * reading, by the library's rules (the scopes space-separated, each once). */
+static ngx_int_t ngx_http_apikey_read_hints(ngx_conf_t *cf, ngx_http_apikey_conf_file_t *f,
+    apikey_ctx *probe)
 {
-    char line[4096];
-    ngx_uint_t top = 1, services = 0;
-    FILE *fp = fopen((char *) f->path.data, "re");
+    ngx_http_apikey_hints_t h = { cf, &f->services, 0 };
+    char err[512];
 
-    f->blocking = 1;
     if (ngx_array_init(&f->services, cf->pool, 8, sizeof(ngx_keyval_t)) != NGX_OK) {
         return NGX_ERROR;
     }
-    if (!fp) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno, "apikey: cannot read \"%V\"", &f->path);
+    /* An older library cannot say: the thread pool, which is safe for any
+     * store, and no scope="" (its checks answer 503 anyway, see below). */
+    f->blocking = 1;
+    if (!APIKEY_API_HAS(ngx_http_apikey_api, section)) {
+        return NGX_OK;
+    }
+    if (ngx_http_apikey_api->services(probe, ngx_http_apikey_add_service, &h, err, sizeof(err))
+        != APIKEY_OK)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "apikey: %s", err);
         return NGX_ERROR;
     }
-    while (fgets(line, sizeof(line), fp)) {
-        char *s = ngx_http_apikey_trim(line), *eq, *c;
-        if (*s == '\0' || *s == '#' || *s == ';') {
-            continue;
-        }
-        if (*s == '[') {
-            top = 0;
-            services = ngx_strncmp(s, "[services]", 10) == 0;
-            continue;
-        }
-        eq = strchr(s, '=');
-        if (!eq) {
-            continue;
-        }
-        *eq = '\0';
-        for (c = eq + 1; *c; c++) {
-            if ((*c == '#' || *c == ';') && (c[-1] == ' ' || c[-1] == '\t')) {
-                *c = '\0';
-                break;
-            }
-        }
-        char *name = ngx_http_apikey_trim(s), *value = ngx_http_apikey_trim(eq + 1);
-        if (top && ngx_strcmp(name, "store") == 0) {
-            f->blocking = !(ngx_strncmp(value, "json:", 5) == 0 || ngx_strncmp(value, "sqlite:", 7) == 0);
-        } else if (services) {
-            ngx_keyval_t *kv = ngx_array_push(&f->services);
-            if (!kv) {
-                fclose(fp);
-                return NGX_ERROR;
-            }
-            for (c = value; *c; c++) {
-                if (*c == ',' || *c == '\t' || *c == '"' || *c == '\\') {
-                    *c = ' '; /* RFC 6750: space-delimited, inside a quoted string */
-                }
-            }
-            kv->key.len = ngx_strlen(name);
-            kv->key.data = ngx_pnalloc(cf->pool, kv->key.len + 1);
-            kv->value.len = ngx_strlen(value);
-            kv->value.data = ngx_pnalloc(cf->pool, kv->value.len + 1);
-            if (!kv->key.data || !kv->value.data) {
-                fclose(fp);
-                return NGX_ERROR;
-            }
-            ngx_cpystrn(kv->key.data, (u_char *) name, kv->key.len + 1);
-            ngx_cpystrn(kv->value.data, (u_char *) value, kv->value.len + 1);
-        }
+    if (h.nomem) {
+        return NGX_ERROR;
     }
-    fclose(fp);
+    f->blocking = ngx_http_apikey_api->store_may_block(probe);
     return NGX_OK;
 }
 
@@ -418,10 +395,11 @@ static char *ngx_http_apikey_config(ngx_conf_t *cf, ngx_command_t *cmd, void *co
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "apikey: %s", err);
         return NGX_CONF_ERROR;
     }
-    ngx_http_apikey_api->close(probe);
-    if (ngx_http_apikey_read_hints(cf, f) != NGX_OK) {
+    if (ngx_http_apikey_read_hints(cf, f, probe) != NGX_OK) {
+        ngx_http_apikey_api->close(probe);
         return NGX_CONF_ERROR;
     }
+    ngx_http_apikey_api->close(probe);
     if (f->blocking) {
 #if (NGX_THREADS)
         mcf->pool = ngx_thread_pool_add(cf, NULL);
