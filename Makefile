@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # pam_apikey - API-key authentication for Linux.
 # `make` builds everything into build/, usable in place.
 # `make check` installs missing Debian packages, builds and runs every test.

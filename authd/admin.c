@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The management API on the admin socket (SPEC 10.2): peer credentials
  * first, then JSON in and out over the admin slots of the host API. Every
  * rule (scopes, expiry, the per-account limit) is the library's; this file

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* apikey-authd: forward authentication over HTTP (SPEC section 10.2).
  * libapikey is reached only through the table of include/apikey.h. */
 #ifndef APIKEY_AUTHD_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The listen address (ANY /verify/SERVICE, GET /metrics); the admin
  * socket is admin.c. Everything arrives through libmicrohttpd; nothing here
  * parses HTTP. */

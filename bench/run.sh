@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # make bench: pam_apikey side by side with pam_permit and pam_userdb, in one
 # run on one machine. Stores are generated through `apikey create --batch`;
 # the pam_userdb database with db_load. Writes bench/RESULTS.md.

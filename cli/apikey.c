@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * apikey - the admin command (SPEC section 4). A thin adapter: it parses
  * arguments, calls libapikey's admin operations and prints what they return.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Shared by the apikey command's files. The command is an adapter over
  * include/apikey.h alone: it parses, calls the library and prints. */
 #ifndef APIKEY_CLI_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* A key's record as `apikey list --json` prints it (SPEC 4), and as
  * apikey-authd's management API answers it (SPEC 10.2): one definition for
  * both. It uses Jansson and include/apikey.h's types only, never a library

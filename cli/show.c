@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* apikey list and apikey scopes: reading the store and the catalogue. */
 #include <errno.h>
 #include <getopt.h>

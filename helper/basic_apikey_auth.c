@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * basic_apikey_auth - Squid basic authentication helper (SPEC section 7).
  *

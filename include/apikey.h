@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * apikey.h - the one header a host needs to ask "may this key use service S?"
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * apikey_key.h - the key format's sizes (SPEC section 2), shared by hosts
  * (apikey.h) and store backends (apikey_store.h).

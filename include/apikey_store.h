@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * apikey_store.h - the ABI between libapikey and a store backend: all a
  * third party needs to write a store. Every rule a backend must follow is

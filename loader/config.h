@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The configuration file (SPEC section 5): an INI file, parsed strictly. */
 #ifndef APIKEY_CONFIG_H
 #define APIKEY_CONFIG_H

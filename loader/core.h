@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* libapikey's internals: the context, the store binding and the admin
  * operations. Adapters (PAM module, helper, command) see include/apikey.h;
  * the PAM module (its context cache) and the tests also use what is here. */

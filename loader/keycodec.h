@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The key format: <prefix>_<id><secret><check> (SPEC section 2). */
 #ifndef APIKEY_KEYCODEC_H
 #define APIKEY_KEYCODEC_H

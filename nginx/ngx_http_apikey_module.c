@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * ngx_http_apikey_module - nginx asks libapikey "may this key use service S?"
  * in the access phase (SPEC sections 10 and 10.1).

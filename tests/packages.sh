@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # The Debian packages as an operator gets them. Run by .ci/run after make
 # check, as root, and never by make check: it installs packages system-wide.
 #

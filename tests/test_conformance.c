@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The store conformance suite: every behaviour of SPEC sections 2-4, run
  * through the real apikey command and the host API against the store that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Hosts that run as another user (Squid's helpers, as proxy) read a JSON
  * store through its group: the store root:GROUP 0640. A write keeps that

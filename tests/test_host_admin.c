@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The admin operations as a host sees them: only include/apikey.h, the
  * library dlopened by its soname, every admin slot driven through the
  * table on a real store, and each error status with its HTTP mapping. */

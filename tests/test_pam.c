@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* pam_apikey through the real libpam: pam_start_confdir() with a private
  * service folder, so no root, no preload and no /etc/pam.d. Every return
  * code of SPEC section 6 is asserted exactly, as Linux-PAM's

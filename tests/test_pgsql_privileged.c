@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The pgsql store in a privileged host (SPEC section 9): libpq takes nothing
  * from the environment, neither options (PGPORT, PGHOSTADDR, PGOPTIONS,
  * PGSERVICE) nor its message catalogue (PGLOCALEDIR), and the environment is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The JSON store's file format (SPEC section 4): a whole file parsed into,
  * or written from, the in-memory table. */
 #ifndef APIKEY_JSON_FORMAT_H

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # needs: servers
 # apikey-authd behind real proxies on loopback: nginx auth_request (keep-alive
 # upstream) and Caddy forward_auth, each in front of the test origin, which

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # needs: servers
 # apikey-authd's management API (SPEC 10.2) driven as a provider's web
 # backend drives it: a python3 standard-library client over the admin Unix

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # needs: servers
 # The real nginx on loopback with build/nginx/ngx_http_apikey_module.so and
 # the example etc/nginx/apikey.conf, made private to this run. One worker

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # needs: servers
 # Privileged hosts (SPEC section 9): an unprivileged user who controls the
 # environment must not become root through pam_apikey.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # Shared setup for the real-server tests (sshd.sh, squid.sh, dante.sh),
 # sourced by them; it sits in lib/ so that tests/run.sh does not run it.
 #
