@@ -96,7 +96,7 @@ const char *apikey_reason_string(apikey_reason reason);
 /* HTTP status a web host should answer: 200, 401, 403 or 503. */
 int apikey_http_status(const apikey_result *result);
 
-/* ---- Administration: the key lifecycle (SPEC 4 and 10.2) ----
+/* ---- Administration: the key lifecycle (apikey(1), apikey-authd(8)) ----
  *
  * What `apikey` and apikey-authd's management API do, with the same checks:
  * the library holds every rule (scopes, expiry, the per-account limit,

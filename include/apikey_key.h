@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * apikey_key.h - the key format's sizes (SPEC section 2), shared by hosts
+ * apikey_key.h - the key format's sizes (apikey(1)), shared by hosts
  * (apikey.h) and store backends (apikey_store.h).
  *
  * A key is <prefix>_<id><secret><check>: a deployment prefix of 1 to 8
@@ -21,7 +21,7 @@
 /* The longest key with its NUL: prefix, '_', id, secret, check. */
 #define APIKEY_KEY_MAX 56
 
-/* A key's address allowlist (SPEC section 11): at most APIKEY_ALLOW_ENTRIES
+/* A key's address allowlist (apikey(1)): at most APIKEY_ALLOW_ENTRIES
  * CIDR entries in their canonical text ("10.0.0.0/8", "2001:db8::/32"),
  * separated by one space, "" for any address. An entry is at most 49
  * characters (45 of IPv6 text and "/128"), so 16 of them with their

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
-/* The configuration file (SPEC section 5): an INI file, parsed strictly. */
+/* The configuration file (apikey.conf(5)): an INI file, parsed strictly. */
 #ifndef APIKEY_CONFIG_H
 #define APIKEY_CONFIG_H
 
