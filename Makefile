@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # pam_apikey - API-key authentication for Linux.
 # `make` builds everything into build/, usable in place.
 # `make check` installs missing Debian packages, builds and runs every test.
@@ -21,7 +22,7 @@ CFLAGS ?= -O2 -g
 # compiler; development and CI keep -Werror.
 WERROR ?= -Werror
 WARN := -Wall -Wextra $(WERROR) -Wshadow -Wformat=2 -Wno-format-nonliteral
-# Hardening, always: the module runs as root inside su and sshd (SPEC 9).
+# Hardening, always: the module runs as root inside su and sshd (pam_apikey(8)).
 # A packager's CPPFLAGS, CFLAGS and LDFLAGS (dpkg-buildflags) come after ours
 # and win; _FORTIFY_SOURCE is ours only when theirs does not set a level,
 # since a second, different definition would be an error under -Werror.
@@ -239,7 +240,7 @@ INSTALLED += $(NGINX_MODDIR)/ngx_http_apikey_module.so
 endif
 # ---- end of the nginx module ----------------------------------------------
 
-# --- apikey-authd: forward authentication over HTTP (authd/, SPEC 10.2) ------
+# --- apikey-authd: forward authentication over HTTP (authd/, apikey-authd(8)) -
 # It loads libapikey at run time through include/apikey.h's table (beside the
 # binary, else $(LIBDIR)), so it links only libmicrohttpd, Jansson and libdl.
 SBINDIR ?= $(PREFIX)/sbin

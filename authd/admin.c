@@ -1,4 +1,5 @@
-/* The management API on the admin socket (SPEC 10.2): peer credentials
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* The management API on the admin socket (apikey-authd(8)): peer credentials
  * first, then JSON in and out over the admin slots of the host API. Every
  * rule (scopes, expiry, the per-account limit) is the library's; this file
  * only translates HTTP and JSON to those calls and their statuses back.

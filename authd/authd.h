@@ -1,4 +1,5 @@
-/* apikey-authd: forward authentication over HTTP (SPEC section 10.2).
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* apikey-authd: forward authentication over HTTP (apikey-authd(8)).
  * libapikey is reached only through the table of include/apikey.h. */
 #ifndef APIKEY_AUTHD_H
 #define APIKEY_AUTHD_H
@@ -101,7 +102,7 @@ enum MHD_Result authd_answer(struct MHD_Connection *c, unsigned status, const ch
 enum MHD_Result authd_queue(struct MHD_Connection *c, unsigned status, const char *const *headers,
                             struct MHD_Response *r);
 
-/* admin.c: the management API on the admin socket (SPEC 10.2). A request's
+/* admin.c: the management API on the admin socket, apikey-authd(8). A request's
  * state lives from its first call to MHD_OPTION_NOTIFY_COMPLETED. */
 #define AUTHD_ADMIN_BODY_MAX 16384
 enum MHD_Result authd_serve_admin(void *cls, struct MHD_Connection *c, const char *url,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Which address a request comes from, for per-key allowlists: the peer's,
  * unless the peer is a proxy named in trusted_proxies. Then the forwarded
  * chain is read from its end (the hop the proxy itself saw) back, skipping

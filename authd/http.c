@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The listen address (ANY /verify/SERVICE, GET /metrics); the admin
  * socket is admin.c. Everything arrives through libmicrohttpd; nothing here
  * parses HTTP. */
@@ -133,7 +134,7 @@ static enum MHD_Result verify(struct MHD_Connection *c, const char *service)
     }
 
     authd_generation *g = authd_acquire();
-    /* Where the request comes from, for allowlists (SPEC 11): unknown
+    /* Where the request comes from, for allowlists (apikey(1)): unknown
      * (NULL) when a Unix-socket peer is not trusted or a trusted one
      * forwarded nothing usable; a key with a list is then refused. */
     authd_ip from;

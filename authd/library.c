@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* libapikey, loaded at run time through its versioned table, as any host of
  * include/apikey.h may: the daemon links neither libapikey nor OpenSSL, and
  * checks the table's size before it uses a slot, so it runs with any newer

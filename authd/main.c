@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* apikey-authd: options, sockets, the two libmicrohttpd daemons, and the
  * main thread's loop over signals and changes of the configuration file.
  *

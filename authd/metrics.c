@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* GET /metrics: decisions by service and reason. A service gets its own
  * label only when it is in [services] of a configuration the daemon loaded,
  * so a client that asks for /verify/<anything> cannot grow the set; every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The parts of apikey.conf that the daemon reads itself: [authd], and the
  * service names and scopes of [services]. The library has already parsed and
  * checked the whole file when this runs (apikey_open comes first), so this

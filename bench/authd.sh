@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # make bench, apikey-authd's part: CPU time the servers spend per request
 # under wrk with keep-alive (STYLE.md, "HTTP hosts"), side by side in one run:
 #   - /verify on the daemon against bench/mhd_floor.c, a libmicrohttpd server

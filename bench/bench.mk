@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # make bench: never part of make check. See bench/run.sh.
 $(B)/bench/pam_loop: bench/pam_loop.c
 	@mkdir -p $(dir $@)

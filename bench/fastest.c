@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The fastest of N runs of a command, in milliseconds: fork, exec, wait,
  * timed here rather than by a shell and date(1), whose own start-up would
  * be counted in a command that takes a few milliseconds.

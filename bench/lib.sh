@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # Sourced by the make bench scripts (run from the project root, with $ROWS
 # set): how a measure is recorded and how the rows become a table of
 # bench/RESULTS.md, said once.

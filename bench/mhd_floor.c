@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The floor for apikey-authd in make bench: a libmicrohttpd server started
  * as the daemon starts its own (internal epoll thread pool, the same limits)

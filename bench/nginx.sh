@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # make bench, nginx part: the same nginx (one worker) serving one small
 # static file, plainly and behind ngx_http_apikey_module on json and sqlite
 # stores of $BENCH_MID keys, driven by wrk on loopback with keep-alive.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* One PAM transaction after another in one process: pam_start_confdir,
  * pam_authenticate, pam_acct_mgmt, pam_end, as a server does per login.
  * usage: pam_loop CONFDIR SERVICE USER PASSWORD ITERATIONS

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # make bench: pam_apikey side by side with pam_permit and pam_userdb, in one
 # run on one machine. Stores are generated through `apikey create --batch`;
 # the pam_userdb database with db_load. Writes bench/RESULTS.md.
@@ -117,7 +118,7 @@ for threads in 1 2; do
         row "warm verify json, $BIG keys, 2 threads" "$v" "/s" "-" "$(ratio "$v" "$SHA2" | awk '{printf "%d%%", $1 * 100}') of 2-thread bound"
     fi
 done
-# Allowlists (SPEC 11): a key without a list must cost nothing measurable.
+# Allowlists (apikey(1)): a key without a list must cost nothing measurable.
 # Three json stores of $MID keys, none / one entry / 16 entries (the match
 # last), checked with a client address; rounds alternate, the best of 3.
 echo "== Allowlists: json, $MID keys, 1 thread"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Timing: an unknown id against a wrong secret for a known id. Both must
  * cost the same (a hash and a constant-time compare), so that a caller
  * cannot learn which ids exist. Interleaved batches, medians compared.

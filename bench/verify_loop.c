@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Warm verify: one open context, THREADS threads verifying KEYS (one per
  * line in KEYFILE) for SECONDS; and the bound, a loop that only computes
  * SHA-256 of the same keys. Also the peak RSS of the context. With

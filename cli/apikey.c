@@ -1,5 +1,6 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * apikey - the admin command (SPEC section 4). A thin adapter: it parses
+ * apikey - the admin command (apikey(1)). A thin adapter: it parses
  * arguments, calls libapikey's admin operations and prints what they return.
  * Exit codes: 0 success, 1 refused, 2 usage, configuration or store error.
  */

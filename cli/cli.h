@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Shared by the apikey command's files. The command is an adapter over
  * include/apikey.h alone: it parses, calls the library and prints. */
 #ifndef APIKEY_CLI_H
@@ -5,7 +6,7 @@
 
 #include "apikey.h"
 
-/* Exit status (SPEC 4). */
+/* Exit status (apikey(1)). */
 enum { CLI_EXIT_OK = 0, CLI_EXIT_REFUSED = 1, CLI_EXIT_ERROR = 2 };
 int cli_exit_code(apikey_status st);
 

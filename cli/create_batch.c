@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* apikey create --batch: a file of tab-separated lines, all created or none. */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,6 @@
-/* A key's record as `apikey list --json` prints it (SPEC 4), and as
- * apikey-authd's management API answers it (SPEC 10.2): one definition for
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* A key's record as `apikey list --json` prints it (apikey(1)), and as
+ * apikey-authd's management API answers it, apikey-authd(8): one definition for
  * both. It uses Jansson and include/apikey.h's types only, never a library
  * call, so apikey-authd (which reaches libapikey through its table) links
  * it too. */

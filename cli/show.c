@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* apikey list and apikey scopes: reading the store and the catalogue. */
 #include <errno.h>
 #include <getopt.h>
@@ -77,7 +78,7 @@ static void table_time(int64_t t, const char *none, char *buf, size_t len)
     buf[16] = '\0';
 }
 
-/* SPEC 4's columns in its order, then what came later. */
+/* apikey(1)'s first columns in their order, then what came later. */
 enum { COL_NAME, COL_KEY, COL_PERMS, COL_USED, COL_EXPIRES, COL_CREATED, COL_ACCOUNT, COL_STATUS,
        COL_ALLOW, NCOLS };
 static const char *const headers[NCOLS] = {"Name", "Key", "Permissions", "Last used", "Expires",

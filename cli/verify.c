@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* apikey verify: a key on standard input, checked as a host would. */
 #include <getopt.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * apikey_http_host - an example host: a tiny HTTP server on loopback that
  * answers "may this key use service S?" the way an API gateway would.

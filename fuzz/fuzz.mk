@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # make fuzz: libFuzzer targets built with clang, ASan and UBSan, each run
 # for FUZZ_SECONDS from its committed seed corpus. Any crash fails.
 FUZZ_SECONDS ?= 60

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* libFuzzer: what apikey-authd reads from outside itself: apikey.conf (its
  * [authd] and [services] parts) and the forwarded-address headers of a
  * request from a trusted proxy. The client address is either unknown or a

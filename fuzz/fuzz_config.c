@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* libFuzzer: the configuration parser on arbitrary text. */
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* libFuzzer: one line of Squid's helper protocol. */
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* libFuzzer: the JSON store loader on arbitrary files. */
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* libFuzzer: the key codec must never accept a key whose check is wrong, and
  * never read past the input. */
 #include <stdint.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* libFuzzer: the whole verify pipeline with arbitrary (service, account, key)
  * triples against a small real JSON store. Only the one real key, for its
  * account and services, may ever be allowed. */

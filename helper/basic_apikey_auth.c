@@ -1,5 +1,6 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * basic_apikey_auth - Squid basic authentication helper (SPEC section 7).
+ * basic_apikey_auth - Squid basic authentication helper (basic_apikey_auth(8)).
  *
  * Reads "[channel ]user password[ address]" lines, URL-escaped as Squid
  * sends them (the address is the first of key_extras, "%>a": a key with an

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Parsing one line of Squid's basic authentication helper protocol. */
 #ifndef APIKEY_HELPER_LINE_H
 #define APIKEY_HELPER_LINE_H

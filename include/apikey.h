@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * apikey.h - the one header a host needs to ask "may this key use service S?"
  *
@@ -59,8 +60,6 @@ typedef enum apikey_reason {
                                     is not in it, unknown or not numeric (401) */
 } apikey_reason;
 
-#define APIKEY_KEY_ID_MAX 24 /* "<prefix>_<id>" with its NUL */
-
 /* Frozen: hosts allocate it and libraries before 1.2 clear
  * sizeof(apikey_result) of their own, so it never grows. What a check
  * gains later (the reason's text, a client address) goes into
@@ -95,7 +94,7 @@ const char *apikey_reason_string(apikey_reason reason);
 /* HTTP status a web host should answer: 200, 401, 403 or 503. */
 int apikey_http_status(const apikey_result *result);
 
-/* ---- Administration: the key lifecycle (SPEC 4 and 10.2) ----
+/* ---- Administration: the key lifecycle (apikey(1), apikey-authd(8)) ----
  *
  * What `apikey` and apikey-authd's management API do, with the same checks:
  * the library holds every rule (scopes, expiry, the per-account limit,
@@ -137,10 +136,6 @@ int apikey_status_http(apikey_status st);
 #define APIKEY_OPEN_CREATE 1u  /* open the store now, creating it when missing */
 #define APIKEY_OPEN_CONNECT 2u /* open the store now: one that is down fails the open */
 apikey_ctx *apikey_open_with(const char *config_path, unsigned flags, char *err, size_t errlen);
-
-#define APIKEY_ACCOUNT_MAX 256 /* including the NUL */
-#define APIKEY_NAME_MAX 256
-#define APIKEY_SCOPES_MAX 1024
 
 /* Growing structs. apikey_key_info, apikey_create_request and
  * apikey_issued start with a size that the caller sets to sizeof of the

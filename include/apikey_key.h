@@ -1,5 +1,6 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * apikey_key.h - the key format's sizes (SPEC section 2), shared by hosts
+ * apikey_key.h - the sizes of a key and of its record (apikey(1)), shared by hosts
  * (apikey.h) and store backends (apikey_store.h).
  *
  * A key is <prefix>_<id><secret><check>: a deployment prefix of 1 to 8
@@ -19,8 +20,14 @@
 #define APIKEY_HASH_LEN 32
 /* The longest key with its NUL: prefix, '_', id, secret, check. */
 #define APIKEY_KEY_MAX 56
+#define APIKEY_KEY_ID_MAX 24 /* "<prefix>_<id>" with its NUL */
 
-/* A key's address allowlist (SPEC section 11): at most APIKEY_ALLOW_ENTRIES
+/* A key record's text fields, each with its NUL. */
+#define APIKEY_ACCOUNT_MAX 256
+#define APIKEY_NAME_MAX 256
+#define APIKEY_SCOPES_MAX 1024 /* space-separated scope names, or "*" */
+
+/* A key's address allowlist (apikey(1)): at most APIKEY_ALLOW_ENTRIES
  * CIDR entries in their canonical text ("10.0.0.0/8", "2001:db8::/32"),
  * separated by one space, "" for any address. An entry is at most 49
  * characters (45 of IPv6 text and "/128"), so 16 of them with their

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * apikey_store.h - the ABI between libapikey and a store backend: all a
  * third party needs to write a store. Every rule a backend must follow is
@@ -18,7 +19,7 @@
  *   - It links nothing of the core: what it needs of the core comes in
  *     apikey_store_host. It must export nothing else (store/store.map).
  *
- * VERSIONS. Two numbers, as SQLite's VFS has:
+ * VERSIONS. Two numbers; SQLite's VFS has only the first (its iVersion):
  *   - ops->size is sizeof(apikey_store_ops) the backend was built with: it
  *     says which slots exist. The table only grows at its end; the core
  *     checks APIKEY_STORE_HAS() before it reads a slot newer than touch.
@@ -80,10 +81,6 @@ enum {
     APIKEY_ST_NOMEM = 4,
     APIKEY_ST_STOP = 5,        /* returned by an each() callback to stop early */
 };
-
-#define APIKEY_ACCOUNT_MAX 256 /* including the NUL */
-#define APIKEY_NAME_MAX 256
-#define APIKEY_SCOPES_MAX 1024 /* space-separated scope names, or "*" */
 
 typedef struct apikey_record {
     char id[APIKEY_ID_LEN + 1]; /* 8 base62 characters, unique */
@@ -246,9 +243,9 @@ typedef struct apikey_store_ops {
     unsigned flags;
     /* Slots added later go here; the core checks ->size before use. */
 
-    /* Optional, NULL in the stores shipped, and not called by this core.
-     * Kept for the table's layout: memory-latency work (prefetching) belongs
-     * inside a backend's own lookup. */
+    /* Reserved: never called by the core, whatever a backend puts here
+     * (set it NULL); kept so that the slots after it keep their offsets (the
+     * ABI). Memory-latency work (prefetching) belongs in a backend's lookup. */
     void (*prefetch)(void *handle, const char *id);
     /* Optional (NULL: lookup is used). lookup for a verification, which
      * reads neither name nor created: they may be left empty and 0. Every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The key lifecycle: create, revoke, rotate, list and copy. All policy
  * (limits, scopes, expiry, irreversibility) is enforced here, inside one
  * store write transaction per command. api.c offers it to hosts as

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The admin operations of include/apikey.h over admin.c, which holds their
  * rules: here only the callers' struct sizes, the records turned into
  * apikey_key_info (never a hash), and the one line every call leaves in err. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The run-time entry point for hosts that dlopen libapikey, and the small
  * mappings every host needs. */
 #include <stddef.h>

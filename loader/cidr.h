@@ -1,4 +1,5 @@
-/* Address allowlists (SPEC section 11): CIDR entries as an operator writes
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* Address allowlists (apikey(1)): CIDR entries as an operator writes
  * them, client addresses as hosts report them, and the match between them.
  * Deliberate choices, fail closed:
  *   - an entry with host bits set (10.0.0.1/8) is refused, not masked: it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 #include "config.h"
 
 #include <ctype.h>
@@ -58,7 +59,7 @@ static char *trim(char *s)
     return s;
 }
 
-/* "# ..." after whitespace is a comment, as in the SPEC's own example. */
+/* "# ..." after whitespace is a comment, as in apikey.conf(5)'s example. */
 static void strip_inline_comment(char *s)
 {
     for (char *c = s; *c; c++)

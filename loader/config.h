@@ -1,4 +1,5 @@
-/* The configuration file (SPEC section 5): an INI file, parsed strictly. */
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* The configuration file (apikey.conf(5)): an INI file, parsed strictly. */
 #ifndef APIKEY_CONFIG_H
 #define APIKEY_CONFIG_H
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Opening and closing a context: configuration, pepper and store; who
  * counts as privileged; the public id of a record. */
 #include <pthread.h>

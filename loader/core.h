@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* libapikey's internals: the context, the store binding and the admin
  * operations. Adapters (PAM module, helper, command) see include/apikey.h;
  * the PAM module (its context cache) and the tests also use what is here. */
@@ -54,8 +55,8 @@ const char *core_store_line(void); /* "" when the store said nothing */
  * down recovers by itself; the command connects at once. */
 #define CORE_OPEN_CREATE APIKEY_OPEN_CREATE   /* connect, creating the store when missing */
 #define CORE_OPEN_CONNECT APIKEY_OPEN_CONNECT /* connect now */
-/* The caller runs where the environment may be an attacker's (SPEC section
- * 9): the PAM module says so; a process with AT_SECURE is so anyway. Then
+/* The caller runs where the environment may be an attacker's (pam_apikey(8),
+ * README): the PAM module says so; a process with AT_SECURE is so anyway. Then
  * no APIKEY_CONFIG, no APIKEY_STORE_DIR, no OpenSSL configuration, and the
  * store backend is told (apikey_store_host.privileged). Beside the public
  * APIKEY_OPEN_* flags. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * One open context per process for hosts that open and close one per
  * request: libpam loads pam_apikey at every pam_start, and Squid's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Hashing a whole key: SHA-256, or HMAC-SHA256 with the deployment's
  * pepper, which is loaded here. */
 #include <pthread.h>

@@ -1,4 +1,5 @@
-/* The key format: <prefix>_<id><secret><check> (SPEC section 2). */
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* The key format: <prefix>_<id><secret><check> (include/apikey_key.h). */
 #ifndef APIKEY_KEYCODEC_H
 #define APIKEY_KEYCODEC_H
 

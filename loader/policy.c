@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* What a key may do: its state at a time, and whether its scopes cover
  * what a service needs. */
 #include <string.h>

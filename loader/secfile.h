@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Opening configuration, store and pepper files the way pam-u2f does. */
 #ifndef APIKEY_SECFILE_H
 #define APIKEY_SECFILE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Reading and writing text that holds a key, without stdio: stdio keeps
  * its own copy of every byte in a buffer that nobody wipes, so a key read
  * with fgets or printed with printf stays in the process after use. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The rules of include/apikey.h's growing structs, in one place: a request
  * from a newer host may set fields this library does not know (an address
  * allowlist), and a struct the library fills may be older or newer than

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Loads the one store backend that the configuration names. */
 #include <dlfcn.h>
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The services handed to store backends. A backend's error line is kept
  * here, on the thread whose call it failed, never printed or logged: the
  * call hands it to its caller (err, or apikey_verdict.error) and only the

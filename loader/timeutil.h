@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Expiry presets and durations. */
 #ifndef APIKEY_TIMEUTIL_H
 #define APIKEY_TIMEUTIL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The one verify pipeline behind the PAM module, the helper, the command and
  * the host API: check, lookup, constant-time compare, revoked/expired,
  * account, scopes. */

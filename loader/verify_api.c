@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The host's two verify calls over the one pipeline of verify.c: the frozen
  * apikey_verify, and apikey_verify_with, whose sized structs grow and whose
  * verdict carries why a check could not tell. */

@@ -1,13 +1,14 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * ngx_http_apikey_module - nginx asks libapikey "may this key use service S?"
- * in the access phase (SPEC sections 10 and 10.1).
+ * in the access phase (ngx_http_apikey_module(8)).
  *
  *   apikey_config FILE;          http, server, location
  *   apikey_service NAME | off;   http, server, location
  *   apikey_header NAME;          http, server, location (default X-API-Key)
  *   $apikey_account $apikey_key_id $apikey_reason
  *
- * The client address of per-key allowlists (SPEC section 11) is
+ * The client address of per-key allowlists (apikey(1)) is
  * $remote_addr: what the realip module leaves in the connection, so
  * set_real_ip_from and real_ip_header decide it as for allow/deny.
  *
@@ -24,7 +25,7 @@
  * Refusals keep nginx's own error path (the access phase returns 401, 403 or
  * 503), so `satisfy any`, `allow` and `error_page` work as for auth_basic;
  * a header and a body filter then swap nginx's HTML page for the short JSON
- * body of SPEC section 10. No key is logged or answered, and the copy we
+ * body of the man page's ANSWERS. No key is logged or answered, and the copy we
  * made of it is wiped once checked.
  */
 #include <ngx_config.h>
@@ -476,7 +477,7 @@ static ngx_int_t ngx_http_apikey_copy(ngx_http_apikey_check_t *chk, u_char *p, s
     return NGX_OK;
 }
 
-/* Bearer, else the key header, else Basic account:key (SPEC section 10).
+/* Bearer, else the key header, else Basic account:key (its man page).
  * NGX_OK: a key; NGX_DECLINED: none; NGX_ERROR: one given, malformed. */
 static ngx_int_t ngx_http_apikey_read_key(ngx_http_request_t *r, ngx_http_apikey_loc_conf_t *lcf,
                                           ngx_http_apikey_check_t *chk)

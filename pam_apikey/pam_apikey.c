@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * pam_apikey - the PAM adapter: an API key typed as the password.
  *

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # Inside tests/pg_harness.sh: a store suite (test_conformance, test_store_abi,
 # test_store_upgrade,
 # test_soak) against PostgreSQL

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * A fault injector for tests, preloaded into the real apikey command:
  * APIKEY_FAULT="write:3" makes the third call to write() fail, every other

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # The Debian packages as an operator gets them. Run by .ci/run after make
 # check, as root, and never by make check: it installs packages system-wide.
 #
@@ -10,7 +11,9 @@
 # configuration and store, logins through a PAM service that names the
 # installed module, the Squid helper, nginx loading the module through its
 # modules-enabled snippet, apikey-authd (through its unit where systemd runs,
-# else started directly); the installed configuration grants nothing. Then
+# else started directly); the installed configuration grants nothing; hosts
+# that run unprivileged (PAM as www-data, the Squid helper as proxy) answer
+# once README's `adduser` lines are followed, and not before. Then
 # remove and purge: the key store is still there, and nothing else is.
 # Exit 0 pass, 1 fail, 77 skipped (not root).
 set -u
@@ -26,10 +29,20 @@ T=$(mktemp -d /tmp/apikey-packages.XXXXXX) || exit 2
 chmod 755 "$T"
 PKGS=""
 PIDS=""
+# The packages' system group outlives a purge (as ssl-cert's does); the
+# machine gets back the groups it had.
+GROUP_BEFORE=$(getent group apikey)
 cleanup() {
     for p in $PIDS; do kill "$p" 2>/dev/null; done
     [ -z "$PKGS" ] || dpkg --purge $PKGS >/dev/null 2>&1
     rm -rf $STORE_DIR "$T"
+    if [ -z "$GROUP_BEFORE" ]; then
+        ! getent group apikey >/dev/null || groupdel apikey
+    else
+        for u in www-data proxy; do
+            echo ",${GROUP_BEFORE##*:}," | grep -q ",$u," || gpasswd -d $u apikey >/dev/null 2>&1
+        done
+    fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -89,7 +102,11 @@ ok "apt-get install ./build/deb/*.deb"
 pam_sums | cmp -s - "$T/pam-before" && ok "no PAM stack changed on install" || fail "/etc/pam.d or pam-configs changed on install"
 dpkg-query -W -f='${Conffiles}\n' apikey-tools | grep -qE '^ /etc/apikey/apikey.conf [0-9a-f]{32}$' &&
     ok "/etc/apikey/apikey.conf is a conffile" || fail "/etc/apikey/apikey.conf is not a conffile"
-check "root:root 750" "$(stat -c '%U:%G %a' $STORE_DIR 2>&1)" "$STORE_DIR made by the package, root's alone"
+gid=$(getent group apikey | cut -d: -f3)
+[ -n "$gid" ] && [ "$gid" -lt 1000 ] && ok "the system group apikey ($gid)" || fail "no system group apikey: '$gid'"
+check "root:apikey 2750" "$(stat -c '%U:%G %a' $STORE_DIR 2>&1)" "$STORE_DIR: root:apikey, setgid"
+check "root:apikey 750" "$(stat -c '%U:%G %a' /etc/apikey 2>&1)" "/etc/apikey: root:apikey"
+check "root:apikey 640" "$(stat -c '%U:%G %a' /etc/apikey/apikey.conf 2>&1)" "/etc/apikey/apikey.conf: root:apikey"
 
 # The installed ELF files resolve every library, carry no run path, and name
 # no build folder.
@@ -130,10 +147,35 @@ run() { env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$T/run" "$@"; }
 DKEY=$(run apikey create alice --name packaged --scopes proxies:read) && ok "apikey create in the default store" ||
     fail "apikey create with /etc/apikey/apikey.conf"
 [ -f $STORE_DIR/keys.json ] && ok "the default store is $STORE_DIR/keys.json" || fail "no store in $STORE_DIR"
+check "root:apikey 640" "$(stat -c '%U:%G %a' $STORE_DIR/keys.json 2>&1)" "the new store takes the folder's group"
 for svc in sshd squid sockd login su; do
     echo "$DKEY" | run apikey verify --service $svc --account alice 2>/dev/null
     check 1 $? "the installed configuration refuses service $svc (none mapped)"
 done
+
+# Hosts that run unprivileged, on the installed configuration and store:
+# Apache's mod_authnz_pam (PAM as www-data), the Squid helper (as proxy),
+# and `apikey verify` as www-data. Refused for want of the group first; then
+# the operator maps the services and follows README's two lines.
+printf 'auth required pam_apikey.so\naccount required pam_apikey.so\n' > "$T/pam.d/apache"
+as_www() { echo "$DKEY" | run runuser -u www-data -- "$T/bin/pam_try" "$T/pam.d" apache alice 2>&1; }
+as_proxy() { printf 'alice %s\n' "$DKEY" | run runuser -u proxy -- /usr/lib/squid/basic_apikey_auth --service squid 2>/dev/null | cut -c1-3; }
+if as_www | grep -q 'cannot retrieve authentication info'; then
+    ok "PAM as www-data outside the group: cannot retrieve authentication info"
+else
+    fail "PAM as www-data outside the group: $(as_www | tr '\n' ' ')"
+fi
+printf 'squid = proxies:read\napache = proxies:read\n' >> /etc/apikey/apikey.conf
+adduser www-data apikey >/dev/null
+adduser proxy apikey >/dev/null
+out=$(as_www)
+echo "$out" | grep -q '^let in$' && ok "PAM as www-data in the group (mod_authnz_pam): let in" ||
+    fail "PAM as www-data in the group: $(echo "$out" | tr '\n' ' ')"
+check OK "$(as_proxy)" "Squid helper as proxy in the group: OK"
+echo "$DKEY" | run runuser -u www-data -- apikey verify --service apache --account alice
+check 0 $? "apikey verify as www-data in the group"
+echo "$DKEY" | run runuser -u nobody -- apikey verify --service apache --account alice 2>/dev/null
+check 2 $? "apikey verify as nobody (not in the group): unavailable"
 
 cat > "$T/conf/apikey.conf" <<CONF
 store = json:$T/store/keys.json

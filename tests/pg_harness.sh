@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # pg_harness.sh COMMAND [ARG...]: runs COMMAND beside a private PostgreSQL
 # (initdb in a temporary folder, Unix socket only) with pgbouncer in front of
 # it in transaction pooling mode, and stops both afterwards, on failure too.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* A shared object an attacker plants: a store backend in an APIKEY_STORE_DIR
  * of their own, or an OpenSSL provider named by their OPENSSL_CONF and
  * OPENSSL_MODULES. Its constructor leaves a file behind when anything loads

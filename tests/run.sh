@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # Runs every test: the CUnit programs (the store conformance suite and the
 # store ABI test once per store: json, sqlite, pgsql direct and through
 # pgbouncer; the fault injection once per store) and the integration

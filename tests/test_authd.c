@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* apikey-authd's own logic, called directly: which client address a request
  * comes from (trusted proxies and forwarded headers), what it reads of
  * apikey.conf, and the bound on its metrics' labels. The HTTP side is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Address allowlists: entries, client addresses and the match (cidr.c). */
 #include <string.h>
 

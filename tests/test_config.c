@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The configuration parser: what it accepts, and every way it refuses. */
 #include <stdlib.h>
 #include <string.h>

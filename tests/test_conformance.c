@@ -1,5 +1,6 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * The store conformance suite: every behaviour of SPEC sections 2-4, run
+ * The store conformance suite: every behaviour of apikey(1) and its keys, run
  * through the real apikey command and the host API against the store that
  * $APIKEY_TEST_STORE names (json, sqlite or pgsql; tests/run.sh runs it
  * for each, pgsql directly and through pgbouncer), or a third party's:
@@ -562,7 +563,7 @@ static void test_last_used(void)
     done(&f);
 }
 
-/* ---- Address allowlists (SPEC 11) ---- */
+/* ---- Address allowlists (apikey(1)) ---- */
 
 #define LIST_IN "10.0.0.0/8, 2001:DB8:0::/32 ::ffff:192.0.2.7"
 #define LIST_JSON "10.0.0.0/8 2001:db8::/32 192.0.2.7/32" /* canonical */

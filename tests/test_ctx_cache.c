@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The per-process context kept between PAM logins (loader/ctx_cache.c): it
  * is reused while the configuration is unchanged, never trades away a

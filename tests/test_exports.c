@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Every shared object we ship loads with RTLD_NOW (no symbol left to chance
  * at run time), and exports its entry points and nothing else: a stray
  * export from pam_apikey.so could interpose on a symbol of sshd or of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Fault injection on every write path of the store under test ($APIKEY_TEST_STORE:
  * json, the default, sqlite, or pgsql inside tests/pg_harness.sh): the real apikey command runs with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The folders above a store, its side files and the configuration, checked
  * as OpenSSH's StrictModes does: a folder that someone else owns, or that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Hosts that run as another user (Squid's helpers, as proxy) read a JSON
  * store through its group: the store root:GROUP 0640. A write keeps that
@@ -5,6 +6,10 @@
  * readers open to see whether a writer is between renaming the store and
  * its index. A reader in the group, and only in the group, gets at all
  * three. Needs root (chgrp, and a child that becomes nobody).
+ *
+ * Everything the reader opens sits in a fresh 0755 folder under /tmp, the
+ * store backend included (a copy): nobody cannot enter a source tree in a
+ * 0700 home folder (Debian 12's), where make deb runs this.
  */
 #include <fcntl.h>
 #include <grp.h>
@@ -25,6 +30,33 @@
 
 enum { READ_OK, NO_STORE, NO_LOCK, NO_SHARED_LOCK, NOT_ALLOWED };
 
+static char *reader_store_dir;
+
+/* The json backend copied out of the build tree, root's and 0755 as an
+ * installed one (the library loads no other). */
+static char *copy_backend(void)
+{
+    char *dir = tu_path("store"), *from, *to;
+    if (asprintf(&from, "%s/apikey_store_json.so", getenv("APIKEY_STORE_DIR")) < 0 ||
+        asprintf(&to, "%s/apikey_store_json.so", dir) < 0)
+        abort();
+    CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0755), 0);
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
+    CU_ASSERT_FATAL(in >= 0 && out >= 0);
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        CU_ASSERT_EQUAL_FATAL(write(out, buf, (size_t)n), n);
+    CU_ASSERT_EQUAL_FATAL(n, 0);
+    CU_ASSERT_EQUAL_FATAL(fchmod(out, 0755), 0);
+    close(in);
+    close(out);
+    free(from);
+    free(to);
+    return dir;
+}
+
 /* What a process of uid nobody with groups (n of them) can do with the
  * store: one of the values above, as its exit status. */
 static int reader_as_nobody(const char *cfg, const char *path, const char *key, gid_t *groups,
@@ -34,7 +66,7 @@ static int reader_as_nobody(const char *cfg, const char *path, const char *key, 
     CU_ASSERT_FATAL(pid >= 0);
     if (pid == 0) {
         if (setgroups((size_t)n, groups) != 0 || setgid(n ? groups[0] : OUTSIDER) != 0 ||
-            setuid(NOBODY) != 0)
+            setuid(NOBODY) != 0 || setenv("APIKEY_STORE_DIR", reader_store_dir, 1) != 0)
             _exit(99);
         char lock[4096];
         snprintf(lock, sizeof lock, "%s.lock", path);
@@ -64,6 +96,7 @@ static void test_lock_follows_the_store(void)
 {
     if (geteuid() != 0)
         return;
+    reader_store_dir = copy_backend();
     char *path = tu_path("grouped.json"), *uri;
     if (asprintf(&uri, "json:%s", path) < 0)
         abort();
@@ -96,10 +129,13 @@ static void test_lock_follows_the_store(void)
     free(cfg);
     free(uri);
     free(path);
+    free(reader_store_dir);
 }
 
 int main(void)
 {
+    /* Not $TMPDIR: it may be a folder of root's alone (libpam-tmpdir's). */
+    setenv("TMPDIR", "/tmp", 1);
     CU_TestInfo tests[] = {
         {"a write gives the lock the store's group and mode; a reader in the group reads all",
          test_lock_follows_the_store},

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* basic_apikey_auth as Squid runs it: a long-lived process fed request
  * lines on a pipe, answering OK, ERR or BH. */
 #include <fcntl.h>

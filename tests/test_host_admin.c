@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The admin operations as a host sees them: only include/apikey.h, the
  * library dlopened by its soname, every admin slot driven through the
  * table on a real store, and each error status with its HTTP mapping. */
@@ -412,7 +413,7 @@ static void test_unavailable(void)
 
 /* Structs from a newer host: unknown request fields are refused unless
  * zero; a larger record is filled as far as the library knows. */
-/* Expiry warnings (SPEC 11): the active keys expiring within a duration. */
+/* Expiry warnings (apikey(1)): the active keys expiring within a duration. */
 static void test_expiring(void)
 {
     char *uri = tu_new_store_uri();
@@ -499,7 +500,7 @@ static void test_growth(void)
     free(uri);
 }
 
-/* An allowlist through the table (SPEC 11): kept canonical by create, get
+/* An allowlist through the table (apikey(1)): kept canonical by create, get
  * and rotate, enforced by verify_with from the client's address. */
 static void test_allowlist(void)
 {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* A host that knows only include/apikey.h: it links neither libapikey nor
  * OpenSSL, dlopens build/libapikey.so with RTLD_LOCAL through the versioned
  * entry symbol, and authenticates, from several threads at once. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * A table of hostile inputs, each refused with a clear message and never
  * granted, never a crash, never a hang (every command runs under an alarm):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * A JSON store written by the previous release (tests/fixtures/v1/json/,
  * made with it: README there) keeps working and is upgraded in place by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The JSON store on its own: bad files fail closed with exit 2 and one clear
  * line, insecure files are refused, a writer killed mid-write loses nothing

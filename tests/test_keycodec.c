@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The key codec: round trips, the check refusing every one-character
  * change before any store is read, and id retries on collision. */
 #include <stdlib.h>

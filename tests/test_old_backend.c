@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* A backend built for store ABI 1 (records without allow_from) is refused
  * with a clear line: loaded, it would drop a key's allowlist on write and
  * the core would read past its records. */

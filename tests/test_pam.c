@@ -1,6 +1,7 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* pam_apikey through the real libpam: pam_start_confdir() with a private
  * service folder, so no root, no preload and no /etc/pam.d. Every return
- * code of SPEC section 6 is asserted exactly, as Linux-PAM's
+ * code of pam_apikey(8) is asserted exactly, as Linux-PAM's
  * tst-<module>-retval tests do. */
 #include <fcntl.h>
 #include <security/pam_appl.h>

@@ -1,4 +1,5 @@
-/* The pgsql store in a privileged host (SPEC section 9): libpq takes nothing
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* The pgsql store in a privileged host (pam_apikey(8)): libpq takes nothing
  * from the environment, neither options (PGPORT, PGHOSTADDR, PGOPTIONS,
  * PGSERVICE) nor its message catalogue (PGLOCALEDIR), and the environment is
  * whole again afterwards. Unprivileged, the same environment does reach

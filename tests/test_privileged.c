@@ -1,4 +1,5 @@
-/* Privileged hosts (SPEC section 9), without servers: which store backend
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* Privileged hosts (pam_apikey(8)), without servers: which store backend
  * files are loaded at all, and what a PAM module (or any AT_SECURE process)
  * takes from an environment that the caller may have set. The real setuid
  * su, with PostgreSQL, is tests/integration/su.sh.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Reading lines that hold keys without leaving copies behind (secret_io). */
 #include <string.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * A concurrency soak on one store ($APIKEY_TEST_STORE): four writer
  * processes create, rotate and revoke keys; two verifier processes check

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * A store backend on its own, through its operations table only: dlopen
  * $APIKEY_STORE_DIR/apikey_store_<scheme>.so ($APIKEY_TEST_STORE, default

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The PostgreSQL store beyond the conformance suite: what sharing one server
  * between processes and hosts, losing it, and reaching it through pgbouncer

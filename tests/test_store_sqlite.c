@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The SQLite store on its own: a reader answers while another process holds
  * the write lock, and a corrupt, foreign, newer or insecure database fails

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * A store of the previous release (schema 1, tests/fixtures/v1, made by its
  * own build) under this one, for $APIKEY_TEST_STORE = sqlite (the default)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # Tests: CUnit programs under tests/, run by `make run-tests`.
 TEST_CFLAGS = $(ALL_CFLAGS) -fvisibility=default
 TEST_LIBS = $(CORE_LIB) $(CORE_LIBS) -lcunit

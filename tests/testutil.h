@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Helpers shared by the CUnit test programs: temporary folders, config
  * files, running the real apikey command. */
 #ifndef APIKEY_TESTUTIL_H

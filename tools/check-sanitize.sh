@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # make check-sanitize: the whole test suite built with ASan and UBSan, in a
 # copy of the tree (build-san/), so the tests' relative paths hold. Servers
 # that cannot load an instrumented module (sshd, Squid, Dante) are left to

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # make demo: the key lifecycle on a private JSON store in a temporary folder,
 # then logins through the real PAM stack (build/pam_try: libpam with a
 # private service folder).

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # Installs the Debian packages the build, the tests and the demo need, when
 # any is missing. Needs root (CI runs as root); prints what it installs.
 set -e

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* pam_try: logins through the real libpam with a private service folder
  * (pam_start_confdir), as a server runs them: pam_start, pam_authenticate,
  * pam_acct_mgmt when that succeeded, pam_end. For make demo and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The JSON store's file format: parse a whole file into the table, and write
  * the table out again, one key per line. */
 #include "json_format.h"

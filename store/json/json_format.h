@@ -1,4 +1,5 @@
-/* The JSON store's file format (SPEC section 4): a whole file parsed into,
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* The JSON store's file format (doc/STORES.md): a whole file parsed into,
  * or written from, the in-memory table. */
 #ifndef APIKEY_JSON_FORMAT_H
 #define APIKEY_JSON_FORMAT_H

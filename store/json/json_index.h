@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The JSON store's compiled index, PATH.idx: what postmap is to a Postfix
  * table. Every write rebuilds it beside the JSON file; hosts read the slots

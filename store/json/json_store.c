@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The embedded JSON store: one human-readable file (format in doc/STORES.md),
  * with a compiled index beside it (json_index.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The JSON store's records in memory: creation order, and an open-addressing
  * table by id. */
 #include "json_table.h"

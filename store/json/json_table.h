@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The JSON store's records in memory: in creation order, and found by id
  * through an open-addressing table. Knows nothing of files. */
 #ifndef APIKEY_JSON_TABLE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The PostgreSQL store: the store of record that hosts on several machines
  * share. The tables are those of the SQLite store, in PostgreSQL types.

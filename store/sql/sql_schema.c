@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The SQL stores' shared schema verdicts and row decoding (sql_schema.h). */
 #include "sql_schema.h"
 

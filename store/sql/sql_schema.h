@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * What the two SQL stores (sqlite, pgsql) share: their tables and
  * migrations, their statements (so the rule that a revocation is neither

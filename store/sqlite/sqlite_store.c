@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * The SQLite store: one database file in WAL mode, so a reader never waits
  * for a writer (an authentication answers while `apikey` holds a write

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* A store backend built for store ABI 1, whose records were smaller (no
  * allow_from): test_old_backend checks that the core refuses to load it
  * rather than let it drop lists on write and read past its records. Only

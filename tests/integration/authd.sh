@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # needs: servers
 # apikey-authd behind real proxies on loopback: nginx auth_request (keep-alive
 # upstream) and Caddy forward_auth, each in front of the test origin, which
@@ -72,7 +73,7 @@ grep -qi 'error="insufficient_scope", scope="proxies:read"' "$T/head" &&
     ok "403 with error=\"insufficient_scope\", scope=\"proxies:read\"" || not_ok "403 without its scope"
 want "401 service not configured 0" "$(direct "no-such-service" "$(bearer "$GOOD")")" "an unmapped service: 401 (no key could pass)"
 
-# Keys pinned to addresses (SPEC 11).
+# Keys pinned to addresses (apikey(1)).
 PIN4=$(mk "$U1" --name pin4 --scopes proxies:read --allow-from 127.0.0.1/32) || not_ok "apikey create --allow-from"
 PIN6=$(mk "$U1" --name pin6 --scopes proxies:read --allow-from ::1/128)
 xff() { printf '%s\nheader = "X-Forwarded-For: %s"' "$(bearer "$1")" "$2"; }

@@ -1,11 +1,12 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # needs: servers
-# apikey-authd's management API (SPEC 10.2) driven as a provider's web
+# apikey-authd's management API (apikey-authd(8)) driven as a provider's web
 # backend drives it: a python3 standard-library client over the admin Unix
 # socket (tests/integration/lib/admin_client.py). The dashboard flow (create
 # and see the key once, list every column as `apikey list --json`, verify
 # through /verify, the 11th key refused, rotate, revoke), a key with an
-# address allowlist (SPEC 11), bad requests, a
+# address allowlist (apikey(1)), bad requests, a
 # user who is not an admin, SIGKILL in the middle of a create loop, and the
 # store going down and coming back.
 NAME=authd_admin

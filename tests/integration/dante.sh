@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # needs: servers
 # A real Dante (danted) on loopback with etc/danted.conf and
 # etc/pam.d/sockd: curl fetches a local origin through SOCKS5 with the

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Every object that make builds carries the hardening of SPEC section 9:
+# SPDX-License-Identifier: BSD-2-Clause
+# Every object that make builds carries the hardening the Makefile adds:
 # full RELRO and BIND_NOW, a stack protector, _FORTIFY_SOURCE's checked
 # calls and a non-executable stack. Read off the built files with readelf
 # and nm, as hardening-check (devscripts) does.

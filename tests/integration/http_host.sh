@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # The example HTTP host (examples/http_host.c), driven by curl on loopback:
 # 200, 401, 403 and 503 as a web service answers them.
 cd "$(dirname "$0")/../.." || exit 2

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # make install honours PREFIX and DESTDIR, puts the PAM module where libpam
 # looks, installs apikey.pc with its storedir; make uninstall removes what
 # install put there and nothing else (a configuration beside it stays).

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # needs: servers
 # The real nginx on loopback with build/nginx/ngx_http_apikey_module.so and
 # the example etc/nginx/apikey.conf, made private to this run. One worker
@@ -207,7 +208,7 @@ want "satisfy any, allowed address, no key" 200 "$(get /any-allowed/)"
 want "satisfy any, other address, no key" 401 "$(get /any-denied/)"
 want "satisfy any, other address, good key" 200 "$(hdr "X-API-Key: $GOOD" /any-denied/)"
 
-# Allowlists (SPEC 11): the client address is \$remote_addr. 127.0.0.2 is
+# Allowlists (apikey(1)): the client address is \$remote_addr. 127.0.0.2 is
 # on loopback too: the same server, another client.
 PIN4=$(mk "$U1" --name pin4 --scopes proxies:read --allow-from 127.0.0.1/32) || not_ok "apikey create --allow-from"
 PIN6=$(mk "$U1" --name pin6 --scopes proxies:read --allow-from ::1/128)

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # pam_apikey under valgrind: hundreds of logins in one process, each one
 # loading and unloading the module as libpam does at pam_start/pam_end.
 # Any invalid read or write, or any definite leak, fails. Good, refused and

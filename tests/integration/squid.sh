@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # needs: servers
 # A real Squid on loopback, with the auth snippets of etc/squid/: through
 # Squid's basic_pam_auth and pam_apikey (etc/pam.d/squid), and through

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # needs: servers
 # A real sshd on loopback, run as "sshd-apikey..." so that it reads that PAM
 # service, from etc/pam.d/sshd-apikey and etc/sshd_config-apikey: ssh logins

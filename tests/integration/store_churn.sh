@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # A long-lived host (the Squid helper, build/basic_apikey_auth) answering
 # while its store files are truncated in place, copied over in place (what
 # cp and rsync --inplace do), swapped by rename and deleted: the .json file

@@ -1,6 +1,7 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # needs: servers
-# Privileged hosts (SPEC section 9): an unprivileged user who controls the
+# Privileged hosts (pam_apikey(8)): an unprivileged user who controls the
 # environment must not become root through pam_apikey.
 #
 # The attacker is a throwaway system user running the real setuid /usr/bin/su

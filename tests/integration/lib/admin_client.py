@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """A provider's web backend talking to apikey-authd, with Python's standard
 library only: http.client over the admin Unix socket ($ADMIN) and over the
 listen socket ($SOCK) for /verify/$SVC. Used by tests/integration/authd_admin.sh:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* A libapikey.so.1 as a library older than the admin operations would be:
  * the real library's table cut before its first admin slot. Built by
  * tests/integration/authd_admin.sh with -DREAL="path of the real one". */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * A tiny HTTP origin for the server tests (tests/integration/lib/servers.sh):
  * binds 127.0.0.1 on a free port, prints the port, and answers every request

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # Shared setup for the real-server tests (sshd.sh, squid.sh, dante.sh),
 # sourced by them; it sits in lib/ so that tests/run.sh does not run it.
 #
@@ -180,7 +181,7 @@ matrix() { # HOW
     want_out "$1: that key, revoked while the server runs" "$U1" "$LIVE"
 }
 
-# Allowlists (SPEC section 11): the address the server sees reaches the
+# Allowlists (apikey(1)): the address the server sees reaches the
 # check. 127.0.0.2 is loopback too: the same server, another client. With
 # v6, the server listens on ::1 as well where have_ipv6.
 FROM=""
