@@ -12,6 +12,10 @@
 
 #include "apikey.h"
 
+/* Compiled into each host, exported by none (nginx builds a module with
+ * every symbol visible). */
+#pragma GCC visibility push(hidden)
+
 #define CREDENTIAL_KEY_MAX 512      /* a key is about 50 bytes; longer is malformed */
 #define CREDENTIAL_ACCOUNT_MAX 256  /* as apikey_result's account, with its NUL */
 #define CREDENTIAL_SERVICE_MAX 128  /* as [services] names in apikey.conf(5) */
@@ -69,5 +73,7 @@ int credential_service_ok(const char *name, size_t len);
  * a libapikey older than that reason does not know, else what
  * reason_string answers. */
 const char *credential_reason_string(const apikey_api *api, apikey_reason reason);
+
+#pragma GCC visibility pop
 
 #endif
