@@ -200,7 +200,7 @@ size_t credential_challenge(char *out, size_t outlen, int status, const char *se
         /* space-delimited, one space between tokens (RFC 6750 section 3) */
         const char *head = ", scope=\"";
         size_t hl = strlen(head), start = o;
-        if (o + hl >= outlen)
+        if (o + hl + 2 > outlen) /* the closing quote, the NUL */
             return 0;
         memcpy(out + o, head, hl);
         o += hl;
@@ -212,9 +212,10 @@ size_t credential_challenge(char *out, size_t outlen, int status, const char *se
                 tl++;
             if (tl == 0)
                 break;
-            if (o + tl + 3 >= outlen) /* a space, the quote, the NUL */
+            size_t sep = o > start + hl;
+            if (o + sep + tl + 2 > outlen)
                 return 0;
-            if (o > start + hl)
+            if (sep)
                 out[o++] = ' ';
             memcpy(out + o, s, tl);
             o += tl;

@@ -182,8 +182,18 @@ static void test_challenge(void)
     /* Too small: 0, never a cut header. */
     CU_ASSERT_EQUAL(credential_challenge(out, 10, 401, "web", 0, NULL), 0);
     CU_ASSERT_EQUAL(credential_challenge(out, 60, 403, "web", 1, "a:read b:read c:read"), 0);
-    size_t n = credential_challenge(out, 66, 403, "web", 1, "a:read");
-    CU_ASSERT_EQUAL(n, strlen("Bearer realm=\"web\", error=\"insufficient_scope\", scope=\"a:read\""));
+    /* Exactly as long as it needs, as nginx allocates it. */
+    const char *exact[] = {"Bearer realm=\"web\", error=\"insufficient_scope\", scope=\"a:read b:write\"",
+                           "Bearer realm=\"web\", error=\"insufficient_scope\", scope=\"\"",
+                           "Bearer realm=\"web\", error=\"invalid_token\""};
+    const char *scopes[] = {"a:read,b:write", "", NULL};
+    for (int i = 0; i < 3; i++) {
+        size_t want = strlen(exact[i]);
+        int status = i < 2 ? 403 : 401;
+        CU_ASSERT_EQUAL(credential_challenge(out, want + 1, status, "web", 1, scopes[i]), want);
+        CU_ASSERT_STRING_EQUAL(out, exact[i]);
+        CU_ASSERT_EQUAL(credential_challenge(out, want, status, "web", 1, scopes[i]), 0);
+    }
 }
 
 static void test_names_and_reasons(void)

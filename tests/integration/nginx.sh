@@ -66,6 +66,14 @@ location /unmapped/ { apikey_service unmapped-$$; alias $N/www/f/; }
 location /own-header/ { apikey_service $SVC; apikey_header X-Custom-Key; alias $N/www/f/; }
 location /any-denied/ { satisfy any; allow 127.0.0.2; deny all; apikey_service $SVC; alias $N/www/f/; }
 location /any-allowed/ { satisfy any; allow 127.0.0.1; deny all; apikey_service $SVC; alias $N/www/f/; }
+location /any-proxied/ {
+    satisfy any; allow 127.0.0.1; deny all; apikey_service $SVC;
+    proxy_set_header X-Account \$apikey_account;
+    proxy_set_header X-Api-Key-Id \$apikey_key_id;
+    proxy_set_header Authorization "";
+    proxy_set_header X-API-Key "";
+    proxy_pass http://127.0.0.1:$UP;
+}
 location /locked/ { apikey_config $T/locked.conf; apikey_service $SVC; alias $N/www/f/; }
 location /realip/ { set_real_ip_from 127.0.0.1; real_ip_header X-Real-IP; apikey_service $SVC; alias $N/www/f/; }
 location /wrk/ {
@@ -206,6 +214,30 @@ has "503: the store's line in the error log" "$LOG" "apikey: store $T/locked/key
 want "satisfy any, allowed address, no key" 200 "$(get /any-allowed/)"
 want "satisfy any, other address, no key" 401 "$(get /any-denied/)"
 want "satisfy any, other address, good key" 200 "$(hdr "X-API-Key: $GOOD" /any-denied/)"
+# A refused key confers no identity: allow lets the request through, and
+# the backend hears no account and no key id from it.
+FNARROW=$(mk "$U2" --name fnarrow --scopes geo:read)
+ELSEWHERE=$(mk "$U1" --name elsewhere --scopes proxies:read --allow-from 192.0.2.7/32)
+want "satisfy any, allowed address, good key" 200 "$(hdr "X-API-Key: $GOOD" /any-proxied/x)"
+has "satisfy any, good key: the backend hears the account" "$T/b" "account=$U1 key_id=$(id_of "$GOOD") auth=[]"
+anon() { # WHAT STATUS: the backend heard no identity
+    want "satisfy any, allowed address, $1" 200 "$2"
+    has "satisfy any, $1: no account, no key id for the backend" "$T/b" "account= key_id= auth=[]"
+}
+anon "a revoked key" "$(hdr "X-API-Key: $REVOKED" /any-proxied/x)"
+anon "another account's key without the scope" "$(hdr "X-API-Key: $FNARROW" /any-proxied/x)"
+anon "a key pinned to another address" "$(hdr "X-API-Key: $ELSEWHERE" /any-proxied/x)"
+anon "Basic $U2:<$U1's key>" "$(printf 'user = "%s:%s"\n' "$U2" "$GOOD" | get /any-proxied/x -K -)"
+anon "no key" "$(get /any-proxied/x)"
+
+# The credential rules apikey-authd shares (common/credential.h; both
+# servers side by side in credentials.sh): a NUL in a Basic account, a
+# second key header, Bearer and a tab.
+nulbasic=$(printf '%s\0evil:%s' "$U1" "$GOOD" | base64 -w0)
+want "Basic account<NUL>evil:key" 401 "$(hdr "Authorization: Basic $nulbasic" /f/index.txt)"
+has "Basic with a NUL: malformed, invalid_token" "$T/h" "error=\"invalid_token\""
+want "Bearer<TAB>key" 401 "$(printf 'header = "Authorization: Bearer\\t%s"\n' "$GOOD" | get /f/index.txt -K -)"
+has "Bearer<TAB>key: not a Bearer, so no key" "$T/b" '{"error": "missing key", "key_id": null}'
 
 # Allowlists (SPEC 11): the client address is \$remote_addr. 127.0.0.2 is
 # on loopback too: the same server, another client.
@@ -397,7 +429,8 @@ kill "$MASTER"; wait "$MASTER" 2>/dev/null
 if grep -q "exited on signal" "$LOG"; then not_ok "a worker died: $(grep -m1 'exited' "$LOG")"
 else ok "no worker died"; fi
 {
-    for k in "$GOOD" "$FOREIGN" "$NARROW" "$EXPIRED" "$REVOKED" "$WRONG" "$LIVE" "$typo" "$PIN4" "$PIN6" ${PGKEY:-} ${PGPIN:-}; do echo "$k"; done
+    for k in "$GOOD" "$FOREIGN" "$NARROW" "$EXPIRED" "$REVOKED" "$WRONG" "$LIVE" "$typo" "$PIN4" "$PIN6" "$FNARROW" \
+        "$ELSEWHERE" ${PGKEY:-} ${PGPIN:-}; do echo "$k"; done
     cat "$T/wrk.keys" "$T/pg.keys" 2>/dev/null
 } | awk 'length($0) > 11 { print; print substr($0, 12) }' > "$T/secrets"
 echo "$HOSTILE" | awk '{ print; print substr($0, 12) }' > "$T/hostile"
@@ -405,8 +438,12 @@ cat "$N"/*.log | grep -F -f "$T/secrets" > "$T/leaks"
 cat "$N"/*.log | grep -F -f "$T/hostile" | grep -v "client sent " >> "$T/leaks"
 if [ -s "$T/leaks" ]; then not_ok "a key is in nginx's logs: $(cut -c1-200 "$T/leaks" | head -n 3)"
 else ok "no key (nor its secret part) in nginx's access, upstream or error log"; fi
-has "the access log names the key id and reason" "$N/access.log" "key_id=$(id_of "$REVOKED") reason=\"revoked\""
-has "\$apikey_reason says an address was refused" "$N/access.log" "key_id=$(id_of "$PIN4") reason=\"address not allowed\""
+has "the access log names the reason of a refusal, and no account or key id" "$N/access.log" \
+    "account=- key_id=- reason=\"revoked\""
+has "the error log names the refused key's id" "$LOG" "401 revoked, key $(id_of "$REVOKED")"
+has "\$apikey_reason says an address was refused" "$N/access.log" "key_id=- reason=\"address not allowed\""
+has "the access log names the account and key id of an allowed key" "$N/access.log" \
+    "account=$U1 key_id=$(id_of "$GOOD") reason=\"allowed\""
 
 # A libapikey too old to take the client address (no verify_with: the real
 # library's table cut before its admin slots): every check 503, never a
