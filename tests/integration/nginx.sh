@@ -75,6 +75,11 @@ location /any-proxied/ {
     proxy_pass http://127.0.0.1:$UP;
 }
 location /locked/ { apikey_config $T/locked.conf; apikey_service $SVC; alias $N/www/f/; }
+location /sub-unchecked/ { auth_request /_probe; alias $N/www/f/; }
+location = /_probe { internal; apikey_service $SVC; proxy_pass http://127.0.0.1:$UP/; }
+location /sub-checked/ { apikey_service $SVC; auth_request /_sso; alias $N/www/f/; }
+location = /_sso { internal; proxy_pass http://127.0.0.1:$UP/; }
+location /returned/ { apikey_service $SVC; return 200 "no check\n"; }
 location /realip/ { set_real_ip_from 127.0.0.1; real_ip_header X-Real-IP; apikey_service $SVC; alias $N/www/f/; }
 location /wrk/ {
     apikey_service $SVC;
@@ -238,6 +243,15 @@ want "Basic account<NUL>evil:key" 401 "$(hdr "Authorization: Basic $nulbasic" /f
 has "Basic with a NUL: malformed, invalid_token" "$T/h" "error=\"invalid_token\""
 want "Bearer<TAB>key" 401 "$(printf 'header = "Authorization: Bearer\\t%s"\n' "$GOOD" | get /f/index.txt -K -)"
 has "Bearer<TAB>key: not a Bearer, so no key" "$T/b" '{"error": "missing key", "key_id": null}'
+
+# What the access phase does not cover, as ngx_http_apikey_module(8) says:
+# a subrequest (the auth_request target) and an answer of the rewrite phase.
+want "documented: the auth_request target's own apikey_service is never asked" 200 "$(get /sub-unchecked/index.txt)"
+want "documented: return answers before the check" 200 "$(get /returned/)"
+want "the man page's layout: no key" 401 "$(get /sub-checked/index.txt)"
+want "the man page's layout: a good key, and the auth_request target agrees" 200 \
+    "$(hdr "X-API-Key: $GOOD" /sub-checked/index.txt)"
+want "the man page's layout: the internal target is not reachable from outside" 404 "$(get /_sso)"
 
 # Allowlists (SPEC 11): the client address is \$remote_addr. 127.0.0.2 is
 # on loopback too: the same server, another client.
