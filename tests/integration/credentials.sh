@@ -12,6 +12,7 @@ if [ ! -f "$HERE/../../build/nginx/ngx_http_apikey_module.so" ] || ! command -v 
 fi
 NAME=credentials
 . "$HERE/lib/servers.sh"
+. "$HERE/lib/nginx.sh"
 [ -f build/apikey-authd ] || { echo "not ok - build/apikey-authd is not built (make all)"; exit 1; }
 
 # apikey-authd on a Unix socket.
@@ -25,24 +26,13 @@ for i in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
 # daemon sends them. A static file, not `return`: that answers before the
 # access phase.
 N=$T/nginx
-mkdir -p "$N/www" "$N/tmp" "$T/build/nginx" && chown proxy "$N/tmp"
+mkdir -p "$N/www" "$T/build/nginx"
 : > "$N/www/x"
 chmod -R a+rX "$N/www"
 cp build/nginx/ngx_http_apikey_module.so "$T/build/nginx/"
 cp build/libapikey.so "$T/build/libapikey.so.1"
 PORT=$(free_port)
-cat > "$N/nginx.conf" <<CONF
-load_module $T/build/nginx/ngx_http_apikey_module.so;
-user proxy;
-worker_processes 1;
-daemon off;
-pid $N/nginx.pid;
-error_log $N/error.log info;
-events { }
-http {
-    access_log off;
-    client_body_temp_path $N/tmp/body; proxy_temp_path $N/tmp/proxy; fastcgi_temp_path $N/tmp/fastcgi;
-    uwsgi_temp_path $N/tmp/uwsgi; scgi_temp_path $N/tmp/scgi;
+nginx_conf "$N" "$T/build/nginx/ngx_http_apikey_module.so" "
     apikey_config $CONF;
     server {
         listen 127.0.0.1:$PORT;
@@ -52,9 +42,7 @@ http {
             add_header X-Apikey-Account \$apikey_account always;
             alias $N/www/;
         }
-    }
-}
-CONF
+    }"
 bg nginx -p "$N" -c "$N/nginx.conf"
 wait_port "$PORT" || { not_ok "nginx did not listen: $(tail -n 3 "$N/error.log")"; finish; }
 

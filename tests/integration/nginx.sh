@@ -18,6 +18,7 @@ if [ -z "${APIKEY_PG_CTL:-}" ] && [ -f "$HERE/../../build/store/apikey_store_pgs
 fi
 NAME=nginx
 . "$HERE/lib/servers.sh"
+. "$HERE/lib/nginx.sh"
 
 N=$T/nginx
 mkdir -p "$N/www/f" "$N/tmp" && chown proxy "$N/tmp"
@@ -463,27 +464,14 @@ has "the access log names the account and key id of an allowed key" "$N/access.l
 # library's table cut before its admin slots): every check 503, never a
 # check without the address, and the error log says why once.
 O=$T/old
-mkdir -p "$O/nginx" "$O/tmp" && chown proxy "$O/tmp"
+mkdir -p "$O/nginx"
 cp build/nginx/ngx_http_apikey_module.so "$O/nginx/"
 OPORT=$(free_port)
 if ${CC:-cc} -shared -fPIC -Iinclude -DREAL="\"$T/build/libapikey.so.1\"" -o "$O/libapikey.so.1" \
     tests/integration/lib/old_library.c -ldl; then
-    cat > "$O/nginx.conf" <<CONF
-load_module $O/nginx/ngx_http_apikey_module.so;
-user proxy;
-worker_processes 1;
-daemon off;
-pid $O/nginx.pid;
-error_log $O/error.log info;
-events { }
-http {
-    access_log off;
-    client_body_temp_path $O/tmp/body; proxy_temp_path $O/tmp/proxy; fastcgi_temp_path $O/tmp/fastcgi;
-    uwsgi_temp_path $O/tmp/uwsgi; scgi_temp_path $O/tmp/scgi;
+    nginx_conf "$O" "$O/nginx/ngx_http_apikey_module.so" "
     apikey_config $CONF;
-    server { listen 127.0.0.1:$OPORT; location / { apikey_service $SVC; alias $N/www/f/; } }
-}
-CONF
+    server { listen 127.0.0.1:$OPORT; location / { apikey_service $SVC; alias $N/www/f/; } }"
     bg nginx -p "$O" -c "$O/nginx.conf"
     if wait_port "$OPORT"; then
         want "an older libapikey: a key without a list" 503 "$(from 127.0.0.1 "$GOOD" "http://127.0.0.1:$OPORT" /)"
