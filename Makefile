@@ -223,7 +223,8 @@ $(NGX_B)/src/objs/Makefile: nginx/config $(NGINX_SRC)/conf_flags $(NGX_B)/libdir
 		--add-dynamic-module=$(CURDIR)/nginx' > ../configure.log 2>&1 \
 		|| { tail -n 20 ../configure.log; exit 1; }
 
-$(NGX_B)/ngx_http_apikey_module.so: nginx/ngx_http_apikey_module.c include/apikey.h $(NGX_B)/src/objs/Makefile
+$(NGX_B)/ngx_http_apikey_module.so: nginx/ngx_http_apikey_module.c include/apikey.h common/credential.c \
+		common/credential.h $(NGX_B)/src/objs/Makefile
 	$(MAKE) -s -C $(NGX_B)/src -f objs/Makefile modules
 	# A new file, not one rewritten in place: a running nginx maps the old one.
 	cp $(NGX_B)/src/objs/ngx_http_apikey_module.so $@.tmp && mv -f $@.tmp $@
@@ -245,8 +246,11 @@ endif
 # binary, else $(LIBDIR)), so it links only libmicrohttpd, Jansson and libdl.
 SBINDIR ?= $(PREFIX)/sbin
 UNITDIR ?= $(PREFIX)/lib/systemd/system
-# A key's record in JSON is the apikey command's (cli/key_json.c), shared.
-AUTHD_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(wildcard authd/*.c)) $(B)/obj/cli/key_json.o
+# A key's record in JSON is the apikey command's (cli/key_json.c), shared;
+# the credential rules are the nginx module's (common/credential.c).
+AUTHD_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(wildcard authd/*.c)) $(B)/obj/cli/key_json.o \
+	$(B)/obj/common/credential.o
+$(B)/obj/authd/%.o: ALL_CFLAGS += -Icommon
 AUTHD_STAMP := $(B)/authd-paths.stamp
 $(shell mkdir -p $(B); echo '$(LIBDIR)' | cmp -s - $(AUTHD_STAMP) || echo '$(LIBDIR)' > $(AUTHD_STAMP))
 $(B)/obj/authd/library.o: $(AUTHD_STAMP)

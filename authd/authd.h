@@ -80,10 +80,9 @@ authd_generation *authd_acquire(void);
 void authd_release(authd_generation *g);
 
 /* metrics.c: decisions counted by service and reason, never by anything a
- * client chose freely. */
-enum { AUTHD_REASON_MISSING_KEY = APIKEY_REASON_ADDRESS + 1, AUTHD_NREASONS };
+ * client chose freely; a reason newer than this daemon counts as "other". */
 struct authd_counters *authd_counters_for(const char *service);
-void authd_count(struct authd_counters *c, int reason);
+void authd_count(struct authd_counters *c, apikey_reason reason);
 struct authd_counters *authd_counters_unmapped(void);
 /* The Prometheus text, malloc'd; NULL when out of memory. */
 char *authd_metrics_text(size_t *len);

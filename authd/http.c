@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "authd.h"
+#include "credential.h"
 
 enum MHD_Result authd_answer(struct MHD_Connection *c, unsigned status, const char *const *headers,
                              const char *body, size_t len, enum MHD_ResponseMemoryMode mode)
@@ -31,77 +32,31 @@ enum MHD_Result authd_queue(struct MHD_Connection *c, unsigned status, const cha
     return ok;
 }
 
-/* The value after "Scheme " when header starts with that scheme. */
-static const char *after_scheme(const char *header, const char *scheme)
-{
-    size_t n = strlen(scheme);
-    if (!header || strncasecmp(header, scheme, n) != 0 || (header[n] != ' ' && header[n] != '\t'))
-        return NULL;
-    header += n;
-    while (*header == ' ' || *header == '\t')
-        header++;
-    return header;
-}
+/* The request's Authorization and X-API-Key lines, for credential_read;
+ * with wipe set, libmicrohttpd's copies of them are wiped instead. */
+typedef struct credential_lines {
+    credential_header auth, key;
+    int wipe;
+} credential_lines;
 
-static size_t token_len(const char *s)
+static enum MHD_Result credential_line(void *cls, enum MHD_ValueKind kind, const char *name, size_t name_size,
+                                       const char *value, size_t value_size)
 {
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
-        n--;
-    return n;
-}
-
-static int b64_value(unsigned char ch)
-{
-    if (ch >= 'A' && ch <= 'Z')
-        return ch - 'A';
-    if (ch >= 'a' && ch <= 'z')
-        return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9')
-        return ch - '0' + 52;
-    return ch == '+' ? 62 : ch == '/' ? 63 : -1;
-}
-
-/* Standard base64 (RFC 7617's user-pass) into out; -1 when malformed or
- * too long. */
-static int base64_decode(const char *in, size_t len, char *out, size_t outlen, size_t *got)
-{
-    unsigned acc = 0;
-    int bits = 0;
-    size_t o = 0, i = 0;
-    for (; i < len && in[i] != '='; i++) {
-        int v = b64_value((unsigned char)in[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (o + 1 >= outlen)
-                return -1;
-            out[o++] = (char)((acc >> bits) & 0xff);
-        }
-    }
-    for (; i < len; i++)
-        if (in[i] != '=')
-            return -1;
-    out[o] = '\0';
-    *got = o;
-    return 0;
-}
-
-/* Service names of [services] hold only these; anything else is unmapped
- * and is not echoed into a header. */
-static int plain_name(const char *s)
-{
-    size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-@+");
-    return n > 0 && n <= 128 && s[n] == '\0';
-}
-
-static void wipe(void *p, size_t n)
-{
-    if (p)
-        explicit_bzero(p, n);
+    credential_lines *l = cls;
+    credential_header *h = NULL;
+    (void)kind;
+    if (name_size == strlen(MHD_HTTP_HEADER_AUTHORIZATION) &&
+        strncasecmp(name, MHD_HTTP_HEADER_AUTHORIZATION, name_size) == 0)
+        h = &l->auth;
+    else if (name_size == strlen("X-API-Key") && strncasecmp(name, "X-API-Key", name_size) == 0)
+        h = &l->key;
+    if (!h || !value)
+        return MHD_YES;
+    if (l->wipe)
+        explicit_bzero((char *)value, value_size);
+    else if (h->count++ == 0)
+        h->value = value, h->len = value_size;
+    return MHD_YES;
 }
 
 static const char *request_header(void *conn, const char *name)
@@ -111,27 +66,14 @@ static const char *request_header(void *conn, const char *name)
 
 static enum MHD_Result verify(struct MHD_Connection *c, const char *service)
 {
-    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    const char *xkey = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-API-Key");
-    const char *key = after_scheme(auth, "Bearer"), *account = NULL;
-    char basic[1024];
-    size_t keylen = 0;
-    if (key)
-        keylen = token_len(key);
-    else if (xkey)
-        key = xkey, keylen = token_len(xkey);
-    else if ((key = after_scheme(auth, "Basic"))) {
-        size_t got;
-        char *colon;
-        if (base64_decode(key, token_len(key), basic, sizeof basic, &got) == 0 &&
-            (colon = memchr(basic, ':', got))) {
-            *colon = '\0';
-            account = basic;
-            key = colon + 1, keylen = got - (size_t)(colon + 1 - basic);
-        } else {
-            key = "", keylen = 0; /* given, but not a key: malformed */
-        }
-    }
+    /* The rules nginx's module follows too (common/credential.h). Once
+     * copied, the key is not left in libmicrohttpd's buffer. */
+    credential_lines lines = {.wipe = 0};
+    credential cred;
+    MHD_get_connection_values_n(c, MHD_HEADER_KIND, credential_line, &lines);
+    apikey_reason taken = credential_read(&lines.auth, &lines.key, &cred);
+    lines.wipe = 1;
+    MHD_get_connection_values_n(c, MHD_HEADER_KIND, credential_line, &lines);
 
     authd_generation *g = authd_acquire();
     /* Where the request comes from, for allowlists (apikey(1)): unknown
@@ -149,60 +91,62 @@ static enum MHD_Result verify(struct MHD_Connection *c, const char *service)
      * older than 1.2 has no call that takes it: the address is never
      * silently dropped, so allowlists never silently stop. */
     apikey_verdict v = {.size = sizeof v};
-    int given = key != NULL;
-    if (APIKEY_API_HAS(authd_api, verify_with)) {
+    const char *account = cred.account[0] ? cred.account : NULL;
+    if (taken != APIKEY_REASON_NONE) {
+        v.result.decision = APIKEY_REFUSED;
+        v.result.reason = taken;
+    } else if (APIKEY_API_HAS(authd_api, verify_with)) {
         apikey_verify_request rq = {.size = sizeof rq, .service = service, .account = account,
-                                    .key = key, .keylen = keylen, .client_addr = client[0] ? client : NULL};
+                                    .key = cred.key, .keylen = cred.keylen, .client_addr = client[0] ? client : NULL};
         authd_api->verify_with(g->ctx, &rq, &v);
     } else if (!client[0]) {
-        authd_api->verify(g->ctx, service, account, key, keylen, &v.result);
+        authd_api->verify(g->ctx, service, account, cred.key, cred.keylen, &v.result);
     } else {
         v.result.decision = APIKEY_UNAVAILABLE;
         v.result.reason = APIKEY_REASON_ARGUMENT;
         snprintf(v.error, sizeof v.error, "libapikey has no verify_with (older than 1.2)");
     }
     const apikey_result res = v.result;
-    /* The key is not needed any more: out of MHD's buffer and ours. */
-    wipe((char *)key, keylen);
-    if (account)
-        wipe(basic, sizeof basic);
-    if (auth)
-        wipe((char *)auth, strlen(auth));
-    if (xkey)
-        wipe((char *)xkey, strlen(xkey));
+    credential_wipe(&cred);
 
     const authd_service *svc =
         res.reason == APIKEY_REASON_UNMAPPED ? NULL : authd_find_service(&g->settings, service);
-    int reason = !given && res.reason == APIKEY_REASON_MALFORMED ? AUTHD_REASON_MISSING_KEY : (int)res.reason;
-    authd_count(svc && svc->counters ? svc->counters : authd_counters_unmapped(), reason);
+    authd_count(svc && svc->counters ? svc->counters : authd_counters_unmapped(), res.reason);
     int status = authd_api->http_status(&res);
-    const char *why = reason == AUTHD_REASON_MISSING_KEY ? "missing key" : authd_api->reason_string(res.reason);
+    const char *why = credential_reason_string(authd_api, res.reason);
+    int named = credential_service_ok(service, strlen(service));
 
     if (status == 503 && v.error[0])
-        fprintf(stderr, "apikey-authd: service %s: cannot tell: %s\n",
-                plain_name(service) ? service : "(invalid)", v.error);
+        fprintf(stderr, "apikey-authd: service %s: cannot tell: %s\n", named ? service : "(invalid)", v.error);
     if (authd_verbose) {
         fprintf(stderr, "apikey-authd: %d service=%s reason=\"%s\" key_id=%s account=%s client=%s\n",
-                status, plain_name(service) ? service : "(invalid)", why, res.key_id[0] ? res.key_id : "-",
+                status, named ? service : "(invalid)", why, res.key_id[0] ? res.key_id : "-",
                 status == 200 ? res.account : "-", client[0] ? client : "-");
     }
 
-    char challenge[512];
-    const char *realm = status == 401 || status == 403 ? plain_name(service) ? service : "apikey" : "";
-    if (status == 401)
-        snprintf(challenge, sizeof challenge, "Bearer realm=\"%s\"%s", realm,
-                 given ? ", error=\"invalid_token\"" : "");
-    else if (status == 403)
-        snprintf(challenge, sizeof challenge, "Bearer realm=\"%s\", error=\"insufficient_scope\"%s%s%s",
-                 realm, svc ? ", scope=\"" : "", svc ? svc->scopes : "", svc ? "\"" : "");
+    /* The realm is at most a service name's length, the scopes as long
+     * as the configuration made them. */
+    size_t clen = 2 * CREDENTIAL_SERVICE_MAX + (svc ? strlen(svc->scopes) : 0);
+    char *challenge = status == 401 || status == 403 ? malloc(clen) : NULL;
+    if (challenge && !credential_challenge(challenge, clen, status, service, taken != APIKEY_REASON_MISSING,
+                                           svc ? svc->scopes : NULL)) {
+        free(challenge);
+        challenge = NULL;
+    }
+    /* Who the key names only when it was let in: behind nginx's satisfy
+     * any, auth_request_set would otherwise pass a refused key's identity
+     * on. The reason says why it was refused. */
     const char *headers[] = {
         "X-Apikey-Account", status == 200 ? res.account : NULL,
-        "X-Apikey-Key-Id", res.key_id[0] ? res.key_id : NULL,
+        "X-Apikey-Key-Id", status == 200 && res.key_id[0] ? res.key_id : NULL,
         "X-Apikey-Reason", status == 200 ? NULL : why,
-        MHD_HTTP_HEADER_WWW_AUTHENTICATE, status == 401 || status == 403 ? challenge : NULL,
+        MHD_HTTP_HEADER_WWW_AUTHENTICATE, challenge,
         NULL,
     };
-    enum MHD_Result rc = authd_answer(c, (unsigned)status, headers, NULL, 0, MHD_RESPMEM_PERSISTENT);
+    enum MHD_Result rc = (status == 401 || status == 403) && !challenge
+                             ? authd_answer(c, 503, NULL, NULL, 0, MHD_RESPMEM_PERSISTENT)
+                             : authd_answer(c, (unsigned)status, headers, NULL, 0, MHD_RESPMEM_PERSISTENT);
+    free(challenge);
     authd_release(g);
     return rc;
 }

@@ -13,6 +13,9 @@
 #include "authd.h"
 
 #define AUTHD_MAX_ROWS 1024
+/* One counter per reason this daemon knows, and the last for any other. */
+#define AUTHD_NREASONS (APIKEY_REASON_MISSING + 2)
+#define AUTHD_REASON_OTHER (AUTHD_NREASONS - 1)
 
 struct authd_counters {
     char service[129];
@@ -39,7 +42,8 @@ static const char *const reason_label[AUTHD_NREASONS] = {
     [APIKEY_REASON_NOMEM] = "nomem",
     [APIKEY_REASON_ARGUMENT] = "argument",
     [APIKEY_REASON_ADDRESS] = "address",
-    [AUTHD_REASON_MISSING_KEY] = "missing_key",
+    [APIKEY_REASON_MISSING] = "missing_key",
+    [AUTHD_REASON_OTHER] = "other",
 };
 
 struct authd_counters *authd_counters_unmapped(void)
@@ -68,10 +72,10 @@ done:
     return c;
 }
 
-void authd_count(struct authd_counters *c, int reason)
+void authd_count(struct authd_counters *c, apikey_reason reason)
 {
-    if (reason >= 0 && reason < AUTHD_NREASONS)
-        __atomic_fetch_add(&c->n[reason], 1, __ATOMIC_RELAXED);
+    unsigned r = (unsigned)reason < AUTHD_REASON_OTHER ? (unsigned)reason : AUTHD_REASON_OTHER;
+    __atomic_fetch_add(&c->n[r], 1, __ATOMIC_RELAXED);
 }
 
 void authd_count_reload(int ok)

@@ -12,6 +12,11 @@ FUZZ_SRC_config := loader/config.c loader/keycodec.c loader/secfile.c loader/tim
 FUZZ_SRC_json_store := store/json/json_format.c store/json/json_table.c
 FUZZ_LIBS_json_store := -ljansson
 FUZZ_SRC_helper_line := helper/helper_line.c
+# What a client sends the HTTP hosts as its credential (common/).
+FUZZ_TARGETS += credential
+FUZZ_SRC_credential := common/credential.c
+$(B)/fuzz/fuzz_credential: FUZZ_FLAGS += -Icommon
+$(B)/fuzz/fuzz_credential: common/credential.c common/credential.h
 FUZZ_SRC_verify := $(CORE_SRC)
 FUZZ_LIBS_verify := -lcrypto -ldl -lpthread
 FUZZ_LIBS_keycodec := -lcrypto

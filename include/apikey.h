@@ -58,6 +58,13 @@ typedef enum apikey_reason {
     APIKEY_REASON_ARGUMENT,      /* bad call: NULL service... (unavailable) */
     APIKEY_REASON_ADDRESS,       /* the key has an allowlist and the client address
                                     is not in it, unknown or not numeric (401) */
+    /* The library never answers it: an HTTP host sets it when a request
+     * carries no credential at all (401 "missing key"), so that no host
+     * extends this enum. reason_string names it "missing key"; a library
+     * that predates it answers "unknown reason". Reasons appended later
+     * come after it (a value is never reused): a host that meets one it
+     * does not know takes reason_string's text and counts it as other. */
+    APIKEY_REASON_MISSING,
 } apikey_reason;
 
 /* Frozen: hosts allocate it and libraries before 1.2 clear

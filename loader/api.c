@@ -21,6 +21,7 @@ APIKEY_EXPORT const char *apikey_reason_string(apikey_reason reason)
     case APIKEY_REASON_NOMEM: return "out of memory";
     case APIKEY_REASON_ARGUMENT: return "bad argument";
     case APIKEY_REASON_ADDRESS: return "address not allowed";
+    case APIKEY_REASON_MISSING: return "missing key";
     }
     return "unknown reason";
 }

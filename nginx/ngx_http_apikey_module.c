@@ -36,13 +36,11 @@
 #include <stdio.h>
 
 #include "apikey.h"
+#include "credential.h"
 
 #ifndef NGX_APIKEY_LIBDIR
 #define NGX_APIKEY_LIBDIR "/usr/local/lib"
 #endif
-
-#define NGX_APIKEY_KEY_MAX 512   /* a key is about 50 bytes; longer is malformed */
-#define NGX_APIKEY_BASIC_MAX 1024 /* base64 of account:key */
 
 /* One apikey_config file: shared by every location that names it. */
 typedef struct {
@@ -70,9 +68,7 @@ typedef struct {
 typedef struct {
     apikey_ctx *ctx;
     const char *service;
-    char account[256]; /* from Basic; "" for Bearer and the key header */
-    char key[NGX_APIKEY_KEY_MAX];
-    size_t keylen;
+    credential cred;     /* the key, and the account when Basic gave one */
     /* $remote_addr, copied: a check in the thread pool outlives nothing of
      * the request's. "unix:" on a Unix socket, which no allowlist admits. */
     char client_addr[NGX_SOCKADDR_STRLEN + 1];
@@ -85,8 +81,6 @@ typedef struct {
     apikey_result result;
     ngx_uint_t status;   /* 0 until decided */
     unsigned waiting:1;  /* a check runs in the thread pool */
-    unsigned missing:1;  /* no key at all */
-    unsigned given:1;    /* some key was presented */
     unsigned replace:1;  /* ours is the refusal being sent: answer JSON */
     unsigned body_sent:1;
     ngx_str_t body;
@@ -209,8 +203,8 @@ static void ngx_http_apikey_verify(ngx_http_apikey_check_t *chk)
         /* A library older than 1.4 answers REASON_ARGUMENT: the address is
          * never silently dropped, so allowlists never silently stop. */
         apikey_verify_request q = {.size = sizeof(q), .service = chk->service,
-                                   .account = chk->account[0] ? chk->account : NULL,
-                                   .key = chk->key, .keylen = chk->keylen,
+                                   .account = chk->cred.account[0] ? chk->cred.account : NULL,
+                                   .key = chk->cred.key, .keylen = chk->cred.keylen,
                                    .client_addr = chk->client_addr};
         apikey_verdict v = {.size = sizeof(v)};
         ngx_http_apikey_api->verify_with(chk->ctx, &q, &v);
@@ -224,8 +218,7 @@ static void ngx_http_apikey_verify(ngx_http_apikey_check_t *chk)
         ngx_cpystrn((u_char *) chk->error, (u_char *) "libapikey has no verify_with (older than 1.2)",
                     sizeof(chk->error));
     }
-    ngx_explicit_memzero(chk->key, sizeof(chk->key));
-    chk->keylen = 0;
+    credential_wipe(&chk->cred);
 }
 
 /* --- what nginx itself needs of apikey.conf ---------------------------- */
@@ -326,14 +319,12 @@ static char *ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *
         conf->service.len = 0;
         return NGX_CONF_OK;
     }
-    for (i = 0; i < conf->service.len; i++) {
-        /* It is the realm="" of every answer: no quoting games. */
-        if (conf->service.data[i] <= ' ' || conf->service.data[i] == '"' ||
-            conf->service.data[i] == '\\' || conf->service.data[i] == 0x7f) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "apikey_service \"%V\": invalid name",
-                               &conf->service);
-            return NGX_CONF_ERROR;
-        }
+    /* It is the realm="" of every answer: a name apikey.conf can map. */
+    if (!credential_service_ok((char *) conf->service.data, conf->service.len)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "apikey_service \"%V\": a service name holds 1 to %d letters, digits "
+                           "and . _ - @ +", &conf->service, CREDENTIAL_SERVICE_MAX);
+        return NGX_CONF_ERROR;
     }
     if (conf->file == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -460,34 +451,21 @@ static void ngx_http_apikey_exit_process(ngx_cycle_t *cycle)
 
 /* --- the key ------------------------------------------------------------ */
 
-static ngx_int_t ngx_http_apikey_copy(ngx_http_apikey_check_t *chk, u_char *p, size_t n)
+/* Bearer, else the key header, else Basic account:key, by the rules the
+ * HTTP hosts share (common/credential.h). nginx itself answers 400 to a
+ * second Authorization line; a second key header is ours to refuse. */
+static apikey_reason ngx_http_apikey_read_key(ngx_http_request_t *r, ngx_http_apikey_loc_conf_t *lcf,
+                                              ngx_http_apikey_check_t *chk)
 {
-    while (n && (*p == ' ' || *p == '\t')) {
-        p++;
-        n--;
-    }
-    while (n && (p[n - 1] == ' ' || p[n - 1] == '\t')) {
-        n--;
-    }
-    if (n == 0 || n >= sizeof(chk->key)) {
-        return NGX_ERROR;
-    }
-    ngx_memcpy(chk->key, p, n);
-    chk->keylen = n;
-    return NGX_OK;
-}
-
-/* Bearer, else the key header, else Basic account:key (its man page).
- * NGX_OK: a key; NGX_DECLINED: none; NGX_ERROR: one given, malformed. */
-static ngx_int_t ngx_http_apikey_read_key(ngx_http_request_t *r, ngx_http_apikey_loc_conf_t *lcf,
-                                          ngx_http_apikey_check_t *chk)
-{
-    ngx_table_elt_t *auth = r->headers_in.authorization, *h, *found = NULL;
+    ngx_table_elt_t *auth = r->headers_in.authorization, *h;
     ngx_list_part_t *part = &r->headers_in.headers.part;
-    ngx_uint_t i, n = 0;
+    credential_header a = {NULL, 0, 0}, k = {NULL, 0, 0};
+    ngx_uint_t i;
 
-    if (auth && auth->value.len >= 7 && ngx_strncasecmp(auth->value.data, (u_char *) "Bearer ", 7) == 0) {
-        return ngx_http_apikey_copy(chk, auth->value.data + 7, auth->value.len - 7);
+    if (auth) {
+        a.value = (const char *) auth->value.data;
+        a.len = auth->value.len;
+        a.count = 1;
     }
     for (h = part->elts, i = 0;; i++) {
         if (i >= part->nelts) {
@@ -499,40 +477,12 @@ static ngx_int_t ngx_http_apikey_read_key(ngx_http_request_t *r, ngx_http_apikey
             i = 0;
         }
         if (h[i].key.len == lcf->header.len &&
-            ngx_strncasecmp(h[i].key.data, lcf->header.data, lcf->header.len) == 0) {
-            found = &h[i];
-            n++;
+            ngx_strncasecmp(h[i].key.data, lcf->header.data, lcf->header.len) == 0 && k.count++ == 0) {
+            k.value = (const char *) h[i].value.data;
+            k.len = h[i].value.len;
         }
     }
-    if (n > 1) {
-        return NGX_ERROR; /* two keys: neither is taken */
-    }
-    if (found) {
-        return ngx_http_apikey_copy(chk, found->value.data, found->value.len);
-    }
-    if (auth && auth->value.len >= 6 && ngx_strncasecmp(auth->value.data, (u_char *) "Basic ", 6) == 0) {
-        u_char plain[NGX_APIKEY_BASIC_MAX], *colon;
-        ngx_str_t in = {auth->value.len - 6, auth->value.data + 6}, out = {0, plain};
-        ngx_int_t rc = NGX_ERROR;
-        while (in.len && *in.data == ' ') {
-            in.data++;
-            in.len--;
-        }
-        if (in.len == 0 || ngx_base64_decoded_length(in.len) > sizeof(plain) ||
-            ngx_decode_base64(&out, &in) != NGX_OK) {
-            return NGX_ERROR;
-        }
-        colon = ngx_strlchr(plain, plain + out.len, ':');
-        if (colon && colon > plain && (size_t) (colon - plain) < sizeof(chk->account) &&
-            ngx_strlchr(plain, colon, '\0') == NULL) {
-            ngx_memcpy(chk->account, plain, colon - plain);
-            chk->account[colon - plain] = '\0';
-            rc = ngx_http_apikey_copy(chk, colon + 1, plain + out.len - colon - 1);
-        }
-        ngx_explicit_memzero(plain, sizeof(plain));
-        return rc;
-    }
-    return NGX_DECLINED;
+    return credential_read(&a, &k, &chk->cred);
 }
 
 /* --- the answer --------------------------------------------------------- */
@@ -553,14 +503,14 @@ static ngx_int_t ngx_http_apikey_answer(ngx_http_request_t *r, ngx_http_apikey_l
                                         ngx_http_apikey_req_t *rq)
 {
     apikey_result *res = &rq->result;
-    const char *why = rq->missing ? "missing key" : ngx_http_apikey_api->reason_string(res->reason);
+    const char *why = credential_reason_string(ngx_http_apikey_api, res->reason);
     const char *id = res->key_id[0] && ngx_http_apikey_plain(res->key_id) ? res->key_id : NULL;
     ngx_table_elt_t *h;
     ngx_uint_t level;
     u_char *p;
     size_t len;
 
-    rq->status = rq->missing ? NGX_HTTP_UNAUTHORIZED : (ngx_uint_t) ngx_http_apikey_api->http_status(res);
+    rq->status = (ngx_uint_t) ngx_http_apikey_api->http_status(res);
     if (rq->status == NGX_HTTP_OK) {
         return NGX_OK;
     }
@@ -592,18 +542,15 @@ static ngx_int_t ngx_http_apikey_answer(ngx_http_request_t *r, ngx_http_apikey_l
     if (h == NULL || p == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+    h->value.len = credential_challenge((char *) p, len, (int) rq->status, (char *) lcf->service.data,
+                                        res->reason != APIKEY_REASON_MISSING,
+                                        lcf->scopes.len ? (char *) lcf->scopes.data : "");
+    if (h->value.len == 0) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
     h->hash = 1;
     ngx_str_set(&h->key, "WWW-Authenticate");
     h->value.data = p;
-    if (rq->status == NGX_HTTP_FORBIDDEN) {
-        p = ngx_snprintf(p, len, "Bearer realm=\"%V\", error=\"insufficient_scope\", scope=\"%V\"",
-                         &lcf->service, &lcf->scopes);
-    } else if (rq->given) {
-        p = ngx_snprintf(p, len, "Bearer realm=\"%V\", error=\"invalid_token\"", &lcf->service);
-    } else {
-        p = ngx_snprintf(p, len, "Bearer realm=\"%V\"", &lcf->service);
-    }
-    h->value.len = p - h->value.data;
     r->headers_out.www_authenticate = h;
     return rq->status;
 }
@@ -659,7 +606,7 @@ static ngx_int_t ngx_http_apikey_handler(ngx_http_request_t *r)
     ngx_http_apikey_loc_conf_t *lcf = ngx_http_get_module_loc_conf(r, ngx_http_apikey_module);
     ngx_http_apikey_req_t *rq;
     ngx_http_apikey_check_t local, *chk = &local;
-    ngx_int_t rc;
+    apikey_reason why;
 
     if (lcf->service.len == 0) {
         return NGX_DECLINED;
@@ -696,16 +643,12 @@ static ngx_int_t ngx_http_apikey_handler(ngx_http_request_t *r)
     ngx_cpystrn((u_char *) chk->client_addr, r->connection->addr_text.data,
                 ngx_min(r->connection->addr_text.len + 1, sizeof(chk->client_addr)));
 
-    rc = ngx_http_apikey_read_key(r, lcf, chk);
-    if (rc != NGX_OK) {
-        ngx_explicit_memzero(chk, sizeof(*chk));
-        rq->missing = rc == NGX_DECLINED;
-        rq->given = rc == NGX_ERROR;
+    why = ngx_http_apikey_read_key(r, lcf, chk);
+    if (why != APIKEY_REASON_NONE) {
         rq->result.decision = APIKEY_REFUSED;
-        rq->result.reason = APIKEY_REASON_MALFORMED;
+        rq->result.reason = why;
         return ngx_http_apikey_answer(r, lcf, rq);
     }
-    rq->given = 1;
 
 #if (NGX_THREADS)
     if (task) {
@@ -805,15 +748,19 @@ static ngx_int_t ngx_http_apikey_variable(ngx_http_request_t *r, ngx_http_variab
     const char *s = NULL;
 
     if (rq && !rq->waiting) {
+        /* A refused key confers no identity, also when satisfy any and
+         * allow let the request through anyway: who it names stays in the
+         * refusal's JSON body and the error log only. */
+        ngx_uint_t allowed = rq->status == NGX_HTTP_OK && rq->result.decision == APIKEY_ALLOWED;
         switch (data) {
         case NGX_APIKEY_VAR_ACCOUNT:
-            s = rq->result.account;
+            s = allowed ? rq->result.account : NULL;
             break;
         case NGX_APIKEY_VAR_KEY_ID:
-            s = rq->result.key_id;
+            s = allowed ? rq->result.key_id : NULL;
             break;
         default:
-            s = rq->missing ? "missing key" : ngx_http_apikey_api->reason_string(rq->result.reason);
+            s = credential_reason_string(ngx_http_apikey_api, rq->result.reason);
         }
     }
     /* Headers and logs take it as is: only what needs no escaping. */

@@ -149,12 +149,12 @@ static void test_metrics_labels(void)
     authd_count(web, APIKEY_REASON_NONE);
     authd_count(web, APIKEY_REASON_NONE);
     authd_count(authd_counters_unmapped(), APIKEY_REASON_UNMAPPED);
-    authd_count(web, 999); /* out of range: ignored */
+    authd_count(web, (apikey_reason)999); /* beyond what this daemon knows: "other" */
     /* Each reason has a label of its own: an allowlist's refusal is not
      * a missing key. */
     authd_count(web, APIKEY_REASON_ADDRESS);
-    authd_count(web, AUTHD_REASON_MISSING_KEY);
-    authd_count(web, AUTHD_REASON_MISSING_KEY);
+    authd_count(web, APIKEY_REASON_MISSING);
+    authd_count(web, APIKEY_REASON_MISSING);
     /* A reload that names web again counts into the same row. */
     authd_settings again = settings("[services]\nweb = geo:read\n");
     CU_ASSERT_PTR_EQUAL(authd_find_service(&again, "web")->counters, web);
@@ -169,6 +169,14 @@ static void test_metrics_labels(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "apikey_authd_decisions_total{service=\"web\",reason=\"allowed\"} 2\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "{service=\"(unmapped)\",reason=\"unmapped\"} 1\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "{service=\"web\",reason=\"address\"} 1\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "{service=\"web\",reason=\"missing_key\"} 2\n"));
+    /* A reason appended by a newer library than this daemon knows is not
+     * counted as a missing key. */
+    authd_count(web, (apikey_reason)(APIKEY_REASON_MISSING + 1));
+    authd_count(web, (apikey_reason)-1);
+    free(text);
+    text = authd_metrics_text(&len);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "{service=\"web\",reason=\"other\"} 3\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "{service=\"web\",reason=\"missing_key\"} 2\n"));
     authd_count(authd_counters_for("svc2999"), APIKEY_REASON_REVOKED);
     free(text);

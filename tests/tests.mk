@@ -49,3 +49,7 @@ $(B)/tests/abi1/apikey_store_old.so: tests/abi1/store_old.c include/apikey_store
 	@mkdir -p $(dir $@)
 	$(CC) -shared -fPIC -O1 -Wall -Wextra -Werror -Iinclude -fvisibility=hidden -o $@ $<
 $(B)/tests/test_old_backend: $(B)/tests/abi1/apikey_store_old.so
+
+# The HTTP hosts' credential rules (common/), tested alone.
+$(B)/tests/test_credential: TEST_EXTRA_LIBS = -Icommon $(B)/obj/common/credential.o
+$(B)/tests/test_credential: $(B)/obj/common/credential.o

@@ -73,6 +73,22 @@ grep -qi 'error="insufficient_scope", scope="proxies:read"' "$T/head" &&
     ok "403 with error=\"insufficient_scope\", scope=\"proxies:read\"" || not_ok "403 without its scope"
 want "401 service not configured 0" "$(direct "no-such-service" "$(bearer "$GOOD")")" "an unmapped service: 401 (no key could pass)"
 
+# The credential rules nginx's module follows too (common/credential.h;
+# both servers side by side in credentials.sh): what the daemon once took,
+# refused as nginx refuses it; a refused key's id is not handed on.
+nulbasic=$(printf '%s\0evil:%s' "$U1" "$GOOD" | base64 -w0)
+want "401 malformed key 0" "$(direct "$SVC" "header = \"Authorization: Basic $nulbasic\"")" \
+    "Basic account<NUL>evil:key: 401, not the account before the NUL"
+want "401 malformed key 0" "$(direct "$SVC" "header = \"X-API-Key: $GOOD\"
+header = \"X-API-Key: $GOOD\"")" "two X-API-Key lines: 401, neither taken"
+want "401 missing key 0" "$(direct "$SVC" "header = \"Authorization: Bearer\\t$GOOD\"")" \
+    "Bearer<TAB>key: not a Bearer, so no key"
+want "401 malformed key 0" "$(direct "$SVC" "$(bearer "$GOOD")
+$(bearer "$GOOD")")" "two Authorization lines: 401, neither taken"
+want "401 revoked 0" "$(direct "$SVC" "$(bearer "$REVOKED")")" "a revoked key: 401"
+grep -qi "^X-Apikey-Key-Id:\|^X-Apikey-Account:" "$T/head" && not_ok "a refused key's id or account in the answer" ||
+    ok "a refused key: no X-Apikey-Key-Id, no X-Apikey-Account"
+
 # Keys pinned to addresses (apikey(1)).
 PIN4=$(mk "$U1" --name pin4 --scopes proxies:read --allow-from 127.0.0.1/32) || not_ok "apikey create --allow-from"
 PIN6=$(mk "$U1" --name pin6 --scopes proxies:read --allow-from ::1/128)

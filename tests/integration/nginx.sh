@@ -19,6 +19,7 @@ if [ -z "${APIKEY_PG_CTL:-}" ] && [ -f "$HERE/../../build/store/apikey_store_pgs
 fi
 NAME=nginx
 . "$HERE/lib/servers.sh"
+. "$HERE/lib/nginx.sh"
 
 N=$T/nginx
 mkdir -p "$N/www/f" "$N/tmp" && chown proxy "$N/tmp"
@@ -67,7 +68,20 @@ location /unmapped/ { apikey_service unmapped-$$; alias $N/www/f/; }
 location /own-header/ { apikey_service $SVC; apikey_header X-Custom-Key; alias $N/www/f/; }
 location /any-denied/ { satisfy any; allow 127.0.0.2; deny all; apikey_service $SVC; alias $N/www/f/; }
 location /any-allowed/ { satisfy any; allow 127.0.0.1; deny all; apikey_service $SVC; alias $N/www/f/; }
+location /any-proxied/ {
+    satisfy any; allow 127.0.0.1; deny all; apikey_service $SVC;
+    proxy_set_header X-Account \$apikey_account;
+    proxy_set_header X-Api-Key-Id \$apikey_key_id;
+    proxy_set_header Authorization "";
+    proxy_set_header X-API-Key "";
+    proxy_pass http://127.0.0.1:$UP;
+}
 location /locked/ { apikey_config $T/locked.conf; apikey_service $SVC; alias $N/www/f/; }
+location /sub-unchecked/ { auth_request /_probe; alias $N/www/f/; }
+location = /_probe { internal; apikey_service $SVC; proxy_pass http://127.0.0.1:$UP/; }
+location /sub-checked/ { apikey_service $SVC; auth_request /_sso; alias $N/www/f/; }
+location = /_sso { internal; proxy_pass http://127.0.0.1:$UP/; }
+location /returned/ { apikey_service $SVC; return 200 "no check\n"; }
 location /realip/ { set_real_ip_from 127.0.0.1; real_ip_header X-Real-IP; apikey_service $SVC; alias $N/www/f/; }
 location /wrk/ {
     apikey_service $SVC;
@@ -207,6 +221,39 @@ has "503: the store's line in the error log" "$LOG" "apikey: store $T/locked/key
 want "satisfy any, allowed address, no key" 200 "$(get /any-allowed/)"
 want "satisfy any, other address, no key" 401 "$(get /any-denied/)"
 want "satisfy any, other address, good key" 200 "$(hdr "X-API-Key: $GOOD" /any-denied/)"
+# A refused key confers no identity: allow lets the request through, and
+# the backend hears no account and no key id from it.
+FNARROW=$(mk "$U2" --name fnarrow --scopes geo:read)
+ELSEWHERE=$(mk "$U1" --name elsewhere --scopes proxies:read --allow-from 192.0.2.7/32)
+want "satisfy any, allowed address, good key" 200 "$(hdr "X-API-Key: $GOOD" /any-proxied/x)"
+has "satisfy any, good key: the backend hears the account" "$T/b" "account=$U1 key_id=$(id_of "$GOOD") auth=[]"
+anon() { # WHAT STATUS: the backend heard no identity
+    want "satisfy any, allowed address, $1" 200 "$2"
+    has "satisfy any, $1: no account, no key id for the backend" "$T/b" "account= key_id= auth=[]"
+}
+anon "a revoked key" "$(hdr "X-API-Key: $REVOKED" /any-proxied/x)"
+anon "another account's key without the scope" "$(hdr "X-API-Key: $FNARROW" /any-proxied/x)"
+anon "a key pinned to another address" "$(hdr "X-API-Key: $ELSEWHERE" /any-proxied/x)"
+anon "Basic $U2:<$U1's key>" "$(printf 'user = "%s:%s"\n' "$U2" "$GOOD" | get /any-proxied/x -K -)"
+anon "no key" "$(get /any-proxied/x)"
+
+# The credential rules apikey-authd shares (common/credential.h; both
+# servers side by side in credentials.sh): a NUL in a Basic account, a
+# second key header, Bearer and a tab.
+nulbasic=$(printf '%s\0evil:%s' "$U1" "$GOOD" | base64 -w0)
+want "Basic account<NUL>evil:key" 401 "$(hdr "Authorization: Basic $nulbasic" /f/index.txt)"
+has "Basic with a NUL: malformed, invalid_token" "$T/h" "error=\"invalid_token\""
+want "Bearer<TAB>key" 401 "$(printf 'header = "Authorization: Bearer\\t%s"\n' "$GOOD" | get /f/index.txt -K -)"
+has "Bearer<TAB>key: not a Bearer, so no key" "$T/b" '{"error": "missing key", "key_id": null}'
+
+# What the access phase does not cover, as ngx_http_apikey_module(8) says:
+# a subrequest (the auth_request target) and an answer of the rewrite phase.
+want "documented: the auth_request target's own apikey_service is never asked" 200 "$(get /sub-unchecked/index.txt)"
+want "documented: return answers before the check" 200 "$(get /returned/)"
+want "the man page's layout: no key" 401 "$(get /sub-checked/index.txt)"
+want "the man page's layout: a good key, and the auth_request target agrees" 200 \
+    "$(hdr "X-API-Key: $GOOD" /sub-checked/index.txt)"
+want "the man page's layout: the internal target is not reachable from outside" 404 "$(get /_sso)"
 
 # Allowlists (apikey(1)): the client address is \$remote_addr. 127.0.0.2 is
 # on loopback too: the same server, another client.
@@ -400,7 +447,8 @@ kill "$MASTER"; wait "$MASTER" 2>/dev/null
 if grep -q "exited on signal" "$LOG"; then not_ok "a worker died: $(grep -m1 'exited' "$LOG")"
 else ok "no worker died"; fi
 {
-    for k in "$GOOD" "$FOREIGN" "$NARROW" "$EXPIRED" "$REVOKED" "$WRONG" "$LIVE" "$typo" "$PIN4" "$PIN6" ${PGKEY:-} ${PGPIN:-}; do echo "$k"; done
+    for k in "$GOOD" "$FOREIGN" "$NARROW" "$EXPIRED" "$REVOKED" "$WRONG" "$LIVE" "$typo" "$PIN4" "$PIN6" "$FNARROW" \
+        "$ELSEWHERE" ${PGKEY:-} ${PGPIN:-}; do echo "$k"; done
     cat "$T/wrk.keys" "$T/pg.keys" 2>/dev/null
 } | awk 'length($0) > 11 { print; print substr($0, 12) }' > "$T/secrets"
 echo "$HOSTILE" | awk '{ print; print substr($0, 12) }' > "$T/hostile"
@@ -408,34 +456,25 @@ cat "$N"/*.log | grep -F -f "$T/secrets" > "$T/leaks"
 cat "$N"/*.log | grep -F -f "$T/hostile" | grep -v "client sent " >> "$T/leaks"
 if [ -s "$T/leaks" ]; then not_ok "a key is in nginx's logs: $(cut -c1-200 "$T/leaks" | head -n 3)"
 else ok "no key (nor its secret part) in nginx's access, upstream or error log"; fi
-has "the access log names the key id and reason" "$N/access.log" "key_id=$(id_of "$REVOKED") reason=\"revoked\""
-has "\$apikey_reason says an address was refused" "$N/access.log" "key_id=$(id_of "$PIN4") reason=\"address not allowed\""
+has "the access log names the reason of a refusal, and no account or key id" "$N/access.log" \
+    "account=- key_id=- reason=\"revoked\""
+has "the error log names the refused key's id" "$LOG" "401 revoked, key $(id_of "$REVOKED")"
+has "\$apikey_reason says an address was refused" "$N/access.log" "key_id=- reason=\"address not allowed\""
+has "the access log names the account and key id of an allowed key" "$N/access.log" \
+    "account=$U1 key_id=$(id_of "$GOOD") reason=\"allowed\""
 
 # A libapikey too old to take the client address (no verify_with: the real
 # library's table cut before its admin slots): every check 503, never a
 # check without the address, and the error log says why once.
 O=$T/old
-mkdir -p "$O/nginx" "$O/tmp" && chown proxy "$O/tmp"
+mkdir -p "$O/nginx"
 cp build/nginx/ngx_http_apikey_module.so "$O/nginx/"
 OPORT=$(free_port)
 if ${CC:-cc} -shared -fPIC -Iinclude -DREAL="\"$T/build/libapikey.so.1\"" -o "$O/libapikey.so.1" \
     tests/integration/lib/old_library.c -ldl; then
-    cat > "$O/nginx.conf" <<CONF
-load_module $O/nginx/ngx_http_apikey_module.so;
-user proxy;
-worker_processes 1;
-daemon off;
-pid $O/nginx.pid;
-error_log $O/error.log info;
-events { }
-http {
-    access_log off;
-    client_body_temp_path $O/tmp/body; proxy_temp_path $O/tmp/proxy; fastcgi_temp_path $O/tmp/fastcgi;
-    uwsgi_temp_path $O/tmp/uwsgi; scgi_temp_path $O/tmp/scgi;
+    nginx_conf "$O" "$O/nginx/ngx_http_apikey_module.so" "
     apikey_config $CONF;
-    server { listen 127.0.0.1:$OPORT; location / { apikey_service $SVC; alias $N/www/f/; } }
-}
-CONF
+    server { listen 127.0.0.1:$OPORT; location / { apikey_service $SVC; alias $N/www/f/; } }"
     bg nginx -p "$O" -c "$O/nginx.conf"
     if wait_port "$OPORT"; then
         want "an older libapikey: a key without a list" 503 "$(from 127.0.0.1 "$GOOD" "http://127.0.0.1:$OPORT" /)"
