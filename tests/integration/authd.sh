@@ -84,10 +84,24 @@ want "401 address not allowed 0" "$(direct "$SVC" "$(xff "$PIN4" 127.0.0.2)")" \
 grep -qi 'error="invalid_token"' "$T/head" && ok "address not allowed: error=\"invalid_token\"" || not_ok "address not allowed without invalid_token"
 want "401 address not allowed 0" "$(direct "$SVC" "$(bearer "$PIN4")")" "a trusted Unix peer that forwards nothing: the address is unknown"
 want "200 - 0" "$(direct "$SVC" "$(bearer "$GOOD")")" "... while a key without a list passes"
+# Every X-Forwarded-For line, in order, is one list (RFC 9110): a proxy
+# that appends a line of its own (HAProxy's option forwardfor) puts the
+# address it saw last; the client's own line before it proves nothing.
+lines() { printf '%s\nheader = "X-Forwarded-For: %s"\nheader = "X-Forwarded-For: %s"' "$(bearer "$1")" "$2" "$3"; }
+want "401 address not allowed 0" "$(direct "$SVC" "$(lines "$PIN4" 127.0.0.1 127.0.0.2)")" \
+    "two X-Forwarded-For lines, the client's 127.0.0.1 then the proxy's 127.0.0.2: refused"
+# One header, never a fallback: X-Real-IP is not read by default.
+want "401 address not allowed 0" "$(direct "$SVC" "$(bearer "$PIN4")
+header = \"X-Real-IP: 127.0.0.1\"")" "forwarded_header is X-Forwarded-For: X-Real-IP alone is not read"
 
 # --- nginx auth_request, keep-alive upstream --------------------------------
 NGX=$T/nginx
 NPORT=$(free_port)
+RPORT=$(free_port)
+# The daemon behind it reads X-Real-IP, and only it.
+sed 's/^\[authd\]$/[authd]\nforwarded_header = X-Real-IP/' "$CONF" > "$T/realip.conf"
+chmod --reference="$CONF" "$T/realip.conf" && chgrp --reference="$CONF" "$T/realip.conf"
+bg build/apikey-authd --config "$T/realip.conf" --listen "unix:$T/realip.sock" --threads 1 --verbose 2>> "$T/realip.log"
 mkdir -p "$NGX/logs"
 cat > "$NGX/nginx.conf" <<NGINX
 worker_processes 1;
@@ -101,6 +115,24 @@ http {
     upstream authd {
         server unix:$SOCK;
         keepalive 8;
+    }
+    upstream realip {
+        server unix:$T/realip.sock;
+    }
+    # An nginx that sets X-Real-IP only, as real_ip_header X-Real-IP.
+    server {
+        listen 127.0.0.1:$RPORT;
+        location / {
+            auth_request /_apikey;
+            proxy_pass http://127.0.0.1:$ORIGIN_PORT;
+        }
+        location = /_apikey {
+            internal;
+            proxy_pass http://realip/verify/$SVC;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Real-IP \$remote_addr;
+        }
     }
     server {
         listen 127.0.0.1:$NPORT;
@@ -161,6 +193,11 @@ pinned() { # PROXY PORT
     want 200 "$(through "$2" 127.0.0.2 "$GOOD")" "$1: a key without a list, from 127.0.0.2"
 }
 pinned "nginx auth_request" "$NPORT"
+# The client writes X-Forwarded-For itself; nginx passes it on beside the
+# X-Real-IP it sets. The daemon reads X-Real-IP, as configured, and only it.
+want 401 "$(through "$RPORT" 127.0.0.2 "$PIN4" 'header = "X-Forwarded-For: 127.0.0.1"')" \
+    "forwarded_header = X-Real-IP behind nginx: a client's own X-Forwarded-For is not read"
+want 200 "$(through "$RPORT" 127.0.0.1 "$PIN4")" "forwarded_header = X-Real-IP behind nginx: the address nginx saw"
 
 # --- Caddy forward_auth -----------------------------------------------------
 CPORT=$(free_port)
@@ -221,6 +258,25 @@ if wait_port "$DPORT"; then
 else
     not_ok "apikey-authd did not listen on [::]:$DPORT: $(tail -n 2 "$T/tcp.log")"
 fi
+# trusted_proxies follows the allowlists' rules: ::ffff:127.0.0.1 is
+# 127.0.0.1, and an entry with host bits set is refused.
+MPORT=$(free_port)
+sed 's/^trusted_proxies = .*/trusted_proxies = ::ffff:127.0.0.1/' "$CONF" > "$T/mapped.conf"
+chmod --reference="$CONF" "$T/mapped.conf" && chgrp --reference="$CONF" "$T/mapped.conf"
+bg build/apikey-authd --config "$T/mapped.conf" --listen "127.0.0.1:$MPORT" --threads 1 2>> "$T/tcp.log"
+if wait_port "$MPORT"; then
+    code=$(printf '%s\nheader = "X-Forwarded-For: 127.0.0.2"\n' "$(bearer "$PIN4")" |
+        curl -s -K - -o /dev/null -w '%{http_code}' --max-time 20 "http://127.0.0.1:$MPORT/verify/$SVC")
+    want 401 "$code" "trusted_proxies = ::ffff:127.0.0.1 trusts the IPv4 peer 127.0.0.1 (its 127.0.0.2 is read)"
+else
+    not_ok "apikey-authd did not listen on 127.0.0.1:$MPORT: $(tail -n 2 "$T/tcp.log")"
+fi
+sed 's#^trusted_proxies = .*#trusted_proxies = 127.0.0.1/8#' "$CONF" > "$T/hostbits.conf"
+chmod --reference="$CONF" "$T/hostbits.conf" && chgrp --reference="$CONF" "$T/hostbits.conf"
+build/apikey-authd --config "$T/hostbits.conf" --listen "unix:$T/hostbits.sock" 2> "$T/hostbits.err"
+[ $? -eq 2 ] && grep -q "beyond its prefix" "$T/hostbits.err" &&
+    ok "trusted_proxies = 127.0.0.1/8 (host bits set) stops the start, as an allowlist refuses it" ||
+    not_ok "trusted_proxies = 127.0.0.1/8 was accepted"
 for i in $(seq 100); do [ -S "$T/strict.sock" ] && break; sleep 0.1; done
 SOCK=$T/strict.sock
 want "401 address not allowed 0" "$(direct "$SVC" "$(xff "$PIN4" 127.0.0.1)")" \
