@@ -516,7 +516,7 @@ want 0 "$(sed -n 2p "$T/hold.out")" "connections that send a byte every half sec
 # 64 slow connections of a user who is not an admin, the admin socket's
 # limit, are dropped as they connect; root's call is answered meanwhile.
 rm -f "$T/held.go"
-setpriv --reuid=nobody --regid=nogroup --clear-groups python3 -c "$HOLD" unix "$T/open/admin.sock" 64 "$T/held.go" \
+setpriv --reuid=nobody --regid=nogroup --clear-groups /usr/bin/python3 -c "$HOLD" unix "$T/open/admin.sock" 64 "$T/held.go" \
     > "$T/nobody.out" 2>&1 &
 HOLDER=$!
 for i in $(seq 100); do [ -s "$T/nobody.out" ] && break; sleep 0.1; done
