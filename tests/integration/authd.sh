@@ -279,7 +279,8 @@ else
 fi
 sed 's#^trusted_proxies = .*#trusted_proxies = 127.0.0.1/8#' "$CONF" > "$T/hostbits.conf"
 chmod --reference="$CONF" "$T/hostbits.conf" && chgrp --reference="$CONF" "$T/hostbits.conf"
-build/apikey-authd --config "$T/hostbits.conf" --listen "unix:$T/hostbits.sock" 2> "$T/hostbits.err"
+# (a daemon that accepted it would run on: 10 s are its answer.)
+timeout 10 build/apikey-authd --config "$T/hostbits.conf" --listen "unix:$T/hostbits.sock" 2> "$T/hostbits.err"
 [ $? -eq 2 ] && grep -q "beyond its prefix" "$T/hostbits.err" &&
     ok "trusted_proxies = 127.0.0.1/8 (host bits set) stops the start, as an allowlist refuses it" ||
     not_ok "trusted_proxies = 127.0.0.1/8 was accepted"
