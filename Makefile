@@ -31,7 +31,7 @@ ifeq ($(findstring _FORTIFY_SOURCE,$(CPPFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)),)
 HARDEN_CPPFLAGS := -D_FORTIFY_SOURCE=2
 endif
 HARDEN_LDFLAGS := -Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack
-BASE_CFLAGS := -std=gnu11 $(WARN) -fPIC -fvisibility=hidden -D_GNU_SOURCE -Iinclude -Iloader \
+BASE_CFLAGS := -std=gnu11 $(WARN) -fPIC -fvisibility=hidden -D_GNU_SOURCE -Iinclude -Iloader -Icommon \
 	-DAPIKEY_VERSION='"$(VERSION)"' -DAPIKEY_STOREDIR='"$(STOREDIR)"' \
 	-DAPIKEY_DEFAULT_CONFIG='"$(SYSCONFDIR)/apikey/apikey.conf"' $(HARDEN_CFLAGS) $(HARDEN_CPPFLAGS)
 CPPFLAGS ?=
@@ -39,7 +39,11 @@ ALL_CFLAGS = $(BASE_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS ?=
 ALL_LDFLAGS = $(HARDEN_LDFLAGS) $(LDFLAGS) $(EXTRA_LDFLAGS)
 
-CORE_SRC := $(wildcard loader/*.c)
+# common/: leaf sources (no libapikey state) compiled into both libapikey and
+# apikey-authd, which links no libapikey at build time, so that both read
+# addresses by the same rules.
+COMMON_SRC := $(wildcard common/*.c)
+CORE_SRC := $(wildcard loader/*.c) $(COMMON_SRC)
 CORE_OBJ := $(CORE_SRC:%.c=$(B)/obj/%.o)
 CORE_LIB := $(B)/libapikey_core.a
 CORE_LIBS := -lcrypto -ldl -lpthread
@@ -246,11 +250,8 @@ endif
 # binary, else $(LIBDIR)), so it links only libmicrohttpd, Jansson and libdl.
 SBINDIR ?= $(PREFIX)/sbin
 UNITDIR ?= $(PREFIX)/lib/systemd/system
-# A key's record in JSON is the apikey command's (cli/key_json.c), shared;
-# the credential rules are the nginx module's (common/credential.c).
-AUTHD_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(wildcard authd/*.c)) $(B)/obj/cli/key_json.o \
-	$(B)/obj/common/credential.o
-$(B)/obj/authd/%.o: ALL_CFLAGS += -Icommon
+# A key's record in JSON is the apikey command's (cli/key_json.c), shared.
+AUTHD_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(wildcard authd/*.c) $(COMMON_SRC)) $(B)/obj/cli/key_json.o
 AUTHD_STAMP := $(B)/authd-paths.stamp
 $(shell mkdir -p $(B); echo '$(LIBDIR)' | cmp -s - $(AUTHD_STAMP) || echo '$(LIBDIR)' > $(AUTHD_STAMP))
 $(B)/obj/authd/library.o: $(AUTHD_STAMP)
@@ -275,8 +276,8 @@ bench: $(B)/bench/mhd_floor $(B)/apikey-authd
 
 # make fuzz: the daemon's configuration reading and forwarded addresses.
 FUZZ_TARGETS += authd
-FUZZ_SRC_authd := authd/settings.c authd/client_addr.c authd/metrics.c
-$(B)/fuzz/fuzz_authd: $(wildcard authd/*.c authd/*.h)
+FUZZ_SRC_authd := authd/settings.c authd/client_addr.c authd/metrics.c $(COMMON_SRC)
+$(B)/fuzz/fuzz_authd: $(wildcard authd/*.c authd/*.h common/*.c common/*.h)
 fuzz-build: $(B)/fuzz/fuzz_authd
 
 install: install-authd
