@@ -39,11 +39,13 @@ ALL_CFLAGS = $(BASE_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS ?=
 ALL_LDFLAGS = $(HARDEN_LDFLAGS) $(LDFLAGS) $(EXTRA_LDFLAGS)
 
-# common/: leaf sources (no libapikey state) compiled into both libapikey and
-# apikey-authd, which links no libapikey at build time, so that both read
-# addresses by the same rules.
+# common/: leaf sources (no libapikey state) that the library and the HTTP
+# hosts share, so that they read addresses by the same rules; apikey-authd
+# links no libapikey at build time. The credential rules are the HTTP hosts'
+# alone (nginx compiles them through nginx/config).
 COMMON_SRC := $(wildcard common/*.c)
-CORE_SRC := $(wildcard loader/*.c) $(COMMON_SRC)
+HOST_ONLY_SRC := common/credential.c
+CORE_SRC := $(wildcard loader/*.c) $(filter-out $(HOST_ONLY_SRC),$(COMMON_SRC))
 CORE_OBJ := $(CORE_SRC:%.c=$(B)/obj/%.o)
 CORE_LIB := $(B)/libapikey_core.a
 CORE_LIBS := -lcrypto -ldl -lpthread

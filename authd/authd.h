@@ -41,8 +41,14 @@ typedef struct authd_settings {
 } authd_settings;
 
 /* settings.c */
-int authd_settings_load(const char *path, authd_settings *s, char *err, size_t errlen);
-int authd_settings_parse(const char *text, size_t len, authd_settings *s, char *err, size_t errlen);
+/* The settings of the configuration ctx was opened from: 0, or -1 with err. */
+int authd_settings_read(const apikey_api *api, apikey_ctx *ctx, authd_settings *s, char *err,
+                        size_t errlen);
+/* The pieces of it: defaults, one line of [authd] (refused: -1 with err
+ * naming it), one service with its scopes (-1: out of memory). */
+void authd_settings_init(authd_settings *s);
+int authd_settings_add(authd_settings *s, const char *name, const char *value, char *err, size_t errlen);
+int authd_settings_service(authd_settings *s, const char *name, const char *scopes);
 void authd_settings_free(authd_settings *s);
 const authd_service *authd_find_service(const authd_settings *s, const char *name);
 

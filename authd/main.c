@@ -74,7 +74,9 @@ static authd_generation *open_generation(const char *config, char *err, size_t e
         free(g);
         return NULL;
     }
-    if (authd_settings_load(config, &g->settings, err, errlen) != 0) {
+    char why[512];
+    if (authd_settings_read(authd_api, g->ctx, &g->settings, why, sizeof why) != 0) {
+        snprintf(err, errlen, "%s: %s", config, why);
         authd_api->close(g->ctx);
         free(g);
         return NULL;

@@ -1,24 +1,20 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
-/* The parts of apikey.conf that the daemon reads itself: [authd], and the
- * service names and scopes of [services]. The library has already parsed and
- * checked the whole file when this runs (apikey_open comes first), so this
- * reads only what it needs, strictly within [authd]. */
+/* What the daemon takes from apikey.conf: the lines of [authd], whose names
+ * and values are the daemon's to judge, and the services with their scopes.
+ * It never reads the file itself: it asks the context the library opened
+ * (apikey_section, apikey_services), so both come from one reading, by the
+ * library's rules, the same the checks of that context use. */
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "authd.h"
-
-#define SETTINGS_MAX_BYTES (1024 * 1024)
 
 static int fail(char *err, size_t errlen, const char *what, const char *value)
 {
@@ -104,20 +100,31 @@ static int forwarded(authd_settings *s, const char *value, char *err, size_t err
     return fail(err, errlen, "forwarded_header: want X-Forwarded-For or X-Real-IP, not", value);
 }
 
-static int authd_entry(authd_settings *s, const char *key, char *value, char *err, size_t errlen)
+void authd_settings_init(authd_settings *s)
 {
+    memset(s, 0, sizeof *s);
+    s->forwarded_header = "X-Forwarded-For";
+}
+
+int authd_settings_add(authd_settings *s, const char *key, const char *value, char *err, size_t errlen)
+{
+    char copy[4096];
+    if (strlen(value) >= sizeof copy)
+        return fail(err, errlen, "a value longer than 4095 bytes for", key);
+    strcpy(copy, value);
     if (strcmp(key, "forwarded_header") == 0)
-        return forwarded(s, value, err, errlen);
+        return forwarded(s, copy, err, errlen);
     if (strcmp(key, "trusted_proxies") == 0)
-        return each_word(s, value, add_proxy, err, errlen);
+        return each_word(s, copy, add_proxy, err, errlen);
     if (strcmp(key, "admin_users") == 0)
-        return each_word(s, value, add_user, err, errlen);
+        return each_word(s, copy, add_user, err, errlen);
     if (strcmp(key, "admin_groups") == 0)
-        return each_word(s, value, add_group, err, errlen);
+        return each_word(s, copy, add_group, err, errlen);
     return fail(err, errlen, "unknown setting", key);
 }
 
-static int service_entry(authd_settings *s, const char *name, const char *value)
+/* The library gives the scopes as it reads them: "a b", each once. */
+int authd_settings_service(authd_settings *s, const char *name, const char *scopes)
 {
     authd_service *grown = realloc(s->services, (s->nservices + 1) * sizeof *grown);
     if (!grown)
@@ -125,138 +132,55 @@ static int service_entry(authd_settings *s, const char *name, const char *value)
     s->services = grown;
     authd_service *svc = &s->services[s->nservices];
     svc->name = strdup(name);
-    svc->scopes = malloc(strlen(value) + 1);
+    svc->scopes = strdup(scopes);
     svc->counters = svc->name ? authd_counters_for(svc->name) : NULL;
     if (!svc->name || !svc->scopes) {
         free(svc->name);
         free(svc->scopes);
         return -1;
     }
-    /* "a, b" and "a b" alike become "a b", as RFC 6750's scope wants. */
-    char *o = svc->scopes;
-    for (const char *v = value; *v;) {
-        size_t n = strcspn(v, " \t,");
-        if (n) {
-            if (o != svc->scopes)
-                *o++ = ' ';
-            memcpy(o, v, n);
-            o += n;
-            v += n;
-        } else {
-            v++;
-        }
-    }
-    *o = '\0';
     s->nservices++;
     return 0;
 }
 
-static char *trim(char *s)
+typedef struct reading {
+    authd_settings *s;
+    char *err;
+    size_t errlen;
+    int failed;
+} reading;
+
+static int take_setting(const char *name, const char *value, void *arg)
 {
-    while (*s == ' ' || *s == '\t')
-        s++;
-    char *e = s + strlen(s);
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
-        *--e = '\0';
-    return s;
+    reading *r = arg;
+    return r->failed = authd_settings_add(r->s, name, value, r->err, r->errlen) != 0;
 }
 
-/* "# ..." after whitespace is a comment, as the library reads it. */
-static void strip_comment(char *s)
+static int take_service(const char *name, const char *scopes, void *arg)
 {
-    for (char *c = s + 1; *c; c++)
-        if ((*c == '#' || *c == ';') && (c[-1] == ' ' || c[-1] == '\t')) {
-            *c = '\0';
-            return;
-        }
-}
-
-int authd_settings_parse(const char *text, size_t len, authd_settings *s, char *err, size_t errlen)
-{
-    enum { OTHER, AUTHD, SERVICES } sec = OTHER;
-    memset(s, 0, sizeof *s);
-    s->forwarded_header = "X-Forwarded-For";
-    const char *cur = text, *end = text + len;
-    while (cur < end) {
-        const char *nl = memchr(cur, '\n', (size_t)(end - cur));
-        size_t n = nl ? (size_t)(nl - cur) : (size_t)(end - cur);
-        char buf[4096];
-        if (n >= sizeof buf) {
-            snprintf(err, errlen, "a line is longer than %zu bytes", sizeof buf - 1);
-            goto fail;
-        }
-        memcpy(buf, cur, n);
-        buf[n] = '\0';
-        cur += n + (nl ? 1 : 0);
-        char *line = trim(buf);
-        if (!*line || *line == '#' || *line == ';')
-            continue;
-        strip_comment(line);
-        line = trim(line);
-        if (*line == '[') {
-            sec = strcmp(line, "[authd]") == 0      ? AUTHD
-                  : strcmp(line, "[services]") == 0 ? SERVICES
-                                                    : OTHER;
-            continue;
-        }
-        char *eq = strchr(line, '=');
-        if (sec == OTHER || !eq)
-            continue;
-        *eq = '\0';
-        char *key = trim(line), *value = trim(eq + 1);
-        if (sec == AUTHD && authd_entry(s, key, value, err, errlen) != 0)
-            goto fail;
-        if (sec == SERVICES && service_entry(s, key, value) != 0) {
-            snprintf(err, errlen, "out of memory");
-            goto fail;
-        }
+    reading *r = arg;
+    if (authd_settings_service(r->s, name, scopes) != 0) {
+        snprintf(r->err, r->errlen, "out of memory");
+        r->failed = 1;
     }
-    return 0;
-fail:
-    authd_settings_free(s);
-    return -1;
+    return r->failed;
 }
 
-int authd_settings_load(const char *path, authd_settings *s, char *err, size_t errlen)
+int authd_settings_read(const apikey_api *api, apikey_ctx *ctx, authd_settings *s, char *err,
+                        size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    struct stat st;
-    char *text = NULL;
-    int rc = -1;
-    if (fd < 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    authd_settings_init(s);
+    if (!APIKEY_API_HAS(api, section)) {
+        snprintf(err, errlen, "libapikey is older than this daemon (it needs 1.4)");
         return -1;
     }
-    /* The checks the library made on open, made again on what is read here. */
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > SETTINGS_MAX_BYTES ||
-        (st.st_uid != 0 && st.st_uid != geteuid()) || (st.st_mode & 022)) {
-        snprintf(err, errlen, "%s: not a regular file of root's, or writable by others", path);
-        goto done;
+    reading r = {s, err, errlen, 0};
+    if (api->section(ctx, "authd", take_setting, &r, err, errlen) != APIKEY_OK || r.failed ||
+        api->services(ctx, take_service, &r, err, errlen) != APIKEY_OK || r.failed) {
+        authd_settings_free(s);
+        return -1;
     }
-    size_t len = (size_t)st.st_size, got = 0;
-    if (!(text = malloc(len + 1))) {
-        snprintf(err, errlen, "out of memory");
-        goto done;
-    }
-    while (got < len) {
-        ssize_t r = read(fd, text + got, len - got);
-        if (r <= 0) {
-            snprintf(err, errlen, "%s: %s", path, r < 0 ? strerror(errno) : "changed while read");
-            goto done;
-        }
-        got += (size_t)r;
-    }
-    if (authd_settings_parse(text, len, s, err, errlen) == 0)
-        rc = 0;
-    else {
-        char why[512];
-        snprintf(why, sizeof why, "%s", err);
-        snprintf(err, errlen, "%s: %s", path, why);
-    }
-done:
-    free(text);
-    close(fd);
-    return rc;
+    return 0;
 }
 
 void authd_settings_free(authd_settings *s)

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
-/* libFuzzer: what apikey-authd reads from outside itself: apikey.conf (its
- * [authd] and [services] parts) and the forwarded-address headers of a
- * request from a trusted proxy, as X-Forwarded-For and as X-Real-IP. The
- * client address is either unknown or a
- * numeric address that parses back. */
+/* libFuzzer: what apikey-authd reads from outside itself: the values of its
+ * [authd] lines (the library reads the file; each "name = value" line of the
+ * input is handed over as the library hands it) and the forwarded-address
+ * headers of a request from a trusted proxy, as X-Forwarded-For and as
+ * X-Real-IP. The client address is either unknown or a numeric address that
+ * parses back. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdint.h>
@@ -29,19 +30,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char err[512];
     authd_settings s;
-    if (authd_settings_parse((const char *)data, size, &s, err, sizeof err) == 0) {
-        for (size_t i = 0; i < s.nservices; i++)
-            if (!authd_find_service(&s, s.services[i].name) || strchr(s.services[i].scopes, ','))
-                abort();
-        authd_settings_free(&s);
+    authd_settings_init(&s);
+    char *lines = malloc(size + 1);
+    memcpy(lines, data, size);
+    lines[size] = '\0';
+    char *save = NULL;
+    for (char *line = strtok_r(lines, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *eq = strchr(line, '=');
+        if (!eq)
+            continue;
+        *eq = '\0';
+        if (authd_settings_add(&s, line, eq + 1, err, sizeof err) != 0 && !err[0])
+            abort(); /* a refusal always says why */
     }
-    /* The input as X-Forwarded-For, then X-Real-IP, from a trusted peer. */
-    static const char trust[] = "[authd]\ntrusted_proxies = 127.0.0.0/8 ::1 10.0.0.0/8\n";
-    static const char trust_real[] = "[authd]\ntrusted_proxies = 127.0.0.0/8\nforwarded_header = X-Real-IP\n";
-    static authd_settings trusting[2];
-    if (!trusting[0].nproxies && (authd_settings_parse(trust, strlen(trust), &trusting[0], err, sizeof err) != 0 ||
-                                  authd_settings_parse(trust_real, strlen(trust_real), &trusting[1], err, sizeof err) != 0))
+    if (s.nproxies > AUTHD_MAX_PROXIES || s.nadmin_uids > AUTHD_MAX_ADMINS)
         abort();
+    authd_settings_free(&s);
+    free(lines);
+    /* The input as X-Forwarded-For, then X-Real-IP, from a trusted peer. */
+    static authd_settings trusting[2];
+    static int ready;
+    if (!ready) {
+        authd_settings_init(&trusting[0]);
+        authd_settings_init(&trusting[1]);
+        if (authd_settings_add(&trusting[0], "trusted_proxies", "127.0.0.0/8 ::1 10.0.0.0/8", err, sizeof err) ||
+            authd_settings_add(&trusting[1], "trusted_proxies", "127.0.0.0/8", err, sizeof err) ||
+            authd_settings_add(&trusting[1], "forwarded_header", "X-Real-IP", err, sizeof err))
+            abort();
+        ready = 1;
+    }
     char *text = malloc(size + 1);
     memcpy(text, data, size);
     text[size] = '\0';

@@ -12,12 +12,35 @@
 #include "authd.h"
 #include "testutil.h"
 
+/* The settings of a configuration whose text follows a store line, read as
+ * the daemon reads them: through the context the library opened from the
+ * file. 0, or -1 with err (the library's refusal or the daemon's). */
+static int read_settings(const char *text, authd_settings *s, char *err, size_t errlen)
+{
+    static int n;
+    char name[32], *conf;
+    snprintf(name, sizeof name, "authd%d.conf", ++n);
+    if (asprintf(&conf, "store = json:%s/authd.json\n%s", tu_tmpdir(), text) < 0)
+        abort();
+    char *path = tu_write(name, conf, 0600);
+    const apikey_api *api = apikey_api_v1();
+    apikey_ctx *ctx = api->open(path, err, errlen);
+    int rc = ctx ? authd_settings_read(api, ctx, s, err, errlen) : -1;
+    if (ctx)
+        api->close(ctx);
+    free(conf);
+    free(path);
+    return rc;
+}
+
 static authd_settings settings(const char *text)
 {
     authd_settings s;
     char err[512] = "";
-    if (authd_settings_parse(text, strlen(text), &s, err, sizeof err) != 0)
+    if (read_settings(text, &s, err, sizeof err) != 0) {
         fprintf(stderr, "%s\n", err);
+        authd_settings_init(&s);
+    }
     return s;
 }
 
@@ -61,7 +84,7 @@ static const char *addr(const authd_settings *s, const char *peer, const char *x
 
 static void test_client_address(void)
 {
-    authd_settings none = settings("store = json:/x\n");
+    authd_settings none = settings("");
     /* No trusted proxy: the peer, whatever the headers claim. */
     CU_ASSERT_STRING_EQUAL(addr(&none, "192.0.2.7", "10.9.9.9", "10.8.8.8"), "192.0.2.7");
     CU_ASSERT_STRING_EQUAL(addr(&none, "2001:db8::1", NULL, NULL), "2001:db8::1");
@@ -128,10 +151,13 @@ static void test_settings(void)
 {
     authd_settings s;
     char err[512];
-    const char *good = "store = json:/x   # the store\n[scopes]\nthing:do = Do things\n"
-                       "[services]\nweb = proxies:read\nbilling = balance:read, stats:read # two\nopen =\n"
-                       "[authd]\nadmin_users = root, 0\nadmin_groups = root\n";
-    CU_ASSERT_EQUAL_FATAL(authd_settings_parse(good, strlen(good), &s, err, sizeof err), 0);
+    /* The three former readers of apikey.conf (the library's, the daemon's,
+     * nginx's) disagreed on the billing line: one reading now. */
+    const char *good = "[scopes]\nthing:do = Do things\nbalance:read = b\nstats:read = s\nproxies:read = p\n"
+                       "[services]\nweb = proxies:read\nbilling = balance:read, stats:read,stats:read # two\n"
+                       "open =\n"
+                       "[authd]\nadmin_users = root, 0   ; both\nadmin_groups = root\n";
+    CU_ASSERT_EQUAL_FATAL(read_settings(good, &s, err, sizeof err), 0);
     CU_ASSERT_EQUAL(s.nservices, 3);
     CU_ASSERT_STRING_EQUAL(authd_find_service(&s, "billing")->scopes, "balance:read stats:read");
     CU_ASSERT_STRING_EQUAL(authd_find_service(&s, "open")->scopes, "");
@@ -156,19 +182,18 @@ static void test_settings(void)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';
-        CU_ASSERT_EQUAL(authd_settings_parse(bad[i].text, strlen(bad[i].text), &s, err, sizeof err), -1);
+        CU_ASSERT_EQUAL(read_settings(bad[i].text, &s, err, sizeof err), -1);
         CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i].why));
     }
-    /* The file is read as safely as the library reads it. */
-    char *loose = tu_write("loose.conf", "store = json:/x\n", 0664);
-    CU_ASSERT_EQUAL(authd_settings_load(loose, &s, err, sizeof err), -1);
+    /* The file is read once, by the library and its rules: a file others may
+     * write gives no settings at all. */
+    char *loose = tu_write("loose.conf", "store = json:/x\n[authd]\ntrusted_proxies = ::1\n", 0664);
+    CU_ASSERT_PTR_NULL(apikey_api_v1()->open(loose, err, sizeof err));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "writable"));
-    char *tight = tu_write("tight.conf", "store = json:/x\n[authd]\ntrusted_proxies = ::1\n", 0600);
-    CU_ASSERT_EQUAL(authd_settings_load(tight, &s, err, sizeof err), 0);
+    free(loose);
+    CU_ASSERT_EQUAL(read_settings("[authd]\ntrusted_proxies = ::1\n", &s, err, sizeof err), 0);
     CU_ASSERT_EQUAL(s.nproxies, 1);
     authd_settings_free(&s);
-    free(loose);
-    free(tight);
 }
 
 /* Only configured services get a label of their own, and their number is
