@@ -229,7 +229,7 @@ $(NGX_B)/src/objs/Makefile: nginx/config $(NGINX_SRC)/conf_flags $(NGX_B)/libdir
 		--add-dynamic-module=$(CURDIR)/nginx' > ../configure.log 2>&1 \
 		|| { tail -n 20 ../configure.log; exit 1; }
 
-$(NGX_B)/ngx_http_apikey_module.so: nginx/ngx_http_apikey_module.c include/apikey.h common/credential.c \
+$(NGX_B)/ngx_http_apikey_module.so: nginx/ngx_http_apikey_module.c include/apikey.h common/credential.c common/libload.c common/libload.h \
 		common/credential.h $(NGX_B)/src/objs/Makefile
 	$(MAKE) -s -C $(NGX_B)/src -f objs/Makefile modules
 	# A new file, not one rewritten in place: a running nginx maps the old one.

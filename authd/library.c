@@ -5,46 +5,19 @@
  * library (and, later, can tell a library without the admin slots).
  *
  * Looked for beside the binary first (build/, where make puts both), then
- * in the library folder it was installed for. Either file must be root's
- * (or the caller's) and writable by no one else, like a store backend. */
-#include <dlfcn.h>
-#include <errno.h>
+ * in the library folder it was installed for, checked and loaded by its
+ * descriptor as libapikey loads a store backend (common/libload.h). */
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
-#include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "authd.h"
+#include "libload.h"
 
 #ifndef APIKEY_LIBDIR
 #define APIKEY_LIBDIR "/usr/local/lib"
 #endif
-
-static const apikey_api *load(const char *path, char *err, size_t errlen)
-{
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_uid != 0 && st.st_uid != geteuid()) ||
-        (st.st_mode & 022)) {
-        snprintf(err, errlen, "%s: %s", path,
-                 errno == ENOENT ? "not found" : "not a file of root's, or writable by others");
-        return NULL;
-    }
-    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!lib) {
-        snprintf(err, errlen, "%s", dlerror());
-        return NULL;
-    }
-    apikey_entry_fn entry = (apikey_entry_fn)dlsym(lib, APIKEY_ENTRY_SYMBOL);
-    const apikey_api *api = entry ? entry() : NULL;
-    if (!api || api->version != APIKEY_API_VERSION ||
-        api->size < offsetof(apikey_api, http_status) + sizeof api->http_status) {
-        snprintf(err, errlen, "%s: not a libapikey of API version %d", path, APIKEY_API_VERSION);
-        return NULL; /* left loaded: nodelete, and harmless */
-    }
-    return api;
-}
 
 const apikey_api *authd_load_library(char *err, size_t errlen)
 {
@@ -53,8 +26,9 @@ const apikey_api *authd_load_library(char *err, size_t errlen)
     if (n > 0) {
         self[n] = '\0';
         snprintf(path, sizeof path, "%s/libapikey.so.1", dirname(self));
-        if (access(path, F_OK) == 0)
-            return load(path, err, errlen);
+    } else {
+        path[0] = '\0';
     }
-    return load(APIKEY_LIBDIR "/libapikey.so.1", err, errlen);
+    const char *paths[] = {path, APIKEY_LIBDIR "/libapikey.so.1"};
+    return libload_apikey(paths + !path[0], 2 - !path[0], err, errlen);
 }

@@ -5,17 +5,16 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <link.h>
-#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "core.h"
+#include "libload.h"
 #include "secfile.h"
 
 /* $APIKEY_STORE_DIR (never in a privileged process: the PAM module, su),
@@ -28,19 +27,29 @@ static int backend_path(const char *scheme, int privileged, char *out, size_t le
         int n = snprintf(out, len, "%s/apikey_store_%s.so", dir_env, scheme);
         return n > 0 && (size_t)n < len ? 0 : -1;
     }
-    Dl_info info;
-    struct link_map *lm = NULL;
+    /* The file this code was mapped from, as the kernel names it: neither
+     * argv[0] (a host may set that to anything: Squid runs its helpers as
+     * "(name)") nor the name it was loaded by, which for a library loaded
+     * by its descriptor (common/libload.h) is /proc/self/fd/N. */
     char dir[PATH_MAX] = "";
-    if (dladdr1((void *)backend_path, &info, (void **)&lm, RTLD_DL_LINKMAP) && lm) {
-        if (lm->l_name && lm->l_name[0]) {
-            snprintf(dir, sizeof dir, "%s", lm->l_name); /* a shared object: its path */
-        } else {
-            /* The program itself, whose dli_fname would be argv[0]: a host may
-             * set that to anything (Squid runs its helpers as "(name)"). */
-            ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
-            dir[n > 0 ? n : 0] = '\0';
+    FILE *maps = fopen("/proc/self/maps", "re");
+    uintptr_t at = (uintptr_t)backend_path;
+    char line[PATH_MAX + 128];
+    while (maps && fgets(line, sizeof line, maps)) {
+        unsigned long lo, hi;
+        int off = 0;
+        if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %n", &lo, &hi, &off) == 2 && off && at >= lo &&
+            at < hi) {
+            snprintf(dir, sizeof dir, "%s", line + off);
+            dir[strcspn(dir, "\n")] = '\0';
+            char *deleted = strstr(dir, " (deleted)"); /* replaced since: same folder */
+            if (deleted && !deleted[10])
+                *deleted = '\0';
+            break;
         }
     }
+    if (maps)
+        fclose(maps);
     if (strchr(dir, '/')) {
         *strrchr(dir, '/') = '\0';
         int n = snprintf(out, len, "%s/store/apikey_store_%s.so", dir, scheme);
@@ -51,82 +60,9 @@ static int backend_path(const char *scheme, int privileged, char *out, size_t le
     return n > 0 && (size_t)n < len ? 0 : -1;
 }
 
-/* dlopen a backend only when it is a file like the configuration (owned by
- * root or the caller, written by nobody else, no symlink), and exactly the
- * file checked: the check is made on an open descriptor and the loader is
- * given that descriptor's /proc/self/fd link, so nothing can be swapped in
- * between. glibc recognises an object already loaded by its device and
- * inode, so a second context shares the first one's.
- *
- * But glibc first matches the name: "/proc/self/fd/N" names the backend
- * that an earlier load opened on descriptor N (backends stay loaded), and
- * would give that one back whatever file N is now. So when the name is
- * taken by another file, the descriptor moves to a higher number, under a
- * lock against our own loads in other threads. */
-static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* Whether the object dl was mapped from the file st describes: the mapping
- * that holds its dynamic section, in /proc/self/maps. */
-static int mapped_from(void *dl, const struct stat *st)
-{
-    struct link_map *lm = NULL;
-    FILE *maps = NULL;
-    if (dlinfo(dl, RTLD_DI_LINKMAP, &lm) != 0 || !lm || !(maps = fopen("/proc/self/maps", "re")))
-        return 0;
-    uintptr_t at = (uintptr_t)lm->l_ld;
-    char line[512];
-    int same = 0;
-    while (fgets(line, sizeof line, maps)) {
-        unsigned long lo, hi, ino;
-        unsigned maj, min;
-        if (sscanf(line, "%lx-%lx %*s %*s %x:%x %lu", &lo, &hi, &maj, &min, &ino) == 5 && at >= lo &&
-            at < hi) {
-            same = makedev(maj, min) == st->st_dev && ino == st->st_ino;
-            break;
-        }
-    }
-    fclose(maps);
-    return same;
-}
-
-static void *dlopen_fd(int fd, const char *path, char *err, size_t errlen)
-{
-    char self[64];
-    int n = fd;
-    void *dl = NULL;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    pthread_mutex_lock(&load_lock);
-    for (;;) {
-        snprintf(self, sizeof self, "/proc/self/fd/%d", n);
-        void *taken = dlopen(self, RTLD_LAZY | RTLD_NOLOAD);
-        if (!taken)
-            break;
-        if (mapped_from(taken, &st)) { /* this very file, loaded before */
-            dl = taken;
-            goto done;
-        }
-        dlclose(taken);
-        int next = fcntl(fd, F_DUPFD_CLOEXEC, n + 1);
-        if (n != fd)
-            close(n);
-        if ((n = next) < 0) {
-            snprintf(err, errlen, "%s: %s", path, strerror(errno));
-            goto done;
-        }
-    }
-    if (!(dl = dlopen(self, RTLD_NOW | RTLD_LOCAL)))
-        snprintf(err, errlen, "%s: %s", path, dlerror());
-done:
-    if (n != fd && n >= 0)
-        close(n);
-    pthread_mutex_unlock(&load_lock);
-    return dl;
-}
-
+/* A backend is loaded only when it is a file like the configuration (owned
+ * by root or the caller, written by nobody else, no symlink, in folders
+ * that pass secfile's checks), and exactly the file checked (libload.h). */
 static void *open_backend(const char *path, char *err, size_t errlen)
 {
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
@@ -137,7 +73,7 @@ static void *open_backend(const char *path, char *err, size_t errlen)
     }
     void *dl = NULL;
     if (secfile_check(fd, path, err, errlen) == 0)
-        dl = dlopen_fd(fd, path, err, errlen);
+        dl = libload_dlopen_fd(fd, path, err, errlen);
     close(fd);
     return dl;
 }

@@ -37,6 +37,7 @@
 
 #include "apikey.h"
 #include "credential.h"
+#include "libload.h"
 
 #ifndef NGX_APIKEY_LIBDIR
 #define NGX_APIKEY_LIBDIR "/usr/local/lib"
@@ -145,44 +146,32 @@ static ngx_http_output_body_filter_pt ngx_http_next_body_filter;
  * The first two are as trusted as the module file itself. */
 static const apikey_api *ngx_http_apikey_load(ngx_conf_t *cf)
 {
-    char dir[NGX_MAX_PATH], path[NGX_MAX_PATH + 32];
-    const char *where[] = {"%s/libapikey.so.1", "%s/../libapikey.so.1",
-                           NGX_APIKEY_LIBDIR "/libapikey.so.1", "libapikey.so.1"};
+    char dir[NGX_MAX_PATH], beside[NGX_MAX_PATH + 32], above[NGX_MAX_PATH + 32], err[512];
+    const char *paths[3];
+    const apikey_api *api;
     Dl_info self;
-    void *lib = NULL;
-    ngx_uint_t i;
+    ngx_uint_t n = 0;
 
     if (ngx_http_apikey_api) {
         return ngx_http_apikey_api;
     }
-    dir[0] = '\0';
-    if (dladdr((void *) &ngx_http_apikey_module, &self) && self.dli_fname) {
+    /* Beside the module or one folder up (build/ when run in place), then
+     * where make install put it; each checked and loaded by its descriptor,
+     * as libapikey loads a store (common/libload.h). */
+    if (dladdr((void *) &ngx_http_apikey_module, &self) && self.dli_fname
+        && strrchr(self.dli_fname, '/'))
+    {
         ngx_cpystrn((u_char *) dir, (u_char *) self.dli_fname, sizeof(dir));
-        char *slash = strrchr(dir, '/');
-        if (slash) {
-            *slash = '\0';
-        } else {
-            ngx_cpystrn((u_char *) dir, (u_char *) ".", sizeof(dir));
-        }
+        *strrchr(dir, '/') = '\0';
+        ngx_snprintf((u_char *) beside, sizeof(beside), "%s/libapikey.so.1%Z", dir);
+        ngx_snprintf((u_char *) above, sizeof(above), "%s/../libapikey.so.1%Z", dir);
+        paths[n++] = beside;
+        paths[n++] = above;
     }
-    for (i = 0; i < sizeof(where) / sizeof(where[0]) && !lib; i++) {
-        if (i < 2 && !dir[0]) {
-            continue;
-        }
-        snprintf(path, sizeof(path), where[i], dir);
-        lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    }
-    if (!lib) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "apikey: cannot load libapikey.so.1: %s",
-                           dlerror());
-        return NULL;
-    }
-    apikey_entry_fn entry = (apikey_entry_fn) dlsym(lib, APIKEY_ENTRY_SYMBOL);
-    const apikey_api *api = entry ? entry() : NULL;
-    /* The table only grows: a newer library is fine, an older one lacks slots. */
-    if (!api || api->size < offsetof(apikey_api, http_status) + sizeof(api->http_status)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "apikey: %s has no usable %s", path,
-                           APIKEY_ENTRY_SYMBOL);
+    paths[n++] = NGX_APIKEY_LIBDIR "/libapikey.so.1";
+    api = libload_apikey(paths, n, err, sizeof(err));
+    if (api == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "apikey: cannot load libapikey.so.1: %s", err);
         return NULL;
     }
     ngx_http_apikey_api = api;
