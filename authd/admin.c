@@ -9,6 +9,10 @@
  *   GET    /v1/keys/ID
  *   DELETE /v1/keys/ID
  *   POST   /v1/keys/ID/rotate        {"grace"} (the body is optional)
+ *   (the requests on one key take ?account=A: another account's key is 404)
+ *
+ * The operations on keys are shared with the dashboard (dashboard.c), which
+ * confines them to the signed-in account.
  *
  * A new key leaves the daemon once, in the 201's body, whose buffer is
  * wiped when libmicrohttpd has sent it. */
@@ -28,9 +32,7 @@
 typedef struct admin_request {
     int admin;
     struct ucred peer;
-    char *body;
-    size_t len;
-    int too_big;
+    authd_body in;
 } admin_request;
 
 /* Root, a user of admin_users, or a member of a group of admin_groups
@@ -63,7 +65,7 @@ static int is_admin(const authd_settings *s, const struct ucred *cr)
 
 static const char *const json_headers[] = {MHD_HTTP_HEADER_CONTENT_TYPE, "application/json", NULL};
 
-static enum MHD_Result json_error(struct MHD_Connection *c, unsigned status, const char *error)
+enum MHD_Result authd_json_error(struct MHD_Connection *c, unsigned status, const char *error)
 {
     json_t *o = json_pack("{s:s}", "error", error);
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -77,7 +79,7 @@ static enum MHD_Result json_error(struct MHD_Connection *c, unsigned status, con
 /* A library status, with the library's line when it wrote one. */
 static enum MHD_Result status_error(struct MHD_Connection *c, apikey_status st, const char *err)
 {
-    return json_error(c, (unsigned)authd_api->status_http(st), err[0] ? err : authd_api->status_string(st));
+    return authd_json_error(c, (unsigned)authd_api->status_http(st), err[0] ? err : authd_api->status_string(st));
 }
 
 /* what, then a client's name for something, shown back within bounds,
@@ -87,7 +89,7 @@ static enum MHD_Result named_error(struct MHD_Connection *c, unsigned status, co
 {
     char line[256];
     snprintf(line, sizeof line, "%s\"%.64s%s\"%s", what, name, strlen(name) > 64 ? "..." : "", more);
-    return json_error(c, status, line);
+    return authd_json_error(c, status, line);
 }
 
 static enum MHD_Result json_answer(struct MHD_Connection *c, unsigned status, json_t *value, size_t flags)
@@ -95,7 +97,7 @@ static enum MHD_Result json_answer(struct MHD_Connection *c, unsigned status, js
     char *text = value ? json_dumps(value, flags | JSON_PRESERVE_ORDER) : NULL;
     json_decref(value);
     if (!text)
-        return json_error(c, 503, "out of memory");
+        return authd_json_error(c, 503, "out of memory");
     return authd_answer(c, status, json_headers, text, strlen(text), MHD_RESPMEM_MUST_FREE);
 }
 
@@ -130,7 +132,7 @@ static enum MHD_Result issued_answer(struct MHD_Connection *c, apikey_issued *ou
     if (!text) {
         /* Made but not shown: named, so that the operator can revoke it. */
         fprintf(stderr, "apikey-authd: key %s was created but cannot be shown; revoke it\n", out->info.id);
-        return json_error(c, plain ? 503 : 500, "the key was created but cannot be shown; revoke it");
+        return authd_json_error(c, plain ? 503 : 500, "the key was created but cannot be shown; revoke it");
     }
     struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(strlen(text), text, wipe_and_free);
     if (!r)
@@ -142,7 +144,7 @@ static enum MHD_Result issued_answer(struct MHD_Connection *c, apikey_issued *ou
 
 /* The body as a JSON object whose fields are all among allowed (NULL
  * ended); NULL after answering 400. */
-static json_t *body_object(struct MHD_Connection *c, const admin_request *rq, const char *const *allowed,
+static json_t *body_object(struct MHD_Connection *c, const authd_body *rq, const char *const *allowed,
                            enum MHD_Result *rc)
 {
     json_error_t je;
@@ -157,7 +159,7 @@ static json_t *body_object(struct MHD_Connection *c, const admin_request *rq, co
         else
             snprintf(line, sizeof line, "the body is not JSON (line %d, column %d)", je.line, je.column);
         json_decref(in);
-        *rc = json_error(c, 400, line);
+        *rc = authd_json_error(c, 400, line);
         return NULL;
     }
     const char *field;
@@ -167,7 +169,9 @@ static json_t *body_object(struct MHD_Connection *c, const admin_request *rq, co
         while (*a && strcmp(*a, field) != 0)
             a++;
         if (!*a) {
-            *rc = named_error(c, 400, "unknown field ", field, "");
+            *rc = strcmp(field, "account") == 0
+                      ? authd_json_error(c, 400, "a request cannot name an account: it is the signed-in one")
+                      : named_error(c, 400, "unknown field ", field, "");
             json_decref(in);
             return NULL;
         }
@@ -215,12 +219,12 @@ static int words_field(struct MHD_Connection *c, json_t *in, const words_spec *w
         return 0;
     if (!json_is_array(arr)) {
         snprintf(line, sizeof line, arr ? "%s must be an array of %s" : "missing field \"%s\"", w->field, w->what);
-        *rc = json_error(c, 400, line);
+        *rc = authd_json_error(c, 400, line);
         return -1;
     }
     if (json_array_size(arr) > w->max) {
         snprintf(line, sizeof line, "%s holds %zu entries, more than %zu", w->field, json_array_size(arr), w->max);
-        *rc = json_error(c, 400, line);
+        *rc = authd_json_error(c, 400, line);
         return -1;
     }
     json_array_foreach(arr, i, v) {
@@ -229,12 +233,12 @@ static int words_field(struct MHD_Connection *c, json_t *in, const words_spec *w
         /* One element, one entry: a separator inside would make it several. */
         if (!n || strpbrk(s, " \t\r\n,")) {
             snprintf(line, sizeof line, "%s must be an array of %s: element %zu is not one", w->field, w->what, i + 1);
-            *rc = json_error(c, 400, line);
+            *rc = authd_json_error(c, 400, line);
             return -1;
         }
         if (used + n + 2 > outlen) {
             snprintf(line, sizeof line, "%s is too long", w->field);
-            *rc = json_error(c, 400, line);
+            *rc = authd_json_error(c, 400, line);
             return -1;
         }
         used += (size_t)snprintf(out + used, outlen - used, "%s%s", used ? " " : "", s);
@@ -250,7 +254,7 @@ static int add_scope(const char *scope, const char *description, void *arr)
 }
 
 /* GET /v1/scopes: the catalogue, as `apikey scopes --json` prints it. */
-static enum MHD_Result scopes(struct MHD_Connection *c, authd_generation *g)
+enum MHD_Result authd_keys_scopes(struct MHD_Connection *c, authd_generation *g)
 {
     char err[1024] = "";
     json_t *arr = json_array();
@@ -262,8 +266,28 @@ static enum MHD_Result scopes(struct MHD_Connection *c, authd_generation *g)
     return json_answer(c, 200, arr, JSON_INDENT(2));
 }
 
+/* With account, a key of another account is answered as an unknown one,
+ * in the same words, and nothing is done to it. */
+static int owned(struct MHD_Connection *c, authd_generation *g, const char *id, const char *account,
+                 enum MHD_Result *rc)
+{
+    if (!account)
+        return 1;
+    char err[1024] = "";
+    apikey_key_info info = {.size = sizeof info};
+    apikey_status st = authd_api->get(g->ctx, id, &info, err, sizeof err);
+    if (st == APIKEY_OK && strcmp(info.account, account) == 0)
+        return 1;
+    if (st == APIKEY_OK || st == APIKEY_E_NOT_FOUND)
+        *rc = named_error(c, 404, "no key ", id, "");
+    else
+        *rc = status_error(c, st, err);
+    return 0;
+}
+
 /* POST /v1/keys */
-static enum MHD_Result create_key(struct MHD_Connection *c, authd_generation *g, const admin_request *rq)
+enum MHD_Result authd_keys_create(struct MHD_Connection *c, authd_generation *g, const authd_body *rq,
+                                  const char *account)
 {
     static const char *const fields[] = {"account", "name", "scopes", "expires", "allow_from", NULL};
     enum MHD_Result rc = MHD_NO;
@@ -271,11 +295,13 @@ static enum MHD_Result create_key(struct MHD_Connection *c, authd_generation *g,
     /* Room for 16 entries written long (leading zeros): the library says
      * which is malformed. */
     char scopes[APIKEY_SCOPES_MAX], allow[APIKEY_ALLOW_ENTRIES * 64], err[1024] = "";
-    json_t *in = body_object(c, rq, fields, &rc);
+    /* A confined request names no account: "account" is then unknown. */
+    json_t *in = body_object(c, rq, account ? fields + 1 : fields, &rc);
     if (!in)
         return rc;
-    apikey_create_request req = {.size = sizeof req};
-    req.account = string_field(c, in, "account", 1, &bad, &rc);
+    apikey_create_request req = {.size = sizeof req, .account = account};
+    if (!account)
+        req.account = string_field(c, in, "account", 1, &bad, &rc);
     if (!bad)
         req.name = string_field(c, in, "name", 1, &bad, &rc);
     if (!bad && words_field(c, in, &scopes_spec, scopes, sizeof scopes, &rc) != 0)
@@ -297,8 +323,8 @@ static enum MHD_Result create_key(struct MHD_Connection *c, authd_generation *g,
 }
 
 /* POST /v1/keys/ID/rotate */
-static enum MHD_Result rotate_key(struct MHD_Connection *c, authd_generation *g, const admin_request *rq,
-                              const char *id)
+enum MHD_Result authd_keys_rotate(struct MHD_Connection *c, authd_generation *g, const authd_body *rq,
+                                  const char *id, const char *account)
 {
     static const char *const fields[] = {"grace", NULL};
     enum MHD_Result rc = MHD_NO;
@@ -306,6 +332,8 @@ static enum MHD_Result rotate_key(struct MHD_Connection *c, authd_generation *g,
     char err[1024] = "";
     json_t *in = NULL;
     const char *grace = NULL;
+    if (!owned(c, g, id, account, &rc))
+        return rc;
     if (rq->len) {
         if (!(in = body_object(c, rq, fields, &rc)))
             return rc;
@@ -322,8 +350,11 @@ static enum MHD_Result rotate_key(struct MHD_Connection *c, authd_generation *g,
 }
 
 /* GET /v1/keys/ID */
-static enum MHD_Result get_key(struct MHD_Connection *c, authd_generation *g, const char *id)
+static enum MHD_Result get_key(struct MHD_Connection *c, authd_generation *g, const char *id, const char *account)
 {
+    enum MHD_Result rc;
+    if (!owned(c, g, id, account, &rc))
+        return rc;
     char err[1024] = "";
     apikey_key_info info = {.size = sizeof info};
     apikey_status st = authd_api->get(g->ctx, id, &info, err, sizeof err);
@@ -332,8 +363,12 @@ static enum MHD_Result get_key(struct MHD_Connection *c, authd_generation *g, co
 
 /* DELETE /v1/keys/ID: 204 also for a key revoked before (the library's
  * note says so; the key is revoked either way). */
-static enum MHD_Result revoke_key(struct MHD_Connection *c, authd_generation *g, const char *id)
+enum MHD_Result authd_keys_revoke(struct MHD_Connection *c, authd_generation *g, const char *id,
+                                  const char *account)
 {
+    enum MHD_Result rc;
+    if (!owned(c, g, id, account, &rc))
+        return rc;
     char err[1024] = "";
     apikey_status st = authd_api->revoke(g->ctx, id, err, sizeof err);
     return st == APIKEY_OK ? authd_answer(c, 204, NULL, NULL, 0, MHD_RESPMEM_PERSISTENT) : status_error(c, st, err);
@@ -369,17 +404,11 @@ static int add_key(const apikey_key_info *info, void *arg)
     return rows->nomem = json_array_append_new(rows->arr, record_json(info)) != 0;
 }
 
-/* GET /v1/keys[?account=A][&all=1]: every account's keys without account=,
- * as `apikey list --json` without ACCOUNT. */
-static enum MHD_Result list_keys(struct MHD_Connection *c, authd_generation *g)
+enum MHD_Result authd_keys_list(struct MHD_Connection *c, authd_generation *g, const char *account, int all)
 {
-    list_args a = {0};
-    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, list_arg, &a);
-    if (a.bad)
-        return named_error(c, 400, "bad or repeated parameter ", a.bad, " (want account=A, all=0 or all=1)");
     char err[1024] = "";
     key_rows rows = {.arr = json_array()};
-    apikey_status st = rows.arr ? authd_api->list(g->ctx, a.account, a.all ? APIKEY_LIST_ALL : 0, add_key,
+    apikey_status st = rows.arr ? authd_api->list(g->ctx, account, all ? APIKEY_LIST_ALL : 0, add_key,
                                                   &rows, err, sizeof err)
                                 : APIKEY_E_NOMEM;
     if (st == APIKEY_OK && rows.nomem)
@@ -391,19 +420,30 @@ static enum MHD_Result list_keys(struct MHD_Connection *c, authd_generation *g)
     return json_answer(c, 200, rows.arr, JSON_INDENT(2));
 }
 
+/* GET /v1/keys[?account=A][&all=1]: every account's keys without account=,
+ * as `apikey list --json` without ACCOUNT. */
+static enum MHD_Result list_keys(struct MHD_Connection *c, authd_generation *g)
+{
+    list_args a = {0};
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, list_arg, &a);
+    if (a.bad)
+        return named_error(c, 400, "bad or repeated parameter ", a.bad, " (want account=A, all=0 or all=1)");
+    return authd_keys_list(c, g, a.account, a.all);
+}
+
 static int has_arguments(struct MHD_Connection *c)
 {
     return MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, NULL, NULL) > 0;
 }
 
-static enum MHD_Result not_allowed(struct MHD_Connection *c, const char *allow)
+enum MHD_Result authd_not_allowed(struct MHD_Connection *c, const char *allow)
 {
     json_t *o = json_pack("{s:s}", "error", "method not allowed");
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     const char *headers[] = {MHD_HTTP_HEADER_CONTENT_TYPE, "application/json", MHD_HTTP_HEADER_ALLOW, allow, NULL};
     if (!text)
-        return json_error(c, 503, "out of memory");
+        return authd_json_error(c, 503, "out of memory");
     return authd_answer(c, 405, headers, text, strlen(text), MHD_RESPMEM_MUST_FREE);
 }
 
@@ -415,37 +455,58 @@ static enum MHD_Result route(struct MHD_Connection *c, authd_generation *g, cons
     if (strcmp(url, "/v1/scopes") == 0 || strcmp(url, "/v1/keys") == 0) {
         int keys = url[4] == 'k';
         if (!is_get && !(keys && is_post))
-            return not_allowed(c, keys ? "GET, POST" : "GET");
-        if (is_get && rq->len)
-            return json_error(c, 400, "a GET takes no body");
+            return authd_not_allowed(c, keys ? "GET, POST" : "GET");
+        if (is_get && rq->in.len)
+            return authd_json_error(c, 400, "a GET takes no body");
         if (!keys)
-            return has_arguments(c) ? json_error(c, 400, "/v1/scopes takes no parameter") : scopes(c, g);
+            return has_arguments(c) ? authd_json_error(c, 400, "/v1/scopes takes no parameter")
+                                    : authd_keys_scopes(c, g);
         if (is_get)
             return list_keys(c, g);
-        return has_arguments(c) ? json_error(c, 400, "POST /v1/keys takes no parameter") : create_key(c, g, rq);
+        return has_arguments(c) ? authd_json_error(c, 400, "POST /v1/keys takes no parameter")
+                                : authd_keys_create(c, g, &rq->in, NULL);
     }
     if (strncmp(url, "/v1/keys/", 9) != 0)
-        return json_error(c, 404, "not found");
+        return authd_json_error(c, 404, "not found");
     char id[APIKEY_KEY_ID_MAX + 8];
     const char *rest = url + 9;
     size_t n = strcspn(rest, "/");
     if (n == 0 || n >= sizeof id)
-        return json_error(c, 404, "not found");
+        return authd_json_error(c, 404, "not found");
     memcpy(id, rest, n);
     id[n] = '\0';
     rest += n;
-    if (has_arguments(c))
-        return json_error(c, 400, "this request takes no parameter");
+    const char *account = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "account");
+    if (has_arguments(c) != (account != NULL) || (account && !*account))
+        return authd_json_error(c, 400, "this request takes no parameter but account=A");
     if (strcmp(rest, "/rotate") == 0)
-        return is_post ? rotate_key(c, g, rq, id) : not_allowed(c, "POST");
+        return is_post ? authd_keys_rotate(c, g, &rq->in, id, account) : authd_not_allowed(c, "POST");
     if (*rest)
-        return json_error(c, 404, "not found");
+        return authd_json_error(c, 404, "not found");
     int is_delete = strcmp(method, "DELETE") == 0;
     if (!is_get && !is_delete)
-        return not_allowed(c, "GET, DELETE");
-    if (rq->len)
-        return json_error(c, 400, "this request takes no body");
-    return is_get ? get_key(c, g, id) : revoke_key(c, g, id);
+        return authd_not_allowed(c, "GET, DELETE");
+    if (rq->in.len)
+        return authd_json_error(c, 400, "this request takes no body");
+    return is_get ? get_key(c, g, id, account) : authd_keys_revoke(c, g, id, account);
+}
+
+enum MHD_Result authd_body_add(authd_body *b, const char *upload, size_t *upload_size)
+{
+    size_t n = *upload_size;
+    *upload_size = 0;
+    if (b->too_big || b->len + n > AUTHD_ADMIN_BODY_MAX) {
+        b->too_big = 1;
+        return MHD_YES;
+    }
+    char *grown = realloc(b->body, b->len + n + 1);
+    if (!grown)
+        return MHD_NO;
+    memcpy(grown + b->len, upload, n);
+    b->body = grown;
+    b->len += n;
+    b->body[b->len] = '\0';
+    return MHD_YES;
 }
 
 /* The first call sees the head only: the peer is checked then, and a
@@ -466,14 +527,14 @@ enum MHD_Result authd_serve_admin(void *cls, struct MHD_Connection *c, const cha
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         socklen_t len = sizeof rq->peer;
         if (!ci || getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &rq->peer, &len) != 0)
-            return json_error(c, 403, "forbidden: no peer credentials");
+            return authd_json_error(c, 403, "forbidden: no peer credentials");
         authd_generation *g = authd_acquire();
         rq->admin = is_admin(&g->settings, &rq->peer);
         authd_release(g);
         if (!rq->admin) {
             fprintf(stderr, "apikey-authd: admin socket: uid %u gid %u is not an admin; refused\n",
                     (unsigned)rq->peer.uid, (unsigned)rq->peer.gid);
-            return json_error(c, 403, "forbidden");
+            return authd_json_error(c, 403, "forbidden");
         }
         return MHD_YES;
     }
@@ -482,26 +543,12 @@ enum MHD_Result authd_serve_admin(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return MHD_NO;
     }
-    if (*upload_size) {
-        size_t n = *upload_size;
-        *upload_size = 0;
-        if (rq->too_big || rq->len + n > AUTHD_ADMIN_BODY_MAX) {
-            rq->too_big = 1;
-            return MHD_YES;
-        }
-        char *grown = realloc(rq->body, rq->len + n + 1);
-        if (!grown)
-            return MHD_NO;
-        memcpy(grown + rq->len, upload, n);
-        rq->body = grown;
-        rq->len += n;
-        rq->body[rq->len] = '\0';
-        return MHD_YES;
-    }
-    if (rq->too_big)
-        return json_error(c, 413, "the body is larger than 16384 bytes");
+    if (*upload_size)
+        return authd_body_add(&rq->in, upload, upload_size);
+    if (rq->in.too_big)
+        return authd_json_error(c, 413, "the body is larger than 16384 bytes");
     if (!APIKEY_API_HAS(authd_api, wipe)) /* the last of the admin slots used here */
-        return json_error(c, 501, "the libapikey loaded has no admin operations");
+        return authd_json_error(c, 501, "the libapikey loaded has no admin operations");
     authd_generation *g = authd_acquire();
     enum MHD_Result rc = route(c, g, rq, url, method);
     authd_release(g);
@@ -516,7 +563,7 @@ void authd_admin_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)cls, (void)c, (void)toe;
     admin_request *rq = *con_cls;
     if (rq) {
-        free(rq->body);
+        free(rq->in.body);
         free(rq);
         *con_cls = NULL;
     }

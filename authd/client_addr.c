@@ -71,24 +71,36 @@ void authd_ip_text(const authd_ip *a, char *out, size_t outlen)
         snprintf(out, outlen, "%s", "");
 }
 
+/* The peer's IP address; 0 when it has none (a Unix socket). */
+static int peer_ip(const struct sockaddr *peer, ip *a)
+{
+    if (peer && peer->sa_family == AF_INET) {
+        a->family = AF_INET;
+        memcpy(a->addr, &((const struct sockaddr_in *)peer)->sin_addr, 4);
+        return 1;
+    }
+    if (peer && peer->sa_family == AF_INET6) {
+        a->family = AF_INET6;
+        memcpy(a->addr, &((const struct sockaddr_in6 *)peer)->sin6_addr, 16);
+        unmap(a);
+        return 1;
+    }
+    return 0;
+}
+
+int authd_peer_trusted(const authd_settings *s, const struct sockaddr *peer)
+{
+    ip a = {0};
+    return peer_ip(peer, &a) ? trusted(s, &a) : (peer && peer->sa_family == AF_UNIX && s->trust_unix);
+}
+
 void authd_client_address(const authd_settings *s, const struct sockaddr *peer, authd_header_fn header,
                           void *arg, authd_ip *out)
 {
     ip a = {0};
-    int have_peer = 0;
+    int have_peer = peer_ip(peer, &a);
     memset(out, 0, sizeof *out);
-    if (peer && peer->sa_family == AF_INET) {
-        a.family = AF_INET;
-        memcpy(a.addr, &((const struct sockaddr_in *)peer)->sin_addr, 4);
-        have_peer = 1;
-    } else if (peer && peer->sa_family == AF_INET6) {
-        a.family = AF_INET6;
-        memcpy(a.addr, &((const struct sockaddr_in6 *)peer)->sin6_addr, 16);
-        unmap(&a);
-        have_peer = 1;
-    }
-    int peer_trusted = have_peer ? trusted(s, &a) : (peer && peer->sa_family == AF_UNIX && s->trust_unix);
-    if (!peer_trusted) {
+    if (!authd_peer_trusted(s, peer)) {
         if (have_peer)
             *out = a;
         return;

@@ -215,7 +215,7 @@ static void notify_ready(void)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: apikey-authd [--config FILE] [--listen ADDR] [--admin unix:PATH] [--threads N]\n"
-               "                    [--connections N] [--timeout SECONDS] [--verbose]\n"
+               "                    [--dashboard ADDR] [--connections N] [--timeout SECONDS] [--verbose]\n"
                "  ADDR: unix:PATH (default " DEFAULT_LISTEN ") or HOST:PORT\n");
 }
 
@@ -232,7 +232,7 @@ static long number(const char *what, const char *v, long lo, long hi)
 
 int main(int argc, char **argv)
 {
-    const char *config = NULL, *listen_at = DEFAULT_LISTEN, *admin_at = NULL;
+    const char *config = NULL, *listen_at = DEFAULT_LISTEN, *admin_at = NULL, *dashboard_at = NULL;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned threads = cpus > 0 ? (unsigned)cpus : 1, connections = 4096, timeout = 30;
     static const struct option opts[] = {
@@ -240,13 +240,15 @@ int main(int argc, char **argv)
         {"admin", required_argument, NULL, 'a'},   {"threads", required_argument, NULL, 't'},
         {"connections", required_argument, NULL, 'n'}, {"timeout", required_argument, NULL, 'T'},
         {"verbose", no_argument, NULL, 'v'},       {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0},
+        {"version", no_argument, NULL, 'V'},       {"dashboard", required_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
     };
     for (int o; (o = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
         switch (o) {
         case 'c': config = optarg; break;
         case 'l': listen_at = optarg; break;
         case 'a': admin_at = optarg; break;
+        case 'd': dashboard_at = optarg; break;
         case 't': threads = (unsigned)number("--threads", optarg, 1, 256); break;
         case 'n': connections = (unsigned)number("--connections", optarg, 1, 1000000); break;
         case 'T': timeout = (unsigned)number("--timeout", optarg, 1, 3600); break;
@@ -272,8 +274,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "apikey-authd: %s\n", err);
         return 2;
     }
-    int listen_fd = bind_address(listen_at, err, sizeof err), admin_fd = -1;
-    if (listen_fd < 0 || (admin_at && (admin_fd = bind_unix(admin_at + 5, err, sizeof err)) < 0)) {
+    if (dashboard_at && !current->settings.dashboard_header[0]) {
+        fprintf(stderr, "apikey-authd: --dashboard needs dashboard_account_header in [authd] of %s\n", config);
+        return 2;
+    }
+    int listen_fd = bind_address(listen_at, err, sizeof err), admin_fd = -1, dashboard_fd = -1;
+    if (listen_fd < 0 || (admin_at && (admin_fd = bind_unix(admin_at + 5, err, sizeof err)) < 0) ||
+        (dashboard_at && (dashboard_fd = bind_address(dashboard_at, err, sizeof err)) < 0)) {
         fprintf(stderr, "apikey-authd: %s\n", err);
         if (listen_fd >= 0 && strncmp(listen_at, "unix:", 5) == 0)
             unlink(listen_at + 5);
@@ -304,12 +311,16 @@ int main(int argc, char **argv)
 
     struct MHD_Daemon *pub = start(listen_fd, threads, connections, timeout, authd_serve_public, NULL);
     struct MHD_Daemon *adm = admin_fd >= 0 ? start(admin_fd, 1, 64, timeout, authd_serve_admin, authd_admin_completed) : NULL;
-    if (!pub || (admin_fd >= 0 && !adm)) {
+    struct MHD_Daemon *dash = NULL;
+    if ((authd_dashboard_fd = dashboard_fd) >= 0)
+        dash = start(dashboard_fd, 2, 256, timeout, authd_serve_dashboard, authd_dashboard_completed);
+    if (!pub || (admin_fd >= 0 && !adm) || (dashboard_fd >= 0 && !dash)) {
         fprintf(stderr, "apikey-authd: libmicrohttpd did not start\n");
         return 2;
     }
-    fprintf(stderr, "apikey-authd: listening on %s with %u threads%s%s\n", listen_at, threads,
-            admin_at ? ", admin on " : "", admin_at ? admin_at : "");
+    fprintf(stderr, "apikey-authd: listening on %s with %u threads%s%s%s%s\n", listen_at, threads,
+            admin_at ? ", admin on " : "", admin_at ? admin_at : "", dashboard_at ? ", dashboard on " : "",
+            dashboard_at ? dashboard_at : "");
     notify_ready();
 
     int pending = 0;
@@ -349,10 +360,14 @@ int main(int argc, char **argv)
     MHD_stop_daemon(pub);
     if (adm)
         MHD_stop_daemon(adm);
+    if (dash)
+        MHD_stop_daemon(dash);
     if (strncmp(listen_at, "unix:", 5) == 0)
         unlink(listen_at + 5);
     if (admin_at)
         unlink(admin_at + 5);
+    if (dashboard_at && strncmp(dashboard_at, "unix:", 5) == 0)
+        unlink(dashboard_at + 5);
     authd_release(current);
     return 0;
 }

@@ -112,8 +112,29 @@ static int each_word(authd_settings *s, char *value, add_fn add, char *err, size
     return 0;
 }
 
+/* dashboard_account_header: an HTTP field name; dashboard_origin: the
+ * page's origin as a browser writes it, scheme://host[:port]. */
+static int dashboard_entry(authd_settings *s, const char *key, const char *value, char *err, size_t errlen)
+{
+    static const char token[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-.^_`|~";
+    size_t n = strlen(value);
+    if (strcmp(key, "dashboard_account_header") == 0) {
+        if (n == 0 || n >= sizeof s->dashboard_header || strspn(value, token) != n)
+            return fail(err, errlen, "dashboard_account_header: not a header name:", value);
+        memcpy(s->dashboard_header, value, n + 1);
+        return 0;
+    }
+    const char *host = strncmp(value, "https://", 8) == 0 ? value + 8 : strncmp(value, "http://", 7) == 0 ? value + 7 : NULL;
+    if (!host || !*host || n >= sizeof s->dashboard_origin || strpbrk(host, "/?#@ \t"))
+        return fail(err, errlen, "dashboard_origin: want scheme://host[:port], not", value);
+    memcpy(s->dashboard_origin, value, n + 1);
+    return 0;
+}
+
 static int authd_entry(authd_settings *s, const char *key, char *value, char *err, size_t errlen)
 {
+    if (strcmp(key, "dashboard_account_header") == 0 || strcmp(key, "dashboard_origin") == 0)
+        return dashboard_entry(s, key, value, err, errlen);
     if (strcmp(key, "trusted_proxies") == 0)
         return each_word(s, value, add_proxy, err, errlen);
     if (strcmp(key, "admin_users") == 0)
@@ -179,8 +200,9 @@ static void strip_comment(char *s)
 
 int authd_settings_parse(const char *text, size_t len, authd_settings *s, char *err, size_t errlen)
 {
-    enum { OTHER, AUTHD, SERVICES } sec = OTHER;
+    enum { TOP, OTHER, AUTHD, SERVICES } sec = TOP;
     memset(s, 0, sizeof *s);
+    s->max_keys = 10; /* the library's default; it checked the value */
     const char *cur = text, *end = text + len;
     while (cur < end) {
         const char *nl = memchr(cur, '\n', (size_t)(end - cur));
@@ -209,6 +231,8 @@ int authd_settings_parse(const char *text, size_t len, authd_settings *s, char *
             continue;
         *eq = '\0';
         char *key = trim(line), *value = trim(eq + 1);
+        if (sec == TOP && strcmp(key, "max_keys_per_account") == 0)
+            s->max_keys = atoi(value);
         if (sec == AUTHD && authd_entry(s, key, value, err, errlen) != 0)
             goto fail;
         if (sec == SERVICES && service_entry(s, key, value) != 0) {
