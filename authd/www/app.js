@@ -144,6 +144,7 @@
     $('#copied').textContent = '';
     $('#key-dialog').showModal();
     $('#copy').focus();
+    refresh(); // the list behind it shows the new key's prefix
   }
   // Done, Escape or any close: the key leaves the page.
   $('#key-dialog').addEventListener('close', () => {
