@@ -137,6 +137,16 @@ def flow(account):
     status, got, text = a.call("GET", "/v1/keys/" + kid)
     check(status == 200 and "key" not in got and key not in text, "GET /v1/keys/ID: 200, never the key again")
     check({k: v for k, v in rec.items() if k != "key"} == got, "GET /v1/keys/ID: the same record")
+    # ?account=A confines a request on one key to that account's keys.
+    status, got, _ = a.call("GET", "/v1/keys/%s?account=%s" % (kid, account))
+    check(status == 200 and got["id"] == kid, "GET /v1/keys/ID?account=A of A's key: 200")
+    for method, path in (("GET", "/v1/keys/%s"), ("DELETE", "/v1/keys/%s"), ("POST", "/v1/keys/%s/rotate")):
+        status, err, text = a.call(method, (path % kid) + "?account=someone-else")
+        check(status == 404 and one_error(status, err, text), "%s %s?account=another: 404" % (method, path.replace("%s", "ID")))
+    status, got, _ = a.call("GET", "/v1/keys/" + kid)
+    check(status == 200 and got["status"] == "active", "and the key is untouched")
+    status, err, text = a.call("GET", "/v1/keys/%s?all=1" % kid)
+    check(status == 400 and one_error(status, err, text), "GET /v1/keys/ID takes no parameter but account=: 400")
 
     status, listed, text = a.call("GET", "/v1/keys?account=" + account)
     check(status == 200 and key not in text and all("key" not in r for r in listed), "GET /v1/keys: never a key")
