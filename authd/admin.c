@@ -6,19 +6,18 @@
  *   GET    /v1/scopes
  *   POST   /v1/keys                  {"account","name","scopes":[...],"expires","allow_from":[...]}
  *   GET    /v1/keys[?account=A][&all=1]
- *   GET    /v1/keys/ID
- *   DELETE /v1/keys/ID
- *   POST   /v1/keys/ID/rotate        {"grace"} (the body is optional)
- *   (the requests on one key take ?account=A: another account's key is 404)
+ *   GET    /v1/keys/ID[?account=A]
+ *   DELETE /v1/keys/ID[?account=A]
+ *   POST   /v1/keys/ID/rotate[?account=A]  {"grace"} (the body is optional)
+ *
+ * With account=, a key of another account is 404 and nothing changes.
  *
  * The operations on keys are shared with the dashboard (dashboard.c), which
  * confines them to the signed-in account.
  *
  * A new key leaves the daemon once, in the 201's body, whose buffer is
  * wiped when libmicrohttpd has sent it. */
-#include <grp.h>
 #include <jansson.h>
-#include <pwd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,9 +34,12 @@ typedef struct admin_request {
     authd_body in;
 } admin_request;
 
-/* Root, a user of admin_users, or a member of a group of admin_groups
- * (primary or supplementary, as the user's entry says now). */
-static int is_admin(const authd_settings *s, const struct ucred *cr)
+/* Root, a user of admin_users, or a member of a group of admin_groups.
+ * Membership is the peer's supplementary groups as the kernel holds them
+ * (SO_PEERGROUPS, Linux 4.13), not its effective gid: a setgid program of
+ * an admin group does not make whoever runs it an admin. Without
+ * SO_PEERGROUPS no group admits anyone. */
+static int is_admin(const authd_settings *s, int fd, const struct ucred *cr)
 {
     if (cr->uid == 0)
         return 1;
@@ -46,28 +48,80 @@ static int is_admin(const authd_settings *s, const struct ucred *cr)
             return 1;
     if (!s->nadmin_gids)
         return 0;
-    gid_t groups[256];
-    int n = 0;
-    char buf[4096];
-    struct passwd pw, *found = NULL;
-    groups[n++] = cr->gid;
-    if (getpwuid_r(cr->uid, &pw, buf, sizeof buf, &found) == 0 && found) {
-        int more = (int)(sizeof groups / sizeof groups[0]) - 1;
-        if (getgrouplist(found->pw_name, found->pw_gid, groups + 1, &more) >= 0)
-            n += more;
-    }
-    for (int i = 0; i < n; i++)
+    gid_t groups[1024]; /* NGROUPS_MAX is 65536: more is refused */
+    socklen_t len = sizeof groups;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) != 0)
+        return 0;
+    for (size_t i = 0; i < len / sizeof groups[0]; i++)
         for (size_t j = 0; j < s->nadmin_gids; j++)
             if (groups[i] == s->admin_gids[j])
                 return 1;
     return 0;
 }
 
+int authd_admin_peer(int fd, struct ucred *peer)
+{
+    socklen_t len = sizeof *peer;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, peer, &len) != 0)
+        return -1;
+    authd_generation *g = authd_acquire();
+    int admin = is_admin(&g->settings, fd, peer);
+    authd_release(g);
+    return admin;
+}
+
 static const char *const json_headers[] = {MHD_HTTP_HEADER_CONTENT_TYPE, "application/json", NULL};
+
+/* ---- UTF-8: Jansson refuses anything else, and a client's mistake must
+ * be its 400, never a failure of ours ---- */
+
+/* The length of the valid UTF-8 sequence at s (of at most n bytes), 0 when
+ * it is not one (RFC 3629: no overlong form, no surrogate, nothing above
+ * U+10FFFF). */
+static size_t utf8_char(const unsigned char *s, size_t n)
+{
+    size_t len = s[0] < 0x80 ? 1 : s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3
+                                 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
+    if (!len || len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) || (s[0] == 0xf0 && s[1] < 0x90) ||
+        (s[0] == 0xf4 && s[1] > 0x8f))
+        return 0;
+    return len;
+}
+
+static int utf8_valid(const char *s)
+{
+    for (size_t n = strlen(s), k; n; s += k, n -= k)
+        if (!(k = utf8_char((const unsigned char *)s, n)))
+            return 0;
+    return 1;
+}
+
+/* At most max bytes of s, never ending inside a character. */
+static int utf8_prefix(const char *s, int max)
+{
+    int n = 0;
+    for (size_t left = strlen(s), k; left && (k = utf8_char((const unsigned char *)s + n, left)) &&
+                                     n + (int)k <= max;
+         n += (int)k, left -= k)
+        ;
+    return n;
+}
 
 enum MHD_Result authd_json_error(struct MHD_Connection *c, unsigned status, const char *error)
 {
-    json_t *o = json_pack("{s:s}", "error", error);
+    /* A line that quotes a client's bytes, from here or the library: what
+     * is not UTF-8 becomes '?' rather than a 503. */
+    char clean[1024];
+    snprintf(clean, sizeof clean, "%s", error);
+    for (size_t i = 0, n = strlen(clean), k; i < n; i += k)
+        if (!(k = utf8_char((unsigned char *)clean + i, n - i)))
+            clean[i] = '?', k = 1;
+    json_t *o = json_pack("{s:s}", "error", clean);
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!text)
@@ -88,7 +142,8 @@ static enum MHD_Result named_error(struct MHD_Connection *c, unsigned status, co
                                    const char *more)
 {
     char line[256];
-    snprintf(line, sizeof line, "%s\"%.64s%s\"%s", what, name, strlen(name) > 64 ? "..." : "", more);
+    int shown = utf8_prefix(name, 64);
+    snprintf(line, sizeof line, "%s\"%.*s%s\"%s", what, shown, name, name[shown] ? "..." : "", more);
     return authd_json_error(c, status, line);
 }
 
@@ -266,8 +321,9 @@ enum MHD_Result authd_keys_scopes(struct MHD_Connection *c, authd_generation *g)
     return json_answer(c, 200, arr, JSON_INDENT(2));
 }
 
-/* With account, a key of another account is answered as an unknown one,
- * in the same words, and nothing is done to it. */
+/* With account, a key of another account is answered as a key that does
+ * not exist, in the same words, and nothing is done to it. A key's account
+ * never changes, so the look-up before the change holds for the change. */
 static int owned(struct MHD_Connection *c, authd_generation *g, const char *id, const char *account,
                  enum MHD_Result *rc)
 {
@@ -278,10 +334,11 @@ static int owned(struct MHD_Connection *c, authd_generation *g, const char *id, 
     apikey_status st = authd_api->get(g->ctx, id, &info, err, sizeof err);
     if (st == APIKEY_OK && strcmp(info.account, account) == 0)
         return 1;
-    if (st == APIKEY_OK || st == APIKEY_E_NOT_FOUND)
-        *rc = named_error(c, 404, "no key ", id, "");
-    else
-        *rc = status_error(c, st, err);
+    if (st == APIKEY_OK) {
+        snprintf(err, sizeof err, "no key %s in the store", info.id);
+        st = APIKEY_E_NOT_FOUND;
+    }
+    *rc = status_error(c, st, err);
     return 0;
 }
 
@@ -376,7 +433,7 @@ enum MHD_Result authd_keys_revoke(struct MHD_Connection *c, authd_generation *g,
 
 typedef struct list_args {
     const char *account;
-    int all;
+    int takes_all, all;
     const char *bad; /* the first parameter that is not one of these */
 } list_args;
 
@@ -386,11 +443,31 @@ static enum MHD_Result list_arg(void *cls, enum MHD_ValueKind kind, const char *
     (void)kind;
     if (strcmp(key, "account") == 0 && value && *value && !a->account)
         a->account = value;
-    else if (strcmp(key, "all") == 0 && value && (strcmp(value, "1") == 0 || strcmp(value, "0") == 0))
+    else if (a->takes_all && strcmp(key, "all") == 0 && value && (strcmp(value, "1") == 0 || strcmp(value, "0") == 0))
         a->all = value[0] == '1';
     else if (!a->bad)
         a->bad = key;
     return MHD_YES;
+}
+
+static enum MHD_Result utf8_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    if (!utf8_valid(key) || (value && !utf8_valid(value)))
+        *(int *)cls = 1;
+    return MHD_YES;
+}
+
+/* account= (and all= when takes_all) and nothing else; 0, or -1 after
+ * answering 400. */
+static int read_args(struct MHD_Connection *c, list_args *a, enum MHD_Result *rc)
+{
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, list_arg, a);
+    if (!a->bad)
+        return 0;
+    *rc = named_error(c, 400, "bad or repeated parameter ", a->bad,
+                      a->takes_all ? " (want account=A, all=0 or all=1)" : " (want account=A)");
+    return -1;
 }
 
 typedef struct key_rows {
@@ -424,10 +501,10 @@ enum MHD_Result authd_keys_list(struct MHD_Connection *c, authd_generation *g, c
  * as `apikey list --json` without ACCOUNT. */
 static enum MHD_Result list_keys(struct MHD_Connection *c, authd_generation *g)
 {
-    list_args a = {0};
-    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, list_arg, &a);
-    if (a.bad)
-        return named_error(c, 400, "bad or repeated parameter ", a.bad, " (want account=A, all=0 or all=1)");
+    list_args a = {.takes_all = 1};
+    enum MHD_Result rc;
+    if (read_args(c, &a, &rc) != 0)
+        return rc;
     return authd_keys_list(c, g, a.account, a.all);
 }
 
@@ -451,7 +528,11 @@ enum MHD_Result authd_not_allowed(struct MHD_Connection *c, const char *allow)
 static enum MHD_Result route(struct MHD_Connection *c, authd_generation *g, const admin_request *rq,
                              const char *url, const char *method)
 {
-    int is_get = strcmp(method, "GET") == 0, is_post = strcmp(method, "POST") == 0;
+    int is_get = strcmp(method, "GET") == 0, is_post = strcmp(method, "POST") == 0, bad = !utf8_valid(url);
+    enum MHD_Result rc;
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, utf8_arg, &bad);
+    if (bad)
+        return authd_json_error(c, 400, "the path and its parameters must be UTF-8");
     if (strcmp(url, "/v1/scopes") == 0 || strcmp(url, "/v1/keys") == 0) {
         int keys = url[4] == 'k';
         if (!is_get && !(keys && is_post))
@@ -476,19 +557,19 @@ static enum MHD_Result route(struct MHD_Connection *c, authd_generation *g, cons
     memcpy(id, rest, n);
     id[n] = '\0';
     rest += n;
-    const char *account = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "account");
-    if (has_arguments(c) != (account != NULL) || (account && !*account))
-        return authd_json_error(c, 400, "this request takes no parameter but account=A");
-    if (strcmp(rest, "/rotate") == 0)
-        return is_post ? authd_keys_rotate(c, g, &rq->in, id, account) : authd_not_allowed(c, "POST");
-    if (*rest)
+    int rotate = strcmp(rest, "/rotate") == 0, is_delete = strcmp(method, "DELETE") == 0;
+    if (*rest && !rotate)
         return authd_json_error(c, 404, "not found");
-    int is_delete = strcmp(method, "DELETE") == 0;
-    if (!is_get && !is_delete)
-        return authd_not_allowed(c, "GET, DELETE");
-    if (rq->in.len)
+    if (rotate ? !is_post : !is_get && !is_delete)
+        return authd_not_allowed(c, rotate ? "POST" : "GET, DELETE");
+    list_args a = {0};
+    if (read_args(c, &a, &rc) != 0)
+        return rc;
+    if (!rotate && rq->in.len)
         return authd_json_error(c, 400, "this request takes no body");
-    return is_get ? get_key(c, g, id, account) : authd_keys_revoke(c, g, id, account);
+    return rotate ? authd_keys_rotate(c, g, &rq->in, id, a.account)
+           : is_get ? get_key(c, g, id, a.account)
+                    : authd_keys_revoke(c, g, id, a.account);
 }
 
 enum MHD_Result authd_body_add(authd_body *b, const char *upload, size_t *upload_size)
@@ -524,13 +605,12 @@ enum MHD_Result authd_serve_admin(void *cls, struct MHD_Connection *c, const cha
         if (!(rq = calloc(1, sizeof *rq)))
             return MHD_NO;
         *con_cls = rq;
+        /* Checked at accept too (main.c); again here, for a reload. */
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-        socklen_t len = sizeof rq->peer;
-        if (!ci || getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &rq->peer, &len) != 0)
+        int admin = ci ? authd_admin_peer(ci->connect_fd, &rq->peer) : -1;
+        if (admin < 0)
             return authd_json_error(c, 403, "forbidden: no peer credentials");
-        authd_generation *g = authd_acquire();
-        rq->admin = is_admin(&g->settings, &rq->peer);
-        authd_release(g);
+        rq->admin = admin;
         if (!rq->admin) {
             fprintf(stderr, "apikey-authd: admin socket: uid %u gid %u is not an admin; refused\n",
                     (unsigned)rq->peer.uid, (unsigned)rq->peer.gid);

@@ -9,17 +9,11 @@
 #include <microhttpd.h>
 
 #include "apikey.h"
+#include "cidr.h"
 
 #define AUTHD_MAX_PROXIES 64
 #define AUTHD_MAX_ADMINS 64
 #define AUTHD_ADDR_MAX 46 /* INET6_ADDRSTRLEN */
-
-/* One entry of trusted_proxies: an address with its prefix length. */
-typedef struct authd_net {
-    int family; /* AF_INET or AF_INET6 */
-    unsigned char addr[16];
-    unsigned prefix;
-} authd_net;
 
 /* A service of [services] and what it requires, for the 403's scope="..."
  * and for the metrics' bounded set of labels. */
@@ -32,9 +26,11 @@ typedef struct authd_service {
 /* What the daemon reads from apikey.conf itself: the [authd] section, and
  * the names and scopes of [services]. */
 typedef struct authd_settings {
-    authd_net proxies[AUTHD_MAX_PROXIES];
+    /* trusted_proxies, read by the allowlists' rules (common/cidr.h) */
+    apikey_cidr proxies[AUTHD_MAX_PROXIES];
     size_t nproxies;
     int trust_unix; /* "unix" in trusted_proxies: peers on a Unix socket */
+    const char *forwarded_header; /* "X-Forwarded-For" or "X-Real-IP" */
     uid_t admin_uids[AUTHD_MAX_ADMINS];
     size_t nadmin_uids;
     gid_t admin_gids[AUTHD_MAX_ADMINS];
@@ -56,19 +52,18 @@ void authd_settings_free(authd_settings *s);
 const authd_service *authd_find_service(const authd_settings *s, const char *name);
 
 /* client_addr.c: the client's address (family 0 when unknown): the peer's,
- * or when the peer is a trusted proxy, the nearest untrusted hop of
- * X-Forwarded-For (else X-Real-IP), read through header(arg, name) only
- * then. A malformed header makes it unknown. */
-typedef struct authd_ip {
-    int family; /* AF_INET, AF_INET6, or 0: unknown */
-    unsigned char addr[16];
-} authd_ip;
-typedef const char *(*authd_header_fn)(void *arg, const char *name);
+ * or when the peer is a trusted proxy, the nearest untrusted hop of the one
+ * header forwarded_header names, read through header() only then. A
+ * malformed header makes it unknown. */
+typedef apikey_addr authd_ip;
+/* Every line of the request's header name, joined in order with ", " into
+ * out, as one list (RFC 9110, 5.3): 1, or 0 when there is none, or -1 when
+ * they do not fit. */
+typedef int (*authd_header_fn)(void *arg, const char *name, char *out, size_t outlen);
 void authd_client_address(const authd_settings *s, const struct sockaddr *peer, authd_header_fn header,
                           void *arg, authd_ip *out);
 /* Numeric text, "" when unknown. */
 void authd_ip_text(const authd_ip *a, char *out, size_t outlen);
-int authd_parse_net(const char *text, authd_net *out);
 
 /* A configuration in use: the library context and the settings, swapped
  * whole on reload and closed once the last request holding it is done. */
@@ -113,6 +108,8 @@ enum MHD_Result authd_queue(struct MHD_Connection *c, unsigned status, const cha
 enum MHD_Result authd_serve_admin(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls);
+/* Whether the peer on fd is an admin: 1, 0, or -1 without credentials. */
+int authd_admin_peer(int fd, struct ucred *peer);
 void authd_admin_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                            enum MHD_RequestTerminationCode toe);
 

@@ -105,9 +105,39 @@ static void wipe(void *p, size_t n)
         explicit_bzero(p, n);
 }
 
-static const char *request_header(void *conn, const char *name)
+/* Every line of one header, in order: libmicrohttpd keeps each line
+ * apart, and its lookup returns the first only. */
+typedef struct header_join {
+    const char *name;
+    char *out;
+    size_t outlen, used;
+    int lines, overflow;
+} header_join;
+
+static enum MHD_Result join_line(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
-    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+    header_join *j = cls;
+    (void)kind;
+    if (!key || strcasecmp(key, j->name) != 0)
+        return MHD_YES;
+    size_t n = strlen(value ? value : ""), sep = j->lines++ ? 2 : 0;
+    if (j->used + sep + n >= j->outlen) {
+        j->overflow = 1;
+        return MHD_NO;
+    }
+    memcpy(j->out + j->used, ", ", sep);
+    memcpy(j->out + j->used + sep, value ? value : "", n);
+    j->used += sep + n;
+    j->out[j->used] = '\0';
+    return MHD_YES;
+}
+
+static int request_header(void *conn, const char *name, char *out, size_t outlen)
+{
+    header_join j = {.name = name, .out = out, .outlen = outlen};
+    out[0] = '\0';
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, join_line, &j);
+    return j.overflow ? -1 : j.lines > 0;
 }
 
 static enum MHD_Result verify(struct MHD_Connection *c, const char *service)

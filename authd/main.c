@@ -38,6 +38,7 @@ int authd_verbose;
 
 static authd_generation *current;
 static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
+static mode_t socket_mode = 0660;
 
 authd_generation *authd_acquire(void)
 {
@@ -128,13 +129,20 @@ static int bind_unix(const char *path, char *err, size_t errlen)
             return -1;
         }
     }
-    /* Anyone local may connect: /verify says no more than the network side,
-     * and the admin socket checks each request's peer credentials. */
-    mode_t old = umask(0);
+    /* Made 0600, then given the folder's group and --socket-mode (0660 by
+     * default): who may connect is who may enter the folder and is of its
+     * group, never every local user unless the operator says so. */
+    char dir[sizeof a.sun_path];
+    struct stat d;
+    snprintf(dir, sizeof dir, "%s", path);
+    mode_t old = umask(0177);
     int rc = bind(fd, (struct sockaddr *)&a, sizeof a);
     umask(old);
-    if (rc != 0 || listen(fd, 1024) != 0) {
+    if (rc != 0 || stat(dirname(dir), &d) != 0 || chown(path, (uid_t)-1, d.st_gid) != 0 ||
+        chmod(path, socket_mode) != 0 || listen(fd, 1024) != 0) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        if (rc == 0)
+            unlink(path);
         goto fail;
     }
     return fd;
@@ -181,14 +189,114 @@ static int bind_address(const char *addr, char *err, size_t errlen)
     return strncmp(addr, "unix:", 5) == 0 ? bind_unix(addr + 5, err, errlen) : bind_tcp(addr, err, errlen);
 }
 
-static struct MHD_Daemon *start(int fd, unsigned threads, unsigned connections, unsigned timeout,
-                                MHD_AccessHandlerCallback handler, MHD_RequestCompletedCallback completed)
+/* ---- One client cannot hold the daemon ----
+ * --timeout closes a connection idle that long; a client that sends a byte
+ * now and then is never idle. So every connection is listed with the time
+ * its current request began (when it connected, or when its previous
+ * request was answered), and the main loop shuts down any that has not
+ * been answered within --deadline. libmicrohttpd then sees the end of the
+ * stream and closes it. A connection leaves the list before
+ * libmicrohttpd closes its descriptor, under the list's lock, so a
+ * shutdown never reaches a descriptor reused by another. */
+typedef struct tracked {
+    int fd;
+    _Atomic time_t since; /* CLOCK_MONOTONIC seconds */
+    struct tracked *prev, *next;
+} tracked;
+
+static tracked *connections;
+static pthread_mutex_t connections_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned deadline = 60;
+
+static time_t now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec;
+}
+
+/* cls: 1 on the admin socket, whose peers are checked here, when they
+ * connect: one that is not an admin is dropped before it can hold one of
+ * the socket's connections. */
+static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                              enum MHD_ConnectionNotificationCode code)
+{
+    tracked *t = *socket_context;
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        if (!t)
+            return;
+        pthread_mutex_lock(&connections_lock);
+        if (t->prev)
+            t->prev->next = t->next;
+        else
+            connections = t->next;
+        if (t->next)
+            t->next->prev = t->prev;
+        pthread_mutex_unlock(&connections_lock);
+        free(t);
+        *socket_context = NULL;
+        return;
+    }
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return;
+    if (cls) {
+        struct ucred peer = {0};
+        if (authd_admin_peer(ci->connect_fd, &peer) != 1) {
+            fprintf(stderr, "apikey-authd: admin socket: uid %u is not an admin; dropped\n", (unsigned)peer.uid);
+            shutdown(ci->connect_fd, SHUT_RDWR);
+            return;
+        }
+    }
+    if (!(t = calloc(1, sizeof *t))) {
+        shutdown(ci->connect_fd, SHUT_RDWR);
+        return;
+    }
+    t->fd = ci->connect_fd;
+    t->since = now_s();
+    pthread_mutex_lock(&connections_lock);
+    t->next = connections;
+    if (connections)
+        connections->prev = t;
+    connections = t;
+    pthread_mutex_unlock(&connections_lock);
+    *socket_context = t;
+}
+
+/* A request answered: the next one's clock starts. cls: the handler's own
+ * callback, if any. */
+static void request_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                              enum MHD_RequestTerminationCode toe)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (ci && ci->socket_context)
+        ((tracked *)ci->socket_context)->since = now_s();
+    if (cls)
+        ((MHD_RequestCompletedCallback)cls)(NULL, c, con_cls, toe);
+}
+
+static void past_deadline(void)
+{
+    time_t now = now_s();
+    pthread_mutex_lock(&connections_lock);
+    for (tracked *t = connections; t; t = t->next)
+        if (now - t->since >= (time_t)deadline)
+            shutdown(t->fd, SHUT_RDWR);
+    pthread_mutex_unlock(&connections_lock);
+}
+
+static struct MHD_Daemon *start(int fd, unsigned threads, unsigned connections_max, unsigned per_address,
+                                unsigned timeout, MHD_AccessHandlerCallback handler,
+                                MHD_RequestCompletedCallback completed, int admin)
 {
     return MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL, handler,
                             NULL, MHD_OPTION_LISTEN_SOCKET, fd,
-                            MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+                            MHD_OPTION_NOTIFY_COMPLETED, request_completed, (void *)completed,
+                            MHD_OPTION_NOTIFY_CONNECTION, notify_connection, admin ? (void *)1 : NULL,
                             MHD_OPTION_THREAD_POOL_SIZE, threads > 1 ? threads : 0,
-                            MHD_OPTION_CONNECTION_LIMIT, connections,
+                            MHD_OPTION_CONNECTION_LIMIT, connections_max,
+                            /* Counted per IP address: a Unix socket's peers are not. */
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_address,
                             MHD_OPTION_CONNECTION_TIMEOUT, timeout,
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768,
                             MHD_OPTION_END);
@@ -215,7 +323,8 @@ static void notify_ready(void)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: apikey-authd [--config FILE] [--listen ADDR] [--admin unix:PATH] [--threads N]\n"
-               "                    [--dashboard ADDR] [--connections N] [--timeout SECONDS] [--verbose]\n"
+               "                    [--dashboard ADDR] [--connections N] [--per-address N] [--timeout SECONDS]\n"
+               "                    [--deadline SECONDS] [--socket-mode MODE] [--verbose]\n"
                "  ADDR: unix:PATH (default " DEFAULT_LISTEN ") or HOST:PORT\n");
 }
 
@@ -230,15 +339,29 @@ static long number(const char *what, const char *v, long lo, long hi)
     return n;
 }
 
+/* Octal, read and write bits only: a socket is connected to, never run. */
+static mode_t socket_mode_arg(const char *v)
+{
+    char *end;
+    unsigned long m = strtoul(v, &end, 8);
+    if (!*v || *end || (m & ~0666UL)) {
+        fprintf(stderr, "apikey-authd: --socket-mode must be octal, of the bits 0666 (such as 0660)\n");
+        exit(2);
+    }
+    return (mode_t)m;
+}
+
 int main(int argc, char **argv)
 {
     const char *config = NULL, *listen_at = DEFAULT_LISTEN, *admin_at = NULL, *dashboard_at = NULL;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    unsigned threads = cpus > 0 ? (unsigned)cpus : 1, connections = 4096, timeout = 30;
+    unsigned threads = cpus > 0 ? (unsigned)cpus : 1, connections_max = 4096, per_address = 256, timeout = 30;
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},  {"listen", required_argument, NULL, 'l'},
         {"admin", required_argument, NULL, 'a'},   {"threads", required_argument, NULL, 't'},
         {"connections", required_argument, NULL, 'n'}, {"timeout", required_argument, NULL, 'T'},
+        {"per-address", required_argument, NULL, 'p'}, {"deadline", required_argument, NULL, 'D'},
+        {"socket-mode", required_argument, NULL, 'm'},
         {"verbose", no_argument, NULL, 'v'},       {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},       {"dashboard", required_argument, NULL, 'd'},
         {NULL, 0, NULL, 0},
@@ -250,8 +373,11 @@ int main(int argc, char **argv)
         case 'a': admin_at = optarg; break;
         case 'd': dashboard_at = optarg; break;
         case 't': threads = (unsigned)number("--threads", optarg, 1, 256); break;
-        case 'n': connections = (unsigned)number("--connections", optarg, 1, 1000000); break;
+        case 'n': connections_max = (unsigned)number("--connections", optarg, 1, 1000000); break;
+        case 'p': per_address = (unsigned)number("--per-address", optarg, 1, 1000000); break;
         case 'T': timeout = (unsigned)number("--timeout", optarg, 1, 3600); break;
+        case 'D': deadline = (unsigned)number("--deadline", optarg, 1, 3600); break;
+        case 'm': socket_mode = socket_mode_arg(optarg); break;
         case 'v': authd_verbose = 1; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("apikey-authd %s\n", APIKEY_VERSION); return 0;
@@ -309,11 +435,16 @@ int main(int argc, char **argv)
     if (ifd >= 0 && inotify_add_watch(ifd, dirname(dir), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_ATTRIB) < 0)
         fprintf(stderr, "apikey-authd: not watching %s (%s); SIGHUP reloads\n", config, strerror(errno));
 
-    struct MHD_Daemon *pub = start(listen_fd, threads, connections, timeout, authd_serve_public, NULL);
-    struct MHD_Daemon *adm = admin_fd >= 0 ? start(admin_fd, 1, 64, timeout, authd_serve_admin, authd_admin_completed) : NULL;
+    struct MHD_Daemon *pub =
+        start(listen_fd, threads, connections_max, per_address, timeout, authd_serve_public, NULL, 0);
+    struct MHD_Daemon *adm = admin_fd >= 0 ? start(admin_fd, 1, 64, per_address, timeout, authd_serve_admin,
+                                                   authd_admin_completed, 1)
+                                           : NULL;
+    /* Its customers all come through the sign-in proxy's address: no
+     * per-address limit there. */
     struct MHD_Daemon *dash = NULL;
     if ((authd_dashboard_fd = dashboard_fd) >= 0)
-        dash = start(dashboard_fd, 2, 256, timeout, authd_serve_dashboard, authd_dashboard_completed);
+        dash = start(dashboard_fd, 2, 256, 0, timeout, authd_serve_dashboard, authd_dashboard_completed, 0);
     if (!pub || (admin_fd >= 0 && !adm) || (dashboard_fd >= 0 && !dash)) {
         fprintf(stderr, "apikey-authd: libmicrohttpd did not start\n");
         return 2;
@@ -326,10 +457,12 @@ int main(int argc, char **argv)
     int pending = 0;
     for (;;) {
         struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = ifd, .events = POLLIN}};
-        /* Editors write in several steps: reload once the file is quiet. */
-        int n = poll(p, ifd >= 0 ? 2 : 1, pending ? 200 : -1);
+        /* Editors write in several steps: reload once the file is quiet.
+         * Each second, requests past their deadline are cut. */
+        int n = poll(p, ifd >= 0 ? 2 : 1, pending ? 200 : 1000);
         if (n < 0 && errno != EINTR)
             break;
+        past_deadline();
         if (n == 0 && pending) {
             pending = 0;
             reload(config);

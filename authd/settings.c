@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,33 +25,6 @@ static int fail(char *err, size_t errlen, const char *what, const char *value)
     return -1;
 }
 
-int authd_parse_net(const char *text, authd_net *out)
-{
-    char addr[64];
-    const char *slash = strchr(text, '/');
-    size_t n = slash ? (size_t)(slash - text) : strlen(text);
-    if (n == 0 || n >= sizeof addr)
-        return -1;
-    memcpy(addr, text, n);
-    addr[n] = '\0';
-    memset(out, 0, sizeof *out);
-    if (inet_pton(AF_INET, addr, out->addr) == 1)
-        out->family = AF_INET, out->prefix = 32;
-    else if (inet_pton(AF_INET6, addr, out->addr) == 1)
-        out->family = AF_INET6, out->prefix = 128;
-    else
-        return -1;
-    if (slash) {
-        char *end;
-        errno = 0;
-        unsigned long p = strtoul(slash + 1, &end, 10);
-        if (!isdigit((unsigned char)slash[1]) || *end || errno || p > out->prefix)
-            return -1;
-        out->prefix = (unsigned)p;
-    }
-    return 0;
-}
-
 static int add_proxy(authd_settings *s, const char *word, char *err, size_t errlen)
 {
     if (strcmp(word, "unix") == 0) {
@@ -59,8 +33,12 @@ static int add_proxy(authd_settings *s, const char *word, char *err, size_t errl
     }
     if (s->nproxies == AUTHD_MAX_PROXIES)
         return fail(err, errlen, "trusted_proxies: more than 64 entries at", word);
-    if (authd_parse_net(word, &s->proxies[s->nproxies]) != 0)
-        return fail(err, errlen, "trusted_proxies: not an address, a CIDR or 'unix':", word);
+    char why[160];
+    /* The allowlists' rules: 10.0.0.1/8 is refused, not widened to 10/8. */
+    if (cidr_parse(word, &s->proxies[s->nproxies], why, sizeof why) != 0) {
+        snprintf(err, errlen, "[authd] trusted_proxies: %s (an address, ADDRESS/PREFIX or 'unix')", why);
+        return -1;
+    }
     s->nproxies++;
     return 0;
 }
@@ -131,10 +109,25 @@ static int dashboard_entry(authd_settings *s, const char *key, const char *value
     return 0;
 }
 
+/* One header, as nginx's real_ip_header: never a fallback to another,
+ * which the client could then write itself. */
+static int forwarded(authd_settings *s, const char *value, char *err, size_t errlen)
+{
+    static const char *const names[] = {"X-Forwarded-For", "X-Real-IP"};
+    for (size_t i = 0; i < 2; i++)
+        if (strcasecmp(value, names[i]) == 0) {
+            s->forwarded_header = names[i];
+            return 0;
+        }
+    return fail(err, errlen, "forwarded_header: want X-Forwarded-For or X-Real-IP, not", value);
+}
+
 static int authd_entry(authd_settings *s, const char *key, char *value, char *err, size_t errlen)
 {
     if (strcmp(key, "dashboard_account_header") == 0 || strcmp(key, "dashboard_origin") == 0)
         return dashboard_entry(s, key, value, err, errlen);
+    if (strcmp(key, "forwarded_header") == 0)
+        return forwarded(s, value, err, errlen);
     if (strcmp(key, "trusted_proxies") == 0)
         return each_word(s, value, add_proxy, err, errlen);
     if (strcmp(key, "admin_users") == 0)
@@ -203,6 +196,7 @@ int authd_settings_parse(const char *text, size_t len, authd_settings *s, char *
     enum { TOP, OTHER, AUTHD, SERVICES } sec = TOP;
     memset(s, 0, sizeof *s);
     s->max_keys = 10; /* the library's default; it checked the value */
+    s->forwarded_header = "X-Forwarded-For";
     const char *cur = text, *end = text + len;
     while (cur < end) {
         const char *nl = memchr(cur, '\n', (size_t)(end - cur));

@@ -76,7 +76,9 @@ kill $D $FLOOR; wait $D $FLOOR 2>/dev/null
 
 echo "== nginx auth_request to the daemon against plain nginx"
 SOCK=$T/authd.sock
-build/apikey-authd --config "$T/apikey.conf" --listen "unix:$SOCK" --threads "$THREADS" 2> "$T/authd-unix.log" &
+# nginx's workers (nobody) connect: a private folder, so any user may.
+build/apikey-authd --config "$T/apikey.conf" --listen "unix:$SOCK" --threads "$THREADS" --socket-mode 0666 \
+    2> "$T/authd-unix.log" &
 D=$!; PIDS="$PIDS $D"
 for i in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
 mkdir -p "$T/www/plain" "$T/www/checked" "$T/nginx/logs"

@@ -3,7 +3,7 @@
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	-std=gnu11 -D_GNU_SOURCE -Iinclude -Iloader -Istore/json -Ihelper \
+	-std=gnu11 -D_GNU_SOURCE -Iinclude -Iloader -Icommon -Istore/json -Ihelper \
 	-DAPIKEY_VERSION='"fuzz"' -DAPIKEY_STOREDIR='"$(CURDIR)/$(B)/store"' -DAPIKEY_DEFAULT_CONFIG='"/nonexistent"'
 FUZZ_TARGETS := keycodec config json_store helper_line verify
 FUZZ_SRC_keycodec := loader/keycodec.c
@@ -16,7 +16,7 @@ FUZZ_LIBS_verify := -lcrypto -ldl -lpthread
 FUZZ_LIBS_keycodec := -lcrypto
 FUZZ_LIBS_config := -lcrypto
 
-$(B)/fuzz/fuzz_%: fuzz/fuzz_%.c $(wildcard loader/*.c loader/*.h store/json/*.c helper/*.c)
+$(B)/fuzz/fuzz_%: fuzz/fuzz_%.c $(wildcard loader/*.c loader/*.h common/*.c common/*.h store/json/*.c helper/*.c)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_SRC_$*) $(FUZZ_LIBS_$*)
 

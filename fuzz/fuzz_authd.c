@@ -1,6 +1,7 @@
 /* libFuzzer: what apikey-authd reads from outside itself: apikey.conf (its
  * [authd] and [services] parts) and the forwarded-address headers of a
- * request from a trusted proxy. The client address is either unknown or a
+ * request from a trusted proxy, as X-Forwarded-For and as X-Real-IP. The
+ * client address is either unknown or a
  * numeric address that parses back. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -10,11 +11,17 @@
 
 #include "../authd/authd.h"
 
-static const char *forwarded[2];
-static const char *header(void *arg, const char *name)
+static const char *forwarded;
+static int header(void *arg, const char *name, char *out, size_t outlen)
 {
-    (void)arg;
-    return strcmp(name, "X-Forwarded-For") == 0 ? forwarded[0] : forwarded[1];
+    (void)arg, (void)name;
+    out[0] = '\0';
+    if (!forwarded)
+        return 0;
+    if (strlen(forwarded) >= outlen)
+        return -1;
+    strcpy(out, forwarded);
+    return 1;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -29,22 +36,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     /* The input as X-Forwarded-For, then X-Real-IP, from a trusted peer. */
     static const char trust[] = "[authd]\ntrusted_proxies = 127.0.0.0/8 ::1 10.0.0.0/8\n";
-    static authd_settings trusting;
-    if (!trusting.nproxies && authd_settings_parse(trust, strlen(trust), &trusting, err, sizeof err) != 0)
+    static const char trust_real[] = "[authd]\ntrusted_proxies = 127.0.0.0/8\nforwarded_header = X-Real-IP\n";
+    static authd_settings trusting[2];
+    if (!trusting[0].nproxies && (authd_settings_parse(trust, strlen(trust), &trusting[0], err, sizeof err) != 0 ||
+                                  authd_settings_parse(trust_real, strlen(trust_real), &trusting[1], err, sizeof err) != 0))
         abort();
     char *text = malloc(size + 1);
     memcpy(text, data, size);
     text[size] = '\0';
     struct sockaddr_in peer = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     for (int which = 0; which < 2; which++) {
-        forwarded[0] = which == 0 ? text : NULL;
-        forwarded[1] = which == 1 ? text : NULL;
+        forwarded = text;
         authd_ip ip;
         char out[AUTHD_ADDR_MAX];
         unsigned char back[16];
-        authd_client_address(&trusting, (struct sockaddr *)&peer, header, NULL, &ip);
+        authd_client_address(&trusting[which], (struct sockaddr *)&peer, header, NULL, &ip);
         authd_ip_text(&ip, out, sizeof out);
-        if (ip.family && inet_pton(ip.family, out, back) != 1)
+        if (ip.family && inet_pton(ip.family == 4 ? AF_INET : AF_INET6, out, back) != 1)
             abort();
         if (!ip.family && out[0])
             abort();

@@ -262,8 +262,9 @@ static int parse_line(parser *p, char *line, enum section *sec, unsigned *seen)
     case SEC_SCOPES: return scope_entry(p, key, value);
     case SEC_SERVICES: return service_entry(p, key, value);
     case SEC_AUTHD:
-        if (strcmp(key, "trusted_proxies") && strcmp(key, "admin_users") && strcmp(key, "admin_groups") &&
-            strcmp(key, "dashboard_account_header") && strcmp(key, "dashboard_origin"))
+        /* apikey-authd's own, read and checked by it (authd/settings.c). */
+        if (strcmp(key, "trusted_proxies") && strcmp(key, "forwarded_header") && strcmp(key, "admin_users") &&
+            strcmp(key, "admin_groups") && strcmp(key, "dashboard_account_header") && strcmp(key, "dashboard_origin"))
             return fail(p, "unknown setting '%s' in [authd]", key);
         return 0;
     }

@@ -93,6 +93,60 @@ apikey_ctx *core_open(const char *config_path, int flags, char *err, size_t errl
     return ctx;
 }
 
+/* ---- One connect at a time ----
+ * A black-holed database makes each connect wait for connect_timeout, under
+ * the context's write lock: checks would queue one after another behind
+ * it. So a check that finds a connect waiting for more than a moment, or a
+ * pause after a slow failure, answers unavailable (503) at once. A connect
+ * refused quickly (a server down, a file away) costs nothing and gets no
+ * pause: the next check tries again, and recovery is as quick as before. */
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int stalled(apikey_ctx *ctx, int64_t now)
+{
+    int64_t since = ctx->connect_since;
+    if ((since && now - since >= CORE_CONNECT_PATIENCE_MS) || now < ctx->retry_at) {
+        ctx->store.host.log_error("the store did not answer the last connect in time: unavailable until "
+                                  "one succeeds (one attempt at a time, then a pause of up to %d s)",
+                                  CORE_CONNECT_PAUSE_MAX_MS / 1000);
+        return 1;
+    }
+    return 0;
+}
+
+int core_store_stalled(apikey_ctx *ctx)
+{
+    return stalled(ctx, monotonic_ms());
+}
+
+int core_store_connect(apikey_ctx *ctx)
+{
+    if (ctx->store.handle)
+        return APIKEY_ST_OK;
+    int64_t start = monotonic_ms();
+    if (stalled(ctx, start)) /* queued behind the slow failure */
+        return APIKEY_ST_UNAVAILABLE;
+    ctx->connect_since = start;
+    int st = store_connect(&ctx->store, 0);
+    int64_t end = monotonic_ms();
+    if (st == APIKEY_ST_OK || end - start < CORE_CONNECT_PATIENCE_MS) {
+        ctx->connect_pause = 0;
+        ctx->retry_at = 0;
+    } else {
+        ctx->connect_pause = ctx->connect_pause ? ctx->connect_pause * 2 : CORE_CONNECT_PATIENCE_MS;
+        if (ctx->connect_pause > CORE_CONNECT_PAUSE_MAX_MS)
+            ctx->connect_pause = CORE_CONNECT_PAUSE_MAX_MS;
+        ctx->retry_at = end + ctx->connect_pause;
+    }
+    ctx->connect_since = 0;
+    return st;
+}
+
 void core_set_clock(apikey_ctx *ctx, apikey_clock_fn now)
 {
     ctx->now = now ? now : system_clock;

@@ -40,6 +40,11 @@ struct apikey_ctx {
     char config_path[4096]; /* the file it was opened from */
     int privileged; /* see CORE_OPEN_PRIVILEGED */
     int cached, cache_refs; /* held by ctx_cache.c, under its lock */
+    /* One connect to the store at a time (context.c): monotonic ms since a
+     * connect began (0: none), no new attempt before retry_at, and the
+     * pause after the last slow failure (under the write lock). */
+    _Atomic int64_t connect_since, retry_at;
+    int64_t connect_pause;
 };
 
 /* What store backends are given. Their error line stays on the thread of
@@ -62,6 +67,15 @@ const char *core_store_line(void); /* "" when the store said nothing */
 #define CORE_OPEN_PRIVILEGED 4
 apikey_ctx *core_open(const char *config_path, int flags, char *err, size_t errlen);
 void core_set_clock(apikey_ctx *ctx, apikey_clock_fn now);
+/* A check facing a store that does not answer does not queue behind a
+ * connect waiting for its timeout: unavailable at once while another
+ * connect has been waiting CORE_CONNECT_PATIENCE_MS, or within the pause
+ * after one that failed slowly (doubling up to CORE_CONNECT_PAUSE_MAX_MS). */
+#define CORE_CONNECT_PATIENCE_MS 1000
+#define CORE_CONNECT_PAUSE_MAX_MS 8000
+int core_store_stalled(apikey_ctx *ctx);
+/* store_connect under the write lock, within those rules. */
+int core_store_connect(apikey_ctx *ctx);
 /* Whether a context opened with these flags is privileged (see above). */
 int core_privileged(int flags);
 /* The configuration file a context opens: the path given, else

@@ -48,6 +48,8 @@ static int check_and_lookup(apikey_ctx *ctx, const char *key, size_t keylen, cha
     if (core_hash_key(ctx, key, keylen, want) != 0)
         return st;
     *stage = CHECKED;
+    if (core_store_stalled(ctx))
+        return st;
     if (ctx->concurrent_lookup) {
         pthread_rwlock_rdlock(&ctx->lock);
         if ((used = ctx->store.handle))
@@ -59,7 +61,7 @@ static int check_and_lookup(apikey_ctx *ctx, const char *key, size_t keylen, cha
     pthread_rwlock_wrlock(&ctx->lock);
     if (!used || used != ctx->store.handle) {
         /* Not tried yet under this handle (or another thread re-opened it). */
-        st = store_connect(&ctx->store, 0);
+        st = core_store_connect(ctx);
         if (st == APIKEY_ST_OK)
             st = ctx->lookup_auth(ctx->store.handle, id, rec);
     }

@@ -217,7 +217,7 @@ if dpkg -s apikey-authd >/dev/null 2>&1; then
     running|degraded)
         if systemctl start apikey-authd && systemctl is-active -q apikey-authd; then
             ok "apikey-authd: started through its unit"
-            SOCK=/run/apikey/authd.sock
+            SOCK=/run/apikey-verify/authd.sock
             check 401 "$(curl -s -o /dev/null -w '%{http_code}' --unix-socket $SOCK -H "Authorization: Bearer $DKEY" http://authd/verify/sshd)" \
                 "apikey-authd (unit, installed configuration): sshd is not mapped"
             check 200 "$(curl -s -o /dev/null -w '%{http_code}' --unix-socket $SOCK http://authd/metrics)" "apikey-authd (unit): /metrics"

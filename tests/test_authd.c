@@ -22,11 +22,17 @@ static authd_settings settings(const char *text)
 
 static const char *headers[2]; /* X-Forwarded-For, X-Real-IP */
 static int asked;
-static const char *header(void *arg, const char *name)
+static int header(void *arg, const char *name, char *out, size_t outlen)
 {
     (void)arg;
     asked++;
-    return strcmp(name, "X-Forwarded-For") == 0 ? headers[0] : strcmp(name, "X-Real-IP") == 0 ? headers[1] : NULL;
+    const char *v = strcmp(name, "X-Forwarded-For") == 0 ? headers[0] : strcmp(name, "X-Real-IP") == 0 ? headers[1] : NULL;
+    out[0] = '\0';
+    if (v && strlen(v) >= outlen)
+        return -1;
+    if (v)
+        strcpy(out, v);
+    return v != NULL;
 }
 
 /* The address computed for a peer and the two headers (NULL: absent). */
@@ -77,21 +83,41 @@ static void test_client_address(void)
     CU_ASSERT_STRING_EQUAL(addr(&s, "unix", "198.51.100.4", NULL), "198.51.100.4");
     /* Every hop trusted: the first. */
     CU_ASSERT_STRING_EQUAL(addr(&s, "127.0.0.1", "10.0.0.1, 10.0.0.2", NULL), "10.0.0.1");
-    /* X-Real-IP when there is no X-Forwarded-For. */
-    CU_ASSERT_STRING_EQUAL(addr(&s, "127.0.0.1", NULL, "203.0.113.5"), "203.0.113.5");
-    CU_ASSERT_STRING_EQUAL(addr(&s, "127.0.0.1", "", "203.0.113.5"), "203.0.113.5");
+    /* The one header named, never a fallback to the other: by default
+     * X-Forwarded-For, and X-Real-IP is not read even when it is absent. */
+    CU_ASSERT_STRING_EQUAL(addr(&s, "127.0.0.1", NULL, "203.0.113.5"), "127.0.0.1");
+    CU_ASSERT_STRING_EQUAL(addr(&s, "unix", "", "203.0.113.5"), "");
+    authd_settings real = settings("[authd]\ntrusted_proxies = unix 127.0.0.1\nforwarded_header = x-real-ip\n");
+    CU_ASSERT_STRING_EQUAL(addr(&real, "127.0.0.1", "198.51.100.4", "203.0.113.5"), "203.0.113.5");
+    CU_ASSERT_STRING_EQUAL(addr(&real, "unix", "198.51.100.4", NULL), "");
+    /* X-Real-IP holds one address; two lines of it are unknown. */
+    CU_ASSERT_STRING_EQUAL(addr(&real, "unix", NULL, "198.51.100.4, 203.0.113.5"), "");
+    CU_ASSERT_STRING_EQUAL(addr(&real, "127.0.0.1", NULL, "198.51.100.4 x"), "");
+    authd_settings_free(&real);
+    /* A chain longer than the daemon reads is unknown, not cut. */
+    char *longchain = malloc(8192);
+    memset(longchain, ' ', 8191);
+    memcpy(longchain + 8180, "192.0.2.1", 10);
+    CU_ASSERT_STRING_EQUAL(addr(&s, "127.0.0.1", longchain, NULL), "");
+    free(longchain);
     /* Nothing forwarded: the proxy itself; from a Unix socket, unknown. */
     CU_ASSERT_STRING_EQUAL(addr(&s, "127.0.0.1", NULL, NULL), "127.0.0.1");
     CU_ASSERT_STRING_EQUAL(addr(&s, "unix", NULL, NULL), "");
     /* Garbage in the chain (up to the hop looked at) makes it unknown. */
     CU_ASSERT_STRING_EQUAL(addr(&s, "127.0.0.1", "198.51.100.4, evil.example", NULL), "");
     CU_ASSERT_STRING_EQUAL(addr(&s, "127.0.0.1", "198.51.100.4,,10.0.0.1", NULL), "");
-    CU_ASSERT_STRING_EQUAL(addr(&s, "127.0.0.1", NULL, "198.51.100.4 x"), "");
     CU_ASSERT_STRING_EQUAL(addr(&s, "127.0.0.1", "1.2.3.4/8", NULL), "");
     /* A prefix is matched bit by bit. */
-    authd_settings odd = settings("[authd]\ntrusted_proxies = 192.0.2.128/25\n");
+    authd_settings odd = settings("[authd]\ntrusted_proxies = 192.0.2.128/25 ::ffff:10.1.0.0/112\n");
     CU_ASSERT_STRING_EQUAL(addr(&odd, "192.0.2.200", "198.51.100.1", NULL), "198.51.100.1");
     CU_ASSERT_STRING_EQUAL(addr(&odd, "192.0.2.100", "198.51.100.1", NULL), "192.0.2.100");
+    /* The allowlists' rules: a mapped entry is the IPv4 network it
+     * carries, and matches an IPv4 peer and a mapped one. */
+    CU_ASSERT_STRING_EQUAL(addr(&odd, "10.1.2.3", "198.51.100.1", NULL), "198.51.100.1");
+    CU_ASSERT_STRING_EQUAL(addr(&odd, "::ffff:10.1.2.3", "198.51.100.1", NULL), "198.51.100.1");
+    authd_settings mapped = settings("[authd]\ntrusted_proxies = ::ffff:127.0.0.1\n");
+    CU_ASSERT_STRING_EQUAL(addr(&mapped, "127.0.0.1", "198.51.100.1", NULL), "198.51.100.1");
+    authd_settings_free(&mapped);
     authd_settings_free(&none);
     authd_settings_free(&s);
     authd_settings_free(&odd);
@@ -118,6 +144,11 @@ static void test_settings(void)
         {"[authd]\ntrusted_proxies = 10.0.0.0/33\n", "trusted_proxies"},
         {"[authd]\ntrusted_proxies = proxy.example\n", "proxy.example"},
         {"[authd]\ntrusted_proxies = 10.0.0.0/\n", "10.0.0.0/"},
+        /* Host bits set: refused as an allowlist refuses it, not masked. */
+        {"[authd]\ntrusted_proxies = 10.0.0.1/8\n", "beyond its prefix"},
+        {"[authd]\ntrusted_proxies = 127.0.0.1/8\n", "beyond its prefix"},
+        {"[authd]\nforwarded_header = Forwarded\n", "forwarded_header"},
+        {"[authd]\nforwarded_header = X-Forwarded-For, X-Real-IP\n", "forwarded_header"},
         {"[authd]\nadmin_users = no-such-user-apikey\n", "no such user"},
         {"[authd]\nadmin_groups = no-such-group-apikey\n", "no such group"},
         {"[authd]\nadmins = root\n", "unknown setting"},

@@ -39,6 +39,7 @@ static void test_good(void)
     config_free(&cfg);
     /* apikey-authd's section, whose values the daemon reads itself. */
     CU_ASSERT_EQUAL(parse("store = json:/x\n[authd]\ntrusted_proxies = 10.0.0.0/8 unix\n"
+                          "forwarded_header = X-Real-IP\n"
                           "admin_users = root\nadmin_groups = adm\n[services]\nweb = geo:read\n",
                           &cfg, err, sizeof err), 0);
     CU_ASSERT_PTR_NOT_NULL(config_find_service(&cfg, "web"));

@@ -27,8 +27,13 @@ CONF
 # Another daemon trusts only 127.0.0.1, not its Unix socket.
 sed 's/^trusted_proxies = .*/trusted_proxies = 127.0.0.1/' "$CONF" > "$T/strict.conf"
 chmod --reference="$CONF" "$T/strict.conf" && chgrp --reference="$CONF" "$T/strict.conf"
-SOCK=$T/authd.sock
-ADMIN=$T/admin.sock
+# Sockets are 0660 with their folder's group: the verify socket's folder
+# is nginx's workers' group (nogroup, as the unit's RuntimeDirectory gives
+# the proxy's), the admin socket's the group of admin_groups.
+mkdir -m 0750 "$T/run" "$T/adm"
+chgrp nogroup "$T/run" && chgrp "$U2" "$T/adm"
+SOCK=$T/run/authd.sock
+ADMIN=$T/adm/admin.sock
 LOG=$T/authd.log
 start_authd() {
     bg build/apikey-authd --config "$CONF" --listen "unix:$SOCK" --admin "unix:$ADMIN" --threads 2 \
@@ -84,13 +89,28 @@ want "401 address not allowed 0" "$(direct "$SVC" "$(xff "$PIN4" 127.0.0.2)")" \
 grep -qi 'error="invalid_token"' "$T/head" && ok "address not allowed: error=\"invalid_token\"" || not_ok "address not allowed without invalid_token"
 want "401 address not allowed 0" "$(direct "$SVC" "$(bearer "$PIN4")")" "a trusted Unix peer that forwards nothing: the address is unknown"
 want "200 - 0" "$(direct "$SVC" "$(bearer "$GOOD")")" "... while a key without a list passes"
+# Every X-Forwarded-For line, in order, is one list (RFC 9110): a proxy
+# that appends a line of its own (HAProxy's option forwardfor) puts the
+# address it saw last; the client's own line before it proves nothing.
+lines() { printf '%s\nheader = "X-Forwarded-For: %s"\nheader = "X-Forwarded-For: %s"' "$(bearer "$1")" "$2" "$3"; }
+want "401 address not allowed 0" "$(direct "$SVC" "$(lines "$PIN4" 127.0.0.1 127.0.0.2)")" \
+    "two X-Forwarded-For lines, the client's 127.0.0.1 then the proxy's 127.0.0.2: refused"
+# One header, never a fallback: X-Real-IP is not read by default.
+want "401 address not allowed 0" "$(direct "$SVC" "$(bearer "$PIN4")
+header = \"X-Real-IP: 127.0.0.1\"")" "forwarded_header is X-Forwarded-For: X-Real-IP alone is not read"
 
 # --- nginx auth_request, keep-alive upstream --------------------------------
 NGX=$T/nginx
 NPORT=$(free_port)
+RPORT=$(free_port)
+# The daemon behind it reads X-Real-IP, and only it.
+sed 's/^\[authd\]$/[authd]\nforwarded_header = X-Real-IP/' "$CONF" > "$T/realip.conf"
+chmod --reference="$CONF" "$T/realip.conf" && chgrp --reference="$CONF" "$T/realip.conf"
+bg build/apikey-authd --config "$T/realip.conf" --listen "unix:$T/run/realip.sock" --threads 1 --verbose 2>> "$T/realip.log"
 mkdir -p "$NGX/logs"
 cat > "$NGX/nginx.conf" <<NGINX
 worker_processes 1;
+user nobody nogroup;
 pid $NGX/nginx.pid;
 error_log $NGX/logs/error.log;
 events { worker_connections 256; }
@@ -101,6 +121,24 @@ http {
     upstream authd {
         server unix:$SOCK;
         keepalive 8;
+    }
+    upstream realip {
+        server unix:$T/run/realip.sock;
+    }
+    # An nginx that sets X-Real-IP only, as real_ip_header X-Real-IP.
+    server {
+        listen 127.0.0.1:$RPORT;
+        location / {
+            auth_request /_apikey;
+            proxy_pass http://127.0.0.1:$ORIGIN_PORT;
+        }
+        location = /_apikey {
+            internal;
+            proxy_pass http://realip/verify/$SVC;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Real-IP \$remote_addr;
+        }
     }
     server {
         listen 127.0.0.1:$NPORT;
@@ -161,6 +199,11 @@ pinned() { # PROXY PORT
     want 200 "$(through "$2" 127.0.0.2 "$GOOD")" "$1: a key without a list, from 127.0.0.2"
 }
 pinned "nginx auth_request" "$NPORT"
+# The client writes X-Forwarded-For itself; nginx passes it on beside the
+# X-Real-IP it sets. The daemon reads X-Real-IP, as configured, and only it.
+want 401 "$(through "$RPORT" 127.0.0.2 "$PIN4" 'header = "X-Forwarded-For: 127.0.0.1"')" \
+    "forwarded_header = X-Real-IP behind nginx: a client's own X-Forwarded-For is not read"
+want 200 "$(through "$RPORT" 127.0.0.1 "$PIN4")" "forwarded_header = X-Real-IP behind nginx: the address nginx saw"
 
 # --- Caddy forward_auth -----------------------------------------------------
 CPORT=$(free_port)
@@ -221,12 +264,32 @@ if wait_port "$DPORT"; then
 else
     not_ok "apikey-authd did not listen on [::]:$DPORT: $(tail -n 2 "$T/tcp.log")"
 fi
+# trusted_proxies follows the allowlists' rules: ::ffff:127.0.0.1 is
+# 127.0.0.1, and an entry with host bits set is refused.
+MPORT=$(free_port)
+sed 's/^trusted_proxies = .*/trusted_proxies = ::ffff:127.0.0.1/' "$CONF" > "$T/mapped.conf"
+chmod --reference="$CONF" "$T/mapped.conf" && chgrp --reference="$CONF" "$T/mapped.conf"
+bg build/apikey-authd --config "$T/mapped.conf" --listen "127.0.0.1:$MPORT" --threads 1 2>> "$T/tcp.log"
+if wait_port "$MPORT"; then
+    code=$(printf '%s\nheader = "X-Forwarded-For: 127.0.0.2"\n' "$(bearer "$PIN4")" |
+        curl -s -K - -o /dev/null -w '%{http_code}' --max-time 20 "http://127.0.0.1:$MPORT/verify/$SVC")
+    want 401 "$code" "trusted_proxies = ::ffff:127.0.0.1 trusts the IPv4 peer 127.0.0.1 (its 127.0.0.2 is read)"
+else
+    not_ok "apikey-authd did not listen on 127.0.0.1:$MPORT: $(tail -n 2 "$T/tcp.log")"
+fi
+sed 's#^trusted_proxies = .*#trusted_proxies = 127.0.0.1/8#' "$CONF" > "$T/hostbits.conf"
+chmod --reference="$CONF" "$T/hostbits.conf" && chgrp --reference="$CONF" "$T/hostbits.conf"
+# (a daemon that accepted it would run on: 10 s are its answer.)
+timeout 10 build/apikey-authd --config "$T/hostbits.conf" --listen "unix:$T/hostbits.sock" 2> "$T/hostbits.err"
+[ $? -eq 2 ] && grep -q "beyond its prefix" "$T/hostbits.err" &&
+    ok "trusted_proxies = 127.0.0.1/8 (host bits set) stops the start, as an allowlist refuses it" ||
+    not_ok "trusted_proxies = 127.0.0.1/8 was accepted"
 for i in $(seq 100); do [ -S "$T/strict.sock" ] && break; sleep 0.1; done
 SOCK=$T/strict.sock
 want "401 address not allowed 0" "$(direct "$SVC" "$(xff "$PIN4" 127.0.0.1)")" \
     "an untrusted Unix peer: its X-Forwarded-For is ignored, the address is unknown"
 want "200 - 0" "$(direct "$SVC" "$(bearer "$GOOD")")" "an untrusted Unix peer: a key without a list passes"
-SOCK=$T/authd.sock
+SOCK=$T/run/authd.sock
 
 # --- Slowloris and 1,000 connections, on the daemon's socket ----------------
 # Python's standard library: the key from the environment, never argv.
@@ -348,9 +411,27 @@ admin_as() { # USER PATH: the HTTP status of GET PATH on the admin socket as USE
     sed '$d' "$T/admin.said" > "$T/admin.out"
     tail -n 1 "$T/admin.said"
 }
-want 403 "$(admin_as "$U1" /v1/scopes)" "admin socket: a user who is not an admin gets 403"
+# The sockets are 0660 with their folder's group, not 0777.
+want "660 nogroup 660 $U2" "$(stat -c '%a %G' "$SOCK" "$ADMIN" | tr '\n' ' ' | sed 's/ $//')" \
+    "the sockets are 0660, of their folder's group (--socket-mode's default)"
+want 000 "$(admin_as "$U1" /v1/scopes)" "admin socket: a user outside its group cannot connect"
 grep -q "proxies:read" "$T/admin.out" && not_ok "admin socket: the refused user saw the catalogue" ||
     ok "admin socket: the refused user sees nothing"
+# admin_groups is decided by the peer's groups (SO_PEERGROUPS), not its
+# effective gid: a setgid program of the admin group run by a user outside
+# it is no admin (it may connect: the socket is of that group).
+cp "$(command -v curl)" "$T/sgid-curl" && chgrp "$U2" "$T/sgid-curl" && chmod 2755 "$T/sgid-curl"
+cp "$(command -v id)" "$T/sgid-id" && chgrp "$U2" "$T/sgid-id" && chmod 2755 "$T/sgid-id"
+if [ "$(setpriv --reuid="$U1" --regid="$(id -g "$U1")" --init-groups "$T/sgid-id" -gn)" = "$U2" ]; then
+    code=$(setpriv --reuid="$U1" --regid="$(id -g "$U1")" --init-groups "$T/sgid-curl" -s -o /dev/null \
+        -w '%{http_code}' --max-time 10 --unix-socket "$ADMIN" http://authd/v1/scopes)
+    want 000 "$code" "admin socket: a setgid program of the admin group, run by a user outside it, is dropped"
+else
+    echo "# setgid programs do not run setgid here ($T is nosuid?): skipped"
+fi
+code=$(setpriv --reuid="$U1" --regid="$(id -g "$U1")" --groups="$(id -g "$U2")" \
+    curl -s -o /dev/null -w '%{http_code}' --max-time 10 --unix-socket "$ADMIN" http://authd/v1/scopes)
+want 200 "$code" "admin socket: a user whose supplementary groups hold the admin group is an admin"
 want 200 "$(admin_as "$U2" /v1/scopes)" "admin socket: a member of admin_groups gets GET /v1/scopes"
 python3 -c 'import json, sys
 cat = json.load(open(sys.argv[1]))
@@ -372,6 +453,79 @@ build/apikey-authd --config "$T/no-such.conf" --listen "unix:$T/o.sock" 2> "$T/n
 build/apikey-authd --config "$CONF" --listen "unix:$SOCK" 2> "$T/twice.err"
 [ $? -eq 2 ] && grep -q "another process" "$T/twice.err" && ok "a socket in use by a running daemon is refused" ||
     not_ok "a second daemon took over a live socket"
+
+# --- One client cannot hold the daemon ------------------------------------------
+# A daemon on TCP with at most 16 connections per address and a 3 s deadline
+# for a whole request; its admin socket open to every local user, as
+# --socket-mode 0666 asks.
+HPORT=$(free_port)
+mkdir "$T/open"
+bg build/apikey-authd --config "$CONF" --listen "127.0.0.1:$HPORT" --admin "unix:$T/open/admin.sock" \
+    --threads 2 --per-address 16 --deadline 3 --timeout 30 --socket-mode 0666 2>> "$T/hold.log"
+wait_port "$HPORT" || not_ok "apikey-authd did not listen on 127.0.0.1:$HPORT: $(tail -n 2 "$T/hold.log")"
+want 666 "$(stat -c %a "$T/open/admin.sock" 2>&1)" "--socket-mode 0666: the operator opens the socket"
+# hold FAMILY ADDRESS N: N connections, each sending a byte of a request head
+# every half second; prints how many the daemon accepted and kept, then,
+# once $T/held.go exists, how many are still open after 40 s at most.
+HOLD='
+import os, socket, sys, time
+fam, addr, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+socks = []
+for i in range(n):
+    s = socket.socket(socket.AF_UNIX if fam == "unix" else socket.AF_INET)
+    s.connect(addr if fam == "unix" else (addr, int(os.environ["HPORT"])))
+    s.sendall(b"GET /v1/scopes HTTP/1.1\r\nHost: a\r\nX-Slow: ")
+    socks.append(s)
+def still_open():
+    out = []
+    for s in socks:
+        try:
+            s.setblocking(False)
+            if s.recv(1) == b"": continue
+        except BlockingIOError:
+            out.append(s); continue
+        except OSError:
+            continue
+    return out
+time.sleep(1.5)
+print(len(still_open()), flush=True)
+while not os.path.exists(sys.argv[4]): time.sleep(0.1)
+end = time.time() + 40
+while time.time() < end:
+    socks = still_open()
+    if not socks: break
+    for s in socks:
+        try: s.sendall(b"x")
+        except OSError: pass
+    time.sleep(0.5)
+print(len(still_open()), flush=True)
+'
+HPORT=$HPORT python3 -c "$HOLD" inet 127.0.0.1 100 "$T/held.go" > "$T/hold.out" 2>&1 &
+HOLDER=$!
+for i in $(seq 100); do [ -s "$T/hold.out" ] && break; sleep 0.1; done
+kept=$(head -n 1 "$T/hold.out")
+[ -n "$kept" ] && [ "$kept" -le 16 ] && ok "100 connections from one address: the daemon keeps at most 16 ($kept)" ||
+    not_ok "100 connections from one address: $kept kept (want at most 16)"
+DPORT=$HPORT
+want "200 -" "$(tcp 127.0.0.2 127.0.0.1 "$GOOD")" "meanwhile /verify from another address is answered"
+want 200 "$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 --interface 127.0.0.2 "http://127.0.0.1:$HPORT/metrics")" \
+    "meanwhile /metrics is answered"
+touch "$T/held.go"
+wait "$HOLDER"
+want 0 "$(sed -n 2p "$T/hold.out")" "connections that send a byte every half second are cut at the deadline, not kept"
+
+# 64 slow connections of a user who is not an admin, the admin socket's
+# limit, are dropped as they connect; root's call is answered meanwhile.
+rm -f "$T/held.go"
+setpriv --reuid=nobody --regid=nogroup --clear-groups /usr/bin/python3 -c "$HOLD" unix "$T/open/admin.sock" 64 "$T/held.go" \
+    > "$T/nobody.out" 2>&1 &
+HOLDER=$!
+for i in $(seq 100); do [ -s "$T/nobody.out" ] && break; sleep 0.1; done
+want 0 "$(head -n 1 "$T/nobody.out")" "admin socket: 64 connections of a user who is not an admin are dropped as they connect"
+want 200 "$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 --unix-socket "$T/open/admin.sock" http://authd/v1/scopes)" \
+    "admin socket: root's call is answered beside them"
+touch "$T/held.go"
+wait "$HOLDER"
 
 # --- Stop, and what the logs hold ------------------------------------------------
 kill -TERM "$AUTHD"

@@ -25,8 +25,9 @@ chmod 644 "$T/admin_client.py"
 export NAME SOCK ADMIN SVC APIKEY SEEN="$T/seen"
 start_authd() {
     rm -f "$T/up"
+    # Every local user may connect (the refused one below is dropped then).
     bg build/apikey-authd --config "$CONF" --listen "unix:$SOCK" --admin "unix:$ADMIN" --threads 2 \
-        --timeout 5 --verbose 2>> "$LOG"
+        --timeout 5 --socket-mode 0666 --verbose 2>> "$LOG"
     AUTHD=$!
     for i in $(seq 100); do
         curl -s -o /dev/null --max-time 2 --unix-socket "$ADMIN" http://authd/v1/scopes && return 0
@@ -48,6 +49,8 @@ start_authd
 client flow "acme$$"
 client bad
 client allowlist "listed$$"
+client scoped "own$$" "other$$"
+client utf8
 
 # --- A user who is not an admin -------------------------------------------------
 before=$($APIKEY list --json --all | grep -c '"id"')

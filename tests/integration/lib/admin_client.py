@@ -6,6 +6,8 @@ listen socket ($SOCK) for /verify/$SVC. Used by tests/integration/authd_admin.sh
     admin_client.py bad               bad requests
     admin_client.py allowlist ACCOUNT a key with an address allowlist
     admin_client.py forbidden         as a user who is not an admin
+    admin_client.py scoped A B        ?account=A on another account's key
+    admin_client.py utf8              bytes that are not UTF-8, cut characters
     admin_client.py createloop FILE   create keys until the daemon goes away;
                                       each key whose 201 arrived goes to FILE
     admin_client.py verifyall FILE WHAT  every key of FILE verifies
@@ -137,16 +139,6 @@ def flow(account):
     status, got, text = a.call("GET", "/v1/keys/" + kid)
     check(status == 200 and "key" not in got and key not in text, "GET /v1/keys/ID: 200, never the key again")
     check({k: v for k, v in rec.items() if k != "key"} == got, "GET /v1/keys/ID: the same record")
-    # ?account=A confines a request on one key to that account's keys.
-    status, got, _ = a.call("GET", "/v1/keys/%s?account=%s" % (kid, account))
-    check(status == 200 and got["id"] == kid, "GET /v1/keys/ID?account=A of A's key: 200")
-    for method, path in (("GET", "/v1/keys/%s"), ("DELETE", "/v1/keys/%s"), ("POST", "/v1/keys/%s/rotate")):
-        status, err, text = a.call(method, (path % kid) + "?account=someone-else")
-        check(status == 404 and one_error(status, err, text), "%s %s?account=another: 404" % (method, path.replace("%s", "ID")))
-    status, got, _ = a.call("GET", "/v1/keys/" + kid)
-    check(status == 200 and got["status"] == "active", "and the key is untouched")
-    status, err, text = a.call("GET", "/v1/keys/%s?all=1" % kid)
-    check(status == 400 and one_error(status, err, text), "GET /v1/keys/ID takes no parameter but account=: 400")
 
     status, listed, text = a.call("GET", "/v1/keys?account=" + account)
     check(status == 200 and key not in text and all("key" not in r for r in listed), "GET /v1/keys: never a key")
@@ -325,14 +317,69 @@ def allowlist(account):
 
 
 def forbidden():
+    """A user who is not an admin is dropped as it connects: no answer."""
+    for method, path, body in [("GET", "/v1/keys", None),
+                               ("POST", "/v1/keys", {"account": "intruder", "name": "n", "scopes": ["geo:read"]}),
+                               ("DELETE", "/v1/keys/ak_00000000", None)]:
+        try:
+            status, _, text = Admin().call(method, path, body)
+            check(False, "a user who is not an admin: %s %s is answered %d" % (method, path, status))
+        except (OSError, http.client.HTTPException):
+            check(True, "a user who is not an admin: %s %s is dropped unanswered" % (method, path))
+
+
+def scoped(account, other):
+    """?account=A on GET, DELETE and rotate of an id: another account's key
+    is 404 and nothing changes; the account's own key is served."""
     a = Admin()
-    status, parsed, text = a.call("GET", "/v1/keys")
-    check(status == 403 and one_error(status, parsed, text) and "ak_" not in text, "a user who is not an admin: GET /v1/keys is 403")
-    a = Admin()
-    status, parsed, _ = a.call("POST", "/v1/keys", {"account": "intruder", "name": "n", "scopes": ["geo:read"]})
-    check(status == 403, "a user who is not an admin: POST /v1/keys is 403")
-    status, _, _ = Admin().call("DELETE", "/v1/keys/ak_00000000")
-    check(status == 403, "a user who is not an admin: DELETE is 403 (not even a 404)")
+    keys = {}
+    for acct in (account, other):
+        status, rec, _ = a.call("POST", "/v1/keys", {"account": acct, "name": "scoped", "scopes": ["proxies:read"]})
+        if not check(status == 201, "scoped: a key for %s" % acct):
+            return
+        keys[acct] = rec
+    theirs = keys[other]["id"]
+    for method, path in [("GET", "/v1/keys/%s"), ("DELETE", "/v1/keys/%s"), ("POST", "/v1/keys/%s/rotate")]:
+        status, parsed, text = a.call(method, (path % theirs) + "?account=" + account)
+        check(status == 404 and one_error(status, parsed, text) and account not in text,
+              "%s %s?account=<another account>: 404 (got %d %s)" % (method, path, status, text.strip()[:80]))
+    status, rec, _ = a.call("GET", "/v1/keys/" + theirs)
+    listed = cli_list(other, all_keys=True)
+    check(status == 200 and rec["status"] == "active" and len(listed) == 1,
+          "the other account's key is untouched: active, not rotated (%s, %d keys)" % (rec.get("status"), len(listed)))
+    check(verify(keys[other]["key"])[0] == 200, "the other account's key still verifies")
+    mine = keys[account]["id"]
+    status, rec, _ = a.call("GET", "/v1/keys/%s?account=%s" % (mine, account))
+    check(status == 200 and rec["id"] == mine, "GET of the account's own key with ?account=: 200")
+    status, rot, _ = a.call("POST", "/v1/keys/%s/rotate?account=%s" % (mine, account))
+    check(status == 201 and rot["account"] == account, "rotate of the account's own key with ?account=: 201")
+    status, _, _ = a.call("DELETE", "/v1/keys/%s?account=%s" % (rot["id"], account))
+    check(status == 204, "DELETE of the account's own key with ?account=: 204")
+    for q in ["?account=", "?acount=" + account, "?account=%s&account=%s" % (account, other), "?all=1"]:
+        status, parsed, text = a.call("GET", "/v1/keys/%s%s" % (mine, q))
+        check(status == 400 and one_error(status, parsed, text), "GET /v1/keys/ID%s: 400 (got %d)" % (q, status))
+    for acct in (account, other):
+        for r in cli_list(acct, all_keys=True):
+            a.call("DELETE", "/v1/keys/" + r["id"])
+
+
+def utf8():
+    """A client's bytes that are not UTF-8, or an error line that would cut
+    a character: 400 with one JSON error line, never 503."""
+    cases = [
+        ("a parameter name %ff", "GET", "/v1/keys?%ff=1", None),
+        ("a parameter value %ff", "GET", "/v1/keys?account=%ff", None),
+        ("an id %ff", "GET", "/v1/keys/%ff", None),
+        ("an id %ff%fe, with ?account=", "DELETE", "/v1/keys/ak_%ff%fe?account=a", None),
+        ("an id of two-byte characters, quoted cut", "GET", "/v1/keys/ak_x" + "%C3%A9" * 5, None),
+        ("an unknown field of two-byte characters, quoted cut", "POST", "/v1/keys",
+         ('{"a' + "\u00e9" * 40 + '": 1}').encode()),
+        ("an unknown parameter of two-byte characters", "GET", "/v1/keys?a" + "%C3%A9" * 40 + "=1", None),
+    ]
+    for what, method, path, raw in cases:
+        status, parsed, text = Admin().call(method, path, raw=raw)
+        check(status in (400, 404) and one_error(status, parsed, text),
+              "%s: 400 with one JSON error line (got %d %s)" % (what, status, text.strip()[:80]))
 
 
 def createloop(path):
@@ -371,6 +418,10 @@ def main():
         allowlist(sys.argv[2])
     elif cmd == "forbidden":
         forbidden()
+    elif cmd == "scoped":
+        scoped(sys.argv[2], sys.argv[3])
+    elif cmd == "utf8":
+        utf8()
     elif cmd == "createloop":
         createloop(sys.argv[2])
     elif cmd == "verifyall":

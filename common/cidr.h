@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Address allowlists (SPEC section 11): CIDR entries as an operator writes
  * them, client addresses as hosts report them, and the match between them.
  * Deliberate choices, fail closed:
