@@ -93,7 +93,7 @@ static size_t utf8_char(const unsigned char *s, size_t n)
     return len;
 }
 
-static int utf8_valid(const char *s)
+int authd_utf8_valid(const char *s)
 {
     for (size_t n = strlen(s), k; n; s += k, n -= k)
         if (!(k = utf8_char((const unsigned char *)s, n)))
@@ -453,7 +453,7 @@ static enum MHD_Result list_arg(void *cls, enum MHD_ValueKind kind, const char *
 static enum MHD_Result utf8_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
     (void)kind;
-    if (!utf8_valid(key) || (value && !utf8_valid(value)))
+    if (!authd_utf8_valid(key) || (value && !authd_utf8_valid(value)))
         *(int *)cls = 1;
     return MHD_YES;
 }
@@ -528,7 +528,7 @@ enum MHD_Result authd_not_allowed(struct MHD_Connection *c, const char *allow)
 static enum MHD_Result route(struct MHD_Connection *c, authd_generation *g, const admin_request *rq,
                              const char *url, const char *method)
 {
-    int is_get = strcmp(method, "GET") == 0, is_post = strcmp(method, "POST") == 0, bad = !utf8_valid(url);
+    int is_get = strcmp(method, "GET") == 0, is_post = strcmp(method, "POST") == 0, bad = !authd_utf8_valid(url);
     enum MHD_Result rc;
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, utf8_arg, &bad);
     if (bad)

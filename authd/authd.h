@@ -121,6 +121,8 @@ typedef struct authd_body {
     int too_big;
 } authd_body;
 enum MHD_Result authd_body_add(authd_body *b, const char *upload, size_t *upload_size);
+/* Whether s is UTF-8 (RFC 3629), as Jansson takes it. */
+int authd_utf8_valid(const char *s);
 /* {"error": error} */
 enum MHD_Result authd_json_error(struct MHD_Connection *c, unsigned status, const char *error);
 enum MHD_Result authd_not_allowed(struct MHD_Connection *c, const char *allow);

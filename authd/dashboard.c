@@ -17,6 +17,7 @@
  * ones sit under /api/change/ so that the proxy in front can ask for a
  * second factor there, and need X-Apikey-Dashboard: 1 and an Origin equal
  * to the page's own (CSRF), else 403. */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,7 +99,7 @@ static const char *signed_in(struct MHD_Connection *c, const authd_settings *s)
     header_count h = {s->dashboard_header, 0};
     MHD_get_connection_values(c, MHD_HEADER_KIND, count_header, &h);
     const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, s->dashboard_header);
-    if (h.n != 1 || !a || !*a || strlen(a) >= APIKEY_ACCOUNT_MAX)
+    if (h.n != 1 || !a || !*a || strlen(a) >= APIKEY_ACCOUNT_MAX || !authd_utf8_valid(a))
         return NULL;
     for (const unsigned char *p = (const unsigned char *)a; *p; p++)
         if (*p < 0x20 || *p == 0x7f)
@@ -191,14 +192,13 @@ static enum MHD_Result api(struct MHD_Connection *c, authd_generation *g, const 
     if (strcmp(url, "/api/scopes") == 0)
         return authd_keys_scopes(c, g);
     if (strcmp(url, "/api/session") == 0) {
-        char text[APIKEY_ACCOUNT_MAX * 6 + 64];
-        /* The account is shown as text by the page; escaped here for JSON. */
-        size_t o = (size_t)snprintf(text, sizeof text, "{\"account\":\"");
-        for (const unsigned char *p = (const unsigned char *)account; *p; p++)
-            o += (size_t)snprintf(text + o, sizeof text - o, *p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
-        snprintf(text + o, sizeof text - o, "\",\"max_keys\":%d}", g->settings.max_keys);
+        json_t *o = json_pack("{s:s, s:i}", "account", account, "max_keys", g->settings.max_keys);
+        char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(o);
+        if (!text)
+            return authd_json_error(c, 503, "out of memory");
         const char *headers[] = {MHD_HTTP_HEADER_CONTENT_TYPE, "application/json", NULL};
-        return authd_answer(c, 200, headers, text, strlen(text), MHD_RESPMEM_MUST_COPY);
+        return authd_answer(c, 200, headers, text, strlen(text), MHD_RESPMEM_MUST_FREE);
     }
     return authd_json_error(c, 404, "not found");
 }

@@ -7,7 +7,8 @@
 # ngx_http_apikey_module, protects /protected/, where the keys made in the
 # page are used. tests/browser/dashboard_test.py drives headless Chromium
 # (Selenium) through the page; the attacks that need no browser are made
-# here with curl. Screenshots go to doc/images/ (KEEP_SHOTS=0 leaves them).
+# here with curl. The screenshots README shows go to doc/images/, or to
+# $DASHBOARD_SHOTS when set.
 HERE=$(cd "$(dirname "$0")" && pwd)
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] ||
     ! /usr/bin/python3 -c 'import selenium' 2> /dev/null; then
@@ -109,6 +110,7 @@ want "the account header from a peer not in trusted_proxies (127.0.0.2)" 401 \
 want "the page itself from an untrusted peer" 401 "$(code "$DIRECT/" --interface 127.0.0.2 -H "X-Forwarded-User: $CUST")"
 want "two account headers" 401 \
     "$(code "$DIRECT/" -H "X-Forwarded-User: $CUST" -H "X-Forwarded-User: $U1")"
+want "an account header that is not UTF-8" 401 "$(code "$DIRECT/" -H "$(printf 'X-Forwarded-User: a\377b')")"
 want "the client's own X-Forwarded-User is replaced by the proxy's" 200 \
     "$(code "$URL/api/session" -H "X-Forwarded-User: $U1" -H 'X-Apikey-Dashboard: 1')"
 grep -q "\"account\":\"$CUST\"" "$T/b" && ok "the session is the proxy's account" || not_ok "the session: $(cat "$T/b")"
@@ -134,9 +136,10 @@ want "the other account's key still works" 200 \
     "$(printf 'header = "X-API-Key: %s"\n' "$GOOD" | code -K - "$URL/protected/index.txt")"
 
 # --- In the browser --------------------------------------------------------------
-mkdir -p doc/images
+SHOTS=${DASHBOARD_SHOTS:-$ROOT/doc/images}
+mkdir -p "$SHOTS"
 DASH_URL=$URL/ SINGLE_URL=http://127.0.0.1:$SPORT/ EVIL_URL=http://127.0.0.1:$EPORT/ \
-    AUTHD_SOCK=$T/authd-$DPORT.sock SVC=$SVC SHOTS=$ROOT/doc/images SOLO_ID=$(id_of "$SOLOKEY") ACCOUNT=$CUST \
+    AUTHD_SOCK=$T/authd-$DPORT.sock SVC=$SVC SHOTS=$SHOTS SOLO_ID=$(id_of "$SOLOKEY") ACCOUNT=$CUST \
     timeout 600 /usr/bin/python3 tests/browser/dashboard_test.py > "$T/browser.out" 2> "$T/browser.err"
 rc=$?
 cat "$T/browser.out"
