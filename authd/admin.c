@@ -104,12 +104,10 @@ int authd_utf8_valid(const char *s)
 /* At most max bytes of s, never ending inside a character. */
 static int utf8_prefix(const char *s, int max)
 {
-    int n = 0;
-    for (size_t left = strlen(s), k; left && (k = utf8_char((const unsigned char *)s + n, left)) &&
-                                     n + (int)k <= max;
-         n += (int)k, left -= k)
-        ;
-    return n;
+    size_t n = 0, left = strlen(s), k;
+    while (left && (k = utf8_char((const unsigned char *)s + n, left)) && n + k <= (size_t)max)
+        n += k, left -= k;
+    return (int)n;
 }
 
 enum MHD_Result authd_json_error(struct MHD_Connection *c, unsigned status, const char *error)

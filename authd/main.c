@@ -242,8 +242,12 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
         return;
     if (cls) {
         struct ucred peer = {0};
-        if (authd_admin_peer(ci->connect_fd, &peer) != 1) {
-            fprintf(stderr, "apikey-authd: admin socket: uid %u is not an admin; dropped\n", (unsigned)peer.uid);
+        int admin = authd_admin_peer(ci->connect_fd, &peer);
+        if (admin != 1) {
+            if (admin < 0)
+                fprintf(stderr, "apikey-authd: admin socket: a peer without credentials; dropped\n");
+            else
+                fprintf(stderr, "apikey-authd: admin socket: uid %u is not an admin; dropped\n", (unsigned)peer.uid);
             shutdown(ci->connect_fd, SHUT_RDWR);
             return;
         }
