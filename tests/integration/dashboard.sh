@@ -34,6 +34,13 @@ cp build/libapikey.so "$T/build/libapikey.so.1"
 PORT=$(free_port); SPORT=$(free_port); EPORT=$(free_port); DPORT=$(free_port); SDPORT=$(free_port)
 LOG=$T/authd.log
 
+# Without dashboard_account_header the daemon does not start a dashboard.
+if timeout 10 build/apikey-authd --config "$CONF" --listen "unix:$T/none.sock" --dashboard "127.0.0.1:$DPORT" \
+    2> "$T/none.err"; then
+    not_ok "--dashboard without dashboard_account_header: started"
+elif grep -q "dashboard_account_header" "$T/none.err"; then ok "--dashboard without dashboard_account_header: refused, saying why"
+else not_ok "--dashboard without dashboard_account_header: $(cat "$T/none.err")"; fi
+
 # The dashboard's settings; a second configuration, on the same store, for
 # single-key mode.
 printf '[authd]\ntrusted_proxies = 127.0.0.1\ndashboard_account_header = X-Forwarded-User\n' >> "$CONF"
