@@ -11,6 +11,7 @@ import datetime
 import json
 import os
 import re
+import shutil
 import socket
 import sys
 import tempfile
@@ -68,10 +69,11 @@ def verify_at_authd(key):
         return s.recv(64).split(b" ")[1].decode()
 
 
+PROFILE = tempfile.mkdtemp(prefix="apikey-chromium-")
 opts = Options()
 for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
           "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-          "--window-size=1280,900", "--user-data-dir=" + tempfile.mkdtemp(prefix="apikey-chromium-")):
+          "--window-size=1280,900", "--user-data-dir=" + PROFILE):
     opts.add_argument(a)
 driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
 wait = WebDriverWait(driver, 15)
@@ -319,4 +321,5 @@ except Exception as e:  # a step that never happened is a failure, said once
     ok(False, "stopped at %s: %s" % (type(e).__name__, str(e).splitlines()[0] if str(e) else ""))
 finally:
     driver.quit()
+    shutil.rmtree(PROFILE, ignore_errors=True)
 sys.exit(1 if fails else 0)
