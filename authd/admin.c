@@ -110,7 +110,7 @@ static int utf8_prefix(const char *s, int max)
     return (int)n;
 }
 
-enum MHD_Result authd_json_error(struct MHD_Connection *c, unsigned status, const char *error)
+static enum MHD_Result json_error(struct MHD_Connection *c, unsigned status, const char *error)
 {
     /* A line that quotes a client's bytes, from here or the library: what
      * is not UTF-8 becomes '?' rather than a 503. */
@@ -131,7 +131,7 @@ enum MHD_Result authd_json_error(struct MHD_Connection *c, unsigned status, cons
 /* A library status, with the library's line when it wrote one. */
 static enum MHD_Result status_error(struct MHD_Connection *c, apikey_status st, const char *err)
 {
-    return authd_json_error(c, (unsigned)authd_api->status_http(st), err[0] ? err : authd_api->status_string(st));
+    return json_error(c, (unsigned)authd_api->status_http(st), err[0] ? err : authd_api->status_string(st));
 }
 
 /* what, then a client's name for something, shown back within bounds,
@@ -142,7 +142,7 @@ static enum MHD_Result named_error(struct MHD_Connection *c, unsigned status, co
     char line[256];
     int shown = utf8_prefix(name, 64);
     snprintf(line, sizeof line, "%s\"%.*s%s\"%s", what, shown, name, name[shown] ? "..." : "", more);
-    return authd_json_error(c, status, line);
+    return json_error(c, status, line);
 }
 
 static enum MHD_Result json_answer(struct MHD_Connection *c, unsigned status, json_t *value, size_t flags)
@@ -150,7 +150,7 @@ static enum MHD_Result json_answer(struct MHD_Connection *c, unsigned status, js
     char *text = value ? json_dumps(value, flags | JSON_PRESERVE_ORDER) : NULL;
     json_decref(value);
     if (!text)
-        return authd_json_error(c, 503, "out of memory");
+        return json_error(c, 503, "out of memory");
     return authd_answer(c, status, json_headers, text, strlen(text), MHD_RESPMEM_MUST_FREE);
 }
 
@@ -185,7 +185,7 @@ static enum MHD_Result issued_answer(struct MHD_Connection *c, apikey_issued *ou
     if (!text) {
         /* Made but not shown: named, so that the operator can revoke it. */
         fprintf(stderr, "apikey-authd: key %s was created but cannot be shown; revoke it\n", out->info.id);
-        return authd_json_error(c, plain ? 503 : 500, "the key was created but cannot be shown; revoke it");
+        return json_error(c, plain ? 503 : 500, "the key was created but cannot be shown; revoke it");
     }
     struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(strlen(text), text, wipe_and_free);
     if (!r)
@@ -212,7 +212,7 @@ static json_t *body_object(struct MHD_Connection *c, const authd_body *rq, const
         else
             snprintf(line, sizeof line, "the body is not JSON (line %d, column %d)", je.line, je.column);
         json_decref(in);
-        *rc = authd_json_error(c, 400, line);
+        *rc = json_error(c, 400, line);
         return NULL;
     }
     const char *field;
@@ -223,7 +223,7 @@ static json_t *body_object(struct MHD_Connection *c, const authd_body *rq, const
             a++;
         if (!*a) {
             *rc = strcmp(field, "account") == 0
-                      ? authd_json_error(c, 400, "a request cannot name an account: it is the signed-in one")
+                      ? json_error(c, 400, "a request cannot name an account: it is the signed-in one")
                       : named_error(c, 400, "unknown field ", field, "");
             json_decref(in);
             return NULL;
@@ -272,12 +272,12 @@ static int words_field(struct MHD_Connection *c, json_t *in, const words_spec *w
         return 0;
     if (!json_is_array(arr)) {
         snprintf(line, sizeof line, arr ? "%s must be an array of %s" : "missing field \"%s\"", w->field, w->what);
-        *rc = authd_json_error(c, 400, line);
+        *rc = json_error(c, 400, line);
         return -1;
     }
     if (json_array_size(arr) > w->max) {
         snprintf(line, sizeof line, "%s holds %zu entries, more than %zu", w->field, json_array_size(arr), w->max);
-        *rc = authd_json_error(c, 400, line);
+        *rc = json_error(c, 400, line);
         return -1;
     }
     json_array_foreach(arr, i, v) {
@@ -286,12 +286,12 @@ static int words_field(struct MHD_Connection *c, json_t *in, const words_spec *w
         /* One element, one entry: a separator inside would make it several. */
         if (!n || strpbrk(s, " \t\r\n,")) {
             snprintf(line, sizeof line, "%s must be an array of %s: element %zu is not one", w->field, w->what, i + 1);
-            *rc = authd_json_error(c, 400, line);
+            *rc = json_error(c, 400, line);
             return -1;
         }
         if (used + n + 2 > outlen) {
             snprintf(line, sizeof line, "%s is too long", w->field);
-            *rc = authd_json_error(c, 400, line);
+            *rc = json_error(c, 400, line);
             return -1;
         }
         used += (size_t)snprintf(out + used, outlen - used, "%s%s", used ? " " : "", s);
@@ -511,15 +511,26 @@ static int has_arguments(struct MHD_Connection *c)
     return MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, NULL, NULL) > 0;
 }
 
-enum MHD_Result authd_not_allowed(struct MHD_Connection *c, const char *allow)
+static enum MHD_Result not_allowed(struct MHD_Connection *c, const char *allow)
 {
     json_t *o = json_pack("{s:s}", "error", "method not allowed");
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     const char *headers[] = {MHD_HTTP_HEADER_CONTENT_TYPE, "application/json", MHD_HTTP_HEADER_ALLOW, allow, NULL};
     if (!text)
-        return authd_json_error(c, 503, "out of memory");
+        return json_error(c, 503, "out of memory");
     return authd_answer(c, 405, headers, text, strlen(text), MHD_RESPMEM_MUST_FREE);
+}
+
+/* For the dashboard, which answers as this API does. */
+enum MHD_Result authd_json_error(struct MHD_Connection *c, unsigned status, const char *error)
+{
+    return json_error(c, status, error);
+}
+
+enum MHD_Result authd_not_allowed(struct MHD_Connection *c, const char *allow)
+{
+    return not_allowed(c, allow);
 }
 
 /* The route: /v1/scopes, /v1/keys, /v1/keys/ID, /v1/keys/ID/rotate. */
@@ -530,41 +541,41 @@ static enum MHD_Result route(struct MHD_Connection *c, authd_generation *g, cons
     enum MHD_Result rc;
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, utf8_arg, &bad);
     if (bad)
-        return authd_json_error(c, 400, "the path and its parameters must be UTF-8");
+        return json_error(c, 400, "the path and its parameters must be UTF-8");
     if (strcmp(url, "/v1/scopes") == 0 || strcmp(url, "/v1/keys") == 0) {
         int keys = url[4] == 'k';
         if (!is_get && !(keys && is_post))
-            return authd_not_allowed(c, keys ? "GET, POST" : "GET");
+            return not_allowed(c, keys ? "GET, POST" : "GET");
         if (is_get && rq->in.len)
-            return authd_json_error(c, 400, "a GET takes no body");
+            return json_error(c, 400, "a GET takes no body");
         if (!keys)
-            return has_arguments(c) ? authd_json_error(c, 400, "/v1/scopes takes no parameter")
+            return has_arguments(c) ? json_error(c, 400, "/v1/scopes takes no parameter")
                                     : authd_keys_scopes(c, g);
         if (is_get)
             return list_keys(c, g);
-        return has_arguments(c) ? authd_json_error(c, 400, "POST /v1/keys takes no parameter")
+        return has_arguments(c) ? json_error(c, 400, "POST /v1/keys takes no parameter")
                                 : authd_keys_create(c, g, &rq->in, NULL);
     }
     if (strncmp(url, "/v1/keys/", 9) != 0)
-        return authd_json_error(c, 404, "not found");
+        return json_error(c, 404, "not found");
     char id[APIKEY_KEY_ID_MAX + 8];
     const char *rest = url + 9;
     size_t n = strcspn(rest, "/");
     if (n == 0 || n >= sizeof id)
-        return authd_json_error(c, 404, "not found");
+        return json_error(c, 404, "not found");
     memcpy(id, rest, n);
     id[n] = '\0';
     rest += n;
     int rotate = strcmp(rest, "/rotate") == 0, is_delete = strcmp(method, "DELETE") == 0;
     if (*rest && !rotate)
-        return authd_json_error(c, 404, "not found");
+        return json_error(c, 404, "not found");
     if (rotate ? !is_post : !is_get && !is_delete)
-        return authd_not_allowed(c, rotate ? "POST" : "GET, DELETE");
+        return not_allowed(c, rotate ? "POST" : "GET, DELETE");
     list_args a = {0};
     if (read_args(c, &a, &rc) != 0)
         return rc;
     if (!rotate && rq->in.len)
-        return authd_json_error(c, 400, "this request takes no body");
+        return json_error(c, 400, "this request takes no body");
     return rotate ? authd_keys_rotate(c, g, &rq->in, id, a.account)
            : is_get ? get_key(c, g, id, a.account)
                     : authd_keys_revoke(c, g, id, a.account);
@@ -607,12 +618,12 @@ enum MHD_Result authd_serve_admin(void *cls, struct MHD_Connection *c, const cha
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         int admin = ci ? authd_admin_peer(ci->connect_fd, &rq->peer) : -1;
         if (admin < 0)
-            return authd_json_error(c, 403, "forbidden: no peer credentials");
+            return json_error(c, 403, "forbidden: no peer credentials");
         rq->admin = admin;
         if (!rq->admin) {
             fprintf(stderr, "apikey-authd: admin socket: uid %u gid %u is not an admin; refused\n",
                     (unsigned)rq->peer.uid, (unsigned)rq->peer.gid);
-            return authd_json_error(c, 403, "forbidden");
+            return json_error(c, 403, "forbidden");
         }
         return MHD_YES;
     }
@@ -624,9 +635,9 @@ enum MHD_Result authd_serve_admin(void *cls, struct MHD_Connection *c, const cha
     if (*upload_size)
         return authd_body_add(&rq->in, upload, upload_size);
     if (rq->in.too_big)
-        return authd_json_error(c, 413, "the body is larger than 16384 bytes");
+        return json_error(c, 413, "the body is larger than 16384 bytes");
     if (!APIKEY_API_HAS(authd_api, wipe)) /* the last of the admin slots used here */
-        return authd_json_error(c, 501, "the libapikey loaded has no admin operations");
+        return json_error(c, 501, "the libapikey loaded has no admin operations");
     authd_generation *g = authd_acquire();
     enum MHD_Result rc = route(c, g, rq, url, method);
     authd_release(g);
