@@ -259,13 +259,16 @@ $(shell mkdir -p $(B); echo '$(LIBDIR)' | cmp -s - $(AUTHD_STAMP) || echo '$(LIB
 $(B)/obj/authd/library.o: $(AUTHD_STAMP)
 $(B)/obj/authd/library.o: ALL_CFLAGS += -DAPIKEY_LIBDIR='"$(LIBDIR)"'
 $(B)/obj/authd/admin.o: ALL_CFLAGS += -Icli
+# The dashboard's page is compiled into the daemon (.incbin).
+$(B)/obj/authd/dashboard.o: ALL_CFLAGS += -DAUTHD_WWW='"$(CURDIR)/authd/www"'
+$(B)/obj/authd/dashboard.o: $(wildcard authd/www/*)
 
 $(B)/apikey-authd: $(AUTHD_OBJ)
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) -lmicrohttpd -ljansson -ldl -lpthread
 all: $(B)/apikey-authd
 
 # The daemon's address and settings logic, tested directly.
-$(B)/tests/test_authd: tests/test_authd.c tests/testutil.c $(filter-out $(B)/obj/authd/main.o $(B)/obj/authd/http.o $(B)/obj/authd/admin.o $(B)/obj/authd/library.o $(B)/obj/cli/key_json.o,$(AUTHD_OBJ)) $(CORE_LIB)
+$(B)/tests/test_authd: tests/test_authd.c tests/testutil.c $(filter-out $(B)/obj/authd/main.o $(B)/obj/authd/http.o $(B)/obj/authd/dashboard.o $(B)/obj/authd/admin.o $(B)/obj/authd/library.o $(B)/obj/cli/key_json.o,$(AUTHD_OBJ)) $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -Itests -Iauthd -o $@ $(filter %.c %.o,$^) $(TEST_LIBS) $(ALL_LDFLAGS)
 

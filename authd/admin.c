@@ -13,6 +13,9 @@
  *
  * With account=, a key of another account is 404 and nothing changes.
  *
+ * The operations on keys are shared with the dashboard (dashboard.c), which
+ * confines them to the signed-in account.
+ *
  * A new key leaves the daemon once, in the 201's body, whose buffer is
  * wiped when libmicrohttpd has sent it. */
 #include <jansson.h>
@@ -29,9 +32,7 @@
 typedef struct admin_request {
     int admin;
     struct ucred peer;
-    char *body;
-    size_t len;
-    int too_big;
+    authd_body in;
 } admin_request;
 
 /* Root, a user of admin_users, or a member of a group of admin_groups.
@@ -93,7 +94,7 @@ static size_t utf8_char(const unsigned char *s, size_t n)
     return len;
 }
 
-static int utf8_valid(const char *s)
+int authd_utf8_valid(const char *s)
 {
     for (size_t n = strlen(s), k; n; s += k, n -= k)
         if (!(k = utf8_char((const unsigned char *)s, n)))
@@ -197,7 +198,7 @@ static enum MHD_Result issued_answer(struct MHD_Connection *c, apikey_issued *ou
 
 /* The body as a JSON object whose fields are all among allowed (NULL
  * ended); NULL after answering 400. */
-static json_t *body_object(struct MHD_Connection *c, const admin_request *rq, const char *const *allowed,
+static json_t *body_object(struct MHD_Connection *c, const authd_body *rq, const char *const *allowed,
                            enum MHD_Result *rc)
 {
     json_error_t je;
@@ -222,7 +223,9 @@ static json_t *body_object(struct MHD_Connection *c, const admin_request *rq, co
         while (*a && strcmp(*a, field) != 0)
             a++;
         if (!*a) {
-            *rc = named_error(c, 400, "unknown field ", field, "");
+            *rc = strcmp(field, "account") == 0
+                      ? json_error(c, 400, "a request cannot name an account: it is the signed-in one")
+                      : named_error(c, 400, "unknown field ", field, "");
             json_decref(in);
             return NULL;
         }
@@ -305,7 +308,7 @@ static int add_scope(const char *scope, const char *description, void *arr)
 }
 
 /* GET /v1/scopes: the catalogue, as `apikey scopes --json` prints it. */
-static enum MHD_Result scopes(struct MHD_Connection *c, authd_generation *g)
+enum MHD_Result authd_keys_scopes(struct MHD_Connection *c, authd_generation *g)
 {
     char err[1024] = "";
     json_t *arr = json_array();
@@ -317,8 +320,30 @@ static enum MHD_Result scopes(struct MHD_Connection *c, authd_generation *g)
     return json_answer(c, 200, arr, JSON_INDENT(2));
 }
 
+/* With account, a key of another account is answered as a key that does
+ * not exist, in the same words, and nothing is done to it. A key's account
+ * never changes, so the look-up before the change holds for the change. */
+static int owned(struct MHD_Connection *c, authd_generation *g, const char *id, const char *account,
+                 enum MHD_Result *rc)
+{
+    if (!account)
+        return 1;
+    char err[1024] = "";
+    apikey_key_info info = {.size = sizeof info};
+    apikey_status st = authd_api->get(g->ctx, id, &info, err, sizeof err);
+    if (st == APIKEY_OK && strcmp(info.account, account) == 0)
+        return 1;
+    if (st == APIKEY_OK) {
+        snprintf(err, sizeof err, "no key %s in the store", info.id);
+        st = APIKEY_E_NOT_FOUND;
+    }
+    *rc = status_error(c, st, err);
+    return 0;
+}
+
 /* POST /v1/keys */
-static enum MHD_Result create_key(struct MHD_Connection *c, authd_generation *g, const admin_request *rq)
+enum MHD_Result authd_keys_create(struct MHD_Connection *c, authd_generation *g, const authd_body *rq,
+                                  const char *account)
 {
     static const char *const fields[] = {"account", "name", "scopes", "expires", "allow_from", NULL};
     enum MHD_Result rc = MHD_NO;
@@ -326,11 +351,13 @@ static enum MHD_Result create_key(struct MHD_Connection *c, authd_generation *g,
     /* Room for 16 entries written long (leading zeros): the library says
      * which is malformed. */
     char scopes[APIKEY_SCOPES_MAX], allow[APIKEY_ALLOW_ENTRIES * 64], err[1024] = "";
-    json_t *in = body_object(c, rq, fields, &rc);
+    /* A confined request names no account: "account" is then unknown. */
+    json_t *in = body_object(c, rq, account ? fields + 1 : fields, &rc);
     if (!in)
         return rc;
-    apikey_create_request req = {.size = sizeof req};
-    req.account = string_field(c, in, "account", 1, &bad, &rc);
+    apikey_create_request req = {.size = sizeof req, .account = account};
+    if (!account)
+        req.account = string_field(c, in, "account", 1, &bad, &rc);
     if (!bad)
         req.name = string_field(c, in, "name", 1, &bad, &rc);
     if (!bad && words_field(c, in, &scopes_spec, scopes, sizeof scopes, &rc) != 0)
@@ -352,8 +379,8 @@ static enum MHD_Result create_key(struct MHD_Connection *c, authd_generation *g,
 }
 
 /* POST /v1/keys/ID/rotate */
-static enum MHD_Result rotate_key(struct MHD_Connection *c, authd_generation *g, const admin_request *rq,
-                              const char *id)
+enum MHD_Result authd_keys_rotate(struct MHD_Connection *c, authd_generation *g, const authd_body *rq,
+                                  const char *id, const char *account)
 {
     static const char *const fields[] = {"grace", NULL};
     enum MHD_Result rc = MHD_NO;
@@ -361,6 +388,8 @@ static enum MHD_Result rotate_key(struct MHD_Connection *c, authd_generation *g,
     char err[1024] = "";
     json_t *in = NULL;
     const char *grace = NULL;
+    if (!owned(c, g, id, account, &rc))
+        return rc;
     if (rq->len) {
         if (!(in = body_object(c, rq, fields, &rc)))
             return rc;
@@ -377,8 +406,11 @@ static enum MHD_Result rotate_key(struct MHD_Connection *c, authd_generation *g,
 }
 
 /* GET /v1/keys/ID */
-static enum MHD_Result get_key(struct MHD_Connection *c, authd_generation *g, const char *id)
+static enum MHD_Result get_key(struct MHD_Connection *c, authd_generation *g, const char *id, const char *account)
 {
+    enum MHD_Result rc;
+    if (!owned(c, g, id, account, &rc))
+        return rc;
     char err[1024] = "";
     apikey_key_info info = {.size = sizeof info};
     apikey_status st = authd_api->get(g->ctx, id, &info, err, sizeof err);
@@ -387,8 +419,12 @@ static enum MHD_Result get_key(struct MHD_Connection *c, authd_generation *g, co
 
 /* DELETE /v1/keys/ID: 204 also for a key revoked before (the library's
  * note says so; the key is revoked either way). */
-static enum MHD_Result revoke_key(struct MHD_Connection *c, authd_generation *g, const char *id)
+enum MHD_Result authd_keys_revoke(struct MHD_Connection *c, authd_generation *g, const char *id,
+                                  const char *account)
 {
+    enum MHD_Result rc;
+    if (!owned(c, g, id, account, &rc))
+        return rc;
     char err[1024] = "";
     apikey_status st = authd_api->revoke(g->ctx, id, err, sizeof err);
     return st == APIKEY_OK ? authd_answer(c, 204, NULL, NULL, 0, MHD_RESPMEM_PERSISTENT) : status_error(c, st, err);
@@ -416,7 +452,7 @@ static enum MHD_Result list_arg(void *cls, enum MHD_ValueKind kind, const char *
 static enum MHD_Result utf8_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
     (void)kind;
-    if (!utf8_valid(key) || (value && !utf8_valid(value)))
+    if (!authd_utf8_valid(key) || (value && !authd_utf8_valid(value)))
         *(int *)cls = 1;
     return MHD_YES;
 }
@@ -444,17 +480,11 @@ static int add_key(const apikey_key_info *info, void *arg)
     return rows->nomem = json_array_append_new(rows->arr, record_json(info)) != 0;
 }
 
-/* GET /v1/keys[?account=A][&all=1]: every account's keys without account=,
- * as `apikey list --json` without ACCOUNT. */
-static enum MHD_Result list_keys(struct MHD_Connection *c, authd_generation *g)
+enum MHD_Result authd_keys_list(struct MHD_Connection *c, authd_generation *g, const char *account, int all)
 {
-    list_args a = {.takes_all = 1};
-    enum MHD_Result rc;
-    if (read_args(c, &a, &rc) != 0)
-        return rc;
     char err[1024] = "";
     key_rows rows = {.arr = json_array()};
-    apikey_status st = rows.arr ? authd_api->list(g->ctx, a.account, a.all ? APIKEY_LIST_ALL : 0, add_key,
+    apikey_status st = rows.arr ? authd_api->list(g->ctx, account, all ? APIKEY_LIST_ALL : 0, add_key,
                                                   &rows, err, sizeof err)
                                 : APIKEY_E_NOMEM;
     if (st == APIKEY_OK && rows.nomem)
@@ -466,18 +496,15 @@ static enum MHD_Result list_keys(struct MHD_Connection *c, authd_generation *g)
     return json_answer(c, 200, rows.arr, JSON_INDENT(2));
 }
 
-/* With account=, a key of another account is answered as a key that does
- * not exist, and nothing is done to it. A key's account never changes, so
- * the look-up before the change holds for the change. */
-static apikey_status owner_is(authd_generation *g, const char *id, const char *account, char *err, size_t errlen)
+/* GET /v1/keys[?account=A][&all=1]: every account's keys without account=,
+ * as `apikey list --json` without ACCOUNT. */
+static enum MHD_Result list_keys(struct MHD_Connection *c, authd_generation *g)
 {
-    apikey_key_info info = {.size = sizeof info};
-    apikey_status st = authd_api->get(g->ctx, id, &info, err, errlen);
-    if (st == APIKEY_OK && strcmp(info.account, account) != 0) {
-        snprintf(err, errlen, "no key %s in the store", info.id);
-        st = APIKEY_E_NOT_FOUND;
-    }
-    return st;
+    list_args a = {.takes_all = 1};
+    enum MHD_Result rc;
+    if (read_args(c, &a, &rc) != 0)
+        return rc;
+    return authd_keys_list(c, g, a.account, a.all);
 }
 
 static int has_arguments(struct MHD_Connection *c)
@@ -496,11 +523,22 @@ static enum MHD_Result not_allowed(struct MHD_Connection *c, const char *allow)
     return authd_answer(c, 405, headers, text, strlen(text), MHD_RESPMEM_MUST_FREE);
 }
 
+/* For the dashboard, which answers as this API does. */
+enum MHD_Result authd_json_error(struct MHD_Connection *c, unsigned status, const char *error)
+{
+    return json_error(c, status, error);
+}
+
+enum MHD_Result authd_not_allowed(struct MHD_Connection *c, const char *allow)
+{
+    return not_allowed(c, allow);
+}
+
 /* The route: /v1/scopes, /v1/keys, /v1/keys/ID, /v1/keys/ID/rotate. */
 static enum MHD_Result route(struct MHD_Connection *c, authd_generation *g, const admin_request *rq,
                              const char *url, const char *method)
 {
-    int is_get = strcmp(method, "GET") == 0, is_post = strcmp(method, "POST") == 0, bad = !utf8_valid(url);
+    int is_get = strcmp(method, "GET") == 0, is_post = strcmp(method, "POST") == 0, bad = !authd_utf8_valid(url);
     enum MHD_Result rc;
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, utf8_arg, &bad);
     if (bad)
@@ -509,13 +547,15 @@ static enum MHD_Result route(struct MHD_Connection *c, authd_generation *g, cons
         int keys = url[4] == 'k';
         if (!is_get && !(keys && is_post))
             return not_allowed(c, keys ? "GET, POST" : "GET");
-        if (is_get && rq->len)
+        if (is_get && rq->in.len)
             return json_error(c, 400, "a GET takes no body");
         if (!keys)
-            return has_arguments(c) ? json_error(c, 400, "/v1/scopes takes no parameter") : scopes(c, g);
+            return has_arguments(c) ? json_error(c, 400, "/v1/scopes takes no parameter")
+                                    : authd_keys_scopes(c, g);
         if (is_get)
             return list_keys(c, g);
-        return has_arguments(c) ? json_error(c, 400, "POST /v1/keys takes no parameter") : create_key(c, g, rq);
+        return has_arguments(c) ? json_error(c, 400, "POST /v1/keys takes no parameter")
+                                : authd_keys_create(c, g, &rq->in, NULL);
     }
     if (strncmp(url, "/v1/keys/", 9) != 0)
         return json_error(c, 404, "not found");
@@ -535,13 +575,29 @@ static enum MHD_Result route(struct MHD_Connection *c, authd_generation *g, cons
     list_args a = {0};
     if (read_args(c, &a, &rc) != 0)
         return rc;
-    if (!rotate && rq->len)
+    if (!rotate && rq->in.len)
         return json_error(c, 400, "this request takes no body");
-    char err[1024] = "";
-    apikey_status st = a.account ? owner_is(g, id, a.account, err, sizeof err) : APIKEY_OK;
-    if (st != APIKEY_OK)
-        return status_error(c, st, err);
-    return rotate ? rotate_key(c, g, rq, id) : is_get ? get_key(c, g, id) : revoke_key(c, g, id);
+    return rotate ? authd_keys_rotate(c, g, &rq->in, id, a.account)
+           : is_get ? get_key(c, g, id, a.account)
+                    : authd_keys_revoke(c, g, id, a.account);
+}
+
+enum MHD_Result authd_body_add(authd_body *b, const char *upload, size_t *upload_size)
+{
+    size_t n = *upload_size;
+    *upload_size = 0;
+    if (b->too_big || b->len + n > AUTHD_ADMIN_BODY_MAX) {
+        b->too_big = 1;
+        return MHD_YES;
+    }
+    char *grown = realloc(b->body, b->len + n + 1);
+    if (!grown)
+        return MHD_NO;
+    memcpy(grown + b->len, upload, n);
+    b->body = grown;
+    b->len += n;
+    b->body[b->len] = '\0';
+    return MHD_YES;
 }
 
 /* The first call sees the head only: the peer is checked then, and a
@@ -577,23 +633,9 @@ enum MHD_Result authd_serve_admin(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return MHD_NO;
     }
-    if (*upload_size) {
-        size_t n = *upload_size;
-        *upload_size = 0;
-        if (rq->too_big || rq->len + n > AUTHD_ADMIN_BODY_MAX) {
-            rq->too_big = 1;
-            return MHD_YES;
-        }
-        char *grown = realloc(rq->body, rq->len + n + 1);
-        if (!grown)
-            return MHD_NO;
-        memcpy(grown + rq->len, upload, n);
-        rq->body = grown;
-        rq->len += n;
-        rq->body[rq->len] = '\0';
-        return MHD_YES;
-    }
-    if (rq->too_big)
+    if (*upload_size)
+        return authd_body_add(&rq->in, upload, upload_size);
+    if (rq->in.too_big)
         return json_error(c, 413, "the body is larger than 16384 bytes");
     if (!APIKEY_API_HAS(authd_api, wipe)) /* the last of the admin slots used here */
         return json_error(c, 501, "the libapikey loaded has no admin operations");
@@ -611,7 +653,7 @@ void authd_admin_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)cls, (void)c, (void)toe;
     admin_request *rq = *con_cls;
     if (rq) {
-        free(rq->body);
+        free(rq->in.body);
         free(rq);
         *con_cls = NULL;
     }

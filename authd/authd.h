@@ -38,6 +38,12 @@ typedef struct authd_settings {
     size_t nadmin_gids;
     authd_service *services;
     size_t nservices;
+    /* The dashboard (dashboard.c): the header naming the signed-in
+     * account ("" when unset: no request is let in), the page's origin
+     * when configured, and max_keys_per_account of the library's section. */
+    char dashboard_header[64];
+    char dashboard_origin[256];
+    int max_keys;
 } authd_settings;
 
 /* settings.c */
@@ -112,6 +118,46 @@ enum MHD_Result authd_serve_admin(void *cls, struct MHD_Connection *c, const cha
 int authd_admin_peer(int fd, struct ucred *peer);
 void authd_admin_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                            enum MHD_RequestTerminationCode toe);
+
+/* The body of a request, read whole before the answer; beyond
+ * AUTHD_ADMIN_BODY_MAX it is dropped and too_big set (answered 413). */
+typedef struct authd_body {
+    char *body;
+    size_t len;
+    int too_big;
+} authd_body;
+enum MHD_Result authd_body_add(authd_body *b, const char *upload, size_t *upload_size);
+/* Whether s is UTF-8 (RFC 3629), as Jansson takes it. */
+int authd_utf8_valid(const char *s);
+/* {"error": error} */
+enum MHD_Result authd_json_error(struct MHD_Connection *c, unsigned status, const char *error);
+enum MHD_Result authd_not_allowed(struct MHD_Connection *c, const char *allow);
+/* The operations on keys, for the admin socket and the dashboard. With
+ * account not NULL they see and change only that account's keys: another
+ * account's key id is 404, and a body naming an account is 400. */
+enum MHD_Result authd_keys_scopes(struct MHD_Connection *c, authd_generation *g);
+enum MHD_Result authd_keys_list(struct MHD_Connection *c, authd_generation *g, const char *account, int all);
+enum MHD_Result authd_keys_create(struct MHD_Connection *c, authd_generation *g, const authd_body *b,
+                                  const char *account);
+enum MHD_Result authd_keys_revoke(struct MHD_Connection *c, authd_generation *g, const char *id,
+                                  const char *account);
+enum MHD_Result authd_keys_rotate(struct MHD_Connection *c, authd_generation *g, const authd_body *b,
+                                  const char *id, const char *account);
+
+/* dashboard.c: the customers' page and its JSON API (apikey-authd(8),
+ * --dashboard), behind the provider's sign-in. */
+extern int authd_dashboard_fd; /* its listening socket, set before it starts; -1: none */
+enum MHD_Result authd_serve_dashboard(void *cls, struct MHD_Connection *c, const char *url,
+                                      const char *method, const char *version, const char *upload,
+                                      size_t *upload_size, void **con_cls);
+void authd_dashboard_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                               enum MHD_RequestTerminationCode toe);
+/* [authd] dashboard_* settings; -1 after writing err. */
+int authd_dashboard_setting(authd_settings *s, const char *key, const char *value, char *err, size_t errlen);
+/* The headers every answer of the dashboard carries, added to r. */
+enum MHD_Result authd_dashboard_headers(struct MHD_Connection *c, struct MHD_Response *r);
+/* Whether the peer is listed in trusted_proxies (client_addr.c). */
+int authd_peer_trusted(const authd_settings *s, const struct sockaddr *peer);
 
 /* library.c */
 const apikey_api *authd_load_library(char *err, size_t errlen);

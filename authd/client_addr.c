@@ -65,14 +65,19 @@ static int peer_ip(const struct sockaddr *peer, ip *out)
     return addr_parse(text, out);
 }
 
+int authd_peer_trusted(const authd_settings *s, const struct sockaddr *peer)
+{
+    ip a;
+    return peer_ip(peer, &a) == 0 ? trusted(s, &a) : (peer && peer->sa_family == AF_UNIX && s->trust_unix);
+}
+
 void authd_client_address(const authd_settings *s, const struct sockaddr *peer, authd_header_fn header,
                           void *arg, authd_ip *out)
 {
     ip a;
     int have_peer = peer_ip(peer, &a) == 0;
     memset(out, 0, sizeof *out);
-    int peer_trusted = have_peer ? trusted(s, &a) : (peer && peer->sa_family == AF_UNIX && s->trust_unix);
-    if (!peer_trusted) {
+    if (!authd_peer_trusted(s, peer)) {
         if (have_peer)
             *out = a;
         return;

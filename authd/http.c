@@ -27,6 +27,8 @@ enum MHD_Result authd_queue(struct MHD_Connection *c, unsigned status, const cha
         if (headers[1])
             ok = MHD_add_response_header(r, headers[0], headers[1]);
     if (ok == MHD_YES)
+        ok = authd_dashboard_headers(c, r);
+    if (ok == MHD_YES)
         ok = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ok;

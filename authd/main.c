@@ -330,7 +330,7 @@ static void notify_ready(void)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: apikey-authd [--config FILE] [--listen ADDR] [--admin unix:PATH] [--threads N]\n"
-               "                    [--connections N] [--per-address N] [--timeout SECONDS]\n"
+               "                    [--dashboard ADDR] [--connections N] [--per-address N] [--timeout SECONDS]\n"
                "                    [--deadline SECONDS] [--socket-mode MODE] [--verbose]\n"
                "  ADDR: unix:PATH (default " DEFAULT_LISTEN ") or HOST:PORT\n");
 }
@@ -360,7 +360,7 @@ static mode_t socket_mode_arg(const char *v)
 
 int main(int argc, char **argv)
 {
-    const char *config = NULL, *listen_at = DEFAULT_LISTEN, *admin_at = NULL;
+    const char *config = NULL, *listen_at = DEFAULT_LISTEN, *admin_at = NULL, *dashboard_at = NULL;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned threads = cpus > 0 ? (unsigned)cpus : 1, connections_max = 4096, per_address = 256, timeout = 30;
     static const struct option opts[] = {
@@ -370,13 +370,15 @@ int main(int argc, char **argv)
         {"per-address", required_argument, NULL, 'p'}, {"deadline", required_argument, NULL, 'D'},
         {"socket-mode", required_argument, NULL, 'm'},
         {"verbose", no_argument, NULL, 'v'},       {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0},
+        {"version", no_argument, NULL, 'V'},       {"dashboard", required_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
     };
     for (int o; (o = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
         switch (o) {
         case 'c': config = optarg; break;
         case 'l': listen_at = optarg; break;
         case 'a': admin_at = optarg; break;
+        case 'd': dashboard_at = optarg; break;
         case 't': threads = (unsigned)number("--threads", optarg, 1, 256); break;
         case 'n': connections_max = (unsigned)number("--connections", optarg, 1, 1000000); break;
         case 'p': per_address = (unsigned)number("--per-address", optarg, 1, 1000000); break;
@@ -405,8 +407,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "apikey-authd: %s\n", err);
         return 2;
     }
-    int listen_fd = bind_address(listen_at, err, sizeof err), admin_fd = -1;
-    if (listen_fd < 0 || (admin_at && (admin_fd = bind_unix(admin_at + 5, err, sizeof err)) < 0)) {
+    if (dashboard_at && !current->settings.dashboard_header[0]) {
+        fprintf(stderr, "apikey-authd: --dashboard needs dashboard_account_header in [authd] of %s\n", config);
+        return 2;
+    }
+    int listen_fd = bind_address(listen_at, err, sizeof err), admin_fd = -1, dashboard_fd = -1;
+    if (listen_fd < 0 || (admin_at && (admin_fd = bind_unix(admin_at + 5, err, sizeof err)) < 0) ||
+        (dashboard_at && (dashboard_fd = bind_address(dashboard_at, err, sizeof err)) < 0)) {
         fprintf(stderr, "apikey-authd: %s\n", err);
         if (listen_fd >= 0 && strncmp(listen_at, "unix:", 5) == 0)
             unlink(listen_at + 5);
@@ -440,12 +447,18 @@ int main(int argc, char **argv)
     struct MHD_Daemon *adm = admin_fd >= 0 ? start(admin_fd, 1, 64, per_address, timeout, authd_serve_admin,
                                                    authd_admin_completed, 1)
                                            : NULL;
-    if (!pub || (admin_fd >= 0 && !adm)) {
+    /* Its customers all come through the sign-in proxy's address: no
+     * per-address limit there. */
+    struct MHD_Daemon *dash = NULL;
+    if ((authd_dashboard_fd = dashboard_fd) >= 0)
+        dash = start(dashboard_fd, 2, 256, 0, timeout, authd_serve_dashboard, authd_dashboard_completed, 0);
+    if (!pub || (admin_fd >= 0 && !adm) || (dashboard_fd >= 0 && !dash)) {
         fprintf(stderr, "apikey-authd: libmicrohttpd did not start\n");
         return 2;
     }
-    fprintf(stderr, "apikey-authd: listening on %s with %u threads%s%s\n", listen_at, threads,
-            admin_at ? ", admin on " : "", admin_at ? admin_at : "");
+    fprintf(stderr, "apikey-authd: listening on %s with %u threads%s%s%s%s\n", listen_at, threads,
+            admin_at ? ", admin on " : "", admin_at ? admin_at : "", dashboard_at ? ", dashboard on " : "",
+            dashboard_at ? dashboard_at : "");
     notify_ready();
 
     int pending = 0;
@@ -487,10 +500,14 @@ int main(int argc, char **argv)
     MHD_stop_daemon(pub);
     if (adm)
         MHD_stop_daemon(adm);
+    if (dash)
+        MHD_stop_daemon(dash);
     if (strncmp(listen_at, "unix:", 5) == 0)
         unlink(listen_at + 5);
     if (admin_at)
         unlink(admin_at + 5);
+    if (dashboard_at && strncmp(dashboard_at, "unix:", 5) == 0)
+        unlink(dashboard_at + 5);
     authd_release(current);
     return 0;
 }

@@ -87,6 +87,25 @@ static int each_word(authd_settings *s, char *value, add_fn add, char *err, size
     return 0;
 }
 
+/* dashboard_account_header: an HTTP field name; dashboard_origin: the
+ * page's origin as a browser writes it, scheme://host[:port]. */
+static int dashboard_entry(authd_settings *s, const char *key, const char *value, char *err, size_t errlen)
+{
+    static const char token[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-.^_`|~";
+    size_t n = strlen(value);
+    if (strcmp(key, "dashboard_account_header") == 0) {
+        if (n == 0 || n >= sizeof s->dashboard_header || strspn(value, token) != n)
+            return fail(err, errlen, "dashboard_account_header: not a header name:", value);
+        memcpy(s->dashboard_header, value, n + 1);
+        return 0;
+    }
+    const char *host = strncmp(value, "https://", 8) == 0 ? value + 8 : strncmp(value, "http://", 7) == 0 ? value + 7 : NULL;
+    if (!host || !*host || n >= sizeof s->dashboard_origin || strpbrk(host, "/?#@ \t"))
+        return fail(err, errlen, "dashboard_origin: want scheme://host[:port], not", value);
+    memcpy(s->dashboard_origin, value, n + 1);
+    return 0;
+}
+
 /* One header, as nginx's real_ip_header: never a fallback to another,
  * which the client could then write itself. */
 static int forwarded(authd_settings *s, const char *value, char *err, size_t errlen)
@@ -104,6 +123,7 @@ void authd_settings_init(authd_settings *s)
 {
     memset(s, 0, sizeof *s);
     s->forwarded_header = "X-Forwarded-For";
+    s->max_keys = 10; /* the library's default, until it says otherwise */
 }
 
 int authd_settings_add(authd_settings *s, const char *key, const char *value, char *err, size_t errlen)
@@ -112,6 +132,8 @@ int authd_settings_add(authd_settings *s, const char *key, const char *value, ch
     if (strlen(value) >= sizeof copy)
         return fail(err, errlen, "a value longer than 4095 bytes for", key);
     strcpy(copy, value);
+    if (strcmp(key, "dashboard_account_header") == 0 || strcmp(key, "dashboard_origin") == 0)
+        return dashboard_entry(s, key, copy, err, errlen);
     if (strcmp(key, "forwarded_header") == 0)
         return forwarded(s, copy, err, errlen);
     if (strcmp(key, "trusted_proxies") == 0)
@@ -156,6 +178,14 @@ static int take_setting(const char *name, const char *value, void *arg)
     return r->failed = authd_settings_add(r->s, name, value, r->err, r->errlen) != 0;
 }
 
+static int take_library_setting(const char *name, const char *value, void *arg)
+{
+    reading *r = arg;
+    if (strcmp(name, "max_keys_per_account") == 0)
+        r->s->max_keys = atoi(value);
+    return 0;
+}
+
 static int take_service(const char *name, const char *scopes, void *arg)
 {
     reading *r = arg;
@@ -176,6 +206,7 @@ int authd_settings_read(const apikey_api *api, apikey_ctx *ctx, authd_settings *
     }
     reading r = {s, err, errlen, 0};
     if (api->section(ctx, "authd", take_setting, &r, err, errlen) != APIKEY_OK || r.failed ||
+        api->section(ctx, "", take_library_setting, &r, err, errlen) != APIKEY_OK ||
         api->services(ctx, take_service, &r, err, errlen) != APIKEY_OK || r.failed) {
         authd_settings_free(s);
         return -1;

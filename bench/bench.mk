@@ -14,6 +14,7 @@ bench: deps all $(B)/bench/pam_loop $(B)/bench/verify_loop $(B)/bench/fastest
 	if [ -f tests/pg_harness.sh ]; then sh tests/pg_harness.sh sh bench/run.sh; else sh bench/run.sh; fi
 	sh bench/nginx.sh
 	sh bench/authd.sh
+	sh bench/dashboard.sh
 
 $(B)/bench/timing: bench/timing.c $(CORE_LIB)
 	@mkdir -p $(dir $@)

@@ -325,7 +325,9 @@ int apikey_store_may_block(apikey_ctx *ctx);
  * library read them, in file order: name and value trimmed, the inline
  * comment removed, every line given (a name written twice comes twice).
  * The host judges the names and values. APIKEY_OK also when the section
- * is absent. */
+ * is absent. Section "" gives the library's own settings as it uses them,
+ * defaults filled in: key_prefix, max_keys_per_account, default_expiry and
+ * last_used_granularity (in seconds, "60s"). */
 apikey_status apikey_section(apikey_ctx *ctx, const char *section, apikey_setting_cb cb,
                              void *arg, char *err, size_t errlen);
 

@@ -62,6 +62,22 @@ APIKEY_EXPORT apikey_status apikey_section(apikey_ctx *ctx, const char *section,
         err[0] = '\0';
     if (!ctx || !section || !cb)
         return said(err, errlen, APIKEY_E_ARGUMENT, "bad call: no context, section or callback");
+    if (!*section) {
+        /* The library's own settings, as it uses them (defaults filled in);
+         * never the store's location or the pepper's, which are secrets'
+         * neighbours and of no use to a host. */
+        char max[24], every[24];
+        snprintf(max, sizeof max, "%d", ctx->cfg.max_keys_per_account);
+        snprintf(every, sizeof every, "%llds", (long long)ctx->cfg.last_used_granularity);
+        const char *own[][2] = {{"key_prefix", ctx->cfg.key_prefix},
+                                {"max_keys_per_account", max},
+                                {"default_expiry", ctx->cfg.default_expiry},
+                                {"last_used_granularity", every}};
+        for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+            if (cb(own[i][0], own[i][1], arg))
+                break;
+        return APIKEY_OK;
+    }
     for (size_t i = 0; i < ctx->cfg.nsettings; i++) {
         const config_setting *s = &ctx->cfg.settings[i];
         if (strcmp(s->section, section) == 0 && cb(s->name, s->value, arg))

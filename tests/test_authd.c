@@ -196,6 +196,49 @@ static void test_settings(void)
     authd_settings_free(&s);
 }
 
+/* The dashboard's settings: its header, its origin, the limit of keys (the
+ * library's default when unset); the peer it believes. */
+static void test_dashboard_settings(void)
+{
+    authd_settings s = settings("");
+    CU_ASSERT_STRING_EQUAL(s.dashboard_header, "");
+    CU_ASSERT_STRING_EQUAL(s.dashboard_origin, "");
+    CU_ASSERT_EQUAL(s.max_keys, 10);
+    authd_settings_free(&s);
+    s = settings("max_keys_per_account = 1\n[authd]\n"
+                 "trusted_proxies = 127.0.0.1 unix\ndashboard_account_header = Remote-User\n"
+                 "dashboard_origin = https://keys.example.com:8443\n");
+    CU_ASSERT_EQUAL(s.max_keys, 1);
+    CU_ASSERT_STRING_EQUAL(s.dashboard_header, "Remote-User");
+    CU_ASSERT_STRING_EQUAL(s.dashboard_origin, "https://keys.example.com:8443");
+    struct sockaddr_in in = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.1", &in.sin_addr);
+    CU_ASSERT_TRUE(authd_peer_trusted(&s, (struct sockaddr *)&in));
+    inet_pton(AF_INET, "127.0.0.2", &in.sin_addr);
+    CU_ASSERT_FALSE(authd_peer_trusted(&s, (struct sockaddr *)&in));
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    CU_ASSERT_TRUE(authd_peer_trusted(&s, (struct sockaddr *)&un));
+    CU_ASSERT_FALSE(authd_peer_trusted(&s, NULL));
+    authd_settings_free(&s);
+
+    static const struct { const char *text, *why; } bad[] = {
+        {"[authd]\ndashboard_account_header = X Forwarded User\n", "not a header name"},
+        {"[authd]\ndashboard_account_header = \n", "not a header name"},
+        {"[authd]\ndashboard_account_header = X-Forwarded-User-With-A-Name-Far-Longer-Than-Any-Header-Is-Written\n",
+         "not a header name"},
+        {"[authd]\ndashboard_origin = keys.example.com\n", "scheme://host"},
+        {"[authd]\ndashboard_origin = https://keys.example.com/\n", "scheme://host"},
+        {"[authd]\ndashboard_origin = https://\n", "scheme://host"},
+        {"[authd]\ndashboard_origin = https://user@keys.example.com\n", "scheme://host"},
+    };
+    char err[512];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        CU_ASSERT_EQUAL(read_settings(bad[i].text, &s, err, sizeof err), -1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i].why));
+    }
+}
+
 /* Only configured services get a label of their own, and their number is
  * bounded whatever happens. */
 static void test_metrics_labels(void)
@@ -252,6 +295,7 @@ int main(void)
         {"the client address: peer, trusted proxies, forwarded headers", test_client_address},
         {"what the daemon reads of apikey.conf, and what it refuses", test_settings},
         {"metrics labels: configured services only, bounded", test_metrics_labels},
+        {"the dashboard's settings and the peer it believes", test_dashboard_settings},
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {{"authd", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};

@@ -455,6 +455,42 @@ static void test_expiring(void)
     free(uri);
 }
 
+/* One context, as apikey-authd's dashboard holds it: a list of one account,
+ * a check that records a use, and the next list shows it (on json, the use
+ * is in the index and read for the account's keys only). */
+static int last_used_of(const apikey_key_info *k, void *arg)
+{
+    *(int64_t *)arg = k->last_used;
+    return 0;
+}
+
+static void test_list_sees_uses(void)
+{
+    char *uri = tu_new_store_uri();
+    apikey_ctx *ctx = open_store(uri, APIKEY_OPEN_CREATE, "last_used_granularity = 0");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    char err[512];
+    apikey_issued k, other;
+    CU_ASSERT_EQUAL_FATAL(create(ctx, "frank", "proxies:read", NULL, &k, err, sizeof err), APIKEY_OK);
+    CU_ASSERT_EQUAL_FATAL(create(ctx, "grace", "proxies:read", NULL, &other, err, sizeof err), APIKEY_OK);
+    int64_t used = -1;
+    CU_ASSERT_EQUAL(api->list(ctx, "frank", 0, last_used_of, &used, err, sizeof err), APIKEY_OK);
+    CU_ASSERT_EQUAL(used, 0);
+    CU_ASSERT_EQUAL(check(ctx, "web", k.key), APIKEY_ALLOWED);
+    CU_ASSERT_EQUAL(api->list(ctx, "frank", 0, last_used_of, &used, err, sizeof err), APIKEY_OK);
+    CU_ASSERT(used > 0);
+    /* Another account's list is not raised by it. */
+    CU_ASSERT_EQUAL(api->list(ctx, "grace", 0, last_used_of, &used, err, sizeof err), APIKEY_OK);
+    CU_ASSERT_EQUAL(used, 0);
+    CU_ASSERT_EQUAL(check(ctx, "web", other.key), APIKEY_ALLOWED);
+    CU_ASSERT_EQUAL(api->list(ctx, NULL, 0, last_used_of, &used, err, sizeof err), APIKEY_OK);
+    CU_ASSERT(used > 0); /* the last listed is grace's, used now */
+    api->wipe(k.key, sizeof k.key);
+    api->wipe(other.key, sizeof other.key);
+    api->close(ctx);
+    free(uri);
+}
+
 static void test_growth(void)
 {
     char *uri = tu_new_store_uri();
@@ -557,6 +593,7 @@ int main(void)
         {"structs grow: a newer host's fields", test_growth},
         {"keys expiring within a duration, for warnings", test_expiring},
         {"an allowlist: create, get, rotate, verify from an address", test_allowlist},
+        {"a context's list shows the uses its checks recorded", test_list_sees_uses},
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {{"admin operations via dlopen", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};

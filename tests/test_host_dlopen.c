@@ -271,6 +271,10 @@ static void test_configuration_through_table(void)
     CU_ASSERT_STRING_EQUAL(l.text,
                            "trusted_proxies=127.0.0.1, unix|admin_users=root|trusted_proxies=::1|");
     memset(&l, 0, sizeof l);
+    CU_ASSERT_EQUAL(api->section(c, "", collect, &l, err, sizeof err), APIKEY_OK);
+    CU_ASSERT_STRING_EQUAL(l.text, "key_prefix=ak|max_keys_per_account=10|default_expiry=90d|"
+                                   "last_used_granularity=60s|");
+    memset(&l, 0, sizeof l);
     CU_ASSERT_EQUAL(api->section(c, "nosuch", collect, &l, err, sizeof err), APIKEY_OK);
     CU_ASSERT_STRING_EQUAL(l.text, "");
     /* A json store answers from a local file: checks may run inline. */

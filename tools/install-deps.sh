@@ -8,7 +8,7 @@ libsqlite3-dev libpq-dev libcunit1-dev libpam-wrapper valgrind clang libclang-rt
 dpkg-dev debhelper fakeroot lintian devscripts \
 openssh-server openssh-client sshpass squid dante-server curl postgresql pgbouncer db-util \
 procps iproute2 nginx nginx-dev wrk \
-libmicrohttpd-dev caddy python3"
+libmicrohttpd-dev caddy python3 chromium chromium-driver python3-selenium"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

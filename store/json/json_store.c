@@ -136,7 +136,11 @@ static int writer_active(const jstore *s)
     return busy;
 }
 
-/* Make s->ix or s->db reflect the JSON file st (open as fd). */
+/* Make s->ix or s->db reflect the JSON file st (open as fd). want_db:
+ * DB_USES, the db with the uses the index recorded since it was read;
+ * DB_ONLY, without them (the caller reads the few it needs: merging every
+ * record's would read the whole index, 100,000 records for a list of 10). */
+enum { DB_USES = 1, DB_ONLY = 2 };
 static int load(jstore *s, int fd, const struct stat *st, int want_db)
 {
     if (!json_index_is_open(&s->ix) || !json_index_matches(&s->ix, st) || json_index_is_stale(&s->ix)) {
@@ -146,7 +150,7 @@ static int load(jstore *s, int fd, const struct stat *st, int want_db)
     if (json_index_is_open(&s->ix) && !want_db)
         return APIKEY_ST_OK;
     if (s->db_loaded && same_file(&s->db_st, st)) {
-        if (json_index_is_open(&s->ix))
+        if (json_index_is_open(&s->ix) && want_db == DB_USES)
             json_index_merge_last_used(&s->ix, &s->db);
         return APIKEY_ST_OK;
     }
@@ -296,15 +300,35 @@ static int js_lookup_auth(void *handle, const char *id, apikey_record *out)
     return lookup(handle, id, out, 0);
 }
 
+/* One account's records with their last uses read from the index one by
+ * one, as json_index_merge_last_used would raise them. */
+typedef struct uses_cb {
+    jstore *s;
+    apikey_record_cb cb;
+    void *arg;
+} uses_cb;
+
+static int with_uses(const apikey_record *rec, void *arg)
+{
+    uses_cb *u = arg;
+    apikey_record r = *rec, in_ix;
+    if (json_index_get(&u->s->ix, rec->id, &in_ix, 0) == APIKEY_ST_OK && in_ix.last_used > r.last_used)
+        r.last_used = in_ix.last_used;
+    return u->cb(&r, u->arg);
+}
+
 static int js_each(void *handle, const char *account, apikey_record_cb cb, void *arg)
 {
     jstore *s = handle;
-    if (s->lock_fd < 0) {
-        int st = refresh(s, 1);
-        if (st != APIKEY_ST_OK)
-            return st;
-    }
-    return said(s, json_db_each(&s->db, account, cb, arg));
+    if (s->lock_fd >= 0)
+        return said(s, json_db_each(&s->db, account, cb, arg));
+    int st = refresh(s, account ? DB_ONLY : DB_USES);
+    if (st != APIKEY_ST_OK)
+        return st;
+    if (!account || !json_index_is_open(&s->ix))
+        return said(s, json_db_each(&s->db, account, cb, arg));
+    uses_cb u = {s, cb, arg};
+    return said(s, json_db_each(&s->db, account, with_uses, &u));
 }
 
 /* A file written beside the store takes its owner, group and mode (a new

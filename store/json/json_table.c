@@ -14,6 +14,15 @@ static uint64_t id_hash(const char *id)
     return k ^ (k >> 29);
 }
 
+/* FNV-1a */
+static uint32_t account_tag(const char *account)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)account; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h;
+}
+
 #define SLOT_TAG(h) ((h) & 0xFFFFFFFF00000000ull)
 #define SLOT_REC(v) ((uint32_t)(v))
 
@@ -151,8 +160,9 @@ int json_db_get(const json_db *db, const char *id, apikey_record *out)
 int json_db_each(const json_db *db, const char *account, apikey_record_cb cb, void *arg)
 {
     apikey_record rec;
+    uint32_t tag = account ? account_tag(account) : 0;
     for (size_t i = 0; i < db->n; i++) {
-        if (account && strcmp(db->recs[i].account, account) != 0)
+        if (account && (db->recs[i].account_tag != tag || strcmp(db->recs[i].account, account) != 0))
             continue;
         if (to_record(&db->recs[i], &rec) != 0)
             return APIKEY_ST_UNAVAILABLE;
@@ -190,6 +200,7 @@ static int fill_view(json_rec *j, const json_rec *view)
     j->scopes = to[2];
     j->allow_from = to[3];
     j->owned = 1;
+    j->account_tag = account_tag(j->account);
     return APIKEY_ST_OK;
 }
 
@@ -234,6 +245,7 @@ static int append(json_db *db, const json_rec *view, int borrow)
         *j = *view;
         j->id[APIKEY_ID_LEN] = '\0';
         j->owned = 0;
+        j->account_tag = account_tag(j->account);
     } else {
         j->owned = 0;
         int st = fill_view(j, view);

@@ -16,6 +16,10 @@ typedef struct json_rec {
     /* The strings are this record's own, one allocation that account
      * starts; else borrowed (json_db_append_borrowed). */
     int owned;
+    /* A hash of account: one account's list compares it, in the record,
+     * before following the pointer (100,000 strcmp through pointers were a
+     * list's whole cost). Set by the table. */
+    uint32_t account_tag;
 } json_rec;
 
 typedef struct json_db {
