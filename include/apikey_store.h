@@ -23,7 +23,8 @@
  *     says which slots exist. The table only grows at its end; the core
  *     checks APIKEY_STORE_HAS() before it reads a slot newer than touch.
  *     The same holds, the other way, for apikey_store_host and
- *     APIKEY_STORE_HOST_HAS().
+ *     APIKEY_STORE_HOST_HAS(), and a backend refuses a core whose records
+ *     are smaller than its own: apikey_store_host_check() in its open.
  *   - ops->abi is APIKEY_STORE_ABI_VERSION: the version of the rules below
  *     the backend follows. The core refuses a backend whose abi is 0. A
  *     rule that an old backend would break gets a new version (and, if the
@@ -171,11 +172,32 @@ typedef struct apikey_store_host {
      * through the libraries it links (libpq's PG*, SQLite's temporary
      * folders, ...): the location in the configuration is all there is. */
     int privileged;
+
+    /* sizeof(apikey_record) of the core: the room in every record it hands
+     * a backend. A size_t, not an int, so that the host table grows: an
+     * int would sit in the padding after privileged, where a core that
+     * never set it leaves anything. */
+    size_t record_size;
 } apikey_store_host;
 
 /* Whether the core that opened a backend is recent enough to offer a field. */
 #define APIKEY_STORE_HOST_HAS(host, field) \
     ((host)->size >= offsetof(apikey_store_host, field) + sizeof(((apikey_store_host *)0)->field))
+
+/* The first thing every backend's open does: refuse a core whose records
+ * are smaller than this header's (libapikey of an earlier release, left
+ * behind by a partial upgrade: its apikey_record has no allow_from, and a
+ * lookup would write past it). Returns APIKEY_ST_OK, or logs one line and
+ * returns APIKEY_ST_UNAVAILABLE, which open returns as it is. */
+static inline int apikey_store_host_check(const apikey_store_host *host, const char *scheme)
+{
+    if (APIKEY_STORE_HOST_HAS(host, record_size) && host->record_size >= sizeof(apikey_record))
+        return APIKEY_ST_OK;
+    host->log_error("store %s: refused: libapikey is older than this store backend (its key "
+                    "records are smaller); install libapikey and the store backends of one release",
+                    scheme);
+    return APIKEY_ST_UNAVAILABLE;
+}
 
 typedef int (*apikey_record_cb)(const apikey_record *rec, void *arg);
 

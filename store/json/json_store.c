@@ -214,6 +214,8 @@ static int refresh(jstore *s, int want_db)
 
 static int js_open(const char *location, int create, const apikey_store_host *host, void **handle)
 {
+    if (apikey_store_host_check(host, "json") != APIKEY_ST_OK)
+        return APIKEY_ST_UNAVAILABLE;
     if (location[0] != '/') {
         host->log_error("store json:%s: the path must be absolute", location);
         return APIKEY_ST_UNAVAILABLE;
