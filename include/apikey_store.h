@@ -115,6 +115,36 @@ static inline int apikey_text_ok_(const char *s, size_t cap, int may_be_empty)
     return n < cap && (n > 0 || may_be_empty);
 }
 
+/* The length of the UTF-8 character that s (n bytes) starts with, its code
+ * point in *cp; 0 when s does not start with one: a stray continuation
+ * byte, a sequence cut short, an overlong form, a surrogate, or past
+ * U+10FFFF. JSON holds only valid UTF-8: the JSON store checks each text
+ * with it before it writes, and libapikey refuses any other text at once. */
+static inline size_t apikey_utf8_char(const char *s, size_t n, uint32_t *cp)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    if (n == 0)
+        return 0;
+    if (u[0] < 0x80) {
+        *cp = u[0];
+        return 1;
+    }
+    size_t len = u[0] >= 0xf0 ? 4 : u[0] >= 0xe0 ? 3 : u[0] >= 0xc0 ? 2 : 0;
+    if (len == 0 || u[0] > 0xf4 || n < len)
+        return 0;
+    uint32_t c = u[0] & (0x7f >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((u[i] & 0xc0) != 0x80)
+            return 0;
+        c = c << 6 | (u[i] & 0x3f);
+    }
+    static const uint32_t least[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (c < least[len] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    *cp = c;
+    return len;
+}
+
 static inline int apikey_time_ok_(int64_t t, int may_be_zero)
 {
     return (t == 0 && may_be_zero) || (t > 0 && t <= APIKEY_TIME_MAX);

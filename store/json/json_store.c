@@ -426,7 +426,12 @@ static int write_store(jstore *s, struct stat *st)
     if (keep_owner(s, fd) != 0)
         goto done;
     what = "write";
-    if (json_db_write(&s->db, fd) != 0)
+    int wrote = json_db_write(&s->db, fd);
+    if (wrote == -2) {
+        what = "write a text that is not valid UTF-8 (JSON holds nothing else)";
+        errno = EILSEQ;
+    }
+    if (wrote != 0)
         goto done;
     what = "fsync";
     if (fsync(fd) != 0 || fstat(fd, st) != 0)
