@@ -30,7 +30,7 @@ ifeq ($(findstring _FORTIFY_SOURCE,$(CPPFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)),)
 HARDEN_CPPFLAGS := -D_FORTIFY_SOURCE=2
 endif
 HARDEN_LDFLAGS := -Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack
-BASE_CFLAGS := -std=gnu11 $(WARN) -fPIC -fvisibility=hidden -D_GNU_SOURCE -Iinclude -Iloader \
+BASE_CFLAGS := -std=gnu11 $(WARN) -fPIC -fvisibility=hidden -D_GNU_SOURCE -Iinclude -Iloader -Icommon \
 	-DAPIKEY_VERSION='"$(VERSION)"' -DAPIKEY_STOREDIR='"$(STOREDIR)"' \
 	-DAPIKEY_DEFAULT_CONFIG='"$(SYSCONFDIR)/apikey/apikey.conf"' $(HARDEN_CFLAGS) $(HARDEN_CPPFLAGS)
 CPPFLAGS ?=
@@ -38,7 +38,11 @@ ALL_CFLAGS = $(BASE_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS ?=
 ALL_LDFLAGS = $(HARDEN_LDFLAGS) $(LDFLAGS) $(EXTRA_LDFLAGS)
 
-CORE_SRC := $(wildcard loader/*.c)
+# common/: leaf sources (no libapikey state) compiled into both libapikey and
+# apikey-authd, which links no libapikey at build time, so that both read
+# addresses by the same rules.
+COMMON_SRC := $(wildcard common/*.c)
+CORE_SRC := $(wildcard loader/*.c) $(COMMON_SRC)
 CORE_OBJ := $(CORE_SRC:%.c=$(B)/obj/%.o)
 CORE_LIB := $(B)/libapikey_core.a
 CORE_LIBS := -lcrypto -ldl -lpthread
@@ -245,7 +249,7 @@ endif
 SBINDIR ?= $(PREFIX)/sbin
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 # A key's record in JSON is the apikey command's (cli/key_json.c), shared.
-AUTHD_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(wildcard authd/*.c)) $(B)/obj/cli/key_json.o
+AUTHD_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(wildcard authd/*.c) $(COMMON_SRC)) $(B)/obj/cli/key_json.o
 AUTHD_STAMP := $(B)/authd-paths.stamp
 $(shell mkdir -p $(B); echo '$(LIBDIR)' | cmp -s - $(AUTHD_STAMP) || echo '$(LIBDIR)' > $(AUTHD_STAMP))
 $(B)/obj/authd/library.o: $(AUTHD_STAMP)
@@ -270,8 +274,8 @@ bench: $(B)/bench/mhd_floor $(B)/apikey-authd
 
 # make fuzz: the daemon's configuration reading and forwarded addresses.
 FUZZ_TARGETS += authd
-FUZZ_SRC_authd := authd/settings.c authd/client_addr.c authd/metrics.c
-$(B)/fuzz/fuzz_authd: $(wildcard authd/*.c authd/*.h)
+FUZZ_SRC_authd := authd/settings.c authd/client_addr.c authd/metrics.c $(COMMON_SRC)
+$(B)/fuzz/fuzz_authd: $(wildcard authd/*.c authd/*.h common/*.c common/*.h)
 fuzz-build: $(B)/fuzz/fuzz_authd
 
 install: install-authd

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include "authd.h"
+#include "logvalue.h"
 
 enum MHD_Result authd_answer(struct MHD_Connection *c, unsigned status, const char *const *headers,
                              const char *body, size_t len, enum MHD_ResponseMemoryMode mode)
@@ -181,9 +182,13 @@ static enum MHD_Result verify(struct MHD_Connection *c, const char *service)
         fprintf(stderr, "apikey-authd: service %s: cannot tell: %s\n",
                 plain_name(service) ? service : "(invalid)", v.error);
     if (authd_verbose) {
+        /* An account is any text its key was made with, the client's
+         * address what a header said: each one field (common/logvalue.h). */
+        char who[LOG_VALUE_LEN], addr[LOG_VALUE_LEN];
         fprintf(stderr, "apikey-authd: %d service=%s reason=\"%s\" key_id=%s account=%s client=%s\n",
                 status, plain_name(service) ? service : "(invalid)", why, res.key_id[0] ? res.key_id : "-",
-                status == 200 ? res.account : "-", client[0] ? client : "-");
+                log_value(status == 200 ? res.account : NULL, who, sizeof who),
+                log_value(client[0] ? client : NULL, addr, sizeof addr));
     }
 
     char challenge[512];

@@ -7,6 +7,7 @@
 #include <openssl/crypto.h>
 
 #include "cidr.h"
+#include "logvalue.h"
 #include "timeutil.h"
 
 #define ID_ATTEMPTS 16
@@ -222,9 +223,13 @@ static void audit(apikey_ctx *ctx, const char *what, const apikey_record *rec, c
         openlog("apikey", LOG_PID, LOG_AUTHPRIV);
         opened = 1;
     }
+    /* Account and name are whatever the caller chose ("x allow_from=10.0.0.0/8
+     * revoked"): each stays one field (common/logvalue.h). */
+    char account[LOG_VALUE_LEN], name[LOG_VALUE_LEN], allow[LOG_VALUE_LEN];
     syslog(LOG_AUTHPRIV | LOG_NOTICE, "%s key %s account=%s name=%s%s%s%s", what, pid,
-           rec->account, rec->name, rec->allow_from[0] ? " allow_from=" : "", rec->allow_from,
-           extra ? extra : "");
+           log_value(rec->account, account, sizeof account), log_value(rec->name, name, sizeof name),
+           rec->allow_from[0] ? " allow_from=" : "",
+           rec->allow_from[0] ? log_value(rec->allow_from, allow, sizeof allow) : "", extra ? extra : "");
 }
 
 static apikey_status limit_refusal(const char *account, int count, char *err, size_t errlen)
