@@ -224,7 +224,7 @@ int cli_list(const char *config, int argc, char **argv)
 
 typedef struct scope_out {
     json_t *arr; /* NULL: a table */
-    char failed[256]; /* the scope that could not be encoded */
+    char failed[256]; /* why a scope could not be encoded, else "" */
 } scope_out;
 
 static int print_scope(const char *scope, const char *description, void *arg)
