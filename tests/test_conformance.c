@@ -920,17 +920,23 @@ static void test_undecodable_record_never_dropped(void)
     const apikey_store_ops *ops = ctx->store.ops;
     void *h = ctx->store.handle;
     CU_ASSERT_EQUAL_FATAL(ops->begin(h), APIKEY_ST_OK);
-    CU_ASSERT_EQUAL(ops->insert(h, &rec), APIKEY_ST_OK);
-    int st = ops->commit(h);
+    /* JSON cannot hold it (the commit is refused), nor can PostgreSQL's
+     * UTF8 database (the insert is); SQLite keeps any bytes. Either is
+     * right, with its consequence below. */
+    int st = ops->insert(h, &rec);
+    if (st == APIKEY_ST_OK)
+        st = ops->commit(h);
+    else
+        ops->rollback(h);
     apikey_close(ctx);
     char *out = NULL, *err = NULL;
     int rc = tu_apikey(f.config, NULL, &out, &err, "list", "--json", NULL);
-    if (strncmp(f.uri, "json:", 5) == 0) {
+    if (st != APIKEY_ST_OK) {
         CU_ASSERT_EQUAL(st, APIKEY_ST_UNAVAILABLE);
-        CU_ASSERT_EQUAL(rc, 0); /* the file is as it was */
+        CU_ASSERT_EQUAL(rc, 0); /* the store is as it was */
         CU_ASSERT_PTR_NULL(strstr(out ?: "", "badUtf80"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(out ?: "", "\"alice\""));
     } else {
-        CU_ASSERT_EQUAL(st, APIKEY_ST_OK);
         CU_ASSERT_EQUAL(rc, 2);
         CU_ASSERT_STRING_EQUAL(out ?: "", "");
         CU_ASSERT_PTR_NOT_NULL(strstr(err ?: "", "cannot encode key ak_badUtf80 as JSON"));
