@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 
 #include "authd.h"
+#include "logvalue.h"
 #include "key_json.h"
 
 /* One request: who asks, and the body read so far. */
@@ -642,8 +643,11 @@ enum MHD_Result authd_serve_admin(void *cls, struct MHD_Connection *c, const cha
     authd_generation *g = authd_acquire();
     enum MHD_Result rc = route(c, g, rq, url, method);
     authd_release(g);
-    if (authd_verbose)
-        fprintf(stderr, "apikey-authd: admin: uid %u %s %s\n", (unsigned)rq->peer.uid, method, url);
+    if (authd_verbose) {
+        char m[LOG_VALUE_LEN], u[LOG_VALUE_LEN]; /* the client's: one field each */
+        fprintf(stderr, "apikey-authd: admin: uid %u %s %s\n", (unsigned)rq->peer.uid,
+                log_value(method, m, sizeof m), log_value(url, u, sizeof u));
+    }
     return rc;
 }
 

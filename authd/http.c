@@ -10,6 +10,7 @@
 
 #include "authd.h"
 #include "credential.h"
+#include "logvalue.h"
 
 enum MHD_Result authd_answer(struct MHD_Connection *c, unsigned status, const char *const *headers,
                              const char *body, size_t len, enum MHD_ResponseMemoryMode mode)
@@ -151,9 +152,13 @@ static enum MHD_Result verify(struct MHD_Connection *c, const char *service)
     if (status == 503 && v.error[0])
         fprintf(stderr, "apikey-authd: service %s: cannot tell: %s\n", named ? service : "(invalid)", v.error);
     if (authd_verbose) {
+        /* An account is any text its key was made with, the client's
+         * address what a header said: each one field (common/logvalue.h). */
+        char who[LOG_VALUE_LEN], addr[LOG_VALUE_LEN];
         fprintf(stderr, "apikey-authd: %d service=%s reason=\"%s\" key_id=%s account=%s client=%s\n",
                 status, named ? service : "(invalid)", why, res.key_id[0] ? res.key_id : "-",
-                status == 200 ? res.account : "-", client[0] ? client : "-");
+                log_value(status == 200 ? res.account : NULL, who, sizeof who),
+                log_value(client[0] ? client : NULL, addr, sizeof addr));
     }
 
     /* The realm is at most a service name's length, the scopes as long

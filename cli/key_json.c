@@ -23,14 +23,18 @@ static json_t *json_time(int64_t t)
     return json_string(buf);
 }
 
-/* Space-separated words (scopes, allowlist entries) as an array of strings. */
+/* Space-separated words (scopes, allowlist entries) as an array of strings;
+ * NULL when one cannot be encoded (not UTF-8, out of memory): never an
+ * array with a word missing. */
 static json_t *words(const char *text)
 {
     json_t *arr = json_array();
     for (const char *s = text; arr && *s;) {
         size_t n = strcspn(s, " ");
-        if (n)
-            json_array_append_new(arr, json_stringn(s, n));
+        if (n && json_array_append_new(arr, json_stringn(s, n)) != 0) {
+            json_decref(arr);
+            return NULL;
+        }
         s += n;
         s += strspn(s, " ");
     }

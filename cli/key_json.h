@@ -14,7 +14,9 @@
 
 /* "2026-11-24T15:09:22Z" ("?" when it cannot be written). */
 void key_json_time(int64_t t, char *buf, size_t len);
-/* The record; state is apikey_state_string(k->state). NULL: out of memory. */
+/* The record; state is apikey_state_string(k->state). NULL when it cannot
+ * be encoded: a text that is not UTF-8 (a store written before libapikey
+ * refused them), or out of memory. */
 json_t *key_json(const apikey_key_info *k, const char *state);
 
 #endif

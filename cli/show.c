@@ -28,11 +28,16 @@ int cli_print_json_key(const apikey_key_info *info, const char *key)
 {
     int rc = CLI_EXIT_OK;
     json_t *o = key_json(info, apikey_state_string(info->state));
-    if (o && key)
-        json_object_set_new(o, "key", json_string(key));
+    if (o && key && json_object_set_new(o, "key", json_string(key)) != 0) {
+        json_decref(o);
+        o = NULL;
+    }
     char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    char why[256];
+    snprintf(why, sizeof why, "cannot encode key %s as JSON%s%s", info->id,
+             key ? ": it was created but not shown; revoke it: apikey revoke " : "", key ? info->id : "");
     if (!text)
-        rc = cli_fail(CLI_EXIT_ERROR, "out of memory");
+        rc = cli_fail(CLI_EXIT_ERROR, why);
     else if (key)
         rc = cli_print_secret(text, info->id);
     else
@@ -195,10 +200,21 @@ int cli_list(const char *config, int argc, char **argv)
     } else if (r.nomem) {
         rc = cli_fail(CLI_EXIT_ERROR, "out of memory");
     } else if (json) {
+        /* A key that cannot be encoded fails the whole list: a cron job
+         * reading list --expiring --json must never miss one. */
         json_t *arr = json_array();
-        for (size_t i = 0; arr && i < r.n; i++)
-            json_array_append_new(arr, key_json(&r.keys[i], apikey_state_string(r.keys[i].state)));
-        rc = print_json_array(arr);
+        for (size_t i = 0; arr && i < r.n; i++) {
+            if (json_array_append_new(arr, key_json(&r.keys[i], apikey_state_string(r.keys[i].state))) == 0)
+                continue;
+            json_decref(arr);
+            arr = NULL;
+            char why[256];
+            snprintf(why, sizeof why, "cannot encode key %s as JSON (a text that is not UTF-8, or "
+                     "out of memory); nothing listed", r.keys[i].id);
+            rc = cli_fail(CLI_EXIT_ERROR, why);
+        }
+        if (arr)
+            rc = print_json_array(arr);
     } else {
         /* Expiry warnings go to the keys' owners: their accounts always. */
         print_table(&r, account == NULL || expiring, (flags & APIKEY_LIST_ALL) != 0);
@@ -209,15 +225,20 @@ int cli_list(const char *config, int argc, char **argv)
 
 typedef struct scope_out {
     json_t *arr; /* NULL: a table */
+    char failed[256]; /* why a scope could not be encoded, else "" */
 } scope_out;
 
 static int print_scope(const char *scope, const char *description, void *arg)
 {
     scope_out *o = arg;
-    if (o->arr)
-        json_array_append_new(o->arr, json_pack("{s:s, s:s}", "scope", scope, "description", description));
-    else
+    if (!o->arr) {
         printf("%-16s %s\n", scope, description);
+    } else if (json_array_append_new(o->arr, json_pack("{s:s, s:s}", "scope", scope, "description",
+                                                       description)) != 0) {
+        snprintf(o->failed, sizeof o->failed, "cannot encode scope %s as JSON (a text that is not "
+                 "UTF-8, or out of memory)", scope);
+        return 1;
+    }
     return 0;
 }
 
@@ -233,9 +254,9 @@ int cli_scopes(const char *config, int argc, char **argv)
     char err[1024];
     apikey_status st = apikey_scopes(ctx, print_scope, &o, err, sizeof err);
     apikey_close(ctx);
-    if (st != APIKEY_OK) {
+    if (st != APIKEY_OK || o.failed[0]) {
         json_decref(o.arr);
-        return cli_fail(cli_exit_code(st), err);
+        return o.failed[0] ? cli_fail(CLI_EXIT_ERROR, o.failed) : cli_fail(cli_exit_code(st), err);
     }
     return json ? print_json_array(o.arr) : CLI_EXIT_OK;
 }

@@ -24,7 +24,8 @@
  *     says which slots exist. The table only grows at its end; the core
  *     checks APIKEY_STORE_HAS() before it reads a slot newer than touch.
  *     The same holds, the other way, for apikey_store_host and
- *     APIKEY_STORE_HOST_HAS().
+ *     APIKEY_STORE_HOST_HAS(), and a backend refuses a core whose records
+ *     are smaller than its own: apikey_store_host_check() in its open.
  *   - ops->abi is APIKEY_STORE_ABI_VERSION: the version of the rules below
  *     the backend follows. The core refuses a backend whose abi is 0. A
  *     rule that an old backend would break gets a new version (and, if the
@@ -111,6 +112,36 @@ static inline int apikey_text_ok_(const char *s, size_t cap, int may_be_empty)
     return n < cap && (n > 0 || may_be_empty);
 }
 
+/* The length of the UTF-8 character that s (n bytes) starts with, its code
+ * point in *cp; 0 when s does not start with one: a stray continuation
+ * byte, a sequence cut short, an overlong form, a surrogate, or past
+ * U+10FFFF. JSON holds only valid UTF-8: the JSON store checks each text
+ * with it before it writes, and libapikey refuses any other text at once. */
+static inline size_t apikey_utf8_char(const char *s, size_t n, uint32_t *cp)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    if (n == 0)
+        return 0;
+    if (u[0] < 0x80) {
+        *cp = u[0];
+        return 1;
+    }
+    size_t len = u[0] >= 0xf0 ? 4 : u[0] >= 0xe0 ? 3 : u[0] >= 0xc0 ? 2 : 0;
+    if (len == 0 || u[0] > 0xf4 || n < len)
+        return 0;
+    uint32_t c = u[0] & (0x7f >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((u[i] & 0xc0) != 0x80)
+            return 0;
+        c = c << 6 | (u[i] & 0x3f);
+    }
+    static const uint32_t least[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (c < least[len] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    *cp = c;
+    return len;
+}
+
 static inline int apikey_time_ok_(int64_t t, int may_be_zero)
 {
     return (t == 0 && may_be_zero) || (t > 0 && t <= APIKEY_TIME_MAX);
@@ -168,11 +199,32 @@ typedef struct apikey_store_host {
      * through the libraries it links (libpq's PG*, SQLite's temporary
      * folders, ...): the location in the configuration is all there is. */
     int privileged;
+
+    /* sizeof(apikey_record) of the core: the room in every record it hands
+     * a backend. A size_t, not an int, so that the host table grows: an
+     * int would sit in the padding after privileged, where a core that
+     * never set it leaves anything. */
+    size_t record_size;
 } apikey_store_host;
 
 /* Whether the core that opened a backend is recent enough to offer a field. */
 #define APIKEY_STORE_HOST_HAS(host, field) \
     ((host)->size >= offsetof(apikey_store_host, field) + sizeof(((apikey_store_host *)0)->field))
+
+/* The first thing every backend's open does: refuse a core whose records
+ * are smaller than this header's (libapikey of an earlier release, left
+ * behind by a partial upgrade: its apikey_record has no allow_from, and a
+ * lookup would write past it). Returns APIKEY_ST_OK, or logs one line and
+ * returns APIKEY_ST_UNAVAILABLE, which open returns as it is. */
+static inline int apikey_store_host_check(const apikey_store_host *host, const char *scheme)
+{
+    if (APIKEY_STORE_HOST_HAS(host, record_size) && host->record_size >= sizeof(apikey_record))
+        return APIKEY_ST_OK;
+    host->log_error("store %s: refused: libapikey is older than this store backend (its key "
+                    "records are smaller); install libapikey and the store backends of one release",
+                    scheme);
+    return APIKEY_ST_UNAVAILABLE;
+}
 
 typedef int (*apikey_record_cb)(const apikey_record *rec, void *arg);
 

@@ -8,6 +8,7 @@
 #include <openssl/crypto.h>
 
 #include "cidr.h"
+#include "logvalue.h"
 #include "timeutil.h"
 
 #define ID_ATTEMPTS 16
@@ -29,8 +30,19 @@ static apikey_status store_error(char *err, size_t errlen, const char *what, int
     return st == APIKEY_ST_NOMEM ? APIKEY_E_NOMEM : APIKEY_E_CONFLICT;
 }
 
-/* Printable text without control characters: names end up in tables, logs
- * and tab-separated batch files. */
+/* Bidirectional controls: they reorder what a terminal, a log viewer or a
+ * dashboard shows ("Trojan Source"), so a name could pass for another. */
+static int is_bidi_control(uint32_t c)
+{
+    return (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069) || c == 0x200e ||
+           c == 0x200f || c == 0x061c;
+}
+
+/* Every text a key is stored with passes here, for the command and every
+ * host alike: valid UTF-8 (JSON holds nothing else; a store holding other
+ * bytes could no longer be read), and nothing that is not printed as
+ * itself: C0 and C1 controls (texts end up in tables, logs and
+ * tab-separated batch files) and bidirectional controls. */
 static int check_text(const char *what, const char *s, size_t max, char *err, size_t errlen)
 {
     size_t n = strlen(s);
@@ -42,11 +54,21 @@ static int check_text(const char *what, const char *s, size_t max, char *err, si
         snprintf(err, errlen, "%s is longer than %zu bytes", what, max - 1);
         return -1;
     }
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
+    for (size_t i = 0, len; i < n; i += len) {
+        uint32_t c;
+        if (!(len = apikey_utf8_char(s + i, n - i, &c))) {
+            snprintf(err, errlen, "%s is not valid UTF-8 (byte %zu)", what, i + 1);
+            return -1;
+        }
+        if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) {
             snprintf(err, errlen, "%s holds a control character (newline, tab...)", what);
             return -1;
         }
+        if (is_bidi_control(c)) {
+            snprintf(err, errlen, "%s holds a bidirectional control character (U+%04X)", what, c);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -112,7 +134,7 @@ static int validate(apikey_ctx *ctx, const admin_request *r, int64_t now, apikey
     }
     const char *exp = r->expires ? r->expires : ctx->cfg.default_expiry;
     if (timeutil_expiry(exp, now, &rec->expires) != 0) {
-        snprintf(err, errlen, "expiry '%s' is not 30d, 90d, 6m, 1y, never or YYYY-MM-DD", exp);
+        snprintf(err, errlen, "expiry '%s' is not 30d, 90d, 6m, 1y, 24h, never or YYYY-MM-DD", exp);
         return -1;
     }
     if (rec->expires && rec->expires <= now) {
@@ -120,7 +142,7 @@ static int validate(apikey_ctx *ctx, const admin_request *r, int64_t now, apikey
         return -1;
     }
     if (cidr_canonical_list(r->allow_from, rec->allow_from, why, sizeof why) != 0) {
-        snprintf(err, errlen, "allow-from: %s", why);
+        snprintf(err, errlen, "allow_from: %s", why);
         return -1;
     }
     snprintf(rec->account, sizeof rec->account, "%s", r->account);
@@ -148,11 +170,14 @@ static apikey_status issue(apikey_ctx *ctx, admin_issued *out, char *err, size_t
 
 /* Take the context's lock with its store open. A host's context opens its
  * store at first use, and a verify closes one that failed: open it here
- * too, and close it again when it fails, so a long-lived host recovers. */
-static apikey_status lock_store(apikey_ctx *ctx, char *err, size_t errlen)
+ * too, and close it again when it fails, so a long-lived host recovers.
+ * create: make the store when missing (a key is being created), for every
+ * caller alike: the command, and a host's management API on a fresh
+ * install. */
+static apikey_status lock_store(apikey_ctx *ctx, int create, char *err, size_t errlen)
 {
     pthread_rwlock_wrlock(&ctx->lock);
-    int st = store_connect(&ctx->store, 0);
+    int st = store_connect(&ctx->store, create);
     if (st == APIKEY_ST_OK)
         return APIKEY_OK;
     pthread_rwlock_unlock(&ctx->lock);
@@ -167,9 +192,9 @@ static apikey_status unlock_store(apikey_ctx *ctx, apikey_status rc)
     return rc;
 }
 
-static apikey_status begin(apikey_ctx *ctx, char *err, size_t errlen)
+static apikey_status begin(apikey_ctx *ctx, int create, char *err, size_t errlen)
 {
-    apikey_status rc = lock_store(ctx, err, errlen);
+    apikey_status rc = lock_store(ctx, create, err, errlen);
     if (rc != APIKEY_OK)
         return rc;
     int st = ctx->store.ops->begin(ctx->store.handle);
@@ -199,9 +224,13 @@ static void audit(apikey_ctx *ctx, const char *what, const apikey_record *rec, c
         openlog("apikey", LOG_PID, LOG_AUTHPRIV);
         opened = 1;
     }
+    /* Account and name are whatever the caller chose ("x allow_from=10.0.0.0/8
+     * revoked"): each stays one field (common/logvalue.h). */
+    char account[LOG_VALUE_LEN], name[LOG_VALUE_LEN], allow[LOG_VALUE_LEN];
     syslog(LOG_AUTHPRIV | LOG_NOTICE, "%s key %s account=%s name=%s%s%s%s", what, pid,
-           rec->account, rec->name, rec->allow_from[0] ? " allow_from=" : "", rec->allow_from,
-           extra ? extra : "");
+           log_value(rec->account, account, sizeof account), log_value(rec->name, name, sizeof name),
+           rec->allow_from[0] ? " allow_from=" : "",
+           rec->allow_from[0] ? log_value(rec->allow_from, allow, sizeof allow) : "", extra ? extra : "");
 }
 
 static apikey_status limit_refusal(const char *account, int count, char *err, size_t errlen)
@@ -292,7 +321,7 @@ apikey_status admin_create(apikey_ctx *ctx, const admin_request *reqs, size_t n,
             return APIKEY_E_INVALID;
         }
     }
-    apikey_status rc = begin(ctx, err, errlen);
+    apikey_status rc = begin(ctx, 1, err, errlen);
     if (rc != APIKEY_OK)
         return rc;
     tally t = {0};
@@ -364,7 +393,7 @@ static apikey_status find(apikey_ctx *ctx, const char *public_id, apikey_record 
 apikey_status admin_get(apikey_ctx *ctx, const char *public_id, apikey_record *rec, char *err,
                         size_t errlen)
 {
-    apikey_status rc = lock_store(ctx, err, errlen);
+    apikey_status rc = lock_store(ctx, 0, err, errlen);
     if (rc != APIKEY_OK)
         return rc;
     rc = unlock_store(ctx, find(ctx, public_id, rec, err, errlen));
@@ -375,7 +404,7 @@ apikey_status admin_get(apikey_ctx *ctx, const char *public_id, apikey_record *r
 apikey_status admin_revoke(apikey_ctx *ctx, const char *public_id, char *err, size_t errlen)
 {
     apikey_record rec;
-    apikey_status rc = begin(ctx, err, errlen);
+    apikey_status rc = begin(ctx, 0, err, errlen);
     if (rc != APIKEY_OK)
         return rc;
     rc = find(ctx, public_id, &rec, err, errlen);
@@ -404,11 +433,12 @@ apikey_status admin_rotate(apikey_ctx *ctx, const char *public_id, const char *g
     apikey_record old;
     int64_t now = ctx->now(), grace = 0;
     memset(out, 0, sizeof *out);
-    if (grace_text && *grace_text && timeutil_duration(grace_text, &grace) != 0) {
-        snprintf(err, errlen, "grace '%s' is not a duration such as 30min, 24h or 7d", grace_text);
+    if (grace_text && *grace_text && timeutil_after(grace_text, now, &grace) != 0) {
+        snprintf(err, errlen, "grace '%s' is not a duration such as 30min, 24h, 7d or 1m", grace_text);
         return APIKEY_E_INVALID;
     }
-    apikey_status rc = begin(ctx, err, errlen);
+    grace = grace_text && *grace_text ? grace - now : 0;
+    apikey_status rc = begin(ctx, 0, err, errlen);
     if (rc != APIKEY_OK)
         return rc;
     rc = find(ctx, public_id, &old, err, errlen);
@@ -453,7 +483,7 @@ apikey_status admin_rotate(apikey_ctx *ctx, const char *public_id, const char *g
 apikey_status admin_each(apikey_ctx *ctx, const char *account, apikey_record_cb cb, void *arg,
                          char *err, size_t errlen)
 {
-    apikey_status rc = lock_store(ctx, err, errlen);
+    apikey_status rc = lock_store(ctx, 0, err, errlen);
     if (rc != APIKEY_OK)
         return rc;
     int st = ctx->store.ops->each(ctx->store.handle, account, cb, arg);
@@ -504,7 +534,7 @@ apikey_status admin_copy(apikey_ctx *ctx, const char *uri, size_t *copied, char 
         rc = store_error(err, errlen, "starting a write on the target", st);
         goto done;
     }
-    if ((rc = lock_store(ctx, err, errlen)) != APIKEY_OK) {
+    if ((rc = lock_store(ctx, 0, err, errlen)) != APIKEY_OK) {
         to.ops->rollback(to.handle);
         goto done;
     }

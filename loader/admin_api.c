@@ -190,13 +190,11 @@ APIKEY_EXPORT apikey_status apikey_list_expiring(apikey_ctx *ctx, const char *ac
     call_begin(&c, err, errlen);
     if (!ctx || !cb || !within)
         return bad_call(&c, "no context, no callback or no duration");
-    int64_t span;
-    if (timeutil_duration(within, &span) != 0 || span <= 0) {
-        snprintf(c.err, c.errlen, "'%.40s' is not a duration such as 24h, 7d or 2w", within);
+    list_arg l = {.ctx = ctx, .now = ctx->now(), .cb = cb, .arg = arg};
+    if (timeutil_after(within, l.now, &l.until) != 0 || l.until <= l.now) {
+        snprintf(c.err, c.errlen, "'%.40s' is not a duration such as 24h, 7d, 2w, 6m or 1y", within);
         return call_end(&c, APIKEY_E_INVALID);
     }
-    list_arg l = {.ctx = ctx, .now = ctx->now(), .cb = cb, .arg = arg};
-    l.until = l.now > INT64_MAX - span ? INT64_MAX : l.now + span;
     return call_end(&c, admin_each(ctx, account, list_one, &l, c.err, c.errlen));
 }
 

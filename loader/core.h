@@ -23,6 +23,7 @@ typedef struct store_binding {
     void *dl;
     const char *location; /* what follows "scheme:", owned by the caller */
     apikey_store_host host; /* what the backend is given; it keeps a pointer */
+    int handle_creates; /* handle was opened with create */
 } store_binding;
 
 struct apikey_ctx {
@@ -91,7 +92,9 @@ void ctx_cache_release(apikey_ctx *ctx);
 
 /* Load the backend .so of "scheme:location": -1 with err on a bad URI or
  * backend. store_connect opens the store (a backend status; an unavailable
- * store has left its line, see core_store_line). store_bind does both, -1
+ * store has left its line, see core_store_line); with create, a handle
+ * opened without it is opened again, so that a host's first key makes its
+ * store as the command's does. store_bind does both, -1
  * with err (the store's line when it gave one). */
 int store_load(const char *uri, int privileged, store_binding *out, char *err, size_t errlen);
 int store_connect(store_binding *b, int create);

@@ -129,12 +129,15 @@ int store_load(const char *uri, int privileged, store_binding *out, char *err, s
 
 int store_connect(store_binding *b, int create)
 {
-    if (b->handle)
+    if (b->handle && (b->handle_creates || !create))
         return APIKEY_ST_OK;
+    store_disconnect(b);
     void *handle = NULL;
     int st = b->ops->open(b->location, create, &b->host, &handle);
-    if (st == APIKEY_ST_OK)
+    if (st == APIKEY_ST_OK) {
         b->handle = handle;
+        b->handle_creates = create;
+    }
     return st;
 }
 

@@ -47,4 +47,5 @@ const apikey_store_host core_store_host = {
     .size = sizeof(apikey_store_host),
     .log_error = store_log_error,
     .check_file = secfile_check,
+    .record_size = sizeof(apikey_record),
 };

@@ -67,14 +67,24 @@ int timeutil_expiry(const char *text, int64_t now, int64_t *out)
         return parse_date(text, out);
     long long n;
     const char *unit = read_count(text, &n);
-    if (!unit || strlen(unit) != 1 || n == 0)
+    if (!unit || !*unit || n == 0) /* "30" would be 30 seconds: surely not meant */
         return -1;
-    switch (*unit) {
-    case 'd': *out = now + n * 86400; return 0;
-    case 'w': *out = now + n * 7 * 86400; return 0;
-    case 'm': return add_months(now, n, out);
-    case 'y': return add_months(now, n * 12, out);
+    return timeutil_after(text, now, out);
+}
+
+int timeutil_after(const char *text, int64_t now, int64_t *until)
+{
+    int64_t secs;
+    if (timeutil_duration(text, &secs) == 0) {
+        *until = now + secs;
+        return 0;
     }
+    long long n;
+    const char *unit = read_count(text, &n);
+    if (unit && strcmp(unit, "m") == 0)
+        return add_months(now, n, until);
+    if (unit && strcmp(unit, "y") == 0)
+        return add_months(now, n * 12, until);
     return -1;
 }
 

@@ -20,6 +20,7 @@
 
 #include "apikey.h"
 #include "core.h"
+#include "logvalue.h"
 
 #define PAM_EXPORT __attribute__((visibility("default")))
 #define DATA_KEY "pam_apikey_key"
@@ -55,17 +56,6 @@ static int parse_args(pam_handle_t *pamh, int argc, const char **argv, pam_args 
     return PAM_SUCCESS;
 }
 
-/* A user name as typed by the client, or PAM_RHOST as a server resolved
- * it, goes into the log: no control bytes (and, for a host, no space that
- * could forge the next field of the line). */
-static void printable(const char *in, char *out, size_t len, int keep_spaces)
-{
-    size_t o = 0;
-    for (; *in && o + 1 < len; in++)
-        out[o++] = (unsigned char)*in < 0x20 || *in == 0x7f || (*in == ' ' && !keep_spaces) ? '?' : *in;
-    out[o] = '\0';
-}
-
 static int to_pam(const apikey_result *res)
 {
     switch (res->decision) {
@@ -96,9 +86,13 @@ static int check(pam_handle_t *pamh, const pam_args *a, const char *phase, const
     const char *rhost = NULL;
     if (pam_get_item(pamh, PAM_RHOST, (const void **)&rhost) != PAM_SUCCESS)
         rhost = NULL;
-    char err[512], who[128], from[256];
-    printable(user, who, sizeof who, 1);
-    printable(rhost ? rhost : "-", from, sizeof from, 0);
+    /* The user name is the client's (sshd takes it from the network), the
+     * host name a resolver's, the service an application's: each is one
+     * field of the log line, whatever it holds (common/logvalue.h). */
+    char err[512], who[LOG_VALUE_LEN], from[LOG_VALUE_LEN], svc[LOG_VALUE_LEN];
+    log_value(user, who, sizeof who);
+    log_value(rhost, from, sizeof from);
+    log_value(service, svc, sizeof svc);
     /* Kept open between logins of this process (see loader/ctx_cache.c);
      * every verify still reads the store of record. Privileged: su, login
      * and sshd run us as root in an environment the caller may have set. */
@@ -117,13 +111,13 @@ static int check(pam_handle_t *pamh, const pam_args *a, const char *phase, const
     const char *id = res.key_id[0] ? res.key_id : "-";
     if (res.decision == APIKEY_ALLOWED)
         pam_syslog(pamh, LOG_NOTICE, "%s: allowed account=%s key=%s service=%s rhost=%s", phase, who,
-                   id, service, from);
+                   id, svc, from);
     else if (res.decision == APIKEY_REFUSED)
         pam_syslog(pamh, LOG_NOTICE, "%s: refused account=%s key=%s service=%s rhost=%s reason=%s", phase,
-                   who, id, service, from, apikey_reason_string(res.reason));
+                   who, id, svc, from, apikey_reason_string(res.reason));
     else
         pam_syslog(pamh, LOG_ERR, "%s: unavailable account=%s service=%s rhost=%s reason=%s%s%s", phase,
-                   who, service, from, apikey_reason_string(res.reason), v.error[0] ? ": " : "", v.error);
+                   who, svc, from, apikey_reason_string(res.reason), v.error[0] ? ": " : "", v.error);
     if (res.decision != APIKEY_UNAVAILABLE && v.error[0]) /* a store's warning */
         pam_syslog(pamh, LOG_WARNING, "%s: %s", phase, v.error);
     if (a->debug)

@@ -78,6 +78,16 @@ grep -v 'root privileges' "$T/lintian"
 
 DEBS=$(ls "$T"/debs/*.deb)
 NAMES=$(for d in $DEBS; do dpkg-deb -f "$d" Package; done)
+# The core and the store backends only of one release (debian/control): a
+# partial upgrade once ran the previous core on today's backends.
+V=$(dpkg-deb -f "$T"/debs/libapikey1_*.deb Version)
+for pair in "libapikey1 apikey-tools" "apikey-tools libapikey1"; do
+    a=${pair% *} b=${pair#* }
+    case "$(dpkg-deb -f "$T"/debs/"$a"_*.deb Breaks)" in
+    *"$b (<< $V)"*"$b (>> $V)"*) ok "$a breaks every $b but $V" ;;
+    *) fail "$a does not break a $b of another release" ;;
+    esac
+done
 for p in $NAMES; do
     ! dpkg -s "$p" >/dev/null 2>&1 || die "$p is installed already"
 done

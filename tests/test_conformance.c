@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "admin.h"
@@ -753,9 +754,9 @@ static void test_allowlist_batch(void)
     char *out = NULL;
     /* A bad list on line 3 refuses the batch, naming line 3. */
     batch_refused(&f, "alice\ta\tproxies:read\t30d\t10.0.0.0/8\nbob\tb\tgeo:read\tnever\ncarol\tc\t*\t1y\t10.0.0.1/8\n",
-                  "line 3: allow-from: '10.0.0.1/8'");
+                  "line 3: allow_from: '10.0.0.1/8'");
     /* The file's line, when comments and blank lines come before. */
-    batch_refused(&f, "# onboarding\n\nalice\ta\tproxies:read\t30d\t::1,,::2\n", "line 3: allow-from: entry 2 is empty");
+    batch_refused(&f, "# onboarding\n\nalice\ta\tproxies:read\t30d\t::1,,::2\n", "line 3: allow_from: entry 2 is empty");
     /* A sixth column is refused as any extra column is. */
     batch_refused(&f, "alice\ta\tproxies:read\t30d\t::1\textra\n",
                   "line 1: expected ACCOUNT<TAB>NAME<TAB>SCOPES<TAB>EXPIRES[<TAB>ALLOW_FROM]");
@@ -844,6 +845,171 @@ static void test_copy_between_stores(void)
     }
 }
 
+/* Stored texts are valid UTF-8 without control or bidirectional control
+ * characters, refused alike through the command and the host API, the
+ * store unchanged: a JSON store could not be written, logs and terminals
+ * would show something else. */
+static void test_texts_utf8_only(void)
+{
+    fixture f = fresh(NULL);
+    char *k = create(&f, "alice", "proxies:read", NULL);
+    witness before = witness_take(&f);
+    static const struct {
+        const char *account, *name, *said;
+    } bad[] = {
+        {"carol", "caf\xe9", "name is not valid UTF-8 (byte 4)"},
+        {"caf\xc3", "x", "account is not valid UTF-8"},
+        {"carol", "\xc0\xaf", "name is not valid UTF-8"},         /* overlong '/' */
+        {"carol", "\xed\xa0\x80", "name is not valid UTF-8"},     /* a surrogate */
+        {"carol", "a\xc2\x85" "b", "name holds a control character"}, /* U+0085, C1 */
+        {"carol", "a\x7f", "name holds a control character"},
+        {"carol", "invoice\xe2\x80\xaegpj.exe", "name holds a bidirectional control character (U+202E)"},
+        {"al\xe2\x81\xa6ice", "x", "account holds a bidirectional control character (U+2066)"},
+        {"carol", "\xe2\x80\x8f", "bidirectional control character (U+200F)"},
+        {"carol", "\xd8\x9c", "bidirectional control character (U+061C)"},
+    };
+    apikey_ctx *ctx = apikey_open_with(f.config, APIKEY_OPEN_CONNECT, NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *err = NULL;
+        CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, NULL, &err, "create", bad[i].account, "--name", bad[i].name,
+                                  "--scopes", "proxies:read", NULL), 1);
+        if (!err || !strstr(err, bad[i].said))
+            fprintf(stderr, "case %zu: expected \"%s\" in: %s", i, bad[i].said, err ?: "(nothing)\n");
+        CU_ASSERT_PTR_NOT_NULL(strstr(err ?: "", bad[i].said));
+        free(err);
+        apikey_create_request req = {.size = sizeof req, .account = bad[i].account, .name = bad[i].name,
+                                     .scopes = "proxies:read"};
+        apikey_issued out = {.size = sizeof out};
+        char why[512];
+        CU_ASSERT_EQUAL(apikey_create(ctx, &req, &out, why, sizeof why), APIKEY_E_INVALID);
+        CU_ASSERT_PTR_NOT_NULL(strstr(why, bad[i].said));
+    }
+    apikey_close(ctx);
+    witness_same(&f, &before);
+    /* Any other language is welcome. */
+    char *out = NULL;
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, &out, NULL, "create", "jos\xc3\xa9", "--name",
+                              "caf\xc3\xa9 \xe2\x9c\x93 \xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d", "--scopes",
+                              "proxies:read", NULL), 0);
+    free(out);
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, &out, NULL, "list", "jos\xc3\xa9", "--json", NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out ?: "", "caf\xc3\xa9 \xe2\x9c\x93"));
+    free(out);
+    free(k);
+    done(&f);
+}
+
+/* A record the store holds with a text that is not UTF-8 (written before
+ * libapikey refused them, or by hand): the JSON store refuses to write it
+ * and stays readable; a store that keeps it makes list --json fail,
+ * never list the others without it (a cron job reads list --expiring). */
+static void test_undecodable_record_never_dropped(void)
+{
+    fixture f = fresh(NULL);
+    char *k = create(&f, "alice", "proxies:read", NULL);
+    apikey_ctx *ctx = core_open(f.config, APIKEY_OPEN_CONNECT, NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    apikey_record rec;
+    memset(&rec, 0, sizeof rec);
+    snprintf(rec.id, sizeof rec.id, "badUtf80");
+    snprintf(rec.account, sizeof rec.account, "carol");
+    snprintf(rec.name, sizeof rec.name, "caf\xe9");
+    snprintf(rec.scopes, sizeof rec.scopes, "proxies:read");
+    rec.created = time(NULL);
+    rec.expires = rec.created + 86400;
+    const apikey_store_ops *ops = ctx->store.ops;
+    void *h = ctx->store.handle;
+    CU_ASSERT_EQUAL_FATAL(ops->begin(h), APIKEY_ST_OK);
+    /* JSON cannot hold it (the commit is refused), nor can PostgreSQL's
+     * UTF8 database (the insert is); SQLite keeps any bytes. Either is
+     * right, with its consequence below. */
+    int st = ops->insert(h, &rec);
+    if (st == APIKEY_ST_OK)
+        st = ops->commit(h);
+    else
+        ops->rollback(h);
+    apikey_close(ctx);
+    char *out = NULL, *err = NULL;
+    int rc = tu_apikey(f.config, NULL, &out, &err, "list", "--json", NULL);
+    if (st != APIKEY_ST_OK) {
+        CU_ASSERT_EQUAL(st, APIKEY_ST_UNAVAILABLE);
+        CU_ASSERT_EQUAL(rc, 0); /* the store is as it was */
+        CU_ASSERT_PTR_NULL(strstr(out ?: "", "badUtf80"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(out ?: "", "\"alice\""));
+    } else {
+        CU_ASSERT_EQUAL(rc, 2);
+        CU_ASSERT_STRING_EQUAL(out ?: "", "");
+        CU_ASSERT_PTR_NOT_NULL(strstr(err ?: "", "cannot encode key ak_badUtf80 as JSON"));
+        free(out);
+        free(err);
+        out = err = NULL;
+        CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, &out, &err, "list", "--expiring", "7d", "--json", NULL), 2);
+        CU_ASSERT_STRING_EQUAL(out ?: "", "");
+        /* The table still shows it, so it can be found and revoked. */
+        free(out);
+        out = NULL;
+        CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, &out, NULL, "list", NULL), 0);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out ?: "", "ak_badUtf80"));
+        CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, NULL, NULL, "revoke", "ak_badUtf80", NULL), 0);
+    }
+    free(out);
+    free(err);
+    free(k);
+    done(&f);
+}
+
+/* A host's first create, on a fresh install where no store exists yet,
+ * makes the store as `apikey create` does, with the host's context opened
+ * as hosts open theirs (no create, no connect). */
+static void test_host_create_makes_store(void)
+{
+    fixture f = fresh(NULL);
+    apikey_ctx *ctx = apikey_open_with(f.config, 0, NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    /* A verify first (a host answers requests before any key exists):
+     * refused, the store not made by it. */
+    apikey_result res;
+    const char *nokey = "ak_AAAAAAAA_BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB_CCCCC";
+    CU_ASSERT_NOT_EQUAL(apikey_verify(ctx, "sshd", NULL, nokey, strlen(nokey), &res), APIKEY_ALLOWED);
+    apikey_create_request req = {.size = sizeof req, .account = "alice", .name = "first",
+                                 .scopes = "proxies:read"};
+    apikey_issued out = {.size = sizeof out};
+    char err[512] = "";
+    CU_ASSERT_EQUAL(apikey_create(ctx, &req, &out, err, sizeof err), APIKEY_OK);
+    if (err[0])
+        fprintf(stderr, "create: %s\n", err);
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", "alice", out.key, strlen(out.key), &res), APIKEY_ALLOWED);
+    apikey_close(ctx);
+    CU_ASSERT_EQUAL(verify(&f, "sshd", "alice", out.key), 0);
+    apikey_wipe(&out, sizeof out);
+    done(&f);
+}
+
+/* --expiring takes every span --expires takes, and the reverse. */
+static void test_spans_alike(void)
+{
+    fixture f = fresh(NULL);
+    static const char *const spans[] = {"1y", "6m", "2w", "30d", "24h", "90min"};
+    for (size_t i = 0; i < sizeof spans / sizeof spans[0]; i++) {
+        char *err = NULL;
+        CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, NULL, &err, "list", "--expiring", spans[i], NULL), 0);
+        if (err && *err)
+            fprintf(stderr, "--expiring %s: %s", spans[i], err);
+        free(err);
+        char *k = create(&f, "alice", "proxies:read", spans[i]);
+        CU_ASSERT_PTR_NOT_NULL(k);
+        free(k);
+    }
+    char *out = NULL;
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, &out, NULL, "list", "--expiring", "2h", NULL), 0);
+    CU_ASSERT_EQUAL(tu_count_lines(out), 2); /* the header and the 90min key */
+    free(out);
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, NULL, NULL, "list", "--expiring", "0", NULL), 1);
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, NULL, NULL, "list", "--expiring", "1x", NULL), 1);
+    done(&f);
+}
+
 int main(void)
 {
     setenv("APIKEY_BIN", "build/apikey", 0);
@@ -865,6 +1031,10 @@ int main(void)
         {"allowlists: malformed lists refused, the store unchanged", test_allowlist_refusals},
         {"allowlists: the batch's fifth column, all or none", test_allowlist_batch},
         {"copy from each store to each other keeps keys, lists, revoked stays revoked", test_copy_between_stores},
+        {"texts are UTF-8 without control or bidi characters, for the command and hosts", test_texts_utf8_only},
+        {"a record that cannot be encoded fails list --json, never dropped", test_undecodable_record_never_dropped},
+        {"a host's first create makes the store", test_host_create_makes_store},
+        {"--expiring and --expires take the same spans", test_spans_alike},
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {{"conformance", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "apikey.h"
+#include "core.h"
 #include "keycodec.h"
 #include "testutil.h"
 
@@ -544,6 +545,54 @@ static void test_index_of_another_version_is_ignored(void)
     free(path);
 }
 
+/* JSON is UTF-8: a name of other bytes (`--name $'caf\xe9'`) is refused
+ * by the command, and the store itself never writes one (a record copied
+ * from another store), so the file always stays JSON that every reader
+ * takes. */
+static void test_only_utf8_written(void)
+{
+    char *path = store_path("utf8.json"), *cfg = config_for(path);
+    char *err = NULL, *out = NULL;
+    CU_ASSERT_EQUAL(tu_apikey(cfg, NULL, &out, NULL, "create", "alice", "--name", "ok", "--scopes",
+                              "proxies:read", NULL), 0);
+    free(out);
+    size_t len, len2;
+    char *before = tu_read(path, &len);
+    CU_ASSERT_EQUAL(tu_apikey(cfg, NULL, NULL, &err, "create", "carol", "--name", "caf\xe9", "--scopes",
+                              "proxies:read", NULL), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err ?: "", "name is not valid UTF-8"));
+    free(err);
+
+    apikey_ctx *ctx = core_open(cfg, APIKEY_OPEN_CONNECT, NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    apikey_record rec;
+    memset(&rec, 0, sizeof rec);
+    snprintf(rec.id, sizeof rec.id, "badUtf81");
+    snprintf(rec.account, sizeof rec.account, "carol");
+    snprintf(rec.name, sizeof rec.name, "ok");
+    snprintf(rec.scopes, sizeof rec.scopes, "proxies:read \xff");
+    rec.created = time(NULL);
+    core_store_line_clear();
+    CU_ASSERT_EQUAL_FATAL(ctx->store.ops->begin(ctx->store.handle), APIKEY_ST_OK);
+    CU_ASSERT_EQUAL(ctx->store.ops->insert(ctx->store.handle, &rec), APIKEY_ST_OK);
+    CU_ASSERT_EQUAL(ctx->store.ops->commit(ctx->store.handle), APIKEY_ST_UNAVAILABLE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(core_store_line(), "not valid UTF-8"));
+    apikey_close(ctx);
+    char *after = tu_read(path, &len2);
+    CU_ASSERT(after && len == len2 && memcmp(before, after, len) == 0);
+    /* And the store goes on. */
+    CU_ASSERT_EQUAL(tu_apikey(cfg, NULL, &out, NULL, "create", "bob", "--name", "caf\xc3\xa9", "--scopes",
+                              "proxies:read", NULL), 0);
+    free(out);
+    CU_ASSERT_EQUAL(tu_apikey(cfg, NULL, &out, NULL, "list", "--json", NULL), 0);
+    CU_ASSERT_EQUAL(tu_count(out ?: "", "\"account\""), 2);
+    free(out);
+    free(before);
+    free(after);
+    free(cfg);
+    free(path);
+}
+
 int main(void)
 {
     setenv("APIKEY_BIN", "build/apikey", 0);
@@ -552,6 +601,7 @@ int main(void)
         {"a value of the wrong type or out of range is unavailable, never allowed",
          test_malformed_values},
         {"a key's allow_from is kept, in the JSON file and the index", test_allow_from_kept},
+        {"only UTF-8 is written: the file stays JSON", test_only_utf8_written},
         {"a missing store fails closed", test_missing_store},
         {"a failing store's line reaches the command's stderr once", test_store_line_once},
         {"group-/world-writable, foreign-owned and symlinked stores are refused", test_insecure_files},

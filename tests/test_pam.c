@@ -596,13 +596,47 @@ static void test_rhost_logged(void)
     snprintf(expect, sizeof expect,
              "auth: refused account=alice key=%.11s service=pamtest rhost=- reason=address not allowed\n", k);
     CU_ASSERT_EQUAL(tu_count(log, expect), 1);
-    CU_ASSERT_EQUAL(tu_count(log, "rhost=evil?auth:?allowed?reason=x??\n"), 2);
+    CU_ASSERT_EQUAL(tu_count(log, "rhost=\"evil\\x0aauth: allowed reason=x\\x0d\\x7f\"\n"), 2);
     /* Six decisions (two phases of two logins, two refusals), six lines. */
     CU_ASSERT_EQUAL(tu_count_lines(log), 6);
     if (tu_count_lines(log) != 6)
         fprintf(stderr, "log: %s\n", log);
     free(log);
     free(k);
+}
+
+/* A user name is the client's to choose (sshd passes what came over the
+ * network), and so is a host name's resolver: whatever they hold, each is
+ * one field of the line, never a verdict or a field of its own. */
+static void test_forged_fields_quoted(void)
+{
+    char forged[160];
+    snprintf(forged, sizeof forged, "bob allowed account=alice key=%.11s rhost=192.0.2.7", good);
+    tu_stderr_begin();
+    openlog("test_pam", LOG_PERROR, LOG_AUTHPRIV);
+    outcome o = login_as("pamtest", forged, good, ANSWER);
+    outcome q = login_full("pamtest", "alice", good, ANSWER, "h\"ost\\ rhost=10.0.0.1");
+    outcome u = login_as("pamtest", "\xe2\x80\xae" "ecila", good, ANSWER); /* U+202E */
+    openlog("test_pam", 0, LOG_AUTHPRIV);
+    closelog();
+    char *log = tu_stderr_end();
+    CU_ASSERT_EQUAL(o.auth, PAM_AUTH_ERR);
+    CU_ASSERT_EQUAL(q.acct, PAM_SUCCESS);
+    CU_ASSERT_EQUAL(u.auth, PAM_AUTH_ERR);
+    char expect[400];
+    snprintf(expect, sizeof expect,
+             "auth: refused account=\"bob allowed account=alice key=%.11s rhost=192.0.2.7\" key=%.11s "
+             "service=pamtest rhost=- reason=wrong account\n", good, good);
+    CU_ASSERT_EQUAL(tu_count(log, expect), 1);
+    snprintf(expect, sizeof expect,
+             "auth: allowed account=alice key=%.11s service=pamtest rhost=\"h\\\"ost\\\\ rhost=10.0.0.1\"\n", good);
+    CU_ASSERT_EQUAL(tu_count(log, expect), 1);
+    CU_ASSERT_EQUAL(tu_count(log, "account=\"\\xe2\\x80\\xaeecila\""), 1);
+    CU_ASSERT_EQUAL(tu_count(log, "\xe2\x80\xae"), 0);
+    CU_ASSERT_EQUAL(tu_count_lines(log), 4); /* two phases of q, one each of o and u */
+    if (tu_count(log, expect) != 1 || tu_count_lines(log) != 4)
+        fprintf(stderr, "log: %s\n", log);
+    free(log);
 }
 
 /* The module is dlopened and dlclosed by every pam_start/pam_end, as Squid's
@@ -661,6 +695,7 @@ int main(void)
         {"a key without a list: PAM_RHOST changes nothing", test_rhost_ignored_without_list},
         {"the account phase checks PAM_RHOST again", test_rhost_rechecked_in_account},
         {"rhost= on each decision line, one line, neutralised", test_rhost_logged},
+        {"a user or host name never forges a field of the line", test_forged_fields_quoted},
         {"10,000 transactions in one process: no growth", test_many_transactions},
         CU_TEST_INFO_NULL,
     };

@@ -48,6 +48,7 @@ static const apikey_store_host host = {
     .log_error = log_line,
     .check_file = check_file,
     .privileged = 0,
+    .record_size = sizeof(apikey_record),
 };
 
 /* A fresh location of the store under test (what follows "scheme:"). */

@@ -228,6 +228,7 @@ typedef struct emitter {
     char buf[1 << 20]; /* fewer, larger writes: a store is tens of megabytes */
     size_t used;
     int failed;
+    int bad_text; /* failed on a text that is not UTF-8 */
     int64_t day; /* of date, "YYYY-MM-DD" of the last time written */
     char date[10];
 } emitter;
@@ -273,6 +274,20 @@ static void put_string(emitter *e, const char *s, size_t n)
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
+        uint32_t cp;
+        size_t len;
+        /* JSON is UTF-8 only: a text of other bytes would leave a file no
+         * reader accepts. libapikey refuses such texts; this is the last
+         * guard (a record copied from another store), and fails the write. */
+        if (c >= 0x80 && (len = apikey_utf8_char(s + i, n - i, &cp)) > 0) {
+            i += len - 1;
+            continue;
+        }
+        if (c >= 0x80) {
+            e->failed = 1;
+            e->bad_text = 1;
+            return;
+        }
         if (c >= 0x20 && c != '"' && c != '\\')
             continue;
         put(e, s + run, i - run);
@@ -399,6 +414,7 @@ int json_db_write(const json_db *db, int fd)
     e->fd = fd;
     e->used = 0;
     e->failed = 0;
+    e->bad_text = 0;
     e->day = INT64_MIN;
     char head[128];
     snprintf(head, sizeof head, "{\"format\": \"%s\", \"version\": %d, \"keys\": [\n",
@@ -410,7 +426,7 @@ int json_db_write(const json_db *db, int fd)
     }
     puts_raw(e, "]}\n");
     flush(e);
-    int rc = e->failed ? -1 : 0;
+    int rc = e->bad_text ? -2 : e->failed ? -1 : 0;
     free(e);
     return rc;
 }

@@ -14,7 +14,8 @@
 
 /* Parse a whole store file. Returns OK, or UNAVAILABLE/NOMEM with why. */
 int json_db_load(json_db *db, int fd, char *why, size_t whylen);
-/* Write the whole file to fd. Returns 0, or -1 with errno. */
+/* Write the whole file to fd. Returns 0, -1 with errno, or -2 when a text
+ * is not UTF-8 (JSON cannot hold it; what was written is not a store). */
 int json_db_write(const json_db *db, int fd);
 
 #endif

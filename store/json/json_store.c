@@ -219,6 +219,8 @@ static int refresh(jstore *s, int want_db)
 
 static int js_open(const char *location, int create, const apikey_store_host *host, void **handle)
 {
+    if (apikey_store_host_check(host, "json") != APIKEY_ST_OK)
+        return APIKEY_ST_UNAVAILABLE;
     if (location[0] != '/') {
         host->log_error("store json:%s: the path must be absolute", location);
         return APIKEY_ST_UNAVAILABLE;
@@ -449,7 +451,12 @@ static int write_store(jstore *s, struct stat *st)
     if (keep_owner(s, fd) != 0)
         goto done;
     what = "write";
-    if (json_db_write(&s->db, fd) != 0)
+    int wrote = json_db_write(&s->db, fd);
+    if (wrote == -2) {
+        what = "write a text that is not valid UTF-8 (JSON holds nothing else)";
+        errno = EILSEQ;
+    }
+    if (wrote != 0)
         goto done;
     what = "fsync";
     if (fsync(fd) != 0 || fstat(fd, st) != 0)

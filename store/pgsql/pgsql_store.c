@@ -578,6 +578,8 @@ static void pg_close(void *handle)
 
 static int pg_open(const char *location, int create, const apikey_store_host *host, void **handle)
 {
+    if (apikey_store_host_check(host, "pgsql") != APIKEY_ST_OK)
+        return APIKEY_ST_UNAVAILABLE;
     pgstore *s = calloc(1, sizeof *s);
     if (!s)
         return APIKEY_ST_NOMEM;

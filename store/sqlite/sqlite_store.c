@@ -397,6 +397,8 @@ static void sq_close(void *handle)
 
 static int sq_open(const char *location, int create, const apikey_store_host *host, void **handle)
 {
+    if (apikey_store_host_check(host, "sqlite") != APIKEY_ST_OK)
+        return APIKEY_ST_UNAVAILABLE;
     sstore *s = calloc(1, sizeof *s);
     if (!s)
         return APIKEY_ST_NOMEM;
