@@ -224,8 +224,6 @@ enum MHD_Result authd_serve_dashboard(void *cls, struct MHD_Connection *c, const
         rc = authd_json_error(c, 401, "not signed in");
     else if (rq->in.too_big)
         rc = authd_json_error(c, 413, "the body is larger than 16384 bytes");
-    else if (!APIKEY_API_HAS(authd_api, wipe))
-        rc = authd_json_error(c, 501, "the libapikey loaded has no admin operations");
     else if (strncmp(url, "/api/", 5) == 0)
         rc = api(c, g, rq, url, method, account);
     else

@@ -119,25 +119,18 @@ static enum MHD_Result verify(struct MHD_Connection *c, const char *service)
     authd_ip_text(&from, client, sizeof client);
 
     /* The sized call also says why a check could not tell (the store's
-     * own words), which only this adapter logs. A library older than 1.4
-     * answers a request with an address REASON_ARGUMENT (503), and one
-     * older than 1.2 has no call that takes it: the address is never
-     * silently dropped, so allowlists never silently stop. */
+     * own words), which only this adapter logs. The daemon runs only on a
+     * library of 1.4 or later (authd_settings_read), which takes the
+     * address: allowlists never silently stop. */
     apikey_verdict v = {.size = sizeof v};
     const char *account = cred.account[0] ? cred.account : NULL;
     if (taken != APIKEY_REASON_NONE) {
         v.result.decision = APIKEY_REFUSED;
         v.result.reason = taken;
-    } else if (APIKEY_API_HAS(authd_api, verify_with)) {
+    } else {
         apikey_verify_request rq = {.size = sizeof rq, .service = service, .account = account,
                                     .key = cred.key, .keylen = cred.keylen, .client_addr = client[0] ? client : NULL};
         authd_api->verify_with(g->ctx, &rq, &v);
-    } else if (!client[0]) {
-        authd_api->verify(g->ctx, service, account, cred.key, cred.keylen, &v.result);
-    } else {
-        v.result.decision = APIKEY_UNAVAILABLE;
-        v.result.reason = APIKEY_REASON_ARGUMENT;
-        snprintf(v.error, sizeof v.error, "libapikey has no verify_with (older than 1.2)");
     }
     const apikey_result res = v.result;
     credential_wipe(&cred);
