@@ -56,7 +56,7 @@ STORE_LIBS_sqlite := -lsqlite3
 STORE_LIBS_pgsql := -lpq
 STORE_CFLAGS_pgsql := -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
 
-PROGRAMS := $(B)/apikey $(B)/basic_apikey_auth
+PROGRAMS := $(B)/apikey $(B)/basic_apikey_auth $(B)/apikey-syncd
 TARGETS := $(B)/libapikey.so $(STORE_SO) $(PROGRAMS)
 ifneq ($(wildcard pam_apikey/*.c),)
 TARGETS += $(B)/pam_apikey.so $(B)/pam_try
@@ -101,6 +101,12 @@ $(B)/store/apikey_store_%.so: $$(addprefix $(B)/obj/,$$(subst .c,.o,$$(wildcard 
 
 $(B)/apikey: $(patsubst %.c,$(B)/obj/%.o,$(wildcard cli/*.c)) $(CORE_LIB)
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(CORE_LIBS) -ljansson
+
+# apikey-syncd keeps a replica of a PostgreSQL store (syncd/, loader/replica.h).
+SYNCD_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(wildcard syncd/*.c)) $(B)/obj/store/sql/sql_schema.o
+$(SYNCD_OBJ): ALL_CFLAGS += $(STORE_CFLAGS_pgsql)
+$(B)/apikey-syncd: $(SYNCD_OBJ) $(CORE_LIB)
+	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(CORE_LIBS) -lpq -lsqlite3
 
 $(B)/basic_apikey_auth: $(patsubst %.c,$(B)/obj/%.o,$(wildcard helper/*.c)) $(CORE_LIB)
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(CORE_LIBS)

@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 
 #include "core.h"
+#include "replica.h"
 #include "secfile.h"
 
 static int64_t system_clock(void)
@@ -85,6 +86,10 @@ apikey_ctx *core_open(const char *config_path, int flags, char *err, size_t errl
         apikey_close(ctx);
         return NULL;
     }
+    if (ctx->cfg.replica && replica_attach(ctx, err, errlen) != 0) {
+        apikey_close(ctx);
+        return NULL;
+    }
     ctx->concurrent_lookup = APIKEY_STORE_HAS(ctx->store.ops, flags) &&
                              (ctx->store.ops->flags & APIKEY_STORE_CONCURRENT_LOOKUP);
     ctx->lookup_auth = APIKEY_STORE_HAS(ctx->store.ops, lookup_auth) && ctx->store.ops->lookup_auth
@@ -107,6 +112,7 @@ APIKEY_EXPORT void apikey_close(apikey_ctx *ctx)
 {
     if (!ctx)
         return;
+    replica_detach(ctx);
     store_unbind(&ctx->store);
     config_free(&ctx->cfg);
     pthread_rwlock_destroy(&ctx->lock);

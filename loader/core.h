@@ -40,6 +40,7 @@ struct apikey_ctx {
     char config_path[4096]; /* the file it was opened from */
     int privileged; /* see CORE_OPEN_PRIVILEGED */
     int cached, cache_refs; /* held by ctx_cache.c, under its lock */
+    struct replica *replica; /* NULL, or the replica checks read first (replica.h) */
 };
 
 /* What store backends are given. Their error line stays on the thread of

@@ -7,6 +7,7 @@
 #include "core.h"
 #include "cidr.h"
 #include "keycodec.h"
+#include "replica.h"
 
 /* OpenSSL's constant-time comparison: no early exit on the first byte that
  * differs. */
@@ -48,6 +49,9 @@ static int check_and_lookup(apikey_ctx *ctx, const char *key, size_t keylen, cha
     if (core_hash_key(ctx, key, keylen, want) != 0)
         return st;
     *stage = CHECKED;
+    if (ctx->replica && (st = replica_lookup(ctx, id, rec)) != REPLICA_STALE)
+        return st;
+    st = APIKEY_ST_UNAVAILABLE;
     if (ctx->concurrent_lookup) {
         pthread_rwlock_rdlock(&ctx->lock);
         if ((used = ctx->store.handle))

@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* A host's replica (replica.h): its contact line, and checks against it
+ * while it is trusted. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core.h"
+#include "replica.h"
+#include "secfile.h"
+
+struct replica {
+    pthread_rwlock_t lock; /* lookups shared; opening and closing the store exclusive */
+    store_binding store;
+    int concurrent;
+    int64_t trusted_until_ms; /* read and written atomically */
+    char uri[4200];
+};
+
+int64_t replica_now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+int replica_contact_format(const replica_contact *c, char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap, "apikey-replica 1 %" PRId64 " %" PRId64 "\n", c->at_ms, c->seq);
+    return n > 0 && (size_t)n < cap ? n : -1;
+}
+
+/* Digits only, no sign, no leading zero but "0", and no overflow. */
+static const char *number(const char *p, int64_t *out)
+{
+    int64_t v = 0;
+    const char *start = p;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (v > (INT64_MAX - (*p - '0')) / 10)
+            return NULL;
+        v = v * 10 + (*p - '0');
+    }
+    if (p == start || (*start == '0' && p - start > 1))
+        return NULL;
+    *out = v;
+    return p;
+}
+
+int replica_contact_read(const char *folder, replica_contact *c, char *why, size_t whylen)
+{
+    char path[4200], buf[REPLICA_CONTACT_MAX + 1];
+    if (snprintf(path, sizeof path, "%s/" REPLICA_CONTACT, folder) >= (int)sizeof path) {
+        snprintf(why, whylen, "replica %s: the folder's name is too long", folder);
+        return -1;
+    }
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        snprintf(why, whylen, "replica %s: %s (is apikey-syncd running?)", path, strerror(errno));
+        return -1;
+    }
+    ssize_t n = -1;
+    if (secfile_check(fd, path, why, whylen) == 0 && (n = read(fd, buf, sizeof buf)) < 0)
+        snprintf(why, whylen, "replica %s: %s", path, strerror(errno));
+    close(fd);
+    if (n < 0)
+        return -1;
+    buf[n] = '\0';
+    const char *p = buf;
+    if ((size_t)n > REPLICA_CONTACT_MAX || strncmp(p, "apikey-replica 1 ", 17) != 0 ||
+        !(p = number(p + 17, &c->at_ms)) || *p++ != ' ' || !(p = number(p, &c->seq)) ||
+        strcmp(p, "\n") != 0) {
+        snprintf(why, whylen, "replica %s: malformed (not the line apikey-syncd writes)", path);
+        return -1;
+    }
+    return 0;
+}
+
+int replica_attach(apikey_ctx *ctx, char *err, size_t errlen)
+{
+    struct replica *r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (snprintf(r->uri, sizeof r->uri, "sqlite:%s/" REPLICA_DB, ctx->cfg.replica) >= (int)sizeof r->uri ||
+        pthread_rwlock_init(&r->lock, NULL) != 0) {
+        snprintf(err, errlen, "replica %s: the folder's name is too long", ctx->cfg.replica);
+        free(r);
+        return -1;
+    }
+    if (store_load(r->uri, ctx->privileged, &r->store, err, errlen) != 0) {
+        pthread_rwlock_destroy(&r->lock);
+        free(r);
+        return -1;
+    }
+    r->concurrent = APIKEY_STORE_HAS(r->store.ops, flags) &&
+                    (r->store.ops->flags & APIKEY_STORE_CONCURRENT_LOOKUP);
+    ctx->replica = r;
+    return 0;
+}
+
+void replica_detach(apikey_ctx *ctx)
+{
+    struct replica *r = ctx->replica;
+    if (!r)
+        return;
+    store_unbind(&r->store);
+    pthread_rwlock_destroy(&r->lock);
+    free(r);
+    ctx->replica = NULL;
+}
+
+/* Whether the replica is trusted at now: the contact line is read again
+ * only once the time it gave has run out, so a check on a fresh replica
+ * costs one clock read. A contact from the future (a clock set back, a
+ * forged line) is no contact. */
+static int trusted(apikey_ctx *ctx, struct replica *r, int64_t now)
+{
+    if (now < __atomic_load_n(&r->trusted_until_ms, __ATOMIC_ACQUIRE))
+        return 1;
+    replica_contact c;
+    char why[512];
+    int64_t lag_ms = ctx->cfg.replica_max_lag * 1000;
+    if (replica_contact_read(ctx->cfg.replica, &c, why, sizeof why) != 0 || c.at_ms > now + 1000)
+        return 0;
+    __atomic_store_n(&r->trusted_until_ms, c.at_ms + lag_ms, __ATOMIC_RELEASE);
+    return now < c.at_ms + lag_ms;
+}
+
+int replica_lookup(apikey_ctx *ctx, const char *id, apikey_record *out)
+{
+    struct replica *r = ctx->replica;
+    if (!trusted(ctx, r, replica_now_ms()))
+        return REPLICA_STALE;
+    int st = APIKEY_ST_UNAVAILABLE;
+    void *used = NULL;
+    if (r->concurrent) {
+        pthread_rwlock_rdlock(&r->lock);
+        if ((used = r->store.handle))
+            st = r->store.ops->lookup(used, id, out);
+        pthread_rwlock_unlock(&r->lock);
+    }
+    if (!used || st == APIKEY_ST_UNAVAILABLE) {
+        pthread_rwlock_wrlock(&r->lock);
+        if (!used || used != r->store.handle) {
+            st = store_connect(&r->store, 0);
+            if (st == APIKEY_ST_OK)
+                st = r->store.ops->lookup(r->store.handle, id, out);
+        }
+        if (st == APIKEY_ST_UNAVAILABLE)
+            store_disconnect(&r->store);
+        pthread_rwlock_unlock(&r->lock);
+    }
+    /* A replica that cannot be read (a corrupt file, a malformed record)
+     * is no answer: the store of record gives it. */
+    return st == APIKEY_ST_UNAVAILABLE ? REPLICA_STALE : st;
+}
