@@ -161,3 +161,30 @@ int replica_lookup(apikey_ctx *ctx, const char *id, apikey_record *out)
      * is no answer: the store of record gives it. */
     return st == APIKEY_ST_UNAVAILABLE ? REPLICA_STALE : st;
 }
+
+APIKEY_EXPORT apikey_status apikey_replica(apikey_ctx *ctx, apikey_replica_state *out, char *err,
+                                           size_t errlen)
+{
+    char scratch[16];
+    if (!err) {
+        err = scratch;
+        errlen = sizeof scratch;
+    }
+    err[0] = '\0';
+    if (!ctx || !out || out->size < sizeof out->size)
+        return APIKEY_E_ARGUMENT;
+    if (!ctx->cfg.replica) {
+        snprintf(err, errlen, "%s has no 'replica =' setting", ctx->config_path);
+        return APIKEY_E_INVALID;
+    }
+    apikey_replica_state mine = {.size = sizeof mine, .max_lag_ms = ctx->cfg.replica_max_lag * 1000};
+    replica_contact c;
+    if (replica_contact_read(ctx->cfg.replica, &c, err, errlen) != 0)
+        return APIKEY_E_UNAVAILABLE;
+    mine.contact_ms = c.at_ms;
+    mine.last_change = c.seq;
+    mine.lag_ms = replica_now_ms() - c.at_ms;
+    mine.trusted = mine.lag_ms < mine.max_lag_ms && mine.lag_ms > -1000;
+    out->size = core_sized_out(&mine, sizeof mine, out, out->size);
+    return APIKEY_OK;
+}

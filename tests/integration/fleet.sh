@@ -115,11 +115,18 @@ if until_true answers "$K1" ERR; then ok "propagation: a revocation is refused o
 K5=$($APIKEY create u1 --name k5 --scopes proxies:read)
 if until_true answers "$K5" OK; then ok "propagation: a new key is accepted"; else not_ok "propagation: a new key never accepted"; fi
 
+if build/apikey --config "$T/host.conf" status > "$T/status" && grep -q '^source: the replica' "$T/status" &&
+    grep -q '^last change applied: [1-9]' "$T/status"; then ok "status: the replica, its lag and last change"
+else not_ok "status on a fresh replica: $(tr '\n' ' ' < "$T/status")"; fi
+
 # Cut off: syncd stopped, K2 revoked in the store of record.
 kill -STOP "$SPID"
 $APIKEY revoke "$(id_of "$K2")" >/dev/null
 if until_true answers "$K2" ERR; then ok "cut off: the revoked key is refused once the lag passes (direct query)"
 else not_ok "cut off: the revoked key was not refused"; fi
+build/apikey --config "$T/host.conf" status > "$T/status"
+[ $? = 1 ] && grep -q 'not trusted' "$T/status" && ok "status: a stale replica said, exit 1" ||
+    not_ok "status on a stale replica: $(tr '\n' ' ' < "$T/status")"
 # PostgreSQL stopped too: K3 (valid) cannot be confirmed: BH; K2 never OK.
 "$APIKEY_PG_CTL" stop
 if until_true answers "$K3" BH; then ok "cut off: the store of record down too: unavailable"
@@ -164,7 +171,7 @@ start_syncd
 until_true test -s "$T/replica/keys.db" || true
 sleep 0.2
 kill -9 "$SPID"; wait "$SPID" 2>/dev/null
-a=$(answer "$K5"); [ "$a" != OK ] || [ -s "$T/replica/contact" ] || not_ok "kill -9 during a full copy: OK without a contact"
+a=$(answer "$K1"); [ "$a" != OK ] || not_ok "kill -9 during a full copy: a revoked key OK"
 start_syncd
 if until_true contact_seen && until_true same_lists && until_true answers "$K5" OK; then
     ok "kill -9 during a full copy: the restart completes it"
