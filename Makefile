@@ -56,7 +56,7 @@ STORE_LIBS_sqlite := -lsqlite3
 STORE_LIBS_pgsql := -lpq
 STORE_CFLAGS_pgsql := -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
 
-PROGRAMS := $(B)/apikey $(B)/basic_apikey_auth $(B)/apikey-syncd
+PROGRAMS := $(B)/apikey $(B)/basic_apikey_auth
 TARGETS := $(B)/libapikey.so $(STORE_SO) $(PROGRAMS)
 ifneq ($(wildcard pam_apikey/*.c),)
 TARGETS += $(B)/pam_apikey.so $(B)/pam_try
@@ -107,6 +107,7 @@ SYNCD_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(wildcard syncd/*.c)) $(B)/obj/store/s
 $(SYNCD_OBJ): ALL_CFLAGS += $(STORE_CFLAGS_pgsql)
 $(B)/apikey-syncd: $(SYNCD_OBJ) $(CORE_LIB)
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(CORE_LIBS) -lpq -lsqlite3
+all: $(B)/apikey-syncd
 
 $(B)/basic_apikey_auth: $(patsubst %.c,$(B)/obj/%.o,$(wildcard helper/*.c)) $(CORE_LIB)
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(CORE_LIBS)
@@ -289,3 +290,12 @@ install-authd: $(B)/apikey-authd
 	sed -e 's#/usr/sbin/apikey-authd#$(SBINDIR)/apikey-authd#' -e 's#/etc/apikey/#$(SYSCONFDIR)/apikey/#' \
 		etc/systemd/apikey-authd.service > $(DESTDIR)$(UNITDIR)/apikey-authd.service
 # --- end of apikey-authd -----------------------------------------------------
+
+install: install-syncd
+INSTALLED += $(SBINDIR)/apikey-syncd $(UNITDIR)/apikey-syncd.service
+.PHONY: install-syncd
+install-syncd: $(B)/apikey-syncd
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR)
+	install -m 0755 $(B)/apikey-syncd $(DESTDIR)$(SBINDIR)/
+	sed -e 's#/usr/sbin/apikey-syncd#$(SBINDIR)/apikey-syncd#' -e 's#/etc/apikey/#$(SYSCONFDIR)/apikey/#' \
+		etc/systemd/apikey-syncd.service > $(DESTDIR)$(UNITDIR)/apikey-syncd.service

@@ -34,6 +34,16 @@ static int exec(replica_db *r, const char *sql)
     return sqlite3_exec(r->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : say_db(r, sql);
 }
 
+/* The file in group gid: a no-op in a setgid folder (the unit's), where
+ * the call would need a capability. */
+static int same_group(int fd, gid_t gid)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return -1;
+    return st.st_gid == gid ? 0 : fchown(fd, (uid_t)-1, gid);
+}
+
 /* keys.db as the sqlite backend would make it, readable by the folder's
  * group (hosts that are not root read through it), or opened as it is. */
 static int create_file(replica_db *r, const char *folder)
@@ -46,7 +56,7 @@ static int create_file(replica_db *r, const char *folder)
     int fd = open(r->path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
     if (fd < 0 && errno == EEXIST)
         return 0;
-    if (fd < 0 || fchown(fd, (uid_t)-1, dir.st_gid) != 0 || fchmod(fd, 0640) != 0) {
+    if (fd < 0 || same_group(fd, dir.st_gid) != 0 || fchmod(fd, 0640) != 0) {
         syncd_say("replica %s: cannot create: %s", r->path, strerror(errno));
         if (fd >= 0)
             close(fd);
@@ -209,7 +219,7 @@ int replica_db_contact(replica_db *r, int64_t at_ms)
         return -1;
     unlink(tmp);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
-    int ok = fd >= 0 && fchown(fd, (uid_t)-1, db.st_gid) == 0 && fchmod(fd, 0640) == 0 &&
+    int ok = fd >= 0 && same_group(fd, db.st_gid) == 0 && fchmod(fd, 0640) == 0 &&
              write(fd, line, (size_t)n) == n;
     if (fd >= 0)
         close(fd);
