@@ -197,6 +197,7 @@ static int full_copy(syncd *d)
     PQclear(PQexec(d->conn, "COMMIT"));
     if (replica_db_commit(&d->rep, at) != 0)
         return -1;
+    replica_db_compact(&d->rep);
     int64_t ms = mono_ms() - start;
     syncd_say("full copy: %lld keys at change %lld in %lld.%03lld s", (long long)n, (long long)at,
               (long long)(ms / 1000), (long long)(ms % 1000));
@@ -410,6 +411,17 @@ int main(int argc, char **argv)
         return 1;
     }
     d.conninfo = d.cfg.store + 6;
+    /* As the pgsql store: no password where apikey.conf is readable. */
+    PQconninfoOption *ci = PQconninfoParse(d.conninfo, NULL);
+    int has_password = 0;
+    for (PQconninfoOption *opt = ci; opt && opt->keyword; opt++)
+        has_password |= strcmp(opt->keyword, "password") == 0 && opt->val && *opt->val;
+    PQconninfoFree(ci);
+    if (!ci || has_password) {
+        syncd_say("%s: the store's conninfo is %s", config,
+                  ci ? "refused: it holds a password (use a pgpass file)" : "malformed");
+        return 1;
+    }
     umask(027);
     if (replica_db_open(&d.rep, d.cfg.replica) != 0)
         return 1;

@@ -202,6 +202,13 @@ int replica_db_commit(replica_db *r, int64_t seq)
     return 0;
 }
 
+void replica_db_compact(replica_db *r)
+{
+    /* A full copy wrote the whole store into the WAL: move it into the
+     * file and empty the WAL, so readers do not index it at every open. */
+    sqlite3_exec(r->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+}
+
 void replica_db_rollback(replica_db *r)
 {
     exec(r, "ROLLBACK");

@@ -32,6 +32,8 @@ int replica_db_delete(replica_db *r, const char *id);
 /* Commit with seq as the last change applied, or roll back. */
 int replica_db_commit(replica_db *r, int64_t seq);
 void replica_db_rollback(replica_db *r);
+/* After a full copy: the WAL moved into the file. */
+void replica_db_compact(replica_db *r);
 /* Replace the contact line: contact at at_ms, the last change applied. */
 int replica_db_contact(replica_db *r, int64_t at_ms);
 
