@@ -309,8 +309,12 @@ static void quiet(void *arg, const char *message)
 
 static int connect_db(syncd *d)
 {
-    const char *keys[] = {"connect_timeout", "dbname", "client_encoding", "fallback_application_name", NULL};
-    const char *vals[] = {"5", d->conninfo, "UTF8", "apikey-syncd", NULL};
+    /* A server that stops answering on TCP (a partition, not a refusal)
+     * is noticed by the kernel within about 10 s instead of never; the
+     * conninfo's own values come after these and win. */
+    const char *keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count",
+                          "tcp_user_timeout", "dbname", "client_encoding", "fallback_application_name", NULL};
+    const char *vals[] = {"5", "5", "2", "3", "10000", d->conninfo, "UTF8", "apikey-syncd", NULL};
     d->conn = PQconnectdbParams(keys, vals, 1);
     if (!d->conn || PQstatus(d->conn) != CONNECTION_OK) {
         drop(d, "cannot connect", d->conn ? PQerrorMessage(d->conn) : "out of memory");

@@ -150,6 +150,13 @@ grep -q 'is malformed' "$T/syncd.log" && ok "malformed row: said" || not_ok "mal
 psql_do "UPDATE apikey_keys_v2 SET expires = 0 WHERE id = '$(id_of "$K3" | cut -c4-)'"
 until_true answers "$K3" OK || not_ok "malformed row mended: K3 not OK again"
 
+# Log rows that name no key: said, skipped, and later changes still arrive.
+psql_do "INSERT INTO apikey_changes (id) VALUES (NULL), ('not a key')"
+$APIKEY revoke "$(id_of "$K3")" >/dev/null
+if until_true answers "$K3" ERR && [ "$(grep -c 'malformed (no key id)' "$T/syncd.log")" = 2 ]; then
+    ok "log rows naming no key: said, skipped, the next change applied"
+else not_ok "log rows naming no key: $(grep -c 'malformed (no key id)' "$T/syncd.log") lines"; fi
+
 # kill -9 during a burst of changes: 2,000 keys in one batch, then 2,000 revocations.
 awk 'BEGIN { for (i = 0; i < 2000; i++) printf "u2\tb%d\tproxies:read\tnever\n", i }' > "$T/batch"
 $APIKEY create --batch "$T/batch" > "$T/batch.keys" || not_ok "create --batch"
