@@ -22,6 +22,9 @@
 #define REPLICA_DB "keys.db"
 #define REPLICA_CONTACT "contact"
 #define REPLICA_CONTACT_MAX 96
+/* A datagram socket syncd reads: "<id> <unix seconds>\n" per use of a key
+ * on this host, which syncd carries to the store of record's last_used. */
+#define REPLICA_USES "uses.sock"
 
 typedef struct replica_contact {
     int64_t at_ms; /* last confirmed contact, Unix ms */
@@ -46,5 +49,8 @@ void replica_detach(struct apikey_ctx *ctx);
  * replica is older than replica_max_lag, or cannot be read). */
 #define REPLICA_STALE (-1)
 int replica_lookup(struct apikey_ctx *ctx, const char *id, apikey_record *out);
+/* Tell syncd that key id was used at when: best effort, never blocking,
+ * at most once per last_used_granularity per key and process. */
+void replica_touch(struct apikey_ctx *ctx, const char *id, int64_t when);
 
 #endif

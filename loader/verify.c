@@ -77,6 +77,11 @@ static void touch(apikey_ctx *ctx, const apikey_record *rec, int64_t now)
 {
     if (now - rec->last_used < ctx->cfg.last_used_granularity)
         return;
+    if (ctx->replica) {
+        /* apikey-syncd carries it to the store of record. */
+        replica_touch(ctx, rec->id, now);
+        return;
+    }
     pthread_rwlock_wrlock(&ctx->lock);
     if (ctx->store.handle)
         (void)ctx->store.ops->touch(ctx->store.handle, rec->id, now);

@@ -23,7 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,7 +34,13 @@
 #include "../store/pgsql/pgsql_changes.h"
 #include "../store/pgsql/pgsql_row.h"
 
-enum { BATCH = 1000, FETCH_ROWS = 10000, POLL_MS = 1000, CONTACT_EVERY_MS = 250 };
+enum { BATCH = 1000, FETCH_ROWS = 10000, POLL_MS = 1000, CONTACT_EVERY_MS = 250, USES_MAX = 8192 };
+
+/* Uses told by hosts, carried to the store of record at most once a
+ * second. Only last_used changes: the log's trigger ignores it. */
+#define Q_USES                                                                                   \
+    "UPDATE " SQL_TABLE_2 " k SET last_used = u.t FROM unnest($1::text[], $2::bigint[]) AS u(id, t)" \
+    " WHERE k.id = u.id AND k.last_used < u.t"
 
 /* The number of the last change: the log's, or after a trim that left it
  * empty, the trim mark. */
@@ -93,6 +101,13 @@ typedef struct syncd {
     replica_db rep;
     int said_down, said_pooler;
     int64_t contact_written; /* monotonic ms */
+    int uses_fd;             /* -1: uses are not carried */
+    int64_t uses_sent;       /* monotonic ms */
+    size_t nuses;
+    struct {
+        char id[APIKEY_ID_LEN + 1];
+        int64_t when;
+    } uses[USES_MAX];
 } syncd;
 
 static int64_t be64(const PGresult *res, int row, int col)
@@ -333,6 +348,86 @@ static int connect_db(syncd *d)
     return 0;
 }
 
+/* REPLICA_USES in the folder, writable by the folder's group (hosts that
+ * are not root tell their uses through it). */
+static void open_uses(syncd *d)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    struct stat dir, sock;
+    d->uses_fd = -1;
+    if (snprintf(a.sun_path, sizeof a.sun_path, "%s/" REPLICA_USES, d->cfg.replica) >= (int)sizeof a.sun_path ||
+        stat(d->cfg.replica, &dir) != 0)
+        return;
+    unlink(a.sun_path);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || chmod(a.sun_path, 0660) != 0 ||
+        stat(a.sun_path, &sock) != 0 || (sock.st_gid != dir.st_gid && chown(a.sun_path, (uid_t)-1, dir.st_gid) != 0)) {
+        syncd_say("%s: %s; last-used times of this host are not carried", a.sun_path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    d->uses_fd = fd;
+}
+
+/* "<id> <seconds>\n" datagrams into the table (the latest time per key);
+ * anything else, or a full table, is dropped. */
+static void receive_uses(syncd *d)
+{
+    char m[64];
+    ssize_t n;
+    int64_t limit = replica_now_ms() / 1000 + 300;
+    while (d->uses_fd >= 0 && (n = recv(d->uses_fd, m, sizeof m - 1, MSG_DONTWAIT)) >= 0) {
+        m[n] = '\0';
+        char *end;
+        if (n < APIKEY_ID_LEN + 3 || m[APIKEY_ID_LEN] != ' ' || !valid_id(m, APIKEY_ID_LEN))
+            continue;
+        long long when = strtoll(m + APIKEY_ID_LEN + 1, &end, 10);
+        if (strcmp(end, "\n") != 0 || when <= 0 || when > limit)
+            continue;
+        size_t i = 0;
+        while (i < d->nuses && memcmp(d->uses[i].id, m, APIKEY_ID_LEN) != 0)
+            i++;
+        if (i == d->nuses) {
+            if (d->nuses == USES_MAX)
+                continue;
+            memcpy(d->uses[d->nuses].id, m, APIKEY_ID_LEN);
+            d->uses[d->nuses++].when = 0;
+        }
+        if (when > d->uses[i].when)
+            d->uses[i].when = when;
+    }
+}
+
+static void carry_uses(syncd *d)
+{
+    if (!d->nuses || !d->conn || mono_ms() - d->uses_sent < POLL_MS)
+        return;
+    size_t cap = d->nuses * (APIKEY_ID_LEN + 24) + 4;
+    char *ids = malloc(cap), *times = malloc(cap);
+    if (!ids || !times) {
+        free(ids);
+        free(times);
+        return;
+    }
+    size_t a = 0, b = 0;
+    for (size_t i = 0; i < d->nuses; i++) {
+        a += (size_t)snprintf(ids + a, cap - a, "%c%s", i ? ',' : '{', d->uses[i].id);
+        b += (size_t)snprintf(times + b, cap - b, "%c%lld", i ? ',' : '{', (long long)d->uses[i].when);
+    }
+    snprintf(ids + a, cap - a, "}");
+    snprintf(times + b, cap - b, "}");
+    const char *vals[2] = {ids, times};
+    PGresult *res = PQexecParams(d->conn, Q_USES, 2, NULL, vals, NULL, NULL, 0);
+    free(ids);
+    free(times);
+    d->uses_sent = mono_ms();
+    if (run_ok(d, res, "recording last-used times")) {
+        PQclear(res);
+        d->nuses = 0;
+    }
+}
+
 /* Until the next notification, or POLL_MS from start. */
 static void wait_for_change(syncd *d, int64_t start)
 {
@@ -346,9 +441,14 @@ static void wait_for_change(syncd *d, int64_t start)
         long left = POLL_MS - (long)(mono_ms() - start);
         if (woken || left <= 0 || stopping)
             return;
-        struct pollfd p = {.fd = PQsocket(d->conn), .events = POLLIN};
-        if (poll(&p, 1, (int)left) <= 0)
+        struct pollfd p[2] = {{.fd = PQsocket(d->conn), .events = POLLIN},
+                              {.fd = d->uses_fd, .events = POLLIN}};
+        if (poll(p, 2, (int)left) <= 0)
             return;
+        if (p[1].revents)
+            receive_uses(d);
+        if (!p[0].revents)
+            continue;
         if (!PQconsumeInput(d->conn)) {
             drop(d, "connection lost", PQerrorMessage(d->conn));
             return;
@@ -376,6 +476,7 @@ static void run(syncd *d)
         }
         if (got >= BATCH)
             continue;
+        carry_uses(d);
         if (mono_ms() - d->contact_written >= CONTACT_EVERY_MS || got > 0) {
             replica_db_contact(&d->rep, at);
             d->contact_written = mono_ms();
@@ -403,7 +504,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: apikey-syncd [--config FILE]\n");
         return 2;
     }
-    syncd d = {0};
+    static syncd d; /* the uses table is large */
     char err[512];
     config = core_config_path(config, 0);
     if (config_load(config, &d.cfg, err, sizeof err) != 0) {
@@ -429,6 +530,7 @@ int main(int argc, char **argv)
     umask(027);
     if (replica_db_open(&d.rep, d.cfg.replica) != 0)
         return 1;
+    open_uses(&d);
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
@@ -436,6 +538,8 @@ int main(int argc, char **argv)
     setvbuf(stderr, NULL, _IOLBF, 0);
     run(&d);
     PQfinish(d.conn);
+    if (d.uses_fd >= 0)
+        close(d.uses_fd);
     replica_db_close(&d.rep);
     config_free(&d.cfg);
     return 0;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core.h"
 #include "replica.h"
@@ -136,6 +137,26 @@ static void test_which_store_answers(void)
     CU_ASSERT_EQUAL(check(host, key), APIKEY_ALLOWED);
     chmod(db, 0640);
     CU_ASSERT_EQUAL(check(host, key), APIKEY_REFUSED);
+
+    /* keys.db deleted and made anew under a running host: it reads the new
+     * file once its contact is read again, not the old inode for ever. */
+    char err[512];
+    apikey_ctx *ctx = apikey_open(host, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    apikey_result res;
+    contact_at(d, replica_now_ms() - 4500); /* trusted for half a second */
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, key, strlen(key), &res), APIKEY_REFUSED);
+    static const char *const side[] = {"", "-wal", "-shm"};
+    for (int i = 0; i < 3; i++) {
+        char f[700];
+        snprintf(f, sizeof f, "%s%s", db, side[i]);
+        unlink(f);
+    }
+    CU_ASSERT_EQUAL_FATAL(tu_apikey(rec_conf, NULL, NULL, NULL, "copy", "--to", uri, NULL), 0);
+    sleep(1);
+    contact_at(d, replica_now_ms());
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, key, strlen(key), &res), APIKEY_ALLOWED);
+    apikey_close(ctx);
     free(d);
     free(record);
     free(rec_conf);

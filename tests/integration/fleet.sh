@@ -115,6 +115,10 @@ if until_true answers "$K1" ERR; then ok "propagation: a revocation is refused o
 K5=$($APIKEY create u1 --name k5 --scopes proxies:read)
 if until_true answers "$K5" OK; then ok "propagation: a new key is accepted"; else not_ok "propagation: a new key never accepted"; fi
 
+# Last use on the host, carried by syncd to the store of record.
+used() { $APIKEY list --all --json | jq -e --arg id "$(id_of "$K5")" '.[] | select(.id == $id) | .last_used != null' >/dev/null; }
+if until_true used; then ok "last use on a replica host reaches the store of record"; else not_ok "last use of K5 never carried"; fi
+
 if build/apikey --config "$T/host.conf" status > "$T/status" && grep -q '^source: the replica' "$T/status" &&
     grep -q '^last change applied: [1-9]' "$T/status"; then ok "status: the replica, its lag and last change"
 else not_ok "status on a fresh replica: $(tr '\n' ' ' < "$T/status")"; fi
