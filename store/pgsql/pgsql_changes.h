@@ -7,7 +7,9 @@
  * apikey_changes, in the writing transaction, so every writer is covered:
  * create, batch, revoke, rotate, update, copy, a host of the previous
  * release, an UPDATE typed by hand. A change of last_used alone is not
- * logged (a use is not a change a replica needs). The row says which key
+ * logged (a use is not a change a replica needs). The test is in the
+ * function, not in a WHEN clause: a trigger's WHEN ties the columns, and
+ * PostgreSQL would then refuse to alter their types. The row says which key
  * changed, not how: a reader applies the key's current row, so applying a
  * change twice, or late, does no harm.
  *
@@ -47,18 +49,17 @@
     "CREATE TABLE apikey_changes_trimmed (seq BIGINT NOT NULL);"                                 \
     "INSERT INTO apikey_changes_trimmed VALUES (0);"                                             \
     "CREATE FUNCTION apikey_log_change() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN"          \
+    " IF TG_OP = 'UPDATE' AND (OLD.id, OLD.account, OLD.name, OLD.scopes, OLD.hash, OLD.created," \
+    " OLD.expires, OLD.revoked, OLD.allow_from) IS NOT DISTINCT FROM (NEW.id, NEW.account,"      \
+    " NEW.name, NEW.scopes, NEW.hash, NEW.created, NEW.expires, NEW.revoked, NEW.allow_from)"    \
+    " THEN RETURN NULL; END IF;"                                                                 \
     " PERFORM pg_advisory_xact_lock(" PGSQL_WRITER_LOCK ");"                                     \
     " INSERT INTO apikey_changes (id) VALUES (CASE WHEN TG_OP = 'DELETE' THEN OLD.id"            \
     " ELSE NEW.id END);"                                                                         \
     " PERFORM pg_notify('" PGSQL_CHANNEL "', '');"                                               \
     " RETURN NULL; END $f$;"                                                                     \
-    "CREATE TRIGGER apikey_log_write AFTER INSERT OR DELETE ON " SQL_TABLE_2                    \
-    " FOR EACH ROW EXECUTE PROCEDURE apikey_log_change();"                                       \
-    "CREATE TRIGGER apikey_log_update AFTER UPDATE ON " SQL_TABLE_2 " FOR EACH ROW WHEN"         \
-    " ((OLD.id, OLD.account, OLD.name, OLD.scopes, OLD.hash, OLD.created, OLD.expires,"         \
-    " OLD.revoked, OLD.allow_from) IS DISTINCT FROM (NEW.id, NEW.account, NEW.name, NEW.scopes," \
-    " NEW.hash, NEW.created, NEW.expires, NEW.revoked, NEW.allow_from))"                        \
-    " EXECUTE PROCEDURE apikey_log_change();"
+    "CREATE TRIGGER apikey_log AFTER INSERT OR UPDATE OR DELETE ON " SQL_TABLE_2                 \
+    " FOR EACH ROW EXECUTE PROCEDURE apikey_log_change();"
 
 /* How long the log keeps a change: a replica away longer copies the
  * whole store again. */
