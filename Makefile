@@ -109,6 +109,13 @@ $(B)/store/apikey_store_%.so: $$(addprefix $(B)/obj/,$$(subst .c,.o,$$(wildcard 
 $(B)/apikey: $(patsubst %.c,$(B)/obj/%.o,$(wildcard cli/*.c)) $(CORE_LIB)
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(CORE_LIBS) -ljansson
 
+# apikey-syncd keeps a replica of a PostgreSQL store (syncd/, loader/replica.h).
+SYNCD_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(wildcard syncd/*.c)) $(B)/obj/store/sql/sql_schema.o
+$(SYNCD_OBJ): ALL_CFLAGS += $(STORE_CFLAGS_pgsql)
+$(B)/apikey-syncd: $(SYNCD_OBJ) $(CORE_LIB)
+	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(CORE_LIBS) -lpq -lsqlite3
+all: $(B)/apikey-syncd
+
 $(B)/basic_apikey_auth: $(patsubst %.c,$(B)/obj/%.o,$(wildcard helper/*.c)) $(CORE_LIB)
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(CORE_LIBS)
 
@@ -294,3 +301,12 @@ install-authd: $(B)/apikey-authd
 	sed -e 's#/usr/sbin/apikey-authd#$(SBINDIR)/apikey-authd#' -e 's#/etc/apikey/#$(SYSCONFDIR)/apikey/#' \
 		etc/systemd/apikey-authd.service > $(DESTDIR)$(UNITDIR)/apikey-authd.service
 # --- end of apikey-authd -----------------------------------------------------
+
+install: install-syncd
+INSTALLED += $(SBINDIR)/apikey-syncd $(UNITDIR)/apikey-syncd.service
+.PHONY: install-syncd
+install-syncd: $(B)/apikey-syncd
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR)
+	install -m 0755 $(B)/apikey-syncd $(DESTDIR)$(SBINDIR)/
+	sed -e 's#/usr/sbin/apikey-syncd#$(SBINDIR)/apikey-syncd#' -e 's#/etc/apikey/#$(SYSCONFDIR)/apikey/#' \
+		etc/systemd/apikey-syncd.service > $(DESTDIR)$(UNITDIR)/apikey-syncd.service

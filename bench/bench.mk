@@ -8,6 +8,10 @@ $(B)/bench/verify_loop: bench/verify_loop.c $(B)/libapikey.so
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< -L$(B) -l:libapikey.so -Wl,-rpath,'$$ORIGIN/..' -lcrypto -lpthread $(ALL_LDFLAGS)
 
+$(B)/bench/propagation: bench/propagation.c $(B)/libapikey.so
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< -L$(B) -l:libapikey.so -Wl,-rpath,'$$ORIGIN/..' $(ALL_LDFLAGS)
+
 .PHONY: bench
 # Inside the test harness's private PostgreSQL and pgbouncer, for the pgsql rows.
 bench: deps all $(B)/bench/pam_loop $(B)/bench/verify_loop $(B)/bench/fastest
@@ -15,6 +19,8 @@ bench: deps all $(B)/bench/pam_loop $(B)/bench/verify_loop $(B)/bench/fastest
 	sh bench/nginx.sh
 	sh bench/authd.sh
 	sh bench/dashboard.sh
+	sh tests/pg_harness.sh sh bench/fleet.sh
+bench: $(B)/bench/propagation
 
 $(B)/bench/timing: bench/timing.c $(CORE_LIB)
 	@mkdir -p $(dir $@)

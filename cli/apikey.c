@@ -22,6 +22,7 @@ static const char usage_text[] =
     "  verify --service SERVICE [--account ACCOUNT]   (the key on standard input)\n"
     "  scopes [--json]\n"
     "  copy --to STORE\n"
+    "  status                     the replica's lag and last change (a fleet)\n"
     "FILE also comes from $APIKEY_CONFIG; the default is " APIKEY_DEFAULT_CONFIG ".\n"
     "Exit status: 0 success, 1 refused, 2 usage, configuration or store error.\n";
 
@@ -207,7 +208,7 @@ static const struct command {
 } commands[] = {
     {"create", cmd_create_one}, {"list", cli_list},     {"revoke", cmd_revoke},
     {"rotate", cmd_rotate},     {"verify", cli_verify}, {"scopes", cli_scopes},
-    {"copy", cmd_copy},
+    {"copy", cmd_copy},         {"status", cli_status},
 };
 
 int main(int argc, char **argv)

@@ -26,5 +26,6 @@ int cli_list(const char *config, int argc, char **argv);
 int cli_scopes(const char *config, int argc, char **argv);
 int cli_verify(const char *config, int argc, char **argv);
 int cli_create_batch(const char *config, const char *file);
+int cli_status(const char *config, int argc, char **argv);
 
 #endif

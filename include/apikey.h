@@ -297,6 +297,20 @@ apikey_status apikey_scopes(apikey_ctx *ctx, apikey_scope_cb cb, void *arg, char
 apikey_status apikey_copy(apikey_ctx *ctx, const char *store_uri, size_t *copied, char *err,
                           size_t errlen);
 
+/* The replica of `replica =` (a fleet: apikey-syncd keeps it from the
+ * store of record). Library 1.5; a growing struct (see above). */
+typedef struct apikey_replica_state {
+    size_t size;
+    int64_t contact_ms;  /* last confirmed contact with the store of record, Unix ms */
+    int64_t lag_ms;      /* now - contact_ms */
+    int64_t max_lag_ms;  /* replica_max_lag */
+    int64_t last_change; /* the last change of the store of record applied */
+    int trusted;         /* lag_ms < max_lag_ms: checks read the replica */
+} apikey_replica_state;
+/* APIKEY_E_INVALID when the configuration has no replica; UNAVAILABLE
+ * (err says why) when its contact line cannot be read. */
+apikey_status apikey_replica(apikey_ctx *ctx, apikey_replica_state *out, char *err, size_t errlen);
+
 /* Overwrite len bytes at p in a way the compiler keeps (a key, once shown). */
 void apikey_wipe(void *p, size_t len);
 

@@ -101,15 +101,21 @@ static int top_entry(parser *p, const char *key, const char *value, unsigned *se
             return fail(p, "default_expiry '%s' is not 30d, 90d, 6m, 1y, never or a date", value);
         return set_string(p, &c->default_expiry, key, value);
     }
+    if (strcmp(key, "replica") == 0) {
+        if (value[0] != '/')
+            return fail(p, "replica must be an absolute path (a folder kept by apikey-syncd)");
+        return set_string(p, &c->replica, key, value);
+    }
     if (strcmp(key, "pepper_file") == 0) {
         if (value[0] != '/')
             return fail(p, "pepper_file must be an absolute path");
         return set_string(p, &c->pepper_file, key, value);
     }
-    enum { S_PREFIX = 1, S_MAX = 2, S_GRAN = 4 };
+    enum { S_PREFIX = 1, S_MAX = 2, S_GRAN = 4, S_LAG = 8 };
     unsigned bit = strcmp(key, "key_prefix") == 0             ? S_PREFIX
                    : strcmp(key, "max_keys_per_account") == 0 ? S_MAX
                    : strcmp(key, "last_used_granularity") == 0 ? S_GRAN
+                   : strcmp(key, "replica_max_lag") == 0       ? S_LAG
                                                                : 0;
     if (!bit)
         return fail(p, "unknown setting '%s'", key);
@@ -127,9 +133,10 @@ static int top_entry(parser *p, const char *key, const char *value, unsigned *se
         c->max_keys_per_account = (int)n;
     } else {
         int64_t s;
-        if (timeutil_duration(value, &s) != 0)
-            return fail(p, "last_used_granularity '%s' is not a duration such as 60s or 5min", value);
-        c->last_used_granularity = s;
+        if (timeutil_duration(value, &s) != 0 || (bit == S_LAG && (s < 1 || s > 86400)))
+            return fail(p, "%s '%s' is not a duration such as 60s or 5min%s", key, value,
+                        bit == S_LAG ? " (1s to 1d)" : "");
+        *(bit == S_LAG ? &c->replica_max_lag : &c->last_used_granularity) = s;
     }
     return 0;
 }
@@ -339,6 +346,8 @@ int config_parse(const char *text, size_t len, const char *name, apikey_config *
         fail(&p, "section [scopes] defines no scope");
         goto done;
     }
+    if (!cfg->replica_max_lag)
+        cfg->replica_max_lag = 10;
     if (!cfg->default_expiry && !(cfg->default_expiry = strdup("90d"))) {
         fail(&p, "out of memory");
         goto done;
@@ -373,6 +382,7 @@ void config_free(apikey_config *cfg)
     free(cfg->store);
     free(cfg->default_expiry);
     free(cfg->pepper_file);
+    free(cfg->replica);
     for (size_t i = 0; i < cfg->nscopes; i++) {
         free(cfg->scopes[i].name);
         free(cfg->scopes[i].description);

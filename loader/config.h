@@ -32,6 +32,8 @@ typedef struct apikey_config {
     char *default_expiry;         /* a duration text, as for --expires */
     char *pepper_file;            /* NULL: plain SHA-256 */
     int64_t last_used_granularity; /* seconds between last-used writes per key */
+    char *replica;                /* NULL, or the folder apikey-syncd keeps (replica.h) */
+    int64_t replica_max_lag;      /* seconds a replica is trusted after its last contact */
     config_scope *scopes;
     size_t nscopes;
     config_service *services;

@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 
 #include "core.h"
+#include "replica.h"
 #include "secfile.h"
 
 static int64_t system_clock(void)
@@ -83,6 +84,10 @@ apikey_ctx *core_open(const char *config_path, int flags, char *err, size_t errl
     }
     if ((flags & (CORE_OPEN_CREATE | CORE_OPEN_CONNECT)) &&
         store_connect_or_say(&ctx->store, flags & CORE_OPEN_CREATE, err, errlen) != 0) {
+        apikey_close(ctx);
+        return NULL;
+    }
+    if (ctx->cfg.replica && replica_attach(ctx, err, errlen) != 0) {
         apikey_close(ctx);
         return NULL;
     }
@@ -162,6 +167,7 @@ APIKEY_EXPORT void apikey_close(apikey_ctx *ctx)
 {
     if (!ctx)
         return;
+    replica_detach(ctx);
     store_unbind(&ctx->store);
     config_free(&ctx->cfg);
     pthread_rwlock_destroy(&ctx->lock);

@@ -47,6 +47,7 @@ struct apikey_ctx {
      * pause after the last slow failure (under the write lock). */
     _Atomic int64_t connect_since, retry_at;
     int64_t connect_pause;
+    struct replica *replica; /* NULL, or the replica checks read first (replica.h) */
 };
 
 /* What store backends are given. Their error line stays on the thread of

@@ -8,6 +8,7 @@
 #include "core.h"
 #include "cidr.h"
 #include "keycodec.h"
+#include "replica.h"
 
 /* OpenSSL's constant-time comparison: no early exit on the first byte that
  * differs. */
@@ -49,6 +50,9 @@ static int check_and_lookup(apikey_ctx *ctx, const char *key, size_t keylen, cha
     if (core_hash_key(ctx, key, keylen, want) != 0)
         return st;
     *stage = CHECKED;
+    if (ctx->replica && (st = replica_lookup(ctx, id, rec)) != REPLICA_STALE)
+        return st;
+    st = APIKEY_ST_UNAVAILABLE;
     if (core_store_stalled(ctx))
         return st;
     if (ctx->concurrent_lookup) {
@@ -76,6 +80,11 @@ static void touch(apikey_ctx *ctx, const apikey_record *rec, int64_t now)
 {
     if (now - rec->last_used < ctx->cfg.last_used_granularity)
         return;
+    if (ctx->replica) {
+        /* apikey-syncd carries it to the store of record. */
+        replica_touch(ctx, rec->id, now);
+        return;
+    }
     pthread_rwlock_wrlock(&ctx->lock);
     if (ctx->store.handle)
         (void)ctx->store.ops->touch(ctx->store.handle, rec->id, now);

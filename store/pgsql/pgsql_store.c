@@ -32,18 +32,15 @@
 
 #include "apikey_store.h"
 #include "../sql/sql_schema.h"
+#include "pgsql_changes.h"
+#include "pgsql_row.h"
 
 #define EXPORT __attribute__((visibility("default")))
 /* Same wait as the SQLite store's busy timeout before a writer gives up. */
 #define WRITER_WAIT "10s"
-/* pg_advisory_xact_lock key of the writers' lock ("apky"); advisory locks
- * are per database, so stores in other databases never contend. */
-#define WRITER_LOCK "1634758777"
-
-/* Type oids from catalog/pg_type.h, which is not part of libpq-dev. */
-#define OID_BYTEA 17
-#define OID_INT8 20
-#define OID_TEXT 25
+/* pg_advisory_xact_lock key of the writers' lock; advisory locks are per
+ * database, so stores in other databases never contend. */
+#define WRITER_LOCK PGSQL_WRITER_LOCK
 
 #define P(n) "$" #n
 static const char *const migrations[SQL_SCHEMA_VERSION] =
@@ -292,34 +289,9 @@ static void abandon_txn(pgstore *s)
     s->in_txn = 0;
 }
 
-/* The column types of a row read, and of a record's parameters. */
-static const Oid record_types[SQL_NCOLS] = {OID_TEXT, OID_TEXT, OID_TEXT, OID_TEXT, OID_BYTEA,
-                                            OID_INT8, OID_INT8, OID_INT8, OID_INT8, OID_TEXT};
-
-/* A row (binary format) into a record: -1 when a value is NULL, of
- * another type (a column altered by hand could hold 8 bytes of text that
- * read as a number), or out of range. */
 static int decode_row(const PGresult *res, int row, apikey_record *out)
 {
-    sql_value v[SQL_NCOLS];
-    if (PQnfields(res) != SQL_NCOLS)
-        return -1;
-    for (int c = 0; c < SQL_NCOLS; c++) {
-        Oid type = PQftype(res, c);
-        v[c] = (sql_value){.kind = SQL_OTHER, .p = PQgetvalue(res, row, c),
-                           .len = (size_t)PQgetlength(res, row, c)};
-        if (PQgetisnull(res, row, c) || PQfformat(res, c) != 1 || type != record_types[c])
-            continue;
-        if (type == OID_INT8 && v[c].len == sizeof(uint64_t)) {
-            uint64_t be;
-            memcpy(&be, v[c].p, sizeof be);
-            v[c].i = (int64_t)be64toh(be);
-            v[c].kind = SQL_INT64;
-        } else if (type != OID_INT8) {
-            v[c].kind = type == OID_TEXT ? SQL_TEXT : SQL_BYTES;
-        }
-    }
-    return sql_decode_record(v, out);
+    return PQnfields(res) == SQL_NCOLS ? pgsql_decode_row(res, row, 0, out) : -1;
 }
 
 /* A row that does not decode is a corrupt store. */
@@ -698,6 +670,27 @@ static int pg_each(void *handle, const char *account, apikey_record_cb cb, void 
     return st == APIKEY_ST_STOP ? APIKEY_ST_OK : st;
 }
 
+/* The change log that replicas follow (pgsql_changes.h): created by the
+ * first writer of this build, inside its transaction and under its lock
+ * like a schema upgrade (readers never create it), and trimmed now and
+ * then by a writer. It is not part of the schema version: the keys' rows
+ * are unchanged, so hosts of the previous release read and write on, and
+ * the trigger logs their writes too. */
+static int change_log(pgstore *s)
+{
+    PGresult *res = run_text(s, PGSQL_LOG_PRESENT, 0, NULL, NULL, WAIT_WRITE_MS);
+    if (!ok(res) || PQntuples(res) != 1) {
+        int st = fail(s, "reading its change log", res);
+        PQclear(res);
+        return st;
+    }
+    int present = PQgetvalue(res, 0, 0)[0] == 1;
+    PQclear(res);
+    if (!present)
+        return exec_fixed(s, PGSQL_LOG_CREATE, "creating its change log");
+    return exec_fixed(s, PGSQL_LOG_TRIM, "trimming its change log");
+}
+
 /* Bring the schema to SQL_SCHEMA_VERSION, and the reads with it, under the
  * writers' lock, so that of several first writers one migrates and the
  * others find it done; the migration commits or rolls back with the write
@@ -727,7 +720,7 @@ static int upgrade(pgstore *s)
         s->layout = SQL_SCHEMA_VERSION;
         s->prepared = 0;
     }
-    return st;
+    return st == APIKEY_ST_OK ? change_log(s) : st;
 }
 
 /* The advisory lock serialises writers on every host: a writer counting an
@@ -755,7 +748,7 @@ static int write_record(pgstore *s, const char *sql, const apikey_record *rec)
 {
     record_params p;
     bind_record(&p, rec);
-    const stmt q = {.sql = sql, .n = SQL_NCOLS, .types = record_types, .vals = p.vals, .lens = p.lens, .fmts = p.fmts};
+    const stmt q = {.sql = sql, .n = SQL_NCOLS, .types = pgsql_record_types, .vals = p.vals, .lens = p.lens, .fmts = p.fmts};
     PGresult *res = run(s, send_params, &q, WAIT_WRITE_MS);
     if (!ok(res)) {
         int st = fail(s, sql == Q_INSERT ? "adding a key" : "changing a key", res);

@@ -10,7 +10,7 @@ bad=0
 n=0
 fail() { echo "hardening: $1: $2" >&2; bad=1; }
 for f in build/libapikey.so build/pam_apikey.so build/apikey build/basic_apikey_auth \
-         build/store/*.so build/nginx/*.so build/apikey-authd; do
+         build/store/*.so build/nginx/*.so build/apikey-authd build/apikey-syncd; do
     [ -f "$f" ] || continue
     n=$((n + 1))
     dyn=$(readelf -dW "$f")

@@ -1,0 +1,260 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* A host's replica (replica.h): its contact line, and checks against it
+ * while it is trusted. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core.h"
+#include "replica.h"
+#include "secfile.h"
+
+enum { USE_SLOTS = 1024 };
+
+struct replica {
+    pthread_rwlock_t lock; /* lookups shared; opening and closing the store exclusive */
+    /* Uses told to syncd: the last per key (a direct-mapped table), so a
+     * key checked a thousand times a second is told once per
+     * last_used_granularity. The replica's own last_used never moves (a
+     * use is not a change), so it cannot be the throttle. */
+    pthread_mutex_t use_lock;
+    int use_fd;
+    struct sockaddr_un use_addr;
+    struct {
+        char id[APIKEY_ID_LEN + 1];
+        int64_t told;
+    } uses[USE_SLOTS];
+    store_binding store;
+    int concurrent;
+    int64_t trusted_until_ms; /* read and written atomically */
+    /* keys.db as the open handle found it: a file deleted and made anew
+     * (by hand) would otherwise be read through the old inode for ever.
+     * Looked at whenever the contact line is read again. */
+    dev_t dev;
+    ino_t ino;
+    int replaced; /* atomically: keys.db is another file than the handle's */
+    char uri[4200];
+};
+
+int64_t replica_now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+int replica_contact_format(const replica_contact *c, char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap, "apikey-replica 1 %" PRId64 " %" PRId64 "\n", c->at_ms, c->seq);
+    return n > 0 && (size_t)n < cap ? n : -1;
+}
+
+/* Digits only, no sign, no leading zero but "0", and no overflow. */
+static const char *number(const char *p, int64_t *out)
+{
+    int64_t v = 0;
+    const char *start = p;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (v > (INT64_MAX - (*p - '0')) / 10)
+            return NULL;
+        v = v * 10 + (*p - '0');
+    }
+    if (p == start || (*start == '0' && p - start > 1))
+        return NULL;
+    *out = v;
+    return p;
+}
+
+int replica_contact_read(const char *folder, replica_contact *c, char *why, size_t whylen)
+{
+    char path[4200], buf[REPLICA_CONTACT_MAX + 1];
+    if (snprintf(path, sizeof path, "%s/" REPLICA_CONTACT, folder) >= (int)sizeof path) {
+        snprintf(why, whylen, "replica %s: the folder's name is too long", folder);
+        return -1;
+    }
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        snprintf(why, whylen, "replica %s: %s (is apikey-syncd running?)", path, strerror(errno));
+        return -1;
+    }
+    ssize_t n = -1;
+    if (secfile_check(fd, path, why, whylen) == 0 && (n = read(fd, buf, sizeof buf)) < 0)
+        snprintf(why, whylen, "replica %s: %s", path, strerror(errno));
+    close(fd);
+    if (n < 0)
+        return -1;
+    buf[n] = '\0';
+    const char *p = buf;
+    if ((size_t)n > REPLICA_CONTACT_MAX || strncmp(p, "apikey-replica 1 ", 17) != 0 ||
+        !(p = number(p + 17, &c->at_ms)) || *p++ != ' ' || !(p = number(p, &c->seq)) ||
+        strcmp(p, "\n") != 0) {
+        snprintf(why, whylen, "replica %s: malformed (not the line apikey-syncd writes)", path);
+        return -1;
+    }
+    return 0;
+}
+
+int replica_attach(apikey_ctx *ctx, char *err, size_t errlen)
+{
+    struct replica *r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    r->use_fd = -1;
+    r->use_addr.sun_family = AF_UNIX;
+    if (snprintf(r->uri, sizeof r->uri, "sqlite:%s/" REPLICA_DB, ctx->cfg.replica) >= (int)sizeof r->uri ||
+        snprintf(r->use_addr.sun_path, sizeof r->use_addr.sun_path, "%s/" REPLICA_USES, ctx->cfg.replica) >=
+            (int)sizeof r->use_addr.sun_path ||
+        pthread_rwlock_init(&r->lock, NULL) != 0) {
+        snprintf(err, errlen, "replica %s: the folder's name is too long", ctx->cfg.replica);
+        free(r);
+        return -1;
+    }
+    pthread_mutex_init(&r->use_lock, NULL);
+    if (store_load(r->uri, ctx->privileged, &r->store, err, errlen) != 0) {
+        pthread_mutex_destroy(&r->use_lock);
+        pthread_rwlock_destroy(&r->lock);
+        free(r);
+        return -1;
+    }
+    r->concurrent = APIKEY_STORE_HAS(r->store.ops, flags) &&
+                    (r->store.ops->flags & APIKEY_STORE_CONCURRENT_LOOKUP);
+    ctx->replica = r;
+    return 0;
+}
+
+void replica_detach(apikey_ctx *ctx)
+{
+    struct replica *r = ctx->replica;
+    if (!r)
+        return;
+    store_unbind(&r->store);
+    if (r->use_fd >= 0)
+        close(r->use_fd);
+    pthread_mutex_destroy(&r->use_lock);
+    pthread_rwlock_destroy(&r->lock);
+    free(r);
+    ctx->replica = NULL;
+}
+
+/* Whether the replica is trusted at now: the contact line is read again
+ * only once the time it gave has run out, so a check on a fresh replica
+ * costs one clock read. A contact from the future (a clock set back, a
+ * forged line) is no contact. */
+static int trusted(apikey_ctx *ctx, struct replica *r, int64_t now)
+{
+    if (now < __atomic_load_n(&r->trusted_until_ms, __ATOMIC_ACQUIRE))
+        return 1;
+    replica_contact c;
+    char why[512];
+    int64_t lag_ms = ctx->cfg.replica_max_lag * 1000;
+    struct stat st;
+    if (stat(r->uri + strlen("sqlite:"), &st) == 0 && (st.st_dev != r->dev || st.st_ino != r->ino))
+        __atomic_store_n(&r->replaced, 1, __ATOMIC_RELEASE);
+    if (replica_contact_read(ctx->cfg.replica, &c, why, sizeof why) != 0 || c.at_ms > now + 1000)
+        return 0;
+    __atomic_store_n(&r->trusted_until_ms, c.at_ms + lag_ms, __ATOMIC_RELEASE);
+    return now < c.at_ms + lag_ms;
+}
+
+int replica_lookup(apikey_ctx *ctx, const char *id, apikey_record *out)
+{
+    struct replica *r = ctx->replica;
+    if (!trusted(ctx, r, replica_now_ms()))
+        return REPLICA_STALE;
+    int st = APIKEY_ST_UNAVAILABLE;
+    void *used = NULL;
+    if (__atomic_exchange_n(&r->replaced, 0, __ATOMIC_ACQ_REL)) {
+        pthread_rwlock_wrlock(&r->lock);
+        store_disconnect(&r->store);
+        pthread_rwlock_unlock(&r->lock);
+    }
+    if (r->concurrent) {
+        pthread_rwlock_rdlock(&r->lock);
+        if ((used = r->store.handle))
+            st = r->store.ops->lookup(used, id, out);
+        pthread_rwlock_unlock(&r->lock);
+    }
+    if (!used || st == APIKEY_ST_UNAVAILABLE) {
+        pthread_rwlock_wrlock(&r->lock);
+        if (!used || used != r->store.handle) {
+            struct stat file;
+            st = store_connect(&r->store, 0);
+            if (st == APIKEY_ST_OK && stat(r->uri + strlen("sqlite:"), &file) == 0) {
+                r->dev = file.st_dev;
+                r->ino = file.st_ino;
+            }
+            if (st == APIKEY_ST_OK)
+                st = r->store.ops->lookup(r->store.handle, id, out);
+        }
+        if (st == APIKEY_ST_UNAVAILABLE)
+            store_disconnect(&r->store);
+        pthread_rwlock_unlock(&r->lock);
+    }
+    /* A replica that cannot be read (a corrupt file, a malformed record)
+     * is no answer: the store of record gives it. */
+    return st == APIKEY_ST_UNAVAILABLE ? REPLICA_STALE : st;
+}
+
+void replica_touch(apikey_ctx *ctx, const char *id, int64_t when)
+{
+    struct replica *r = ctx->replica;
+    unsigned h = 2166136261u;
+    for (int i = 0; i < APIKEY_ID_LEN; i++)
+        h = (h ^ (unsigned char)id[i]) * 16777619u;
+    h %= USE_SLOTS;
+    pthread_mutex_lock(&r->use_lock);
+    if (memcmp(r->uses[h].id, id, APIKEY_ID_LEN) == 0 && when - r->uses[h].told < ctx->cfg.last_used_granularity) {
+        pthread_mutex_unlock(&r->use_lock);
+        return;
+    }
+    memcpy(r->uses[h].id, id, APIKEY_ID_LEN);
+    r->uses[h].told = when;
+    if (r->use_fd < 0)
+        r->use_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    char msg[48];
+    int n = snprintf(msg, sizeof msg, "%.8s %" PRId64 "\n", id, when);
+    /* No syncd, a full queue: the use is not recorded, and the check it
+     * follows has been answered already. */
+    if (r->use_fd >= 0)
+        (void)sendto(r->use_fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL,
+                     (const struct sockaddr *)&r->use_addr, sizeof r->use_addr);
+    pthread_mutex_unlock(&r->use_lock);
+}
+
+APIKEY_EXPORT apikey_status apikey_replica(apikey_ctx *ctx, apikey_replica_state *out, char *err,
+                                           size_t errlen)
+{
+    char scratch[16];
+    if (!err) {
+        err = scratch;
+        errlen = sizeof scratch;
+    }
+    err[0] = '\0';
+    if (!ctx || !out || out->size < sizeof out->size)
+        return APIKEY_E_ARGUMENT;
+    if (!ctx->cfg.replica) {
+        snprintf(err, errlen, "%s has no 'replica =' setting", ctx->config_path);
+        return APIKEY_E_INVALID;
+    }
+    apikey_replica_state mine = {.size = sizeof mine, .max_lag_ms = ctx->cfg.replica_max_lag * 1000};
+    replica_contact c;
+    if (replica_contact_read(ctx->cfg.replica, &c, err, errlen) != 0)
+        return APIKEY_E_UNAVAILABLE;
+    mine.contact_ms = c.at_ms;
+    mine.last_change = c.seq;
+    mine.lag_ms = replica_now_ms() - c.at_ms;
+    mine.trusted = mine.lag_ms < mine.max_lag_ms && mine.lag_ms > -1000;
+    out->size = core_sized_out(&mine, sizeof mine, out, out->size);
+    return APIKEY_OK;
+}

@@ -1,0 +1,215 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
+# A fleet (doc/STORES.md, "A fleet"): a PostgreSQL store of record
+# (tests/pg_harness.sh), apikey-syncd keeping a replica, and a long-lived
+# host (the Squid helper) checking against the replica. Every wait is a
+# bounded poll, never a duration asserted.
+#   propagation  a revocation in the store of record is refused on the host;
+#                a new key is accepted
+#   cut off      syncd stopped (SIGSTOP): the revoked key is refused once the
+#                replica's lag passes (the direct query); PostgreSQL stopped
+#                too: unavailable (BH), never OK
+#   resume       syncd catches up from the log, no second full copy, and
+#                `list --all --json` is the same on both sides
+#   kill -9      during a full copy and during a burst of changes
+#   trimmed log  past syncd's position: one full copy, said once
+#   malformed    a key row made malformed by hand: BH, never OK
+#   pgbouncer    in transaction mode: polling, said once
+if [ -z "${APIKEY_PG_HOST:-}" ]; then
+    exec sh "$(dirname "$0")/../pg_harness.sh" sh "$0" "$@"
+fi
+set -u
+cd "$(dirname "$0")/../.." || exit 2
+for f in build/basic_apikey_auth build/apikey build/apikey-syncd build/store/apikey_store_sqlite.so \
+    build/store/apikey_store_pgsql.so; do
+    [ -f "$f" ] || { echo "not ok - $f is not built (make all)"; exit 1; }
+done
+for v in $(env | sed -n 's/^\(PG[A-Z_]*\)=.*/\1/p'); do unset "$v"; done
+export APIKEY_STORE_DIR="$(pwd)/build/store"
+T=$(mktemp -d /tmp/apikey-fleet.XXXXXX) || exit 2
+chmod 755 "$T"
+HPID="" SPID="" S2PID=""
+fails=0
+cleanup() {
+    kill -CONT $SPID $S2PID 2>/dev/null
+    kill $HPID $SPID $S2PID 2>/dev/null
+    wait 2>/dev/null
+    if [ "$fails" -ne 0 ]; then
+        for f in "$T"/syncd*.log "$T/helper.log"; do
+            [ -f "$f" ] && { echo "# --- $(basename "$f"):"; tail -n 20 "$f" | sed 's/^/#   /'; }
+        done
+    fi
+    [ -n "${KEEP:-}" ] || rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+trap '' PIPE
+not_ok() { echo "not ok - fleet: $*"; fails=$((fails + 1)); }
+ok() { echo "ok - fleet: $*"; }
+
+DB=fleet_$$
+createdb -h "$APIKEY_PG_HOST" -p "$APIKEY_PG_PORT" -U "$APIKEY_PG_USER" "$DB" || exit 1
+PGC="host=$APIKEY_PG_HOST port=$APIKEY_PG_PORT user=$APIKEY_PG_USER dbname=$DB"
+psql_do() { psql -X -q -t -A -v ON_ERROR_STOP=1 "$PGC" -c "$1"; }
+LAG=2
+mkdir -m 750 "$T/replica" "$T/replica2"
+conf() { # FILE STORE REPLICA
+    printf 'store = %s\n%s\nreplica_max_lag = %ss\nmax_keys_per_account = 1000000\n[services]\nfleet = proxies:read\n' \
+        "$2" "${3:+replica = $3}" "$LAG" > "$1"
+    chmod 600 "$1"
+}
+conf "$T/host.conf" "pgsql:$PGC" "$T/replica"
+conf "$T/record.conf" "pgsql:$PGC" ""
+conf "$T/copy.conf" "sqlite:$T/replica/keys.db" ""
+conf "$T/pgb.conf" "pgsql:host=$APIKEY_PGB_HOST port=$APIKEY_PGB_PORT user=$APIKEY_PG_USER dbname=$DB" \
+    "$T/replica2"
+APIKEY="build/apikey --config $T/record.conf"
+id_of() { echo "$1" | cut -c1-11; }
+
+K1=$($APIKEY create u1 --name k1 --scopes proxies:read) || { not_ok "apikey create"; exit 1; }
+K2=$($APIKEY create u1 --name k2 --scopes proxies:read)
+K3=$($APIKEY create u1 --name k3 --scopes proxies:read)
+K4=$($APIKEY create u1 --name k4 --scopes proxies:read)
+
+start_syncd() { # [CONF LOG]: the host's syncd, or another
+    build/apikey-syncd --config "${1:-$T/host.conf}" 2>> "${2:-$T/syncd.log}" &
+    if [ -z "${1:-}" ]; then SPID=$!; else S2PID=$!; fi
+}
+# until COMMAND succeeds, 20 s at most
+until_true() {
+    i=0
+    while ! "$@"; do
+        i=$((i + 1)); [ $i -lt 200 ] || return 1
+        sleep 0.1
+    done
+}
+contact_seen() { [ -s "$T/replica/contact" ]; }
+
+start_helper() {
+    rm -f "$T/in" "$T/out"; mkfifo "$T/in" "$T/out"
+    build/basic_apikey_auth --config "$T/host.conf" --service fleet < "$T/in" > "$T/out" 2>> "$T/helper.log" &
+    HPID=$!
+    exec 3> "$T/in" 4< "$T/out"
+}
+answer() { # KEY: the helper's first word
+    printf 'u1 %s\n' "$1" >&3
+    read -r a <&4 || { echo DEAD; return; }
+    echo "${a%% *}"
+}
+answers() { [ "$(answer "$1")" = "$2" ]; }
+same_lists() { # the store of record and the replica, last_used aside (not carried yet)
+    $APIKEY list --all --json | jq -S 'map(del(.last_used))' > "$T/a.json" &&
+        build/apikey --config "$T/copy.conf" list --all --json | jq -S 'map(del(.last_used))' > "$T/b.json" &&
+        cmp -s "$T/a.json" "$T/b.json"
+}
+full_copies() { grep -c 'full copy:' "$T/syncd.log"; }
+
+start_syncd
+until_true contact_seen || { not_ok "syncd never wrote its contact line"; exit 1; }
+start_helper
+if answers "$K1" OK && answers "$K2" OK; then ok "a host on the replica accepts a key"; else not_ok "a key on the replica: not OK"; fi
+
+# Propagation: the replica alone holds the revocation, the direct path is not involved.
+$APIKEY revoke "$(id_of "$K1")" >/dev/null
+if until_true answers "$K1" ERR; then ok "propagation: a revocation is refused on the host"; else not_ok "propagation: the revoked key was not refused"; fi
+K5=$($APIKEY create u1 --name k5 --scopes proxies:read)
+if until_true answers "$K5" OK; then ok "propagation: a new key is accepted"; else not_ok "propagation: a new key never accepted"; fi
+
+# Last use on the host, carried by syncd to the store of record.
+used() { $APIKEY list --all --json | jq -e --arg id "$(id_of "$K5")" '.[] | select(.id == $id) | .last_used != null' >/dev/null; }
+if until_true used; then ok "last use on a replica host reaches the store of record"; else not_ok "last use of K5 never carried"; fi
+
+if build/apikey --config "$T/host.conf" status > "$T/status" && grep -q '^source: the replica' "$T/status" &&
+    grep -q '^last change applied: [1-9]' "$T/status"; then ok "status: the replica, its lag and last change"
+else not_ok "status on a fresh replica: $(tr '\n' ' ' < "$T/status")"; fi
+
+# Cut off: syncd stopped, K2 revoked in the store of record.
+kill -STOP "$SPID"
+$APIKEY revoke "$(id_of "$K2")" >/dev/null
+if until_true answers "$K2" ERR; then ok "cut off: the revoked key is refused once the lag passes (direct query)"
+else not_ok "cut off: the revoked key was not refused"; fi
+build/apikey --config "$T/host.conf" status > "$T/status"
+[ $? = 1 ] && grep -q 'not trusted' "$T/status" && ok "status: a stale replica said, exit 1" ||
+    not_ok "status on a stale replica: $(tr '\n' ' ' < "$T/status")"
+# PostgreSQL stopped too: K3 (valid) cannot be confirmed: BH; K2 never OK.
+"$APIKEY_PG_CTL" stop
+if until_true answers "$K3" BH; then ok "cut off: the store of record down too: unavailable"
+else not_ok "cut off: with both down, K3 got $(answer "$K3"), not BH"; fi
+a=$(answer "$K2"); [ "$a" != OK ] && ok "cut off: the revoked key never OK ($a)" || not_ok "cut off: the revoked key OK"
+
+# Resume: from the log, no second full copy.
+"$APIKEY_PG_CTL" start
+$APIKEY revoke "$(id_of "$K4")" >/dev/null
+kill -CONT "$SPID"
+if until_true answers "$K4" ERR && until_true same_lists && [ "$(full_copies)" = 1 ]; then
+    ok "resume: caught up from the log, one full copy in all, lists equal"
+else
+    not_ok "resume: lists differ or $(full_copies) full copies"
+fi
+
+# Malformed: a key row broken by hand; the host answers BH for it, never OK.
+psql_do "UPDATE apikey_keys_v2 SET expires = -5 WHERE id = '$(id_of "$K3" | cut -c4-)'"
+if until_true answers "$K3" BH; then ok "malformed row: unavailable"; else not_ok "malformed row: got $(answer "$K3")"; fi
+grep -q 'is malformed' "$T/syncd.log" && ok "malformed row: said" || not_ok "malformed row: not said"
+psql_do "UPDATE apikey_keys_v2 SET expires = 0 WHERE id = '$(id_of "$K3" | cut -c4-)'"
+until_true answers "$K3" OK || not_ok "malformed row mended: K3 not OK again"
+
+# Log rows that name no key: said, skipped, and later changes still arrive.
+psql_do "INSERT INTO apikey_changes (id) VALUES (NULL), ('not a key')"
+$APIKEY revoke "$(id_of "$K3")" >/dev/null
+if until_true answers "$K3" ERR && [ "$(grep -c 'malformed (no key id)' "$T/syncd.log")" = 2 ]; then
+    ok "log rows naming no key: said, skipped, the next change applied"
+else not_ok "log rows naming no key: $(grep -c 'malformed (no key id)' "$T/syncd.log") lines"; fi
+
+# kill -9 during a burst of changes: 2,000 keys in one batch, then 2,000 revocations.
+awk 'BEGIN { for (i = 0; i < 2000; i++) printf "u2\tb%d\tproxies:read\tnever\n", i }' > "$T/batch"
+$APIKEY create --batch "$T/batch" > "$T/batch.keys" || not_ok "create --batch"
+psql_do "UPDATE apikey_keys_v2 SET revoked = extract(epoch from now())::bigint WHERE account = 'u2'" &
+PSQL=$!
+sleep 0.3
+kill -9 "$SPID"
+wait "$SPID" "$PSQL" 2>/dev/null
+start_syncd
+if until_true same_lists && [ "$(full_copies)" = 1 ]; then ok "kill -9 during a burst: resumed from the log, lists equal"
+else not_ok "kill -9 during a burst: lists differ or $(full_copies) full copies"; fi
+
+# kill -9 during a full copy (a new replica), then a restart completes it.
+kill "$SPID"; wait "$SPID" 2>/dev/null
+rm -f "$T"/replica/*
+awk 'BEGIN { for (i = 0; i < 20000; i++) printf "u3\tc%d\tproxies:read\tnever\n", i }' > "$T/batch"
+$APIKEY create --batch "$T/batch" > /dev/null || not_ok "create --batch"
+start_syncd
+until_true test -s "$T/replica/keys.db" || true
+sleep 0.2
+kill -9 "$SPID"; wait "$SPID" 2>/dev/null
+a=$(answer "$K1"); [ "$a" != OK ] || not_ok "kill -9 during a full copy: a revoked key OK"
+start_syncd
+if until_true contact_seen && until_true same_lists && until_true answers "$K5" OK; then
+    ok "kill -9 during a full copy: the restart completes it"
+else not_ok "kill -9 during a full copy: lists differ"; fi
+
+# The log trimmed past syncd's position: one full copy, said once.
+kill "$SPID"; wait "$SPID" 2>/dev/null
+$APIKEY revoke "$(id_of "$K5")" >/dev/null
+psql_do "UPDATE apikey_changes_trimmed SET seq = (SELECT max(seq) FROM apikey_changes); DELETE FROM apikey_changes"
+before=$(full_copies)
+start_syncd
+copied_once_more() { [ "$(full_copies)" = $((before + 1)) ]; }
+if until_true answers "$K5" ERR && until_true same_lists && until_true copied_once_more &&
+    [ "$(grep -c 'trimmed past' "$T/syncd.log")" = 1 ]; then
+    ok "trimmed log: one full copy, said once"
+else not_ok "trimmed log: $(grep -c 'trimmed past' "$T/syncd.log") lines, $(($(full_copies) - before)) copies"; fi
+
+# pgbouncer in transaction mode: said once, changes still arrive (polling).
+start_syncd "$T/pgb.conf" "$T/syncd2.log"
+K6=$($APIKEY create u1 --name k6 --scopes proxies:read)
+$APIKEY revoke "$(id_of "$K6")" >/dev/null
+until_true grep -q 'full copy' "$T/syncd2.log"
+seq6=$(psql_do "SELECT max(seq) FROM apikey_changes")
+caught() { [ "$(cut -d' ' -f4 "$T/replica2/contact" 2>/dev/null)" -ge "$seq6" ] 2>/dev/null; }
+if until_true caught && [ "$(grep -c 'connection pooler' "$T/syncd2.log")" = 1 ]; then
+    ok "pgbouncer: polling, said once"
+else not_ok "pgbouncer: $(grep -c 'connection pooler' "$T/syncd2.log") lines, or not caught up"; fi
+
+exec 3>&- 4<&-
+[ "$fails" -eq 0 ]

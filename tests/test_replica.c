@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* A host's replica (loader/replica.c): the contact line read strictly, the
+ * settings, and which store answers a check: the replica while its contact
+ * is younger than replica_max_lag, else the store of record. No
+ * PostgreSQL here (tests/integration/fleet.sh has it): the store of record
+ * is a json store, the replica an SQLite copy of it made by apikey copy. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core.h"
+#include "replica.h"
+#include "testutil.h"
+
+static char *folder(const char *name)
+{
+    char *p = tu_path(name);
+    mkdir(p, 0750);
+    return p;
+}
+
+static void put_contact(const char *dir, const char *text, int mode)
+{
+    char name[512];
+    snprintf(name, sizeof name, "%s/contact", strrchr(dir, '/') + 1);
+    free(tu_write(name, text, mode));
+}
+
+static int reads(const char *dir, const char *text, int mode)
+{
+    replica_contact c;
+    char why[512];
+    put_contact(dir, text, mode);
+    return replica_contact_read(dir, &c, why, sizeof why);
+}
+
+static void test_contact_line(void)
+{
+    char *d = folder("r1");
+    replica_contact c;
+    char why[512], line[REPLICA_CONTACT_MAX + 1];
+    replica_contact w = {.at_ms = 1764990000123, .seq = 42};
+    CU_ASSERT_TRUE(replica_contact_format(&w, line, sizeof line) > 0);
+    put_contact(d, line, 0640);
+    CU_ASSERT_EQUAL(replica_contact_read(d, &c, why, sizeof why), 0);
+    CU_ASSERT_EQUAL(c.at_ms, 1764990000123);
+    CU_ASSERT_EQUAL(c.seq, 42);
+    static const char *const bad[] = {
+        "apikey-replica 2 1764990000123 42\n", "apikey-replica 1 1764990000123 42",
+        "apikey-replica 1 01764990000123 42\n", "apikey-replica 1 -1 42\n",
+        "apikey-replica 1 1764990000123 42 \n", "apikey-replica 1 1764990000123\n",
+        "apikey-replica 1 99999999999999999999 42\n", "apikey-replica 1  1 42\n", "",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CU_ASSERT_EQUAL(reads(d, bad[i], 0640), -1);
+    /* Written by anyone but its owner: refused as a store file is. */
+    CU_ASSERT_EQUAL(reads(d, line, 0660), -1);
+    CU_ASSERT_EQUAL(reads(d, line, 0640), 0);
+    free(d);
+}
+
+static void test_settings(void)
+{
+    apikey_config cfg;
+    char err[512];
+    const char *ok = "store = json:/x\nreplica = /var/lib/apikey/replica\nreplica_max_lag = 2s\n";
+    CU_ASSERT_EQUAL_FATAL(config_parse(ok, strlen(ok), "t", &cfg, err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(cfg.replica, "/var/lib/apikey/replica");
+    CU_ASSERT_EQUAL(cfg.replica_max_lag, 2);
+    config_free(&cfg);
+    const char *dflt = "store = json:/x\n";
+    CU_ASSERT_EQUAL_FATAL(config_parse(dflt, strlen(dflt), "t", &cfg, err, sizeof err), 0);
+    CU_ASSERT_PTR_NULL(cfg.replica);
+    CU_ASSERT_EQUAL(cfg.replica_max_lag, 10);
+    config_free(&cfg);
+    static const char *const bad[] = {
+        "store = json:/x\nreplica = relative/path\n", "store = json:/x\nreplica_max_lag = 0s\n",
+        "store = json:/x\nreplica_max_lag = 2d\n", "store = json:/x\nreplica_max_lag = soon\n",
+        "store = json:/x\nreplica = /a\nreplica = /b\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CU_ASSERT_EQUAL(config_parse(bad[i], strlen(bad[i]), "t", &cfg, err, sizeof err), -1);
+}
+
+static apikey_decision check(const char *config, const char *key)
+{
+    char err[512];
+    apikey_ctx *ctx = apikey_open(config, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    apikey_result res;
+    apikey_decision d = apikey_verify(ctx, "sshd", NULL, key, strlen(key), &res);
+    apikey_close(ctx);
+    return d;
+}
+
+static void contact_at(const char *dir, int64_t ms)
+{
+    char line[REPLICA_CONTACT_MAX + 1];
+    replica_contact c = {.at_ms = ms, .seq = 1};
+    CU_ASSERT_FATAL(replica_contact_format(&c, line, sizeof line) > 0);
+    put_contact(dir, line, 0640);
+}
+
+/* The store of record holds the key valid; the replica holds it revoked:
+ * a refusal says the replica answered, a grant that the store of record
+ * did. */
+static void test_which_store_answers(void)
+{
+    char *d = folder("r2"), *record = tu_new_store_uri_of("json"), top[600], uri[600];
+    char *rec_conf = tu_config(record, "max_keys_per_account = 100", NULL);
+    char *key = tu_create_key(rec_conf, "alice");
+    snprintf(uri, sizeof uri, "sqlite:%s/keys.db", d);
+    CU_ASSERT_EQUAL_FATAL(tu_apikey(rec_conf, NULL, NULL, NULL, "copy", "--to", uri, NULL), 0);
+    char *copy_conf = tu_config(uri, NULL, NULL);
+    char id[12];
+    snprintf(id, sizeof id, "%.11s", key);
+    CU_ASSERT_EQUAL_FATAL(tu_apikey(copy_conf, NULL, NULL, NULL, "revoke", id, NULL), 0);
+    snprintf(top, sizeof top, "replica = %s\nreplica_max_lag = 5s", d);
+    char *host = tu_config(record, top, NULL);
+
+    contact_at(d, replica_now_ms());
+    CU_ASSERT_EQUAL(check(host, key), APIKEY_REFUSED);
+    contact_at(d, replica_now_ms() - 6000); /* older than the lag */
+    CU_ASSERT_EQUAL(check(host, key), APIKEY_ALLOWED);
+    contact_at(d, replica_now_ms() + 60000); /* from the future: no contact */
+    CU_ASSERT_EQUAL(check(host, key), APIKEY_ALLOWED);
+    put_contact(d, "garbage\n", 0640);
+    CU_ASSERT_EQUAL(check(host, key), APIKEY_ALLOWED);
+    /* A replica file that cannot be read: the store of record answers. */
+    contact_at(d, replica_now_ms());
+    char db[600];
+    snprintf(db, sizeof db, "%s/keys.db", d);
+    chmod(db, 0666);
+    CU_ASSERT_EQUAL(check(host, key), APIKEY_ALLOWED);
+    chmod(db, 0640);
+    CU_ASSERT_EQUAL(check(host, key), APIKEY_REFUSED);
+
+    /* keys.db deleted and made anew under a running host: it reads the new
+     * file once its contact is read again, not the old inode for ever. */
+    char err[512];
+    apikey_ctx *ctx = apikey_open(host, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    apikey_result res;
+    contact_at(d, replica_now_ms() - 4500); /* trusted for half a second */
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, key, strlen(key), &res), APIKEY_REFUSED);
+    static const char *const side[] = {"", "-wal", "-shm"};
+    for (int i = 0; i < 3; i++) {
+        char f[700];
+        snprintf(f, sizeof f, "%s%s", db, side[i]);
+        unlink(f);
+    }
+    CU_ASSERT_EQUAL_FATAL(tu_apikey(rec_conf, NULL, NULL, NULL, "copy", "--to", uri, NULL), 0);
+    sleep(1);
+    contact_at(d, replica_now_ms());
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, key, strlen(key), &res), APIKEY_ALLOWED);
+    apikey_close(ctx);
+    free(d);
+    free(record);
+    free(rec_conf);
+    free(key);
+    free(copy_conf);
+    free(host);
+}
+
+int main(void)
+{
+    CU_TestInfo tests[] = {
+        {"the contact line is read strictly, and as a store file", test_contact_line},
+        {"replica and replica_max_lag: absolute, 1s to 1d, default 10s", test_settings},
+        {"the replica answers while trusted, the store of record after", test_which_store_answers},
+        CU_TEST_INFO_NULL,
+    };
+    CU_SuiteInfo suites[] = {{"replica", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};
+    return tu_run(suites);
+}
