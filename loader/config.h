@@ -5,6 +5,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "keycodec.h"
+#include "ratelimit.h"
+
+#define APIKEY_RATE_TABLE "/run/apikey/rate"
 
 typedef struct config_scope {
     char *name;
@@ -23,6 +26,9 @@ typedef struct apikey_config {
     char *default_expiry;         /* a duration text, as for --expires */
     char *pepper_file;            /* NULL: plain SHA-256 */
     int64_t last_used_granularity; /* seconds between last-used writes per key */
+    rate_spec default_rate;       /* of keys created without one; limit 0: none */
+    char *rate_table;             /* the shared GCRA table (ratelimit.h) */
+    int rate_unavailable_allow;   /* a table that cannot be used: check without limits */
     config_scope *scopes;
     size_t nscopes;
     config_service *services;

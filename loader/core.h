@@ -10,6 +10,7 @@
 #include "apikey.h"
 #include "apikey_store.h"
 #include "config.h"
+#include "ratelimit.h"
 
 #define APIKEY_EXPORT __attribute__((visibility("default")))
 
@@ -40,6 +41,7 @@ struct apikey_ctx {
     char config_path[4096]; /* the file it was opened from */
     int privileged; /* see CORE_OPEN_PRIVILEGED */
     int cached, cache_refs; /* held by ctx_cache.c, under its lock */
+    rate_table rate; /* opened at the first check of a key with a limit */
 };
 
 /* What store backends are given. Their error line stays on the thread of
@@ -86,10 +88,16 @@ void store_disconnect(store_binding *b);
 int store_bind(const char *uri, int create, store_binding *out, char *err, size_t errlen);
 void store_unbind(store_binding *b);
 
-/* The one verify pipeline (verify.c); verify_api.c offers it to hosts. */
+/* What a check says of the key's rate limit: all 0 for a key without one. */
+typedef struct core_rate {
+    uint32_t limit, period, remaining, retry_after;
+} core_rate;
+
+/* The one verify pipeline (verify.c); verify_api.c offers it to hosts.
+ * rate may be NULL. */
 apikey_decision core_verify(apikey_ctx *ctx, const char *service, const char *account,
                             const char *key, size_t keylen, const char *client,
-                            apikey_result *res);
+                            apikey_result *res, core_rate *rate);
 
 /* The growing structs of include/apikey.h (see "Growing structs" there).
  * Whether the bytes of a caller's struct past the known ones are all zero;

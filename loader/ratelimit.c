@@ -86,14 +86,6 @@ void rate_format(const rate_spec *r, char *out, size_t len)
             snprintf(out, len, "%u/%s", r->limit, units[i].unit);
 }
 
-int rate_spec_ok(const rate_spec *r)
-{
-    if (r->limit == 0)
-        return r->period == 0 && r->burst == 0;
-    return r->limit <= RATE_LIMIT_MAX && r->burst >= 1 && r->burst <= RATE_BURST_MAX &&
-           (r->period == 1 || r->period == 60 || r->period == 3600);
-}
-
 /* ---- the file ---- */
 
 static void boot_id(char out[BOOT_LEN])

@@ -26,9 +26,6 @@ typedef struct rate_spec {
 int rate_parse(const char *text, rate_spec *out, char *err, size_t errlen);
 /* "N/s", "N/min", "N/h" of a spec with a limit, else "". */
 void rate_format(const rate_spec *r, char *out, size_t len);
-/* Whether a spec is one a store may hold: no limit (all zero), or a limit
- * and burst in range over a period of 1, 60 or 3600 s. */
-int rate_spec_ok(const rate_spec *r);
 
 enum { RATE_ALLOWED = 0, RATE_LIMITED = 1, RATE_UNAVAILABLE = 2 };
 

@@ -90,7 +90,7 @@ static void test_bad_contents(void)
         {"{\"format\":\"apikey-store\",\"version\":1,\"keys\":[{\"id\":", "not valid JSON"},
         {"", "not valid JSON"},
         {"[]", "not an apikey store"},
-        {"{\"format\":\"apikey-store\",\"version\":3,\"keys\":[]}", "version"},
+        {"{\"format\":\"apikey-store\",\"version\":4,\"keys\":[]}", "version"},
         {"{\"format\":\"apikey-store\",\"version\":0,\"keys\":[]}", "version"},
         {"{\"format\":\"apikey-store\",\"version\":\"1\",\"keys\":[]}", "version"},
         {"{\"format\":\"apikey-store\",\"version\":1,\"keys\":{}}", "not an array"},
@@ -283,8 +283,8 @@ static void test_allow_from_kept(void)
     CU_ASSERT_EQUAL_FATAL(apikey_create(ctx, &req, &out, err, sizeof err), APIKEY_OK);
     apikey_close(ctx);
     char *text = tu_read(path, NULL), idx[512];
-    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"version\": 2,"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"allow_from\": [\"10.0.0.0/8\", \"2001:db8::/32\"]}"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"version\": 3,"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"allow_from\": [\"10.0.0.0/8\", \"2001:db8::/32\"], \"rate\": null}"));
     free(text);
     snprintf(idx, sizeof idx, "%s.idx", path);
     for (int from_json = 0; from_json < 2; from_json++) {
@@ -311,7 +311,7 @@ static void test_allow_from_kept(void)
     CU_ASSERT_EQUAL(verify_from(cfg, out.key, "10.0.1.6", &v), APIKEY_REFUSED);
     /* In a version 1 file a list is unknown: a record holding one is
      * corrupt, not a key of any address. */
-    hand_edit(path, "\"version\": 2,", "\"version\": 1,");
+    hand_edit(path, "\"version\": 3,", "\"version\": 1,");
     CU_ASSERT_EQUAL(verify_from(cfg, out.key, "10.0.1.5", &v), APIKEY_UNAVAILABLE);
     expect_fail_closed(cfg, "version 1 store does not have");
     apikey_wipe(&out, sizeof out);
