@@ -13,6 +13,9 @@
 
 /* "2026-11-24T15:09:22Z" ("?" when it cannot be written). */
 void key_json_time(int64_t t, char *buf, size_t len);
+/* A rate period in the words of the JSON ("1s", "1min", "1h"); NULL for
+ * any other. */
+const char *key_json_per(uint32_t period);
 /* The record; state is apikey_state_string(k->state). NULL: out of memory. */
 json_t *key_json(const apikey_key_info *k, const char *state);
 
