@@ -80,7 +80,7 @@ void authd_release(authd_generation *g);
 
 /* metrics.c: decisions counted by service and reason, never by anything a
  * client chose freely. */
-enum { AUTHD_REASON_MISSING_KEY = APIKEY_REASON_ADDRESS + 1, AUTHD_NREASONS };
+enum { AUTHD_REASON_MISSING_KEY = APIKEY_REASON_RATE + 1, AUTHD_NREASONS };
 struct authd_counters *authd_counters_for(const char *service);
 void authd_count(struct authd_counters *c, int reason);
 struct authd_counters *authd_counters_unmapped(void);

@@ -38,6 +38,7 @@ static const char *const reason_label[AUTHD_NREASONS] = {
     [APIKEY_REASON_NOMEM] = "nomem",
     [APIKEY_REASON_ARGUMENT] = "argument",
     [APIKEY_REASON_ADDRESS] = "address",
+    [APIKEY_REASON_RATE] = "rate_limited",
     [AUTHD_REASON_MISSING_KEY] = "missing_key",
 };
 
