@@ -94,10 +94,17 @@ typedef struct core_rate {
 } core_rate;
 
 /* The one verify pipeline (verify.c); verify_api.c offers it to hosts.
- * rate may be NULL. */
+ * rate may be NULL. flags: 0 or CORE_VERIFY_NO_CELL. */
 apikey_decision core_verify(apikey_ctx *ctx, const char *service, const char *account,
                             const char *key, size_t keylen, const char *client,
-                            apikey_result *res, core_rate *rate);
+                            apikey_result *res, core_rate *rate, unsigned flags);
+/* A second check of a request already counted (the PAM module's account
+ * phase after its auth phase): it spends no cell of the key's rate limit,
+ * so a login costs one. */
+#define CORE_VERIFY_NO_CELL 1u
+/* apikey_verify_with with flags. */
+apikey_decision core_verify_with(apikey_ctx *ctx, const apikey_verify_request *req,
+                                 apikey_verdict *out, unsigned flags);
 
 /* The growing structs of include/apikey.h (see "Growing structs" there).
  * Whether the bytes of a caller's struct past the known ones are all zero;

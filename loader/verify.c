@@ -108,7 +108,7 @@ static void touch(apikey_ctx *ctx, const apikey_record *rec, int64_t now)
 
 apikey_decision core_verify(apikey_ctx *ctx, const char *service, const char *account,
                             const char *key, size_t keylen, const char *client,
-                            apikey_result *res, core_rate *rate)
+                            apikey_result *res, core_rate *rate, unsigned flags)
 {
     core_rate unused;
     if (!rate)
@@ -176,7 +176,7 @@ apikey_decision core_verify(apikey_ctx *ctx, const char *service, const char *ac
     else
         d = decide(res, APIKEY_ALLOWED, APIKEY_REASON_NONE);
     /* Keys without a limit never touch the table. */
-    if (d == APIKEY_ALLOWED && rec.rate_limit)
+    if (d == APIKEY_ALLOWED && rec.rate_limit && !(flags & CORE_VERIFY_NO_CELL))
         d = take_cell(ctx, &rec, res, rate);
     /* A refused request is never the key's last use. */
     if (d == APIKEY_ALLOWED)
