@@ -106,12 +106,14 @@ by = " ".join("%s=%d" % (r["mode"], len(r["allowed"])) for r in runs)
 print("%d/s burst %d: %d asked (%.0f/s), %d let in over %.3f s, %.1f expected (%+.2f%%); %s%s" %
       (limit, burst, asked, asked / max(span, 1e-9), len(times), span, want, 100 * dev, by,
        (" other: %s" % other) if other else ""))
-if other:
-    sys.exit(1)
-# The machine must ask at twice the limit, else it measures itself.
+close = abs(dev) <= 0.01 or abs(len(times) - want) <= 1
+if other or (not close and dev > 0):
+    sys.exit(1) # more let in than the limit allows fails however slow the clients
+# Fewer let in is a failure only when the clients asked at twice the limit;
+# else the machine measured itself.
 if asked < 2 * limit * span:
     sys.exit(3)
-sys.exit(0 if abs(dev) <= 0.01 or abs(len(times) - want) <= 1 else 1)
+sys.exit(0 if close else 1)
 PY
 }
 
