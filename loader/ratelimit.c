@@ -138,7 +138,7 @@ static int create_table(rate_table *t, int replace)
     free(tmp);
     close(fd);
     /* Whoever won the race to link, everyone opens what is now there. */
-    return ok ? open(t->path, O_RDWR | O_NOFOLLOW | O_CLOEXEC) : -1;
+    return ok ? open(t->path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK) : -1;
 }
 
 static void unmap(rate_table *t)
@@ -157,8 +157,10 @@ static void unmap(rate_table *t)
  * in place afterwards. 0, or -1 with t->err. */
 static int map_table(rate_table *t)
 {
+    /* O_NONBLOCK: whatever sits at path (a FIFO planted by someone who may
+     * write the folder) never blocks a login; fstat refuses it below. */
     unmap(t);
-    int fd = open(t->path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    int fd = open(t->path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0 && errno == ENOENT)
         fd = create_table(t, 0);
     else if (fd < 0)

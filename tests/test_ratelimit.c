@@ -264,6 +264,12 @@ static void test_faults(void)
     /* faultKy3 took one cell in the new table: 8 remain after ours. */
     CU_ASSERT_EQUAL(take(&t, "faultKy3", slow, now, &a), RATE_ALLOWED);
     CU_ASSERT_EQUAL(a.remaining, 8);
+    /* A FIFO planted at the path: refused without blocking. */
+    CU_ASSERT_EQUAL(unlink(path), 0);
+    CU_ASSERT_EQUAL(mkfifo(path, 0660), 0);
+    now += 2 * SEC;
+    CU_ASSERT_EQUAL(take(&t, "faultKy1", r, now, &a), RATE_UNAVAILABLE);
+    CU_ASSERT_EQUAL(unlink(path), 0);
     /* No folder: unavailable with the reason. */
     rate_table bad;
     rate_table_init(&bad, "/nonexistent/folder/rate");
