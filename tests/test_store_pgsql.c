@@ -220,6 +220,11 @@ static void test_malformed_values(void)
         "ALTER TABLE apikey_keys_v3 ALTER COLUMN allow_from DROP DEFAULT;"
         " ALTER TABLE apikey_keys_v3 ALTER COLUMN allow_from TYPE bytea USING '127.0.0.1/32'",
         "UPDATE apikey_keys_v3 SET allow_from = E'10.0.0.0/8\\n'",
+        "UPDATE apikey_keys_v3 SET rate_limit = 5",
+        "UPDATE apikey_keys_v3 SET rate_limit = 1, rate_period = 7, rate_burst = 1",
+        "UPDATE apikey_keys_v3 SET rate_limit = -1, rate_period = 1, rate_burst = 1",
+        "ALTER TABLE apikey_keys_v3 ALTER COLUMN rate_limit DROP NOT NULL;"
+        " UPDATE apikey_keys_v3 SET rate_limit = NULL",
     };
     for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
         const char *db = new_db();

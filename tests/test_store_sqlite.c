@@ -168,6 +168,10 @@ static void test_malformed_values(void)
         /* Never "" (any address) for a list that does not read as text
          * (NOT NULL holds; a number would be stored as its text). */
         "allow_from = x'3132372e302e302e312f3332'", "allow_from = '10.0.0.0/8' || char(10)",
+        /* Never "no limit" for a limit that does not read as one. */
+        "rate_limit = 5", "rate_limit = 1, rate_period = 7, rate_burst = 1",
+        "rate_limit = -1, rate_period = 1, rate_burst = 1", "rate_limit = 'x', rate_period = 1, rate_burst = 1",
+        "rate_limit = 5000000, rate_period = 1, rate_burst = 1", "rate_limit = 5, rate_period = 1, rate_burst = 0",
     };
     for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
         char name[32], *edit;
