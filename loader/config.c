@@ -104,12 +104,13 @@ static int top_entry(parser *p, const char *key, const char *value, unsigned *se
             return fail(p, "rate_table must be an absolute path");
         return set_string(p, &c->rate_table, key, value);
     }
-    enum { S_PREFIX = 1, S_MAX = 2, S_GRAN = 4, S_RATE = 8, S_RATE_UNAV = 16 };
+    enum { S_PREFIX = 1, S_MAX = 2, S_GRAN = 4, S_RATE = 8, S_RATE_UNAV = 16, S_SLOTS = 32 };
     unsigned bit = strcmp(key, "key_prefix") == 0             ? S_PREFIX
                    : strcmp(key, "max_keys_per_account") == 0 ? S_MAX
                    : strcmp(key, "last_used_granularity") == 0 ? S_GRAN
                    : strcmp(key, "default_rate") == 0          ? S_RATE
                    : strcmp(key, "rate_unavailable") == 0      ? S_RATE_UNAV
+                   : strcmp(key, "rate_slots") == 0            ? S_SLOTS
                                                                : 0;
     if (!bit)
         return fail(p, "unknown setting '%s'", key);
@@ -129,6 +130,12 @@ static int top_entry(parser *p, const char *key, const char *value, unsigned *se
         char why[128];
         if (strcmp(value, "none") != 0 && rate_parse(value, &c->default_rate, why, sizeof why) != 0)
             return fail(p, "default_rate: %s", why);
+    } else if (bit == S_SLOTS) {
+        long n;
+        if (parse_int(value, RATE_SLOTS_MIN, RATE_SLOTS_MAX, &n) != 0 || (n & (n - 1)))
+            return fail(p, "rate_slots '%s' must be a power of two from %u to %u", value,
+                        RATE_SLOTS_MIN, RATE_SLOTS_MAX);
+        c->rate_slots = (uint32_t)n;
     } else if (bit == S_RATE_UNAV) {
         if (strcmp(value, "refuse") != 0 && strcmp(value, "allow") != 0)
             return fail(p, "rate_unavailable '%s' must be refuse or allow", value);

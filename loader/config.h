@@ -28,6 +28,7 @@ typedef struct apikey_config {
     int64_t last_used_granularity; /* seconds between last-used writes per key */
     rate_spec default_rate;       /* of keys created without one; limit 0: none */
     char *rate_table;             /* the shared GCRA table (ratelimit.h) */
+    uint32_t rate_slots;          /* of a table this process makes; 0: RATE_SLOTS_DEFAULT */
     int rate_unavailable_allow;   /* a table that cannot be used: check without limits */
     config_scope *scopes;
     size_t nscopes;

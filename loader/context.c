@@ -82,6 +82,8 @@ apikey_ctx *core_open(const char *config_path, int flags, char *err, size_t errl
         apikey_close(ctx);
         return NULL;
     }
+    if (ctx->cfg.rate_slots)
+        ctx->rate.create_slots = ctx->cfg.rate_slots;
     if ((flags & (CORE_OPEN_CREATE | CORE_OPEN_CONNECT)) &&
         store_connect_or_say(&ctx->store, flags & CORE_OPEN_CREATE, err, errlen) != 0) {
         apikey_close(ctx);

@@ -124,7 +124,7 @@ static int create_table(rate_table *t, int replace)
         free(tmp);
         return -1;
     }
-    rate_header h = {.slots = RATE_SLOTS_DEFAULT};
+    rate_header h = {.slots = t->create_slots};
     memcpy(h.magic, MAGIC, sizeof h.magic);
     boot_id(h.boot);
     int ok = fchmod(fd, 0660) == 0 && ftruncate(fd, (off_t)table_len(h.slots)) == 0 &&
@@ -174,7 +174,7 @@ static int map_table(rate_table *t)
         boot_id(boot);
         if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & S_IWOTH) ||
             pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h || memcmp(h.magic, MAGIC, 8) != 0 ||
-            h.slots < 16 || h.slots > (1u << 24) || (h.slots & (h.slots - 1)) ||
+            h.slots < RATE_SLOTS_MIN || h.slots > RATE_SLOTS_MAX || (h.slots & (h.slots - 1)) ||
             (uint64_t)st.st_size != table_len(h.slots)) {
             say(t, "rate table %s: %s", "not a rate table of this size, or writable by anyone: remove it");
             close(fd);
@@ -217,6 +217,7 @@ void rate_table_init(rate_table *t, const char *path)
     t->fd = -1;
     t->path = path ? strdup(path) : NULL;
     t->checked_ns = INT64_MIN;
+    t->create_slots = RATE_SLOTS_DEFAULT;
 }
 
 void rate_table_free(rate_table *t)

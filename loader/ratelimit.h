@@ -43,12 +43,15 @@ typedef struct rate_table {
     size_t map_len;
     uint32_t mask;       /* slots - 1 */
     int64_t checked_ns;  /* when the file's identity was last checked */
+    uint32_t create_slots; /* the slots of a table this process makes */
     char err[256];       /* why the table is unavailable, "" else */
 } rate_table;
 
-/* Slots in a table this build creates (a table made by another build keeps
- * its own count, read from its header). */
+/* Slots in a table this build creates unless told (rate_slots); a table
+ * keeps its own count, read from its header. */
 #define RATE_SLOTS_DEFAULT (1u << 18)
+#define RATE_SLOTS_MIN 16u
+#define RATE_SLOTS_MAX (1u << 24)
 
 void rate_table_init(rate_table *t, const char *path);
 void rate_table_free(rate_table *t);
