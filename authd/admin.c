@@ -5,7 +5,8 @@
  * only translates HTTP and JSON to those calls and their statuses back.
  *
  *   GET    /v1/scopes
- *   POST   /v1/keys                  {"account","name","scopes":[...],"expires","allow_from":[...]}
+ *   POST   /v1/keys                  {"account","name","scopes":[...],"expires","allow_from":[...],
+ *                                     "rate":{"limit":N,"per":"1s"|"1min"|"1h","burst":N}}
  *   GET    /v1/keys[?account=A][&all=1]
  *   GET    /v1/keys/ID[?account=A]
  *   DELETE /v1/keys/ID[?account=A]
@@ -301,6 +302,38 @@ static int words_field(struct MHD_Connection *c, json_t *in, const words_spec *w
     return 0;
 }
 
+/* "rate": absent, the configuration's default_rate (*text NULL); null, no
+ * limit ("none"); else {"limit": N, "per": "1s"|"1min"|"1h", "burst": N},
+ * burst optional, into "N/s" for the library, which checks the ranges.
+ * -1 after answering 400. */
+static int rate_field(struct MHD_Connection *c, json_t *in, char *text, size_t len,
+                      const char **out, uint32_t *burst, enum MHD_Result *rc)
+{
+    json_t *v = json_object_get(in, "rate");
+    json_t *limit = json_object_get(v, "limit"), *b = json_object_get(v, "burst");
+    const char *per = json_string_value(json_object_get(v, "per"));
+    const char *unit = !per                       ? NULL
+                       : strcmp(per, "1s") == 0   ? "s"
+                       : strcmp(per, "1min") == 0 ? "min"
+                       : strcmp(per, "1h") == 0   ? "h"
+                                                  : NULL;
+    *out = !v ? NULL : json_is_null(v) ? "none" : text;
+    *burst = 0;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_object(v) || json_object_size(v) != 2u + (b != NULL) || !json_is_integer(limit) ||
+        !unit || (b && (!json_is_integer(b) || json_integer_value(b) < 1 ||
+                        json_integer_value(b) > 1000000)) ||
+        json_integer_value(limit) < 1 || json_integer_value(limit) > 1000000) {
+        *rc = json_error(c, 400, "rate must be null or {\"limit\": 1 to 1000000, \"per\": \"1s\", "
+                                 "\"1min\" or \"1h\", \"burst\": 1 to 1000000 (optional)}");
+        return -1;
+    }
+    snprintf(text, len, "%lld/%s", (long long)json_integer_value(limit), unit);
+    *burst = b ? (uint32_t)json_integer_value(b) : 0;
+    return 0;
+}
+
 /* ---- The endpoints ---- */
 
 static int add_scope(const char *scope, const char *description, void *arr)
@@ -346,12 +379,12 @@ static int owned(struct MHD_Connection *c, authd_generation *g, const char *id, 
 enum MHD_Result authd_keys_create(struct MHD_Connection *c, authd_generation *g, const authd_body *rq,
                                   const char *account)
 {
-    static const char *const fields[] = {"account", "name", "scopes", "expires", "allow_from", NULL};
+    static const char *const fields[] = {"account", "name", "scopes", "expires", "allow_from", "rate", NULL};
     enum MHD_Result rc = MHD_NO;
     int bad = 0;
     /* Room for 16 entries written long (leading zeros): the library says
      * which is malformed. */
-    char scopes[APIKEY_SCOPES_MAX], allow[APIKEY_ALLOW_ENTRIES * 64], err[1024] = "";
+    char scopes[APIKEY_SCOPES_MAX], allow[APIKEY_ALLOW_ENTRIES * 64], err[1024] = "", rate[32];
     /* A confined request names no account: "account" is then unknown. */
     json_t *in = body_object(c, rq, account ? fields + 1 : fields, &rc);
     if (!in)
@@ -366,6 +399,8 @@ enum MHD_Result authd_keys_create(struct MHD_Connection *c, authd_generation *g,
     if (!bad)
         req.expires = string_field(c, in, "expires", 0, &bad, &rc);
     if (!bad && words_field(c, in, &allow_spec, allow, sizeof allow, &rc) != 0)
+        bad = 1;
+    if (!bad && rate_field(c, in, rate, sizeof rate, &req.rate, &req.burst, &rc) != 0)
         bad = 1;
     if (bad) {
         json_decref(in);

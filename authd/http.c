@@ -154,6 +154,14 @@ static enum MHD_Result verify(struct MHD_Connection *c, const char *service)
                 log_value(client[0] ? client : NULL, addr, sizeof addr));
     }
 
+    /* A key with a limit: what is left when allowed, when to come back
+     * when refused with 429 (RFC 6585). */
+    char limit[16], remaining[16], retry[16];
+    int limited = APIKEY_HAS_FIELD(apikey_verdict, &v, retry_after) && v.rate_limit &&
+                  (status == 200 || status == 429);
+    snprintf(limit, sizeof limit, "%u", limited ? v.rate_limit : 0);
+    snprintf(remaining, sizeof remaining, "%u", limited ? v.rate_remaining : 0);
+    snprintf(retry, sizeof retry, "%u", limited ? v.retry_after : 0);
     /* The realm is at most a service name's length, the scopes as long
      * as the configuration made them. */
     size_t clen = 2 * CREDENTIAL_SERVICE_MAX + (svc ? strlen(svc->scopes) : 0);
@@ -171,6 +179,9 @@ static enum MHD_Result verify(struct MHD_Connection *c, const char *service)
         "X-Apikey-Key-Id", status == 200 && res.key_id[0] ? res.key_id : NULL,
         "X-Apikey-Reason", status == 200 ? NULL : why,
         MHD_HTTP_HEADER_WWW_AUTHENTICATE, challenge,
+        "X-RateLimit-Limit", limited ? limit : NULL,
+        "X-RateLimit-Remaining", limited ? remaining : NULL,
+        MHD_HTTP_HEADER_RETRY_AFTER, limited && status == 429 ? retry : NULL,
         NULL,
     };
     enum MHD_Result rc = (status == 401 || status == 403) && !challenge

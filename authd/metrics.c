@@ -14,7 +14,7 @@
 
 #define AUTHD_MAX_ROWS 1024
 /* One counter per reason this daemon knows, and the last for any other. */
-#define AUTHD_NREASONS (APIKEY_REASON_MISSING + 2)
+#define AUTHD_NREASONS (APIKEY_REASON_RATE + 2)
 #define AUTHD_REASON_OTHER (AUTHD_NREASONS - 1)
 
 struct authd_counters {
@@ -43,6 +43,7 @@ static const char *const reason_label[AUTHD_NREASONS] = {
     [APIKEY_REASON_ARGUMENT] = "argument",
     [APIKEY_REASON_ADDRESS] = "address",
     [APIKEY_REASON_MISSING] = "missing_key",
+    [APIKEY_REASON_RATE] = "rate_limited",
     [AUTHD_REASON_OTHER] = "other",
 };
 

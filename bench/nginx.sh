@@ -44,9 +44,18 @@ for kind in json sqlite; do
     awk -v n="$MID" -v k="$NKEYS" 'NR % int(n / k) == 0' "$T/$kind.keys" > "$T/$kind.wrk"
 done
 
+# Keys with a rate limit never reached (json): one cell of the shared table
+# per request on top of the json row's work.
+printf 'store = json:%s/rate.json\nrate_table = %s/rate.table\nlast_used_granularity = 1h\n[services]\nbench = proxies:read\n' \
+    "$T" "$T" > "$T/rate.conf"
+awk -v n="$MID" 'BEGIN { for (i = 0; i < n; i++) printf "user%d\tk\tproxies:read\tnever\t\t1000000/s\n", i }' > "$T/rate.batch"
+build/apikey --config "$T/rate.conf" create --batch "$T/rate.batch" > "$T/rate.keys" ||
+    { echo "bench/nginx.sh: batch failed for rate" >&2; exit 1; }
+awk -v n="$MID" -v k="$NKEYS" 'NR % int(n / k) == 0' "$T/rate.keys" > "$T/rate.wrk"
+
 mkdir -p "$T/www/plain" "$T/tmp"
 echo "a small static file" > "$T/www/plain/index.txt"
-for kind in json sqlite; do
+for kind in json sqlite rate; do
     [ -f "$T/$kind.conf" ] && ln -s plain "$T/www/$kind"
 done
 PORT=$(( $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 20000 + 30000 ))
@@ -59,7 +68,7 @@ PORT=$(( $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 20000 + 30000 ))
     echo "  fastcgi_temp_path $T/tmp/f; uwsgi_temp_path $T/tmp/u; scgi_temp_path $T/tmp/s;"
     echo "  server { listen 127.0.0.1:$PORT; root $T/www; index index.txt;"
     echo "    location /plain/ { }"
-    for kind in json sqlite; do
+    for kind in json sqlite rate; do
         [ -f "$T/$kind.conf" ] && echo "    location /$kind/ { apikey_config $T/$kind.conf; apikey_service bench; }"
     done
     echo "  }"
@@ -108,7 +117,7 @@ measure() { # PATH KEYS: prints "µs-per-request p99-µs requests errors"
 # Rounds side by side; each row keeps its cheapest run (the machine is
 # shared: the other run's extra is someone else's load).
 KINDS="plain"
-for kind in json sqlite; do [ -f "$T/$kind.conf" ] && KINDS="$KINDS $kind"; done
+for kind in json sqlite rate; do [ -f "$T/$kind.conf" ] && KINDS="$KINDS $kind"; done
 for round in $(seq "$ROUNDS"); do
     for kind in $KINDS; do
         keys=$T/$kind.wrk
@@ -129,9 +138,11 @@ for kind in $KINDS; do
     [ "$kind" = plain ] && continue
     set -- $(best "$kind")
     cap=$(awk -v p="$PLAIN" -v m="$1" 'BEGIN { printf "%.2f", p / m }')
-    met=$(awk -v c="$cap" 'BEGIN { print (c >= 0.90 ? "met" : "short") }')
-    row "nginx + ngx_http_apikey_module, $kind, $MID keys" "$1" "µs CPU/request" \
-        ">= 0.90x plain capacity" "${cap}x: $met; p99 $2 µs; $(spread "$kind"); each round: $(paired "$kind")x"
+    goal=0.90 what="$kind, $MID keys"
+    [ "$kind" = rate ] && goal=0.88 what="json, $MID keys with a rate limit"
+    met=$(awk -v c="$cap" -v g="$goal" 'BEGIN { print (c >= g ? "met" : "short") }')
+    row "nginx + ngx_http_apikey_module, $what" "$1" "µs CPU/request" \
+        ">= ${goal}x plain capacity" "${cap}x: $met; p99 $2 µs; $(spread "$kind"); each round: $(paired "$kind")x"
 done
 
 {

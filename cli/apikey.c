@@ -14,8 +14,9 @@
 static const char usage_text[] =
     "usage: apikey [--config FILE] COMMAND ...\n"
     "  create ACCOUNT --name NAME [--scopes S1,S2,...|'*'] [--expires 30d|90d|6m|1y|never|YYYY-MM-DD]\n"
-    "         [--allow-from CIDR[,CIDR...]] [--json]\n"
-    "  create --batch FILE|-      lines ACCOUNT<TAB>NAME<TAB>SCOPES<TAB>EXPIRES[<TAB>ALLOW_FROM]\n"
+    "         [--allow-from CIDR[,CIDR...]] [--rate N/s|N/min|N/h|none [--burst N]] [--json]\n"
+    "  create --batch FILE|-      lines ACCOUNT<TAB>NAME<TAB>SCOPES<TAB>EXPIRES[<TAB>ALLOW_FROM\n"
+    "                             [<TAB>RATE[<TAB>BURST]]]\n"
     "  list [ACCOUNT] [--all | --expiring DURATION] [--json]\n"
     "  revoke ID\n"
     "  rotate ID [--grace DURATION] [--json]\n"
@@ -56,6 +57,16 @@ int cli_fail(int rc, const char *msg)
     return rc;
 }
 
+int cli_parse_burst(const char *text, uint32_t *out)
+{
+    char *end;
+    unsigned long n = text[0] >= '1' && text[0] <= '9' ? strtoul(text, &end, 10) : 0;
+    if (n < 1 || n > 1000000 || *end)
+        return -1;
+    *out = (uint32_t)n;
+    return 0;
+}
+
 apikey_ctx *cli_open(const char *config, int create)
 {
     char err[1024];
@@ -93,6 +104,7 @@ static int cmd_create_one(const char *config, int argc, char **argv)
         {"name", required_argument, 0, 'n'},    {"scopes", required_argument, 0, 's'},
         {"expires", required_argument, 0, 'e'}, {"json", no_argument, 0, 'j'},
         {"batch", required_argument, 0, 'b'},   {"allow-from", required_argument, 0, 'f'},
+        {"rate", required_argument, 0, 'r'},    {"burst", required_argument, 0, 'u'},
         {0, 0, 0, 0},
     };
     apikey_create_request req = {.size = sizeof req};
@@ -111,11 +123,17 @@ static int cmd_create_one(const char *config, int argc, char **argv)
                 return cli_usage("create takes --allow-from once, its entries separated by commas%s", "");
             req.allow_from = optarg;
             break;
+        case 'r': req.rate = optarg; break;
+        case 'u':
+            if (cli_parse_burst(optarg, &req.burst) != 0)
+                return cli_usage("--burst '%s' must be a number from 1 to 1000000", optarg);
+            break;
         default: return cli_usage("create: bad option%s", "");
         }
     }
     if (batch) {
-        if (optind != argc || req.name || req.scopes || req.expires || req.allow_from)
+        if (optind != argc || req.name || req.scopes || req.expires || req.allow_from || req.rate ||
+            req.burst)
             return cli_usage("create --batch takes only the file%s", "");
         return cli_create_batch(config, batch);
     }

@@ -13,6 +13,8 @@ int cli_exit_code(apikey_status st);
 /* One line on standard error; they return CLI_EXIT_ERROR and rc. */
 int cli_usage(const char *fmt, const char *arg);
 int cli_fail(int rc, const char *msg);
+/* A burst, 1 to 1000000: 0, or -1 when it is anything else. */
+int cli_parse_burst(const char *text, uint32_t *out);
 /* The context of a command: the store opened now (created when missing
  * with create), or NULL after saying why. */
 apikey_ctx *cli_open(const char *config, int create);

@@ -6,19 +6,22 @@
 
 #include "cli.h"
 
-#define COLUMNS "ACCOUNT<TAB>NAME<TAB>SCOPES<TAB>EXPIRES[<TAB>ALLOW_FROM]"
+#define COLUMNS "ACCOUNT<TAB>NAME<TAB>SCOPES<TAB>EXPIRES[<TAB>ALLOW_FROM[<TAB>RATE[<TAB>BURST]]]"
+#define NFIELDS 7
 
-/* Split a line into four or five tab-separated fields, in place; the
- * fifth (the allowlist) is NULL when absent: any address. */
-static int split(char *line, char *f[5])
+/* Split a line into four to seven tab-separated fields, in place; those
+ * absent are NULL: any address (ALLOW_FROM), default_rate (RATE), as many
+ * as the rate (BURST). */
+static int split(char *line, char *f[NFIELDS])
 {
-    f[4] = NULL;
-    for (int i = 0; i < 5; i++) {
+    for (int i = 4; i < NFIELDS; i++)
+        f[i] = NULL;
+    for (int i = 0; i < NFIELDS; i++) {
         f[i] = line;
         char *tab = strchr(line, '\t');
         if (!tab)
             return i >= 3 ? 0 : -1;
-        if (i == 4)
+        if (i == NFIELDS - 1)
             return -1;
         *tab = '\0';
         line = tab + 1;
@@ -82,15 +85,17 @@ int cli_create_batch(const char *config, const char *file)
         line = NULL;
         cap = 0;
         lineno[n] = at;
-        char *f[5];
-        if (split(keep[n], f) != 0) {
+        char *f[NFIELDS];
+        uint32_t burst = 0;
+        if (split(keep[n], f) != 0 || (f[6] && *f[6] && cli_parse_burst(f[6], &burst) != 0)) {
             n++;
             fprintf(stderr, "apikey: line %zu: expected " COLUMNS "; nothing was created\n", at);
             rc = CLI_EXIT_REFUSED;
             goto done;
         }
         reqs[n] = (apikey_create_request){.size = sizeof *reqs, .account = f[0], .name = f[1],
-                                          .scopes = f[2], .expires = f[3], .allow_from = f[4]};
+                                          .scopes = f[2], .expires = f[3], .allow_from = f[4],
+                                          .rate = f[5] && *f[5] ? f[5] : NULL, .burst = burst};
         n++;
     }
     if (n == 0) {

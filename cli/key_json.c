@@ -41,12 +41,28 @@ static json_t *words(const char *text)
     return arr;
 }
 
+const char *key_json_per(uint32_t period)
+{
+    return period == 1 ? "1s" : period == 60 ? "1min" : period == 3600 ? "1h" : NULL;
+}
+
+/* null for no limit (and from a library older than 1.5, which has none). */
+static json_t *rate(const apikey_key_info *k)
+{
+    if (!APIKEY_HAS_FIELD(apikey_key_info, k, rate_burst) || !k->rate_limit ||
+        !key_json_per(k->rate_period))
+        return json_null();
+    return json_pack("{s:I, s:s, s:I}", "limit", (json_int_t)k->rate_limit, "per",
+                     key_json_per(k->rate_period), "burst", (json_int_t)k->rate_burst);
+}
+
 json_t *key_json(const apikey_key_info *k, const char *state)
 {
     /* A library older than 1.4 has no allowlists: it fills none, "" here. */
     const char *allow = APIKEY_HAS_FIELD(apikey_key_info, k, allow_from) ? k->allow_from : "";
-    return json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:o}", "id", k->id, "account",
+    return json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:o, s:o}", "id", k->id, "account",
                      k->account, "name", k->name, "scopes", words(k->scopes), "created",
                      json_time(k->created), "expires", json_time(k->expires), "last_used",
-                     json_time(k->last_used), "status", state, "allow_from", words(allow));
+                     json_time(k->last_used), "status", state, "allow_from", words(allow),
+                     "rate", rate(k));
 }

@@ -14,6 +14,9 @@
 
 /* "2026-11-24T15:09:22Z" ("?" when it cannot be written). */
 void key_json_time(int64_t t, char *buf, size_t len);
+/* A rate period in the words of the JSON ("1s", "1min", "1h"); NULL for
+ * any other. */
+const char *key_json_per(uint32_t period);
 /* The record; state is apikey_state_string(k->state). NULL when it cannot
  * be encoded: a text that is not UTF-8 (a store written before libapikey
  * refused them), or out of memory. */

@@ -85,9 +85,9 @@ static void table_time(int64_t t, const char *none, char *buf, size_t len)
 
 /* apikey(1)'s first columns in their order, then what came later. */
 enum { COL_NAME, COL_KEY, COL_PERMS, COL_USED, COL_EXPIRES, COL_CREATED, COL_ACCOUNT, COL_STATUS,
-       COL_ALLOW, NCOLS };
+       COL_ALLOW, COL_RATE, NCOLS };
 static const char *const headers[NCOLS] = {"Name", "Key", "Permissions", "Last used", "Expires",
-                                           "Created", "Account", "Status", "Allowed from"};
+                                           "Created", "Account", "Status", "Allowed from", "Rate"};
 
 /* "10.0.0.0/8 ::1/128" as "10.0.0.0/8, ::1/128". */
 _Static_assert(APIKEY_ALLOW_FROM_MAX + APIKEY_ALLOW_ENTRIES <= APIKEY_SCOPES_MAX,
@@ -115,15 +115,24 @@ static void cells(const apikey_key_info *k, char c[NCOLS][APIKEY_SCOPES_MAX])
     snprintf(c[COL_ACCOUNT], APIKEY_SCOPES_MAX, "%s", k->account);
     snprintf(c[COL_STATUS], APIKEY_SCOPES_MAX, "%s", apikey_state_string(k->state));
     allow_cell(k->allow_from, c[COL_ALLOW], APIKEY_SCOPES_MAX);
+    /* "100/min, burst 20" */
+    const char *per = key_json_per(k->rate_period);
+    c[COL_RATE][0] = '\0';
+    if (k->rate_limit && per)
+        snprintf(c[COL_RATE], APIKEY_SCOPES_MAX, "%u/%s, burst %u", k->rate_limit, per + 1,
+                 k->rate_burst);
 }
 
-/* Allowed from is shown when a key listed has an allowlist. */
+/* Allowed from is shown when a key listed has an allowlist, Rate when one
+ * has a limit. */
 static void print_table(const rows *r, int show_account, int show_status)
 {
-    int any_list = 0;
-    for (size_t i = 0; i < r->n; i++)
+    int any_list = 0, any_rate = 0;
+    for (size_t i = 0; i < r->n; i++) {
         any_list |= r->keys[i].allow_from[0] != '\0';
-    int used[NCOLS] = {1, 1, 1, 1, 1, 1, show_account, show_status, any_list};
+        any_rate |= r->keys[i].rate_limit != 0;
+    }
+    int used[NCOLS] = {1, 1, 1, 1, 1, 1, show_account, show_status, any_list, any_rate};
     size_t width[NCOLS];
     static char c[NCOLS][APIKEY_SCOPES_MAX];
     for (int k = 0; k < NCOLS; k++)

@@ -65,6 +65,8 @@ typedef enum apikey_reason {
      * come after it (a value is never reused): a host that meets one it
      * does not know takes reason_string's text and counts it as other. */
     APIKEY_REASON_MISSING,
+    APIKEY_REASON_RATE,          /* a valid key over its rate limit (refused, HTTP 429;
+                                    library 1.5) */
 } apikey_reason;
 
 /* Frozen: hosts allocate it and libraries before 1.2 clear
@@ -98,7 +100,7 @@ apikey_decision apikey_verify(apikey_ctx *ctx, const char *service, const char *
 /* A short English phrase for a reason: "revoked", "missing scope", ... */
 const char *apikey_reason_string(apikey_reason reason);
 
-/* HTTP status a web host should answer: 200, 401, 403 or 503. */
+/* HTTP status a web host should answer: 200, 401, 403, 429 or 503. */
 int apikey_http_status(const apikey_result *result);
 
 /* ---- Administration: the key lifecycle (apikey(1), apikey-authd(8)) ----
@@ -185,6 +187,14 @@ typedef struct apikey_verdict {
      * /var/lib/apikey/keys.db: disk I/O error"), or a store's warning on a
      * check it answered; "" when there is nothing more. Never a key. */
     char error[APIKEY_ERROR_MAX];
+    /* Appended in library 1.5 (APIKEY_HAS_FIELD(apikey_verdict, p,
+     * retry_after)): the key's rate limit, for an HTTP host's
+     * X-RateLimit-Limit, X-RateLimit-Remaining and Retry-After. All 0 for a
+     * key without a limit (and for a check that never reached it). */
+    uint32_t rate_limit;     /* requests per rate_period seconds */
+    uint32_t rate_period;    /* 1, 60 or 3600 */
+    uint32_t rate_remaining; /* requests left at once after this one */
+    uint32_t retry_after;    /* refused with APIKEY_REASON_RATE: seconds to wait, >= 1 */
 } apikey_verdict;
 
 /* apikey_verify with its arguments in req. A verdict smaller than this
@@ -220,6 +230,12 @@ typedef struct apikey_key_info {
      * allow_from)): the address allowlist, canonical CIDR entries separated
      * by one space ("10.0.0.0/8 2001:db8::/32"), "" for any address. */
     char allow_from[APIKEY_ALLOW_FROM_MAX];
+    /* Appended in library 1.5 (APIKEY_HAS_FIELD(apikey_key_info, p,
+     * rate_burst)): rate_limit requests per rate_period seconds (1, 60 or
+     * 3600), at most rate_burst at once; all 0 for no limit. */
+    uint32_t rate_limit;
+    uint32_t rate_period;
+    uint32_t rate_burst;
 } apikey_key_info;
 
 /* What to create. */
@@ -236,6 +252,13 @@ typedef struct apikey_create_request {
      * (APIKEY_E_INVALID), not corrected. A library older than 1.4 refuses
      * a request that sets it, rather than make a key without its list. */
     const char *allow_from;
+    /* Appended in library 1.5: the key's rate limit, "N/s", "N/min" or "N/h"
+     * (N from 1 to 1,000,000), "none" for none; NULL: the configuration's
+     * default_rate. burst: how many requests may come at once, 1 to
+     * 1,000,000; 0: N. A library older than 1.5 refuses a request that
+     * sets either. */
+    const char *rate;
+    uint32_t burst;
 } apikey_create_request;
 
 /* A key just made. key is its only copy anywhere: show it once, then wipe

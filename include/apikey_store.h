@@ -70,8 +70,11 @@
 
 /* 2: records carry allow_from, which a backend keeps and returns as it
  * keeps the other texts. The record grew, so the core refuses a backend of
- * abi 1 (built with the smaller record): rebuild it. */
-#define APIKEY_STORE_ABI_VERSION 2
+ * abi 1 (built with the smaller record): rebuild it.
+ * 3: records carry a rate limit (rate_limit, rate_period, rate_burst),
+ * kept and returned as the times are; the record grew again, so a backend
+ * of abi 2 is refused too. */
+#define APIKEY_STORE_ABI_VERSION 3
 #define APIKEY_STORE_ENTRY "apikey_store_entry_v1"
 
 enum {
@@ -97,7 +100,26 @@ typedef struct apikey_record {
      * separated by one space, "" for any address. The backend stores the
      * text as it is; the core parses and enforces it. (ABI 2) */
     char allow_from[APIKEY_ALLOW_FROM_MAX];
+    /* The key's rate limit (ABI 3): rate_limit requests per rate_period
+     * seconds (1, 60 or 3600), at most rate_burst at once; all three 0 for
+     * no limit. The backend keeps the numbers; the core enforces them. */
+    uint32_t rate_limit;  /* 0, or 1 to APIKEY_RATE_MAX */
+    uint32_t rate_period; /* 0 (no limit), 1, 60 or 3600 */
+    uint32_t rate_burst;  /* 0 (no limit), or 1 to APIKEY_RATE_MAX */
 } apikey_record;
+
+#define APIKEY_RATE_MAX 1000000u
+
+/* No limit (all three 0), or a limit and a burst in range over a period of
+ * 1, 60 or 3600 seconds. */
+static inline int apikey_record_rate_ok(const apikey_record *r)
+{
+    if (r->rate_limit == 0)
+        return r->rate_period == 0 && r->rate_burst == 0;
+    return r->rate_limit <= APIKEY_RATE_MAX && r->rate_burst >= 1 &&
+           r->rate_burst <= APIKEY_RATE_MAX &&
+           (r->rate_period == 1 || r->rate_period == 60 || r->rate_period == 3600);
+}
 
 /* The latest time a record holds, 9999-12-31T23:59:59Z: the last that the
  * JSON store can write. */
@@ -162,7 +184,8 @@ static inline int apikey_record_times_ok(const apikey_record *r)
  * record) for one that fails, after checking each value's type: a value
  * it cannot read must never pass for "not revoked" or "never expires".
  * The name, the scopes and allow_from may be empty (lookup_auth leaves the
- * name so). Whether allow_from parses is the core's to check. */
+ * name so). Whether allow_from parses is the core's to check. The rate
+ * limit passes apikey_record_rate_ok. */
 static inline int apikey_record_ok(const apikey_record *r)
 {
     for (int i = 0; i < APIKEY_ID_LEN; i++) {
@@ -173,7 +196,8 @@ static inline int apikey_record_ok(const apikey_record *r)
     return r->id[APIKEY_ID_LEN] == '\0' && apikey_text_ok_(r->account, sizeof r->account, 0) &&
            apikey_text_ok_(r->name, sizeof r->name, 1) &&
            apikey_text_ok_(r->scopes, sizeof r->scopes, 1) &&
-           apikey_text_ok_(r->allow_from, sizeof r->allow_from, 1) && apikey_record_times_ok(r);
+           apikey_text_ok_(r->allow_from, sizeof r->allow_from, 1) && apikey_record_times_ok(r) &&
+           apikey_record_rate_ok(r);
 }
 
 /* What the core offers a backend. */

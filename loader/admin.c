@@ -145,6 +145,24 @@ static int validate(apikey_ctx *ctx, const admin_request *r, int64_t now, apikey
         snprintf(err, errlen, "allow_from: %s", why);
         return -1;
     }
+    rate_spec rate = ctx->cfg.default_rate;
+    if (r->rate && strcmp(r->rate, "none") == 0)
+        rate = (rate_spec){0, 0, 0};
+    else if (r->rate && rate_parse(r->rate, &rate, why, sizeof why) != 0) {
+        snprintf(err, errlen, "%s", why);
+        return -1;
+    }
+    if (r->burst && !rate.limit) {
+        snprintf(err, errlen, "a burst needs a rate: use --rate N/s, N/min or N/h");
+        return -1;
+    }
+    if (r->burst > APIKEY_RATE_MAX) {
+        snprintf(err, errlen, "burst %u is above %u", r->burst, APIKEY_RATE_MAX);
+        return -1;
+    }
+    rec->rate_limit = rate.limit;
+    rec->rate_period = rate.period;
+    rec->rate_burst = r->burst ? r->burst : rate.burst;
     snprintf(rec->account, sizeof rec->account, "%s", r->account);
     snprintf(rec->name, sizeof rec->name, "%s", r->name);
     rec->created = now;

@@ -16,6 +16,8 @@ typedef struct admin_request {
     const char *scopes;  /* "a,b", "a b" or "*"; required */
     const char *expires; /* NULL: the configured default_expiry */
     const char *allow_from; /* CIDR entries, commas or spaces; NULL or "": any address */
+    const char *rate;       /* "N/s", "N/min", "N/h", "none"; NULL: default_rate */
+    uint32_t burst;         /* 0: the limit */
 } admin_request;
 
 typedef struct admin_issued {

@@ -62,6 +62,9 @@ static void info_from(const apikey_ctx *ctx, const apikey_record *rec, int64_t n
     info->revoked = rec->revoked;
     info->state = core_key_state(rec, now);
     snprintf(info->allow_from, sizeof info->allow_from, "%s", rec->allow_from);
+    info->rate_limit = rec->rate_limit;
+    info->rate_period = rec->rate_period;
+    info->rate_burst = rec->rate_burst;
 }
 
 static void info_out(const apikey_key_info *mine, apikey_key_info *theirs, size_t their_size)
@@ -93,7 +96,9 @@ static apikey_status request_in(const apikey_create_request *r, admin_request *o
                            .expires = r->expires,
                            .allow_from = APIKEY_HAS_FIELD(apikey_create_request, r, allow_from)
                                              ? r->allow_from
-                                             : NULL};
+                                             : NULL,
+                           .rate = APIKEY_HAS_FIELD(apikey_create_request, r, rate) ? r->rate : NULL,
+                           .burst = APIKEY_HAS_FIELD(apikey_create_request, r, burst) ? r->burst : 0};
     return APIKEY_OK;
 }
 

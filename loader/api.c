@@ -22,6 +22,7 @@ APIKEY_EXPORT const char *apikey_reason_string(apikey_reason reason)
     case APIKEY_REASON_ARGUMENT: return "bad argument";
     case APIKEY_REASON_ADDRESS: return "address not allowed";
     case APIKEY_REASON_MISSING: return "missing key";
+    case APIKEY_REASON_RATE: return "rate limited";
     }
     return "unknown reason";
 }
@@ -36,7 +37,9 @@ APIKEY_EXPORT int apikey_http_status(const apikey_result *res)
         /* The key is genuine but may not do this: forbidden, not
          * unauthenticated. An unmapped service is not a key's want of a
          * scope (no key could pass): 401. */
-        return res->reason == APIKEY_REASON_MISSING_SCOPE ? 403 : 401;
+        return res->reason == APIKEY_REASON_MISSING_SCOPE ? 403
+               : res->reason == APIKEY_REASON_RATE        ? 429 /* RFC 6585 */
+                                                          : 401;
     case APIKEY_UNAVAILABLE: break;
     }
     return 503;

@@ -111,11 +111,19 @@ static int top_entry(parser *p, const char *key, const char *value, unsigned *se
             return fail(p, "pepper_file must be an absolute path");
         return set_string(p, &c->pepper_file, key, value);
     }
-    enum { S_PREFIX = 1, S_MAX = 2, S_GRAN = 4, S_LAG = 8 };
+    if (strcmp(key, "rate_table") == 0) {
+        if (value[0] != '/')
+            return fail(p, "rate_table must be an absolute path");
+        return set_string(p, &c->rate_table, key, value);
+    }
+    enum { S_PREFIX = 1, S_MAX = 2, S_GRAN = 4, S_LAG = 8, S_RATE = 16, S_RATE_UNAV = 32, S_SLOTS = 64 };
     unsigned bit = strcmp(key, "key_prefix") == 0             ? S_PREFIX
                    : strcmp(key, "max_keys_per_account") == 0 ? S_MAX
                    : strcmp(key, "last_used_granularity") == 0 ? S_GRAN
                    : strcmp(key, "replica_max_lag") == 0       ? S_LAG
+                   : strcmp(key, "default_rate") == 0          ? S_RATE
+                   : strcmp(key, "rate_unavailable") == 0      ? S_RATE_UNAV
+                   : strcmp(key, "rate_slots") == 0            ? S_SLOTS
                                                                : 0;
     if (!bit)
         return fail(p, "unknown setting '%s'", key);
@@ -131,6 +139,20 @@ static int top_entry(parser *p, const char *key, const char *value, unsigned *se
         if (parse_int(value, 1, 1000000, &n) != 0)
             return fail(p, "max_keys_per_account '%s' must be a number from 1 to 1000000", value);
         c->max_keys_per_account = (int)n;
+    } else if (bit == S_RATE) {
+        char why[128];
+        if (strcmp(value, "none") != 0 && rate_parse(value, &c->default_rate, why, sizeof why) != 0)
+            return fail(p, "default_rate: %s", why);
+    } else if (bit == S_SLOTS) {
+        long n;
+        if (parse_int(value, RATE_SLOTS_MIN, RATE_SLOTS_MAX, &n) != 0 || (n & (n - 1)))
+            return fail(p, "rate_slots '%s' must be a power of two from %u to %u", value,
+                        RATE_SLOTS_MIN, RATE_SLOTS_MAX);
+        c->rate_slots = (uint32_t)n;
+    } else if (bit == S_RATE_UNAV) {
+        if (strcmp(value, "refuse") != 0 && strcmp(value, "allow") != 0)
+            return fail(p, "rate_unavailable '%s' must be refuse or allow", value);
+        c->rate_unavailable_allow = strcmp(value, "allow") == 0;
     } else {
         int64_t s;
         if (timeutil_duration(value, &s) != 0 || (bit == S_LAG && (s < 1 || s > 86400)))
@@ -348,7 +370,8 @@ int config_parse(const char *text, size_t len, const char *name, apikey_config *
     }
     if (!cfg->replica_max_lag)
         cfg->replica_max_lag = 10;
-    if (!cfg->default_expiry && !(cfg->default_expiry = strdup("90d"))) {
+    if ((!cfg->default_expiry && !(cfg->default_expiry = strdup("90d"))) ||
+        (!cfg->rate_table && !(cfg->rate_table = strdup(APIKEY_RATE_TABLE)))) {
         fail(&p, "out of memory");
         goto done;
     }
@@ -383,6 +406,7 @@ void config_free(apikey_config *cfg)
     free(cfg->default_expiry);
     free(cfg->pepper_file);
     free(cfg->replica);
+    free(cfg->rate_table);
     for (size_t i = 0; i < cfg->nscopes; i++) {
         free(cfg->scopes[i].name);
         free(cfg->scopes[i].description);

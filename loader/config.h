@@ -6,6 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "keycodec.h"
+#include "ratelimit.h"
+
+#define APIKEY_RATE_TABLE "/run/apikey/rate"
 
 typedef struct config_scope {
     char *name;
@@ -34,6 +37,10 @@ typedef struct apikey_config {
     int64_t last_used_granularity; /* seconds between last-used writes per key */
     char *replica;                /* NULL, or the folder apikey-syncd keeps (replica.h) */
     int64_t replica_max_lag;      /* seconds a replica is trusted after its last contact */
+    rate_spec default_rate;       /* of keys created without one; limit 0: none */
+    char *rate_table;             /* the shared GCRA table (ratelimit.h) */
+    uint32_t rate_slots;          /* of a table this process makes; 0: RATE_SLOTS_DEFAULT */
+    int rate_unavailable_allow;   /* a table that cannot be used: check without limits */
     config_scope *scopes;
     size_t nscopes;
     config_service *services;

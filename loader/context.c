@@ -65,6 +65,7 @@ apikey_ctx *core_open(const char *config_path, int flags, char *err, size_t errl
     }
     ctx->privileged = privileged;
     ctx->now = system_clock;
+    rate_table_init(&ctx->rate, NULL);
     snprintf(ctx->config_path, sizeof ctx->config_path, "%s", config_path);
     if (pthread_rwlock_init(&ctx->lock, NULL) != 0) {
         snprintf(err, errlen, "cannot create a lock");
@@ -77,11 +78,14 @@ apikey_ctx *core_open(const char *config_path, int flags, char *err, size_t errl
         return NULL;
     }
     if (config_load(config_path, &ctx->cfg, err, errlen) != 0 ||
+        !(ctx->rate.path = strdup(ctx->cfg.rate_table)) ||
         core_load_pepper(ctx, err, errlen) != 0 ||
         store_load(ctx->cfg.store, privileged, &ctx->store, err, errlen) != 0) {
         apikey_close(ctx);
         return NULL;
     }
+    if (ctx->cfg.rate_slots)
+        ctx->rate.create_slots = ctx->cfg.rate_slots;
     if ((flags & (CORE_OPEN_CREATE | CORE_OPEN_CONNECT)) &&
         store_connect_or_say(&ctx->store, flags & CORE_OPEN_CREATE, err, errlen) != 0) {
         apikey_close(ctx);
@@ -170,6 +174,7 @@ APIKEY_EXPORT void apikey_close(apikey_ctx *ctx)
     replica_detach(ctx);
     store_unbind(&ctx->store);
     config_free(&ctx->cfg);
+    rate_table_free(&ctx->rate);
     pthread_rwlock_destroy(&ctx->lock);
     EVP_MD_free(ctx->md);
     OPENSSL_cleanse(ctx->pepper, sizeof ctx->pepper);

@@ -11,6 +11,7 @@
 #include "apikey.h"
 #include "apikey_store.h"
 #include "config.h"
+#include "ratelimit.h"
 
 #define APIKEY_EXPORT __attribute__((visibility("default")))
 
@@ -48,6 +49,7 @@ struct apikey_ctx {
     _Atomic int64_t connect_since, retry_at;
     int64_t connect_pause;
     struct replica *replica; /* NULL, or the replica checks read first (replica.h) */
+    rate_table rate; /* opened at the first check of a key with a limit */
 };
 
 /* What store backends are given. Their error line stays on the thread of
@@ -105,10 +107,23 @@ void store_disconnect(store_binding *b);
 int store_bind(const char *uri, int create, store_binding *out, char *err, size_t errlen);
 void store_unbind(store_binding *b);
 
-/* The one verify pipeline (verify.c); verify_api.c offers it to hosts. */
+/* What a check says of the key's rate limit: all 0 for a key without one. */
+typedef struct core_rate {
+    uint32_t limit, period, remaining, retry_after;
+} core_rate;
+
+/* The one verify pipeline (verify.c); verify_api.c offers it to hosts.
+ * rate may be NULL. flags: 0 or CORE_VERIFY_NO_CELL. */
 apikey_decision core_verify(apikey_ctx *ctx, const char *service, const char *account,
                             const char *key, size_t keylen, const char *client,
-                            apikey_result *res);
+                            apikey_result *res, core_rate *rate, unsigned flags);
+/* A second check of a request already counted (the PAM module's account
+ * phase after its auth phase): it spends no cell of the key's rate limit,
+ * so a login costs one. */
+#define CORE_VERIFY_NO_CELL 1u
+/* apikey_verify_with with flags. */
+apikey_decision core_verify_with(apikey_ctx *ctx, const apikey_verify_request *req,
+                                 apikey_verdict *out, unsigned flags);
 
 /* The growing structs of include/apikey.h (see "Growing structs" there).
  * Whether the bytes of a caller's struct past the known ones are all zero;

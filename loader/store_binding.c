@@ -104,10 +104,11 @@ int store_load(const char *uri, int privileged, store_binding *out, char *err, s
     apikey_store_entry_fn entry = (apikey_store_entry_fn)dlsym(dl, APIKEY_STORE_ENTRY);
     const apikey_store_ops *ops = entry ? entry() : NULL;
     if (ops && ops->abi < APIKEY_STORE_ABI_VERSION) {
-        /* Its records are smaller than ours (ABI 2 added allow_from): it
-         * would drop a key's allowlist on write and read past its records. */
+        /* Its records are smaller than ours (ABI 2 added allow_from, 3 the
+         * rate limit): it would drop a key's allowlist or limit on write
+         * and read past its records. */
         snprintf(err, errlen, "store '%s': %s follows store ABI %u, this libapikey needs %d"
-                 " (records carry address allowlists): rebuild the backend", scheme, path,
+                 " (records carry address allowlists and rate limits): rebuild the backend", scheme, path,
                  ops->abi, APIKEY_STORE_ABI_VERSION);
         dlclose(dl);
         return -1;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* The one verify pipeline behind the PAM module, the helper, the command and
  * the host API: check, lookup, constant-time compare, revoked/expired,
- * account, scopes. */
+ * allowlist, account, scopes, and last the rate limit. */
 #include <string.h>
 #include <openssl/crypto.h>
 
@@ -76,6 +76,33 @@ static int check_and_lookup(apikey_ctx *ctx, const char *key, size_t keylen, cha
     return st;
 }
 
+/* One cell of the key's limit, taken only once every other check allowed
+ * it: a request refused for another reason never spends the budget. */
+static apikey_decision take_cell(apikey_ctx *ctx, const apikey_record *rec, apikey_result *res,
+                                 core_rate *rate)
+{
+    rate_spec spec = {rec->rate_limit, rec->rate_period, rec->rate_burst};
+    rate_answer a;
+    char why[320];
+    int d = rate_take(&ctx->rate, rec->id, &spec, rate_now_ns(), &a, why, sizeof why);
+    rate->limit = rec->rate_limit;
+    rate->period = rec->rate_period;
+    rate->remaining = a.remaining;
+    rate->retry_after = a.retry_after;
+    if (d == RATE_ALLOWED)
+        return APIKEY_ALLOWED;
+    if (d == RATE_LIMITED)
+        return decide(res, APIKEY_REFUSED, APIKEY_REASON_RATE);
+    if (ctx->cfg.rate_unavailable_allow) {
+        /* The operator chose availability over the limit (the verdict
+         * still carries why, as a store's warning would be). */
+        core_store_host.log_error("%s (rate_unavailable = allow: checked without limit)", why);
+        return APIKEY_ALLOWED;
+    }
+    core_store_host.log_error("%s", why);
+    return decide(res, APIKEY_UNAVAILABLE, APIKEY_REASON_STORE);
+}
+
 static void touch(apikey_ctx *ctx, const apikey_record *rec, int64_t now)
 {
     if (now - rec->last_used < ctx->cfg.last_used_granularity)
@@ -93,8 +120,12 @@ static void touch(apikey_ctx *ctx, const apikey_record *rec, int64_t now)
 
 apikey_decision core_verify(apikey_ctx *ctx, const char *service, const char *account,
                             const char *key, size_t keylen, const char *client,
-                            apikey_result *res)
+                            apikey_result *res, core_rate *rate, unsigned flags)
 {
+    core_rate unused;
+    if (!rate)
+        rate = &unused;
+    memset(rate, 0, sizeof *rate);
     if (!res)
         return APIKEY_UNAVAILABLE;
     memset(res, 0, sizeof *res);
@@ -156,6 +187,10 @@ apikey_decision core_verify(apikey_ctx *ctx, const char *service, const char *ac
         d = decide(res, APIKEY_REFUSED, APIKEY_REASON_MISSING_SCOPE);
     else
         d = decide(res, APIKEY_ALLOWED, APIKEY_REASON_NONE);
+    /* Keys without a limit never touch the table. */
+    if (d == APIKEY_ALLOWED && rec.rate_limit && !(flags & CORE_VERIFY_NO_CELL))
+        d = take_cell(ctx, &rec, res, rate);
+    /* A refused request is never the key's last use. */
     if (d == APIKEY_ALLOWED)
         touch(ctx, &rec, now);
 done:

@@ -16,11 +16,17 @@ APIKEY_EXPORT apikey_decision apikey_verify(apikey_ctx *ctx, const char *service
                                             apikey_result *res)
 {
     core_store_line_clear();
-    return core_verify(ctx, service, account, key, keylen, NULL, res);
+    return core_verify(ctx, service, account, key, keylen, NULL, res, NULL, 0);
 }
 
 APIKEY_EXPORT apikey_decision apikey_verify_with(apikey_ctx *ctx, const apikey_verify_request *req,
                                                  apikey_verdict *out)
+{
+    return core_verify_with(ctx, req, out, 0);
+}
+
+apikey_decision core_verify_with(apikey_ctx *ctx, const apikey_verify_request *req,
+                                 apikey_verdict *out, unsigned flags)
 {
     if (!out || out->size < VERDICT_V1_SIZE)
         return APIKEY_UNAVAILABLE;
@@ -39,7 +45,13 @@ APIKEY_EXPORT apikey_decision apikey_verify_with(apikey_ctx *ctx, const apikey_v
     } else {
         const char *client =
             APIKEY_HAS_FIELD(apikey_verify_request, req, client_addr) ? req->client_addr : NULL;
-        core_verify(ctx, req->service, req->account, req->key, req->keylen, client, &v.result);
+        core_rate rate;
+        core_verify(ctx, req->service, req->account, req->key, req->keylen, client, &v.result,
+                    &rate, flags);
+        v.rate_limit = rate.limit;
+        v.rate_period = rate.period;
+        v.rate_remaining = rate.remaining;
+        v.retry_after = rate.retry_after;
         snprintf(v.error, sizeof v.error, "%s", core_store_line());
     }
     v.size = sizeof v;

@@ -75,11 +75,13 @@ typedef struct {
     char client_addr[NGX_SOCKADDR_STRLEN + 1];
     apikey_result result;
     char error[APIKEY_ERROR_MAX]; /* the store's line, for the error log */
+    uint32_t rate_limit, rate_remaining, retry_after; /* the verdict's, 0: no limit */
 } ngx_http_apikey_check_t;
 
 /* Per request. */
 typedef struct {
     apikey_result result;
+    uint32_t rate_limit, rate_remaining, retry_after;
     ngx_uint_t status;   /* 0 until decided */
     unsigned waiting:1;  /* a check runs in the thread pool */
     unsigned replace:1;  /* ours is the refusal being sent: answer JSON */
@@ -199,6 +201,11 @@ static void ngx_http_apikey_verify(ngx_http_apikey_check_t *chk)
         ngx_http_apikey_api->verify_with(chk->ctx, &q, &v);
         chk->result = v.result;
         ngx_memcpy(chk->error, v.error, sizeof(chk->error));
+        if (APIKEY_HAS_FIELD(apikey_verdict, &v, retry_after)) {
+            chk->rate_limit = v.rate_limit;
+            chk->rate_remaining = v.rate_remaining;
+            chk->retry_after = v.retry_after;
+        }
     } else {
         /* Before 1.2 there is no call that takes the address. */
         ngx_memzero(&chk->result, sizeof(chk->result));
@@ -476,6 +483,24 @@ static apikey_reason ngx_http_apikey_read_key(ngx_http_request_t *r, ngx_http_ap
 
 /* --- the answer --------------------------------------------------------- */
 
+/* One header of a number: X-RateLimit-Limit, X-RateLimit-Remaining,
+ * Retry-After. */
+static ngx_int_t ngx_http_apikey_number_header(ngx_http_request_t *r, const char *name,
+                                               uint32_t n)
+{
+    ngx_table_elt_t *h = ngx_list_push(&r->headers_out.headers);
+    u_char *p = ngx_pnalloc(r->pool, NGX_INT32_LEN);
+    if (h == NULL || p == NULL) {
+        return NGX_ERROR;
+    }
+    h->hash = 1;
+    h->key.data = (u_char *) name;
+    h->key.len = ngx_strlen(name);
+    h->value.data = p;
+    h->value.len = ngx_sprintf(p, "%uD", n) - p;
+    return NGX_OK;
+}
+
 /* Only what the store made, and only characters that need no escaping in a
  * header, a log line or JSON. */
 static ngx_int_t ngx_http_apikey_plain(const char *s)
@@ -500,10 +525,23 @@ static ngx_int_t ngx_http_apikey_answer(ngx_http_request_t *r, ngx_http_apikey_l
     size_t len;
 
     rq->status = (ngx_uint_t) ngx_http_apikey_api->http_status(res);
+    /* A key with a limit: what is left on an allowed answer, as the peers
+     * send it; when to come back on a 429 (RFC 6585). */
     if (rq->status == NGX_HTTP_OK) {
+        if (rq->rate_limit &&
+            (ngx_http_apikey_number_header(r, "X-RateLimit-Limit", rq->rate_limit) != NGX_OK ||
+             ngx_http_apikey_number_header(r, "X-RateLimit-Remaining", rq->rate_remaining) != NGX_OK)) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
         return NGX_OK;
     }
-    if (rq->status != NGX_HTTP_UNAUTHORIZED && rq->status != NGX_HTTP_FORBIDDEN) {
+    if (rq->status == NGX_HTTP_TOO_MANY_REQUESTS) {
+        if (ngx_http_apikey_number_header(r, "Retry-After", rq->retry_after) != NGX_OK ||
+            ngx_http_apikey_number_header(r, "X-RateLimit-Limit", rq->rate_limit) != NGX_OK ||
+            ngx_http_apikey_number_header(r, "X-RateLimit-Remaining", 0) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    } else if (rq->status != NGX_HTTP_UNAUTHORIZED && rq->status != NGX_HTTP_FORBIDDEN) {
         rq->status = NGX_HTTP_SERVICE_UNAVAILABLE;
     }
     level = rq->status == NGX_HTTP_SERVICE_UNAVAILABLE ? NGX_LOG_ERR : NGX_LOG_INFO;
@@ -520,7 +558,7 @@ static ngx_int_t ngx_http_apikey_answer(ngx_http_request_t *r, ngx_http_apikey_l
     rq->body.len = p - rq->body.data;
     rq->replace = 1;
 
-    if (rq->status == NGX_HTTP_SERVICE_UNAVAILABLE) {
+    if (rq->status == NGX_HTTP_SERVICE_UNAVAILABLE || rq->status == NGX_HTTP_TOO_MANY_REQUESTS) {
         return rq->status;
     }
     /* RFC 6750 section 3. */
@@ -553,6 +591,9 @@ static void ngx_http_apikey_take(ngx_http_request_t *r, ngx_http_apikey_req_t *r
     static ngx_uint_t too_old_said;
 
     rq->result = chk->result;
+    rq->rate_limit = chk->rate_limit;
+    rq->rate_remaining = chk->rate_remaining;
+    rq->retry_after = chk->retry_after;
     if (chk->result.reason == APIKEY_REASON_ARGUMENT) {
         if (!too_old_said) {
             too_old_said = 1;

@@ -104,7 +104,9 @@ static int check(pam_handle_t *pamh, const pam_args *a, const char *phase, const
     apikey_verify_request q = {.size = sizeof q, .service = service, .account = user, .key = key,
                                .keylen = strlen(key), .client_addr = rhost};
     apikey_verdict v = {.size = sizeof v};
-    apikey_verify_with(ctx, &q, &v);
+    /* The account phase checks again what auth let in: the key may have
+     * been revoked since, but the login is one request of its rate limit. */
+    core_verify_with(ctx, &q, &v, strcmp(phase, "account") == 0 ? CORE_VERIFY_NO_CELL : 0);
     ctx_cache_release(ctx);
     const apikey_result res = v.result;
     int rc = to_pam(&res);

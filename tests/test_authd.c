@@ -271,7 +271,7 @@ static void test_metrics_labels(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "{service=\"web\",reason=\"missing_key\"} 2\n"));
     /* A reason appended by a newer library than this daemon knows is not
      * counted as a missing key. */
-    authd_count(web, (apikey_reason)(APIKEY_REASON_MISSING + 1));
+    authd_count(web, (apikey_reason)(APIKEY_REASON_RATE + 1));
     authd_count(web, (apikey_reason)-1);
     free(text);
     text = authd_metrics_text(&len);

@@ -20,6 +20,8 @@ static void test_good(void)
     const char *text = "# comment\n; also\nstore = json:/var/lib/apikey/keys.json   # inline\n"
                        "key_prefix = px\nmax_keys_per_account = 1\ndefault_expiry = 1y\n"
                        "last_used_granularity = 5min\n"
+                       "default_rate = 100/min\nrate_table = /run/x/rate\nrate_unavailable = allow\n"
+                       "rate_slots = 1024\n"
                        "[services]\nsshd = proxies:read\nbilling = balance:read, stats:read\nopen =\n";
     CU_ASSERT_EQUAL_FATAL(parse(text, &cfg, err, sizeof err), 0);
     CU_ASSERT_STRING_EQUAL(cfg.store, "json:/var/lib/apikey/keys.json");
@@ -27,6 +29,11 @@ static void test_good(void)
     CU_ASSERT_EQUAL(cfg.max_keys_per_account, 1);
     CU_ASSERT_STRING_EQUAL(cfg.default_expiry, "1y");
     CU_ASSERT_EQUAL(cfg.last_used_granularity, 300);
+    CU_ASSERT(cfg.default_rate.limit == 100 && cfg.default_rate.period == 60 &&
+              cfg.default_rate.burst == 100);
+    CU_ASSERT_STRING_EQUAL(cfg.rate_table, "/run/x/rate");
+    CU_ASSERT_EQUAL(cfg.rate_unavailable_allow, 1);
+    CU_ASSERT_EQUAL(cfg.rate_slots, 1024);
     CU_ASSERT_EQUAL(cfg.nscopes, 5); /* the default catalogue */
     CU_ASSERT_STRING_EQUAL(config_find_service(&cfg, "billing")->scopes, "balance:read stats:read");
     CU_ASSERT_STRING_EQUAL(config_find_service(&cfg, "open")->scopes, "");
@@ -80,6 +87,12 @@ static void test_refused(void)
         {"store = json:/a\n[scopes]\nx:y = 1\n[scopes]\nz:w = 2\n", "appears twice"},
         {"store = json:/a\n[authd ]\nadmin_users = root\n", "unknown section [authd ]"},
         {"store = json:/a\n[authd]\nadmin_users\n", "expected 'name = value'"},
+        {"store = json:/a\ndefault_rate = 10/day\n", "default_rate: bad rate '10/day'"},
+        {"store = json:/a\ndefault_rate = 1/s\ndefault_rate = 2/s\n", "'default_rate' is set twice"},
+        {"store = json:/a\nrate_table = run/rate\n", "rate_table must be an absolute path"},
+        {"store = json:/a\nrate_unavailable = maybe\n", "rate_unavailable 'maybe' must be refuse or allow"},
+        {"store = json:/a\nrate_slots = 1000\n", "rate_slots '1000' must be a power of two"},
+        {"store = json:/a\nrate_slots = 8\n", "rate_slots '8' must be a power of two"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         apikey_config cfg;

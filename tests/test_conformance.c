@@ -757,9 +757,14 @@ static void test_allowlist_batch(void)
                   "line 3: allow_from: '10.0.0.1/8'");
     /* The file's line, when comments and blank lines come before. */
     batch_refused(&f, "# onboarding\n\nalice\ta\tproxies:read\t30d\t::1,,::2\n", "line 3: allow_from: entry 2 is empty");
-    /* A sixth column is refused as any extra column is. */
-    batch_refused(&f, "alice\ta\tproxies:read\t30d\t::1\textra\n",
-                  "line 1: expected ACCOUNT<TAB>NAME<TAB>SCOPES<TAB>EXPIRES[<TAB>ALLOW_FROM]");
+    /* The sixth and seventh columns are a rate and a burst, checked as
+     * --rate and --burst; an eighth is refused as any extra column is. */
+    batch_refused(&f, "alice\ta\tproxies:read\t30d\t::1\textra\n", "line 1: bad rate 'extra'");
+    batch_refused(&f, "alice\ta\tproxies:read\t30d\t\t5/s\t0\n",
+                  "line 1: expected ACCOUNT<TAB>NAME<TAB>SCOPES<TAB>EXPIRES[<TAB>ALLOW_FROM[<TAB>RATE[<TAB>BURST]]]");
+    batch_refused(&f, "alice\ta\tproxies:read\t30d\t\t5/s\t2\tx\n",
+                  "line 1: expected ACCOUNT<TAB>NAME<TAB>SCOPES<TAB>EXPIRES[<TAB>ALLOW_FROM[<TAB>RATE[<TAB>BURST]]]");
+    batch_refused(&f, "alice\ta\tproxies:read\t30d\t\t\t2\n", "line 1: a burst needs a rate");
     char *after = snapshot(&f);
     CU_ASSERT_STRING_EQUAL(before, after);
     /* A list, an empty fifth column, none: the first alone has a list. */
@@ -784,6 +789,65 @@ static void test_allowlist_batch(void)
 /* Copy from every store kind to every other (pgsql when the harness runs
  * it): the same keys, not re-issued ones, work before and after, and a
  * revoked key arrives revoked. */
+/* Rate limits through the command: --rate and --burst stored and listed,
+ * default_rate, rotate keeps it, verify refuses with "rate limited", and a
+ * refusal for another reason spends nothing. */
+static void test_rate_limits(void)
+{
+    char extra[512];
+    snprintf(extra, sizeof extra, "rate_table = %s/conformance.table\ndefault_rate = 5/s", tu_tmpdir());
+    fixture f = fresh(extra);
+    char *key = NULL, *out = NULL, *err = NULL;
+    CU_ASSERT_EQUAL_FATAL(tu_apikey(f.config, NULL, &key, NULL, "create", "alice", "--name", "k",
+                                    "--scopes", "proxies:read", "--rate", "1/h", "--burst", "2", NULL), 0);
+    key[strcspn(key, "\n")] = '\0';
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, &out, NULL, "create", "bob", "--name", "d", "--scopes",
+                              "proxies:read", "--json", NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out ?: "", "\"rate\":{\"limit\":5,\"per\":\"1s\",\"burst\":5}"));
+    free(out);
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, &out, NULL, "create", "bob", "--name", "n", "--scopes",
+                              "proxies:read", "--rate", "none", "--json", NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out ?: "", "\"rate\":null"));
+    free(out);
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, &out, NULL, "list", "alice", "--json", NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out ?: "", "\"limit\": 1"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out ?: "", "\"per\": \"1h\""));
+    free(out);
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, &out, NULL, "list", "alice", NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out ?: "", "1/h, burst 2"));
+    free(out);
+    /* Refused for its scope (geo needs geo:read): no cell spent. */
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(verify(&f, "geo", "alice", key), 1);
+    CU_ASSERT_EQUAL(verify(&f, "sshd", "alice", key), 0);
+    CU_ASSERT_EQUAL(verify(&f, "sshd", "alice", key), 0);
+    char input[128];
+    snprintf(input, sizeof input, "%s\n", key);
+    CU_ASSERT_EQUAL(tu_apikey(f.config, input, NULL, &err, "verify", "--service", "sshd", NULL), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err ?: "", "rate limited"));
+    free(err);
+    char *pid = public_id(key);
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, &out, NULL, "rotate", pid, "--json", NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out ?: "", "\"rate\":{\"limit\":1,\"per\":\"1h\",\"burst\":2}"));
+    free(out);
+    static const char *bad[][2] = {{"--rate", "0/s"}, {"--rate", "5/day"}, {"--rate", "5"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, NULL, &err, "create", "alice", "--name", "x",
+                                  "--scopes", "proxies:read", bad[i][0], bad[i][1], NULL), 1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err ?: "", "bad rate"));
+        free(err);
+    }
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, NULL, NULL, "create", "alice", "--name", "x", "--scopes",
+                              "proxies:read", "--rate", "5/s", "--burst", "0", NULL), 2);
+    CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, NULL, &err, "create", "alice", "--name", "x", "--scopes",
+                              "proxies:read", "--rate", "none", "--burst", "3", NULL), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err ?: "", "a burst needs a rate"));
+    free(err);
+    free(pid);
+    free(key);
+    done(&f);
+}
+
 static void test_copy_between_stores(void)
 {
     const char *kinds[4] = {"json", "sqlite", "pgsql"}, *own = getenv("APIKEY_TEST_STORE");
@@ -799,6 +863,10 @@ static void test_copy_between_stores(void)
         char *dead = create(&f, "bob", "proxies:read", NULL);
         char *listed = create_listed(&f, LIST_IN);
         CU_ASSERT_PTR_NOT_NULL_FATAL(listed);
+        char *limited = NULL; /* its limit is in what is compared */
+        CU_ASSERT_EQUAL(tu_apikey(f.config, NULL, &limited, NULL, "create", "carol", "--name", "lim",
+                                  "--scopes", "proxies:read", "--rate", "7/min", "--burst", "3", NULL), 0);
+        free(limited);
         CU_ASSERT_PTR_NOT_NULL_FATAL(live);
         CU_ASSERT_PTR_NOT_NULL_FATAL(dead);
         char *pid = public_id(dead);
@@ -816,6 +884,7 @@ static void test_copy_between_stores(void)
             char *a = snapshot(&f), *b = snapshot(&g), *err = NULL;
             CU_ASSERT_PTR_NOT_NULL(strstr(a, "\"revoked\""));
             CU_ASSERT_PTR_NOT_NULL(strstr(a, "\"2001:db8::/32\"")); /* the list is in what is compared */
+            CU_ASSERT_PTR_NOT_NULL(strstr(a, "\"per\": \"1min\"")); /* and the limit */
             CU_ASSERT_STRING_EQUAL(a, b);
             if (strcmp(a, b) != 0)
                 fprintf(stderr, "copy %s -> %s differs\n", kinds[from], kinds[to]);
@@ -1018,6 +1087,7 @@ int main(void)
         {"the 11th key is refused and the store is unchanged", test_limit},
         {"unknown scope, past expiry and bad names are refused", test_refusals_leave_store_unchanged},
         {"--batch is all or none", test_batch_all_or_none},
+        {"rate limits: --rate, --burst, default_rate, list, rotate, verify", test_rate_limits},
         {"scope rules", test_scope_rules},
         {"expiry with an injected clock", test_expiry_with_clock},
         {"an open context sees a revocation; revoked stays revoked", test_revocation_seen_by_open_context},

@@ -133,7 +133,7 @@ static char *dump_of(const char *path)
         "SELECT type, name, sql FROM sqlite_master ORDER BY name",
         "SELECT version FROM apikey_schema",
         "SELECT seq, id, account, name, scopes, hex(hash), created, expires, last_used, revoked"
-        ", allow_from FROM apikey_keys_v2 ORDER BY seq",
+        ", allow_from, rate_limit, rate_period, rate_burst FROM apikey_keys_v3 ORDER BY seq",
     };
     for (size_t q = 0; q < sizeof queries / sizeof queries[0]; q++) {
         sqlite3_stmt *st;
@@ -175,7 +175,7 @@ static char *pg_dump(void)
         "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY indexname",
         "SELECT version FROM apikey_schema",
         "SELECT seq, id, account, name, scopes, encode(hash, 'hex'), created, expires, last_used,"
-        " revoked, allow_from FROM apikey_keys_v2 ORDER BY seq",
+        " revoked, allow_from FROM apikey_keys_v3 ORDER BY seq",
     };
     char *text = NULL;
     size_t len = 0;

@@ -126,6 +126,9 @@ static json_t *listed(void)
         if (strcmp(json_string_value(json_object_get(k, "account")), "erin") != 0)
             CU_ASSERT(json_is_array(list) && json_array_size(list) == 0);
         json_object_del(k, "allow_from");
+        /* No key of the previous release has a rate limit. */
+        CU_ASSERT(json_is_null(json_object_get(k, "rate")));
+        json_object_del(k, "rate");
     }
     return keys;
 }
@@ -315,7 +318,7 @@ static void test_first_write_upgrades(void)
      * list; the new one keeps its list. */
     json_t *new_file = read_json(store);
     CU_ASSERT_PTR_NOT_NULL_FATAL(new_file);
-    CU_ASSERT_EQUAL(json_integer_value(json_object_get(new_file, "version")), 2);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(new_file, "version")), 3);
     CU_ASSERT_EQUAL(json_array_size(json_object_get(new_file, "keys")),
                     json_array_size(json_object_get(old_file, "keys")) + 1);
     size_t i;
@@ -327,6 +330,8 @@ static void test_first_write_upgrades(void)
         CU_ASSERT(json_is_array(list) && json_array_size(list) == 0);
         json_t *copy = json_deep_copy(rec);
         json_object_del(copy, "allow_from");
+        CU_ASSERT(json_is_null(json_object_get(rec, "rate")));
+        json_object_del(copy, "rate");
         if (strncmp(json_string_value(json_object_get(old, "id")), k[0].key + 3, 8) == 0)
             expect_first_use(copy);
         CU_ASSERT(json_equal(copy, old));
@@ -340,7 +345,7 @@ static void test_first_write_upgrades(void)
     /* The index is rebuilt in this build's version, from the new file. */
     char idx[512];
     snprintf(idx, sizeof idx, "%s.idx", store);
-    expect_version(idx, 5);
+    expect_version(idx, 6);
     /* The command lists the old keys as they were, then the new one. */
     json_t *new_list = listed();
     CU_ASSERT_EQUAL(json_array_size(new_list), json_array_size(old_list) + 1);

@@ -92,7 +92,7 @@ static void test_bad_contents(void)
         {"{\"format\":\"apikey-store\",\"version\":1,\"keys\":[{\"id\":", "not valid JSON"},
         {"", "not valid JSON"},
         {"[]", "not an apikey store"},
-        {"{\"format\":\"apikey-store\",\"version\":3,\"keys\":[]}", "version"},
+        {"{\"format\":\"apikey-store\",\"version\":4,\"keys\":[]}", "version"},
         {"{\"format\":\"apikey-store\",\"version\":0,\"keys\":[]}", "version"},
         {"{\"format\":\"apikey-store\",\"version\":\"1\",\"keys\":[]}", "version"},
         {"{\"format\":\"apikey-store\",\"version\":1,\"keys\":{}}", "not an array"},
@@ -285,8 +285,8 @@ static void test_allow_from_kept(void)
     CU_ASSERT_EQUAL_FATAL(apikey_create(ctx, &req, &out, err, sizeof err), APIKEY_OK);
     apikey_close(ctx);
     char *text = tu_read(path, NULL), idx[512];
-    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"version\": 2,"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"allow_from\": [\"10.0.0.0/8\", \"2001:db8::/32\"]}"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"version\": 3,"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"allow_from\": [\"10.0.0.0/8\", \"2001:db8::/32\"], \"rate\": null}"));
     free(text);
     snprintf(idx, sizeof idx, "%s.idx", path);
     for (int from_json = 0; from_json < 2; from_json++) {
@@ -313,10 +313,83 @@ static void test_allow_from_kept(void)
     CU_ASSERT_EQUAL(verify_from(cfg, out.key, "10.0.1.6", &v), APIKEY_REFUSED);
     /* In a version 1 file a list is unknown: a record holding one is
      * corrupt, not a key of any address. */
-    hand_edit(path, "\"version\": 2,", "\"version\": 1,");
+    hand_edit(path, "\"version\": 3,", "\"version\": 1,");
     CU_ASSERT_EQUAL(verify_from(cfg, out.key, "10.0.1.5", &v), APIKEY_UNAVAILABLE);
     expect_fail_closed(cfg, "version 1 store does not have");
     apikey_wipe(&out, sizeof out);
+    free(cfg);
+    free(path);
+}
+
+/* A key's rate limit is written in version 3 and read back the same through
+ * the index and the JSON file alone, and enforced; a version 2 file (no
+ * limits) is read, and the next write upgrades it keeping every key. */
+static void test_rate_kept_and_upgraded(void)
+{
+    char *path = store_path("rated.json"), *uri, extra[512], err[512];
+    CU_ASSERT_FATAL(asprintf(&uri, "json:%s", path) > 0);
+    snprintf(extra, sizeof extra, "rate_table = %s/rated.table", tu_tmpdir());
+    char *cfg = tu_config(uri, extra, "sshd = proxies:read\n");
+    apikey_ctx *ctx = apikey_open_with(cfg, APIKEY_OPEN_CREATE, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    apikey_create_request req = {.size = sizeof req, .account = "alice", .name = "n",
+                                 .scopes = "proxies:read", .rate = "2/h", .burst = 3};
+    apikey_issued out = {.size = sizeof out};
+    CU_ASSERT_EQUAL_FATAL(apikey_create(ctx, &req, &out, err, sizeof err), APIKEY_OK);
+    apikey_close(ctx);
+    char *text = tu_read(path, NULL), idx[512];
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"rate\": {\"limit\": 2, \"per\": \"1h\", \"burst\": 3}}"));
+    free(text);
+    snprintf(idx, sizeof idx, "%s.idx", path);
+    /* Three at once, through the index, then the JSON file alone: the
+     * fourth of each is rate limited, with the wait said. */
+    for (int from_json = 0; from_json < 2; from_json++) {
+        if (from_json) {
+            CU_ASSERT_EQUAL(unlink(idx), 0);
+            snprintf(extra, sizeof extra, "%s/rated.table", tu_tmpdir());
+            CU_ASSERT_EQUAL(unlink(extra), 0); /* a fresh budget */
+        }
+        apikey_verdict v;
+        for (int i = 0; i < 3; i++) {
+            CU_ASSERT_EQUAL(verify_from(cfg, out.key, NULL, &v), APIKEY_ALLOWED);
+            CU_ASSERT_EQUAL(v.rate_limit, 2);
+            CU_ASSERT_EQUAL(v.rate_period, 3600);
+            CU_ASSERT_EQUAL(v.rate_remaining, (uint32_t)(2 - i));
+        }
+        CU_ASSERT_EQUAL(verify_from(cfg, out.key, NULL, &v), APIKEY_REFUSED);
+CU_ASSERT_EQUAL(v.result.reason, APIKEY_REASON_RATE);
+        CU_ASSERT(v.retry_after >= 1790 && v.retry_after <= 1800);
+        ctx = apikey_open(cfg, NULL, 0);
+        apikey_key_info info = {.size = sizeof info};
+        CU_ASSERT_EQUAL(apikey_get(ctx, out.info.id, &info, err, sizeof err), APIKEY_OK);
+        CU_ASSERT(info.rate_limit == 2 && info.rate_period == 3600 && info.rate_burst == 3);
+        apikey_close(ctx);
+    }
+    /* The same file as the release before wrote it: version 2, no "rate". */
+    hand_edit(path, "\"version\": 3,", "\"version\": 2,");
+    hand_edit(path, ", \"rate\": {\"limit\": 2, \"per\": \"1h\", \"burst\": 3}}", "}");
+    apikey_verdict v;
+    for (int i = 0; i < 5; i++)
+        CU_ASSERT_EQUAL(verify_from(cfg, out.key, NULL, &v), APIKEY_ALLOWED); /* no limit there */
+    CU_ASSERT_EQUAL(v.rate_limit, 0);
+    ctx = apikey_open_with(cfg, APIKEY_OPEN_CONNECT, err, sizeof err);
+    req.rate = NULL;
+    req.burst = 0;
+    apikey_issued second = {.size = sizeof second};
+    CU_ASSERT_EQUAL(apikey_create(ctx, &req, &second, err, sizeof err), APIKEY_OK);
+    apikey_close(ctx);
+    text = tu_read(path, NULL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"version\": 3,"));
+    CU_ASSERT_EQUAL(tu_count(text, "\"rate\": null"), 2);
+    free(text);
+    CU_ASSERT_EQUAL(verify_from(cfg, out.key, NULL, &v), APIKEY_ALLOWED);
+    /* A limit in a version 2 file is corrupt, never "no limit". */
+    hand_edit(path, "\"version\": 3,", "\"version\": 2,");
+    CU_ASSERT_EQUAL(verify_from(cfg, out.key, NULL, &v), APIKEY_UNAVAILABLE);
+    expect_fail_closed(cfg, "before version 3 does not have");
+    apikey_wipe(&out, sizeof out);
+    apikey_wipe(&second, sizeof second);
+    free(uri);
     free(cfg);
     free(path);
 }
@@ -602,6 +675,7 @@ int main(void)
          test_malformed_values},
         {"a key's allow_from is kept, in the JSON file and the index", test_allow_from_kept},
         {"only UTF-8 is written: the file stays JSON", test_only_utf8_written},
+        {"a key's rate limit is kept and enforced; a version 2 file read and upgraded", test_rate_kept_and_upgraded},
         {"a missing store fails closed", test_missing_store},
         {"a failing store's line reaches the command's stderr once", test_store_line_once},
         {"group-/world-writable, foreign-owned and symlinked stores are refused", test_insecure_files},

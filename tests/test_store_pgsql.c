@@ -112,7 +112,7 @@ static void test_metacharacters(void)
     char err[256];
     apikey_ctx *ctx = core_open(config, 1, err, sizeof err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
-    const char *accounts[] = {"o'brien", "a\\'; DROP TABLE apikey_keys_v2; --", "%", "_", "$1", "x' OR '1'='1"};
+    const char *accounts[] = {"o'brien", "a\\'; DROP TABLE apikey_keys_v3; --", "%", "_", "$1", "x' OR '1'='1"};
     enum { N = sizeof accounts / sizeof accounts[0] };
     admin_issued k[N];
     for (int i = 0; i < N; i++) {
@@ -204,23 +204,28 @@ static void psql(const char *db, const char *sql)
 static void test_malformed_values(void)
 {
     static const char *const edits[] = {
-        "UPDATE apikey_keys_v2 SET revoked = -1", "UPDATE apikey_keys_v2 SET revoked = 253402300800",
-        "UPDATE apikey_keys_v2 SET expires = -5", "UPDATE apikey_keys_v2 SET expires = 253402300800",
-        "UPDATE apikey_keys_v2 SET created = 0", "UPDATE apikey_keys_v2 SET last_used = -1",
-        "UPDATE apikey_keys_v2 SET hash = '\\\\x00'",
-        "UPDATE apikey_keys_v2 SET hash = decode(repeat('00', 33), 'hex')",
-        "UPDATE apikey_keys_v2 SET account = ''", "UPDATE apikey_keys_v2 SET account = E'al\\\\nice'",
-        "UPDATE apikey_keys_v2 SET name = E'k\\\\x01'", "UPDATE apikey_keys_v2 SET scopes = E'*\\\\t'",
-        "UPDATE apikey_keys_v2 SET id = substr(id, 1, 7) || '!'",
-        "ALTER TABLE apikey_keys_v2 ALTER COLUMN expires DROP DEFAULT;"
-        " ALTER TABLE apikey_keys_v2 ALTER COLUMN expires TYPE text USING '00000000'",
-        "ALTER TABLE apikey_keys_v2 ALTER COLUMN revoked DROP NOT NULL;"
-        " UPDATE apikey_keys_v2 SET revoked = NULL",
-        "ALTER TABLE apikey_keys_v2 ALTER COLUMN allow_from DROP NOT NULL;"
-        " UPDATE apikey_keys_v2 SET allow_from = NULL",
-        "ALTER TABLE apikey_keys_v2 ALTER COLUMN allow_from DROP DEFAULT;"
-        " ALTER TABLE apikey_keys_v2 ALTER COLUMN allow_from TYPE bytea USING '127.0.0.1/32'",
-        "UPDATE apikey_keys_v2 SET allow_from = E'10.0.0.0/8\\n'",
+        "UPDATE apikey_keys_v3 SET revoked = -1", "UPDATE apikey_keys_v3 SET revoked = 253402300800",
+        "UPDATE apikey_keys_v3 SET expires = -5", "UPDATE apikey_keys_v3 SET expires = 253402300800",
+        "UPDATE apikey_keys_v3 SET created = 0", "UPDATE apikey_keys_v3 SET last_used = -1",
+        "UPDATE apikey_keys_v3 SET hash = '\\\\x00'",
+        "UPDATE apikey_keys_v3 SET hash = decode(repeat('00', 33), 'hex')",
+        "UPDATE apikey_keys_v3 SET account = ''", "UPDATE apikey_keys_v3 SET account = E'al\\\\nice'",
+        "UPDATE apikey_keys_v3 SET name = E'k\\\\x01'", "UPDATE apikey_keys_v3 SET scopes = E'*\\\\t'",
+        "UPDATE apikey_keys_v3 SET id = substr(id, 1, 7) || '!'",
+        "ALTER TABLE apikey_keys_v3 ALTER COLUMN expires DROP DEFAULT;"
+        " ALTER TABLE apikey_keys_v3 ALTER COLUMN expires TYPE text USING '00000000'",
+        "ALTER TABLE apikey_keys_v3 ALTER COLUMN revoked DROP NOT NULL;"
+        " UPDATE apikey_keys_v3 SET revoked = NULL",
+        "ALTER TABLE apikey_keys_v3 ALTER COLUMN allow_from DROP NOT NULL;"
+        " UPDATE apikey_keys_v3 SET allow_from = NULL",
+        "ALTER TABLE apikey_keys_v3 ALTER COLUMN allow_from DROP DEFAULT;"
+        " ALTER TABLE apikey_keys_v3 ALTER COLUMN allow_from TYPE bytea USING '127.0.0.1/32'",
+        "UPDATE apikey_keys_v3 SET allow_from = E'10.0.0.0/8\\n'",
+        "UPDATE apikey_keys_v3 SET rate_limit = 5",
+        "UPDATE apikey_keys_v3 SET rate_limit = 1, rate_period = 7, rate_burst = 1",
+        "UPDATE apikey_keys_v3 SET rate_limit = -1, rate_period = 1, rate_burst = 1",
+        "ALTER TABLE apikey_keys_v3 ALTER COLUMN rate_limit DROP NOT NULL;"
+        " UPDATE apikey_keys_v3 SET rate_limit = NULL",
     };
     for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
         const char *db = new_db();
@@ -254,7 +259,7 @@ static void test_malformed_values(void)
     apikey_ctx *admin = admin_with_key(config, "alice", &k);
     CU_ASSERT_PTR_NOT_NULL_FATAL(admin);
     apikey_close(admin);
-    psql(db, "UPDATE apikey_keys_v2 SET revoked = 1");
+    psql(db, "UPDATE apikey_keys_v3 SET revoked = 1");
     apikey_ctx *ctx = apikey_open(config, NULL, 0);
     apikey_result res;
     CU_ASSERT_EQUAL(check(ctx, NULL, k.key, &res), APIKEY_REFUSED);

@@ -59,7 +59,7 @@ static pid_t hold_write_lock(const char *path, int *release_fd)
         char c = 'x';
         close(release[1]); /* or the read below never sees the parent let go */
         if (sqlite3_open(path, &db) != SQLITE_OK ||
-            sqlite3_exec(db, "BEGIN EXCLUSIVE; UPDATE apikey_keys_v2 SET name = 'changing';", NULL,
+            sqlite3_exec(db, "BEGIN EXCLUSIVE; UPDATE apikey_keys_v3 SET name = 'changing';", NULL,
                          NULL, NULL) != SQLITE_OK)
             c = 'e';
         (void)!write(ready[1], &c, 1);
@@ -145,7 +145,7 @@ static void test_bad_databases(void)
     unlink(path);
     free(key);
     key = tu_create_key(cfg, "alice");
-    sql(path, "UPDATE apikey_keys_v2 SET hash = x'00'");
+    sql(path, "UPDATE apikey_keys_v3 SET hash = x'00'");
     expect_fail_closed(cfg, key, "malformed");
     free(key);
     free(cfg);
@@ -169,12 +169,16 @@ static void test_malformed_values(void)
         /* Never "" (any address) for a list that does not read as text
          * (NOT NULL holds; a number would be stored as its text). */
         "allow_from = x'3132372e302e302e312f3332'", "allow_from = '10.0.0.0/8' || char(10)",
+        /* Never "no limit" for a limit that does not read as one. */
+        "rate_limit = 5", "rate_limit = 1, rate_period = 7, rate_burst = 1",
+        "rate_limit = -1, rate_period = 1, rate_burst = 1", "rate_limit = 'x', rate_period = 1, rate_burst = 1",
+        "rate_limit = 5000000, rate_period = 1, rate_burst = 1", "rate_limit = 5, rate_period = 1, rate_burst = 0",
     };
     for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
         char name[32], *edit;
         snprintf(name, sizeof name, "edited%zu.db", i);
         char *path = tu_path(name), *cfg = config_for(path), *key = tu_create_key(cfg, "alice");
-        if (asprintf(&edit, "UPDATE apikey_keys_v2 SET %s", edits[i]) < 0)
+        if (asprintf(&edit, "UPDATE apikey_keys_v3 SET %s", edits[i]) < 0)
             abort();
         sql(path, edit);
         apikey_result res;
@@ -197,7 +201,7 @@ static void test_malformed_values(void)
     }
     /* A revocation at the earliest time is a revocation. */
     char *path = tu_path("revoked.db"), *cfg = config_for(path), *key = tu_create_key(cfg, "alice");
-    sql(path, "UPDATE apikey_keys_v2 SET revoked = 1");
+    sql(path, "UPDATE apikey_keys_v3 SET revoked = 1");
     apikey_result res;
     CU_ASSERT_EQUAL(verify(cfg, key, &res), APIKEY_REFUSED);
     CU_ASSERT_EQUAL(res.reason, APIKEY_REASON_REVOKED);

@@ -226,8 +226,8 @@ static void test_first_write_upgrades(void)
     char *before = list_v1_view(&s);
     char key[128], id[32];
     create_listed(&s, "alice", "10.0.0.0/8, 192.168.1.7", key, id);
-    CU_ASSERT_EQUAL(version(&s), 2);
-    CU_ASSERT_EQUAL(query(&s, "SELECT count(*) FROM apikey_keys_v2"), V1_KEYS + 1);
+    CU_ASSERT_EQUAL(version(&s), 3);
+    CU_ASSERT_EQUAL(query(&s, "SELECT count(*) FROM apikey_keys_v3"), V1_KEYS + 1);
     /* Nothing lost: the v1 list, then the new key. */
     char *after = list_v1_view(&s);
     size_t n = strlen(before);
@@ -288,7 +288,7 @@ static void test_running_host_follows(void)
     CU_ASSERT(starts(ask(&h, "bob", v1_keys[4]), "ERR"));
     char key[128], id[32], plain[128];
     create_listed(&s, "alice", "127.0.0.1/32", key, id);
-    CU_ASSERT_EQUAL(version(&s), 2);
+    CU_ASSERT_EQUAL(version(&s), 3);
     char *out = NULL;
     CU_ASSERT_EQUAL(tu_apikey(s.config, NULL, &out, NULL, "create", "alice", "--name", "plain",
                               "--scopes", "proxies:read", NULL), 0);
@@ -348,9 +348,9 @@ static void test_concurrent_first_writers(void)
         ok += WIFEXITED(status) && WEXITSTATUS(status) == 0;
     }
     CU_ASSERT_EQUAL(ok, WRITERS);
-    CU_ASSERT_EQUAL(version(&s), 2);
-    CU_ASSERT_EQUAL(query(&s, "SELECT count(*) FROM apikey_keys_v2"), V1_KEYS + WRITERS);
-    CU_ASSERT_EQUAL(query(&s, "SELECT count(*) FROM apikey_keys_v2 WHERE account = 'dave'"), WRITERS);
+    CU_ASSERT_EQUAL(version(&s), 3);
+    CU_ASSERT_EQUAL(query(&s, "SELECT count(*) FROM apikey_keys_v3"), V1_KEYS + WRITERS);
+    CU_ASSERT_EQUAL(query(&s, "SELECT count(*) FROM apikey_keys_v3 WHERE account = 'dave'"), WRITERS);
     char *want = fixture_text("list.json"), *got = list_v1_view(&s);
     CU_ASSERT(strncmp(got, want, strlen(want) - 4) == 0);
     free(got);

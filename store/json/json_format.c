@@ -92,6 +92,33 @@ static int join_words(json_t *arr, size_t max_entries, char *out, size_t max)
     return 0;
 }
 
+static const struct {
+    const char *per;
+    uint32_t seconds;
+} periods[] = {{"1s", 1}, {"1min", 60}, {"1h", 3600}};
+
+/* null, or an object of exactly limit, per and burst. */
+static int parse_rate(json_t *v, apikey_record *rec)
+{
+    if (json_is_null(v))
+        return 0;
+    json_t *limit = json_object_get(v, "limit"), *burst = json_object_get(v, "burst");
+    const char *per = json_string_value(json_object_get(v, "per"));
+    if (!json_is_object(v) || json_object_size(v) != 3 || !json_is_integer(limit) ||
+        !json_is_integer(burst) || !per || json_integer_value(limit) < 1 ||
+        json_integer_value(limit) > APIKEY_RATE_MAX || json_integer_value(burst) < 1 ||
+        json_integer_value(burst) > APIKEY_RATE_MAX)
+        return -1;
+    for (size_t i = 0; i < sizeof periods / sizeof periods[0]; i++)
+        if (strcmp(per, periods[i].per) == 0) {
+            rec->rate_limit = (uint32_t)json_integer_value(limit);
+            rec->rate_burst = (uint32_t)json_integer_value(burst);
+            rec->rate_period = periods[i].seconds;
+            return 0;
+        }
+    return -1;
+}
+
 static int parse_key(json_t *k, int version, apikey_record *rec, const char **bad)
 {
     memset(rec, 0, sizeof *rec);
@@ -121,6 +148,14 @@ static int parse_key(json_t *k, int version, apikey_record *rec, const char **ba
                          "each without spaces or control characters)";
     if (version < 2 ? allow != NULL
                     : join_words(allow, APIKEY_ALLOW_ENTRIES, rec->allow_from, sizeof rec->allow_from))
+        return -1;
+    /* Required from version 3 on (null: no limit), unknown before: a limit
+     * the reader cannot read must never pass for "no limit". */
+    json_t *rate = json_object_get(k, "rate");
+    *bad = version < 3 ? "has \"rate\", which a store before version 3 does not have"
+                       : "has no valid \"rate\" (null, or {\"limit\": N, \"per\": \"1s\", "
+                         "\"1min\" or \"1h\", \"burst\": N})";
+    if (version < 3 ? rate != NULL : parse_rate(rate, rec) != 0)
         return -1;
     const char *hash = json_string_value(json_object_get(k, "hash"));
     *bad = "has no valid \"hash\" (64 hex digits)";
@@ -403,6 +438,16 @@ static void put_key(emitter *e, const json_rec *j)
     put_time(e, j->revoked);
     puts_raw(e, ",\n   \"allow_from\": ");
     put_words(e, j->allow_from);
+    puts_raw(e, ", \"rate\": ");
+    const char *per = NULL;
+    for (size_t i = 0; i < sizeof periods / sizeof periods[0]; i++)
+        if (j->rate_limit && j->rate_period == periods[i].seconds)
+            per = periods[i].per;
+    char rate[96];
+    if (per)
+        snprintf(rate, sizeof rate, "{\"limit\": %u, \"per\": \"%s\", \"burst\": %u}",
+                 j->rate_limit, per, j->rate_burst);
+    puts_raw(e, per ? rate : "null");
     puts_raw(e, "}");
 }
 

@@ -7,9 +7,10 @@
 #include "json_table.h"
 
 #define JSON_STORE_FORMAT "apikey-store"
-/* Written in version 2 (each key has "allow_from"); version 1, the
- * previous release's, is read too, and upgraded by the next write. */
-#define JSON_STORE_VERSION 2
+/* Written in version 3 (each key has "allow_from" and "rate"); versions 1
+ * and 2, of previous releases, are read too, and upgraded by the next
+ * write. */
+#define JSON_STORE_VERSION 3
 #define JSON_STORE_OLDEST 1
 
 /* Parse a whole store file. Returns OK, or UNAVAILABLE/NOMEM with why. */

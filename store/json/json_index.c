@@ -14,8 +14,12 @@
 /* 4: a table of 128-byte slots addressed by id (ordered linear probing).
  * 5: records carry allow_from. An index of 4, left by the previous release,
  * is still read (idx_rec_v4) until the next write replaces it: ignoring it
- * made every check parse the whole JSON file until somebody wrote. */
-#define IDX_VERSION 5
+ * made every check parse the whole JSON file until somebody wrote.
+ * 6: records carry the rate limit, in 12 bytes taken from the inline
+ * account. An index of 5 is read as 4 is, beside the file it was built
+ * from (version 2, no limits). */
+#define IDX_VERSION 6
+#define IDX_VERSION_V5 5
 #define IDX_VERSION_V4 4
 #define REC_ALIGN 128
 /* A key sits a slot or two after its home on average; a forged index
@@ -46,7 +50,8 @@ typedef struct idx_rec {
     uint32_t scopes, name; /* offsets into the string table */
     uint32_t account;      /* offset, or ACCOUNT_INLINE */
     uint32_t allow_from;   /* offset, or ALLOW_ANY */
-    char account_inline[40];
+    uint32_t rate_limit, rate_period, rate_burst; /* all 0: no limit */
+    char account_inline[28];
 } idx_rec;
 
 _Static_assert(sizeof(idx_rec) == REC_ALIGN, "an index record is two cache lines");
@@ -80,19 +85,36 @@ SAME_PLACE(account);
 _Static_assert(sizeof(idx_rec_v4) == REC_ALIGN, "a version 4 slot is as long");
 _Static_assert(offsetof(idx_rec_v4, account_inline) == offsetof(idx_rec, allow_from),
                "only the tail differs");
+/* A version 5 slot: allow_from, then 40 bytes of inline account where
+ * version 6 has the rate limit and 28. */
+#define V5_INLINE_OFF (offsetof(idx_rec, allow_from) + sizeof(uint32_t))
+_Static_assert(V5_INLINE_OFF == offsetof(idx_rec, rate_limit), "the rate comes after allow_from");
 
 /* A version 4 index was built from a version 1 JSON file, which has no
  * lists: every key is allowed from any address. */
 static uint32_t allow_of(const json_index *ix, const idx_rec *r)
 {
-    return ix->v4 ? ALLOW_ANY : r->allow_from;
+    return ix->old == IDX_VERSION_V4 ? ALLOW_ANY : r->allow_from;
 }
 
 /* The inline account of slot r (not necessarily terminated) and its size. */
 static const char *inline_account(const json_index *ix, const idx_rec *r, size_t *size)
 {
-    *size = ix->v4 ? sizeof ((idx_rec_v4 *)0)->account_inline : sizeof r->account_inline;
-    return ix->v4 ? (const char *)r + offsetof(idx_rec_v4, account_inline) : r->account_inline;
+    size_t off = ix->old == IDX_VERSION_V4   ? offsetof(idx_rec_v4, account_inline)
+                 : ix->old == IDX_VERSION_V5 ? V5_INLINE_OFF
+                                             : offsetof(idx_rec, account_inline);
+    *size = REC_ALIGN - off;
+    return (const char *)r + off;
+}
+
+/* The rate limit of slot r into out: none in an index before 6, built from
+ * a file before version 3, which has none. */
+static void rate_of(const json_index *ix, const idx_rec *r, uint32_t out[3])
+{
+    int has = !ix->old;
+    out[0] = has ? r->rate_limit : 0;
+    out[1] = has ? r->rate_period : 0;
+    out[2] = has ? r->rate_burst : 0;
 }
 
 static const json_index_header *header(const json_index *ix)
@@ -338,6 +360,9 @@ static char *build(const json_db *db, const struct stat *st, size_t *len_out)
         x->name = offs[4 * i + 1];
         x->scopes = offs[4 * i + 2];
         x->allow_from = offs[4 * i + 3];
+        x->rate_limit = j->rate_limit;
+        x->rate_period = j->rate_period;
+        x->rate_burst = j->rate_burst;
     }
     json_index_header *h = (json_index_header *)buf;
     memcpy(h->magic, IDX_MAGIC, sizeof h->magic);
@@ -425,15 +450,16 @@ done:
     return rc;
 }
 
-/* How the previous release began every file it wrote: a version 4 index is
- * trusted only beside a file that begins so. */
-#define V1_HEAD "{\"format\": \"" JSON_STORE_FORMAT "\", \"version\": 1, \"keys\": [\n"
+/* How earlier releases began every file they wrote: a version 4 index is
+ * trusted only beside a file that begins so (version 1), a version 5 index
+ * beside one of version 2. */
+#define OLD_HEAD(v) "{\"format\": \"" JSON_STORE_FORMAT "\", \"version\": " v ", \"keys\": [\n"
 
-static int is_v1_json(int json_fd)
+static int json_begins(int json_fd, const char *want)
 {
-    char head[sizeof V1_HEAD - 1];
+    char head[sizeof OLD_HEAD("1") - 1];
     ssize_t n = pread(json_fd, head, sizeof head, 0);
-    return n == (ssize_t)sizeof head && memcmp(head, V1_HEAD, sizeof head) == 0;
+    return n == (ssize_t)sizeof head && memcmp(head, want, sizeof head) == 0;
 }
 
 int json_index_open(json_index *ix, const char *idx_path, int json_fd, const struct stat *json_st,
@@ -458,9 +484,9 @@ int json_index_open(json_index *ix, const char *idx_path, int json_fd, const str
      * is checked where it is used. */
     uint64_t max_recs = (ix->len - sizeof *h) / sizeof(idx_rec);
     char last = 0;
-    ix->v4 = h->version == IDX_VERSION_V4;
+    ix->old = h->version == IDX_VERSION_V4 || h->version == IDX_VERSION_V5 ? (int)h->version : 0;
     if (memcmp(h->magic, IDX_MAGIC, sizeof h->magic) != 0 ||
-        (h->version != IDX_VERSION && !ix->v4) ||
+        (h->version != IDX_VERSION && !ix->old) ||
         h->record_size != sizeof(idx_rec) || h->nslots > max_recs || h->count > h->nslots ||
         h->nhome == 0 || h->nhome > h->nslots || h->rec_off != REC_ALIGN ||
         h->order_off != h->rec_off + h->nslots * sizeof(idx_rec) ||
@@ -475,8 +501,11 @@ int json_index_open(json_index *ix, const char *idx_path, int json_fd, const str
      * longer matches: an edit changes its mtime, a copy its inode. Only an
      * in-place edit that kept the size and had its mtime put back by hand
      * could still match; the head of the file is read, once here, so that
-     * even then a version 2 file is never answered from lists-free slots. */
-    if (ix->v4 && !is_v1_json(json_fd))
+     * even then a version 2 file is never answered from lists-free slots.
+     * The same holds for a version 5 index, of a version 2 file, which has
+     * no rate limits. */
+    if ((ix->old == IDX_VERSION_V4 && !json_begins(json_fd, OLD_HEAD("1"))) ||
+        (ix->old == IDX_VERSION_V5 && !json_begins(json_fd, OLD_HEAD("2"))))
         goto fail;
     ix->count = h->count;
     ix->nslots = h->nslots;
@@ -580,10 +609,17 @@ static int to_record(const json_index *ix, const idx_rec *r, apikey_record *out,
         strcpy(out->account, a);
     if (!with_name)
         out->name[0] = '\0';
+    uint32_t rate[3];
+    rate_of(ix, r, rate);
+    out->rate_limit = rate[0];
+    out->rate_period = rate[1];
+    out->rate_burst = rate[2];
     /* The texts were checked when the JSON was parsed and are bounded
-     * above; the times, which decide, are checked again on this hot path
-     * (the whole record's would walk every text again at every check). */
-    return apikey_record_times_ok(out) ? APIKEY_ST_OK : APIKEY_ST_UNAVAILABLE;
+     * above; the times and the limit, which decide, are checked again on
+     * this hot path (the whole record's would walk every text again at
+     * every check). */
+    return apikey_record_times_ok(out) && apikey_record_rate_ok(out) ? APIKEY_ST_OK
+                                                                     : APIKEY_ST_UNAVAILABLE;
 }
 
 int json_index_get(const json_index *ix, const char *id, apikey_record *out, int with_name)
@@ -600,8 +636,10 @@ int json_index_get(const json_index *ix, const char *id, apikey_record *out, int
      * empty slot reads as a key whose account is inline, as most are. */
     if (!r.id[0]) {
         r.account = ACCOUNT_INLINE;
-        if (!ix->v4) /* in a v4 slot, these bytes are the inline account's */
+        if (ix->old != IDX_VERSION_V4) /* in a v4 slot, these bytes are the inline account's */
             r.allow_from = ALLOW_ANY;
+        if (!ix->old)
+            r.rate_limit = r.rate_period = r.rate_burst = 0;
     }
     if (to_record(ix, &r, out, with_name) == APIKEY_ST_OK)
         memset(out, 0, offsetof(apikey_record, account));
@@ -647,7 +685,11 @@ int json_index_load(json_index *ix, json_db *db)
         /* Strings stay in the copy (the table ends in a NUL, checked at open). */
         size_t inline_size;
         char *inline_at = (char *)inline_account(ix, r, &inline_size); /* in our copy */
-        uint32_t allow = allow_of(ix, r);
+        uint32_t allow = allow_of(ix, r), rate[3];
+        rate_of(ix, r, rate);
+        v.rate_limit = rate[0];
+        v.rate_period = rate[1];
+        v.rate_burst = rate[2];
         v.account = r->account == ACCOUNT_INLINE ? inline_at
                     : r->account < h->strings_len  ? (char *)strings + r->account
                                                    : NULL;

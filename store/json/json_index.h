@@ -48,7 +48,7 @@ typedef struct json_index {
     dev_t dev;
     ino_t ino;
     uint64_t nslots;
-    int v4; /* the previous release's index: no lists, see json_index.c */
+    int old; /* 4 or 5: an earlier release's index (no lists, no limits), see json_index.c; else 0 */
 } json_index;
 
 /* Build PATH.idx for db, describing the JSON file st, with owner's owner,

@@ -140,6 +140,9 @@ static int to_record(const json_rec *j, apikey_record *out)
     strcpy(out->name, j->name);
     strcpy(out->scopes, j->scopes);
     strcpy(out->allow_from, j->allow_from);
+    out->rate_limit = j->rate_limit;
+    out->rate_period = j->rate_period;
+    out->rate_burst = j->rate_burst;
     return apikey_record_ok(out) ? 0 : -1;
 }
 
@@ -217,6 +220,9 @@ static json_rec view_of(const apikey_record *rec)
     v.name = (char *)rec->name;
     v.scopes = (char *)rec->scopes;
     v.allow_from = (char *)rec->allow_from;
+    v.rate_limit = rec->rate_limit;
+    v.rate_period = rec->rate_period;
+    v.rate_burst = rec->rate_burst;
     return v;
 }
 

@@ -13,6 +13,7 @@ typedef struct json_rec {
     unsigned char hash[APIKEY_HASH_LEN];
     int64_t created, expires, last_used, revoked;
     char *account, *name, *scopes, *allow_from;
+    uint32_t rate_limit, rate_period, rate_burst; /* all 0: no limit */
     /* The strings are this record's own, one allocation that account
      * starts; else borrowed (json_db_append_borrowed). */
     int owned;

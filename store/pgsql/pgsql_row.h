@@ -17,7 +17,8 @@
 
 /* The column types of a row read, and of a record's parameters. */
 static const Oid pgsql_record_types[SQL_NCOLS] = {OID_TEXT, OID_TEXT, OID_TEXT, OID_TEXT, OID_BYTEA,
-                                                  OID_INT8, OID_INT8, OID_INT8, OID_INT8, OID_TEXT};
+                                                  OID_INT8, OID_INT8, OID_INT8, OID_INT8, OID_TEXT,
+                                                  OID_INT8, OID_INT8, OID_INT8};
 
 /* The SQL_NCOLS columns from col0 of a row into a record: -1 when a value
  * is NULL, of another type (a column altered by hand could hold 8 bytes of

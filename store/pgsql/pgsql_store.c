@@ -71,6 +71,7 @@ typedef struct layout {
 static const layout layouts[SQL_LAYOUTS] = {
     LAYOUT("apikey_lookup_schema1", SQL_TABLE_1, SQL_COLS_1),
     LAYOUT("apikey_lookup_schema2", SQL_TABLE_2, SQL_COLS_2),
+    LAYOUT("apikey_lookup_schema3", SQL_TABLE_3, SQL_COLS_3),
 };
 #undef LAYOUT
 /* Writes: always at the newest layout (a write transaction upgrades first).
@@ -303,9 +304,9 @@ static int read_row(pgstore *s, const PGresult *res, int row, apikey_record *out
     return APIKEY_ST_UNAVAILABLE;
 }
 
-/* Parameters $1..$10 of a record: text, the hash in binary. */
+/* Parameters $1..$13 of a record: text, the hash in binary. */
 typedef struct record_params {
-    char num[4][24];
+    char num[7][24];
     const char *vals[SQL_NCOLS];
     int lens[SQL_NCOLS];
     int fmts[SQL_NCOLS];
@@ -314,7 +315,8 @@ typedef struct record_params {
 static void bind_record(record_params *p, const apikey_record *r)
 {
     memset(p, 0, sizeof *p);
-    const int64_t nums[4] = {r->created, r->expires, r->last_used, r->revoked};
+    const int64_t nums[7] = {r->created,  r->expires,     r->last_used, r->revoked,
+                             r->rate_limit, r->rate_period, r->rate_burst};
     p->vals[0] = r->id;
     p->vals[1] = r->account;
     p->vals[2] = r->name;
@@ -322,9 +324,9 @@ static void bind_record(record_params *p, const apikey_record *r)
     p->vals[4] = (const char *)r->hash;
     p->lens[4] = APIKEY_HASH_LEN;
     p->fmts[4] = 1;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 7; i++) {
         snprintf(p->num[i], sizeof p->num[i], "%lld", (long long)nums[i]);
-        p->vals[5 + i] = p->num[i];
+        p->vals[i < 4 ? 5 + i : 6 + i] = p->num[i];
     }
     p->vals[9] = r->allow_from;
 }

@@ -55,5 +55,11 @@ int sql_decode_record(const sql_value v[SQL_NCOLS], apikey_record *out)
             return -1;
         *times[i] = v[5 + i].i;
     }
+    uint32_t *rate[3] = {&out->rate_limit, &out->rate_period, &out->rate_burst};
+    for (int i = 0; i < 3; i++) {
+        if (v[10 + i].kind != SQL_INT64 || v[10 + i].i < 0 || v[10 + i].i > UINT32_MAX)
+            return -1;
+        *rate[i] = (uint32_t)v[10 + i].i;
+    }
     return apikey_record_ok(out) ? 0 : -1;
 }

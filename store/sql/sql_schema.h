@@ -17,7 +17,7 @@
 
 #include "apikey_store.h"
 
-#define SQL_SCHEMA_VERSION 2
+#define SQL_SCHEMA_VERSION 3
 /* The oldest version this build reads: a reader (a host, which may not
  * write) keeps working on it until a writer upgrades it. */
 #define SQL_SCHEMA_OLDEST 1
@@ -35,7 +35,10 @@
  * This build's readers then re-read the version, prepare anew and retry
  * once (a cost only on that failure, none on the hot path); older builds answer "unavailable", and refuse the
  * store when they reopen it (its version is newer). 1 -> 2 is O(1) in both
- * databases (a rename and a column with a constant default). */
+ * databases (a rename and a column with a constant default).
+ * 2 -> 3, the rate limits step: the keys move to apikey_keys_v3 and gain
+ * rate_limit, rate_period and rate_burst (0: no limit), O(1) the same way;
+ * it touches nothing but the keys' table. */
 #define SQL_MIGRATIONS(SEQ, BYTES, INT64)                                                        \
     {                                                                                            \
         "CREATE TABLE apikey_schema (version INTEGER NOT NULL);"                                 \
@@ -54,17 +57,25 @@
         "CREATE INDEX apikey_keys_account ON apikey_keys(account);",                             \
         "ALTER TABLE apikey_keys RENAME TO " SQL_TABLE_2 ";"                                     \
         "ALTER TABLE " SQL_TABLE_2 " ADD COLUMN allow_from TEXT NOT NULL DEFAULT '';",           \
+        "ALTER TABLE " SQL_TABLE_2 " RENAME TO " SQL_TABLE_3 ";"                                 \
+        "ALTER TABLE " SQL_TABLE_3 " ADD COLUMN rate_limit " INT64 " NOT NULL DEFAULT 0;"        \
+        "ALTER TABLE " SQL_TABLE_3 " ADD COLUMN rate_period " INT64 " NOT NULL DEFAULT 0;"       \
+        "ALTER TABLE " SQL_TABLE_3 " ADD COLUMN rate_burst " INT64 " NOT NULL DEFAULT 0;",       \
     }
 
 /* The keys' table and columns of each layout (a version from
  * SQL_SCHEMA_OLDEST up), in the order sql_decode_record takes them.
- * Version 1 has no allowlists: its rows read as "" (any address). */
+ * Version 1 has no allowlists: its rows read as "" (any address); versions
+ * 1 and 2 have no rate limits: their rows read as 0 (none). */
 #define SQL_TABLE_1 "apikey_keys"
 #define SQL_TABLE_2 "apikey_keys_v2"
+#define SQL_TABLE_3 "apikey_keys_v3"
 #define SQL_COLS_BASE "id, account, name, scopes, hash, created, expires, last_used, revoked"
-#define SQL_COLS_1 SQL_COLS_BASE ", CAST('' AS TEXT)"
-#define SQL_COLS_2 SQL_COLS_BASE ", allow_from"
-enum { SQL_NCOLS = 10, SQL_LAYOUTS = SQL_SCHEMA_VERSION - SQL_SCHEMA_OLDEST + 1 };
+#define SQL_NO_RATE ", CAST(0 AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGINT)"
+#define SQL_COLS_1 SQL_COLS_BASE ", CAST('' AS TEXT)" SQL_NO_RATE
+#define SQL_COLS_2 SQL_COLS_BASE ", allow_from" SQL_NO_RATE
+#define SQL_COLS_3 SQL_COLS_BASE ", allow_from, rate_limit, rate_period, rate_burst"
+enum { SQL_NCOLS = 13, SQL_LAYOUTS = SQL_SCHEMA_VERSION - SQL_SCHEMA_OLDEST + 1 };
 
 /* The reads, per layout (T a table, C its columns). The key, else its
  * neighbour in id order after it: a miss reads and decodes a row as a hit
@@ -76,16 +87,17 @@ enum { SQL_NCOLS = 10, SQL_LAYOUTS = SQL_SCHEMA_VERSION - SQL_SCHEMA_OLDEST + 1 
 /* The writes: only ever at the newest layout, as a write transaction
  * first brings the store to it. */
 #define SQL_INSERT(P)                                                                            \
-    "INSERT INTO " SQL_TABLE_2 " (" SQL_COLS_2 ") VALUES (" P(1) ", " P(2) ", " P(3) ", " P(4)     \
-    ", " P(5) ", " P(6) ", " P(7) ", " P(8) ", " P(9) ", " P(10) ")"
+    "INSERT INTO " SQL_TABLE_3 " (" SQL_COLS_3 ") VALUES (" P(1) ", " P(2) ", " P(3) ", " P(4)     \
+    ", " P(5) ", " P(6) ", " P(7) ", " P(8) ", " P(9) ", " P(10) ", " P(11) ", " P(12) ", " P(13) ")"
 /* A revocation is never cleared nor moved: such an update changes no row,
  * and sql_unchanged tells why. */
 #define SQL_UPDATE(P)                                                                            \
-    "UPDATE " SQL_TABLE_2 " SET account = " P(2) ", name = " P(3) ", scopes = " P(4)               \
+    "UPDATE " SQL_TABLE_3 " SET account = " P(2) ", name = " P(3) ", scopes = " P(4)               \
     ", hash = " P(5) ", created = " P(6) ", expires = " P(7) ", last_used = " P(8)                \
-    ", revoked = " P(9) ", allow_from = " P(10) " WHERE id = " P(1)                               \
+    ", revoked = " P(9) ", allow_from = " P(10) ", rate_limit = " P(11) ", rate_period = " P(12)  \
+    ", rate_burst = " P(13) " WHERE id = " P(1)                                                   \
     " AND (revoked = 0 OR revoked = " P(9) ")"
-#define SQL_PRESENT(P) "SELECT revoked FROM " SQL_TABLE_2 " WHERE id = " P(1)
+#define SQL_PRESENT(P) "SELECT revoked FROM " SQL_TABLE_3 " WHERE id = " P(1)
 
 /* An update that changed no row: the key is missing (NOTFOUND), or there
  * and its revocation would change (CONFLICT). present: SQL_PRESENT found it. */

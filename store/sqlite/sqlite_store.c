@@ -43,7 +43,8 @@ enum { Q_LOOKUP, Q_EACH, Q_EACH_ACCOUNT, Q_TOUCH, Q_INSERT, Q_UPDATE, Q_PRESENT,
  * an older one is only read (and touched) until a write upgrades it. */
 static const char *const queries[SQL_LAYOUTS][Q_COUNT] = {
     {READS(SQL_TABLE_1, SQL_COLS_1)},
-    {READS(SQL_TABLE_2, SQL_COLS_2), [Q_INSERT] = SQL_INSERT(P), [Q_UPDATE] = SQL_UPDATE(P),
+    {READS(SQL_TABLE_2, SQL_COLS_2)},
+    {READS(SQL_TABLE_3, SQL_COLS_3), [Q_INSERT] = SQL_INSERT(P), [Q_UPDATE] = SQL_UPDATE(P),
      [Q_PRESENT] = SQL_PRESENT(P)},
 };
 #undef READS
@@ -172,6 +173,9 @@ static void bind_record(sqlite3_stmt *st, const apikey_record *r)
     sqlite3_bind_int64(st, 8, r->last_used);
     sqlite3_bind_int64(st, 9, r->revoked);
     sqlite3_bind_text(st, 10, r->allow_from, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 11, r->rate_limit);
+    sqlite3_bind_int64(st, 12, r->rate_period);
+    sqlite3_bind_int64(st, 13, r->rate_burst);
 }
 
 /* On db, one of the handle's connections. */

@@ -17,6 +17,7 @@ for f in build/apikey-authd build/libapikey.so; do
 done
 [ -x /usr/bin/python3 ] || { echo "not ok - /usr/bin/python3 is missing (make deps)"; exit 1; }
 
+sed -i "1i rate_table = $T/rate" "$CONF" # the shared table, private to this run
 SOCK=$T/authd.sock
 ADMIN=$T/admin.sock
 LOG=$T/authd.log
@@ -52,6 +53,7 @@ client bad
 client allowlist "listed$$"
 client scoped "own$$" "other$$"
 client utf8
+client ratelimit "limited$$"
 
 # --- A user who is not an admin -------------------------------------------------
 before=$($APIKEY list --json --all | grep -c '"id"')

@@ -99,7 +99,7 @@ def verify(key, service=None):
     return r.status, r.getheader("X-Apikey-Account"), r.getheader("X-Apikey-Key-Id"), r.getheader("X-Apikey-Reason")
 
 
-COLUMNS = ["id", "account", "name", "scopes", "created", "expires", "last_used", "status", "allow_from"]
+COLUMNS = ["id", "account", "name", "scopes", "created", "expires", "last_used", "status", "allow_from", "rate"]
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
@@ -317,6 +317,44 @@ def allowlist(account):
         a.call("DELETE", "/v1/keys/" + r["id"])
 
 
+def ratelimit(account):
+    a = Admin()
+    rate = {"limit": 2, "per": "1h", "burst": 2}
+    req = {"account": account, "name": "limited", "scopes": ["proxies:read"], "rate": rate}
+    status, rec, text = a.call("POST", "/v1/keys", req)
+    if not check(status == 201 and isinstance(rec, dict) and rec.get("rate") == rate,
+                 "POST /v1/keys with rate: 201, the rate in the record"):
+        print("#   %d %s" % (status, text.strip()))
+        return
+    status, got, _ = a.call("GET", "/v1/keys/" + rec["id"])
+    check(got.get("rate") == rate, "GET /v1/keys/ID: the store kept the rate (%s)" % got.get("rate"))
+    answers = []
+    for _ in range(3):
+        c = UnixConnection(os.environ["SOCK"])
+        c.request("GET", "/verify/" + os.environ["SVC"], headers={"Authorization": "Bearer " + rec["key"]})
+        r = c.getresponse()
+        r.read()
+        answers.append((r.status, r.getheader("X-RateLimit-Limit"), r.getheader("X-RateLimit-Remaining"),
+                        r.getheader("Retry-After"), r.getheader("X-Apikey-Reason")))
+        c.close()
+    check(answers[0][:3] == (200, "2", "1") and answers[1][:3] == (200, "2", "0"),
+          "/verify: 200 with X-RateLimit-Limit 2 and X-RateLimit-Remaining 1, then 0 (%s)" % answers[:2])
+    check(answers[2][0] == 429 and answers[2][4] == "rate limited" and (answers[2][3] or "").isdigit()
+          and 1700 <= int(answers[2][3]) <= 1800,
+          "/verify over the limit: 429, rate limited, Retry-After about 1800 s (%s)" % (answers[2],))
+    status, rot, _ = a.call("POST", "/v1/keys/%s/rotate" % rec["id"])
+    check(status == 201 and rot.get("rate") == rate, "rotate keeps the rate")
+    status, rec2, _ = a.call("POST", "/v1/keys", dict(req, name="open", rate=None))
+    check(status == 201 and rec2.get("rate") is None, "rate null: no limit")
+    for bad in [{"limit": 0, "per": "1s"}, {"limit": 5, "per": "1d"}, {"limit": 5, "per": "1s", "burst": 0},
+                {"limit": 5, "per": "1s", "extra": 1}, "5/s", [5]]:
+        status, parsed, text = a.call("POST", "/v1/keys", dict(req, rate=bad))
+        check(status == 400 and one_error(status, parsed, text), "rate %s: 400" % json.dumps(bad))
+    status, every, _ = a.call("GET", "/v1/keys?account=%s&all=1" % account)
+    for r in every:
+        a.call("DELETE", "/v1/keys/" + r["id"])
+
+
 def forbidden():
     """A user who is not an admin is dropped as it connects: no answer."""
     for method, path, body in [("GET", "/v1/keys", None),
@@ -417,6 +455,8 @@ def main():
         bad()
     elif cmd == "allowlist":
         allowlist(sys.argv[2])
+    elif cmd == "ratelimit":
+        ratelimit(sys.argv[2])
     elif cmd == "forbidden":
         forbidden()
     elif cmd == "scoped":

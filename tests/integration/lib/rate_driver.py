@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-2-Clause
+"""One client of tests/integration/ratelimit.sh: asks with one key, through
+one host, at most RATE times a second until DEADLINE (Unix time), and
+prints one JSON line: the Unix times of the answers that let it in, how
+many it asked, and any answer that was neither "in" nor "rate limited".
+
+usage: rate_driver.py MODE RATE DEADLINE ARGS...   (the key on stdin)
+  helper HELPER CONFIG SERVICE ACCOUNT   lines to one basic_apikey_auth
+  pam    PAM_TRY CONFDIR SERVICE ACCOUNT  one forked pam_try per login
+  http   PORT PATH                        GET with a Bearer key, keep-alive
+"""
+import http.client
+import json
+import subprocess
+import sys
+import time
+
+
+def main():
+    mode, rate, deadline = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+    args = sys.argv[4:]
+    key = sys.stdin.readline().strip()
+    allowed, other, asked = [], {}, 0
+
+    def note(what):
+        other[what] = other.get(what, 0) + 1
+
+    if mode == "helper":
+        proc = subprocess.Popen([args[0], "--config", args[1], "--service", args[2]],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        line = "%s %s\n" % (args[3], key)
+
+        def ask():
+            proc.stdin.write(line)
+            proc.stdin.flush()
+            got = proc.stdout.readline().strip()
+            if got == "OK":
+                return True
+            if got != "ERR message=\"rate limited\"":
+                note(got)
+            return False
+    elif mode == "pam":
+        def ask():
+            r = subprocess.run([args[0], args[1], args[2], args[3]], input=key + "\n",
+                               capture_output=True, text=True)
+            if r.returncode == 0:
+                return True
+            if r.returncode != 1:
+                note("pam_try exit %d" % r.returncode)
+            return False
+    elif mode == "http":
+        conn = http.client.HTTPConnection("127.0.0.1", int(args[0]), timeout=10)
+        headers = {"Authorization": "Bearer " + key}
+
+        def ask():
+            conn.request("GET", args[1], headers=headers)
+            r = conn.getresponse()
+            r.read()
+            if r.status == 200:
+                if r.getheader("X-RateLimit-Limit") is None or r.getheader("X-RateLimit-Remaining") is None:
+                    note("200 without X-RateLimit headers")
+                return True
+            if r.status != 429:
+                note("HTTP %d" % r.status)
+            elif not (r.getheader("Retry-After") or "").isdigit():
+                note("429 without Retry-After")
+            return False
+    else:
+        sys.exit("unknown mode " + mode)
+
+    start = time.time()
+    while True:
+        now = time.time()
+        if now >= deadline:
+            break
+        # Paced: the n-th request not before start + n / rate.
+        due = start + asked / rate
+        if due > now:
+            time.sleep(min(due - now, deadline - now))
+            continue
+        asked += 1
+        if ask():
+            allowed.append(time.time())
+    if mode == "helper":
+        proc.stdin.close()
+        proc.wait()
+    print(json.dumps({"mode": mode, "asked": asked, "allowed": allowed, "other": other}))
+
+
+main()

@@ -1,0 +1,170 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
+# needs: servers
+# Per-key rate limits across the processes of one host: forked PAM logins
+# (root), a Squid helper (proxy) and two workers of the real nginx (proxy)
+# spend one key's budget in the one shared table. Accuracy: four clients ask
+# at twice the limit for 10 s; the number let in must be burst + limit x
+# the time between the first and the last let in, within 1% (the clock is
+# measured, never assumed). Then a burst after idling, and the table
+# removed or replaced under the running hosts.
+HERE=$(cd "$(dirname "$0")" && pwd)
+if [ ! -f "$HERE/../../build/nginx/ngx_http_apikey_module.so" ] || ! command -v nginx > /dev/null ||
+    ! command -v python3 > /dev/null || ! command -v runuser > /dev/null; then
+    echo "skip: ratelimit.sh needs nginx, python3, runuser and build/nginx/ngx_http_apikey_module.so"
+    exit 77
+fi
+NAME=ratelimit
+. "$HERE/lib/servers.sh"
+DURATION=${RATE_DURATION:-10}
+
+# The table's folder is group proxy and setgid: whoever makes the table
+# (root's PAM module, the proxy user's helper and workers) makes it
+# group-writable for all of them.
+RUN=$T/run
+mkdir -p "$RUN" && chgrp proxy "$RUN" && chmod 2770 "$RUN"
+sed -i "1i rate_table = $RUN/rate" "$CONF"
+
+cp tests/integration/lib/rate_driver.py build/pam_try "$T/"
+chmod a+rx "$T/rate_driver.py"
+mkdir -p "$T/pam.d"
+echo "auth required pam_deny.so" > "$T/pam.d/other"
+printf 'auth required %s config=%s\naccount required %s config=%s\n' "$MODULE" "$CONF" "$MODULE" "$CONF" \
+    > "$T/pam.d/$SVC"
+
+N=$T/nginx
+mkdir -p "$N/www/f" "$N/tmp" && chown proxy "$N/tmp"
+echo "file ok" > "$N/www/f/index.txt"
+chmod -R a+rX "$N/www"
+mkdir -p "$T/build/nginx"
+cp build/nginx/ngx_http_apikey_module.so "$T/build/nginx/"
+cp build/libapikey.so "$T/build/libapikey.so.1"
+PORT=$(free_port)
+LOG=$N/error.log
+cat > "$N/nginx.conf" <<CONF
+load_module $T/build/nginx/ngx_http_apikey_module.so;
+user proxy;
+worker_processes 2;
+daemon off;
+pid $N/nginx.pid;
+error_log $LOG info;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path $N/tmp/body;
+    proxy_temp_path $N/tmp/proxy;
+    fastcgi_temp_path $N/tmp/fastcgi;
+    uwsgi_temp_path $N/tmp/uwsgi;
+    scgi_temp_path $N/tmp/scgi;
+    apikey_config $CONF;
+    server {
+        listen 127.0.0.1:$PORT;
+        index index.txt;
+        location /f/ { apikey_service $SVC; alias $N/www/f/; }
+    }
+}
+CONF
+bg nginx -p "$N" -c "$N/nginx.conf"
+wait_port "$PORT" || { not_ok "nginx did not listen"; finish; }
+
+# drive LIMIT: four clients with $KEY for DURATION s, each paced at the
+# limit, so that together they ask at least twice it on a loaded machine
+# (judge checks what they managed); their JSON lines in $T/drive.out.
+drive() {
+    each=$1
+    deadline=$(python3 -c "import time; print(time.time() + $DURATION + 0.5)")
+    : > "$T/drive.out"
+    clients=""
+    for mode in pam helper http http; do
+        case $mode in
+        pam) set -- python3 "$T/rate_driver.py" pam "$each" "$deadline" "$T/pam_try" "$T/pam.d" "$SVC" "$U1" ;;
+        helper) set -- runuser -u proxy -- python3 "$T/rate_driver.py" helper "$each" "$deadline" \
+            "$HELPER" "$CONF" "$SVC" "$U1" ;;
+        http) set -- python3 "$T/rate_driver.py" http "$each" "$deadline" "$PORT" /f/index.txt ;;
+        esac
+        printf '%s\n' "$KEY" | "$@" >> "$T/drive.out" &
+        clients="$clients $!"
+    done
+    for p in $clients; do wait "$p"; done # not the servers, also children
+}
+
+# judge LIMIT BURST: the row of the accuracy table, ok or not.
+judge() {
+    python3 - "$1" "$2" "$T/drive.out" <<'PY'
+import json, sys
+limit, burst, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+runs = [json.loads(l) for l in open(path) if l.strip()]
+times = sorted(t for r in runs for t in r["allowed"])
+other = {k: v for r in runs for k, v in r["other"].items()}
+asked = sum(r["asked"] for r in runs)
+if len(runs) != 4 or not times:
+    print("broken: %d clients answered, %d let in" % (len(runs), len(times))); sys.exit(2)
+span = times[-1] - times[0]
+want = burst + limit * span
+dev = (len(times) - want) / want
+by = " ".join("%s=%d" % (r["mode"], len(r["allowed"])) for r in runs)
+print("%d/s burst %d: %d asked (%.0f/s), %d let in over %.3f s, %.1f expected (%+.2f%%); %s%s" %
+      (limit, burst, asked, asked / max(span, 1e-9), len(times), span, want, 100 * dev, by,
+       (" other: %s" % other) if other else ""))
+close = abs(dev) <= 0.01 or abs(len(times) - want) <= 1
+if other or (not close and dev > 0):
+    sys.exit(1) # more let in than the limit allows fails however slow the clients
+# Fewer let in is a failure only when the clients asked at twice the limit;
+# else the machine measured itself.
+if asked < 2 * limit * span:
+    sys.exit(3)
+sys.exit(0 if close else 1)
+PY
+}
+
+accuracy() { # LIMIT BURST
+    KEY=$(mk "$U1" --name "rate$1" --scopes proxies:read --rate "$1/s" --burst "$2") ||
+        { not_ok "apikey create --rate $1/s"; return; }
+    drive "$1"
+    row=$(judge "$1" "$2"); rc=$?
+    echo "# $row"
+    case $rc in
+    0) ok "$1/s: the let in match the limit, across PAM, the helper and nginx" ;;
+    3) echo "ok - $NAME: $1/s: skipped, this machine could not ask fast enough # SKIP" ;;
+    *) not_ok "$1/s: $row" ;;
+    esac
+}
+accuracy 10 10
+accuracy 1000 100
+
+# A burst after idling: burst let in at once, then nothing (a window-based
+# limit would let a second burst through at the next window).
+KEY=$(mk "$U1" --name edge --scopes proxies:read --rate 10/s --burst 5)
+lines=$(for i in $(seq 30); do printf '%s %s\n' "$U1" "$KEY"; done |
+    runuser -u proxy -- "$HELPER" --config "$CONF" --service "$SVC" | grep -c '^OK')
+if [ "$lines" -ge 5 ] && [ "$lines" -le 6 ]; then ok "30 at once: $lines let in (burst 5)"
+else not_ok "30 at once: $lines let in, want the burst of 5"; fi
+
+# The table under running hosts. get: nginx's status for the key.
+get() { printf 'header = "Authorization: Bearer %s"\n' "$KEY" |
+    curl -s -o /dev/null -w '%{http_code}' --config - "http://127.0.0.1:$PORT/f/index.txt"; }
+KEY=$(mk "$U1" --name faults --scopes proxies:read --rate 1000/s)
+[ "$(get)" = 200 ] || not_ok "a limited key through nginx"
+rm -f "$RUN/rate"
+sleep 1.1
+s1=$(get); s2=$(get)
+if [ "$s1" = 200 ] && [ "$s2" = 200 ] && [ -f "$RUN/rate" ]; then ok "table removed: nginx makes a new one and answers"
+else not_ok "table removed: $s1 $s2"; fi
+printf 'APIKRT01 short' > "$RUN/rate.new" && chmod 660 "$RUN/rate.new" && mv "$RUN/rate.new" "$RUN/rate"
+sleep 1.1
+s1=$(get)
+r=$(printf '%s %s\n' "$U1" "$KEY" | runuser -u proxy -- "$HELPER" --config "$CONF" --service "$SVC")
+if [ "$s1" = 503 ] && [ "$r" = 'BH message="store unavailable"' ]; then
+    ok "table replaced by a short file: 503 and BH (rate_unavailable = refuse), no crash"
+else not_ok "table replaced by a short file: nginx $s1, helper '$r'"; fi
+rm -f "$RUN/rate"
+sleep 1.1
+[ "$(get)" = 200 ] && ok "the short file removed: answers again" || not_ok "no recovery after removing the short file"
+sed -i "1i rate_unavailable = allow" "$CONF"
+chmod 666 "$RUN/rate"
+r=$(printf '%s %s\n' "$U1" "$KEY" | runuser -u proxy -- "$HELPER" --config "$CONF" --service "$SVC" 2> "$T/h.err")
+if [ "$r" = OK ] && grep -q "checked without limit" "$T/h.err"; then
+    ok "rate_unavailable = allow: a table anyone may write is refused, the key checked without limit, said"
+else not_ok "rate_unavailable = allow: '$r' $(cat "$T/h.err")"; fi
+if grep -q "exited on signal" "$LOG"; then not_ok "an nginx worker crashed"; else ok "no nginx worker crashed"; fi
+finish
