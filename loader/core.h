@@ -40,6 +40,10 @@ struct apikey_ctx {
     char config_path[4096]; /* the file it was opened from */
     int privileged; /* see CORE_OPEN_PRIVILEGED */
     int cached, cache_refs; /* held by ctx_cache.c, under its lock */
+    /* No last-used write before this time: one failed (a host that may
+     * only read the store), and is tried again a granularity step later,
+     * not at every check. Read and written atomically. */
+    int64_t touch_after;
 };
 
 /* What store backends are given. Their error line stays on the thread of

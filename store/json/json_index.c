@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -487,10 +488,13 @@ fail:
     return -1;
 }
 
+static void cache_free(json_index *ix);
+
 void json_index_close(json_index *ix)
 {
     if (ix->is_open)
         close(ix->fd);
+    cache_free(ix);
     free(ix->copy);
     memset(ix, 0, sizeof *ix);
 }
@@ -585,7 +589,142 @@ static int to_record(const json_index *ix, const idx_rec *r, apikey_record *out,
     return apikey_record_times_ok(out) ? APIKEY_ST_OK : APIKEY_ST_UNAVAILABLE;
 }
 
-int json_index_get(const json_index *ix, const char *id, apikey_record *out, int with_name)
+/* The per-process cache of answers. A check reads the index header (the
+ * generation: json_index_is_stale, one pread) and nothing else when the id
+ * was asked before: without it, a check also read the id's slots and its
+ * strings, three system calls where a verification's own work is a few
+ * hundred nanoseconds. It lives as long as the open index: a writer's new
+ * index, or any change of the header, opens another index with an empty
+ * cache, so a revocation is seen at the next check as before.
+ *
+ * An entry is keyed by the id asked, and a miss (the neighbour's record, read
+ * as a hit's is) is kept as a hit is: an unknown id then costs what a known
+ * one costs, cached or not, so timing tells no more than it did. Bounded,
+ * direct-mapped: a flood of ids only evicts, costing the reads above again. */
+#define CACHE_SLOTS 16384 /* about 3 MiB at most, allocated as it fills */
+#define CACHE_LOCKS 64
+
+typedef struct cached {
+    char id[APIKEY_ID_LEN]; /* the id asked; id[0] 0: empty */
+    int state;              /* OK or NOTFOUND */
+    struct {
+        int64_t created, expires, last_used, revoked;
+    } t;                    /* of the record read (the neighbour on a miss) */
+    unsigned char hash[APIKEY_HASH_LEN];
+    char rec_id[APIKEY_ID_LEN];
+    char *texts;            /* account, scopes, allow_from, each NUL-ended */
+} cached;
+
+struct json_cache {
+    pthread_mutex_t lock[CACHE_LOCKS]; /* entry i under lock[i % CACHE_LOCKS] */
+    cached e[CACHE_SLOTS];
+};
+
+static size_t cache_at(const char *id)
+{
+    return (size_t)((id_value(id) * 0x9E3779B97F4A7C15ull) >> 50) & (CACHE_SLOTS - 1);
+}
+
+static void cache_free(json_index *ix)
+{
+    json_cache *c = ix->cache;
+    if (!c)
+        return;
+    for (size_t i = 0; i < CACHE_SLOTS; i++)
+        free(c->e[i].texts);
+    for (size_t i = 0; i < CACHE_LOCKS; i++)
+        pthread_mutex_destroy(&c->lock[i]);
+    free(c);
+    ix->cache = NULL;
+}
+
+/* Called under the store's exclusive view lock, or from the first lookup
+ * that finds none (the allocation is published with a compare-and-swap). */
+static json_cache *cache_of(json_index *ix)
+{
+    json_cache *c = __atomic_load_n(&ix->cache, __ATOMIC_ACQUIRE);
+    if (c)
+        return c;
+    if (!(c = calloc(1, sizeof *c)))
+        return NULL; /* no cache: the reads, as before */
+    for (size_t i = 0; i < CACHE_LOCKS; i++)
+        pthread_mutex_init(&c->lock[i], NULL);
+    json_cache *none = NULL;
+    if (!__atomic_compare_exchange_n(&ix->cache, &none, c, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        for (size_t i = 0; i < CACHE_LOCKS; i++)
+            pthread_mutex_destroy(&c->lock[i]);
+        free(c);
+        c = none;
+    }
+    return c;
+}
+
+/* The cached answer for id into out: its state, or -1 when not cached. */
+static int cache_get(json_cache *c, const char *id, apikey_record *out)
+{
+    size_t i = cache_at(id);
+    cached *e = &c->e[i];
+    int st = -1;
+    pthread_mutex_lock(&c->lock[i % CACHE_LOCKS]);
+    if (e->id[0] && memcmp(e->id, id, APIKEY_ID_LEN) == 0) {
+        const char *a = e->texts, *sc = a + strlen(a) + 1, *l = sc + strlen(sc) + 1;
+        memcpy(out->id, e->rec_id, APIKEY_ID_LEN);
+        out->id[APIKEY_ID_LEN] = '\0';
+        memcpy(out->hash, e->hash, APIKEY_HASH_LEN);
+        out->created = e->t.created;
+        out->expires = e->t.expires;
+        out->last_used = e->t.last_used;
+        out->revoked = e->t.revoked;
+        strcpy(out->account, a);
+        strcpy(out->scopes, sc);
+        strcpy(out->allow_from, l);
+        out->name[0] = '\0';
+        st = e->state;
+    }
+    pthread_mutex_unlock(&c->lock[i % CACHE_LOCKS]);
+    return st;
+}
+
+/* Keep the answer just read for id (rec: the record read, hit or not). */
+static void cache_put(json_cache *c, const char *id, int state, const apikey_record *rec)
+{
+    size_t na = strlen(rec->account) + 1, ns = strlen(rec->scopes) + 1, nl = strlen(rec->allow_from) + 1;
+    char *texts = malloc(na + ns + nl);
+    if (!texts)
+        return;
+    memcpy(texts, rec->account, na);
+    memcpy(texts + na, rec->scopes, ns);
+    memcpy(texts + na + ns, rec->allow_from, nl);
+    size_t i = cache_at(id);
+    cached *e = &c->e[i];
+    pthread_mutex_lock(&c->lock[i % CACHE_LOCKS]);
+    free(e->texts);
+    memcpy(e->id, id, APIKEY_ID_LEN);
+    memcpy(e->rec_id, rec->id, APIKEY_ID_LEN);
+    memcpy(e->hash, rec->hash, APIKEY_HASH_LEN);
+    e->t.created = rec->created;
+    e->t.expires = rec->expires;
+    e->t.last_used = rec->last_used;
+    e->t.revoked = rec->revoked;
+    e->state = state;
+    e->texts = texts;
+    pthread_mutex_unlock(&c->lock[i % CACHE_LOCKS]);
+}
+
+/* A use this host recorded: the cached record says so, or the next check
+ * would record it again. */
+static void cache_used(json_cache *c, const char *id, int64_t when)
+{
+    size_t i = cache_at(id);
+    cached *e = &c->e[i];
+    pthread_mutex_lock(&c->lock[i % CACHE_LOCKS]);
+    if (e->id[0] && memcmp(e->id, id, APIKEY_ID_LEN) == 0 && e->t.last_used < when)
+        e->t.last_used = when;
+    pthread_mutex_unlock(&c->lock[i % CACHE_LOCKS]);
+}
+
+/* From the slots and strings of the file. */
+static int read_record(const json_index *ix, const char *id, apikey_record *out, int with_name)
 {
     uint64_t slot = 0;
     idx_rec r;
@@ -602,9 +741,21 @@ int json_index_get(const json_index *ix, const char *id, apikey_record *out, int
         if (!ix->v4) /* in a v4 slot, these bytes are the inline account's */
             r.allow_from = ALLOW_ANY;
     }
-    if (to_record(ix, &r, out, with_name) == APIKEY_ST_OK)
+    return to_record(ix, &r, out, with_name) == APIKEY_ST_OK ? APIKEY_ST_NOTFOUND : APIKEY_ST_UNAVAILABLE;
+}
+
+int json_index_get(json_index *ix, const char *id, apikey_record *out, int with_name)
+{
+    json_cache *c = with_name ? NULL : cache_of(ix);
+    int st = c ? cache_get(c, id, out) : -1;
+    if (st < 0) {
+        st = read_record(ix, id, out, with_name);
+        if (c && (st == APIKEY_ST_OK || st == APIKEY_ST_NOTFOUND))
+            cache_put(c, id, st, out);
+    }
+    if (st == APIKEY_ST_NOTFOUND)
         memset(out, 0, offsetof(apikey_record, account));
-    return APIKEY_ST_NOTFOUND;
+    return st;
 }
 
 int json_index_load(json_index *ix, json_db *db)
@@ -687,14 +838,17 @@ void json_index_merge_last_used(const json_index *ix, json_db *db)
     }
 }
 
-int json_index_touch(const json_index *ix, const char *idx_path, const char *id, int64_t when)
+int json_index_touch(json_index *ix, const char *idx_path, const char *id, int64_t when)
 {
     uint64_t slot = 0;
     idx_rec r;
     if (find_near(ix, id, &r, &slot) != 1)
         return APIKEY_ST_NOTFOUND;
-    if (when <= r.last_used)
+    if (when <= r.last_used) {
+        if (ix->cache) /* another host recorded a later use */
+            cache_used(ix->cache, id, r.last_used);
         return APIKEY_ST_OK; /* a use is only ever recorded forward */
+    }
     int fd = open(idx_path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return APIKEY_ST_UNAVAILABLE; /* an unprivileged host: fine */
@@ -707,5 +861,7 @@ int json_index_touch(const json_index *ix, const char *idx_path, const char *id,
             rc = APIKEY_ST_OK;
     }
     close(fd);
+    if (rc == APIKEY_ST_OK && ix->cache)
+        cache_used(ix->cache, id, when);
     return rc;
 }

@@ -38,6 +38,8 @@ typedef struct json_index_header {
     uint32_t pad;
 } json_index_header;
 
+typedef struct json_cache json_cache;
+
 typedef struct json_index {
     int fd, is_open;
     json_index_header head; /* as read at open */
@@ -48,6 +50,7 @@ typedef struct json_index {
     ino_t ino;
     uint64_t nslots;
     int v4; /* the previous release's index: no lists, see json_index.c */
+    json_cache *cache; /* answers already read from this index (json_index.c) */
 } json_index;
 
 /* Build PATH.idx for db, describing the JSON file st, with owner's owner,
@@ -70,14 +73,17 @@ int json_index_is_stale(const json_index *ix);
 
 /* OK, NOTFOUND, or UNAVAILABLE for a record that points outside the index
  * or a file that cannot be read (cut short since it was opened).
- * with_name 0 leaves out->name empty (a verification does not read it). */
-int json_index_get(const json_index *ix, const char *id, apikey_record *out, int with_name);
+ * with_name 0 leaves out->name empty (a verification does not read it), and
+ * is answered from the per-process cache of this index when it can be: the
+ * caller has checked, by json_index_is_stale, that the index is the one the
+ * cache was filled from. Safe in several threads at once. */
+int json_index_get(json_index *ix, const char *id, apikey_record *out, int with_name);
 /* Every record into db, in creation order. Its strings point into a copy
  * of the index held by ix: db must be dropped before ix is closed. */
 int json_index_load(json_index *ix, json_db *db);
 /* Raise each record's last_used in db to what hosts wrote in the index. */
 void json_index_merge_last_used(const json_index *ix, json_db *db);
 /* Record a use in PATH.idx; fails quietly when the host may not write it. */
-int json_index_touch(const json_index *ix, const char *idx_path, const char *id, int64_t when);
+int json_index_touch(json_index *ix, const char *idx_path, const char *id, int64_t when);
 
 #endif
