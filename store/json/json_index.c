@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #define IDX_MAGIC "AKIDX\x01\r\n"
@@ -100,15 +101,12 @@ static const json_index_header *header(const json_index *ix)
     return &ix->head;
 }
 
-/* The index is read with pread, never mapped. A file mapped MAP_SHARED (or
- * MAP_PRIVATE, for the pages not yet copied) that someone truncates in place
- * (truncate, cp over it, rsync --inplace) raises SIGBUS at the next touch of
- * a page past its new end, and that kills the host: a library may not catch
- * signals. A short read is only an error. A lookup reads the header (to see
- * a newer index), a few slots and the strings it needs: three system calls,
- * and no private copy, so a host costs no memory per key and a rewrite of a
- * million-key store costs hosts nothing until they look. */
-static int read_at(const json_index *ix, void *buf, size_t len, uint64_t off)
+/* The index file is read with pread, never mapped. A file mapped
+ * MAP_SHARED (or MAP_PRIVATE, for the pages not yet copied) that someone
+ * truncates in place (truncate, cp over it, rsync --inplace) raises SIGBUS
+ * at the next touch of a page past its new end, and that kills the host: a
+ * library may not catch signals. A short read is only an error. */
+static int file_read(const json_index *ix, void *buf, size_t len, uint64_t off)
 {
     char *p = buf;
     while (len > 0) {
@@ -121,6 +119,51 @@ static int read_at(const json_index *ix, void *buf, size_t len, uint64_t off)
         off += (uint64_t)n;
         len -= (size_t)n;
     }
+    return 0;
+}
+
+/* Lookups read the host's own copy of the file instead: a pread per slot
+ * and per string cost three system calls a check, each several times the
+ * check's own work (bench/RESULTS.md). The copy is an anonymous mapping of
+ * the file's size, filled a block at a time the first time a lookup needs
+ * it, so a host holds the parts of the index its keys use (all of it, 174
+ * bytes a key, once every key was used), and a rewrite of a million-key
+ * store costs it nothing until it looks. Blocks read at different times
+ * belong to the same file: a writer never changes an index in place (but
+ * for its stale mark and hosts' last-used times), and a block is only kept
+ * when the header still reads as at open after it was read, so one copied
+ * over in place is not mixed with the old one. */
+#define BLOCK 4096
+
+static int fill(json_index *ix, uint64_t b)
+{
+    int rc = 0;
+    pthread_mutex_lock(&ix->fill_lock);
+    if (!__atomic_load_n(&ix->filled[b], __ATOMIC_ACQUIRE)) {
+        uint64_t off = b * BLOCK;
+        size_t n = ix->len - off < BLOCK ? (size_t)(ix->len - off) : BLOCK;
+        json_index_header now;
+        rc = file_read(ix, ix->mem + off, n, off) != 0 || file_read(ix, &now, sizeof now, 0) != 0 ||
+                     memcmp(&now, &ix->head, sizeof now) != 0
+                 ? -1
+                 : 0;
+        if (rc == 0)
+            __atomic_store_n(&ix->filled[b], 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&ix->fill_lock);
+    return rc;
+}
+
+static int read_at(json_index *ix, void *buf, size_t len, uint64_t off)
+{
+    if (len == 0)
+        return 0;
+    if (off > ix->len || len > ix->len - off)
+        return -1;
+    for (uint64_t b = off / BLOCK; b <= (off + len - 1) / BLOCK; b++)
+        if (!__atomic_load_n(&ix->filled[b], __ATOMIC_ACQUIRE) && fill(ix, b) != 0)
+            return -1;
+    memcpy(buf, ix->mem + off, len);
     return 0;
 }
 
@@ -142,12 +185,40 @@ int json_index_is_open(const json_index *ix)
     return ix->is_open;
 }
 
-/* Stale when a writer has marked it so, or when the file no longer starts
- * with the header read at open (rewritten in place, truncated). */
-int json_index_is_stale(const json_index *ix)
+static int64_t monotonic_ns(void)
 {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Stale when a writer has marked it so, or when the file no longer starts
+ * with the header read at open (rewritten in place, truncated).
+ *
+ * The header is read again only when the last read that found it the same
+ * began JSON_INDEX_RECHECK_NS ago or more: a check then costs no system
+ * call. A revocation is still refused at the first check that begins after
+ * the writer returned: the writer marks this index stale, then waits
+ * JSON_INDEX_WRITER_WAIT_NS, longer than the recheck. A check that trusts
+ * the header without reading it follows a read that began less than the
+ * recheck before it, so after the mark (it began after the writer's wait
+ * began): that read saw the mark. Only the host's own clock is compared
+ * with itself, and CLOCK_MONOTONIC runs at one rate for every process of a
+ * kernel (a time namespace offsets it, never slows it). */
+int json_index_is_stale(json_index *ix)
+{
+    int64_t began = monotonic_ns();
+    if (began - __atomic_load_n(&ix->checked_ns, __ATOMIC_ACQUIRE) < JSON_INDEX_RECHECK_NS)
+        return 0;
     json_index_header now;
-    return read_at(ix, &now, sizeof now, 0) != 0 || memcmp(&now, header(ix), sizeof now) != 0;
+    if (file_read(ix, &now, sizeof now, 0) != 0 || memcmp(&now, header(ix), sizeof now) != 0)
+        return 1;
+    /* Never backwards: another thread may have recorded a later read. */
+    int64_t seen = __atomic_load_n(&ix->checked_ns, __ATOMIC_RELAXED);
+    while (seen < began &&
+           !__atomic_compare_exchange_n(&ix->checked_ns, &seen, began, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+        ;
+    return 0;
 }
 
 /* An id as a base62 number (62^8 < 2^48). The alphabet is in ASCII order,
@@ -371,6 +442,19 @@ done:
     return buf;
 }
 
+/* After marking an index stale: until every host has read its header since
+ * (see json_index_is_stale), its check may still trust its copy. */
+static void wait_for_hosts(void)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_nsec += JSON_INDEX_WRITER_WAIT_NS;
+    until.tv_sec += until.tv_nsec / 1000000000;
+    until.tv_nsec %= 1000000000;
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR)
+        ;
+}
+
 int json_index_write(const char *idx_path, const json_db *db, const struct stat *json_st,
                      const struct stat *owner, char *why, size_t whylen)
 {
@@ -410,6 +494,7 @@ done:
         uint32_t one = 1;
         (void)!pwrite(old, &one, sizeof one, offsetof(json_index_header, stale));
         close(old);
+        wait_for_hosts();
     }
     if (rc != 0) {
         snprintf(why, whylen, "cannot %s the index %s: %s", what, idx_path,
@@ -440,6 +525,7 @@ int json_index_open(json_index *ix, const char *idx_path, int json_fd, const str
                     int (*check)(int fd, const char *path, char *why, size_t whylen))
 {
     memset(ix, 0, sizeof *ix);
+    int64_t began = monotonic_ns();
     int fd = open(idx_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return -1;
@@ -448,7 +534,7 @@ int json_index_open(json_index *ix, const char *idx_path, int json_fd, const str
     struct stat st;
     if (check(fd, idx_path, why, sizeof why) != 0 || fstat(fd, &st) != 0 ||
         (size_t)st.st_size < sizeof(json_index_header) ||
-        read_at(ix, &ix->head, sizeof ix->head, 0) != 0)
+        file_read(ix, &ix->head, sizeof ix->head, 0) != 0)
         goto fail;
     ix->len = (size_t)st.st_size;
     ix->dev = st.st_dev;
@@ -466,7 +552,7 @@ int json_index_open(json_index *ix, const char *idx_path, int json_fd, const str
         h->order_off != h->rec_off + h->nslots * sizeof(idx_rec) ||
         h->strings_off != h->order_off + h->count * sizeof(uint32_t) || h->strings_off > ix->len ||
         h->strings_len != ix->len - h->strings_off ||
-        (h->strings_len && (read_at(ix, &last, 1, ix->len - 1) != 0 || last != '\0')) ||
+        (h->strings_len && (file_read(ix, &last, 1, ix->len - 1) != 0 || last != '\0')) ||
         h->stale || !json_index_matches(ix, json_st))
         goto fail;
     /* Only the previous release wrote a version 4 index, and only beside the
@@ -478,23 +564,35 @@ int json_index_open(json_index *ix, const char *idx_path, int json_fd, const str
      * even then a version 2 file is never answered from lists-free slots. */
     if (ix->v4 && !is_v1_json(json_fd))
         goto fail;
+    ix->mem = mmap(NULL, ix->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (ix->mem == MAP_FAILED) {
+        ix->mem = NULL;
+        goto fail;
+    }
+    if (!(ix->filled = calloc(ix->len / BLOCK + 1, 1)))
+        goto fail;
+    pthread_mutex_init(&ix->fill_lock, NULL);
+    ix->checked_ns = began;
     ix->count = h->count;
     ix->nslots = h->nslots;
     ix->is_open = 1;
     return 0;
 fail:
     close(fd);
+    if (ix->mem)
+        munmap(ix->mem, ix->len);
     memset(ix, 0, sizeof *ix);
     return -1;
 }
 
-static void cache_free(json_index *ix);
-
 void json_index_close(json_index *ix)
 {
-    if (ix->is_open)
+    if (ix->is_open) {
         close(ix->fd);
-    cache_free(ix);
+        munmap(ix->mem, ix->len);
+        free(ix->filled);
+        pthread_mutex_destroy(&ix->fill_lock);
+    }
     free(ix->copy);
     memset(ix, 0, sizeof *ix);
 }
@@ -509,7 +607,7 @@ static size_t home_slot(const json_index *ix, const char *id)
  * *found, returning 1; else 0 with the slot where the scan stopped (and its
  * record in *found); -1 when the file cannot be read. The table is sorted and a key is at its home or
  * after it, with no empty slot between. */
-static int find_near(const json_index *ix, const char *id, idx_rec *found, uint64_t *slot)
+static int find_near(json_index *ix, const char *id, idx_rec *found, uint64_t *slot)
 {
     uint64_t i = home_slot(ix, id), end = i + MAX_SCAN;
     if (end > ix->nslots)
@@ -538,7 +636,7 @@ static int find_near(const json_index *ix, const char *id, idx_rec *found, uint6
 
 /* A string of the table into buf (max bytes), or NULL when the offset or
  * its length is bad or it cannot be read. */
-static const char *string_at(const json_index *ix, uint32_t off, char *buf, size_t max)
+static const char *string_at(json_index *ix, uint32_t off, char *buf, size_t max)
 {
     const json_index_header *h = header(ix);
     if (off >= h->strings_len)
@@ -549,7 +647,7 @@ static const char *string_at(const json_index *ix, uint32_t off, char *buf, size
     return strnlen(buf, n) < n ? buf : NULL;
 }
 
-static const char *account_of(const json_index *ix, const idx_rec *r, char *buf)
+static const char *account_of(json_index *ix, const idx_rec *r, char *buf)
 {
     if (r->account != ACCOUNT_INLINE)
         return string_at(ix, r->account, buf, APIKEY_ACCOUNT_MAX);
@@ -559,7 +657,7 @@ static const char *account_of(const json_index *ix, const idx_rec *r, char *buf)
 }
 
 /* The strings are read straight into out. */
-static int to_record(const json_index *ix, const idx_rec *r, apikey_record *out, int with_name)
+static int to_record(json_index *ix, const idx_rec *r, apikey_record *out, int with_name)
 {
     uint32_t allow = allow_of(ix, r);
     const char *a = account_of(ix, r, out->account);
@@ -589,142 +687,8 @@ static int to_record(const json_index *ix, const idx_rec *r, apikey_record *out,
     return apikey_record_times_ok(out) ? APIKEY_ST_OK : APIKEY_ST_UNAVAILABLE;
 }
 
-/* The per-process cache of answers. A check reads the index header (the
- * generation: json_index_is_stale, one pread) and nothing else when the id
- * was asked before: without it, a check also read the id's slots and its
- * strings, three system calls where a verification's own work is a few
- * hundred nanoseconds. It lives as long as the open index: a writer's new
- * index, or any change of the header, opens another index with an empty
- * cache, so a revocation is seen at the next check as before.
- *
- * An entry is keyed by the id asked, and a miss (the neighbour's record, read
- * as a hit's is) is kept as a hit is: an unknown id then costs what a known
- * one costs, cached or not, so timing tells no more than it did. Bounded,
- * direct-mapped: a flood of ids only evicts, costing the reads above again. */
-#define CACHE_SLOTS 16384 /* about 3 MiB at most, allocated as it fills */
-#define CACHE_LOCKS 64
-
-typedef struct cached {
-    char id[APIKEY_ID_LEN]; /* the id asked; id[0] 0: empty */
-    int state;              /* OK or NOTFOUND */
-    struct {
-        int64_t created, expires, last_used, revoked;
-    } t;                    /* of the record read (the neighbour on a miss) */
-    unsigned char hash[APIKEY_HASH_LEN];
-    char rec_id[APIKEY_ID_LEN];
-    char *texts;            /* account, scopes, allow_from, each NUL-ended */
-} cached;
-
-struct json_cache {
-    pthread_mutex_t lock[CACHE_LOCKS]; /* entry i under lock[i % CACHE_LOCKS] */
-    cached e[CACHE_SLOTS];
-};
-
-static size_t cache_at(const char *id)
-{
-    return (size_t)((id_value(id) * 0x9E3779B97F4A7C15ull) >> 50) & (CACHE_SLOTS - 1);
-}
-
-static void cache_free(json_index *ix)
-{
-    json_cache *c = ix->cache;
-    if (!c)
-        return;
-    for (size_t i = 0; i < CACHE_SLOTS; i++)
-        free(c->e[i].texts);
-    for (size_t i = 0; i < CACHE_LOCKS; i++)
-        pthread_mutex_destroy(&c->lock[i]);
-    free(c);
-    ix->cache = NULL;
-}
-
-/* Called under the store's exclusive view lock, or from the first lookup
- * that finds none (the allocation is published with a compare-and-swap). */
-static json_cache *cache_of(json_index *ix)
-{
-    json_cache *c = __atomic_load_n(&ix->cache, __ATOMIC_ACQUIRE);
-    if (c)
-        return c;
-    if (!(c = calloc(1, sizeof *c)))
-        return NULL; /* no cache: the reads, as before */
-    for (size_t i = 0; i < CACHE_LOCKS; i++)
-        pthread_mutex_init(&c->lock[i], NULL);
-    json_cache *none = NULL;
-    if (!__atomic_compare_exchange_n(&ix->cache, &none, c, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-        for (size_t i = 0; i < CACHE_LOCKS; i++)
-            pthread_mutex_destroy(&c->lock[i]);
-        free(c);
-        c = none;
-    }
-    return c;
-}
-
-/* The cached answer for id into out: its state, or -1 when not cached. */
-static int cache_get(json_cache *c, const char *id, apikey_record *out)
-{
-    size_t i = cache_at(id);
-    cached *e = &c->e[i];
-    int st = -1;
-    pthread_mutex_lock(&c->lock[i % CACHE_LOCKS]);
-    if (e->id[0] && memcmp(e->id, id, APIKEY_ID_LEN) == 0) {
-        const char *a = e->texts, *sc = a + strlen(a) + 1, *l = sc + strlen(sc) + 1;
-        memcpy(out->id, e->rec_id, APIKEY_ID_LEN);
-        out->id[APIKEY_ID_LEN] = '\0';
-        memcpy(out->hash, e->hash, APIKEY_HASH_LEN);
-        out->created = e->t.created;
-        out->expires = e->t.expires;
-        out->last_used = e->t.last_used;
-        out->revoked = e->t.revoked;
-        strcpy(out->account, a);
-        strcpy(out->scopes, sc);
-        strcpy(out->allow_from, l);
-        out->name[0] = '\0';
-        st = e->state;
-    }
-    pthread_mutex_unlock(&c->lock[i % CACHE_LOCKS]);
-    return st;
-}
-
-/* Keep the answer just read for id (rec: the record read, hit or not). */
-static void cache_put(json_cache *c, const char *id, int state, const apikey_record *rec)
-{
-    size_t na = strlen(rec->account) + 1, ns = strlen(rec->scopes) + 1, nl = strlen(rec->allow_from) + 1;
-    char *texts = malloc(na + ns + nl);
-    if (!texts)
-        return;
-    memcpy(texts, rec->account, na);
-    memcpy(texts + na, rec->scopes, ns);
-    memcpy(texts + na + ns, rec->allow_from, nl);
-    size_t i = cache_at(id);
-    cached *e = &c->e[i];
-    pthread_mutex_lock(&c->lock[i % CACHE_LOCKS]);
-    free(e->texts);
-    memcpy(e->id, id, APIKEY_ID_LEN);
-    memcpy(e->rec_id, rec->id, APIKEY_ID_LEN);
-    memcpy(e->hash, rec->hash, APIKEY_HASH_LEN);
-    e->t.created = rec->created;
-    e->t.expires = rec->expires;
-    e->t.last_used = rec->last_used;
-    e->t.revoked = rec->revoked;
-    e->state = state;
-    e->texts = texts;
-    pthread_mutex_unlock(&c->lock[i % CACHE_LOCKS]);
-}
-
-/* A use this host recorded: the cached record says so, or the next check
- * would record it again. */
-static void cache_used(json_cache *c, const char *id, int64_t when)
-{
-    size_t i = cache_at(id);
-    cached *e = &c->e[i];
-    pthread_mutex_lock(&c->lock[i % CACHE_LOCKS]);
-    if (e->id[0] && memcmp(e->id, id, APIKEY_ID_LEN) == 0 && e->t.last_used < when)
-        e->t.last_used = when;
-    pthread_mutex_unlock(&c->lock[i % CACHE_LOCKS]);
-}
-
 /* From the slots and strings of the file. */
-static int read_record(const json_index *ix, const char *id, apikey_record *out, int with_name)
+static int read_record(json_index *ix, const char *id, apikey_record *out, int with_name)
 {
     uint64_t slot = 0;
     idx_rec r;
@@ -746,13 +710,7 @@ static int read_record(const json_index *ix, const char *id, apikey_record *out,
 
 int json_index_get(json_index *ix, const char *id, apikey_record *out, int with_name)
 {
-    json_cache *c = with_name ? NULL : cache_of(ix);
-    int st = c ? cache_get(c, id, out) : -1;
-    if (st < 0) {
-        st = read_record(ix, id, out, with_name);
-        if (c && (st == APIKEY_ST_OK || st == APIKEY_ST_NOTFOUND))
-            cache_put(c, id, st, out);
-    }
+    int st = read_record(ix, id, out, with_name);
     if (st == APIKEY_ST_NOTFOUND)
         memset(out, 0, offsetof(apikey_record, account));
     return st;
@@ -765,7 +723,7 @@ int json_index_load(json_index *ix, json_db *db)
     free(ix->copy);
     if (!(ix->copy = malloc(ix->len)))
         return APIKEY_ST_NOMEM;
-    if (read_at(ix, ix->copy, ix->len, 0) != 0 ||
+    if (file_read(ix, ix->copy, ix->len, 0) != 0 ||
         memcmp(ix->copy, &ix->head, sizeof ix->head) != 0 || ix->copy[ix->len - 1] != '\0')
         return APIKEY_ST_UNAVAILABLE;
     const json_index_header *h = header(ix);
@@ -825,7 +783,8 @@ void json_index_merge_last_used(const json_index *ix, json_db *db)
     idx_rec r[256];
     for (uint64_t i = 0; i < ix->nslots; i += 256) {
         size_t n = ix->nslots - i < 256 ? (size_t)(ix->nslots - i) : 256;
-        if (read_at(ix, r, n * sizeof *r, slot_off(ix, i)) != 0)
+        /* From the file: other hosts' uses are not in this one's copy. */
+        if (file_read(ix, r, n * sizeof *r, slot_off(ix, i)) != 0)
             return; /* best effort, as the uses were */
         for (size_t k = 0; k < n; k++) {
             if (!r[k].id[0])
@@ -844,9 +803,14 @@ int json_index_touch(json_index *ix, const char *idx_path, const char *id, int64
     idx_rec r;
     if (find_near(ix, id, &r, &slot) != 1)
         return APIKEY_ST_NOTFOUND;
-    if (when <= r.last_used) {
-        if (ix->cache) /* another host recorded a later use */
-            cache_used(ix->cache, id, r.last_used);
+    /* The file's time, not the copy's: other hosts record uses too. */
+    int64_t *mine = (int64_t *)(ix->mem + slot_off(ix, slot) + offsetof(idx_rec, last_used));
+    off_t off = (off_t)(slot_off(ix, slot) + offsetof(idx_rec, last_used));
+    int64_t theirs;
+    if (file_read(ix, &theirs, sizeof theirs, (uint64_t)off) != 0)
+        return APIKEY_ST_UNAVAILABLE;
+    if (when <= theirs) {
+        __atomic_store_n(mine, theirs, __ATOMIC_RELAXED); /* seen: no need to look again */
         return APIKEY_ST_OK; /* a use is only ever recorded forward */
     }
     int fd = open(idx_path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
@@ -855,13 +819,11 @@ int json_index_touch(json_index *ix, const char *idx_path, const char *id, int64
     struct stat st;
     int rc = APIKEY_ST_UNAVAILABLE;
     /* Only into the very file that was read, never a newer one. */
-    if (fstat(fd, &st) == 0 && st.st_dev == ix->dev && st.st_ino == ix->ino) {
-        off_t off = (off_t)(slot_off(ix, slot) + offsetof(idx_rec, last_used));
-        if (pwrite(fd, &when, sizeof when, off) == (ssize_t)sizeof when)
-            rc = APIKEY_ST_OK;
-    }
+    if (fstat(fd, &st) == 0 && st.st_dev == ix->dev && st.st_ino == ix->ino &&
+        pwrite(fd, &when, sizeof when, off) == (ssize_t)sizeof when)
+        rc = APIKEY_ST_OK;
     close(fd);
-    if (rc == APIKEY_ST_OK && ix->cache)
-        cache_used(ix->cache, id, when);
+    if (rc == APIKEY_ST_OK) /* the copy says so too, or the next check would write again */
+        __atomic_store_n(mine, when, __ATOMIC_RELAXED);
     return rc;
 }

@@ -17,6 +17,7 @@
 #ifndef APIKEY_JSON_INDEX_H
 #define APIKEY_JSON_INDEX_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
@@ -38,8 +39,6 @@ typedef struct json_index_header {
     uint32_t pad;
 } json_index_header;
 
-typedef struct json_cache json_cache;
-
 typedef struct json_index {
     int fd, is_open;
     json_index_header head; /* as read at open */
@@ -50,7 +49,13 @@ typedef struct json_index {
     ino_t ino;
     uint64_t nslots;
     int v4; /* the previous release's index: no lists, see json_index.c */
-    json_cache *cache; /* answers already read from this index (json_index.c) */
+    /* The host's private copy of the file, filled a block at a time as
+     * lookups need it (json_index.c): an anonymous mapping, so a file cut
+     * short under it is a failed read, never SIGBUS. */
+    char *mem;
+    unsigned char *filled; /* per block, set once its bytes are in mem */
+    pthread_mutex_t fill_lock;
+    int64_t checked_ns; /* when the header last read the same (CLOCK_MONOTONIC) */
 } json_index;
 
 /* Build PATH.idx for db, describing the JSON file st, with owner's owner,
@@ -68,15 +73,18 @@ int json_index_open(json_index *ix, const char *idx_path, int json_fd, const str
 void json_index_close(json_index *ix);
 int json_index_is_open(const json_index *ix);
 int json_index_matches(const json_index *ix, const struct stat *json_st);
-/* Replaced by a writer, or changed in place since it was opened. */
-int json_index_is_stale(const json_index *ix);
+/* Replaced by a writer, or changed in place since it was opened. Reads the
+ * header at most once every JSON_INDEX_RECHECK_NS; a writer that replaced
+ * the index waits JSON_INDEX_WRITER_WAIT_NS before it returns, so that a
+ * check begun after it returned reads the header again (json_index.c). */
+#define JSON_INDEX_RECHECK_NS 1000000LL   /* 1 ms */
+#define JSON_INDEX_WRITER_WAIT_NS 2000000LL /* 2 ms */
+int json_index_is_stale(json_index *ix);
 
 /* OK, NOTFOUND, or UNAVAILABLE for a record that points outside the index
  * or a file that cannot be read (cut short since it was opened).
- * with_name 0 leaves out->name empty (a verification does not read it), and
- * is answered from the per-process cache of this index when it can be: the
- * caller has checked, by json_index_is_stale, that the index is the one the
- * cache was filled from. Safe in several threads at once. */
+ * with_name 0 leaves out->name empty (a verification does not read it).
+ * Read from the host's copy; safe in several threads at once. */
 int json_index_get(json_index *ix, const char *id, apikey_record *out, int with_name);
 /* Every record into db, in creation order. Its strings point into a copy
  * of the index held by ix: db must be dropped before ix is closed. */
