@@ -125,7 +125,7 @@ static int file_read(const json_index *ix, void *buf, size_t len, uint64_t off)
 /* Lookups read the host's own copy of the file instead: a pread per slot
  * and per string cost three system calls a check, each several times the
  * check's own work (bench/RESULTS.md). The copy is an anonymous mapping of
- * the file's size, filled a block at a time the first time a lookup needs
+ * the file's size, filled 64 KiB at a time the first time a lookup needs
  * it, so a host holds the parts of the index its keys use (all of it, 174
  * bytes a key, once every key was used), and a rewrite of a million-key
  * store costs it nothing until it looks. Blocks read at different times
@@ -133,7 +133,7 @@ static int file_read(const json_index *ix, void *buf, size_t len, uint64_t off)
  * for its stale mark and hosts' last-used times), and a block is only kept
  * when the header still reads as at open after it was read, so one copied
  * over in place is not mixed with the old one. */
-#define BLOCK 4096
+#define BLOCK 65536
 
 static int fill(json_index *ix, uint64_t b)
 {
