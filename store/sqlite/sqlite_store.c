@@ -388,10 +388,11 @@ static int check_path(sstore *s, int create)
  * next check read again. A revocation is refused at the first check after
  * the COMMIT returned. A miss (the neighbour's row, read as a hit's is) is
  * kept as a hit is, so an unknown id costs what a known one costs, cached or
- * not. Bounded, direct-mapped: a flood of ids only evicts. */
+ * not. Bounded (16,384 answers in sets of four): a flood of ids only evicts. */
 #define WAL_HDR 48
 #define ANSWER_SLOTS 16384
 #define ANSWER_LOCKS 64
+#define WAYS 4
 
 typedef struct answer {
     char id[APIKEY_ID_LEN]; /* the id asked; id[0] 0: empty */
@@ -407,9 +408,12 @@ struct answers {
     int gen_ok;   /* gen is the store's as last read */
     int from_file; /* read through shm_fd, at checked_ns */
     int64_t checked_ns;
+    int no_map;   /* SQLite does not map the header for this store's connections */
     int shm_fd;   /* -1: none (SQLite's mapping, or not yet opened) */
-    pthread_mutex_t slot_lock[ANSWER_LOCKS];
+    struct stat shm_st; /* of shm_fd */
+    pthread_mutex_t slot_lock[ANSWER_LOCKS]; /* set i under slot_lock[i % ANSWER_LOCKS] */
     answer e[ANSWER_SLOTS];
+    unsigned char turn[ANSWER_SLOTS / WAYS]; /* the way a full set gives up next */
 };
 
 static void answers_free(answers *a)
@@ -441,24 +445,31 @@ static int wal_header(sstore *s, reader *r, unsigned char hdr[2 * WAL_HDR])
     sqlite3_file *f = NULL;
     volatile void *p = NULL;
     answers *a = s->cache;
-    if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) == SQLITE_OK && f && f->pMethods &&
-        f->pMethods->iVersion >= 2 && f->pMethods->xShmMap &&
+    /* Asked once: each refusal costs SQLite an fcntl. */
+    if (!a->no_map && sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) == SQLITE_OK && f &&
+        f->pMethods && f->pMethods->iVersion >= 2 && f->pMethods->xShmMap &&
         f->pMethods->xShmMap(f, 0, 32768, 0, &p) == SQLITE_OK && p) {
         const volatile unsigned char *m = p;
         for (int i = 0; i < 2 * WAL_HDR; i++)
             hdr[i] = m[i];
         return 1;
     }
+    a->no_map = 1;
     char shm[4200];
-    struct stat now, at;
+    struct stat now;
     snprintf(shm, sizeof shm, "%s-shm", s->path);
     if (a->shm_fd < 0) {
         a->shm_fd = open(shm, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
         if (a->shm_fd < 0)
             return 0;
+        if (fstat(a->shm_fd, &a->shm_st) != 0) {
+            close(a->shm_fd);
+            a->shm_fd = -1;
+            return 0;
+        }
     }
     if (pread(a->shm_fd, hdr, 2 * WAL_HDR, 0) != 2 * WAL_HDR || stat(shm, &now) != 0 ||
-        fstat(a->shm_fd, &at) != 0 || now.st_dev != at.st_dev || now.st_ino != at.st_ino) {
+        now.st_dev != a->shm_st.st_dev || now.st_ino != a->shm_st.st_ino) {
         close(a->shm_fd); /* opened again at the next check */
         a->shm_fd = -1;
         return 0;
@@ -499,6 +510,7 @@ static uint64_t store_gen(sstore *s, reader *r)
         if (!a->gen_ok || memcmp(a->seen, hdr, WAL_HDR) != 0) {
             memcpy(a->seen, hdr, WAL_HDR);
             a->gen++;
+
         }
         gen = a->gen;
         a->gen_ok = 1;
@@ -506,46 +518,60 @@ static uint64_t store_gen(sstore *s, reader *r)
         a->checked_ns = began;
     } else {
         a->gen_ok = 0;
+
     }
     pthread_mutex_unlock(&a->lock);
     return gen;
 }
 
-static size_t answer_at(const char *id)
+/* Four ways a set: 1,000 keys in use rarely share one, where direct-mapped
+ * slots left about 6% of them evicting each other at every check. */
+static size_t set_of(const char *id)
 {
     uint64_t h = 1469598103934665603ull;
     for (int i = 0; i < APIKEY_ID_LEN; i++)
         h = (h ^ (unsigned char)id[i]) * 1099511628211ull;
-    return (size_t)(h >> 20) & (ANSWER_SLOTS - 1);
+    return (size_t)(h >> 20) & (ANSWER_SLOTS / WAYS - 1);
 }
 
 /* The kept answer for id under gen into out: its state, or -1. */
 static int answer_get(answers *a, uint64_t gen, const char *id, apikey_record *out)
 {
-    size_t i = answer_at(id);
-    answer *e = &a->e[i];
+    size_t set = set_of(id);
     int st = -1;
-    pthread_mutex_lock(&a->slot_lock[i % ANSWER_LOCKS]);
-    if (e->rec && e->gen == gen && memcmp(e->id, id, APIKEY_ID_LEN) == 0) {
-        memcpy(out, e->rec, sizeof *out);
-        st = e->state;
+    pthread_mutex_lock(&a->slot_lock[set % ANSWER_LOCKS]);
+    for (answer *e = &a->e[set * WAYS]; e < &a->e[(set + 1) * WAYS]; e++) {
+        if (e->rec && e->gen == gen && memcmp(e->id, id, APIKEY_ID_LEN) == 0) {
+            memcpy(out, e->rec, sizeof *out);
+            st = e->state;
+            break;
+        }
     }
-    pthread_mutex_unlock(&a->slot_lock[i % ANSWER_LOCKS]);
+    pthread_mutex_unlock(&a->slot_lock[set % ANSWER_LOCKS]);
     return st;
 }
 
 static void answer_put(answers *a, uint64_t gen, const char *id, int state, const apikey_record *rec)
 {
-    size_t i = answer_at(id);
-    answer *e = &a->e[i];
-    pthread_mutex_lock(&a->slot_lock[i % ANSWER_LOCKS]);
+    size_t set = set_of(id);
+    pthread_mutex_lock(&a->slot_lock[set % ANSWER_LOCKS]);
+    /* The id's own way, else an empty or stale one, else the next in turn. */
+    answer *ways = &a->e[set * WAYS], *e = NULL;
+    for (int w = 0; w < WAYS && !e; w++)
+        if (ways[w].rec && memcmp(ways[w].id, id, APIKEY_ID_LEN) == 0)
+            e = &ways[w];
+    for (int w = 0; w < WAYS && !e; w++)
+        if (!ways[w].rec || ways[w].gen != gen)
+            e = &ways[w];
+    if (!e)
+        e = &ways[a->turn[set]++ % WAYS];
     if (e->rec || (e->rec = malloc(sizeof *e->rec))) {
         memcpy(e->id, id, APIKEY_ID_LEN);
         e->gen = gen;
         e->state = state;
         memcpy(e->rec, rec, sizeof *rec);
     }
-    pthread_mutex_unlock(&a->slot_lock[i % ANSWER_LOCKS]);
+    pthread_mutex_unlock(&a->slot_lock[set % ANSWER_LOCKS]);
 }
 
 static off_t wal_bytes(const sstore *s)
