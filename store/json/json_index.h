@@ -1,14 +1,15 @@
 /*
  * The JSON store's compiled index, PATH.idx: what postmap is to a Postfix
  * table. Every write rebuilds it beside the JSON file; hosts read the slots
- * a key's id names (pread, never a mapping: see json_index.c) instead of
- * parsing the whole store at every login.
+ * a key's id names from a private copy filled with pread (never a mapping
+ * of the file: see json_index.c) instead of parsing the whole store at
+ * every login.
  *
  * The JSON file stays the store of record. The index names the JSON file it
  * was built from (device, inode, size, mtime); one that does not match is
  * ignored and the JSON is parsed instead. A writer marks the index it
- * replaces as stale, so a host holding the old one open sees the change at
- * its next check, when it reads the header again.
+ * replaces as stale and waits out the hosts' recheck, so a host holding the
+ * old one open sees the change at its next check (json_index_is_stale).
  *
  * Last-used times are written by hosts straight into their record of the
  * index (one aligned 8-byte pwrite, no lock) and carried into the JSON file
