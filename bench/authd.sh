@@ -71,23 +71,10 @@ for round in 1 2 3; do
     load "http://127.0.0.1:$FP/verify/bench" "$T/key.lua" $FLOOR | cut -d' ' -f1 >> "$T/f"
     load "http://127.0.0.1:$DP/verify/bench" "$T/key.lua" $D | cut -d' ' -f1 >> "$T/d"
 done
-# System calls per request of the daemon, in a 2 s run of its own under
-# strace -c (slowed, so not timed), the floor's beside it.
-calls() { # PID URL
-    strace -c -f -p "$1" -o "$T/strace.out" 2> /dev/null &
-    sp=$!
-    sleep 0.5
-    wrk -t1 -c16 -d2s -s "$T/key.lua" "$2" > "$T/wrk.out"
-    kill -INT "$sp"; wait "$sp" 2> /dev/null
-    n=$(awk '/requests in/ { print $1 }' "$T/wrk.out")
-    awk '$1 ~ /^[0-9.]+$/ && $NF != "total" { print $4, $NF }' "$T/strace.out" | sort -rn > "$T/strace.calls"
-    awk -v n="$n" '{ all += $1 } NR <= 3 { top = top sprintf("%s %s %.2f", NR == 1 ? ";" : ",", $2, $1 / n) }
-        END { printf "%.2f%s", all / n, top }' "$T/strace.calls"
-}
 FC="" DC=""
-if command -v strace > /dev/null; then
-    FC="; system calls/request $(calls $FLOOR "http://127.0.0.1:$FP/verify/bench")"
-    DC="; system calls/request $(calls $D "http://127.0.0.1:$DP/verify/bench")"
+if command -v perf > /dev/null; then
+    FC="; system calls/request $(calls "$FLOOR" "http://127.0.0.1:$FP/verify/bench" -s "$T/key.lua")"
+    DC="; system calls/request $(calls "$D" "http://127.0.0.1:$DP/verify/bench" -s "$T/key.lua")"
 fi
 median() { sort -n "$1" | sed -n 2p; }
 F=$(median "$T/f") V=$(median "$T/d")

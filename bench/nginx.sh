@@ -11,7 +11,7 @@
 # against plain nginx is the ratio of those times. p99 from wrk.
 # Appends (or replaces) its section of bench/RESULTS.md.
 #
-# BENCH_MID=100000 BENCH_NGINX_SECONDS=8 BENCH_NGINX_ROUNDS=3 BENCH_NGINX_KEYS=1000 (keys wrk
+# BENCH_NGINX_STORES="json sqlite" BENCH_MID=100000 BENCH_NGINX_SECONDS=8 BENCH_NGINX_ROUNDS=3 BENCH_NGINX_KEYS=1000 (keys wrk
 # rotates through, spread over the store).
 set -u
 cd "$(dirname "$0")/.." || exit 2
@@ -40,7 +40,7 @@ ROWS=$T/rows
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== nginx: CPU time of the worker per request, $MID keys, ${SECS} s per row"
 awk -v n="$MID" 'BEGIN { for (i = 0; i < n; i++) printf "user%d\tk\tproxies:read\tnever\n", i }' > "$T/batch"
-for kind in json sqlite; do
+for kind in ${BENCH_NGINX_STORES:-json sqlite}; do
     [ -f "build/store/apikey_store_$kind.so" ] || continue
     case $kind in json) uri="json:$T/keys.json" ;; sqlite) uri="sqlite:$T/keys.db" ;; esac
     printf 'store = %s\nlast_used_granularity = 1h\n[services]\nbench = proxies:read\n' "$uri" > "$T/$kind.conf"
@@ -125,30 +125,16 @@ for round in $(seq "$ROUNDS"); do
         echo "  round $round, $kind: $(tail -n 1 "$T/runs.$kind")"
     done
 done
-# System calls per request of the worker, each row in a short run of its own
-# under strace -c (slowed, so not timed).
-calls() { # PATH KEYS: system calls per request, and the three most frequent
-    strace -c -f -p "$WORKER" -o "$T/strace.out" 2> /dev/null &
-    sp=$!
-    sleep 0.5
-    wrk -t 1 -c 16 -d 2s -s "$T/wrk.lua" "http://127.0.0.1:$PORT$1" -- "$2" > "$T/wrk.out" 2>&1
-    kill -INT "$sp"; wait "$sp" 2> /dev/null
-    n=$(awk '/^RESULT/ { print $2 }' "$T/wrk.out")
-    # strace -c: "% time, seconds, usecs/call, calls, [errors,] syscall".
-    awk '$1 ~ /^[0-9.]+$/ && $NF != "total" { print $4, $NF }' "$T/strace.out" | sort -rn > "$T/strace.calls"
-    awk -v n="$n" '{ all += $1 } NR <= 3 { top = top sprintf("%s %s %.2f", NR == 1 ? ";" : ",", $2, $1 / n) }
-        END { printf "%.2f%s", all / n, top }' "$T/strace.calls"
-}
 best() { sort -n "$T/runs.$1" | head -n 1; }
 spread() { sort -n "$T/runs.$1" | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "runs %s-%s µs", lo, hi }'; }
 # Each round's own ratio, plain over the module, run next to each other.
 paired() { paste -d' ' "$T/runs.plain" "$T/runs.$1" | awk '{ printf "%s%.2f", (NR > 1 ? ", " : ""), $1 / $4 }'; }
 
-if command -v strace > /dev/null; then
+if command -v perf > /dev/null; then
     for kind in $KINDS; do
         keys=$T/$kind.wrk
         [ "$kind" = plain ] && keys=$T/json.wrk
-        c=$(calls "/$kind/index.txt" "$keys")
+        c=$(calls "$WORKER" "http://127.0.0.1:$PORT/$kind/index.txt" -s "$T/wrk.lua" -- "$keys")
         echo "  system calls per request, $kind: $c"
         echo "$kind|$c" >> "$T/calls"
     done
@@ -181,8 +167,9 @@ done
     echo "on loopback with keep-alive, ${SECS} s per run, the cheapest of $ROUNDS"
     echo "rounds run side by side, one small static"
     echo "file; behind the module, the keys rotate over $NKEYS keys spread across a store of $MID."
-    echo "System calls per request: strace -c on the worker over a 2 s run of its own (total; the"
-    echo "three most frequent). The measure is the worker's CPU time (utime+stime) per request; capacity is plain"
+    echo "System calls per request: perf stat of the kernel's syscall tracepoints on the worker over a"
+    echo "2 s run of its own (total, then pread64, newfstatat, openat, fcntl). The measure is the"
+    echo "worker's CPU time (utime+stime) per request; capacity is plain"
     echo "nginx's time divided by the module's. For comparison (issue 13): Kong key-auth with"
     echo "rate limiting, 0.76x its plain proxy; nginx auth_request to a bare HTTP responder, 0.21x."
     echo
