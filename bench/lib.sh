@@ -22,7 +22,7 @@ calls() { # PIDS URL [WRK ARGS...]: "total; pread64 n, newfstatat n, openat n, f
     shift 2
     perf stat -x, $(for e in $EVENTS; do printf -- '-e %s ' "$e"; done) -p "$pids" -o "$T/perf.out" -- sleep 2.5 &
     pp=$!
-    wrk -t1 -c16 -d2s "$@" "$url" > "$T/wrk.calls" 2>&1
+    wrk -t1 -c16 -d2s "$url" "$@" > "$T/wrk.calls" 2>&1
     wait "$pp"
     n=$(awk '/requests in/ { print $1 } /^RESULT/ { print $2 }' "$T/wrk.calls" | tail -n 1)
     awk -F, -v n="$n" '$3 ~ /sys_enter/ { v = $1; e = $3; sub(/.*sys_enter_?/, "", e)
