@@ -379,9 +379,9 @@ static int check_path(sstore *s, int create)
  * It is read from the connection's own mapping (xShmMap of region 0 hands
  * back the pages SQLite already maps: no system call), both copies, as
  * SQLite reads it: copies that differ are a commit under way, and the
- * answer is read from SQLite. A store leaves WAL mode only under an
- * exclusive lock that an open connection never lets it take, so while a
- * connection is open, a change of the store is a change of this header.
+ * answer is read from SQLite. The store sets WAL mode and never leaves
+ * it, so a change of the store is a change of this header (a store switched
+ * out of WAL mode by hand under read-only hosts is not: doc/STORES.md).
  *
  * An answer is kept with the header seen before it was read, and used only
  * while the header still reads the same: a commit between the two makes the
