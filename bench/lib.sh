@@ -14,3 +14,19 @@ rows_table() {
     echo "|---|---|---|---|---|"
     sed 's/^/| /; s/$/ |/; s/|/ | /g; s/  */ /g' "$ROWS" | sed 's/^ | /| /'
 }
+# calls: system calls per request, the kernel's tracepoints counted by perf stat
+# over a 2 s wrk run of its own (perf counts without stopping the process, as
+# strace would, which made every check outlast the hosts' recheck interval).
+EVENTS="raw_syscalls:sys_enter syscalls:sys_enter_pread64 syscalls:sys_enter_newfstatat syscalls:sys_enter_openat syscalls:sys_enter_fcntl"
+calls() { # PIDS URL [WRK ARGS...]: "total; pread64 n, newfstatat n, openat n, fcntl n" per request
+    pids=$(echo $1 | tr ' ' ',') url=$2
+    shift 2
+    perf stat -x, $(for e in $EVENTS; do printf -- '-e %s ' "$e"; done) -p "$pids" -o "$T/perf.out" -- sleep 2.5 &
+    pp=$!
+    wrk -t1 -c16 -d2s "$url" "$@" > "$T/wrk.calls" 2>&1
+    wait "$pp"
+    n=$(awk '/requests in/ { print $1 } /^RESULT/ { print $2 }' "$T/wrk.calls" | tail -n 1)
+    awk -F, -v n="$n" '$3 ~ /sys_enter/ { v = $1; e = $3; sub(/.*sys_enter_?/, "", e)
+            if (e == "") total = v; else part = part sprintf("%s%s %.2f", part == "" ? "; " : ", ", e, v / n) }
+        END { printf "%.2f%s", total / n, part }' "$T/perf.out"
+}

@@ -50,6 +50,10 @@ struct apikey_ctx {
     int64_t connect_pause;
     struct replica *replica; /* NULL, or the replica checks read first (replica.h) */
     rate_table rate; /* opened at the first check of a key with a limit */
+    /* No last-used write before this time: one failed (a host that may
+     * only read the store), and is tried again a granularity step later,
+     * not at every check. Read and written atomically. */
+    int64_t touch_after;
 };
 
 /* What store backends are given. Their error line stays on the thread of

@@ -103,19 +103,27 @@ static apikey_decision take_cell(apikey_ctx *ctx, const apikey_record *rec, apik
     return decide(res, APIKEY_UNAVAILABLE, APIKEY_REASON_STORE);
 }
 
+/* Record the use when the last one recorded is a granularity step old.
+ * A write that failed (a host that may only read the store: an nginx worker
+ * as www-data in the store's group) is not tried again before the next
+ * step: it cost a failing open and the exclusive lock at every check. */
 static void touch(apikey_ctx *ctx, const apikey_record *rec, int64_t now)
 {
-    if (now - rec->last_used < ctx->cfg.last_used_granularity)
+    if (now - rec->last_used < ctx->cfg.last_used_granularity ||
+        now < __atomic_load_n(&ctx->touch_after, __ATOMIC_RELAXED))
         return;
     if (ctx->replica) {
         /* apikey-syncd carries it to the store of record. */
         replica_touch(ctx, rec->id, now);
         return;
     }
+    int st = APIKEY_ST_UNAVAILABLE;
     pthread_rwlock_wrlock(&ctx->lock);
     if (ctx->store.handle)
-        (void)ctx->store.ops->touch(ctx->store.handle, rec->id, now);
+        st = ctx->store.ops->touch(ctx->store.handle, rec->id, now);
     pthread_rwlock_unlock(&ctx->lock);
+    if (st != APIKEY_ST_OK)
+        __atomic_store_n(&ctx->touch_after, now + ctx->cfg.last_used_granularity, __ATOMIC_RELAXED);
 }
 
 apikey_decision core_verify(apikey_ctx *ctx, const char *service, const char *account,

@@ -3,11 +3,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #define IDX_MAGIC "AKIDX\x01\r\n"
@@ -122,15 +124,12 @@ static const json_index_header *header(const json_index *ix)
     return &ix->head;
 }
 
-/* The index is read with pread, never mapped. A file mapped MAP_SHARED (or
- * MAP_PRIVATE, for the pages not yet copied) that someone truncates in place
- * (truncate, cp over it, rsync --inplace) raises SIGBUS at the next touch of
- * a page past its new end, and that kills the host: a library may not catch
- * signals. A short read is only an error. A lookup reads the header (to see
- * a newer index), a few slots and the strings it needs: three system calls,
- * and no private copy, so a host costs no memory per key and a rewrite of a
- * million-key store costs hosts nothing until they look. */
-static int read_at(const json_index *ix, void *buf, size_t len, uint64_t off)
+/* The index file is read with pread, never mapped. A file mapped
+ * MAP_SHARED (or MAP_PRIVATE, for the pages not yet copied) that someone
+ * truncates in place (truncate, cp over it, rsync --inplace) raises SIGBUS
+ * at the next touch of a page past its new end, and that kills the host: a
+ * library may not catch signals. A short read is only an error. */
+static int file_read(const json_index *ix, void *buf, size_t len, uint64_t off)
 {
     char *p = buf;
     while (len > 0) {
@@ -143,6 +142,51 @@ static int read_at(const json_index *ix, void *buf, size_t len, uint64_t off)
         off += (uint64_t)n;
         len -= (size_t)n;
     }
+    return 0;
+}
+
+/* Lookups read the host's own copy of the file instead: a pread per slot
+ * and per string cost three system calls a check, each several times the
+ * check's own work (bench/RESULTS.md). The copy is an anonymous mapping of
+ * the file's size, filled 64 KiB at a time the first time a lookup needs
+ * it, so a host holds the parts of the index its keys use (all of it, 174
+ * bytes a key, once every key was used), and a rewrite of a million-key
+ * store costs it nothing until it looks. Blocks read at different times
+ * belong to the same file: a writer never changes an index in place (but
+ * for its stale mark and hosts' last-used times), and a block is only kept
+ * when the header still reads as at open after it was read, so one copied
+ * over in place is not mixed with the old one. */
+#define BLOCK 65536
+
+static int fill(json_index *ix, uint64_t b)
+{
+    int rc = 0;
+    pthread_mutex_lock(&ix->fill_lock);
+    if (!__atomic_load_n(&ix->filled[b], __ATOMIC_ACQUIRE)) {
+        uint64_t off = b * BLOCK;
+        size_t n = ix->len - off < BLOCK ? (size_t)(ix->len - off) : BLOCK;
+        json_index_header now;
+        rc = file_read(ix, ix->mem + off, n, off) != 0 || file_read(ix, &now, sizeof now, 0) != 0 ||
+                     memcmp(&now, &ix->head, sizeof now) != 0
+                 ? -1
+                 : 0;
+        if (rc == 0)
+            __atomic_store_n(&ix->filled[b], 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&ix->fill_lock);
+    return rc;
+}
+
+static int read_at(json_index *ix, void *buf, size_t len, uint64_t off)
+{
+    if (len == 0)
+        return 0;
+    if (off > ix->len || len > ix->len - off)
+        return -1;
+    for (uint64_t b = off / BLOCK; b <= (off + len - 1) / BLOCK; b++)
+        if (!__atomic_load_n(&ix->filled[b], __ATOMIC_ACQUIRE) && fill(ix, b) != 0)
+            return -1;
+    memcpy(buf, ix->mem + off, len);
     return 0;
 }
 
@@ -164,12 +208,40 @@ int json_index_is_open(const json_index *ix)
     return ix->is_open;
 }
 
-/* Stale when a writer has marked it so, or when the file no longer starts
- * with the header read at open (rewritten in place, truncated). */
-int json_index_is_stale(const json_index *ix)
+static int64_t monotonic_ns(void)
 {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Stale when a writer has marked it so, or when the file no longer starts
+ * with the header read at open (rewritten in place, truncated).
+ *
+ * The header is read again only when the last read that found it the same
+ * began JSON_INDEX_RECHECK_NS ago or more: a check then costs no system
+ * call. A revocation is still refused at the first check that begins after
+ * the writer returned: the writer marks this index stale, then waits
+ * JSON_INDEX_WRITER_WAIT_NS, longer than the recheck. A check that trusts
+ * the header without reading it follows a read that began less than the
+ * recheck before it, so after the mark (it began after the writer's wait
+ * began): that read saw the mark. Only the host's own clock is compared
+ * with itself, and CLOCK_MONOTONIC runs at one rate for every process of a
+ * kernel (a time namespace offsets it, never slows it). */
+int json_index_is_stale(json_index *ix)
+{
+    int64_t began = monotonic_ns();
+    if (began - __atomic_load_n(&ix->checked_ns, __ATOMIC_ACQUIRE) < JSON_INDEX_RECHECK_NS)
+        return 0;
     json_index_header now;
-    return read_at(ix, &now, sizeof now, 0) != 0 || memcmp(&now, header(ix), sizeof now) != 0;
+    if (file_read(ix, &now, sizeof now, 0) != 0 || memcmp(&now, header(ix), sizeof now) != 0)
+        return 1;
+    /* Never backwards: another thread may have recorded a later read. */
+    int64_t seen = __atomic_load_n(&ix->checked_ns, __ATOMIC_RELAXED);
+    while (seen < began &&
+           !__atomic_compare_exchange_n(&ix->checked_ns, &seen, began, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+        ;
+    return 0;
 }
 
 /* An id as a base62 number (62^8 < 2^48). The alphabet is in ASCII order,
@@ -396,6 +468,19 @@ done:
     return buf;
 }
 
+/* After marking an index stale: until every host has read its header since
+ * (see json_index_is_stale), its check may still trust its copy. */
+static void wait_for_hosts(void)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_nsec += JSON_INDEX_WRITER_WAIT_NS;
+    until.tv_sec += until.tv_nsec / 1000000000;
+    until.tv_nsec %= 1000000000;
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR)
+        ;
+}
+
 int json_index_write(const char *idx_path, const json_db *db, const struct stat *json_st,
                      const struct stat *owner, char *why, size_t whylen)
 {
@@ -435,6 +520,7 @@ done:
         uint32_t one = 1;
         (void)!pwrite(old, &one, sizeof one, offsetof(json_index_header, stale));
         close(old);
+        wait_for_hosts();
     }
     if (rc != 0) {
         snprintf(why, whylen, "cannot %s the index %s: %s", what, idx_path,
@@ -466,6 +552,7 @@ int json_index_open(json_index *ix, const char *idx_path, int json_fd, const str
                     int (*check)(int fd, const char *path, char *why, size_t whylen))
 {
     memset(ix, 0, sizeof *ix);
+    int64_t began = monotonic_ns();
     int fd = open(idx_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return -1;
@@ -474,7 +561,7 @@ int json_index_open(json_index *ix, const char *idx_path, int json_fd, const str
     struct stat st;
     if (check(fd, idx_path, why, sizeof why) != 0 || fstat(fd, &st) != 0 ||
         (size_t)st.st_size < sizeof(json_index_header) ||
-        read_at(ix, &ix->head, sizeof ix->head, 0) != 0)
+        file_read(ix, &ix->head, sizeof ix->head, 0) != 0)
         goto fail;
     ix->len = (size_t)st.st_size;
     ix->dev = st.st_dev;
@@ -492,7 +579,7 @@ int json_index_open(json_index *ix, const char *idx_path, int json_fd, const str
         h->order_off != h->rec_off + h->nslots * sizeof(idx_rec) ||
         h->strings_off != h->order_off + h->count * sizeof(uint32_t) || h->strings_off > ix->len ||
         h->strings_len != ix->len - h->strings_off ||
-        (h->strings_len && (read_at(ix, &last, 1, ix->len - 1) != 0 || last != '\0')) ||
+        (h->strings_len && (file_read(ix, &last, 1, ix->len - 1) != 0 || last != '\0')) ||
         h->stale || !json_index_matches(ix, json_st))
         goto fail;
     /* Only the previous release wrote a version 4 index, and only beside the
@@ -507,20 +594,35 @@ int json_index_open(json_index *ix, const char *idx_path, int json_fd, const str
     if ((ix->old == IDX_VERSION_V4 && !json_begins(json_fd, OLD_HEAD("1"))) ||
         (ix->old == IDX_VERSION_V5 && !json_begins(json_fd, OLD_HEAD("2"))))
         goto fail;
+    ix->mem = mmap(NULL, ix->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (ix->mem == MAP_FAILED) {
+        ix->mem = NULL;
+        goto fail;
+    }
+    if (!(ix->filled = calloc(ix->len / BLOCK + 1, 1)))
+        goto fail;
+    pthread_mutex_init(&ix->fill_lock, NULL);
+    ix->checked_ns = began;
     ix->count = h->count;
     ix->nslots = h->nslots;
     ix->is_open = 1;
     return 0;
 fail:
     close(fd);
+    if (ix->mem)
+        munmap(ix->mem, ix->len);
     memset(ix, 0, sizeof *ix);
     return -1;
 }
 
 void json_index_close(json_index *ix)
 {
-    if (ix->is_open)
+    if (ix->is_open) {
         close(ix->fd);
+        munmap(ix->mem, ix->len);
+        free(ix->filled);
+        pthread_mutex_destroy(&ix->fill_lock);
+    }
     free(ix->copy);
     memset(ix, 0, sizeof *ix);
 }
@@ -535,7 +637,7 @@ static size_t home_slot(const json_index *ix, const char *id)
  * *found, returning 1; else 0 with the slot where the scan stopped (and its
  * record in *found); -1 when the file cannot be read. The table is sorted and a key is at its home or
  * after it, with no empty slot between. */
-static int find_near(const json_index *ix, const char *id, idx_rec *found, uint64_t *slot)
+static int find_near(json_index *ix, const char *id, idx_rec *found, uint64_t *slot)
 {
     uint64_t i = home_slot(ix, id), end = i + MAX_SCAN;
     if (end > ix->nslots)
@@ -564,7 +666,7 @@ static int find_near(const json_index *ix, const char *id, idx_rec *found, uint6
 
 /* A string of the table into buf (max bytes), or NULL when the offset or
  * its length is bad or it cannot be read. */
-static const char *string_at(const json_index *ix, uint32_t off, char *buf, size_t max)
+static const char *string_at(json_index *ix, uint32_t off, char *buf, size_t max)
 {
     const json_index_header *h = header(ix);
     if (off >= h->strings_len)
@@ -575,7 +677,7 @@ static const char *string_at(const json_index *ix, uint32_t off, char *buf, size
     return strnlen(buf, n) < n ? buf : NULL;
 }
 
-static const char *account_of(const json_index *ix, const idx_rec *r, char *buf)
+static const char *account_of(json_index *ix, const idx_rec *r, char *buf)
 {
     if (r->account != ACCOUNT_INLINE)
         return string_at(ix, r->account, buf, APIKEY_ACCOUNT_MAX);
@@ -585,7 +687,7 @@ static const char *account_of(const json_index *ix, const idx_rec *r, char *buf)
 }
 
 /* The strings are read straight into out. */
-static int to_record(const json_index *ix, const idx_rec *r, apikey_record *out, int with_name)
+static int to_record(json_index *ix, const idx_rec *r, apikey_record *out, int with_name)
 {
     uint32_t allow = allow_of(ix, r);
     const char *a = account_of(ix, r, out->account);
@@ -622,7 +724,8 @@ static int to_record(const json_index *ix, const idx_rec *r, apikey_record *out,
                                                                      : APIKEY_ST_UNAVAILABLE;
 }
 
-int json_index_get(const json_index *ix, const char *id, apikey_record *out, int with_name)
+/* From the slots and strings of the file. */
+static int read_record(json_index *ix, const char *id, apikey_record *out, int with_name)
 {
     uint64_t slot = 0;
     idx_rec r;
@@ -641,9 +744,15 @@ int json_index_get(const json_index *ix, const char *id, apikey_record *out, int
         if (!ix->old)
             r.rate_limit = r.rate_period = r.rate_burst = 0;
     }
-    if (to_record(ix, &r, out, with_name) == APIKEY_ST_OK)
+    return to_record(ix, &r, out, with_name) == APIKEY_ST_OK ? APIKEY_ST_NOTFOUND : APIKEY_ST_UNAVAILABLE;
+}
+
+int json_index_get(json_index *ix, const char *id, apikey_record *out, int with_name)
+{
+    int st = read_record(ix, id, out, with_name);
+    if (st == APIKEY_ST_NOTFOUND)
         memset(out, 0, offsetof(apikey_record, account));
-    return APIKEY_ST_NOTFOUND;
+    return st;
 }
 
 int json_index_load(json_index *ix, json_db *db)
@@ -653,7 +762,7 @@ int json_index_load(json_index *ix, json_db *db)
     free(ix->copy);
     if (!(ix->copy = malloc(ix->len)))
         return APIKEY_ST_NOMEM;
-    if (read_at(ix, ix->copy, ix->len, 0) != 0 ||
+    if (file_read(ix, ix->copy, ix->len, 0) != 0 ||
         memcmp(ix->copy, &ix->head, sizeof ix->head) != 0 || ix->copy[ix->len - 1] != '\0')
         return APIKEY_ST_UNAVAILABLE;
     const json_index_header *h = header(ix);
@@ -717,7 +826,8 @@ void json_index_merge_last_used(const json_index *ix, json_db *db)
     idx_rec r[256];
     for (uint64_t i = 0; i < ix->nslots; i += 256) {
         size_t n = ix->nslots - i < 256 ? (size_t)(ix->nslots - i) : 256;
-        if (read_at(ix, r, n * sizeof *r, slot_off(ix, i)) != 0)
+        /* From the file: other hosts' uses are not in this one's copy. */
+        if (file_read(ix, r, n * sizeof *r, slot_off(ix, i)) != 0)
             return; /* best effort, as the uses were */
         for (size_t k = 0; k < n; k++) {
             if (!r[k].id[0])
@@ -730,25 +840,33 @@ void json_index_merge_last_used(const json_index *ix, json_db *db)
     }
 }
 
-int json_index_touch(const json_index *ix, const char *idx_path, const char *id, int64_t when)
+int json_index_touch(json_index *ix, const char *idx_path, const char *id, int64_t when)
 {
     uint64_t slot = 0;
     idx_rec r;
     if (find_near(ix, id, &r, &slot) != 1)
         return APIKEY_ST_NOTFOUND;
-    if (when <= r.last_used)
+    /* The file's time, not the copy's: other hosts record uses too. */
+    int64_t *mine = (int64_t *)(ix->mem + slot_off(ix, slot) + offsetof(idx_rec, last_used));
+    off_t off = (off_t)(slot_off(ix, slot) + offsetof(idx_rec, last_used));
+    int64_t theirs;
+    if (file_read(ix, &theirs, sizeof theirs, (uint64_t)off) != 0)
+        return APIKEY_ST_UNAVAILABLE;
+    if (when <= theirs) {
+        __atomic_store_n(mine, theirs, __ATOMIC_RELAXED); /* seen: no need to look again */
         return APIKEY_ST_OK; /* a use is only ever recorded forward */
+    }
     int fd = open(idx_path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return APIKEY_ST_UNAVAILABLE; /* an unprivileged host: fine */
     struct stat st;
     int rc = APIKEY_ST_UNAVAILABLE;
     /* Only into the very file that was read, never a newer one. */
-    if (fstat(fd, &st) == 0 && st.st_dev == ix->dev && st.st_ino == ix->ino) {
-        off_t off = (off_t)(slot_off(ix, slot) + offsetof(idx_rec, last_used));
-        if (pwrite(fd, &when, sizeof when, off) == (ssize_t)sizeof when)
-            rc = APIKEY_ST_OK;
-    }
+    if (fstat(fd, &st) == 0 && st.st_dev == ix->dev && st.st_ino == ix->ino &&
+        pwrite(fd, &when, sizeof when, off) == (ssize_t)sizeof when)
+        rc = APIKEY_ST_OK;
     close(fd);
+    if (rc == APIKEY_ST_OK) /* the copy says so too, or the next check would write again */
+        __atomic_store_n(mine, when, __ATOMIC_RELAXED);
     return rc;
 }

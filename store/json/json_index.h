@@ -2,14 +2,15 @@
 /*
  * The JSON store's compiled index, PATH.idx: what postmap is to a Postfix
  * table. Every write rebuilds it beside the JSON file; hosts read the slots
- * a key's id names (pread, never a mapping: see json_index.c) instead of
- * parsing the whole store at every login.
+ * a key's id names from a private copy filled with pread (never a mapping
+ * of the file: see json_index.c) instead of parsing the whole store at
+ * every login.
  *
  * The JSON file stays the store of record. The index names the JSON file it
  * was built from (device, inode, size, mtime); one that does not match is
  * ignored and the JSON is parsed instead. A writer marks the index it
- * replaces as stale, so a host holding the old one open sees the change at
- * its next check, when it reads the header again.
+ * replaces as stale and waits out the hosts' recheck, so a host holding the
+ * old one open sees the change at its next check (json_index_is_stale).
  *
  * Last-used times are written by hosts straight into their record of the
  * index (one aligned 8-byte pwrite, no lock) and carried into the JSON file
@@ -18,6 +19,7 @@
 #ifndef APIKEY_JSON_INDEX_H
 #define APIKEY_JSON_INDEX_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
@@ -49,6 +51,13 @@ typedef struct json_index {
     ino_t ino;
     uint64_t nslots;
     int old; /* 4 or 5: an earlier release's index (no lists, no limits), see json_index.c; else 0 */
+    /* The host's private copy of the file, filled a block at a time as
+     * lookups need it (json_index.c): an anonymous mapping, so a file cut
+     * short under it is a failed read, never SIGBUS. */
+    char *mem;
+    unsigned char *filled; /* per block, set once its bytes are in mem */
+    pthread_mutex_t fill_lock;
+    int64_t checked_ns; /* when the header last read the same (CLOCK_MONOTONIC) */
 } json_index;
 
 /* Build PATH.idx for db, describing the JSON file st, with owner's owner,
@@ -66,19 +75,25 @@ int json_index_open(json_index *ix, const char *idx_path, int json_fd, const str
 void json_index_close(json_index *ix);
 int json_index_is_open(const json_index *ix);
 int json_index_matches(const json_index *ix, const struct stat *json_st);
-/* Replaced by a writer, or changed in place since it was opened. */
-int json_index_is_stale(const json_index *ix);
+/* Replaced by a writer, or changed in place since it was opened. Reads the
+ * header at most once every JSON_INDEX_RECHECK_NS; a writer that replaced
+ * the index waits JSON_INDEX_WRITER_WAIT_NS before it returns, so that a
+ * check begun after it returned reads the header again (json_index.c). */
+#define JSON_INDEX_RECHECK_NS 1000000LL   /* 1 ms */
+#define JSON_INDEX_WRITER_WAIT_NS 2000000LL /* 2 ms */
+int json_index_is_stale(json_index *ix);
 
 /* OK, NOTFOUND, or UNAVAILABLE for a record that points outside the index
  * or a file that cannot be read (cut short since it was opened).
- * with_name 0 leaves out->name empty (a verification does not read it). */
-int json_index_get(const json_index *ix, const char *id, apikey_record *out, int with_name);
+ * with_name 0 leaves out->name empty (a verification does not read it).
+ * Read from the host's copy; safe in several threads at once. */
+int json_index_get(json_index *ix, const char *id, apikey_record *out, int with_name);
 /* Every record into db, in creation order. Its strings point into a copy
  * of the index held by ix: db must be dropped before ix is closed. */
 int json_index_load(json_index *ix, json_db *db);
 /* Raise each record's last_used in db to what hosts wrote in the index. */
 void json_index_merge_last_used(const json_index *ix, json_db *db);
 /* Record a use in PATH.idx; fails quietly when the host may not write it. */
-int json_index_touch(const json_index *ix, const char *idx_path, const char *id, int64_t when);
+int json_index_touch(json_index *ix, const char *idx_path, const char *id, int64_t when);
 
 #endif

@@ -116,7 +116,7 @@ static void drop_db(jstore *s)
     memset(&s->db_st, 0, sizeof s->db_st);
 }
 
-static int index_fresh(const jstore *s)
+static int index_fresh(jstore *s)
 {
     return json_index_is_open(&s->ix) && !json_index_is_stale(&s->ix) && monotonic_ms() - s->checked_ms < RESTAT_MS;
 }

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "apikey_store.h"
@@ -61,10 +62,14 @@ typedef struct reader {
     sqlite3 *db;
     sqlite3_stmt *lookup;
     int layout; /* the schema version lookup was prepared for; 0: none */
+    int read_once; /* a lookup ran: its WAL index may be looked at */
 } reader;
+
+typedef struct answers answers;
 
 typedef struct sstore {
     const apikey_store_host *host;
+    answers *cache; /* see "Answers kept" below; NULL: none */
     char *path;
     sqlite3 *db;
     sqlite3_stmt *q[Q_COUNT];
@@ -367,6 +372,213 @@ static int check_path(sstore *s, int create)
     return st;
 }
 
+/* Answers kept. A lookup on SQLite is a read transaction: locks taken and
+ * released (two fcntl), and, for a host that may only read the store (the
+ * WAL index then cannot be shared: SQLite reads the WAL again at each
+ * transaction), eight preads and three stats more (bench/RESULTS.md). An
+ * answer read once is kept, per process, while the store has not changed.
+ *
+ * What says it has not changed is the WAL index header: every commit in WAL
+ * mode rewrites it (its change counter, last frame and checksums) in the
+ * -shm file that SQLite maps in every connection, before the COMMIT returns.
+ * It is read from the connection's own mapping (xShmMap of region 0 hands
+ * back the pages SQLite already maps: no system call), both copies, as
+ * SQLite reads it: copies that differ are a commit under way, and the
+ * answer is read from SQLite. The store sets WAL mode and never leaves
+ * it, so a change of the store is a change of this header (a store switched
+ * out of WAL mode by hand under read-only hosts is not: doc/STORES.md).
+ *
+ * An answer is kept with the header seen before it was read, and used only
+ * while the header still reads the same: a commit between the two makes the
+ * next check read again. A revocation is refused at the first check after
+ * the COMMIT returned. A miss (the neighbour's row, read as a hit's is) is
+ * kept as a hit is, so an unknown id costs what a known one costs, cached or
+ * not. Bounded (16,384 answers in sets of four): a flood of ids only evicts. */
+#define WAL_HDR 48
+#define ANSWER_SLOTS 16384
+#define ANSWER_LOCKS 64
+#define WAYS 4
+
+typedef struct answer {
+    char id[APIKEY_ID_LEN]; /* the id asked; id[0] 0: empty */
+    int state;              /* OK or NOTFOUND */
+    uint64_t gen;           /* of the header it was read under */
+    apikey_record *rec;     /* what the lookup gave (malloc'd) */
+} answer;
+
+struct answers {
+    pthread_mutex_t lock; /* what follows, to slot_lock */
+    unsigned char seen[WAL_HDR];
+    uint64_t gen; /* bumped when seen changes; answers of another are stale */
+    int gen_ok;   /* gen is the store's as last read */
+    int from_file; /* read through shm_fd, at checked_ns */
+    int64_t checked_ns;
+    int no_map;   /* SQLite does not map the header for this store's connections */
+    int shm_fd;   /* -1: none (SQLite's mapping, or not yet opened) */
+    struct stat shm_st; /* of shm_fd */
+    pthread_mutex_t slot_lock[ANSWER_LOCKS]; /* set i under slot_lock[i % ANSWER_LOCKS] */
+    answer e[ANSWER_SLOTS];
+    unsigned char turn[ANSWER_SLOTS / WAYS]; /* the way a full set gives up next */
+};
+
+static void answers_free(answers *a)
+{
+    if (!a)
+        return;
+    for (size_t i = 0; i < ANSWER_SLOTS; i++) {
+        free(a->e[i].rec);
+    }
+    for (size_t i = 0; i < ANSWER_LOCKS; i++)
+        pthread_mutex_destroy(&a->slot_lock[i]);
+    pthread_mutex_destroy(&a->lock);
+    if (a->shm_fd >= 0)
+        close(a->shm_fd);
+    free(a);
+}
+
+/* The WAL index header as r's connection can read it into hdr (both
+ * copies, as SQLite reads them): 1, or 0 when it cannot tell. A connection
+ * that may write the -shm file has it mapped by SQLite, and it is read
+ * there (xShmMap of region 0 hands back the pages already mapped: no system
+ * call). One that may only read it (a host reading the store through its
+ * group) does not map it (SQLITE_READONLY_CANTINIT), and it is read from
+ * the file: one pread, and a stat that it is still the store's -shm file
+ * and not one replaced under it. */
+static int wal_header(sstore *s, reader *r, unsigned char hdr[2 * WAL_HDR])
+{
+    sqlite3 *db = r == &s->rd[0] ? s->db : r->db;
+    sqlite3_file *f = NULL;
+    volatile void *p = NULL;
+    answers *a = s->cache;
+    /* Asked once: each refusal costs SQLite an fcntl. */
+    if (!a->no_map && sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) == SQLITE_OK && f &&
+        f->pMethods && f->pMethods->iVersion >= 2 && f->pMethods->xShmMap &&
+        f->pMethods->xShmMap(f, 0, 32768, 0, &p) == SQLITE_OK && p) {
+        const volatile unsigned char *m = p;
+        for (int i = 0; i < 2 * WAL_HDR; i++)
+            hdr[i] = m[i];
+        return 1;
+    }
+    a->no_map = 1;
+    char shm[4200];
+    struct stat now;
+    snprintf(shm, sizeof shm, "%s-shm", s->path);
+    if (a->shm_fd < 0) {
+        a->shm_fd = open(shm, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+        if (a->shm_fd < 0)
+            return 0;
+        if (fstat(a->shm_fd, &a->shm_st) != 0) {
+            close(a->shm_fd);
+            a->shm_fd = -1;
+            return 0;
+        }
+    }
+    if (pread(a->shm_fd, hdr, 2 * WAL_HDR, 0) != 2 * WAL_HDR || stat(shm, &now) != 0 ||
+        now.st_dev != a->shm_st.st_dev || now.st_ino != a->shm_st.st_ino) {
+        close(a->shm_fd); /* opened again at the next check */
+        a->shm_fd = -1;
+        return 0;
+    }
+    return 1;
+}
+
+static int64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The generation of the store as r's connection sees it now, 0 when it
+ * cannot tell (not in WAL mode, a commit under way). Read from the file, the
+ * header is read again only when the last read began SQLITE_RECHECK_NS ago
+ * or more; sq_commit waits SQLITE_WRITER_WAIT_NS after a COMMIT, so a check
+ * begun after it returned reads it (the argument is json_index.c's, "Stale
+ * when"). A writer that does not wait (the sqlite3 shell) is seen within
+ * the recheck. */
+#define SQLITE_RECHECK_NS 200000LL     /* 0.2 ms */
+#define SQLITE_WRITER_WAIT_NS 400000LL /* 0.4 ms */
+static uint64_t store_gen(sstore *s, reader *r)
+{
+    answers *a = s->cache;
+    if (!a)
+        return 0;
+    int64_t began = monotonic_ns();
+    pthread_mutex_lock(&a->lock);
+    uint64_t gen = 0;
+    unsigned char hdr[2 * WAL_HDR];
+    if (a->from_file && a->gen_ok && began - a->checked_ns < SQLITE_RECHECK_NS) {
+        gen = a->gen;
+    } else if (wal_header(s, r, hdr) && memcmp(hdr, hdr + WAL_HDR, WAL_HDR) == 0 && hdr[12]) {
+        /* Copies that differ: a commit under way. isInit (byte 12) unset:
+         * SQLite has yet to build the index. */
+        if (!a->gen_ok || memcmp(a->seen, hdr, WAL_HDR) != 0) {
+            memcpy(a->seen, hdr, WAL_HDR);
+            a->gen++;
+
+        }
+        gen = a->gen;
+        a->gen_ok = 1;
+        a->from_file = a->shm_fd >= 0;
+        a->checked_ns = began;
+    } else {
+        a->gen_ok = 0;
+
+    }
+    pthread_mutex_unlock(&a->lock);
+    return gen;
+}
+
+/* Four ways a set: 1,000 keys in use rarely share one, where direct-mapped
+ * slots left about 6% of them evicting each other at every check. */
+static size_t set_of(const char *id)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < APIKEY_ID_LEN; i++)
+        h = (h ^ (unsigned char)id[i]) * 1099511628211ull;
+    return (size_t)(h >> 20) & (ANSWER_SLOTS / WAYS - 1);
+}
+
+/* The kept answer for id under gen into out: its state, or -1. */
+static int answer_get(answers *a, uint64_t gen, const char *id, apikey_record *out)
+{
+    size_t set = set_of(id);
+    int st = -1;
+    pthread_mutex_lock(&a->slot_lock[set % ANSWER_LOCKS]);
+    for (answer *e = &a->e[set * WAYS]; e < &a->e[(set + 1) * WAYS]; e++) {
+        if (e->rec && e->gen == gen && memcmp(e->id, id, APIKEY_ID_LEN) == 0) {
+            memcpy(out, e->rec, sizeof *out);
+            st = e->state;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&a->slot_lock[set % ANSWER_LOCKS]);
+    return st;
+}
+
+static void answer_put(answers *a, uint64_t gen, const char *id, int state, const apikey_record *rec)
+{
+    size_t set = set_of(id);
+    pthread_mutex_lock(&a->slot_lock[set % ANSWER_LOCKS]);
+    /* The id's own way, else an empty or stale one, else the next in turn. */
+    answer *ways = &a->e[set * WAYS], *e = NULL;
+    for (int w = 0; w < WAYS && !e; w++)
+        if (ways[w].rec && memcmp(ways[w].id, id, APIKEY_ID_LEN) == 0)
+            e = &ways[w];
+    for (int w = 0; w < WAYS && !e; w++)
+        if (!ways[w].rec || ways[w].gen != gen)
+            e = &ways[w];
+    if (!e)
+        e = &ways[a->turn[set]++ % WAYS];
+    if (e->rec || (e->rec = malloc(sizeof *e->rec))) {
+        memcpy(e->id, id, APIKEY_ID_LEN);
+        e->gen = gen;
+        e->state = state;
+        memcpy(e->rec, rec, sizeof *rec);
+    }
+    pthread_mutex_unlock(&a->slot_lock[set % ANSWER_LOCKS]);
+}
+
 static off_t wal_bytes(const sstore *s)
 {
     char wal[4096];
@@ -379,6 +591,7 @@ static off_t wal_bytes(const sstore *s)
 static void sq_close(void *handle)
 {
     sstore *s = handle;
+    answers_free(s->cache);
     for (int i = 0; i < READERS; i++) {
         sqlite3_finalize(s->rd[i].lookup);
         sqlite3_close(s->rd[i].db);
@@ -409,6 +622,13 @@ static int sq_open(const char *location, int create, const apikey_store_host *ho
     s->host = host;
     for (int i = 0; i < READERS; i++)
         pthread_mutex_init(&s->rd[i].lock, NULL);
+    /* Without it (out of memory), every lookup reads SQLite: slower, as right. */
+    if ((s->cache = calloc(1, sizeof *s->cache))) {
+        s->cache->shm_fd = -1;
+        pthread_mutex_init(&s->cache->lock, NULL);
+        for (int i = 0; i < ANSWER_LOCKS; i++)
+            pthread_mutex_init(&s->cache->slot_lock[i], NULL);
+    }
     s->path = strdup(location);
     if (!s->path) {
         free(s);
@@ -534,11 +754,18 @@ static int sq_lookup(void *handle, const char *id, apikey_record *out)
     if (r != &s->rd[0] && !r->db)
         res = open_reader(s, r);
     if (res == APIKEY_ST_OK) {
-        res = lookup_on(s, r, id, out);
-        if (res == -1 && follow_layout(s, r))
+        uint64_t gen = r->read_once ? store_gen(s, r) : 0;
+        if (!gen || (res = answer_get(s->cache, gen, id, out)) < 0) {
             res = lookup_on(s, r, id, out);
-        if (res == -1)
-            res = fail_on(s, r == &s->rd[0] ? s->db : r->db, "reading a key");
+            if (res == -1 && follow_layout(s, r))
+                res = lookup_on(s, r, id, out);
+            if (res == -1)
+                res = fail_on(s, r == &s->rd[0] ? s->db : r->db, "reading a key");
+            else if (gen && (res == APIKEY_ST_OK || res == APIKEY_ST_NOTFOUND))
+                answer_put(s->cache, gen, id, res, out);
+            /* SQLite has mapped the WAL index now, if it is in WAL mode. */
+            r->read_once = 1;
+        }
     }
     pthread_mutex_unlock(&r->lock);
     return res;
@@ -648,6 +875,15 @@ static int sq_commit(void *handle)
         return APIKEY_ST_UNAVAILABLE;
     }
     s->wrote = 1;
+    /* Hosts reading the -shm file trust what they read for a while (see
+     * store_gen): past it, before the writer says done. */
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_nsec += SQLITE_WRITER_WAIT_NS;
+    until.tv_sec += until.tv_nsec / 1000000000;
+    until.tv_nsec %= 1000000000;
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR)
+        ;
     return st;
 }
 
