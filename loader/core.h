@@ -69,7 +69,7 @@ const char *core_store_line(void); /* "" when the store said nothing */
 #define CORE_OPEN_CREATE APIKEY_OPEN_CREATE   /* connect, creating the store when missing */
 #define CORE_OPEN_CONNECT APIKEY_OPEN_CONNECT /* connect now */
 /* The caller runs where the environment may be an attacker's (pam_apikey(8),
- * README): the PAM module says so; a process with AT_SECURE is so anyway. Then
+ * doc/SECURITY.md): the PAM module says so; a process with AT_SECURE is so anyway. Then
  * no APIKEY_CONFIG, no APIKEY_STORE_DIR, no OpenSSL configuration, and the
  * store backend is told (apikey_store_host.privileged). Beside the public
  * APIKEY_OPEN_* flags. */

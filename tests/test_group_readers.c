@@ -105,7 +105,7 @@ static void test_lock_follows_the_store(void)
     char *lock, *idx;
     if (asprintf(&lock, "%s.lock", path) < 0 || asprintf(&idx, "%s.idx", path) < 0)
         abort();
-    /* As the README says to set it up; the next write carries it over. */
+    /* As the packages set it up; the next write carries it over. */
     CU_ASSERT_EQUAL(chown(path, 0, GROUP), 0);
     CU_ASSERT_EQUAL(chmod(path, 0640), 0);
     free(tu_create_key(cfg, "bob"));

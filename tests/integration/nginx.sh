@@ -307,7 +307,7 @@ BIG=$(head -c 100000 /dev/zero | tr '\0' a)
 want "a 100 kB X-API-Key" 400 "$(hdr "X-API-Key: $BIG" /f/index.txt)"
 want "a 100 kB Bearer" 400 "$(hdr "Authorization: Bearer $BIG" /f/index.txt)"
 # nginx itself, at error_log level info, quotes a duplicate or invalid
-# header line whole (README): these use a key of their own, which only
+# header line whole (ngx_http_apikey_module(8)): these use a key of their own, which only
 # nginx's "client sent ..." lines may hold.
 HOSTILE=$(mk "$U1" --name hostile --scopes proxies:read)
 export RAWKEY=$HOSTILE
