@@ -79,7 +79,7 @@ mkdir -m 750 "$T/big" "$T/big/replica"
 conf "$T/big/record.conf" "pgsql:$PGC dbname=fleetbig"
 conf "$T/big/host.conf" "pgsql:$PGC dbname=fleetbig" "$T/big/replica"
 build/apikey --config "$T/big/record.conf" create user0 --name k --scopes proxies:read > /dev/null || exit 1
-psql -X -q -v ON_ERROR_STOP=1 "$PGC dbname=fleetbig" -c "INSERT INTO apikey_keys_v2 (id, account, name, scopes, hash, created)
+psql -X -q -v ON_ERROR_STOP=1 "$PGC dbname=fleetbig" -c "INSERT INTO apikey_keys_v3 (id, account, name, scopes, hash, created)
     SELECT lpad(to_hex(i), 8, '0'), 'user' || i, 'k', 'proxies:read', sha256(i::text::bytea), 1700000000
     FROM generate_series(1, $BIG) i" || exit 1
 start_syncd "$T/big/host.conf" "$T/big/syncd.log"

@@ -39,7 +39,7 @@ enum { BATCH = 1000, FETCH_ROWS = 10000, POLL_MS = 1000, CONTACT_EVERY_MS = 250,
 /* Uses told by hosts, carried to the store of record at most once a
  * second. Only last_used changes: the log's trigger ignores it. */
 #define Q_USES                                                                                   \
-    "UPDATE " SQL_TABLE_2 " k SET last_used = u.t FROM unnest($1::text[], $2::bigint[]) AS u(id, t)" \
+    "UPDATE " SQL_TABLE_NOW " k SET last_used = u.t FROM unnest($1::text[], $2::bigint[]) AS u(id, t)" \
     " WHERE k.id = u.id AND k.last_used < u.t"
 
 /* The number of the last change: the log's, or after a trim that left it
@@ -53,7 +53,7 @@ enum { BATCH = 1000, FETCH_ROWS = 10000, POLL_MS = 1000, CONTACT_EVERY_MS = 250,
 #define Q_CHANGES                                                                                \
     "SELECT t.seq, " Q_LAST ", x.* FROM"                 \
     " apikey_changes_trimmed t LEFT JOIN LATERAL (SELECT c.seq AS change, c.id AS changed, k.*"  \
-    " FROM apikey_changes c LEFT JOIN (SELECT " SQL_COLS_2 " FROM " SQL_TABLE_2 ") k"            \
+    " FROM apikey_changes c LEFT JOIN (SELECT " SQL_COLS_NOW " FROM " SQL_TABLE_NOW ") k"            \
     " ON k.id = c.id WHERE c.seq > $1::bigint ORDER BY c.seq LIMIT 1000) x ON true ORDER BY x.change"
 enum { C_TRIMMED, C_LAST, C_CHANGE, C_CHANGED, C_KEY };
 
@@ -184,7 +184,7 @@ static int full_copy(syncd *d)
         return -1;
     int64_t at = be64(res, 0, 0);
     PQclear(res);
-    res = PQexec(d->conn, "DECLARE apikey_copy BINARY CURSOR FOR SELECT " SQL_COLS_2 " FROM " SQL_TABLE_2
+    res = PQexec(d->conn, "DECLARE apikey_copy BINARY CURSOR FOR SELECT " SQL_COLS_NOW " FROM " SQL_TABLE_NOW
                           " ORDER BY seq");
     if (!run_ok(d, res, "copying the keys"))
         return -1;

@@ -18,9 +18,11 @@ static const char Q_UPSERT[] =
     SQL_INSERT(P) " ON CONFLICT (id) DO UPDATE SET account = excluded.account, name = excluded.name,"
                   " scopes = excluded.scopes, hash = excluded.hash, created = excluded.created,"
                   " expires = excluded.expires, last_used = excluded.last_used,"
-                  " revoked = excluded.revoked, allow_from = excluded.allow_from";
+                  " revoked = excluded.revoked, allow_from = excluded.allow_from,"
+                  " rate_limit = excluded.rate_limit, rate_period = excluded.rate_period,"
+                  " rate_burst = excluded.rate_burst";
 #undef P
-static const char Q_DELETE[] = "DELETE FROM " SQL_TABLE_2 " WHERE id = ?1";
+static const char Q_DELETE[] = "DELETE FROM " SQL_TABLE_NOW " WHERE id = ?1";
 static const char Q_SEQ[] = "UPDATE apikey_replica SET seq = ?1";
 
 static int say_db(replica_db *r, const char *what)
@@ -155,7 +157,7 @@ int replica_db_begin(replica_db *r, int whole)
     /* A full copy replaces every row in place, in one transaction: hosts
      * read the old rows until it commits (a new file renamed over this one
      * would leave them reading the old file for ever). */
-    if (whole && exec(r, "DELETE FROM " SQL_TABLE_2) != 0) {
+    if (whole && exec(r, "DELETE FROM " SQL_TABLE_NOW) != 0) {
         exec(r, "ROLLBACK");
         return -1;
     }
@@ -182,6 +184,9 @@ int replica_db_put(replica_db *r, const apikey_record *rec)
     for (int i = 0; i < 4; i++)
         sqlite3_bind_int64(q, 6 + i, nums[i]);
     sqlite3_bind_text(q, 10, rec->allow_from, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 11, rec->rate_limit);
+    sqlite3_bind_int64(q, 12, rec->rate_period);
+    sqlite3_bind_int64(q, 13, rec->rate_burst);
     return step(r, q, "writing a key");
 }
 

@@ -50,15 +50,16 @@
     "INSERT INTO apikey_changes_trimmed VALUES (0);"                                             \
     "CREATE FUNCTION apikey_log_change() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN"          \
     " IF TG_OP = 'UPDATE' AND (OLD.id, OLD.account, OLD.name, OLD.scopes, OLD.hash, OLD.created," \
-    " OLD.expires, OLD.revoked, OLD.allow_from) IS NOT DISTINCT FROM (NEW.id, NEW.account,"      \
-    " NEW.name, NEW.scopes, NEW.hash, NEW.created, NEW.expires, NEW.revoked, NEW.allow_from)"    \
+    " OLD.expires, OLD.revoked, OLD.allow_from, OLD.rate_limit, OLD.rate_period, OLD.rate_burst)" \
+    " IS NOT DISTINCT FROM (NEW.id, NEW.account, NEW.name, NEW.scopes, NEW.hash, NEW.created,"   \
+    " NEW.expires, NEW.revoked, NEW.allow_from, NEW.rate_limit, NEW.rate_period, NEW.rate_burst)" \
     " THEN RETURN NULL; END IF;"                                                                 \
     " PERFORM pg_advisory_xact_lock(" PGSQL_WRITER_LOCK ");"                                     \
     " INSERT INTO apikey_changes (id) VALUES (CASE WHEN TG_OP = 'DELETE' THEN OLD.id"            \
     " ELSE NEW.id END);"                                                                         \
     " PERFORM pg_notify('" PGSQL_CHANNEL "', '');"                                               \
     " RETURN NULL; END $f$;"                                                                     \
-    "CREATE TRIGGER apikey_log AFTER INSERT OR UPDATE OR DELETE ON " SQL_TABLE_2                 \
+    "CREATE TRIGGER apikey_log AFTER INSERT OR UPDATE OR DELETE ON " SQL_TABLE_NOW                 \
     " FOR EACH ROW EXECUTE PROCEDURE apikey_log_change();"
 
 /* How long the log keeps a change: a replica away longer copies the

@@ -75,6 +75,10 @@
 #define SQL_COLS_1 SQL_COLS_BASE ", CAST('' AS TEXT)" SQL_NO_RATE
 #define SQL_COLS_2 SQL_COLS_BASE ", allow_from" SQL_NO_RATE
 #define SQL_COLS_3 SQL_COLS_BASE ", allow_from, rate_limit, rate_period, rate_burst"
+/* The layout this build writes (SQL_SCHEMA_VERSION's): what the change log,
+ * apikey-syncd and a replica use. */
+#define SQL_TABLE_NOW SQL_TABLE_3
+#define SQL_COLS_NOW SQL_COLS_3
 enum { SQL_NCOLS = 13, SQL_LAYOUTS = SQL_SCHEMA_VERSION - SQL_SCHEMA_OLDEST + 1 };
 
 /* The reads, per layout (T a table, C its columns). The key, else its

@@ -148,10 +148,10 @@ else
 fi
 
 # Malformed: a key row broken by hand; the host answers BH for it, never OK.
-psql_do "UPDATE apikey_keys_v2 SET expires = -5 WHERE id = '$(id_of "$K3" | cut -c4-)'"
+psql_do "UPDATE apikey_keys_v3 SET expires = -5 WHERE id = '$(id_of "$K3" | cut -c4-)'"
 if until_true answers "$K3" BH; then ok "malformed row: unavailable"; else not_ok "malformed row: got $(answer "$K3")"; fi
 grep -q 'is malformed' "$T/syncd.log" && ok "malformed row: said" || not_ok "malformed row: not said"
-psql_do "UPDATE apikey_keys_v2 SET expires = 0 WHERE id = '$(id_of "$K3" | cut -c4-)'"
+psql_do "UPDATE apikey_keys_v3 SET expires = 0 WHERE id = '$(id_of "$K3" | cut -c4-)'"
 until_true answers "$K3" OK || not_ok "malformed row mended: K3 not OK again"
 
 # Log rows that name no key: said, skipped, and later changes still arrive.
