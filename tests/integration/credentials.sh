@@ -1,6 +1,6 @@
 #!/bin/sh
-# needs: servers
 # SPDX-License-Identifier: BSD-2-Clause
+# needs: servers
 # The nginx module and apikey-authd read a request's credential by one set
 # of rules (common/credential.h): the same odd requests, sent to both real
 # servers side by side on one configuration and store, get the same status,
