@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../store_wait.h"
+
 #define IDX_MAGIC "AKIDX\x01\r\n"
 /* 4: a table of 128-byte slots addressed by id (ordered linear probing).
  * 5: records carry allow_from. An index of 4, left by the previous release,
@@ -472,13 +474,7 @@ done:
  * (see json_index_is_stale), its check may still trust its copy. */
 static void wait_for_hosts(void)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_nsec += JSON_INDEX_WRITER_WAIT_NS;
-    until.tv_sec += until.tv_nsec / 1000000000;
-    until.tv_nsec %= 1000000000;
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR)
-        ;
+    store_wait_ns(JSON_INDEX_WRITER_WAIT_NS);
 }
 
 int json_index_write(const char *idx_path, const json_db *db, const struct stat *json_st,

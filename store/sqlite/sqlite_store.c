@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../store_wait.h"
 #include "apikey_store.h"
 #include "../sql/sql_schema.h"
 
@@ -877,13 +878,7 @@ static int sq_commit(void *handle)
     s->wrote = 1;
     /* Hosts reading the -shm file trust what they read for a while (see
      * store_gen): past it, before the writer says done. */
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_nsec += SQLITE_WRITER_WAIT_NS;
-    until.tv_sec += until.tv_nsec / 1000000000;
-    until.tv_nsec %= 1000000000;
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR)
-        ;
+    store_wait_ns(SQLITE_WRITER_WAIT_NS);
     return st;
 }
 
