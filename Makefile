@@ -31,7 +31,7 @@ ifeq ($(findstring _FORTIFY_SOURCE,$(CPPFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)),)
 HARDEN_CPPFLAGS := -D_FORTIFY_SOURCE=2
 endif
 HARDEN_LDFLAGS := -Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack
-BASE_CFLAGS := -std=gnu11 $(WARN) -fPIC -fvisibility=hidden -D_GNU_SOURCE -Iinclude -Iloader -Icommon \
+BASE_CFLAGS := -std=gnu11 $(WARN) -fPIC -fvisibility=hidden -D_GNU_SOURCE -Iinclude \
 	-DAPIKEY_VERSION='"$(VERSION)"' -DAPIKEY_STOREDIR='"$(STOREDIR)"' \
 	-DAPIKEY_DEFAULT_CONFIG='"$(SYSCONFDIR)/apikey/apikey.conf"' $(HARDEN_CFLAGS) $(HARDEN_CPPFLAGS)
 CPPFLAGS ?=
@@ -39,12 +39,25 @@ ALL_CFLAGS = $(BASE_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS ?=
 ALL_LDFLAGS = $(HARDEN_LDFLAGS) $(LDFLAGS) $(EXTRA_LDFLAGS)
 
-# common/: leaf sources (no libapikey state) that the library and the HTTP
-# hosts share, so that they read addresses by the same rules; apikey-authd
-# links no libapikey at build time. The credential rules are the HTTP hosts'
-# alone (nginx compiles them through nginx/config).
+# Each folder sees include/ and what it may use besides: a store backend only
+# include/ (it links nothing of the core), the command, the helper and
+# apikey-authd the shared leaves of common/, the PAM module and apikey-syncd
+# the core's internals too (the context cache, the replica).
+INC_loader := -Iloader -Icommon
+INC_common := -Icommon
+INC_cli := -Icommon
+INC_helper := -Icommon
+INC_authd := -Icommon
+INC_pam_apikey := -Iloader -Icommon
+INC_syncd := -Iloader -Icommon
+
+# common/: leaf sources (no libapikey state) shared by the library and its
+# hosts, so that they read addresses, log values and secrets by the same
+# rules; apikey-authd links no libapikey at build time. The credential rules
+# are the HTTP hosts' alone (nginx compiles them through nginx/config), a
+# key's record in JSON the command's and apikey-authd's.
 COMMON_SRC := $(wildcard common/*.c)
-HOST_ONLY_SRC := common/credential.c
+HOST_ONLY_SRC := common/credential.c common/key_json.c
 CORE_SRC := $(wildcard loader/*.c) $(filter-out $(HOST_ONLY_SRC),$(COMMON_SRC))
 CORE_OBJ := $(CORE_SRC:%.c=$(B)/obj/%.o)
 CORE_LIB := $(B)/libapikey_core.a
@@ -85,7 +98,8 @@ all: $(TARGETS)
 
 $(B)/obj/%.o: %.c $(BUILD_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) $(STORE_CFLAGS_$(word 2,$(subst /, ,$*))) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) $(INC_$(firstword $(subst /, ,$*))) \
+		$(STORE_CFLAGS_$(word 2,$(subst /, ,$*))) -c $< -o $@
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
 
 $(CORE_LIB): $(CORE_OBJ)
@@ -106,7 +120,7 @@ $(B)/store/apikey_store_%.so: $$(addprefix $(B)/obj/,$$(subst .c,.o,$$(wildcard 
 	$(CC) -shared -o $@ $(filter %.o,$^) -Wl,--version-script=store/store.map -Wl,-z,nodelete \
 		$(ALL_LDFLAGS) $(STORE_LIBS_$*)
 
-$(B)/apikey: $(patsubst %.c,$(B)/obj/%.o,$(wildcard cli/*.c)) $(CORE_LIB)
+$(B)/apikey: $(patsubst %.c,$(B)/obj/%.o,$(wildcard cli/*.c)) $(B)/obj/common/key_json.o $(CORE_LIB)
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(CORE_LIBS) -ljansson
 
 # apikey-syncd keeps a replica of a PostgreSQL store (syncd/, loader/replica.h).
@@ -208,99 +222,9 @@ all: $(B)/examples/apikey_http_host
 check-sanitize: deps
 	sh tools/check-sanitize.sh
 
-# ---- nginx dynamic module: build/nginx/ngx_http_apikey_module.so ----------
-# Built as Debian builds its libnginx-mod-* packages: nginx's configure, run
-# on the configured source of nginx-dev (/usr/share/nginx/src) with the
-# packaged nginx's flags (conf_flags, --with-compat), then `make modules`.
-# Skipped quietly when nginx-dev is not installed. nginx compiles with
-# -W -Wall -Werror; -Wextra is ours, -Wno-unused-parameter is nginx's (its
-# callbacks take arguments a module need not use).
-NGINX_SRC ?= /usr/share/nginx/src
-ifneq ($(wildcard $(NGINX_SRC)/configure $(NGINX_SRC)/conf_flags),)
-NGX_B := $(B)/nginx
-NGX_CC_OPT = -g -O2 -fstack-protector-strong -Wformat -Werror=format-security -fPIC \
-	-D_FORTIFY_SOURCE=2 -Wextra -Wno-unused-parameter -include $(abspath $(NGX_B))/libdir.h \
-	$(CPPFLAGS) $(CFLAGS)
-NGX_LD_OPT = -Wl,-z,relro -Wl,-z,now -fPIC $(LDFLAGS)
+include nginx/nginx.mk
 
-# Where `make install` puts libapikey.so.1: the module looks there too.
-# Rewritten only when LIBDIR changes.
-NGX_LIBDIR_H := \#define NGX_APIKEY_LIBDIR "$(LIBDIR)"
-$(shell mkdir -p $(NGX_B); echo '$(NGX_LIBDIR_H)' | cmp -s - $(NGX_B)/libdir.h || echo '$(NGX_LIBDIR_H)' > $(NGX_B)/libdir.h)
-
-$(NGX_B)/src/objs/Makefile: nginx/config $(NGINX_SRC)/conf_flags $(NGX_B)/libdir.h
-	rm -rf $(NGX_B)/src && mkdir -p $(NGX_B)/src
-	cp -r $(NGINX_SRC)/. $(NGX_B)/src/
-	cd $(NGX_B)/src && bash -c '. ./conf_flags && ./configure "$${NGX_CONF_FLAGS[@]}" \
-		--with-cc-opt="$(NGX_CC_OPT)" --with-ld-opt="$(NGX_LD_OPT)" \
-		--add-dynamic-module=$(CURDIR)/nginx' > ../configure.log 2>&1 \
-		|| { tail -n 20 ../configure.log; exit 1; }
-
-$(NGX_B)/ngx_http_apikey_module.so: nginx/ngx_http_apikey_module.c include/apikey.h common/credential.c common/libload.c common/libload.h \
-		common/credential.h $(NGX_B)/src/objs/Makefile
-	$(MAKE) -s -C $(NGX_B)/src -f objs/Makefile modules
-	# A new file, not one rewritten in place: a running nginx maps the old one.
-	cp $(NGX_B)/src/objs/ngx_http_apikey_module.so $@.tmp && mv -f $@.tmp $@
-
-all: $(NGX_B)/ngx_http_apikey_module.so
-install: install-nginx
-.PHONY: install-nginx
-NGINX_MODDIR ?= /usr/lib/nginx/modules
-INSTALLED += $(NGINX_MODDIR)/ngx_http_apikey_module.so
-install-nginx: $(NGX_B)/ngx_http_apikey_module.so
-	install -d $(DESTDIR)$(NGINX_MODDIR)
-	install -m 0644 $(NGX_B)/ngx_http_apikey_module.so $(DESTDIR)$(NGINX_MODDIR)/
-INSTALLED += $(NGINX_MODDIR)/ngx_http_apikey_module.so
-endif
-# ---- end of the nginx module ----------------------------------------------
-
-# --- apikey-authd: forward authentication over HTTP (authd/, apikey-authd(8)) -
-# It loads libapikey at run time through include/apikey.h's table (beside the
-# binary, else $(LIBDIR)), so it links only libmicrohttpd, Jansson and libdl.
-SBINDIR ?= $(PREFIX)/sbin
-UNITDIR ?= $(PREFIX)/lib/systemd/system
-# A key's record in JSON is the apikey command's (cli/key_json.c), shared.
-AUTHD_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(wildcard authd/*.c) $(COMMON_SRC)) $(B)/obj/cli/key_json.o
-AUTHD_STAMP := $(B)/authd-paths.stamp
-$(shell mkdir -p $(B); echo '$(LIBDIR)' | cmp -s - $(AUTHD_STAMP) || echo '$(LIBDIR)' > $(AUTHD_STAMP))
-$(B)/obj/authd/library.o: $(AUTHD_STAMP)
-$(B)/obj/authd/library.o: ALL_CFLAGS += -DAPIKEY_LIBDIR='"$(LIBDIR)"'
-$(B)/obj/authd/admin.o: ALL_CFLAGS += -Icli
-# The dashboard's page is compiled into the daemon (.incbin).
-$(B)/obj/authd/dashboard.o: ALL_CFLAGS += -DAUTHD_WWW='"$(CURDIR)/authd/www"'
-$(B)/obj/authd/dashboard.o: $(wildcard authd/www/*)
-
-$(B)/apikey-authd: $(AUTHD_OBJ)
-	$(CC) -o $@ $^ $(ALL_LDFLAGS) -lmicrohttpd -ljansson -ldl -lpthread
-all: $(B)/apikey-authd
-
-# The daemon's address and settings logic, tested directly.
-$(B)/tests/test_authd: tests/test_authd.c tests/testutil.c $(filter-out $(B)/obj/authd/main.o $(B)/obj/authd/http.o $(B)/obj/authd/dashboard.o $(B)/obj/authd/admin.o $(B)/obj/authd/library.o $(B)/obj/cli/key_json.o,$(AUTHD_OBJ)) $(CORE_LIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(TEST_CFLAGS) -Itests -Iauthd -o $@ $(filter %.c %.o,$^) $(TEST_LIBS) $(ALL_LDFLAGS)
-
-# A libmicrohttpd server that answers 200 and nothing else: the floor for
-# the daemon's CPU time per request in make bench.
-$(B)/bench/mhd_floor: bench/mhd_floor.c
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS) -lmicrohttpd
-bench: $(B)/bench/mhd_floor $(B)/apikey-authd
-
-# make fuzz: the daemon's configuration reading and forwarded addresses.
-FUZZ_TARGETS += authd
-FUZZ_SRC_authd := authd/settings.c authd/client_addr.c authd/metrics.c $(COMMON_SRC)
-$(B)/fuzz/fuzz_authd: $(wildcard authd/*.c authd/*.h common/*.c common/*.h)
-fuzz-build: $(B)/fuzz/fuzz_authd
-
-install: install-authd
-INSTALLED += $(SBINDIR)/apikey-authd $(UNITDIR)/apikey-authd.service
-.PHONY: install-authd
-install-authd: $(B)/apikey-authd
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man8
-	install -m 0755 $(B)/apikey-authd $(DESTDIR)$(SBINDIR)/
-	sed -e 's#/usr/sbin/apikey-authd#$(SBINDIR)/apikey-authd#' -e 's#/etc/apikey/#$(SYSCONFDIR)/apikey/#' \
-		etc/systemd/apikey-authd.service > $(DESTDIR)$(UNITDIR)/apikey-authd.service
-# --- end of apikey-authd -----------------------------------------------------
+include authd/authd.mk
 
 install: install-syncd
 INSTALLED += $(SBINDIR)/apikey-syncd $(UNITDIR)/apikey-syncd.service

@@ -24,7 +24,7 @@ bench: $(B)/bench/propagation
 
 $(B)/bench/timing: bench/timing.c $(CORE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -fvisibility=default -o $@ $< $(CORE_LIB) $(CORE_LIBS) $(ALL_LDFLAGS)
+	$(CC) $(ALL_CFLAGS) -fvisibility=default -Iloader -Icommon -o $@ $< $(CORE_LIB) $(CORE_LIBS) $(ALL_LDFLAGS)
 bench: $(B)/bench/timing
 
 $(B)/bench/fastest: bench/fastest.c

@@ -335,7 +335,10 @@ static void test_refusals(void)
     /* Unknown and malformed ids. */
     apikey_key_info info = {.size = sizeof info};
     k = (apikey_issued){.size = sizeof k};
-    CU_ASSERT_EQUAL(api->get(ctx, "ak_00000000", &info, err, sizeof err), APIKEY_E_NOT_FOUND);
+    apikey_status got = api->get(ctx, "ak_00000000", &info, err, sizeof err);
+    if (got != APIKEY_E_NOT_FOUND)
+        fprintf(stderr, "\nget ak_00000000: %d: %s\n", got, err);
+    CU_ASSERT_EQUAL(got, APIKEY_E_NOT_FOUND);
     CU_ASSERT_EQUAL(api->status_http(APIKEY_E_NOT_FOUND), 404);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "ak_00000000"));
     CU_ASSERT_EQUAL(api->revoke(ctx, "ak_00000000", err, sizeof err), APIKEY_E_NOT_FOUND);

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # Tests: CUnit programs under tests/, run by `make run-tests`.
-TEST_CFLAGS = $(ALL_CFLAGS) -fvisibility=default
+TEST_CFLAGS = $(ALL_CFLAGS) -fvisibility=default -Iloader -Icommon
 TEST_LIBS = $(CORE_LIB) $(CORE_LIBS) -lcunit
 
 # (A pattern needs a non-empty stem: test_pam itself is named too.)
