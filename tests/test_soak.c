@@ -45,7 +45,12 @@ static int verify(const char *key)
 {
     char line[80];
     snprintf(line, sizeof line, "%.64s\n", key);
-    return tu_apikey(cfg, line, NULL, NULL, "verify", "--service", "sshd", NULL);
+    char *err = NULL;
+    int rc = tu_apikey(cfg, line, NULL, &err, "verify", "--service", "sshd", NULL);
+    if (rc == 2)
+        fprintf(stderr, "verify: %s", err ? err : "?\n");
+    free(err);
+    return rc;
 }
 
 static char *id_of(const char *key, char *buf)
@@ -133,17 +138,17 @@ static void victim(const char *log)
  * or unavailable store. Exits with the number of violations. */
 static void verifier(void)
 {
-    int bad = 0;
+    int bad = 0, rc;
     double end = now() + seconds;
     while (now() < end) {
         for (int i = 0; i < DEAD; i++)
-            if (verify(dead[i]) != 1) {
-                fprintf(stderr, "verifier: revoked key %.11s not refused\n", dead[i]);
+            if ((rc = verify(dead[i])) != 1) {
+                fprintf(stderr, "verifier: revoked key %.11s not refused (exit %d)\n", dead[i], rc);
                 bad++;
             }
         for (int i = 0; i < LIVE; i++)
-            if (verify(live[i]) != 0) {
-                fprintf(stderr, "verifier: live key %.11s not allowed\n", live[i]);
+            if ((rc = verify(live[i])) != 0) {
+                fprintf(stderr, "verifier: live key %.11s not allowed (exit %d)\n", live[i], rc);
                 bad++;
             }
     }

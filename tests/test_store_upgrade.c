@@ -129,7 +129,10 @@ static char *list_v1_view(const store *s)
     for (char *line = out; *line;) {
         char *end = strchr(line, '\n');
         size_t n = end ? (size_t)(end - line + 1) : strlen(line);
-        int mine = in_list || memmem(line, n, "\"allow_from\"", 12) != NULL;
+        /* The fields the previous release did not have: the list, and the
+         * rate limit (null for every key it made). */
+        int mine = in_list || memmem(line, n, "\"allow_from\"", 12) != NULL ||
+                   memmem(line, n, "\"rate\": null", 12) != NULL;
         if (mine && !in_list)
             in_list = memchr(line, '[', n) && !memchr(line, ']', n);
         else if (in_list && memchr(line, ']', n))

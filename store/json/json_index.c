@@ -174,6 +174,8 @@ static int fill(json_index *ix, uint64_t b)
                  : 0;
         if (rc == 0)
             __atomic_store_n(&ix->filled[b], 1, __ATOMIC_RELEASE);
+        else /* replaced or marked stale under us: the next is_stale reads the header */
+            __atomic_store_n(&ix->checked_ns, 0, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&ix->fill_lock);
     return rc;

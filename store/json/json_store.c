@@ -280,16 +280,30 @@ static int lookup(jstore *s, const char *id, apikey_record *out, int with_name)
     pthread_rwlock_rdlock(&s->view_lock);
     if (index_fresh(s)) {
         int st = json_index_get(&s->ix, id, out, with_name);
+        /* A writer may have replaced the index while this read it (a block
+         * read after its stale mark is refused): read what is current. */
+        int replaced = st == APIKEY_ST_UNAVAILABLE && json_index_is_stale(&s->ix);
         pthread_rwlock_unlock(&s->view_lock);
-        return said(s, st);
+        if (!replaced)
+            return said(s, st);
+    } else {
+        pthread_rwlock_unlock(&s->view_lock);
     }
-    pthread_rwlock_unlock(&s->view_lock);
-    pthread_rwlock_wrlock(&s->view_lock);
-    int st = refresh(s, 0);
-    if (st == APIKEY_ST_OK)
-        st = said(s, json_index_is_open(&s->ix) ? json_index_get(&s->ix, id, out, with_name) : json_db_get(&s->db, id, out));
-    pthread_rwlock_unlock(&s->view_lock);
-    return st;
+    int st = APIKEY_ST_UNAVAILABLE, replaced = 1;
+    /* Writers may follow one another: a few rounds, each on the newest. */
+    for (int round = 0; round < 4 && replaced; round++) {
+        pthread_rwlock_wrlock(&s->view_lock);
+        st = refresh(s, 0);
+        replaced = 0;
+        if (st == APIKEY_ST_OK) {
+            st = json_index_is_open(&s->ix) ? json_index_get(&s->ix, id, out, with_name) : json_db_get(&s->db, id, out);
+            replaced = st == APIKEY_ST_UNAVAILABLE && json_index_is_open(&s->ix) && json_index_is_stale(&s->ix);
+            if (!replaced)
+                st = said(s, st);
+        }
+        pthread_rwlock_unlock(&s->view_lock);
+    }
+    return replaced ? said(s, st) : st;
 }
 
 static int js_lookup(void *handle, const char *id, apikey_record *out)
