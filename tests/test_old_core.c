@@ -85,7 +85,7 @@ static char *fill(const apikey_store_ops *ops, const char *scheme)
     apikey_record r[2];
     memset(r, 0, sizeof r);
     for (int i = 0; i < 2; i++) {
-        snprintf(r[i].id, sizeof r[i].id, "oldCore%d", i);
+        memcpy(r[i].id, i ? "oldCore1" : "oldCore0", sizeof r[i].id);
         snprintf(r[i].account, sizeof r[i].account, "alice");
         snprintf(r[i].scopes, sizeof r[i].scopes, "proxies:read");
         r[i].created = 1800000000;
