@@ -165,7 +165,7 @@ static void test_full_table(void)
     char id[9];
     int busy = 0, unavailable = 0;
     for (int i = 0; i < 200; i++) {
-        snprintf(id, sizeof id, "full%04d", i);
+        snprintf(id, sizeof id, "full%04u", (unsigned)i % 10000);
         int d = take(&t, id, r, T0, NULL);
         busy += d == RATE_ALLOWED;
         unavailable += d == RATE_UNAVAILABLE;
@@ -175,14 +175,14 @@ static void test_full_table(void)
     /* Every key that got its cell stays limited while busy: no eviction. */
     int limited = 0;
     for (int i = 0; i < 200; i++) {
-        snprintf(id, sizeof id, "full%04d", i);
+        snprintf(id, sizeof id, "full%04u", (unsigned)i % 10000);
         limited += take(&t, id, r, T0 + SEC, NULL) == RATE_LIMITED;
     }
     CU_ASSERT_EQUAL(limited, busy);
     /* A minute on, all are idle: new keys take their slots over. */
     int later = 0;
     for (int i = 200; i < 400; i++) {
-        snprintf(id, sizeof id, "full%04d", i);
+        snprintf(id, sizeof id, "full%04u", (unsigned)i % 10000);
         later += take(&t, id, r, T0 + 61 * SEC, NULL) == RATE_ALLOWED;
     }
     CU_ASSERT(later >= 1 && later <= 16);
