@@ -4,6 +4,7 @@
  * a table deleted, truncated or replaced under a running user. */
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -16,6 +17,24 @@
 #define SEC INT64_C(1000000000)
 #define T0 (INT64_C(1000) * SEC)
 
+/* Paths made for the tests, freed when they end (the sanitizer build
+ * counts every byte). */
+static char *made[64];
+static int nmade;
+static char *path_of(const char *name)
+{
+    char *p = tu_path(name);
+    if (nmade < 64)
+        made[nmade++] = p;
+    return p;
+}
+
+static void free_paths(void)
+{
+    while (nmade > 0)
+        free(made[--nmade]);
+}
+
 static char err[256];
 
 static int take(rate_table *t, const char *id, rate_spec r, int64_t now, rate_answer *a)
@@ -26,7 +45,7 @@ static int take(rate_table *t, const char *id, rate_spec r, int64_t now, rate_an
 
 static void table(rate_table *t, const char *name)
 {
-    rate_table_init(t, tu_path(name));
+    rate_table_init(t, path_of(name));
 }
 
 /* Counts the cells allowed for id over [from, from + span) at one every
@@ -80,7 +99,7 @@ static void test_counts(void)
             fprintf(stderr, "limit %u burst %u: %ld allowed, %ld expected\n", r.limit, r.burst, n,
                     want);
         rate_table_free(&t);
-        unlink(tu_path("counts"));
+        unlink(path_of("counts"));
     }
 }
 
@@ -156,7 +175,7 @@ static void test_processes(void)
  * evicted key starts afresh, which its idle state equals. */
 static void test_full_table(void)
 {
-    const char *path = tu_path("tiny");
+    const char *path = path_of("tiny");
     rate_table t;
     rate_spec r = {1, 60, 1};
     /* A 16-slot table (rate_slots = 16). */
@@ -193,7 +212,7 @@ static void test_full_table(void)
  * running user answers right or unavailable, and never crashes. */
 static void test_faults(void)
 {
-    const char *path = tu_path("faulty");
+    const char *path = path_of("faulty");
     rate_table t;
     rate_table_init(&t, path);
     rate_spec r = {10, 1, 10};
@@ -211,8 +230,8 @@ static void test_faults(void)
     CU_ASSERT_EQUAL(st.st_mode & 0777, 0660);
 
     /* Replaced by a short file (a truncated copy): unavailable, not SIGBUS. */
-    char *tmp = tu_path("faulty.new");
-    tu_write("faulty.new", "APIKRT01 short", 0660);
+    char *tmp = path_of("faulty.new");
+    free(tu_write("faulty.new", "APIKRT01 short", 0660));
     CU_ASSERT_EQUAL(rename(tmp, path), 0);
     now += 2 * SEC;
     CU_ASSERT_EQUAL(take(&t, "faultKy1", r, now, &a), RATE_UNAVAILABLE);
@@ -267,7 +286,7 @@ static void test_faults(void)
 /* A table of an earlier boot (its times are of another clock) is replaced. */
 static void test_other_boot(void)
 {
-    const char *path = tu_path("boot");
+    const char *path = path_of("boot");
     rate_table t;
     rate_table_init(&t, path);
     rate_spec r = {1, 3600, 1};
@@ -295,5 +314,7 @@ int main(void)
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {{"ratelimit", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};
-    return tu_run(suites);
+    int rc = tu_run(suites);
+    free_paths();
+    return rc;
 }

@@ -1,5 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-2-Clause
+# needs: servers
 # Long-lived hosts keep what they read (the JSON index's private copy, the
 # SQLite store's answers: doc/STORES.md, "Hosts"), and must still refuse a
 # key at the first check after `apikey revoke` returned, and find a key at
