@@ -28,7 +28,7 @@ typedef struct authd_service {
  * the names and scopes of [services]. */
 typedef struct authd_settings {
     /* trusted_proxies, read by the allowlists' rules (common/cidr.h) */
-    apikey_cidr proxies[AUTHD_MAX_PROXIES];
+    cidr_range proxies[AUTHD_MAX_PROXIES];
     size_t nproxies;
     int trust_unix; /* "unix" in trusted_proxies: peers on a Unix socket */
     const char *forwarded_header; /* "X-Forwarded-For" or "X-Real-IP" */
@@ -62,7 +62,7 @@ const authd_service *authd_find_service(const authd_settings *s, const char *nam
  * or when the peer is a trusted proxy, the nearest untrusted hop of the one
  * header forwarded_header names, read through header() only then. A
  * malformed header makes it unknown. */
-typedef apikey_addr authd_ip;
+typedef cidr_addr authd_ip;
 /* Every line of the request's header name, joined in order with ", " into
  * out, as one list (RFC 9110, 5.3): 1, or 0 when there is none, or -1 when
  * they do not fit. */

@@ -8,7 +8,7 @@
 
 static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
-int addr_parse(const char *text, apikey_addr *out)
+int addr_parse(const char *text, cidr_addr *out)
 {
     memset(out, 0, sizeof *out);
     if (!text)
@@ -28,7 +28,7 @@ int addr_parse(const char *text, apikey_addr *out)
     return 0;
 }
 
-static int host_bits_clear(const apikey_cidr *c)
+static int host_bits_clear(const cidr_range *c)
 {
     size_t len = c->addr.family == 4 ? 4 : 16;
     for (size_t bit = c->prefix; bit < len * 8; bit++)
@@ -37,7 +37,7 @@ static int host_bits_clear(const apikey_cidr *c)
     return 1;
 }
 
-int cidr_parse(const char *text, apikey_cidr *out, char *why, size_t whylen)
+int cidr_parse(const char *text, cidr_range *out, char *why, size_t whylen)
 {
     memset(out, 0, sizeof *out);
     char addr[64];
@@ -87,7 +87,7 @@ bad:
     return -1;
 }
 
-int cidr_parse_list(const char *text, apikey_cidr *out, size_t max, char *why, size_t whylen)
+int cidr_parse_list(const char *text, cidr_range *out, size_t max, char *why, size_t whylen)
 {
     size_t count = 0;
     const char *p = text ? text : "";
@@ -121,7 +121,7 @@ int cidr_parse_list(const char *text, apikey_cidr *out, size_t max, char *why, s
     }
 }
 
-void cidr_format(const apikey_cidr *c, char out[APIKEY_CIDR_TEXT_MAX])
+void cidr_format(const cidr_range *c, char out[APIKEY_CIDR_TEXT_MAX])
 {
     char addr[INET6_ADDRSTRLEN];
     if (!inet_ntop(c->addr.family == 4 ? AF_INET : AF_INET6, c->addr.bytes, addr, sizeof addr))
@@ -129,7 +129,7 @@ void cidr_format(const apikey_cidr *c, char out[APIKEY_CIDR_TEXT_MAX])
     snprintf(out, APIKEY_CIDR_TEXT_MAX, "%s/%u", addr, c->prefix);
 }
 
-int cidr_match(const apikey_cidr *c, const apikey_addr *a)
+int cidr_match(const cidr_range *c, const cidr_addr *a)
 {
     if (c->addr.family != a->family)
         return 0;
@@ -145,8 +145,8 @@ int cidr_match(const apikey_cidr *c, const apikey_addr *a)
 int cidr_canonical_list(const char *text, char out[APIKEY_ALLOW_FROM_MAX], char *why,
                         size_t whylen)
 {
-    apikey_cidr list[APIKEY_ALLOW_MAX];
-    int n = cidr_parse_list(text ? text : "", list, APIKEY_ALLOW_MAX, why, whylen);
+    cidr_range list[APIKEY_ALLOW_ENTRIES];
+    int n = cidr_parse_list(text ? text : "", list, APIKEY_ALLOW_ENTRIES, why, whylen);
     if (n < 0)
         return -1;
     size_t used = 0;
@@ -162,12 +162,12 @@ int cidr_canonical_list(const char *text, char out[APIKEY_ALLOW_FROM_MAX], char 
 
 int cidr_allows(const char *allow_from, const char *client)
 {
-    apikey_cidr list[APIKEY_ALLOW_MAX];
+    cidr_range list[APIKEY_ALLOW_ENTRIES];
     char why[128];
-    int n = cidr_parse_list(allow_from, list, APIKEY_ALLOW_MAX, why, sizeof why);
+    int n = cidr_parse_list(allow_from, list, APIKEY_ALLOW_ENTRIES, why, sizeof why);
     if (n < 0)
         return -1;
-    apikey_addr a;
+    cidr_addr a;
     if (!client || addr_parse(client, &a) != 0)
         return 0;
     for (int i = 0; i < n; i++)

@@ -19,30 +19,29 @@
 
 #include "apikey_key.h"
 
-#define APIKEY_ALLOW_MAX APIKEY_ALLOW_ENTRIES /* entries a key may hold */
 #define APIKEY_CIDR_TEXT_MAX 50 /* the longest IPv6 text (45), "/128" and its NUL */
 
-typedef struct apikey_addr {
+typedef struct cidr_addr {
     uint8_t family; /* 4 or 6 */
     uint8_t bytes[16];
-} apikey_addr;
+} cidr_addr;
 
-typedef struct apikey_cidr {
-    apikey_addr addr;
+typedef struct cidr_range {
+    cidr_addr addr;
     uint8_t prefix;
-} apikey_cidr;
+} cidr_range;
 
 /* A numeric client address: 0, or -1 when it is not one. */
-int addr_parse(const char *text, apikey_addr *out);
+int addr_parse(const char *text, cidr_addr *out);
 /* One entry: 0, or -1 with why. */
-int cidr_parse(const char *text, apikey_cidr *out, char *why, size_t whylen);
+int cidr_parse(const char *text, cidr_range *out, char *why, size_t whylen);
 /* Entries separated by commas or spaces, at most max: their number, or -1
  * with why (which names the entry). An empty or blank list is 0 entries;
  * an empty entry ("a,,b", ",a", "a,") is refused. */
-int cidr_parse_list(const char *text, apikey_cidr *out, size_t max, char *why, size_t whylen);
+int cidr_parse_list(const char *text, cidr_range *out, size_t max, char *why, size_t whylen);
 /* The canonical text of an entry ("10.0.0.0/8", "2001:db8::/32"). */
-void cidr_format(const apikey_cidr *c, char out[APIKEY_CIDR_TEXT_MAX]);
-int cidr_match(const apikey_cidr *c, const apikey_addr *a);
+void cidr_format(const cidr_range *c, char out[APIKEY_CIDR_TEXT_MAX]);
+int cidr_match(const cidr_range *c, const cidr_addr *a);
 /* An entry list, as an operator wrote it, into a record's canonical text
  * (apikey_key_info.allow_from): 0, or -1 with why. */
 int cidr_canonical_list(const char *text, char out[APIKEY_ALLOW_FROM_MAX], char *why,

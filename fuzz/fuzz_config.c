@@ -10,7 +10,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *text = malloc(size ? size : 1);
     memcpy(text, data, size);
-    apikey_config cfg;
+    config_file cfg;
     char err[512];
     if (config_parse(text, size, "fuzz.conf", &cfg, err, sizeof err) == 0) {
         /* An accepted configuration is complete and consistent. */

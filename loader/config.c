@@ -28,7 +28,7 @@ enum section { SEC_TOP, SEC_SCOPES, SEC_SERVICES, SEC_HOST };
 static const char *const host_sections[] = {"authd"};
 
 typedef struct parser {
-    apikey_config *cfg;
+    config_file *cfg;
     const char *name;
     int line;
     char *err;
@@ -92,7 +92,7 @@ static int parse_int(const char *v, long lo, long hi, long *out)
 
 static int top_entry(parser *p, const char *key, const char *value, unsigned *seen)
 {
-    apikey_config *c = p->cfg;
+    config_file *c = p->cfg;
     if (strcmp(key, "store") == 0)
         return set_string(p, &c->store, key, value);
     if (strcmp(key, "default_expiry") == 0) {
@@ -188,7 +188,7 @@ static int dup_both(parser *p, char **a, const char *key, char **b, const char *
 
 static int scope_entry(parser *p, const char *key, const char *value)
 {
-    apikey_config *c = p->cfg;
+    config_file *c = p->cfg;
     if (!valid_name(key, ":._-") || strlen(key) > 64)
         return fail(p, "scope name '%s' may only hold letters, digits and : . _ -", key);
     if (config_find_scope(c, key))
@@ -206,7 +206,7 @@ static int scope_entry(parser *p, const char *key, const char *value)
 
 static int service_entry(parser *p, const char *key, const char *value)
 {
-    apikey_config *c = p->cfg;
+    config_file *c = p->cfg;
     if (!valid_name(key, "._-@+") || strlen(key) > 128)
         return fail(p, "service name '%s' may only hold letters, digits and . _ - @ +", key);
     if (config_find_service(c, key))
@@ -225,7 +225,7 @@ static int service_entry(parser *p, const char *key, const char *value)
 
 static int host_entry(parser *p, const char *key, const char *value)
 {
-    apikey_config *c = p->cfg;
+    config_file *c = p->cfg;
     config_setting *grown = realloc(c->settings, (c->nsettings + 1) * sizeof *grown);
     if (!grown)
         return fail(p, "out of memory");
@@ -238,7 +238,7 @@ static int host_entry(parser *p, const char *key, const char *value)
     return 0;
 }
 
-static int add_default_scopes(apikey_config *c)
+static int add_default_scopes(config_file *c)
 {
     size_t n = sizeof default_scopes / sizeof default_scopes[0];
     c->scopes = calloc(n, sizeof *c->scopes);
@@ -257,7 +257,7 @@ static int add_default_scopes(apikey_config *c)
 /* Services are written "a b" or "a, b"; a service may not ask for "*". */
 static int finish_services(parser *p)
 {
-    apikey_config *c = p->cfg;
+    config_file *c = p->cfg;
     for (size_t i = 0; i < c->nservices; i++) {
         char norm[APIKEY_SCOPES_MAX], why[256];
         if (strcmp(c->services[i].scopes, "*") == 0)
@@ -323,7 +323,7 @@ static int parse_line(parser *p, char *line, enum section *sec, unsigned *seen)
     return -1;
 }
 
-int config_parse(const char *text, size_t len, const char *name, apikey_config *cfg, char *err,
+int config_parse(const char *text, size_t len, const char *name, config_file *cfg, char *err,
                  size_t errlen)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -384,7 +384,7 @@ done:
     return rc;
 }
 
-int config_load(const char *path, apikey_config *cfg, char *err, size_t errlen)
+int config_load(const char *path, config_file *cfg, char *err, size_t errlen)
 {
     char *text = NULL;
     size_t len = 0;
@@ -400,7 +400,7 @@ int config_load(const char *path, apikey_config *cfg, char *err, size_t errlen)
     return rc;
 }
 
-void config_free(apikey_config *cfg)
+void config_free(config_file *cfg)
 {
     free(cfg->store);
     free(cfg->default_expiry);
@@ -425,7 +425,7 @@ void config_free(apikey_config *cfg)
     memset(cfg, 0, sizeof *cfg);
 }
 
-const config_scope *config_find_scope(const apikey_config *cfg, const char *name)
+const config_scope *config_find_scope(const config_file *cfg, const char *name)
 {
     for (size_t i = 0; i < cfg->nscopes; i++)
         if (strcmp(cfg->scopes[i].name, name) == 0)
@@ -433,7 +433,7 @@ const config_scope *config_find_scope(const apikey_config *cfg, const char *name
     return NULL;
 }
 
-const config_service *config_find_service(const apikey_config *cfg, const char *name)
+const config_service *config_find_service(const config_file *cfg, const char *name)
 {
     for (size_t i = 0; i < cfg->nservices; i++)
         if (strcmp(cfg->services[i].name, name) == 0)
@@ -441,7 +441,7 @@ const config_service *config_find_service(const apikey_config *cfg, const char *
     return NULL;
 }
 
-int config_normalise_scopes(const apikey_config *cfg, const char *in, char *out, size_t outlen,
+int config_normalise_scopes(const config_file *cfg, const char *in, char *out, size_t outlen,
                             char *err, size_t errlen)
 {
     size_t used = 0;

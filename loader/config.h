@@ -28,7 +28,7 @@ typedef struct config_setting {
     char *value;
 } config_setting;
 
-typedef struct apikey_config {
+typedef struct config_file {
     char *store;                  /* "json:/path", "sqlite:/path", "pgsql:conninfo" */
     char key_prefix[APIKEY_PREFIX_MAX + 1];
     int max_keys_per_account;
@@ -47,22 +47,22 @@ typedef struct apikey_config {
     size_t nservices;
     config_setting *settings; /* the host sections' lines, in file order */
     size_t nsettings;
-} apikey_config;
+} config_file;
 
 /* Parse text (the file's contents; name is for messages). Returns 0, or -1
  * with one line in err naming the file and line. */
-int config_parse(const char *text, size_t len, const char *name, apikey_config *cfg, char *err,
+int config_parse(const char *text, size_t len, const char *name, config_file *cfg, char *err,
                  size_t errlen);
 /* Read path safely (owner and mode checked, no symlink) and parse it. */
-int config_load(const char *path, apikey_config *cfg, char *err, size_t errlen);
-void config_free(apikey_config *cfg);
+int config_load(const char *path, config_file *cfg, char *err, size_t errlen);
+void config_free(config_file *cfg);
 
-const config_scope *config_find_scope(const apikey_config *cfg, const char *name);
-const config_service *config_find_service(const apikey_config *cfg, const char *name);
+const config_scope *config_find_scope(const config_file *cfg, const char *name);
+const config_service *config_find_service(const config_file *cfg, const char *name);
 
 /* Normalise a scope list written "a,b" or "a b" or "*" into "a b" checked
  * against the catalogue. Returns 0, or -1 with err naming the bad scope. */
-int config_normalise_scopes(const apikey_config *cfg, const char *in, char *out, size_t outlen,
+int config_normalise_scopes(const config_file *cfg, const char *in, char *out, size_t outlen,
                             char *err, size_t errlen);
 
 #endif

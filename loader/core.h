@@ -28,7 +28,7 @@ typedef struct store_binding {
 } store_binding;
 
 struct apikey_ctx {
-    apikey_config cfg;
+    config_file cfg;
     store_binding store;
     /* A store handle is used by one thread at a time, except lookups of a
      * store that allows them concurrently (APIKEY_STORE_CONCURRENT_LOOKUP). */

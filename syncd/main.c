@@ -95,7 +95,7 @@ static const char *one_line(const char *msg)
 }
 
 typedef struct syncd {
-    apikey_config cfg;
+    config_file cfg;
     const char *conninfo;
     PGconn *conn;
     replica_db rep;

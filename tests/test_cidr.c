@@ -7,8 +7,8 @@
 
 static int matches(const char *entry, const char *client)
 {
-    apikey_cidr c;
-    apikey_addr a;
+    cidr_range c;
+    cidr_addr a;
     char why[128];
     CU_ASSERT_EQUAL_FATAL(cidr_parse(entry, &c, why, sizeof why), 0);
     if (addr_parse(client, &a) != 0)
@@ -52,13 +52,13 @@ static void test_refused_entries(void)
         "2001:db8::1/32", "1.2.3.4 ", "fe80::1%eth0",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        apikey_cidr c;
+        cidr_range c;
         char why[128] = "";
         CU_ASSERT_EQUAL(cidr_parse(bad[i], &c, why, sizeof why), -1);
         CU_ASSERT(why[0] != '\0');
     }
     char why[128];
-    apikey_cidr c;
+    cidr_range c;
     CU_ASSERT_EQUAL(cidr_parse("10.0.0.1/8", &c, why, sizeof why), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(why, "network address"));
     CU_ASSERT_EQUAL(cidr_parse("10.0.0.0/33", &c, why, sizeof why), -1);
@@ -67,10 +67,10 @@ static void test_refused_entries(void)
 
 static void test_lists_and_format(void)
 {
-    apikey_cidr list[APIKEY_ALLOW_MAX];
+    cidr_range list[APIKEY_ALLOW_ENTRIES];
     char why[128], text[APIKEY_CIDR_TEXT_MAX];
-    CU_ASSERT_EQUAL(cidr_parse_list("", list, APIKEY_ALLOW_MAX, why, sizeof why), 0);
-    CU_ASSERT_EQUAL(cidr_parse_list("10.0.0.0/8,::1, 2001:DB8:0::/48", list, APIKEY_ALLOW_MAX, why,
+    CU_ASSERT_EQUAL(cidr_parse_list("", list, APIKEY_ALLOW_ENTRIES, why, sizeof why), 0);
+    CU_ASSERT_EQUAL(cidr_parse_list("10.0.0.0/8,::1, 2001:DB8:0::/48", list, APIKEY_ALLOW_ENTRIES, why,
                                     sizeof why), 3);
     cidr_format(&list[0], text);
     CU_ASSERT_STRING_EQUAL(text, "10.0.0.0/8");
@@ -85,23 +85,23 @@ static void test_lists_and_format(void)
     char many[17 * 16] = "";
     for (int i = 0; i < 17; i++)
         snprintf(many + strlen(many), sizeof many - strlen(many), "10.0.%d.0/24,", i);
-    CU_ASSERT_EQUAL(cidr_parse_list(many, list, APIKEY_ALLOW_MAX, why, sizeof why), -1);
+    CU_ASSERT_EQUAL(cidr_parse_list(many, list, APIKEY_ALLOW_ENTRIES, why, sizeof why), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(why, "more than 16"));
     CU_ASSERT_PTR_NOT_NULL(strstr(why, "'10.0.16.0/24'"));
     *strstr(many, ",10.0.16.0") = '\0'; /* drop the 17th */
-    CU_ASSERT_EQUAL(cidr_parse_list(many, list, APIKEY_ALLOW_MAX, why, sizeof why), 16);
-    CU_ASSERT_EQUAL(cidr_parse_list("10.0.0.0/8,bogus", list, APIKEY_ALLOW_MAX, why, sizeof why), -1);
+    CU_ASSERT_EQUAL(cidr_parse_list(many, list, APIKEY_ALLOW_ENTRIES, why, sizeof why), 16);
+    CU_ASSERT_EQUAL(cidr_parse_list("10.0.0.0/8,bogus", list, APIKEY_ALLOW_ENTRIES, why, sizeof why), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(why, "bogus"));
     /* Blanks alone are no entry; an empty entry between commas, or at
      * either end, is refused, naming its place. */
-    CU_ASSERT_EQUAL(cidr_parse_list("  ", list, APIKEY_ALLOW_MAX, why, sizeof why), 0);
-    CU_ASSERT_EQUAL(cidr_parse_list(" 10.0.0.0/8 ,  ::1 ", list, APIKEY_ALLOW_MAX, why, sizeof why), 2);
+    CU_ASSERT_EQUAL(cidr_parse_list("  ", list, APIKEY_ALLOW_ENTRIES, why, sizeof why), 0);
+    CU_ASSERT_EQUAL(cidr_parse_list(" 10.0.0.0/8 ,  ::1 ", list, APIKEY_ALLOW_ENTRIES, why, sizeof why), 2);
     static const char *const empty[] = {"10.0.0.0/8,,::1", "10.0.0.0/8, ,::1", ",10.0.0.0/8",
                                         "10.0.0.0/8,", "10.0.0.0/8 , ", ","};
     static const char *const place[] = {"entry 2 ", "entry 2 ", "entry 1 ", "entry 2 ", "entry 2 ", "entry 1 "};
     for (size_t i = 0; i < sizeof empty / sizeof empty[0]; i++) {
         why[0] = '\0';
-        CU_ASSERT_EQUAL(cidr_parse_list(empty[i], list, APIKEY_ALLOW_MAX, why, sizeof why), -1);
+        CU_ASSERT_EQUAL(cidr_parse_list(empty[i], list, APIKEY_ALLOW_ENTRIES, why, sizeof why), -1);
         CU_ASSERT_PTR_NOT_NULL(strstr(why, place[i]));
         CU_ASSERT_PTR_NOT_NULL(strstr(why, "empty"));
     }

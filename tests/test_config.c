@@ -8,14 +8,14 @@
 #include "config.h"
 #include "testutil.h"
 
-static int parse(const char *text, apikey_config *cfg, char *err, size_t errlen)
+static int parse(const char *text, config_file *cfg, char *err, size_t errlen)
 {
     return config_parse(text, strlen(text), "test.conf", cfg, err, errlen);
 }
 
 static void test_good(void)
 {
-    apikey_config cfg;
+    config_file cfg;
     char err[512] = "";
     const char *text = "# comment\n; also\nstore = json:/var/lib/apikey/keys.json   # inline\n"
                        "key_prefix = px\nmax_keys_per_account = 1\ndefault_expiry = 1y\n"
@@ -95,7 +95,7 @@ static void test_refused(void)
         {"store = json:/a\nrate_slots = 8\n", "rate_slots '8' must be a power of two"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        apikey_config cfg;
+        config_file cfg;
         char err[512] = "";
         int rc = parse(cases[i].text, &cfg, err, sizeof err);
         CU_ASSERT_EQUAL(rc, -1);
@@ -105,7 +105,7 @@ static void test_refused(void)
         CU_ASSERT_PTR_NOT_NULL(strstr(err, "test.conf:"));
     }
     /* A NUL byte and an over-long line. */
-    apikey_config cfg;
+    config_file cfg;
     char err[512];
     CU_ASSERT_EQUAL(config_parse("store = json:/a\0x", 17, "t", &cfg, err, sizeof err), -1);
     char *longline = malloc(10000);
@@ -117,7 +117,7 @@ static void test_refused(void)
 
 static void test_files(void)
 {
-    apikey_config cfg;
+    config_file cfg;
     char err[512];
     char *good = tu_write("good.conf", "store = json:/a\n", 0644);
     CU_ASSERT_EQUAL(config_load(good, &cfg, err, sizeof err), 0);

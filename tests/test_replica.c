@@ -64,7 +64,7 @@ static void test_contact_line(void)
 
 static void test_settings(void)
 {
-    apikey_config cfg;
+    config_file cfg;
     char err[512];
     const char *ok = "store = json:/x\nreplica = /var/lib/apikey/replica\nreplica_max_lag = 2s\n";
     CU_ASSERT_EQUAL_FATAL(config_parse(ok, strlen(ok), "t", &cfg, err, sizeof err), 0);
