@@ -6,12 +6,21 @@
  * max(tat, now) + interval. No refill thread, no window edge.
  *
  * A slot is {key, tat}, 16 bytes, changed only by one 16-byte
- * compare-and-swap, so a key and its time never tear apart. A key has
- * exactly one slot (its id hashed): two processes can never count one key
- * in two places. A slot held by another key is taken over only when that
- * key is idle (tat <= now), whose state then equals a fresh key's: taking
- * it over loses nothing. A slot held by a key that is not idle makes the
- * check "unavailable" rather than let either key past its limit. The time
+ * compare-and-swap, so a key and its time never tear apart. A key hashes to
+ * a bucket of BUCKET slots (one cache line) and may live in any of them,
+ * but never counts in two at once: a slot is claimed "pending" first (no
+ * cell can be taken in it), every other slot of the bucket is then read,
+ * and the claim becomes the key's live slot only if none holds the key;
+ * otherwise it is given back. Of two claims racing for one key at least
+ * one sees the other (each reads after its own compare-and-swap, a full
+ * barrier), so at most one becomes live. Anyone may settle a pending claim
+ * of the key it checks, so a claimer killed halfway holds nothing.
+ *
+ * A slot of another key is taken only when that key has been idle (tat in
+ * the past) for GRACE: its state then equals a fresh key's, so taking it
+ * loses nothing, even for a process whose clock reading is up to GRACE
+ * older. When every slot of the bucket is held by a busy key the check is
+ * "unavailable" rather than let any key past its limit. A live key's time
  * only ever grows, so a cell counted is never uncounted. */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,7 +35,17 @@
 
 #include "ratelimit.h"
 
-#define MAGIC "APIKRT01"
+/* The format: 02 has buckets of BUCKET slots. A table of format 01 (one
+ * slot per key) is never read; it is replaced, as one of an earlier boot.
+ * A host of format 01 refuses a table of 02 by its magic. */
+#define MAGIC "APIKRT02"
+#define MAGIC_01 "APIKRT01"
+#define BUCKET 4
+/* How long another key must have been idle before its slot is taken. */
+#define GRACE INT64_C(1000000000)
+/* A slot's time with this bit set: claimed, not yet live; the rest is the
+ * claimer's clock. */
+#define PENDING (UINT64_C(1) << 63)
 #define BOOT_LEN 48
 
 typedef struct rate_header {
@@ -172,15 +191,17 @@ static int map_table(rate_table *t)
         struct stat st;
         char boot[BOOT_LEN];
         boot_id(boot);
-        if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & S_IWOTH) ||
-            pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h || memcmp(h.magic, MAGIC, 8) != 0 ||
-            h.slots < RATE_SLOTS_MIN || h.slots > RATE_SLOTS_MAX || (h.slots & (h.slots - 1)) ||
-            (uint64_t)st.st_size != table_len(h.slots)) {
+        int ours = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && !(st.st_mode & S_IWOTH) &&
+                   pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h;
+        int format_01 = ours && memcmp(h.magic, MAGIC_01, 8) == 0 && round == 0;
+        if (!ours || (!format_01 && (memcmp(h.magic, MAGIC, 8) != 0 || h.slots < RATE_SLOTS_MIN ||
+                                     h.slots > RATE_SLOTS_MAX || (h.slots & (h.slots - 1)) ||
+                                     (uint64_t)st.st_size != table_len(h.slots)))) {
             say(t, "rate table %s: %s", "not a rate table of this size, or writable by anyone: remove it");
             close(fd);
             return -1;
         }
-        if (memcmp(h.boot, boot, BOOT_LEN) != 0 && round == 0) {
+        if ((format_01 || memcmp(h.boot, boot, BOOT_LEN) != 0) && round == 0) {
             close(fd);
             if ((fd = create_table(t, 1)) < 0)
                 return -1;
@@ -195,7 +216,7 @@ static int map_table(rate_table *t)
         t->fd = fd;
         t->map = m;
         t->map_len = (size_t)st.st_size;
-        t->mask = h.slots - 1;
+        t->mask = h.slots / BUCKET - 1;
         t->err[0] = '\0';
         return 0;
     }
@@ -248,36 +269,89 @@ cas(slot_word *p, slot_word old, slot_word new)
     return __sync_bool_compare_and_swap(p, old, new);
 }
 
+/* The word a slot holds: key low, time high. */
+static slot_word word(uint64_t key, uint64_t tat)
+{
+    return (slot_word)key | (slot_word)tat << 64;
+}
+
+/* Two plain loads may tear; a compare-and-swap with what was read then
+ * fails and the caller reads again. */
+static void load(slot_word *slot, uint64_t *key, uint64_t *tat)
+{
+    uint64_t *half = (uint64_t *)slot;
+    *key = __atomic_load_n(&half[0], __ATOMIC_SEQ_CST);
+    *tat = __atomic_load_n(&half[1], __ATOMIC_SEQ_CST);
+}
+
+/* Settle slot i of bucket b, pending for key since claimed: live (and idle
+ * from the claim's time) when no other slot of the bucket holds the key,
+ * else given back. Whoever settles first wins; the others' swaps fail. */
+static void settle(slot_word *b, int i, uint64_t key, uint64_t claimed)
+{
+    int alone = 1;
+    for (int j = 0; j < BUCKET; j++)
+        if (j != i && __atomic_load_n((uint64_t *)&b[j], __ATOMIC_SEQ_CST) == key)
+            alone = 0;
+    slot_word old = word(key, claimed);
+    (void)cas(&b[i], old, alone ? word(key, claimed & ~PENDING) : 0);
+}
+
+/* Whether a slot holding another key's state may be taken at now: free,
+ * idle for GRACE, or a claim left pending that long (its claimer gone). */
+static int takeable(uint64_t k, uint64_t tat, int64_t now)
+{
+    return k == 0 || (int64_t)(tat & ~PENDING) <= now - GRACE;
+}
+
 static int take_cell(rate_table *t, uint64_t key, const rate_spec *r, int64_t now,
                      rate_answer *out)
 {
-    slot_word *slot = (slot_word *)((char *)t->map + sizeof(rate_header)) + (mix(key) & t->mask);
-    uint64_t *half = (uint64_t *)slot;
+    slot_word *b = (slot_word *)((char *)t->map + sizeof(rate_header)) +
+                   (size_t)(mix(key) & t->mask) * BUCKET;
     int64_t interval = (int64_t)r->period * 1000000000 / r->limit;
     int64_t tau = (int64_t)(r->burst - 1) * interval;
-    for (;;) {
-        /* Two plain loads may tear; the compare-and-swap then fails and we
-         * read again. */
-        uint64_t k = __atomic_load_n(&half[0], __ATOMIC_ACQUIRE);
-        int64_t tat = (int64_t)__atomic_load_n(&half[1], __ATOMIC_ACQUIRE);
-        if (k != key && k != 0 && tat > now)
-            return RATE_UNAVAILABLE; /* another key's, not idle */
-        int64_t from = tat > now ? tat : now;
+    /* Claims given back because another slot held the key: only racing
+     * first checks of one key do that, and one of them wins. */
+    for (int claims = 0; claims < 64;) {
+        uint64_t k[BUCKET], tat[BUCKET];
+        int mine = -1, free_slot = -1;
+        for (int i = 0; i < BUCKET; i++) {
+            load(&b[i], &k[i], &tat[i]);
+            if (k[i] == key && mine < 0)
+                mine = i;
+            else if (k[i] != key && free_slot < 0 && takeable(k[i], tat[i], now))
+                free_slot = i;
+        }
+        if (mine >= 0 && (tat[mine] & PENDING)) {
+            settle(b, mine, key, tat[mine]);
+            continue;
+        }
+        if (mine < 0) {
+            if (free_slot < 0)
+                return RATE_UNAVAILABLE; /* every slot another busy key's */
+            uint64_t claim = PENDING | (uint64_t)now;
+            if (cas(&b[free_slot], word(k[free_slot], tat[free_slot]), word(key, claim))) {
+                settle(b, free_slot, key, claim);
+                claims++;
+            }
+            continue;
+        }
+        int64_t from = (int64_t)tat[mine] > now ? (int64_t)tat[mine] : now;
         if (from - now > tau) {
             int64_t wait = from - now - tau;
             out->remaining = 0;
             out->retry_after = (uint32_t)((wait + 999999999) / 1000000000);
             return RATE_LIMITED;
         }
-        slot_word old = (slot_word)k | (slot_word)(uint64_t)tat << 64;
-        slot_word new = (slot_word)key | (slot_word)(uint64_t)(from + interval) << 64;
-        if (cas(slot, old, new)) {
+        if (cas(&b[mine], word(key, tat[mine]), word(key, (uint64_t)(from + interval)))) {
             int64_t left = (tau - (from - now)) / interval;
             out->remaining = left > UINT32_MAX ? UINT32_MAX : (uint32_t)left;
             out->retry_after = 0;
             return RATE_ALLOWED;
         }
     }
+    return RATE_UNAVAILABLE;
 }
 
 int rate_take(rate_table *t, const char id[8], const rate_spec *r, int64_t now_ns,
@@ -309,7 +383,7 @@ int rate_take(rate_table *t, const char id[8], const rate_spec *r, int64_t now_n
         snprintf(err, errlen, "%s", t->err);
         d = RATE_UNAVAILABLE;
     } else if ((d = take_cell(t, key, r, now_ns, out)) == RATE_UNAVAILABLE) {
-        snprintf(err, errlen, "rate table %s: the key's slot is held by another busy key", t->path);
+        snprintf(err, errlen, "rate table %s: every slot of the key's bucket is held by another busy key", t->path);
     }
     pthread_rwlock_unlock(&t->lock);
     return d;

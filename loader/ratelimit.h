@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* Per-key rate limits by GCRA (generic cell rate algorithm) in one table
  * shared by every process of a host: a file mapped MAP_SHARED (default
- * /run/apikey/rate), one 16-byte slot per key id, updated lock-free.
+ * /run/apikey/rate), a key id in one 16-byte slot of a bucket of four,
+ * updated lock-free.
  * A leaf module: it knows nothing of the context, the store or the
  * configuration. doc/ARCHITECTURE.md ("Rate limits") gives the trust model. */
 #ifndef APIKEY_RATELIMIT_H
@@ -59,8 +60,8 @@ void rate_table_free(rate_table *t);
 int64_t rate_now_ns(void);
 /* Take one cell of key id's (8 bytes) limit at now_ns. RATE_ALLOWED with
  * remaining, RATE_LIMITED with retry_after, or RATE_UNAVAILABLE (the table
- * cannot be opened or mapped, or the key's slot is held by another key
- * that is not idle) with the reason in err. Opens or follows the file as
+ * cannot be opened or mapped, or every slot of the key's bucket is held by
+ * another key that is not idle) with the reason in err. Opens or follows the file as
  * needed: its identity is checked again at most once a second. */
 int rate_take(rate_table *t, const char id[8], const rate_spec *r, int64_t now_ns,
               rate_answer *out, char *err, size_t errlen);

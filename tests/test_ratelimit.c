@@ -208,6 +208,188 @@ static void test_full_table(void)
     rate_table_free(&t);
 }
 
+/* Many keys busy at once in the default table (262,144 slots): none is
+ * refused for want of a slot. With one slot per key about one in 130
+ * was (two keys' ids hashed to one slot); a key now has a bucket of four. */
+static void test_collisions(void)
+{
+    rate_table t;
+    table(&t, "busy");
+    rate_spec r = {1, 60, 1};
+    char id[9];
+    int unavailable = 0, limited = 0;
+    for (unsigned i = 0; i < 4096; i++) {
+        snprintf(id, sizeof id, "bz%06u", i % 1000000);
+        unavailable += take(&t, id, r, T0, NULL) == RATE_UNAVAILABLE;
+    }
+    /* And each is still counted: busy, so limited. */
+    for (unsigned i = 0; i < 4096; i++) {
+        snprintf(id, sizeof id, "bz%06u", i % 1000000);
+        limited += take(&t, id, r, T0 + SEC, NULL) == RATE_LIMITED;
+    }
+    CU_ASSERT_EQUAL(unavailable, 0);
+    CU_ASSERT_EQUAL(limited, 4096);
+    if (unavailable || limited != 4096)
+        fprintf(stderr, "4096 busy keys: %d unavailable, %d limited\n", unavailable, limited);
+    rate_table_free(&t);
+}
+
+/* A 16-slot table (4 buckets), 8 keys at a time in turn for 1.25 s each,
+ * 4 processes at once on the real clock (a shared clock that processes read
+ * a little apart, as hosts do): keys wait for a slot, take over idle ones,
+ * race to claim a key's first slot. However that goes, no key is let in
+ * more than its limit allows over its 1.25 s, counted over the processes. */
+#define FULL_KEYS 32
+static void test_full_never_over(void)
+{
+    const char *path = path_of("crowded");
+    rate_spec r = {10, 1, 10};
+    int64_t start = rate_now_ns(), window = SEC + SEC / 4;
+    int fds[4][2];
+    for (int p = 0; p < 4; p++) {
+        CU_ASSERT_FATAL(pipe(fds[p]) == 0);
+        if (fork() == 0) {
+            rate_table mine;
+            rate_table_init(&mine, path);
+            mine.create_slots = 16;
+            long n[FULL_KEYS + 1] = {0}; /* the last: unavailable */
+            char id[9];
+            for (int64_t now; (now = rate_now_ns()) < start + 4 * window;) {
+                for (int k = 0; k < 8; k++) {
+                    int key = (int)((now - start) / window) % 4 * 8 + k;
+                    snprintf(id, sizeof id, "fk%06d", key % 100);
+                    int d = take(&mine, id, r, rate_now_ns(), NULL);
+                    n[d == RATE_UNAVAILABLE ? FULL_KEYS : key] += d != RATE_LIMITED;
+                }
+                usleep(500);
+            }
+            (void)!write(fds[p][1], n, sizeof n);
+            rate_table_free(&mine);
+            _exit(0);
+        }
+        close(fds[p][1]);
+    }
+    long n[FULL_KEYS + 1] = {0};
+    for (int p = 0; p < 4; p++) {
+        long part[FULL_KEYS + 1];
+        CU_ASSERT(read(fds[p][0], part, sizeof part) == sizeof part);
+        close(fds[p][0]);
+        for (int k = 0; k <= FULL_KEYS; k++)
+            n[k] += part[k];
+        wait(NULL);
+    }
+    /* Burst 10 + 1.25 s at 10/s, and one for the window's rounding. */
+    long over = 0, allowed = 0;
+    for (int k = 0; k < FULL_KEYS; k++) {
+        allowed += n[k];
+        if (n[k] > 10 + 13 + 1) {
+            over++;
+            fprintf(stderr, "key %d: %ld let in over its 1.25 s at 10/s\n", k, n[k]);
+        }
+    }
+    CU_ASSERT_EQUAL(over, 0);
+    /* The table was crowded (some unavailable), and keys took idle slots
+     * over: more keys got in than the table has slots. */
+    int got_in = 0;
+    for (int k = 0; k < FULL_KEYS; k++)
+        got_in += n[k] > 0;
+    CU_ASSERT(n[FULL_KEYS] > 0);
+    CU_ASSERT(got_in > 16);
+    if (n[FULL_KEYS] == 0 || got_in <= 16)
+        fprintf(stderr, "%ld unavailable, %d keys got in\n", n[FULL_KEYS], got_in);
+    unlink(path);
+}
+
+/* The slots of the bucket holding id in t's mapping (found by its live slot). */
+static uint64_t *bucket_of(rate_table *t, const char *id)
+{
+    uint64_t key;
+    memcpy(&key, id, 8);
+    uint64_t *slots = (uint64_t *)((char *)t->map + 64);
+    for (size_t i = 0; i < (t->map_len - 64) / 16; i++)
+        if (slots[2 * i] == key)
+            return slots + 2 * (i & ~(size_t)3);
+    return NULL;
+}
+
+/* Claims left pending, as by a process killed between its two steps, or
+ * racing another's claim of the same key: a pending claim is never counted
+ * in. Beside a live slot of the key it is given back (the key's state is
+ * the live one's); alone it becomes the key's slot; another key's, left
+ * for over a second, is taken. */
+static void test_pending(void)
+{
+    rate_table t;
+    table(&t, "pending");
+    rate_spec r = {1, 3600, 1};
+    uint64_t pending = UINT64_C(1) << 63, key;
+    memcpy(&key, "pendKey1", 8);
+    CU_ASSERT_EQUAL(take(&t, "pendKey1", r, T0, NULL), RATE_ALLOWED);
+    uint64_t *b = bucket_of(&t, "pendKey1");
+    CU_ASSERT_FATAL(b != NULL);
+    uint64_t live[2] = {0, 0};
+    for (int i = 0; i < 4; i++)
+        if (b[2 * i] == key)
+            memcpy(live, b + 2 * i, 16);
+    /* Busy in the last slot, pending in the first: still limited. */
+    memset(b, 0, 64);
+    memcpy(b + 6, live, 16);
+    b[0] = key;
+    b[1] = pending | (uint64_t)T0;
+    CU_ASSERT_EQUAL(take(&t, "pendKey1", r, T0 + 1, NULL), RATE_LIMITED);
+    CU_ASSERT(b[0] == 0 && b[1] == 0);
+    CU_ASSERT_EQUAL(b[6], key);
+    /* Pending alone (its claimer gone): the key's slot, idle from its claim. */
+    memset(b, 0, 64);
+    b[2] = key;
+    b[3] = pending | (uint64_t)T0;
+    CU_ASSERT_EQUAL(take(&t, "pendKey1", r, T0 + 2, NULL), RATE_ALLOWED);
+    CU_ASSERT_EQUAL(take(&t, "pendKey1", r, T0 + 3, NULL), RATE_LIMITED);
+    /* Three busy keys and another key's claim, left for over a second:
+     * taken. Left for less: the key is unavailable. */
+    for (int i = 0; i < 4; i++) {
+        b[2 * i] = key + 1 + (uint64_t)i;
+        b[2 * i + 1] = (uint64_t)(T0 + 3600 * SEC);
+    }
+    b[7] = pending | (uint64_t)T0;
+    CU_ASSERT_EQUAL(take(&t, "pendKey1", r, T0 + SEC / 2, NULL), RATE_UNAVAILABLE);
+    CU_ASSERT(strstr(err, "busy key") != NULL);
+    CU_ASSERT_EQUAL(take(&t, "pendKey1", r, T0 + 2 * SEC, NULL), RATE_ALLOWED);
+    CU_ASSERT_EQUAL(b[6], key);
+    rate_table_free(&t);
+}
+
+/* A table of format 01 (one slot per key) is never read: it is replaced.
+ * The new table says format 02, which a host of 01 refuses by its magic. */
+static void test_old_format(void)
+{
+    const char *path = path_of("format");
+    /* Format 01: the header, then 16 slots of one busy key each (a key
+     * a day), whatever slot a host of 01 would look at. */
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0660);
+    char header[64] = "APIKRT01";
+    uint32_t slots = 16;
+    memcpy(header + 8, &slots, sizeof slots);
+    CU_ASSERT_EQUAL_FATAL(pwrite(fd, header, sizeof header, 0), 64);
+    for (unsigned i = 0; i < slots; i++) {
+        uint64_t slot[2] = {0, (uint64_t)T0 + 86400 * (uint64_t)SEC};
+        memcpy(&slot[0], "fmtKey01", 8);
+        CU_ASSERT_EQUAL(pwrite(fd, slot, sizeof slot, 64 + 16 * i), 16);
+    }
+    close(fd);
+    rate_table t;
+    rate_table_init(&t, path);
+    rate_spec r = {1, 3600, 1};
+    CU_ASSERT_EQUAL(take(&t, "fmtKey01", r, T0, NULL), RATE_ALLOWED);
+    CU_ASSERT_EQUAL(take(&t, "fmtKey01", r, T0 + 1, NULL), RATE_LIMITED);
+    char magic[9] = "";
+    fd = open(path, O_RDONLY);
+    CU_ASSERT_EQUAL(pread(fd, magic, 8, 0), 8);
+    close(fd);
+    CU_ASSERT_STRING_EQUAL(magic, "APIKRT02");
+    rate_table_free(&t);
+}
+
 /* Deleted, truncated, replaced by garbage, replaced by a fresh table: a
  * running user answers right or unavailable, and never crashes. */
 static void test_faults(void)
@@ -231,7 +413,7 @@ static void test_faults(void)
 
     /* Replaced by a short file (a truncated copy): unavailable, not SIGBUS. */
     char *tmp = path_of("faulty.new");
-    free(tu_write("faulty.new", "APIKRT01 short", 0660));
+    free(tu_write("faulty.new", "APIKRT02 short", 0660));
     CU_ASSERT_EQUAL(rename(tmp, path), 0);
     now += 2 * SEC;
     CU_ASSERT_EQUAL(take(&t, "faultKy1", r, now, &a), RATE_UNAVAILABLE);
@@ -309,6 +491,10 @@ int main(void)
         {"no twice the limit at a window edge; Retry-After", test_window_edge},
         {"four processes share a key's budget", test_processes},
         {"a full table evicts only idle keys", test_full_table},
+        {"4,096 busy keys: none refused for want of a slot", test_collisions},
+        {"a crowded table in 4 processes: no key over its limit", test_full_never_over},
+        {"a table of format 01 is replaced, never read", test_old_format},
+        {"a pending claim is never counted in", test_pending},
         {"deleted, truncated, replaced: right or unavailable", test_faults},
         {"a table of an earlier boot is replaced", test_other_boot},
         CU_TEST_INFO_NULL,
