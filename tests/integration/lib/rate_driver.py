@@ -3,7 +3,8 @@
 """One client of tests/integration/ratelimit.sh: asks with one key, through
 one host, at most RATE times a second until DEADLINE (Unix time), and
 prints one JSON line: the Unix times of the answers that let it in, how
-many it asked, and any answer that was neither "in" nor "rate limited".
+many it asked and how many answers came in each millisecond (Unix time),
+and any answer that was neither "in" nor "rate limited".
 
 usage: rate_driver.py MODE RATE DEADLINE ARGS...   (the key on stdin)
   helper HELPER CONFIG SERVICE ACCOUNT   lines to one basic_apikey_auth
@@ -21,7 +22,7 @@ def main():
     mode, rate, deadline = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
     args = sys.argv[4:]
     key = sys.stdin.readline().strip()
-    allowed, other, asked = [], {}, 0
+    allowed, other, asked, answered_ms = [], {}, 0, {}
 
     def note(what):
         other[what] = other.get(what, 0) + 1
@@ -80,12 +81,16 @@ def main():
             time.sleep(min(due - now, deadline - now))
             continue
         asked += 1
-        if ask():
+        got = ask()
+        ms = int(time.time() * 1000)
+        answered_ms[ms] = answered_ms.get(ms, 0) + 1
+        if got:
             allowed.append(time.time())
     if mode == "helper":
         proc.stdin.close()
         proc.wait()
-    print(json.dumps({"mode": mode, "asked": asked, "allowed": allowed, "other": other}))
+    print(json.dumps({"mode": mode, "asked": asked, "allowed": allowed, "other": other,
+                      "answered_ms": sorted(answered_ms.items())}))
 
 
 main()
