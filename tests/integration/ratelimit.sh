@@ -243,7 +243,7 @@ sleep 1.1
 s1=$(get); s2=$(get)
 if [ "$s1" = 200 ] && [ "$s2" = 200 ] && [ -f "$RUN/rate" ]; then ok "table removed: nginx makes a new one and answers"
 else not_ok "table removed: $s1 $s2"; fi
-printf 'APIKRT01 short' > "$RUN/rate.new" && chmod 660 "$RUN/rate.new" && mv "$RUN/rate.new" "$RUN/rate"
+printf 'APIKRT02 short' > "$RUN/rate.new" && chmod 660 "$RUN/rate.new" && mv "$RUN/rate.new" "$RUN/rate"
 sleep 1.1
 s1=$(get)
 r=$(printf '%s %s\n' "$U1" "$KEY" | runuser -u proxy -- "$HELPER" --config "$CONF" --service "$SVC")
