@@ -42,7 +42,7 @@ typedef struct rate_table {
     int fd;
     void *map;
     size_t map_len;
-    uint32_t mask;       /* slots - 1 */
+    uint32_t mask;       /* buckets - 1 (four slots each) */
     int64_t checked_ns;  /* when the file's identity was last checked */
     uint32_t create_slots; /* the slots of a table this process makes */
     char err[256];       /* why the table is unavailable, "" else */
