@@ -473,13 +473,13 @@ static int start_daemons(const options *o, const sockets *s, daemons *d)
     d->pub = start(s->listen, o->threads, o->connections_max, o->per_address, o->timeout, authd_serve_public,
                    NULL, 0);
     d->adm = s->admin >= 0 ? start(s->admin, 1, 64, o->per_address, o->timeout, authd_serve_admin,
-                                   authd_admin_completed, 1)
+                                   authd_body_completed, 1)
                            : NULL;
     /* Its customers all come through the sign-in proxy's address: no
      * per-address limit there. */
     d->dash = NULL;
     if ((authd_dashboard_fd = s->dashboard) >= 0)
-        d->dash = start(s->dashboard, 2, 256, 0, o->timeout, authd_serve_dashboard, authd_dashboard_completed, 0);
+        d->dash = start(s->dashboard, 2, 256, 0, o->timeout, authd_serve_dashboard, authd_body_completed, 0);
     if (!d->pub || (s->admin >= 0 && !d->adm) || (s->dashboard >= 0 && !d->dash)) {
         fprintf(stderr, "apikey-authd: libmicrohttpd did not start\n");
         return -1;
