@@ -32,9 +32,9 @@
 
 /* One request: who asks, and the body read so far. */
 typedef struct admin_request {
+    authd_body in; /* first: authd_body_completed frees it */
     int admin;
     struct ucred peer;
-    authd_body in;
 } admin_request;
 
 /* Root, a user of admin_users, or a member of a group of admin_groups.
@@ -684,14 +684,14 @@ enum MHD_Result authd_serve_admin(void *cls, struct MHD_Connection *c, const cha
     return rc;
 }
 
-void authd_admin_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-                           enum MHD_RequestTerminationCode toe)
+void authd_body_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                          enum MHD_RequestTerminationCode toe)
 {
     (void)cls, (void)c, (void)toe;
-    admin_request *rq = *con_cls;
-    if (rq) {
-        free(rq->in.body);
-        free(rq);
+    authd_body *in = *con_cls;
+    if (in) {
+        free(in->body);
+        free(in);
         *con_cls = NULL;
     }
 }

@@ -116,8 +116,6 @@ enum MHD_Result authd_serve_admin(void *cls, struct MHD_Connection *c, const cha
                                   size_t *upload_size, void **con_cls);
 /* Whether the peer on fd is an admin: 1, 0, or -1 without credentials. */
 int authd_admin_peer(int fd, struct ucred *peer);
-void authd_admin_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-                           enum MHD_RequestTerminationCode toe);
 
 /* The body of a request, read whole before the answer; beyond
  * AUTHD_ADMIN_BODY_MAX it is dropped and too_big set (answered 413). */
@@ -127,6 +125,11 @@ typedef struct authd_body {
     int too_big;
 } authd_body;
 enum MHD_Result authd_body_add(authd_body *b, const char *upload, size_t *upload_size);
+/* libmicrohttpd's completion callback of the admin socket and the
+ * dashboard, whose per-request state (*con_cls) begins with its
+ * authd_body: the state and its body freed. */
+void authd_body_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                          enum MHD_RequestTerminationCode toe);
 /* Whether s is UTF-8 (RFC 3629), as Jansson takes it. */
 int authd_utf8_valid(const char *s);
 /* {"error": error} */
@@ -150,8 +153,6 @@ extern int authd_dashboard_fd; /* its listening socket, set before it starts; -1
 enum MHD_Result authd_serve_dashboard(void *cls, struct MHD_Connection *c, const char *url,
                                       const char *method, const char *version, const char *upload,
                                       size_t *upload_size, void **con_cls);
-void authd_dashboard_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-                               enum MHD_RequestTerminationCode toe);
 /* [authd] dashboard_* settings; -1 after writing err. */
 int authd_dashboard_setting(authd_settings *s, const char *key, const char *value, char *err, size_t errlen);
 /* The headers every answer of the dashboard carries, added to r. */

@@ -72,7 +72,7 @@ enum MHD_Result authd_dashboard_headers(struct MHD_Connection *c, struct MHD_Res
 }
 
 typedef struct dash_request {
-    authd_body in;
+    authd_body in; /* first: authd_body_completed frees it */
 } dash_request;
 
 typedef struct header_count {
@@ -232,16 +232,4 @@ enum MHD_Result authd_serve_dashboard(void *cls, struct MHD_Connection *c, const
         fprintf(stderr, "apikey-authd: dashboard: account=%s %s %s\n", account ? account : "-", method, url);
     authd_release(g);
     return rc;
-}
-
-void authd_dashboard_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-                               enum MHD_RequestTerminationCode toe)
-{
-    (void)cls, (void)c, (void)toe;
-    dash_request *rq = *con_cls;
-    if (rq) {
-        free(rq->in.body);
-        free(rq);
-        *con_cls = NULL;
-    }
 }

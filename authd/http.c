@@ -97,71 +97,79 @@ static int request_header(void *conn, const char *name, char *out, size_t outlen
     return j.overflow ? -1 : j.lines > 0;
 }
 
-static enum MHD_Result verify(struct MHD_Connection *c, const char *service)
+/* The rules nginx's module follows too (common/credential.h). Once
+ * copied, the key is not left in libmicrohttpd's buffer. */
+static apikey_reason take_credential(struct MHD_Connection *c, credential *cred)
 {
-    /* The rules nginx's module follows too (common/credential.h). Once
-     * copied, the key is not left in libmicrohttpd's buffer. */
     credential_lines lines = {.wipe = 0};
-    credential cred;
     MHD_get_connection_values_n(c, MHD_HEADER_KIND, credential_line, &lines);
-    apikey_reason taken = credential_read(&lines.auth, &lines.key, &cred);
+    apikey_reason taken = credential_read(&lines.auth, &lines.key, cred);
     lines.wipe = 1;
     MHD_get_connection_values_n(c, MHD_HEADER_KIND, credential_line, &lines);
+    return taken;
+}
 
-    authd_generation *g = authd_acquire();
-    /* Where the request comes from, for allowlists (apikey(1)): unknown
-     * (NULL) when a Unix-socket peer is not trusted or a trusted one
-     * forwarded nothing usable; a key with a list is then refused. */
+/* Where the request comes from, for allowlists (apikey(1)): unknown
+ * ("") when a Unix-socket peer is not trusted or a trusted one
+ * forwarded nothing usable; a key with a list is then refused. */
+static void client_address(struct MHD_Connection *c, const authd_generation *g, char client[AUTHD_ADDR_MAX])
+{
     authd_ip from;
-    char client[AUTHD_ADDR_MAX];
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     authd_client_address(&g->settings, ci ? ci->client_addr : NULL, request_header, c, &from);
-    authd_ip_text(&from, client, sizeof client);
+    authd_ip_text(&from, client, AUTHD_ADDR_MAX);
+}
 
-    /* The sized call also says why a check could not tell (the store's
-     * own words), which only this adapter logs. The daemon runs only on a
-     * library of 1.4 or later (authd_settings_read), which takes the
-     * address: allowlists never silently stop. */
-    apikey_verdict v = {.size = sizeof v};
-    const char *account = cred.account[0] ? cred.account : NULL;
+/* The sized call also says why a check could not tell (the store's
+ * own words), which only this adapter logs. The daemon runs only on a
+ * library of 1.4 or later (authd_settings_read), which takes the
+ * address: allowlists never silently stop. */
+static void check(const authd_generation *g, const char *service, apikey_reason taken, const credential *cred,
+                  const char *client, apikey_verdict *v)
+{
+    const char *account = cred->account[0] ? cred->account : NULL;
     if (taken != APIKEY_REASON_NONE) {
-        v.result.decision = APIKEY_REFUSED;
-        v.result.reason = taken;
+        v->result.decision = APIKEY_REFUSED;
+        v->result.reason = taken;
     } else {
         apikey_verify_request rq = {.size = sizeof rq, .service = service, .account = account,
-                                    .key = cred.key, .keylen = cred.keylen, .client_addr = client[0] ? client : NULL};
-        authd_api->verify_with(g->ctx, &rq, &v);
+                                    .key = cred->key, .keylen = cred->keylen, .client_addr = client[0] ? client : NULL};
+        authd_api->verify_with(g->ctx, &rq, v);
     }
-    const apikey_result res = v.result;
-    credential_wipe(&cred);
+}
 
-    const authd_service *svc =
-        res.reason == APIKEY_REASON_UNMAPPED ? NULL : authd_find_service(&g->settings, service);
-    authd_count(svc && svc->counters ? svc->counters : authd_counters_unmapped(), res.reason);
-    int status = authd_api->http_status(&res);
-    const char *why = credential_reason_string(authd_api, res.reason);
+static void log_verdict(const char *service, int status, const char *why, const apikey_verdict *v,
+                        const char *client)
+{
+    const apikey_result *res = &v->result;
     int named = credential_service_ok(service, strlen(service));
-
-    if (status == 503 && v.error[0])
-        fprintf(stderr, "apikey-authd: service %s: cannot tell: %s\n", named ? service : "(invalid)", v.error);
+    if (status == 503 && v->error[0])
+        fprintf(stderr, "apikey-authd: service %s: cannot tell: %s\n", named ? service : "(invalid)", v->error);
     if (authd_verbose) {
         /* An account is any text its key was made with, the client's
          * address what a header said: each one field (common/logvalue.h). */
         char who[LOG_VALUE_LEN], addr[LOG_VALUE_LEN];
         fprintf(stderr, "apikey-authd: %d service=%s reason=\"%s\" key_id=%s account=%s client=%s\n",
-                status, named ? service : "(invalid)", why, res.key_id[0] ? res.key_id : "-",
-                log_value(status == 200 ? res.account : NULL, who, sizeof who),
+                status, named ? service : "(invalid)", why, res->key_id[0] ? res->key_id : "-",
+                log_value(status == 200 ? res->account : NULL, who, sizeof who),
                 log_value(client[0] ? client : NULL, addr, sizeof addr));
     }
+}
 
+/* The answer's status and headers; a 401 or 403 without its challenge is
+ * a 503. */
+static enum MHD_Result answer_verdict(struct MHD_Connection *c, int status, const char *service, apikey_reason taken,
+                                      const authd_service *svc, const apikey_verdict *v, const char *why)
+{
+    const apikey_result *res = &v->result;
     /* A key with a limit: what is left when allowed, when to come back
      * when refused with 429 (RFC 6585). */
     char limit[16], remaining[16], retry[16];
-    int limited = APIKEY_HAS_FIELD(apikey_verdict, &v, retry_after) && v.rate_limit &&
+    int limited = APIKEY_HAS_FIELD(apikey_verdict, v, retry_after) && v->rate_limit &&
                   (status == 200 || status == 429);
-    snprintf(limit, sizeof limit, "%u", limited ? v.rate_limit : 0);
-    snprintf(remaining, sizeof remaining, "%u", limited ? v.rate_remaining : 0);
-    snprintf(retry, sizeof retry, "%u", limited ? v.retry_after : 0);
+    snprintf(limit, sizeof limit, "%u", limited ? v->rate_limit : 0);
+    snprintf(remaining, sizeof remaining, "%u", limited ? v->rate_remaining : 0);
+    snprintf(retry, sizeof retry, "%u", limited ? v->retry_after : 0);
     /* The realm is at most a service name's length, the scopes as long
      * as the configuration made them. */
     size_t clen = 2 * CREDENTIAL_SERVICE_MAX + (svc ? strlen(svc->scopes) : 0);
@@ -175,8 +183,8 @@ static enum MHD_Result verify(struct MHD_Connection *c, const char *service)
      * any, auth_request_set would otherwise pass a refused key's identity
      * on. The reason says why it was refused. */
     const char *headers[] = {
-        "X-Apikey-Account", status == 200 ? res.account : NULL,
-        "X-Apikey-Key-Id", status == 200 && res.key_id[0] ? res.key_id : NULL,
+        "X-Apikey-Account", status == 200 ? res->account : NULL,
+        "X-Apikey-Key-Id", status == 200 && res->key_id[0] ? res->key_id : NULL,
         "X-Apikey-Reason", status == 200 ? NULL : why,
         MHD_HTTP_HEADER_WWW_AUTHENTICATE, challenge,
         "X-RateLimit-Limit", limited ? limit : NULL,
@@ -188,6 +196,28 @@ static enum MHD_Result verify(struct MHD_Connection *c, const char *service)
                              ? authd_answer(c, 503, NULL, NULL, 0, MHD_RESPMEM_PERSISTENT)
                              : authd_answer(c, (unsigned)status, headers, NULL, 0, MHD_RESPMEM_PERSISTENT);
     free(challenge);
+    return rc;
+}
+
+static enum MHD_Result verify(struct MHD_Connection *c, const char *service)
+{
+    credential cred;
+    apikey_reason taken = take_credential(c, &cred);
+    authd_generation *g = authd_acquire();
+    char client[AUTHD_ADDR_MAX];
+    client_address(c, g, client);
+    apikey_verdict v = {.size = sizeof v};
+    check(g, service, taken, &cred, client, &v);
+    credential_wipe(&cred);
+
+    const apikey_result *res = &v.result;
+    const authd_service *svc =
+        res->reason == APIKEY_REASON_UNMAPPED ? NULL : authd_find_service(&g->settings, service);
+    authd_count(svc && svc->counters ? svc->counters : authd_counters_unmapped(), res->reason);
+    int status = authd_api->http_status(res);
+    const char *why = credential_reason_string(authd_api, res->reason);
+    log_verdict(service, status, why, &v, client);
+    enum MHD_Result rc = answer_verdict(c, status, service, taken, svc, &v, why);
     authd_release(g);
     return rc;
 }

@@ -358,11 +358,17 @@ static mode_t socket_mode_arg(const char *v)
     return (mode_t)m;
 }
 
-int main(int argc, char **argv)
+typedef struct options {
+    const char *config, *listen_at, *admin_at, *dashboard_at;
+    unsigned threads, connections_max, per_address, timeout;
+} options;
+
+/* -1 to go on; otherwise the status to exit with. */
+static int read_options(int argc, char **argv, options *o)
 {
-    const char *config = NULL, *listen_at = DEFAULT_LISTEN, *admin_at = NULL, *dashboard_at = NULL;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    unsigned threads = cpus > 0 ? (unsigned)cpus : 1, connections_max = 4096, per_address = 256, timeout = 30;
+    *o = (options){.listen_at = DEFAULT_LISTEN, .threads = cpus > 0 ? (unsigned)cpus : 1,
+                   .connections_max = 4096, .per_address = 256, .timeout = 30};
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},  {"listen", required_argument, NULL, 'l'},
         {"admin", required_argument, NULL, 'a'},   {"threads", required_argument, NULL, 't'},
@@ -373,16 +379,16 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},       {"dashboard", required_argument, NULL, 'd'},
         {NULL, 0, NULL, 0},
     };
-    for (int o; (o = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
-        switch (o) {
-        case 'c': config = optarg; break;
-        case 'l': listen_at = optarg; break;
-        case 'a': admin_at = optarg; break;
-        case 'd': dashboard_at = optarg; break;
-        case 't': threads = (unsigned)number("--threads", optarg, 1, 256); break;
-        case 'n': connections_max = (unsigned)number("--connections", optarg, 1, 1000000); break;
-        case 'p': per_address = (unsigned)number("--per-address", optarg, 1, 1000000); break;
-        case 'T': timeout = (unsigned)number("--timeout", optarg, 1, 3600); break;
+    for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
+        switch (c) {
+        case 'c': o->config = optarg; break;
+        case 'l': o->listen_at = optarg; break;
+        case 'a': o->admin_at = optarg; break;
+        case 'd': o->dashboard_at = optarg; break;
+        case 't': o->threads = (unsigned)number("--threads", optarg, 1, 256); break;
+        case 'n': o->connections_max = (unsigned)number("--connections", optarg, 1, 1000000); break;
+        case 'p': o->per_address = (unsigned)number("--per-address", optarg, 1, 1000000); break;
+        case 'T': o->timeout = (unsigned)number("--timeout", optarg, 1, 3600); break;
         case 'D': deadline = (unsigned)number("--deadline", optarg, 1, 3600); break;
         case 'm': socket_mode = socket_mode_arg(optarg); break;
         case 'v': authd_verbose = 1; break;
@@ -395,38 +401,47 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (admin_at && strncmp(admin_at, "unix:", 5) != 0) {
+    if (o->admin_at && strncmp(o->admin_at, "unix:", 5) != 0) {
         fprintf(stderr, "apikey-authd: --admin takes unix:PATH: the management API is never on the network\n");
         return 2;
     }
-    if (!config && !(config = secure_getenv("APIKEY_CONFIG")))
-        config = APIKEY_DEFAULT_CONFIG;
+    if (!o->config && !(o->config = secure_getenv("APIKEY_CONFIG")))
+        o->config = APIKEY_DEFAULT_CONFIG;
+    return -1;
+}
 
+typedef struct sockets {
+    int listen, admin, dashboard;
+} sockets;
+
+/* All three bound, or none left behind. */
+static int open_sockets(const options *o, sockets *s)
+{
     char err[1024];
-    if (!(authd_api = authd_load_library(err, sizeof err)) || !(current = open_generation(config, err, sizeof err))) {
+    s->listen = bind_address(o->listen_at, err, sizeof err), s->admin = -1, s->dashboard = -1;
+    if (s->listen < 0 || (o->admin_at && (s->admin = bind_unix(o->admin_at + 5, err, sizeof err)) < 0) ||
+        (o->dashboard_at && (s->dashboard = bind_address(o->dashboard_at, err, sizeof err)) < 0)) {
         fprintf(stderr, "apikey-authd: %s\n", err);
-        return 2;
+        if (s->listen >= 0 && strncmp(o->listen_at, "unix:", 5) == 0)
+            unlink(o->listen_at + 5);
+        return -1;
     }
-    if (dashboard_at && !current->settings.dashboard_header[0]) {
-        fprintf(stderr, "apikey-authd: --dashboard needs dashboard_account_header in [authd] of %s\n", config);
-        return 2;
-    }
-    int listen_fd = bind_address(listen_at, err, sizeof err), admin_fd = -1, dashboard_fd = -1;
-    if (listen_fd < 0 || (admin_at && (admin_fd = bind_unix(admin_at + 5, err, sizeof err)) < 0) ||
-        (dashboard_at && (dashboard_fd = bind_address(dashboard_at, err, sizeof err)) < 0)) {
-        fprintf(stderr, "apikey-authd: %s\n", err);
-        if (listen_fd >= 0 && strncmp(listen_at, "unix:", 5) == 0)
-            unlink(listen_at + 5);
-        return 2;
-    }
+    return 0;
+}
 
-    /* Each connection is a descriptor: allow as many as the hard limit. */
+/* Each connection is a descriptor: allow as many as the hard limit. */
+static void raise_descriptor_limit(void)
+{
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-    /* Signals go to the loop below, never to a server thread. */
+}
+
+/* Signals go to the main loop, never to a server thread: a signalfd. */
+static int take_signals(void)
+{
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGHUP);
@@ -434,33 +449,64 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGINT);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
-    int sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+    return signalfd(-1, &sigs, SFD_CLOEXEC);
+}
+
+/* An inotify descriptor on the configuration's folder, or -1 (then only
+ * SIGHUP reloads). */
+static int watch_config(const char *config)
+{
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", config);
-    const char *base = strrchr(config, '/') ? strrchr(config, '/') + 1 : config;
     int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
     if (ifd >= 0 && inotify_add_watch(ifd, dirname(dir), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_ATTRIB) < 0)
         fprintf(stderr, "apikey-authd: not watching %s (%s); SIGHUP reloads\n", config, strerror(errno));
+    return ifd;
+}
 
-    struct MHD_Daemon *pub =
-        start(listen_fd, threads, connections_max, per_address, timeout, authd_serve_public, NULL, 0);
-    struct MHD_Daemon *adm = admin_fd >= 0 ? start(admin_fd, 1, 64, per_address, timeout, authd_serve_admin,
-                                                   authd_admin_completed, 1)
-                                           : NULL;
+typedef struct daemons {
+    struct MHD_Daemon *pub, *adm, *dash;
+} daemons;
+
+static int start_daemons(const options *o, const sockets *s, daemons *d)
+{
+    d->pub = start(s->listen, o->threads, o->connections_max, o->per_address, o->timeout, authd_serve_public,
+                   NULL, 0);
+    d->adm = s->admin >= 0 ? start(s->admin, 1, 64, o->per_address, o->timeout, authd_serve_admin,
+                                   authd_body_completed, 1)
+                           : NULL;
     /* Its customers all come through the sign-in proxy's address: no
      * per-address limit there. */
-    struct MHD_Daemon *dash = NULL;
-    if ((authd_dashboard_fd = dashboard_fd) >= 0)
-        dash = start(dashboard_fd, 2, 256, 0, timeout, authd_serve_dashboard, authd_dashboard_completed, 0);
-    if (!pub || (admin_fd >= 0 && !adm) || (dashboard_fd >= 0 && !dash)) {
+    d->dash = NULL;
+    if ((authd_dashboard_fd = s->dashboard) >= 0)
+        d->dash = start(s->dashboard, 2, 256, 0, o->timeout, authd_serve_dashboard, authd_body_completed, 0);
+    if (!d->pub || (s->admin >= 0 && !d->adm) || (s->dashboard >= 0 && !d->dash)) {
         fprintf(stderr, "apikey-authd: libmicrohttpd did not start\n");
-        return 2;
+        return -1;
     }
-    fprintf(stderr, "apikey-authd: listening on %s with %u threads%s%s%s%s\n", listen_at, threads,
-            admin_at ? ", admin on " : "", admin_at ? admin_at : "", dashboard_at ? ", dashboard on " : "",
-            dashboard_at ? dashboard_at : "");
-    notify_ready();
+    return 0;
+}
 
+/* Whether the events waiting on ifd name the file base. */
+static int config_changed(int ifd, const char *base)
+{
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    ssize_t got;
+    int changed = 0;
+    while ((got = read(ifd, buf, sizeof buf)) > 0)
+        for (char *e = buf; e < buf + got; e += sizeof(struct inotify_event) + ((struct inotify_event *)e)->len) {
+            const struct inotify_event *ev = (const struct inotify_event *)e;
+            if (ev->len && strcmp(ev->name, base) == 0)
+                changed = 1;
+        }
+    return changed;
+}
+
+/* Until SIGTERM or SIGINT: reloads on SIGHUP and on changes of the file,
+ * and cuts requests past their deadline. */
+static void run(const char *config, int sfd, int ifd)
+{
+    const char *base = strrchr(config, '/') ? strrchr(config, '/') + 1 : config;
     int pending = 0;
     for (;;) {
         struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = ifd, .events = POLLIN}};
@@ -475,16 +521,8 @@ int main(int argc, char **argv)
             reload(config);
             continue;
         }
-        if (p[1].revents & POLLIN) {
-            char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-            ssize_t got;
-            while ((got = read(ifd, buf, sizeof buf)) > 0)
-                for (char *e = buf; e < buf + got; e += sizeof(struct inotify_event) + ((struct inotify_event *)e)->len) {
-                    const struct inotify_event *ev = (const struct inotify_event *)e;
-                    if (ev->len && strcmp(ev->name, base) == 0)
-                        pending = 1;
-                }
-        }
+        if ((p[1].revents & POLLIN) && config_changed(ifd, base))
+            pending = 1;
         if (p[0].revents & POLLIN) {
             struct signalfd_siginfo si;
             if (read(sfd, &si, sizeof si) != sizeof si)
@@ -496,18 +534,57 @@ int main(int argc, char **argv)
             break;
         }
     }
+}
+
+static void stop(const options *o, const daemons *d)
+{
     fprintf(stderr, "apikey-authd: stopping\n");
-    MHD_stop_daemon(pub);
-    if (adm)
-        MHD_stop_daemon(adm);
-    if (dash)
-        MHD_stop_daemon(dash);
-    if (strncmp(listen_at, "unix:", 5) == 0)
-        unlink(listen_at + 5);
-    if (admin_at)
-        unlink(admin_at + 5);
-    if (dashboard_at && strncmp(dashboard_at, "unix:", 5) == 0)
-        unlink(dashboard_at + 5);
+    MHD_stop_daemon(d->pub);
+    if (d->adm)
+        MHD_stop_daemon(d->adm);
+    if (d->dash)
+        MHD_stop_daemon(d->dash);
+    if (strncmp(o->listen_at, "unix:", 5) == 0)
+        unlink(o->listen_at + 5);
+    if (o->admin_at)
+        unlink(o->admin_at + 5);
+    if (o->dashboard_at && strncmp(o->dashboard_at, "unix:", 5) == 0)
+        unlink(o->dashboard_at + 5);
+}
+
+int main(int argc, char **argv)
+{
+    options o;
+    int rc = read_options(argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+
+    char err[1024];
+    if (!(authd_api = authd_load_library(err, sizeof err)) || !(current = open_generation(o.config, err, sizeof err))) {
+        fprintf(stderr, "apikey-authd: %s\n", err);
+        return 2;
+    }
+    if (o.dashboard_at && !current->settings.dashboard_header[0]) {
+        fprintf(stderr, "apikey-authd: --dashboard needs dashboard_account_header in [authd] of %s\n", o.config);
+        return 2;
+    }
+    sockets s;
+    if (open_sockets(&o, &s) != 0)
+        return 2;
+
+    raise_descriptor_limit();
+    int sfd = take_signals();
+    int ifd = watch_config(o.config);
+    daemons d;
+    if (start_daemons(&o, &s, &d) != 0)
+        return 2;
+    fprintf(stderr, "apikey-authd: listening on %s with %u threads%s%s%s%s\n", o.listen_at, o.threads,
+            o.admin_at ? ", admin on " : "", o.admin_at ? o.admin_at : "", o.dashboard_at ? ", dashboard on " : "",
+            o.dashboard_at ? o.dashboard_at : "");
+    notify_ready();
+
+    run(o.config, sfd, ifd);
+    stop(&o, &d);
     authd_release(current);
     return 0;
 }

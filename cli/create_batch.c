@@ -43,21 +43,61 @@ static void say_file_line(int rc, const char *err, const size_t *lineno, size_t 
         cli_fail(rc, err);
 }
 
-int cli_create_batch(const char *config, const char *file)
+/* The requests read so far; each keeps its line, which its fields point
+ * into, and the file's line number. */
+typedef struct batch {
+    apikey_create_request *reqs;
+    char **keep;
+    size_t *lineno;
+    size_t n, cap;
+} batch;
+
+static int grow(batch *b)
 {
-    FILE *in = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
-    if (!in) {
-        perror(file);
-        return CLI_EXIT_ERROR;
+    b->cap = b->cap ? b->cap * 2 : 64;
+    apikey_create_request *r2 = realloc(b->reqs, b->cap * sizeof *r2);
+    char **k2 = realloc(b->keep, b->cap * sizeof *k2);
+    size_t *l2 = realloc(b->lineno, b->cap * sizeof *l2);
+    if (r2)
+        b->reqs = r2;
+    if (k2)
+        b->keep = k2;
+    if (l2)
+        b->lineno = l2;
+    return r2 && k2 && l2 ? 0 : -1;
+}
+
+/* Line number at into the batch; the batch takes *line once there is
+ * room for it. 0, or the exit code. */
+static int add_line(batch *b, char **line, size_t at)
+{
+    if (b->n == b->cap && grow(b) != 0)
+        return cli_fail(CLI_EXIT_ERROR, "out of memory");
+    size_t n = b->n;
+    b->keep[n] = *line;
+    *line = NULL;
+    b->lineno[n] = at;
+    b->n++;
+    char *f[NFIELDS];
+    uint32_t burst = 0;
+    if (split(b->keep[n], f) != 0 || (f[6] && *f[6] && cli_parse_burst(f[6], &burst) != 0)) {
+        fprintf(stderr, "apikey: line %zu: expected " COLUMNS "; nothing was created\n", at);
+        return CLI_EXIT_REFUSED;
     }
-    size_t cap = 0, n = 0, lines_cap = 0, at = 0, *lineno = NULL;
-    apikey_create_request *reqs = NULL;
-    apikey_issued *out = NULL;
-    int rc = CLI_EXIT_ERROR;
+    b->reqs[n] = (apikey_create_request){.size = sizeof *b->reqs, .account = f[0], .name = f[1],
+                                         .scopes = f[2], .expires = f[3], .allow_from = f[4],
+                                         .rate = f[5] && *f[5] ? f[5] : NULL, .burst = burst};
+    return 0;
+}
+
+/* Every line but blank ones and comments. 0, or the exit code. */
+static int read_batch(FILE *in, batch *b)
+{
+    size_t cap = 0, at = 0;
     ssize_t got;
     char *line = NULL;
-    char **keep = NULL;
-    while ((got = getline(&line, &cap, in)) >= 0) {
+    int rc = 0;
+    while (rc == 0 && (got = getline(&line, &cap, in)) >= 0) {
         at++;
         if (got > 0 && line[got - 1] == '\n')
             line[--got] = '\0';
@@ -65,59 +105,35 @@ int cli_create_batch(const char *config, const char *file)
             line[--got] = '\0';
         if (got == 0 || line[0] == '#')
             continue;
-        if (n == lines_cap) {
-            lines_cap = lines_cap ? lines_cap * 2 : 64;
-            apikey_create_request *r2 = realloc(reqs, lines_cap * sizeof *r2);
-            char **k2 = realloc(keep, lines_cap * sizeof *k2);
-            size_t *l2 = realloc(lineno, lines_cap * sizeof *l2);
-            if (r2)
-                reqs = r2;
-            if (k2)
-                keep = k2;
-            if (l2)
-                lineno = l2;
-            if (!r2 || !k2 || !l2) {
-                cli_fail(CLI_EXIT_ERROR, "out of memory");
-                goto done;
-            }
-        }
-        keep[n] = line;
-        line = NULL;
-        cap = 0;
-        lineno[n] = at;
-        char *f[NFIELDS];
-        uint32_t burst = 0;
-        if (split(keep[n], f) != 0 || (f[6] && *f[6] && cli_parse_burst(f[6], &burst) != 0)) {
-            n++;
-            fprintf(stderr, "apikey: line %zu: expected " COLUMNS "; nothing was created\n", at);
-            rc = CLI_EXIT_REFUSED;
-            goto done;
-        }
-        reqs[n] = (apikey_create_request){.size = sizeof *reqs, .account = f[0], .name = f[1],
-                                          .scopes = f[2], .expires = f[3], .allow_from = f[4],
-                                          .rate = f[5] && *f[5] ? f[5] : NULL, .burst = burst};
-        n++;
+        rc = add_line(b, &line, at);
+        cap = line ? cap : 0;
     }
-    if (n == 0) {
+    free(line);
+    if (rc == 0 && b->n == 0)
         rc = cli_fail(CLI_EXIT_REFUSED, "the batch holds no lines; nothing was created");
-        goto done;
-    }
+    return rc;
+}
+
+/* All of the batch in one call, each key printed once. */
+static int create_all(const char *config, const batch *b)
+{
+    size_t n = b->n;
     apikey_ctx *ctx = cli_open(config, 1);
     if (!ctx)
-        goto done;
-    out = calloc(n, sizeof *out);
+        return CLI_EXIT_ERROR;
+    apikey_issued *out = calloc(n, sizeof *out);
     char err[1024];
     apikey_status st = APIKEY_E_NOMEM;
     if (out) {
         for (size_t i = 0; i < n; i++)
             out[i].size = sizeof *out;
-        st = apikey_create_batch(ctx, reqs, n, out, err, sizeof err);
+        st = apikey_create_batch(ctx, b->reqs, n, out, err, sizeof err);
     }
-    rc = cli_exit_code(st);
+    int rc = cli_exit_code(st);
     if (!out)
         cli_fail(rc, "out of memory");
     else if (err[0] && st != APIKEY_OK)
-        say_file_line(rc, err, lineno, n);
+        say_file_line(rc, err, b->lineno, n);
     else if (err[0]) /* a note */
         cli_fail(rc, err);
     for (size_t i = 0; st == APIKEY_OK && i < n && rc == CLI_EXIT_OK; i++)
@@ -125,14 +141,26 @@ int cli_create_batch(const char *config, const char *file)
     if (out)
         apikey_wipe(out, n * sizeof *out);
     apikey_close(ctx);
-done:
     free(out);
-    free(line);
-    for (size_t i = 0; i < n; i++)
-        free(keep[i]);
-    free(keep);
-    free(lineno);
-    free(reqs);
+    return rc;
+}
+
+int cli_create_batch(const char *config, const char *file)
+{
+    FILE *in = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
+    if (!in) {
+        perror(file);
+        return CLI_EXIT_ERROR;
+    }
+    batch b = {0};
+    int rc = read_batch(in, &b);
+    if (rc == 0)
+        rc = create_all(config, &b);
+    for (size_t i = 0; i < b.n; i++)
+        free(b.keep[i]);
+    free(b.keep);
+    free(b.lineno);
+    free(b.reqs);
     if (in != stdin)
         fclose(in);
     return rc;

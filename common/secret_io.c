@@ -6,6 +6,8 @@
 #include <unistd.h>
 #include <openssl/crypto.h>
 
+#include "apikey_io.h"
+
 void secret_reader_init(secret_reader *r, int fd)
 {
     memset(r, 0, sizeof *r);
@@ -76,21 +78,7 @@ ssize_t secret_read_all(int fd, char *buf, size_t cap)
     return (ssize_t)have;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 int secret_write_line(int fd, const char *text, size_t len)
 {
-    return write_all(fd, text, len) == 0 && write_all(fd, "\n", 1) == 0 ? 0 : -1;
+    return apikey_write_all(fd, text, len) == 0 && apikey_write_all(fd, "\n", 1) == 0 ? 0 : -1;
 }

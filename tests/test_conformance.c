@@ -980,12 +980,7 @@ static void test_undecodable_record_never_dropped(void)
     apikey_ctx *ctx = core_open(f.config, APIKEY_OPEN_CONNECT, NULL, 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
     apikey_record rec;
-    memset(&rec, 0, sizeof rec);
-    snprintf(rec.id, sizeof rec.id, "badUtf80");
-    snprintf(rec.account, sizeof rec.account, "carol");
-    snprintf(rec.name, sizeof rec.name, "caf\xe9");
-    snprintf(rec.scopes, sizeof rec.scopes, "proxies:read");
-    rec.created = time(NULL);
+    tu_record(&rec, "badUtf80", "carol", "caf\xe9", "proxies:read");
     rec.expires = rec.created + 86400;
     const apikey_store_ops *ops = ctx->store.ops;
     void *h = ctx->store.handle;

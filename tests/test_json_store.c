@@ -639,12 +639,7 @@ static void test_only_utf8_written(void)
     apikey_ctx *ctx = core_open(cfg, APIKEY_OPEN_CONNECT, NULL, 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
     apikey_record rec;
-    memset(&rec, 0, sizeof rec);
-    snprintf(rec.id, sizeof rec.id, "badUtf81");
-    snprintf(rec.account, sizeof rec.account, "carol");
-    snprintf(rec.name, sizeof rec.name, "ok");
-    snprintf(rec.scopes, sizeof rec.scopes, "proxies:read \xff");
-    rec.created = time(NULL);
+    tu_record(&rec, "badUtf81", "carol", "ok", "proxies:read \xff");
     core_store_line_clear();
     CU_ASSERT_EQUAL_FATAL(ctx->store.ops->begin(ctx->store.handle), APIKEY_ST_OK);
     CU_ASSERT_EQUAL(ctx->store.ops->insert(ctx->store.handle, &rec), APIKEY_ST_OK);

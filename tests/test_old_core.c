@@ -45,22 +45,7 @@ static void log_line(const char *fmt, ...)
     va_end(ap);
 }
 
-static int check_file(int fd, const char *path, char *why, size_t whylen)
-{
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 022)) {
-        snprintf(why, whylen, "%s: not a private regular file", path);
-        return -1;
-    }
-    return 0;
-}
-
-static const apikey_store_host today = {
-    .size = sizeof(apikey_store_host),
-    .log_error = log_line,
-    .check_file = check_file,
-    .record_size = sizeof(apikey_record),
-};
+static const apikey_store_host today = TU_STORE_HOST(log_line);
 
 static const apikey_store_ops *load(const char *scheme)
 {
@@ -143,7 +128,7 @@ static void refused(const char *scheme)
      * without checking size would read past it (ASan, valgrind). */
     struct host_v1 *old = malloc(sizeof *old);
     CU_ASSERT_PTR_NOT_NULL_FATAL(old);
-    *old = (struct host_v1){.size = sizeof *old, .log_error = log_line, .check_file = check_file};
+    *old = (struct host_v1){.size = sizeof *old, .log_error = log_line, .check_file = tu_check_file};
     said[0] = '\0';
     void *h = (void *)&h;
     int st = ops->open(loc, 0, (const apikey_store_host *)old, &h);

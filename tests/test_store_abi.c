@@ -32,24 +32,7 @@ static void log_line(const char *fmt, ...)
     logged++;
 }
 
-/* The core's check refuses more (owners, folders); this is enough here. */
-static int check_file(int fd, const char *path, char *why, size_t whylen)
-{
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 022)) {
-        snprintf(why, whylen, "%s: not a private regular file", path);
-        return -1;
-    }
-    return 0;
-}
-
-static const apikey_store_host host = {
-    .size = sizeof(apikey_store_host),
-    .log_error = log_line,
-    .check_file = check_file,
-    .privileged = 0,
-    .record_size = sizeof(apikey_record),
-};
+static const apikey_store_host host = TU_STORE_HOST(log_line);
 
 /* A fresh location of the store under test (what follows "scheme:"). */
 static char *fresh_location(void)

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static char tmpdir[256];
@@ -364,4 +365,24 @@ char *tu_create_key(const char *config, const char *account)
                                     "--scopes", "proxies:read", NULL), 0);
     out[strcspn(out, "\n")] = 0;
     return out;
+}
+
+int tu_check_file(int fd, const char *path, char *why, size_t whylen)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 022)) {
+        snprintf(why, whylen, "%s: not a private regular file", path);
+        return -1;
+    }
+    return 0;
+}
+
+void tu_record(apikey_record *rec, const char *id, const char *account, const char *name, const char *scopes)
+{
+    memset(rec, 0, sizeof *rec);
+    snprintf(rec->id, sizeof rec->id, "%s", id);
+    snprintf(rec->account, sizeof rec->account, "%s", account);
+    snprintf(rec->name, sizeof rec->name, "%s", name);
+    snprintf(rec->scopes, sizeof rec->scopes, "%s", scopes);
+    rec->created = time(NULL);
 }

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <CUnit/Basic.h>
 
+#include "apikey_store.h"
+
 /* A fresh private folder under $TMPDIR; removed by tu_cleanup(). */
 const char *tu_tmpdir(void);
 void tu_cleanup(void);
@@ -50,6 +52,21 @@ int tu_apikey(const char *config, const char *stdin_text, char **out, char **err
 
 /* `apikey list` with config exits 2, saying why in one line. */
 void tu_expect_refusal(const char *config, const char *why);
+
+/* A record as a store holds it, made now, never expiring, with these texts
+ * copied as they are (no check: tests plant what the library refuses). */
+void tu_record(apikey_record *rec, const char *id, const char *account, const char *name, const char *scopes);
+
+/* For tests that load a store backend themselves: a host as the core makes
+ * one (apikey_store.h), logging through log. Its
+ * check_file, tu_check_file, refuses what is not a private regular file;
+ * the core's refuses more (owners, folders), which is enough here. */
+int tu_check_file(int fd, const char *path, char *why, size_t whylen);
+#define TU_STORE_HOST(log)                                                                   \
+    {                                                                                        \
+        .size = sizeof(apikey_store_host), .log_error = (log), .check_file = tu_check_file, \
+        .record_size = sizeof(apikey_record),                                                \
+    }
 
 /* build/basic_apikey_auth on pipes, as Squid runs it. */
 typedef struct tu_helper {

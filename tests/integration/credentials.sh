@@ -26,13 +26,9 @@ for i in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
 # daemon sends them. A static file, not `return`: that answers before the
 # access phase.
 N=$T/nginx
-mkdir -p "$N/www" "$T/build/nginx"
-: > "$N/www/x"
-chmod -R a+rX "$N/www"
-cp build/nginx/ngx_http_apikey_module.so "$T/build/nginx/"
-cp build/libapikey.so "$T/build/libapikey.so.1"
+nginx_tree "$N" x ""
 PORT=$(free_port)
-nginx_conf "$N" "$T/build/nginx/ngx_http_apikey_module.so" "
+nginx_conf "$N" "$NGX_MODULE" "
     apikey_config $CONF;
     server {
         listen 127.0.0.1:$PORT;

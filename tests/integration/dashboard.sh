@@ -21,16 +21,13 @@ if [ ! -f "$HERE/../../build/nginx/ngx_http_apikey_module.so" ] || ! command -v 
 fi
 NAME=dashboard
 . "$HERE/lib/servers.sh"
+. "$HERE/lib/nginx.sh"
 [ -f build/apikey-authd ] || { not_ok "build/apikey-authd is not built (make all)"; finish; }
 
 CUST=cust$$     # the account signed in on the dashboard
 SOLO=solo$$     # the account of the single-key page
 N=$T/nginx
-mkdir -p "$N/www" "$N/tmp" "$T/build/nginx" && chown proxy "$N/tmp"
-echo "protected ok" > "$N/www/index.txt"
-chmod -R a+rX "$N/www"
-cp build/nginx/ngx_http_apikey_module.so "$T/build/nginx/"
-cp build/libapikey.so "$T/build/libapikey.so.1"
+nginx_tree "$N" index.txt "protected ok"
 PORT=$(free_port); SPORT=$(free_port); EPORT=$(free_port); DPORT=$(free_port); SDPORT=$(free_port)
 LOG=$T/authd.log
 
@@ -73,21 +70,11 @@ dash_proxy() { # PORT DASHBOARD-PORT ACCOUNT
 CONF
 }
 cat > "$N/nginx.conf" <<CONF
-load_module $T/build/nginx/ngx_http_apikey_module.so;
-user proxy;
-worker_processes 1;
-daemon off;
-pid $N/nginx.pid;
-error_log $N/error.log info;
-events { worker_connections 256; }
+$(nginx_top "$N" "$NGX_MODULE" 1 256)
 http {
     log_format apikey '\$remote_addr "\$request" \$status reason="\$apikey_reason"';
     access_log $N/access.log apikey;
-    client_body_temp_path $N/tmp/body;
-    proxy_temp_path $N/tmp/proxy;
-    fastcgi_temp_path $N/tmp/fastcgi;
-    uwsgi_temp_path $N/tmp/uwsgi;
-    scgi_temp_path $N/tmp/scgi;
+$(nginx_temp "$N")
     apikey_config $CONF;
 $(dash_proxy "$PORT" "$DPORT" "$CUST")
 $(dash_proxy "$SPORT" "$SDPORT" "$SOLO")

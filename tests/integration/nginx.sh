@@ -22,12 +22,7 @@ NAME=nginx
 . "$HERE/lib/nginx.sh"
 
 N=$T/nginx
-mkdir -p "$N/www/f" "$N/tmp" && chown proxy "$N/tmp"
-echo "file ok" > "$N/www/f/index.txt"
-chmod -R a+rX "$N/www"
-mkdir -p "$T/build/nginx"
-cp build/nginx/ngx_http_apikey_module.so "$T/build/nginx/"
-cp build/libapikey.so "$T/build/libapikey.so.1"
+nginx_tree "$N"
 PORT=$(free_port)
 UP=$(free_port)
 P6=$(free_port)
@@ -98,22 +93,12 @@ server { listen [::1]:$P6; location / { apikey_service $SVC; alias $N/www/f/; } 
 server { listen [::]:$PDUAL ipv6only=off; location / { apikey_service $SVC; alias $N/www/f/; } }
 CONF
 cat > "$N/nginx.conf" <<CONF
-load_module $T/build/nginx/ngx_http_apikey_module.so;
-user proxy;
-worker_processes 1;
-daemon off;
-pid $N/nginx.pid;
-error_log $LOG info;
-events { worker_connections 1024; }
+$(nginx_top "$N" "$NGX_MODULE" 1 1024)
 http {
     log_format apikey '\$remote_addr "\$request" \$status \$body_bytes_sent '
                       'account=\$apikey_account key_id=\$apikey_key_id reason="\$apikey_reason"';
     access_log $N/access.log apikey;
-    client_body_temp_path $N/tmp/body;
-    proxy_temp_path $N/tmp/proxy;
-    fastcgi_temp_path $N/tmp/fastcgi;
-    uwsgi_temp_path $N/tmp/uwsgi;
-    scgi_temp_path $N/tmp/scgi;
+$(nginx_temp "$N")
     include $N/example.conf;
     include $N/ipv6.conf;
     server {

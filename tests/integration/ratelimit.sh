@@ -20,6 +20,7 @@ if [ ! -f "$HERE/../../build/nginx/ngx_http_apikey_module.so" ] || ! command -v 
 fi
 NAME=ratelimit
 . "$HERE/lib/servers.sh"
+. "$HERE/lib/nginx.sh"
 DURATION=${RATE_DURATION:-10}
 
 # The table's folder is group proxy and setgid: whoever makes the table
@@ -37,29 +38,14 @@ printf 'auth required %s config=%s\naccount required %s config=%s\n' "$MODULE" "
     > "$T/pam.d/$SVC"
 
 N=$T/nginx
-mkdir -p "$N/www/f" "$N/tmp" && chown proxy "$N/tmp"
-echo "file ok" > "$N/www/f/index.txt"
-chmod -R a+rX "$N/www"
-mkdir -p "$T/build/nginx"
-cp build/nginx/ngx_http_apikey_module.so "$T/build/nginx/"
-cp build/libapikey.so "$T/build/libapikey.so.1"
+nginx_tree "$N"
 PORT=$(free_port)
 LOG=$N/error.log
 cat > "$N/nginx.conf" <<CONF
-load_module $T/build/nginx/ngx_http_apikey_module.so;
-user proxy;
-worker_processes 2;
-daemon off;
-pid $N/nginx.pid;
-error_log $LOG info;
-events { worker_connections 256; }
+$(nginx_top "$N" "$NGX_MODULE" 2 256)
 http {
     access_log off;
-    client_body_temp_path $N/tmp/body;
-    proxy_temp_path $N/tmp/proxy;
-    fastcgi_temp_path $N/tmp/fastcgi;
-    uwsgi_temp_path $N/tmp/uwsgi;
-    scgi_temp_path $N/tmp/scgi;
+$(nginx_temp "$N")
     apikey_config $CONF;
     server {
         listen 127.0.0.1:$PORT;
