@@ -10,9 +10,10 @@
  *               host, then revoked (apikey_revoke returned: COMMIT
  *               acknowledged); the time to the first refusal on each host
  *   create N    N new keys: COMMIT to the first acceptance on every host
- *   churn RATE SECONDS  RATE revocations a second of the second half of
- *               KEYFILE's keys from a second thread, while keys of the
- *               first half are revoked and watched as in revoke
+ *   churn RATE SECONDS WATCH BATCH  RATE changes a second while KEYFILE's
+ *               first WATCH keys are revoked and watched as in revoke:
+ *               with BATCH 1, revocations of the keys after them, one a
+ *               transaction; else new keys, BATCH a transaction
  * usage: propagation MODE ARG... RECORD_CONFIG SERVICE ACCOUNT KEYFILE INTERVAL_MS HOST...
  * Prints "p50 p99 max" (ms) of every (host, key) pair, then one line per
  * host kind, then for churn "rate achieved/s"; exits 1 when a key stays
@@ -128,11 +129,21 @@ static int check(host *h, const char *key)
 {
     char line[1024];
     if (h->kind[0] == 'n') {
-        dprintf(h->in, "GET %s HTTP/1.1\r\nHost: fleet\r\nAuthorization: Bearer %s\r\n\r\n", h->path, key);
         int status = -1;
         long length = 0;
-        if (!fgets(line, sizeof line, h->answers) || sscanf(line, "HTTP/1.1 %d", &status) != 1)
-            die("nginx closed the connection");
+        /* nginx closes a connection after keepalive_requests: once more on a new one. */
+        for (int tries = 0; status < 0 && tries < 2; tries++) {
+            if (tries) {
+                fclose(h->answers);
+                close(h->in);
+                nginx_connect(h);
+            }
+            dprintf(h->in, "GET %s HTTP/1.1\r\nHost: fleet\r\nAuthorization: Bearer %s\r\n\r\n", h->path, key);
+            if (!fgets(line, sizeof line, h->answers) || sscanf(line, "HTTP/1.1 %d", &status) != 1)
+                status = -1;
+        }
+        if (status < 0)
+            die("nginx does not answer");
         while (fgets(line, sizeof line, h->answers) && strcmp(line, "\r\n") != 0)
             if (strncasecmp(line, "Content-Length:", 15) == 0)
                 length = atol(line + 15);
@@ -221,6 +232,8 @@ static void record(double t0, int want)
     for (int i = 0; i < nhosts; i++) {
         double d = (want ? hosts[i].first_accepted : hosts[i].first_refused) - t0;
         lat_all[nlat++] = d > 0 ? d : 0;
+        if (getenv("PROPAGATION_SLOW") && d > atof(getenv("PROPAGATION_SLOW")))
+            fprintf(stderr, "propagation: %s took %.1f ms (at %.1f)\n", hosts[i].spec, d, t0);
     }
     pthread_mutex_unlock(&lock);
 }
@@ -242,30 +255,61 @@ static void report_all(void)
 }
 
 static apikey_ctx *record_ctx;
-static int churn_rate, churn_done, churn_stop;
+static const char *record_conf;
+static int churn_rate, churn_done, split, churn_batch;
 static double churn_seconds;
 
-/* RATE revocations a second, paced against the clock (a late one is sent
- * at once, so the rate achieved says what the store took). */
+/* RATE revocations a second from CHURNERS threads, each on its own
+ * connection (a writer waits for the store of record's round trips, not
+ * for a core), paced against the clock: a late one is sent at once, so
+ * the rate achieved says what the store took. */
+enum { CHURNERS = 8 };
+static double churn_t0;
 static void *churner(void *arg)
 {
-    (void)arg;
+    int t = (int)(long)arg;
     char err[512], id[16];
-    double t0 = now_ms();
-    for (int i = nkeys / 2; i < nkeys && !__atomic_load_n(&churn_stop, __ATOMIC_ACQUIRE); i++) {
-        double due = t0 + (double)(i - nkeys / 2) * 1000.0 / churn_rate;
-        double wait = due - now_ms();
+    apikey_ctx *ctx = apikey_open_with(record_conf, APIKEY_OPEN_CONNECT, err, sizeof err);
+    if (!ctx)
+        die(err);
+    if (churn_batch > 1) {
+        /* One writer, a batch of new keys every 1/10 s. */
+        size_t b = (size_t)churn_batch;
+        apikey_create_request *reqs = calloc(b, sizeof *reqs);
+        apikey_issued *out = calloc(b, sizeof *out);
+        for (size_t j = 0; j < b; j++) {
+            reqs[j] = (apikey_create_request){.size = sizeof *reqs, .account = "churn", .name = "c",
+                                              .scopes = "proxies:read", .expires = "never"};
+            out[j].size = sizeof *out;
+        }
+        for (int round = 0; t == 0; round++) {
+            double wait = churn_t0 + round * 1000.0 * churn_batch / churn_rate - now_ms();
+            if (wait > 0)
+                usleep((useconds_t)(wait * 1000));
+            if (now_ms() - churn_t0 >= churn_seconds * 1000)
+                break;
+            if (apikey_create_batch(ctx, reqs, b, out, err, sizeof err) != APIKEY_OK)
+                die(err);
+            apikey_wipe(out, b * sizeof *out);
+            for (size_t j = 0; j < b; j++)
+                out[j].size = sizeof *out;
+            __atomic_add_fetch(&churn_done, churn_batch, __ATOMIC_RELEASE);
+        }
+        free(reqs);
+        free(out);
+    }
+    for (int i = split + t; churn_batch <= 1 && i < nkeys; i += CHURNERS) {
+        double wait = churn_t0 + (double)(i - split) * 1000.0 / churn_rate - now_ms();
         if (wait > 0)
             usleep((useconds_t)(wait * 1000));
+        if (now_ms() - churn_t0 >= churn_seconds * 1000)
+            break;
         snprintf(id, sizeof id, "%.11s", keys[i]);
-        if (apikey_revoke(record_ctx, id, err, sizeof err) != APIKEY_OK)
+        if (apikey_revoke(ctx, id, err, sizeof err) != APIKEY_OK)
             die(err);
         __atomic_add_fetch(&churn_done, 1, __ATOMIC_RELEASE);
-        if (now_ms() - t0 >= churn_seconds * 1000)
-            break;
     }
-    churn_seconds = (now_ms() - t0) / 1000;
-    __atomic_store_n(&churn_stop, 1, __ATOMIC_RELEASE);
+    apikey_close(ctx);
     return NULL;
 }
 
@@ -273,16 +317,18 @@ int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
     if (argc < 3)
-        die("usage: propagation revoke N|create N|churn RATE SECONDS RECORD_CONFIG SERVICE ACCOUNT KEYFILE INTERVAL_MS HOST...");
+        die("usage: propagation revoke N|create N|churn RATE SECONDS WATCH BATCH RECORD_CONFIG SERVICE ACCOUNT KEYFILE INTERVAL_MS HOST...");
     const char *mode = argv[1];
     int n = atoi(argv[2]), a = 3;
     if (strcmp(mode, "churn") == 0) {
         churn_rate = n;
         churn_seconds = atof(argv[a++]);
+        split = atoi(argv[a++]);
+        churn_batch = atoi(argv[a++]);
     }
     if (argc - a < 6)
         die("too few arguments");
-    const char *record_conf = argv[a++];
+    record_conf = argv[a++];
     service = argv[a++];
     account = argv[a++];
     const char *keyfile = argv[a++];
@@ -310,8 +356,9 @@ int main(int argc, char **argv)
     int bad = 0, done = 0;
     if (strcmp(mode, "create") == 0) {
         for (int i = 0; i < n && !bad; i++) {
-            apikey_create_request req = {.account = account, .name = "fleet-new", .scopes = "proxies:read"};
-            apikey_issued out;
+            apikey_create_request req = {.size = sizeof req, .account = account, .name = "fleet-new",
+                                         .scopes = "proxies:read", .expires = "never"};
+            apikey_issued out = {.size = sizeof out};
             if (apikey_create(record_ctx, &req, &out, err, sizeof err) != APIKEY_OK)
                 die(err);
             double t0 = now_ms();
@@ -322,11 +369,13 @@ int main(int argc, char **argv)
             record(t0, 1);
         }
     } else {
-        pthread_t churn;
-        if (churn_rate)
-            pthread_create(&churn, NULL, churner, NULL);
-        /* Watched keys: the first half of the file; churn revokes the second. */
-        for (int i = 0; i < nkeys / 2 && !bad && (churn_rate ? !__atomic_load_n(&churn_stop, __ATOMIC_ACQUIRE) : done < n); i++) {
+        pthread_t churn[CHURNERS];
+        churn_t0 = now_ms();
+        for (long t = 0; churn_rate && t < CHURNERS; t++)
+            pthread_create(&churn[t], NULL, churner, (void *)t);
+        if (!churn_rate)
+            split = nkeys;
+        for (int i = 0; i < split && !bad && (churn_rate ? now_ms() - churn_t0 < churn_seconds * 1000 : done < n); i++) {
             __atomic_store_n(&watch, i, __ATOMIC_RELEASE);
             if (!all_answered(i, 1, 2000))
                 continue; /* not on every replica yet, or already revoked */
@@ -339,8 +388,10 @@ int main(int argc, char **argv)
             record(t0, 0);
             done++;
         }
-        if (churn_rate)
-            pthread_join(churn, NULL);
+        /* The watched keys while the churn lasts, then the churn's end. */
+        for (int t = 0; churn_rate && t < CHURNERS; t++)
+            pthread_join(churn[t], NULL);
+        churn_seconds = (now_ms() - churn_t0) / 1000;
     }
     __atomic_store_n(&stopping, 1, __ATOMIC_RELEASE);
     for (int i = 0; i < nhosts; i++) {
