@@ -257,5 +257,25 @@ size_rows "$BIG" 30
     echo "time per request, best of 3 runs of ${SECS} s, workers as $WUSER)."
     echo
     rows_table
+    cat <<'NOTES'
+
+Reading the figures. Propagation: the three hosts of one replica are late
+together, so the tail is on syncd's side; strace of one syncd shows the
+NOTIFY answered and the log read sent within 1 ms and the SQLite commit in
+1-3 ms, and PostgreSQL's answer to that read taking 2-7 ms, 38-40 ms in the
+slow cases (in the run of doc/STORES.md): four syncds ask at once, on 2 cores that also run the 12 hosts
+(about one core at a check a millisecond each, PAM most) and other work
+(doc/STORES.md, "Where a revocation's time goes"). The churn rows are
+bounded by the writers, not the replicas: a pgsql write holds the writers'
+lock for its whole transaction (about 8 round trips), so writes are serial,
+however many writers. PAM: libpam loads and unloads pam_permit.so at every
+transaction, pam_apikey.so stays loaded (-z nodelete), which under this
+load outweighed the check. nginx: with `store = pgsql:` the module runs every
+check in nginx's thread pool (the store may block), even while the replica
+answers: a thread hop per request. Checks on the replica: verify_loop asks
+every key in turn, so each check misses the per-process tables of 16,384
+kept answers and uses told (a SQLite read and a datagram to syncd per check);
+the json index has no such table.
+NOTES
 } > "$T/RESULTS.md"
 cp "$T/RESULTS.md" bench/RESULTS.md
