@@ -84,6 +84,40 @@ void authd_count_reload(int ok)
     __atomic_fetch_add(&reloads[ok ? 1 : 0], 1, __ATOMIC_RELAXED);
 }
 
+/* With `replica =`, the replica as the configuration in use reads it
+ * (apikey_replica): lag and last change applied while its contact line
+ * reads, and whether checks trust it (0 too when the line cannot be read:
+ * checks then ask the store of record). Nothing without a replica, or
+ * with a library older than 1.5. */
+static void replica_metrics(FILE *f)
+{
+    if (!APIKEY_API_HAS(authd_api, replica))
+        return;
+    authd_generation *g = authd_acquire();
+    apikey_replica_state r = {.size = sizeof r};
+    apikey_status st = authd_api->replica(g->ctx, &r, NULL, 0);
+    authd_release(g);
+    if (st == APIKEY_E_INVALID)
+        return;
+    if (st == APIKEY_OK)
+        fprintf(f,
+                "# HELP apikey_authd_replica_lag_seconds Time since the replica's last confirmed contact with the store of record.\n"
+                "# TYPE apikey_authd_replica_lag_seconds gauge\n"
+                "apikey_authd_replica_lag_seconds %.3f\n"
+                "# HELP apikey_authd_replica_max_lag_seconds replica_max_lag: past it, checks ask the store of record.\n"
+                "# TYPE apikey_authd_replica_max_lag_seconds gauge\n"
+                "apikey_authd_replica_max_lag_seconds %.3f\n"
+                "# HELP apikey_authd_replica_last_change The last change of the store of record applied to the replica.\n"
+                "# TYPE apikey_authd_replica_last_change gauge\n"
+                "apikey_authd_replica_last_change %lld\n",
+                (double)r.lag_ms / 1000, (double)r.max_lag_ms / 1000, (long long)r.last_change);
+    fprintf(f,
+            "# HELP apikey_authd_replica_trusted 1 while checks read the replica, 0 while they ask the store of record.\n"
+            "# TYPE apikey_authd_replica_trusted gauge\n"
+            "apikey_authd_replica_trusted %d\n",
+            st == APIKEY_OK && r.trusted);
+}
+
 char *authd_metrics_text(size_t *len)
 {
     char *text = NULL;
@@ -108,6 +142,7 @@ char *authd_metrics_text(size_t *len)
             "apikey_authd_reloads_total{result=\"failed\"} %lu\n",
             __atomic_load_n(&reloads[1], __ATOMIC_RELAXED),
             __atomic_load_n(&reloads[0], __ATOMIC_RELAXED));
+    replica_metrics(f);
     if (fclose(f) != 0) {
         free(text);
         return NULL;

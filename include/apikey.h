@@ -321,7 +321,8 @@ apikey_status apikey_copy(apikey_ctx *ctx, const char *store_uri, size_t *copied
                           size_t errlen);
 
 /* The replica of `replica =` (a fleet: apikey-syncd keeps it from the
- * store of record). Library 1.5; a growing struct (see above). */
+ * store of record). Library 1.5, in the table as APIKEY_API_HAS(api,
+ * replica); a growing struct (see above). */
 typedef struct apikey_replica_state {
     size_t size;
     int64_t contact_ms;  /* last confirmed contact with the store of record, Unix ms */
@@ -413,6 +414,8 @@ typedef struct apikey_api {
     int (*store_may_block)(apikey_ctx *ctx);
     apikey_status (*section)(apikey_ctx *ctx, const char *section, apikey_setting_cb cb,
                              void *arg, char *err, size_t errlen);
+    /* Library 1.5. */
+    apikey_status (*replica)(apikey_ctx *ctx, apikey_replica_state *out, char *err, size_t errlen);
 } apikey_api;
 
 /* Whether a library's table is recent enough to hold a slot. */

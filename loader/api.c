@@ -114,6 +114,7 @@ static const apikey_api api_v1 = {
     .service_scopes = apikey_service_scopes,
     .store_may_block = apikey_store_may_block,
     .section = apikey_section,
+    .replica = apikey_replica,
 };
 
 APIKEY_EXPORT const apikey_api *apikey_api_v1(void)

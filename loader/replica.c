@@ -18,14 +18,16 @@
 #include "replica.h"
 #include "secfile.h"
 
-enum { USE_SLOTS = 1024 };
+enum { USE_SLOTS = 16384, USE_WAYS = 4 };
 
 struct replica {
     pthread_rwlock_t lock; /* lookups shared; opening and closing the store exclusive */
-    /* Uses told to syncd: the last per key (a direct-mapped table), so a
-     * key checked a thousand times a second is told once per
-     * last_used_granularity. The replica's own last_used never moves (a
-     * use is not a change), so it cannot be the throttle. */
+    /* Uses told to syncd: the last per key (sets of USE_WAYS, the oldest
+     * given up), so a key checked a thousand times a second is told once
+     * per last_used_granularity, and 10,000 keys in turn do not evict each
+     * other at every check (each eviction a datagram and a wake-up of
+     * syncd). The replica's own last_used never moves (a use is not a
+     * change), so it cannot be the throttle. Zero pages until used. */
     pthread_mutex_t use_lock;
     int use_fd;
     struct sockaddr_un use_addr;
@@ -212,23 +214,39 @@ void replica_touch(apikey_ctx *ctx, const char *id, int64_t when)
     unsigned h = 2166136261u;
     for (int i = 0; i < APIKEY_ID_LEN; i++)
         h = (h ^ (unsigned char)id[i]) * 16777619u;
-    h %= USE_SLOTS;
+    size_t set = (h % (USE_SLOTS / USE_WAYS)) * USE_WAYS, slot = set;
     pthread_mutex_lock(&r->use_lock);
-    if (memcmp(r->uses[h].id, id, APIKEY_ID_LEN) == 0 && when - r->uses[h].told < ctx->cfg.last_used_granularity) {
+    for (size_t w = set; w < set + USE_WAYS; w++) {
+        if (memcmp(r->uses[w].id, id, APIKEY_ID_LEN) == 0) {
+            slot = w;
+            break;
+        }
+        if (r->uses[w].told < r->uses[slot].told)
+            slot = w;
+    }
+    if (memcmp(r->uses[slot].id, id, APIKEY_ID_LEN) == 0 &&
+        when - r->uses[slot].told < ctx->cfg.last_used_granularity) {
         pthread_mutex_unlock(&r->use_lock);
         return;
     }
-    memcpy(r->uses[h].id, id, APIKEY_ID_LEN);
-    r->uses[h].told = when;
-    if (r->use_fd < 0)
-        r->use_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    memcpy(r->uses[slot].id, id, APIKEY_ID_LEN);
+    r->uses[slot].told = when;
+    /* Connected once: a send then looks up no path. A syncd restarted
+     * binds a new socket; the old one's refusal makes the next use
+     * connect again. */
+    if (r->use_fd < 0 && (r->use_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) >= 0 &&
+        connect(r->use_fd, (const struct sockaddr *)&r->use_addr, sizeof r->use_addr) != 0) {
+        close(r->use_fd);
+        r->use_fd = -1;
+    }
     char msg[48];
     int n = snprintf(msg, sizeof msg, "%.8s %" PRId64 "\n", id, when);
     /* No syncd, a full queue: the use is not recorded, and the check it
      * follows has been answered already. */
-    if (r->use_fd >= 0)
-        (void)sendto(r->use_fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL,
-                     (const struct sockaddr *)&r->use_addr, sizeof r->use_addr);
+    if (r->use_fd >= 0 && send(r->use_fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EAGAIN) {
+        close(r->use_fd);
+        r->use_fd = -1;
+    }
     pthread_mutex_unlock(&r->use_lock);
 }
 

@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "apikey.h"
 #include "testutil.h"
@@ -298,6 +301,50 @@ static void test_configuration_through_table(void)
     free(uri);
 }
 
+/* A fleet's replica through the table (library 1.5): its contact line as
+ * apikey-syncd writes it, and a configuration without one. */
+static void test_replica_through_table(void)
+{
+    load();
+    CU_ASSERT_FATAL(APIKEY_API_HAS(api, replica));
+    char *uri, *dir, *contact, top[600], err[512];
+    if (asprintf(&uri, "json:%s/replica.json", tu_tmpdir()) < 0 ||
+        asprintf(&dir, "%s/replica", tu_tmpdir()) < 0 || asprintf(&contact, "%s/contact", dir) < 0)
+        abort();
+    CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0750), 0);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    FILE *f = fopen(contact, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fprintf(f, "apikey-replica 1 %lld 42\n", (long long)now.tv_sec * 1000 - 1500);
+    fclose(f);
+    chmod(contact, 0640);
+    snprintf(top, sizeof top, "replica = %s\nreplica_max_lag = 10s", dir);
+    char *cfg = tu_config(uri, top, NULL), *plain = tu_config(uri, NULL, NULL);
+    apikey_ctx *c = api->open(cfg, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    apikey_replica_state st = {.size = sizeof st};
+    CU_ASSERT_EQUAL(api->replica(c, &st, err, sizeof err), APIKEY_OK);
+    CU_ASSERT_EQUAL(st.last_change, 42);
+    CU_ASSERT(st.lag_ms >= 1500 && st.lag_ms < 10000);
+    CU_ASSERT_EQUAL(st.max_lag_ms, 10000);
+    CU_ASSERT_TRUE(st.trusted);
+    /* No contact line: unavailable, with the reason. */
+    unlink(contact);
+    CU_ASSERT_EQUAL(api->replica(c, &st, err, sizeof err), APIKEY_E_UNAVAILABLE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "contact"));
+    api->close(c);
+    c = api->open(plain, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(api->replica(c, &st, err, sizeof err), APIKEY_E_INVALID);
+    api->close(c);
+    free(cfg);
+    free(plain);
+    free(contact);
+    free(dir);
+    free(uri);
+}
+
 int main(void)
 {
     setenv("APIKEY_BIN", "build/apikey", 0);
@@ -308,6 +355,7 @@ int main(void)
         {"sized verify: older and newer hosts", test_sized_verify},
         {"an unavailable store answers 503", test_unavailable_store},
         {"the configuration read through the table", test_configuration_through_table},
+        {"a fleet's replica through the table", test_replica_through_table},
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {{"host API via dlopen", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};

@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "core.h"
@@ -165,12 +167,61 @@ static void test_which_store_answers(void)
     free(host);
 }
 
+/* Uses told to syncd (REPLICA/uses.sock): once per key per
+ * last_used_granularity, and 2,000 keys checked in turn, twice, are told
+ * once each, not at every check (a table that evicts them would). */
+static int datagrams(int fd)
+{
+    char m[64];
+    int n = 0;
+    while (recv(fd, m, sizeof m, MSG_DONTWAIT) > 0)
+        n++;
+    return n;
+}
+
+static void test_uses_told_once(void)
+{
+    char *d = folder("r3"), *record = tu_new_store_uri_of("json"), top[600], err[512];
+    snprintf(top, sizeof top, "replica = %s\nlast_used_granularity = 1h", d);
+    char *host = tu_config(record, top, NULL);
+    apikey_ctx *ctx = apikey_open(host, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof a.sun_path, "%s/" REPLICA_USES, d);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    CU_ASSERT_EQUAL_FATAL(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    int64_t now = replica_now_ms() / 1000;
+    replica_touch(ctx, "AAAAAAAA", now);
+    replica_touch(ctx, "AAAAAAAA", now + 1);
+    CU_ASSERT_EQUAL(datagrams(fd), 1);
+    int told = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < 2000; i++) {
+            char id[9];
+            snprintf(id, sizeof id, "K%07d", i);
+            replica_touch(ctx, id, now);
+            told += datagrams(fd); /* the socket's queue is short */
+        }
+        if (pass == 0) {
+            CU_ASSERT_EQUAL(told, 2000);
+            told = 0;
+        }
+    }
+    CU_ASSERT_EQUAL(told, 0);
+    close(fd);
+    apikey_close(ctx);
+    free(host);
+    free(record);
+    free(d);
+}
+
 int main(void)
 {
     CU_TestInfo tests[] = {
         {"the contact line is read strictly, and as a store file", test_contact_line},
         {"replica and replica_max_lag: absolute, 1s to 1d, default 10s", test_settings},
         {"the replica answers while trusted, the store of record after", test_which_store_answers},
+        {"a use is told to syncd once per key and granularity", test_uses_told_once},
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {{"replica", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};

@@ -4,11 +4,13 @@
  * pam_acct_mgmt when that succeeded, pam_end. For make demo and the
  * valgrind test; pamtester can only read /etc/pam.d.
  *
- * usage: pam_try [-n COUNT] CONFDIR SERVICE USER
+ * usage: pam_try [-n COUNT | -l] CONFDIR SERVICE USER
  * The password is the first line of standard input, never an argument:
  * arguments are visible to every user in ps.
  * Prints each phase's answer for one login, a count for many. Exits 0 when
- * every login was let in, 1 when any was refused, 2 on a usage error. */
+ * every login was let in, 1 when any was refused, 2 on a usage error.
+ * With -l, a long-lived host (bench/fleet.sh): a login for each line of
+ * standard input, answered "let in" or "refused" on a line of its own. */
 #include <security/pam_appl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,17 +51,32 @@ static void login(char **argv, char *password, int *auth, int *acct)
 int main(int argc, char **argv)
 {
     long count = 1;
-    int opt;
-    while ((opt = getopt(argc, argv, "n:")) != -1) {
-        if (opt != 'n' || (count = strtol(optarg, NULL, 10)) < 1)
+    int opt, lines = 0;
+    while ((opt = getopt(argc, argv, "n:l")) != -1) {
+        if (opt == 'l')
+            lines = 1;
+        else if (opt != 'n' || (count = strtol(optarg, NULL, 10)) < 1)
             argc = 0;
     }
     if (argc - optind != 3) {
-        fprintf(stderr, "usage: pam_try [-n COUNT] CONFDIR SERVICE USER   (password on stdin)\n");
+        fprintf(stderr, "usage: pam_try [-n COUNT | -l] CONFDIR SERVICE USER   (password on stdin)\n");
         return 2;
     }
     char *password = NULL;
     size_t cap = 0;
+    int auth = 0, acct = 0;
+    while (lines && getline(&password, &cap, stdin) >= 0) {
+        password[strcspn(password, "\n")] = '\0';
+        login(argv + optind, password, &auth, &acct);
+        printf("%s\n", acct == PAM_SUCCESS ? "let in" : "refused");
+        fflush(stdout);
+    }
+    if (lines) {
+        if (password)
+            explicit_bzero(password, cap);
+        free(password);
+        return 0;
+    }
     ssize_t len = getline(&password, &cap, stdin);
     if (len < 0) {
         fprintf(stderr, "pam_try: no password on standard input\n");
@@ -67,7 +84,6 @@ int main(int argc, char **argv)
     }
     password[strcspn(password, "\n")] = '\0';
     long let_in = 0;
-    int auth = 0, acct = 0;
     for (long i = 0; i < count; i++) {
         login(argv + optind, password, &auth, &acct);
         let_in += acct == PAM_SUCCESS;

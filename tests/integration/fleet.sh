@@ -15,12 +15,14 @@
 #   trimmed log  past syncd's position: one full copy, said once
 #   malformed    a key row made malformed by hand: BH, never OK
 #   pgbouncer    in transaction mode: polling, said once
+#   metrics      apikey-authd on the replica exports its lag, last change
+#                and whether it is trusted
 if [ -z "${APIKEY_PG_HOST:-}" ]; then
     exec sh "$(dirname "$0")/../pg_harness.sh" sh "$0" "$@"
 fi
 set -u
 cd "$(dirname "$0")/../.." || exit 2
-for f in build/basic_apikey_auth build/apikey build/apikey-syncd build/store/apikey_store_sqlite.so \
+for f in build/basic_apikey_auth build/apikey build/apikey-syncd build/apikey-authd build/store/apikey_store_sqlite.so \
     build/store/apikey_store_pgsql.so; do
     [ -f "$f" ] || { echo "not ok - $f is not built (make all)"; exit 1; }
 done
@@ -28,14 +30,14 @@ for v in $(env | sed -n 's/^\(PG[A-Z_]*\)=.*/\1/p'); do unset "$v"; done
 export APIKEY_STORE_DIR="$(pwd)/build/store"
 T=$(mktemp -d /tmp/apikey-fleet.XXXXXX) || exit 2
 chmod 755 "$T"
-HPID="" SPID="" S2PID=""
+HPID="" SPID="" S2PID="" APID=""
 fails=0
 cleanup() {
     kill -CONT $SPID $S2PID 2>/dev/null
-    kill $HPID $SPID $S2PID 2>/dev/null
+    kill $HPID $SPID $S2PID $APID 2>/dev/null
     wait 2>/dev/null
     if [ "$fails" -ne 0 ]; then
-        for f in "$T"/syncd*.log "$T/helper.log"; do
+        for f in "$T"/syncd*.log "$T/helper.log" "$T/authd.log"; do
             [ -f "$f" ] && { echo "# --- $(basename "$f"):"; tail -n 20 "$f" | sed 's/^/#   /'; }
         done
     fi
@@ -123,6 +125,21 @@ if build/apikey --config "$T/host.conf" status > "$T/status" && grep -q '^source
     grep -q '^last change applied: [1-9]' "$T/status"; then ok "status: the replica, its lag and last change"
 else not_ok "status on a fresh replica: $(tr '\n' ' ' < "$T/status")"; fi
 
+# apikey-authd's /metrics: the replica's lag and last change, as the contact line says.
+build/apikey-authd --config "$T/host.conf" --listen "unix:$T/authd.sock" 2>> "$T/authd.log" &
+APID=$!
+metric() { # NAME: its value in /metrics
+    curl -s --unix-socket "$T/authd.sock" http://authd/metrics | sed -n "s/^$1 //p"
+}
+metrics_seen() { [ -n "$(metric apikey_authd_replica_trusted)" ]; }
+until_true metrics_seen
+seq_now=$(cut -d' ' -f4 "$T/replica/contact")
+if [ "$(metric apikey_authd_replica_trusted)" = 1 ] && [ "$(metric apikey_authd_replica_last_change)" -ge "$seq_now" ] &&
+    [ "$(metric apikey_authd_replica_max_lag_seconds)" = "$LAG.000" ] &&
+    awk -v l="$(metric apikey_authd_replica_lag_seconds)" 'BEGIN { exit !(l >= 0 && l < 2) }'; then
+    ok "authd /metrics: the replica's lag, last change and trust"
+else not_ok "authd /metrics on a fresh replica: $(curl -s --unix-socket "$T/authd.sock" http://authd/metrics | grep replica | tr '\n' ' ')"; fi
+
 # Cut off: syncd stopped, K2 revoked in the store of record.
 kill -STOP "$SPID"
 $APIKEY revoke "$(id_of "$K2")" >/dev/null
@@ -131,6 +148,11 @@ else not_ok "cut off: the revoked key was not refused"; fi
 build/apikey --config "$T/host.conf" status > "$T/status"
 [ $? = 1 ] && grep -q 'not trusted' "$T/status" && ok "status: a stale replica said, exit 1" ||
     not_ok "status on a stale replica: $(tr '\n' ' ' < "$T/status")"
+untrusted() { [ "$(metric apikey_authd_replica_trusted)" = 0 ]; }
+if until_true untrusted && awk -v l="$(metric apikey_authd_replica_lag_seconds)" -v m="$LAG" 'BEGIN { exit !(l >= m) }'; then
+    ok "authd /metrics: a stale replica, its lag past replica_max_lag"
+else not_ok "authd /metrics on a stale replica: $(curl -s --unix-socket "$T/authd.sock" http://authd/metrics | grep replica | tr '\n' ' ')"; fi
+kill "$APID"; wait "$APID" 2>/dev/null; APID=""
 # PostgreSQL stopped too: K3 (valid) cannot be confirmed: BH; K2 never OK.
 "$APIKEY_PG_CTL" stop
 if until_true answers "$K3" BH; then ok "cut off: the store of record down too: unavailable"
@@ -164,7 +186,7 @@ else not_ok "log rows naming no key: $(grep -c 'malformed (no key id)' "$T/syncd
 # kill -9 during a burst of changes: 2,000 keys in one batch, then 2,000 revocations.
 awk 'BEGIN { for (i = 0; i < 2000; i++) printf "u2\tb%d\tproxies:read\tnever\n", i }' > "$T/batch"
 $APIKEY create --batch "$T/batch" > "$T/batch.keys" || not_ok "create --batch"
-psql_do "UPDATE apikey_keys_v2 SET revoked = extract(epoch from now())::bigint WHERE account = 'u2'" &
+psql_do "UPDATE apikey_keys_v3 SET revoked = extract(epoch from now())::bigint WHERE account = 'u2'" &
 PSQL=$!
 sleep 0.3
 kill -9 "$SPID"
