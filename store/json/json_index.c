@@ -362,28 +362,18 @@ static uint32_t strtab_add(strtab *t, const char *s)
     return off;
 }
 
-/* Lay out header, slots, creation order and strings in one mapping
- * (unmapped by the caller, *len_out bytes). */
-static char *build(const json_db *db, const struct stat *st, size_t *len_out)
+/* The slot of each key into pos (db->n of them), as lookups find it: at
+ * its home slot (from the id itself) or just after the key before it, the
+ * table sorted by home and then by id. Returns the number of slots, or 0
+ * when memory runs out. */
+static size_t place_keys(const json_db *db, size_t nhome, uint64_t mul, uint32_t *pos)
 {
-    size_t n = db->n, nhome = SLOTS_PER_KEY(n);
+    size_t n = db->n, nslots = 0;
     uint64_t *vals = malloc((n + 1) * sizeof *vals);
     uint32_t *home = malloc((n + 1) * sizeof *home), *by_id = malloc((n + 1) * sizeof *by_id);
-    uint32_t *cnt = calloc(nhome + 1, sizeof *cnt), *pos = malloc((n + 1) * sizeof *pos);
-    idx_rec *recs = NULL;
-    uint32_t *offs = NULL;
-    strtab t = {0};
-    size_t nts = 64;
-    while (nts < 3 * n + 16)
-        nts *= 2;
-    t.slots = calloc(nts, sizeof *t.slots);
-    t.mask = nts - 1;
-    t.cap = 4096;
-    t.buf = malloc(t.cap);
-    char *buf = NULL;
-    if (!vals || !home || !by_id || !cnt || !pos || !t.slots || !t.buf || nhome >= UINT32_MAX / 2)
+    uint32_t *cnt = calloc(nhome + 1, sizeof *cnt), *fill = malloc((nhome + 1) * sizeof *fill);
+    if (!vals || !home || !by_id || !cnt || !fill)
         goto done;
-    uint64_t mul = (uint64_t)((((unsigned __int128)nhome) << 64) / ID_RANGE);
     /* Counting sort by home slot, then by id among the few sharing one. */
     for (size_t i = 0; i < n; i++) {
         vals[i] = id_value(db->recs[i].id);
@@ -392,9 +382,6 @@ static char *build(const json_db *db, const struct stat *st, size_t *len_out)
     }
     for (size_t b = 0; b < nhome; b++)
         cnt[b + 1] += cnt[b];
-    uint32_t *fill = malloc((nhome + 1) * sizeof *fill);
-    if (!fill)
-        goto done;
     memcpy(fill, cnt, (nhome + 1) * sizeof *fill);
     for (size_t i = 0; i < n; i++) {
         uint32_t b = home[i], at = fill[b]++;
@@ -404,9 +391,7 @@ static char *build(const json_db *db, const struct stat *st, size_t *len_out)
         }
         by_id[at] = (uint32_t)i;
     }
-    free(fill);
     /* Each key at its home or just after the key before it. */
-    size_t nslots = 0;
     for (size_t r = 0; r < n; r++) {
         size_t p = home[by_id[r]];
         if (r > 0 && p <= pos[by_id[r - 1]])
@@ -416,34 +401,39 @@ static char *build(const json_db *db, const struct stat *st, size_t *len_out)
     }
     if (nslots < nhome)
         nslots = nhome;
-    /* Strings first, so that the records can be laid out in place in the
-     * one buffer: a second copy of a store's index was a fifth of a write. */
-    if (!(offs = malloc((4 * n + 1) * sizeof *offs)))
-        goto done;
-    for (size_t i = 0; i < n; i++) {
+done:
+    free(vals);
+    free(home);
+    free(by_id);
+    free(cnt);
+    free(fill);
+    return nslots;
+}
+
+/* Each key's account (or ACCOUNT_INLINE when it fits in its slot), name,
+ * scope list and allowlist (or ALLOW_ANY) into t, their offsets into offs,
+ * four a key. 0, or -1 when memory or the table's offsets run out. */
+static int add_strings(const json_db *db, strtab *t, uint32_t *offs)
+{
+    for (size_t i = 0; i < db->n; i++) {
         const json_rec *j = &db->recs[i];
         uint32_t *o = &offs[4 * i];
-        int inline_account = strlen(j->account) < sizeof recs->account_inline;
-        o[0] = inline_account ? ACCOUNT_INLINE : strtab_add(&t, j->account);
-        o[1] = strtab_add(&t, j->name);
-        o[2] = strtab_add(&t, j->scopes);
-        o[3] = j->allow_from[0] ? strtab_add(&t, j->allow_from) : ALLOW_ANY;
+        int inline_account = strlen(j->account) < sizeof((idx_rec *)0)->account_inline;
+        o[0] = inline_account ? ACCOUNT_INLINE : strtab_add(t, j->account);
+        o[1] = strtab_add(t, j->name);
+        o[2] = strtab_add(t, j->scopes);
+        o[3] = j->allow_from[0] ? strtab_add(t, j->allow_from) : ALLOW_ANY;
         if ((o[0] == UINT32_MAX && !inline_account) || o[1] == UINT32_MAX || o[2] == UINT32_MAX ||
             (o[3] == UINT32_MAX && j->allow_from[0]))
-            goto done;
+            return -1;
     }
-    size_t rec_off = REC_ALIGN, order_off = rec_off + nslots * sizeof(idx_rec);
-    size_t strings_off = order_off + n * sizeof(uint32_t), len = strings_off + t.len;
-    /* Populated at once, in huge pages where the system allows: page faults
-     * one by one cost more than the writing. */
-    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED)
-        goto done;
-    (void)madvise(m, len, MADV_HUGEPAGE);
-    (void)madvise(m, len, MADV_POPULATE_WRITE);
-    buf = m;
-    recs = (idx_rec *)(buf + rec_off);
-    for (size_t i = 0; i < n; i++) {
+    return 0;
+}
+
+/* Each key's record into its slot of recs. */
+static void fill_slots(const json_db *db, const uint32_t *pos, const uint32_t *offs, idx_rec *recs)
+{
+    for (size_t i = 0; i < db->n; i++) {
         const json_rec *j = &db->recs[i];
         idx_rec *x = &recs[pos[i]];
         memcpy(x->id, j->id, APIKEY_ID_LEN);
@@ -462,7 +452,13 @@ static char *build(const json_db *db, const struct stat *st, size_t *len_out)
         x->rate_period = j->rate_period;
         x->rate_burst = j->rate_burst;
     }
-    json_index_header *h = (json_index_header *)buf;
+}
+
+/* The header of an index of n keys in nslots slots, the creation order
+ * after them and then the strings, describing the JSON file st. */
+static void fill_header(json_index_header *h, const struct stat *st, size_t n, size_t nhome,
+                        uint64_t mul, size_t nslots, size_t strings_len)
+{
     memcpy(h->magic, IDX_MAGIC, sizeof h->magic);
     h->version = IDX_VERSION;
     h->record_size = sizeof(idx_rec);
@@ -475,18 +471,51 @@ static char *build(const json_db *db, const struct stat *st, size_t *len_out)
     h->nhome = nhome;
     h->home_mul = mul;
     h->nslots = nslots;
-    h->rec_off = rec_off;
-    h->order_off = order_off;
-    h->strings_off = strings_off;
-    h->strings_len = t.len;
-    memcpy(buf + order_off, pos, n * sizeof(uint32_t));
-    memcpy(buf + strings_off, t.buf, t.len);
+    h->rec_off = REC_ALIGN;
+    h->order_off = h->rec_off + nslots * sizeof(idx_rec);
+    h->strings_off = h->order_off + n * sizeof(uint32_t);
+    h->strings_len = strings_len;
+}
+
+/* Lay out header, slots, creation order and strings in one mapping
+ * (unmapped by the caller, *len_out bytes): the keys placed, then the
+ * strings gathered first, so that the records can be laid out in place in
+ * the one buffer (a second copy of a store's index was a fifth of a write). */
+static char *build(const json_db *db, const struct stat *st, size_t *len_out)
+{
+    size_t n = db->n, nhome = SLOTS_PER_KEY(n), nslots = 0;
+    uint32_t *pos = malloc((n + 1) * sizeof *pos), *offs = malloc((4 * n + 1) * sizeof *offs);
+    strtab t = {0};
+    size_t nts = 64;
+    while (nts < 3 * n + 16)
+        nts *= 2;
+    t.slots = calloc(nts, sizeof *t.slots);
+    t.mask = nts - 1;
+    t.cap = 4096;
+    t.buf = malloc(t.cap);
+    char *buf = NULL;
+    if (!pos || !offs || !t.slots || !t.buf || nhome >= UINT32_MAX / 2)
+        goto done;
+    uint64_t mul = (uint64_t)((((unsigned __int128)nhome) << 64) / ID_RANGE);
+    if (!(nslots = place_keys(db, nhome, mul, pos)) || add_strings(db, &t, offs) != 0)
+        goto done;
+    json_index_header head = {0};
+    fill_header(&head, st, n, nhome, mul, nslots, t.len);
+    size_t len = head.strings_off + t.len;
+    /* Populated at once, in huge pages where the system allows: page faults
+     * one by one cost more than the writing. */
+    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        goto done;
+    (void)madvise(m, len, MADV_HUGEPAGE);
+    (void)madvise(m, len, MADV_POPULATE_WRITE);
+    buf = m;
+    fill_slots(db, pos, offs, (idx_rec *)(buf + head.rec_off));
+    memcpy(buf, &head, sizeof head);
+    memcpy(buf + head.order_off, pos, n * sizeof(uint32_t));
+    memcpy(buf + head.strings_off, t.buf, t.len);
     *len_out = len;
 done:
-    free(vals);
-    free(home);
-    free(by_id);
-    free(cnt);
     free(pos);
     free(offs);
     free(t.slots);
