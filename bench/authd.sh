@@ -144,7 +144,7 @@ grep -q "upstream prematurely closed\|connect() failed" "$T/nginx/logs/error.log
 
 # The section in bench/RESULTS.md, replacing an earlier one.
 {
-    awk '/^## apikey-authd/ { skip = 1; next } skip && /^## / { skip = 0 } !skip' bench/RESULTS.md 2>/dev/null
+    awk '/^## apikey-authd$/ { skip = 1; next } skip && /^## / { skip = 0 } !skip' bench/RESULTS.md 2>/dev/null
     echo
     echo "## apikey-authd"
     echo

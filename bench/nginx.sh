@@ -55,11 +55,14 @@ done
 
 # Keys with a rate limit never reached (json): one cell of the shared table
 # per request on top of the json row's work.
-printf 'store = json:%s/rate.json\nrate_table = %s/rate.table\nlast_used_granularity = 1h\n[services]\nbench = proxies:read\n' \
+# The table in a folder the worker may create it in, as an operator sets it up.
+mkdir -p "$T/rt" && chown "$WUSER:$WGROUP" "$T/rt"
+printf 'store = json:%s/rate.json\nrate_table = %s/rt/rate.table\nlast_used_granularity = 1h\n[services]\nbench = proxies:read\n' \
     "$T" "$T" > "$T/rate.conf"
 awk -v n="$MID" 'BEGIN { for (i = 0; i < n; i++) printf "user%d\tk\tproxies:read\tnever\t\t1000000/s\n", i }' > "$T/rate.batch"
 build/apikey --config "$T/rate.conf" create --batch "$T/rate.batch" > "$T/rate.keys" ||
     { echo "bench/nginx.sh: batch failed for rate" >&2; exit 1; }
+chgrp "$WGROUP" "$T/rate.conf" "$T/rate".* && chmod 640 "$T/rate".* && chmod 644 "$T/rate.conf"
 awk -v n="$MID" -v k="$NKEYS" 'NR % int(n / k) == 0' "$T/rate.keys" > "$T/rate.wrk"
 
 mkdir -p "$T/www/plain" "$T/tmp"

@@ -319,9 +319,12 @@ typedef struct apikey_store_ops {
     unsigned flags;
     /* Slots added later go here; the core checks ->size before use. */
 
-    /* Reserved: never called by the core, whatever a backend puts here
-     * (set it NULL); kept so that the slots after it keep their offsets (the
-     * ABI). Memory-latency work (prefetching) belongs in a backend's lookup. */
+    /* Optional (NULL: none), and only for a store with
+     * APIKEY_STORE_CONCURRENT_LOOKUP: id is about to be looked up. Called
+     * once the key has passed its check, before it is hashed, so that the
+     * store can start fetching the id's record into the CPU cache (memory
+     * latency, overlapped with the hash). A hint: it may not block, fail,
+     * nor read anything but memory the handle holds. */
     void (*prefetch)(void *handle, const char *id);
     /* Optional (NULL: lookup is used). lookup for a verification, which
      * reads neither name nor created: they may be left empty and 0. Every

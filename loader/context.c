@@ -100,6 +100,9 @@ apikey_ctx *core_open(const char *config_path, int flags, char *err, size_t errl
     ctx->lookup_auth = APIKEY_STORE_HAS(ctx->store.ops, lookup_auth) && ctx->store.ops->lookup_auth
                            ? ctx->store.ops->lookup_auth
                            : ctx->store.ops->lookup;
+    ctx->prefetch = ctx->concurrent_lookup && APIKEY_STORE_HAS(ctx->store.ops, prefetch)
+                        ? ctx->store.ops->prefetch
+                        : NULL;
     return ctx;
 }
 

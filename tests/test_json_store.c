@@ -661,6 +661,59 @@ static void test_only_utf8_written(void)
     free(path);
 }
 
+/* A host reads the index into its own copy a page at a time, and once a
+ * quarter of it is in, a run of pages at a time: every key of a store
+ * whose index spans a few hundred pages is found from one context through
+ * both, an unknown id is not, and a revocation made meanwhile is refused
+ * at the next check. */
+static void test_every_key_through_the_copy(void)
+{
+    enum { N = 3000 };
+    char *path = store_path("many.json");
+    char *cfg = config_for(path);
+    size_t cap = N * 64, len = 0;
+    char *batch = malloc(cap);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(batch);
+    for (int i = 0; i < N; i++)
+        len += (size_t)snprintf(batch + len, cap - len, "user%d\tk\tproxies:read\tnever\n", i);
+    char *out = NULL;
+    CU_ASSERT_EQUAL_FATAL(tu_apikey(cfg, batch, &out, NULL, "create", "--batch", "-", NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(tu_count_lines(out), N);
+    apikey_ctx *ctx = apikey_open(cfg, NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    char *keys[N], *save = NULL;
+    int allowed = 0;
+    keys[0] = strtok_r(out, "\n", &save);
+    for (int i = 1; i < N; i++)
+        keys[i] = strtok_r(NULL, "\n", &save);
+    for (int i = 0; i < N; i++) {
+        apikey_result res;
+        char user[32];
+        snprintf(user, sizeof user, "user%d", i);
+        allowed += keys[i] && apikey_verify(ctx, "sshd", user, keys[i], strlen(keys[i]), &res) == APIKEY_ALLOWED;
+    }
+    CU_ASSERT_EQUAL(allowed, N);
+    /* An id of no key, its checksum right: not found, wherever it falls. */
+    char *other_path = store_path("elsewhere.json"), *other_cfg = config_for(other_path);
+    char *stranger = make_key(other_cfg, "user1");
+    apikey_result res;
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", "user1", stranger, strlen(stranger), &res), APIKEY_REFUSED);
+    char id[16];
+    snprintf(id, sizeof id, "%.11s", keys[N / 2]);
+    CU_ASSERT_EQUAL(tu_apikey(cfg, NULL, NULL, NULL, "revoke", id, NULL), 0);
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", "user1500", keys[N / 2], strlen(keys[N / 2]), &res), APIKEY_REFUSED);
+    CU_ASSERT_EQUAL(res.reason, APIKEY_REASON_REVOKED);
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", "user7", keys[7], strlen(keys[7]), &res), APIKEY_ALLOWED);
+    apikey_close(ctx);
+    free(stranger);
+    free(other_cfg);
+    free(other_path);
+    free(out);
+    free(batch);
+    free(cfg);
+    free(path);
+}
+
 int main(void)
 {
     setenv("APIKEY_BIN", "build/apikey", 0);
@@ -678,6 +731,7 @@ int main(void)
         {"a writer killed mid-write loses no acknowledged key", test_sigkill_mid_write},
         {"the index follows the JSON file and is never trusted blindly", test_index_follows_the_json_file},
         {"an index of another version is ignored and the JSON file read", test_index_of_another_version_is_ignored},
+        {"every key found through the host's copy, filled by pages and by runs", test_every_key_through_the_copy},
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {{"json store", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};

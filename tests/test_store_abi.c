@@ -417,6 +417,43 @@ static void test_unreadable_unavailable(void)
     free(loc);
 }
 
+/* A store's prefetch, where it has one, is a hint and only for a store
+ * that allows concurrent lookups: called for any id, on an empty store, on
+ * a host's handle before anything of the store was read and between
+ * lookups, it changes no answer and never faults. */
+static void test_prefetch_is_a_hint(void)
+{
+    if (ops->size < offsetof(apikey_store_ops, prefetch) + sizeof ops->prefetch || !ops->prefetch)
+        return;
+    CU_ASSERT(ops->flags & APIKEY_STORE_CONCURRENT_LOOKUP);
+    const char *ids[] = {"abiAaaa1", "abiNone1", "00000000", "zzzzzzzz", "ZZZZZZZZ"};
+    size_t nids = sizeof ids / sizeof *ids;
+    char *loc;
+    void *h = open_new(&loc);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    for (size_t i = 0; i < nids; i++)
+        ops->prefetch(h, ids[i]);
+    apikey_record r[3] = {rec_of("abiAaaa1", "alice", 1800000000), rec_of("abiBbbb2", "bob", 1800000001),
+                          rec_of("abiCccc3", "carol", 1800000002)},
+                  out;
+    CU_ASSERT_EQUAL_FATAL(insert_all(h, r, 3), APIKEY_ST_OK);
+    ops->close(h);
+    h = NULL;
+    CU_ASSERT_EQUAL_FATAL(ops->open(loc, 0, &host, &h), APIKEY_ST_OK);
+    for (size_t i = 0; i < nids; i++)
+        ops->prefetch(h, ids[i]);
+    for (int i = 0; i < 3; i++) {
+        ops->prefetch(h, r[i].id);
+        CU_ASSERT_EQUAL(ops->lookup(h, r[i].id, &out), APIKEY_ST_OK);
+        CU_ASSERT(same(&out, &r[i]));
+    }
+    for (size_t i = 0; i < nids; i++)
+        ops->prefetch(h, ids[i]);
+    CU_ASSERT_EQUAL(ops->lookup(h, "abiNone1", &out), APIKEY_ST_NOTFOUND);
+    ops->close(h);
+    free(loc);
+}
+
 int main(void)
 {
     scheme = getenv("APIKEY_TEST_STORE") ? getenv("APIKEY_TEST_STORE") : "json";
@@ -446,6 +483,7 @@ int main(void)
         {"a revocation is neither cleared nor moved", test_revocation_permanent},
         {"allow_from is kept as it is and replaced by an update", test_allow_from},
         {"an unreadable store is unavailable, not empty", test_unreadable_unavailable},
+        {"a prefetch is a hint: any id, any state, no answer changed", test_prefetch_is_a_hint},
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {{"store ABI", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../store_wait.h"
+#include "apikey_io.h"
 
 #define IDX_MAGIC "AKIDX\x01\r\n"
 /* 4: a table of 128-byte slots addressed by id (ordered linear probing).
@@ -150,30 +151,41 @@ static int file_read(const json_index *ix, void *buf, size_t len, uint64_t off)
 /* Lookups read the host's own copy of the file instead: a pread per slot
  * and per string cost three system calls a check, each several times the
  * check's own work (bench/RESULTS.md). The copy is an anonymous mapping of
- * the file's size, filled 64 KiB at a time the first time a lookup needs
- * it, so a host holds the parts of the index its keys use (all of it, 174
- * bytes a key, once every key was used), and a rewrite of a million-key
- * store costs it nothing until it looks. Blocks read at different times
+ * the file's size, filled a 4 KiB page at a time the first time a lookup
+ * needs it, so a host holds the pages its keys use: about 4 KiB per key
+ * used (a login, two or three pages; a host that checks 10,000 keys of a
+ * million, 40 MB of a 174 MB index, where 64 KiB blocks took all of it),
+ * and a rewrite of a million-key store costs it nothing until it looks.
+ * Once a quarter of the pages are in, the host evidently uses keys all
+ * over the index: a miss then reads on to the end of its 64 KiB run of
+ * pages, a sixteenth of the system calls. Pages read at different times
  * belong to the same file: a writer never changes an index in place (but
- * for its stale mark and hosts' last-used times), and a block is only kept
+ * for its stale mark and hosts' last-used times), and a page is only kept
  * when the header still reads as at open after it was read, so one copied
  * over in place is not mixed with the old one. */
-#define BLOCK 65536
+#define BLOCK 4096
+#define RUN_BLOCKS 16
 
 static int fill(json_index *ix, uint64_t b)
 {
     int rc = 0;
     pthread_mutex_lock(&ix->fill_lock);
     if (!__atomic_load_n(&ix->filled[b], __ATOMIC_ACQUIRE)) {
+        uint64_t end = b + 1;
+        if (ix->nfilled * 4 >= ix->nblocks) /* never over a filled page: it is being read */
+            while (end < ix->nblocks && end % RUN_BLOCKS && !ix->filled[end])
+                end++;
         uint64_t off = b * BLOCK;
-        size_t n = ix->len - off < BLOCK ? (size_t)(ix->len - off) : BLOCK;
+        size_t n = (size_t)((end * BLOCK < ix->len ? end * BLOCK : ix->len) - off);
         json_index_header now;
         rc = file_read(ix, ix->mem + off, n, off) != 0 || file_read(ix, &now, sizeof now, 0) != 0 ||
                      memcmp(&now, &ix->head, sizeof now) != 0
                  ? -1
                  : 0;
+        for (uint64_t k = b; rc == 0 && k < end; k++)
+            __atomic_store_n(&ix->filled[k], 1, __ATOMIC_RELEASE);
         if (rc == 0)
-            __atomic_store_n(&ix->filled[b], 1, __ATOMIC_RELEASE);
+            ix->nfilled += end - b;
         else /* replaced or marked stale under us: the next is_stale reads the header */
             __atomic_store_n(&ix->checked_ns, 0, __ATOMIC_RELEASE);
     }
@@ -181,16 +193,27 @@ static int fill(json_index *ix, uint64_t b)
     return rc;
 }
 
+/* len bytes at off in the host's copy, filled first where they are not
+ * yet: a lookup reads them in place, touching only the cache lines it
+ * compares. NULL when out of the file or it cannot be read. */
+static const char *view(json_index *ix, size_t len, uint64_t off)
+{
+    if (off > ix->len || len > ix->len - off || len == 0)
+        return NULL;
+    for (uint64_t b = off / BLOCK; b <= (off + len - 1) / BLOCK; b++)
+        if (!__atomic_load_n(&ix->filled[b], __ATOMIC_ACQUIRE) && fill(ix, b) != 0)
+            return NULL;
+    return ix->mem + off;
+}
+
 static int read_at(json_index *ix, void *buf, size_t len, uint64_t off)
 {
     if (len == 0)
         return 0;
-    if (off > ix->len || len > ix->len - off)
+    const char *p = view(ix, len, off);
+    if (!p)
         return -1;
-    for (uint64_t b = off / BLOCK; b <= (off + len - 1) / BLOCK; b++)
-        if (!__atomic_load_n(&ix->filled[b], __ATOMIC_ACQUIRE) && fill(ix, b) != 0)
-            return -1;
-    memcpy(buf, ix->mem + off, len);
+    memcpy(buf, p, len);
     return 0;
 }
 
@@ -281,21 +304,6 @@ static uint64_t id_order(const char *id)
     return __builtin_bswap64(k);
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Strings shared through a hash set while building: a store's names and
  * scope lists repeat, and each repeat would be another cache line. */
 typedef struct strtab {
@@ -340,28 +348,18 @@ static uint32_t strtab_add(strtab *t, const char *s)
     return off;
 }
 
-/* Lay out header, slots, creation order and strings in one mapping
- * (unmapped by the caller, *len_out bytes). */
-static char *build(const json_db *db, const struct stat *st, size_t *len_out)
+/* The slot of each key into pos (db->n of them), as lookups find it: at
+ * its home slot (from the id itself) or just after the key before it, the
+ * table sorted by home and then by id. Returns the number of slots, or 0
+ * when memory runs out. */
+static size_t place_keys(const json_db *db, size_t nhome, uint64_t mul, uint32_t *pos)
 {
-    size_t n = db->n, nhome = SLOTS_PER_KEY(n);
+    size_t n = db->n, nslots = 0;
     uint64_t *vals = malloc((n + 1) * sizeof *vals);
     uint32_t *home = malloc((n + 1) * sizeof *home), *by_id = malloc((n + 1) * sizeof *by_id);
-    uint32_t *cnt = calloc(nhome + 1, sizeof *cnt), *pos = malloc((n + 1) * sizeof *pos);
-    idx_rec *recs = NULL;
-    uint32_t *offs = NULL;
-    strtab t = {0};
-    size_t nts = 64;
-    while (nts < 3 * n + 16)
-        nts *= 2;
-    t.slots = calloc(nts, sizeof *t.slots);
-    t.mask = nts - 1;
-    t.cap = 4096;
-    t.buf = malloc(t.cap);
-    char *buf = NULL;
-    if (!vals || !home || !by_id || !cnt || !pos || !t.slots || !t.buf || nhome >= UINT32_MAX / 2)
+    uint32_t *cnt = calloc(nhome + 1, sizeof *cnt), *fill = malloc((nhome + 1) * sizeof *fill);
+    if (!vals || !home || !by_id || !cnt || !fill)
         goto done;
-    uint64_t mul = (uint64_t)((((unsigned __int128)nhome) << 64) / ID_RANGE);
     /* Counting sort by home slot, then by id among the few sharing one. */
     for (size_t i = 0; i < n; i++) {
         vals[i] = id_value(db->recs[i].id);
@@ -370,9 +368,6 @@ static char *build(const json_db *db, const struct stat *st, size_t *len_out)
     }
     for (size_t b = 0; b < nhome; b++)
         cnt[b + 1] += cnt[b];
-    uint32_t *fill = malloc((nhome + 1) * sizeof *fill);
-    if (!fill)
-        goto done;
     memcpy(fill, cnt, (nhome + 1) * sizeof *fill);
     for (size_t i = 0; i < n; i++) {
         uint32_t b = home[i], at = fill[b]++;
@@ -382,9 +377,7 @@ static char *build(const json_db *db, const struct stat *st, size_t *len_out)
         }
         by_id[at] = (uint32_t)i;
     }
-    free(fill);
     /* Each key at its home or just after the key before it. */
-    size_t nslots = 0;
     for (size_t r = 0; r < n; r++) {
         size_t p = home[by_id[r]];
         if (r > 0 && p <= pos[by_id[r - 1]])
@@ -394,34 +387,39 @@ static char *build(const json_db *db, const struct stat *st, size_t *len_out)
     }
     if (nslots < nhome)
         nslots = nhome;
-    /* Strings first, so that the records can be laid out in place in the
-     * one buffer: a second copy of a store's index was a fifth of a write. */
-    if (!(offs = malloc((4 * n + 1) * sizeof *offs)))
-        goto done;
-    for (size_t i = 0; i < n; i++) {
+done:
+    free(vals);
+    free(home);
+    free(by_id);
+    free(cnt);
+    free(fill);
+    return nslots;
+}
+
+/* Each key's account (or ACCOUNT_INLINE when it fits in its slot), name,
+ * scope list and allowlist (or ALLOW_ANY) into t, their offsets into offs,
+ * four a key. 0, or -1 when memory or the table's offsets run out. */
+static int add_strings(const json_db *db, strtab *t, uint32_t *offs)
+{
+    for (size_t i = 0; i < db->n; i++) {
         const json_rec *j = &db->recs[i];
         uint32_t *o = &offs[4 * i];
-        int inline_account = strlen(j->account) < sizeof recs->account_inline;
-        o[0] = inline_account ? ACCOUNT_INLINE : strtab_add(&t, j->account);
-        o[1] = strtab_add(&t, j->name);
-        o[2] = strtab_add(&t, j->scopes);
-        o[3] = j->allow_from[0] ? strtab_add(&t, j->allow_from) : ALLOW_ANY;
+        int inline_account = strlen(j->account) < sizeof((idx_rec *)0)->account_inline;
+        o[0] = inline_account ? ACCOUNT_INLINE : strtab_add(t, j->account);
+        o[1] = strtab_add(t, j->name);
+        o[2] = strtab_add(t, j->scopes);
+        o[3] = j->allow_from[0] ? strtab_add(t, j->allow_from) : ALLOW_ANY;
         if ((o[0] == UINT32_MAX && !inline_account) || o[1] == UINT32_MAX || o[2] == UINT32_MAX ||
             (o[3] == UINT32_MAX && j->allow_from[0]))
-            goto done;
+            return -1;
     }
-    size_t rec_off = REC_ALIGN, order_off = rec_off + nslots * sizeof(idx_rec);
-    size_t strings_off = order_off + n * sizeof(uint32_t), len = strings_off + t.len;
-    /* Populated at once, in huge pages where the system allows: page faults
-     * one by one cost more than the writing. */
-    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED)
-        goto done;
-    (void)madvise(m, len, MADV_HUGEPAGE);
-    (void)madvise(m, len, MADV_POPULATE_WRITE);
-    buf = m;
-    recs = (idx_rec *)(buf + rec_off);
-    for (size_t i = 0; i < n; i++) {
+    return 0;
+}
+
+/* Each key's record into its slot of recs. */
+static void fill_slots(const json_db *db, const uint32_t *pos, const uint32_t *offs, idx_rec *recs)
+{
+    for (size_t i = 0; i < db->n; i++) {
         const json_rec *j = &db->recs[i];
         idx_rec *x = &recs[pos[i]];
         memcpy(x->id, j->id, APIKEY_ID_LEN);
@@ -440,7 +438,13 @@ static char *build(const json_db *db, const struct stat *st, size_t *len_out)
         x->rate_period = j->rate_period;
         x->rate_burst = j->rate_burst;
     }
-    json_index_header *h = (json_index_header *)buf;
+}
+
+/* The header of an index of n keys in nslots slots, the creation order
+ * after them and then the strings, describing the JSON file st. */
+static void fill_header(json_index_header *h, const struct stat *st, size_t n, size_t nhome,
+                        uint64_t mul, size_t nslots, size_t strings_len)
+{
     memcpy(h->magic, IDX_MAGIC, sizeof h->magic);
     h->version = IDX_VERSION;
     h->record_size = sizeof(idx_rec);
@@ -453,18 +457,51 @@ static char *build(const json_db *db, const struct stat *st, size_t *len_out)
     h->nhome = nhome;
     h->home_mul = mul;
     h->nslots = nslots;
-    h->rec_off = rec_off;
-    h->order_off = order_off;
-    h->strings_off = strings_off;
-    h->strings_len = t.len;
-    memcpy(buf + order_off, pos, n * sizeof(uint32_t));
-    memcpy(buf + strings_off, t.buf, t.len);
+    h->rec_off = REC_ALIGN;
+    h->order_off = h->rec_off + nslots * sizeof(idx_rec);
+    h->strings_off = h->order_off + n * sizeof(uint32_t);
+    h->strings_len = strings_len;
+}
+
+/* Lay out header, slots, creation order and strings in one mapping
+ * (unmapped by the caller, *len_out bytes): the keys placed, then the
+ * strings gathered first, so that the records can be laid out in place in
+ * the one buffer (a second copy of a store's index was a fifth of a write). */
+static char *build(const json_db *db, const struct stat *st, size_t *len_out)
+{
+    size_t n = db->n, nhome = SLOTS_PER_KEY(n), nslots = 0;
+    uint32_t *pos = malloc((n + 1) * sizeof *pos), *offs = malloc((4 * n + 1) * sizeof *offs);
+    strtab t = {0};
+    size_t nts = 64;
+    while (nts < 3 * n + 16)
+        nts *= 2;
+    t.slots = calloc(nts, sizeof *t.slots);
+    t.mask = nts - 1;
+    t.cap = 4096;
+    t.buf = malloc(t.cap);
+    char *buf = NULL;
+    if (!pos || !offs || !t.slots || !t.buf || nhome >= UINT32_MAX / 2)
+        goto done;
+    uint64_t mul = (uint64_t)((((unsigned __int128)nhome) << 64) / ID_RANGE);
+    if (!(nslots = place_keys(db, nhome, mul, pos)) || add_strings(db, &t, offs) != 0)
+        goto done;
+    json_index_header head = {0};
+    fill_header(&head, st, n, nhome, mul, nslots, t.len);
+    size_t len = head.strings_off + t.len;
+    /* Populated at once, in huge pages where the system allows: page faults
+     * one by one cost more than the writing. */
+    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        goto done;
+    (void)madvise(m, len, MADV_HUGEPAGE);
+    (void)madvise(m, len, MADV_POPULATE_WRITE);
+    buf = m;
+    fill_slots(db, pos, offs, (idx_rec *)(buf + head.rec_off));
+    memcpy(buf, &head, sizeof head);
+    memcpy(buf + head.order_off, pos, n * sizeof(uint32_t));
+    memcpy(buf + head.strings_off, t.buf, t.len);
     *len_out = len;
 done:
-    free(vals);
-    free(home);
-    free(by_id);
-    free(cnt);
     free(pos);
     free(offs);
     free(t.slots);
@@ -504,7 +541,7 @@ int json_index_write(const char *idx_path, const json_db *db, const struct stat 
     if (fchmod(fd, owner ? owner->st_mode & 07777 : 0640) != 0)
         goto done;
     what = "write";
-    if (write_all(fd, buf, len) != 0)
+    if (apikey_write_all(fd, buf, len) != 0)
         goto done;
     what = "fsync";
     if (fsync(fd) != 0)
@@ -597,7 +634,8 @@ int json_index_open(json_index *ix, const char *idx_path, int json_fd, const str
         ix->mem = NULL;
         goto fail;
     }
-    if (!(ix->filled = calloc(ix->len / BLOCK + 1, 1)))
+    ix->nblocks = (ix->len + BLOCK - 1) / BLOCK;
+    if (!(ix->filled = calloc(ix->nblocks, 1)))
         goto fail;
     pthread_mutex_init(&ix->fill_lock, NULL);
     ix->checked_ns = began;
@@ -631,34 +669,50 @@ static size_t home_slot(const json_index *ix, const char *id)
     return home_of(id_value(id), h->home_mul, h->nhome);
 }
 
+void json_index_prefetch(const json_index *ix, const char *id)
+{
+    uint64_t off = slot_off(ix, home_slot(ix, id));
+    if (off + sizeof(idx_rec) <= ix->len && __atomic_load_n(&ix->filled[off / BLOCK], __ATOMIC_ACQUIRE)) {
+        __builtin_prefetch(ix->mem + off);
+        __builtin_prefetch(ix->mem + off + 64);
+    }
+}
+
 /* The record holding id (compared in full: a forged index may lie) into
  * *found, returning 1; else 0 with the slot where the scan stopped (and its
- * record in *found); -1 when the file cannot be read. The table is sorted and a key is at its home or
- * after it, with no empty slot between. */
+ * record in *found); -1 when the file cannot be read. The table is sorted
+ * and a key is at its home or after it, with no empty slot between. The
+ * slots are compared in the copy, where only their first cache line is
+ * touched; the one that answers is copied out. */
 static int find_near(json_index *ix, const char *id, idx_rec *found, uint64_t *slot)
 {
     uint64_t i = home_slot(ix, id), end = i + MAX_SCAN;
     if (end > ix->nslots)
         end = ix->nslots;
     uint64_t want = id_order(id);
-    idx_rec r[READ_SLOTS];
+    const idx_rec *last = NULL;
     *slot = i;
     while (i < end) {
         size_t n = end - i < READ_SLOTS ? (size_t)(end - i) : READ_SLOTS;
-        if (read_at(ix, r, n * sizeof *r, slot_off(ix, i)) != 0)
+        const idx_rec *r = (const idx_rec *)view(ix, n * sizeof *r, slot_off(ix, i));
+        if (!r)
             return -1;
         for (size_t k = 0; k < n; k++, i++) {
             *slot = i;
-            *found = r[k];
+            last = &r[k];
             if (!r[k].id[0])
-                return 0;
+                break;
             uint64_t have = id_order(r[k].id);
-            if (have == want)
-                return 1;
-            if (have > want)
-                return 0;
+            if (have >= want) {
+                *found = r[k];
+                return have == want;
+            }
         }
+        if (!last->id[0])
+            break;
     }
+    if (last) /* an empty slot, or the last of the scan: the neighbour */
+        *found = *last;
     return 0;
 }
 

@@ -51,11 +51,12 @@ typedef struct json_index {
     ino_t ino;
     uint64_t nslots;
     int old; /* 4 or 5: an earlier release's index (no lists, no limits), see json_index.c; else 0 */
-    /* The host's private copy of the file, filled a block at a time as
+    /* The host's private copy of the file, filled a page at a time as
      * lookups need it (json_index.c): an anonymous mapping, so a file cut
      * short under it is a failed read, never SIGBUS. */
     char *mem;
     unsigned char *filled; /* per block, set once its bytes are in mem */
+    uint64_t nblocks, nfilled; /* nfilled: under fill_lock */
     pthread_mutex_t fill_lock;
     int64_t checked_ns; /* when the header last read the same (CLOCK_MONOTONIC) */
 } json_index;
@@ -88,6 +89,9 @@ int json_index_is_stale(json_index *ix);
  * with_name 0 leaves out->name empty (a verification does not read it).
  * Read from the host's copy; safe in several threads at once. */
 int json_index_get(json_index *ix, const char *id, apikey_record *out, int with_name);
+/* Start fetching id's home slot into the CPU cache, when that part of the
+ * copy is filled (the store's prefetch: a hint, no read of the file). */
+void json_index_prefetch(const json_index *ix, const char *id);
 /* Every record into db, in creation order. Its strings point into a copy
  * of the index held by ix: db must be dropped before ix is closed. */
 int json_index_load(json_index *ix, json_db *db);

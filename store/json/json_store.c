@@ -574,6 +574,16 @@ static int js_touch(void *handle, const char *id, int64_t when)
     return json_index_is_open(&s->ix) ? json_index_touch(&s->ix, s->idx_path, id, when) : APIKEY_ST_UNAVAILABLE;
 }
 
+static void js_prefetch(void *handle, const char *id)
+{
+    jstore *s = handle;
+    if (pthread_rwlock_tryrdlock(&s->view_lock) != 0)
+        return;
+    if (json_index_is_open(&s->ix))
+        json_index_prefetch(&s->ix, id);
+    pthread_rwlock_unlock(&s->view_lock);
+}
+
 static const apikey_store_ops json_ops = {
     .size = sizeof(apikey_store_ops),
     .abi = APIKEY_STORE_ABI_VERSION,
@@ -589,7 +599,7 @@ static const apikey_store_ops json_ops = {
     .rollback = js_rollback,
     .touch = js_touch,
     .flags = APIKEY_STORE_CONCURRENT_LOOKUP | APIKEY_STORE_LOCAL,
-    /* No prefetch: the index is read, not mapped (json_index.c). */
+    .prefetch = js_prefetch,
     .lookup_auth = js_lookup_auth,
 };
 
