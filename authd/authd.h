@@ -91,8 +91,11 @@ void authd_release(authd_generation *g);
 struct authd_counters *authd_counters_for(const char *service);
 void authd_count(struct authd_counters *c, apikey_reason reason);
 struct authd_counters *authd_counters_unmapped(void);
-/* The Prometheus text, malloc'd; NULL when out of memory. */
-char *authd_metrics_text(size_t *len);
+/* The Prometheus text, malloc'd; NULL when out of memory. replica is what
+ * apikey_replica answered for the configuration in use: APIKEY_E_INVALID
+ * (no replica, or a library older than 1.5) adds nothing, APIKEY_OK adds
+ * r's lag, anything else says only that checks do not trust it. */
+char *authd_metrics_text(apikey_status replica, const apikey_replica_state *r, size_t *len);
 void authd_count_reload(int ok);
 
 /* http.c: the listen address (/verify, /metrics). */

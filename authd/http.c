@@ -222,10 +222,24 @@ static enum MHD_Result verify(struct MHD_Connection *c, const char *service)
     return rc;
 }
 
+/* The replica as the configuration in use reads it (apikey_replica);
+ * APIKEY_E_INVALID without one, or with a library older than 1.5. */
+static apikey_status replica_state(apikey_replica_state *r)
+{
+    if (!APIKEY_API_HAS(authd_api, replica))
+        return APIKEY_E_INVALID;
+    authd_generation *g = authd_acquire();
+    apikey_status st = authd_api->replica(g->ctx, r, NULL, 0);
+    authd_release(g);
+    return st;
+}
+
 static enum MHD_Result metrics(struct MHD_Connection *c)
 {
     size_t len;
-    char *text = authd_metrics_text(&len);
+    apikey_replica_state r = {.size = sizeof r};
+    apikey_status st = replica_state(&r);
+    char *text = authd_metrics_text(st, &r, &len);
     if (!text)
         return authd_answer(c, 503, NULL, NULL, 0, MHD_RESPMEM_PERSISTENT);
     const char *headers[] = {MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4", NULL};

@@ -84,21 +84,14 @@ void authd_count_reload(int ok)
     __atomic_fetch_add(&reloads[ok ? 1 : 0], 1, __ATOMIC_RELAXED);
 }
 
-/* With `replica =`, the replica as the configuration in use reads it
- * (apikey_replica): lag and last change applied while its contact line
+/* With `replica =`: lag and last change applied while its contact line
  * reads, and whether checks trust it (0 too when the line cannot be read:
- * checks then ask the store of record). Nothing without a replica, or
- * with a library older than 1.5. */
-static void replica_metrics(FILE *f)
+ * checks then ask the store of record). */
+static void replica_metrics(FILE *f, apikey_status st, const apikey_replica_state *rp)
 {
-    if (!APIKEY_API_HAS(authd_api, replica))
+    if (st == APIKEY_E_INVALID || (st == APIKEY_OK && !rp))
         return;
-    authd_generation *g = authd_acquire();
-    apikey_replica_state r = {.size = sizeof r};
-    apikey_status st = authd_api->replica(g->ctx, &r, NULL, 0);
-    authd_release(g);
-    if (st == APIKEY_E_INVALID)
-        return;
+    const apikey_replica_state r = st == APIKEY_OK ? *rp : (apikey_replica_state){0};
     if (st == APIKEY_OK)
         fprintf(f,
                 "# HELP apikey_authd_replica_lag_seconds Time since the replica's last confirmed contact with the store of record.\n"
@@ -118,7 +111,7 @@ static void replica_metrics(FILE *f)
             st == APIKEY_OK && r.trusted);
 }
 
-char *authd_metrics_text(size_t *len)
+char *authd_metrics_text(apikey_status replica, const apikey_replica_state *rs, size_t *len)
 {
     char *text = NULL;
     FILE *f = open_memstream(&text, len);
@@ -142,7 +135,7 @@ char *authd_metrics_text(size_t *len)
             "apikey_authd_reloads_total{result=\"failed\"} %lu\n",
             __atomic_load_n(&reloads[1], __ATOMIC_RELAXED),
             __atomic_load_n(&reloads[0], __ATOMIC_RELAXED));
-    replica_metrics(f);
+    replica_metrics(f, replica, rs);
     if (fclose(f) != 0) {
         free(text);
         return NULL;

@@ -263,7 +263,7 @@ static void test_metrics_labels(void)
         CU_ASSERT_PTR_NOT_NULL(authd_counters_for(name));
     }
     size_t len;
-    char *text = authd_metrics_text(&len);
+    char *text = authd_metrics_text(APIKEY_E_INVALID, NULL, &len);
     CU_ASSERT_PTR_NOT_NULL_FATAL(text);
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "apikey_authd_decisions_total{service=\"web\",reason=\"allowed\"} 2\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "{service=\"(unmapped)\",reason=\"unmapped\"} 1\n"));
@@ -274,16 +274,28 @@ static void test_metrics_labels(void)
     authd_count(web, (apikey_reason)(APIKEY_REASON_RATE + 1));
     authd_count(web, (apikey_reason)-1);
     free(text);
-    text = authd_metrics_text(&len);
+    text = authd_metrics_text(APIKEY_E_INVALID, NULL, &len);
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "{service=\"web\",reason=\"other\"} 3\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "{service=\"web\",reason=\"missing_key\"} 2\n"));
     authd_count(authd_counters_for("svc2999"), APIKEY_REASON_REVOKED);
     free(text);
-    text = authd_metrics_text(&len);
+    text = authd_metrics_text(APIKEY_E_INVALID, NULL, &len);
     /* Past the bound, a new name counts under "(other)". */
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "{service=\"(other)\",reason=\"revoked\"} 1\n"));
     CU_ASSERT_PTR_NULL(strstr(text, "svc2999"));
     CU_ASSERT(tu_count_lines(text) < 20);
+    free(text);
+    /* A replica: its lag and trust; one that cannot be read: only "not trusted". */
+    apikey_replica_state rs = {.size = sizeof rs, .lag_ms = 1500, .max_lag_ms = 10000,
+                               .last_change = 42, .trusted = 1};
+    text = authd_metrics_text(APIKEY_OK, &rs, &len);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "apikey_authd_replica_lag_seconds 1.500\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "apikey_authd_replica_last_change 42\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "apikey_authd_replica_trusted 1\n"));
+    free(text);
+    text = authd_metrics_text(APIKEY_E_UNAVAILABLE, NULL, &len);
+    CU_ASSERT_PTR_NULL(strstr(text, "replica_lag"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "apikey_authd_replica_trusted 0\n"));
     free(text);
     authd_settings_free(&s);
     authd_settings_free(&again);
