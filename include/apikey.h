@@ -359,6 +359,13 @@ apikey_status apikey_service_scopes(apikey_ctx *ctx, const char *service, char *
  * an event loop runs it elsewhere (nginx's thread pool); 0 when the store
  * answers from local files. Decided by the store backend's own flag. */
 int apikey_store_may_block(apikey_ctx *ctx);
+/* Library 1.6. Whether the next check on ctx may wait on a network, asked
+ * per check: 0 when it will be answered from local files (a local store,
+ * or a replica trusted at this moment); otherwise as apikey_store_may_block.
+ * A host still needs apikey_store_may_block at start, to have somewhere to
+ * run the checks that do block (a replica goes stale when apikey-syncd
+ * stops, and its checks then ask the store of record). */
+int apikey_check_may_block(apikey_ctx *ctx);
 /* The lines of a host's own section (section "authd" for [authd]) as the
  * library read them, in file order: name and value trimmed, the inline
  * comment removed, every line given (a name written twice comes twice).
@@ -416,6 +423,8 @@ typedef struct apikey_api {
                              void *arg, char *err, size_t errlen);
     /* Library 1.5. */
     apikey_status (*replica)(apikey_ctx *ctx, apikey_replica_state *out, char *err, size_t errlen);
+    /* Library 1.6. */
+    int (*check_may_block)(apikey_ctx *ctx);
 } apikey_api;
 
 /* Whether a library's table is recent enough to hold a slot. */

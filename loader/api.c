@@ -115,6 +115,7 @@ static const apikey_api api_v1 = {
     .store_may_block = apikey_store_may_block,
     .section = apikey_section,
     .replica = apikey_replica,
+    .check_may_block = apikey_check_may_block,
 };
 
 APIKEY_EXPORT const apikey_api *apikey_api_v1(void)

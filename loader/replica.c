@@ -169,6 +169,11 @@ static int trusted(apikey_ctx *ctx, struct replica *r, int64_t now)
     return now < c.at_ms + lag_ms;
 }
 
+int replica_trusted_now(apikey_ctx *ctx)
+{
+    return trusted(ctx, ctx->replica, replica_now_ms());
+}
+
 int replica_lookup(apikey_ctx *ctx, const char *id, apikey_record *out)
 {
     struct replica *r = ctx->replica;

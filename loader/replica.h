@@ -49,6 +49,9 @@ void replica_detach(struct apikey_ctx *ctx);
  * replica is older than replica_max_lag, or cannot be read). */
 #define REPLICA_STALE (-1)
 int replica_lookup(struct apikey_ctx *ctx, const char *id, apikey_record *out);
+/* Whether the replica is trusted now (then a check is answered from it
+ * without the store of record): 1 or 0. */
+int replica_trusted_now(struct apikey_ctx *ctx);
 /* Tell syncd that key id was used at when: best effort, never blocking,
  * at most once per last_used_granularity per key and process. */
 void replica_touch(struct apikey_ctx *ctx, const char *id, int64_t when);

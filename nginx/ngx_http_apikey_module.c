@@ -1005,7 +1005,14 @@ ngx_http_apikey_handler(ngx_http_request_t *r)
 #if (NGX_THREADS)
     task = NULL;
 
-    if (lcf->file->blocking) {
+    /*
+     * A pgsql: store with a replica answers locally while the replica is
+     * trusted: asked per check, as a thread hop costs more than the check.
+     */
+    if (lcf->file->blocking
+        && (!APIKEY_API_HAS(ngx_http_apikey_api, check_may_block)
+            || ngx_http_apikey_api->check_may_block(lcf->file->ctx)))
+    {
         task = ngx_thread_task_alloc(r->pool, sizeof(ngx_http_apikey_check_t));
         if (task == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;

@@ -255,6 +255,7 @@ static void test_configuration_through_table(void)
     apikey_ctx *c = api->open(cfg, err, sizeof err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     CU_ASSERT_FATAL(APIKEY_API_HAS(api, section));
+    CU_ASSERT_FATAL(APIKEY_API_HAS(api, check_may_block));
     CU_ASSERT_EQUAL(api->service_scopes(c, "billing", scopes, sizeof scopes, err, sizeof err), APIKEY_OK);
     CU_ASSERT_STRING_EQUAL(scopes, "balance:read stats:read");
     CU_ASSERT_EQUAL(api->service_scopes(c, "web", scopes, sizeof scopes, NULL, 0), APIKEY_OK);
@@ -282,6 +283,7 @@ static void test_configuration_through_table(void)
     CU_ASSERT_STRING_EQUAL(l.text, "");
     /* A json store answers from a local file: checks may run inline. */
     CU_ASSERT_EQUAL(api->store_may_block(c), 0);
+    CU_ASSERT_EQUAL(api->check_may_block(c), 0);
     api->close(c);
     free(cfg);
     /* A database store may block, and so does a context that is not one. */
@@ -289,9 +291,11 @@ static void test_configuration_through_table(void)
     c = api->open(pg, err, sizeof err);
     if (c) {
         CU_ASSERT_EQUAL(api->store_may_block(c), 1);
+        CU_ASSERT_EQUAL(api->check_may_block(c), 1);
         api->close(c);
     }
     CU_ASSERT_EQUAL(api->store_may_block(NULL), 1);
+    CU_ASSERT_EQUAL(api->check_may_block(NULL), 1);
     free(pg);
     /* A misspelt section is still an error, not a host's section. */
     char *bad = tu_config(uri, NULL, "web = proxies:read\n[authdd]\nx = 1\n");

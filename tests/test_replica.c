@@ -215,6 +215,39 @@ static void test_uses_told_once(void)
     free(d);
 }
 
+/* A database store of record with a replica: a check runs inline (0)
+ * while the replica is trusted, and may block (1) once it is stale, so an
+ * event-loop host (nginx) sends only those checks to its thread pool. */
+static void test_check_may_block(void)
+{
+    char *d = folder("r4"), top[600], err[512];
+    snprintf(top, sizeof top, "replica = %s\nreplica_max_lag = 5s", d);
+    char *host = tu_config("pgsql:host=/nonexistent dbname=apikey", top, NULL);
+    apikey_ctx *ctx = apikey_open(host, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    CU_ASSERT_EQUAL(apikey_store_may_block(ctx), 1);
+    CU_ASSERT_EQUAL(apikey_check_may_block(ctx), 1); /* no contact line yet */
+    contact_at(d, replica_now_ms());
+    CU_ASSERT_EQUAL(apikey_check_may_block(ctx), 0);
+    CU_ASSERT_EQUAL(apikey_store_may_block(ctx), 1); /* a host still needs its pool */
+    apikey_close(ctx);
+    ctx = apikey_open(host, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    contact_at(d, replica_now_ms() - 6000); /* older than the lag */
+    CU_ASSERT_EQUAL(apikey_check_may_block(ctx), 1);
+    apikey_close(ctx);
+    /* Without a replica, as the store says; no context may block. */
+    char *plain = tu_config("pgsql:host=/nonexistent dbname=apikey", NULL, NULL);
+    ctx = apikey_open(plain, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    CU_ASSERT_EQUAL(apikey_check_may_block(ctx), 1);
+    apikey_close(ctx);
+    CU_ASSERT_EQUAL(apikey_check_may_block(NULL), 1);
+    free(plain);
+    free(host);
+    free(d);
+}
+
 int main(void)
 {
     CU_TestInfo tests[] = {
@@ -222,6 +255,7 @@ int main(void)
         {"replica and replica_max_lag: absolute, 1s to 1d, default 10s", test_settings},
         {"the replica answers while trusted, the store of record after", test_which_store_answers},
         {"a use is told to syncd once per key and granularity", test_uses_told_once},
+        {"a check may block only while the replica is not trusted", test_check_may_block},
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {{"replica", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};
