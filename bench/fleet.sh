@@ -203,21 +203,7 @@ row "PAM pam_apikey on a replica, $MID keys" "$ON" "µs" "<= 1.1x pam_permit" \
     "$(ratio "$ON" "$PERMIT")x: $(verdict "$(ratio "$ON" "$PERMIT")" 1.1 le)"
 
 awk -v n="$MID" 'NR % int(n / 1000) == 0' "$T/json$MID/keys" > "$T/wrk.keys"
-cat > "$T/wrk.lua" <<'LUA'
-local keys, n = {}, 0
-function init(args)
-    for k in io.lines(args[1]) do table.insert(keys, k) end
-    n = #keys > 1 and math.random(#keys) or 0
-end
-function request()
-    n = n + 1
-    return wrk.format("GET", wrk.path, {["Authorization"] = "Bearer " .. keys[n % #keys + 1]})
-end
-function done(summary, latency, requests)
-    local e = summary.errors
-    io.write(string.format("RESULT %d %d\n", summary.requests, e.connect + e.read + e.write + e.timeout + e.status))
-end
-LUA
+wrk_keys_script "$T/wrk.lua"
 ticks() { awk '{ print $14 + $15 }' "/proc/$WORKER/stat"; }
 nginx_us() { # PATH: the worker's CPU µs per request, best of 3
     for round in 1 2 3; do

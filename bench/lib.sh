@@ -30,3 +30,25 @@ calls() { # PIDS URL [WRK ARGS...]: "total; pread64 n, newfstatat n, openat n, f
             if (e == "") total = v; else part = part sprintf("%s%s %.2f", part == "" ? "; " : ", ", e, v / n) }
         END { printf "%.2f%s", total / n, part }' "$T/perf.out"
 }
+
+# wrk's script for the nginx rows, into FILE: each request sends the next
+# key of the file given as wrk's argument in Authorization; the summary line
+# is "RESULT requests errors p99-µs".
+wrk_keys_script() {
+    cat > "$1" <<'LUA'
+local keys, n = {}, 0
+function init(args)
+    for k in io.lines(args[1]) do table.insert(keys, k) end
+    n = #keys > 1 and math.random(#keys) or 0
+end
+function request()
+    n = n + 1
+    return wrk.format("GET", wrk.path, {["Authorization"] = "Bearer " .. keys[n % #keys + 1]})
+end
+function done(summary, latency, requests)
+    local e = summary.errors
+    io.write(string.format("RESULT %d %d %.0f\n", summary.requests,
+        e.connect + e.read + e.write + e.timeout + e.status, latency:percentile(99)))
+end
+LUA
+}

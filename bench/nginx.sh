@@ -96,22 +96,7 @@ WORKER=$(ps -o pid= --ppid "$MASTER" | tr -d ' ')
 # decides whether the module looks at it. The file by its name: "/json/"
 # would go through index's internal redirect, and the access phase (the
 # check) would run twice.
-cat > "$T/wrk.lua" <<'LUA'
-local keys, n = {}, 0
-function init(args)
-    for k in io.lines(args[1]) do table.insert(keys, k) end
-    n = #keys > 1 and math.random(#keys) or 0
-end
-function request()
-    n = n + 1
-    return wrk.format("GET", wrk.path, {["Authorization"] = "Bearer " .. keys[n % #keys + 1]})
-end
-function done(summary, latency, requests)
-    local e = summary.errors
-    io.write(string.format("RESULT %d %d %.0f\n", summary.requests,
-        e.connect + e.read + e.write + e.timeout + e.status, latency:percentile(99)))
-end
-LUA
+wrk_keys_script "$T/wrk.lua"
 ticks() { awk '{ print $14 + $15 }' "/proc/$WORKER/stat"; }
 HZ=$(getconf CLK_TCK)
 measure() { # PATH KEYS: prints "µs-per-request p99-µs requests errors"
