@@ -69,6 +69,10 @@ APIKEY="build/apikey --config $T/record.conf"
 id_of() { echo "$1" | cut -c1-11; }
 
 K1=$($APIKEY create u1 --name k1 --scopes proxies:read) || { not_ok "apikey create"; exit 1; }
+# The log's tables as a new store of record has them, never analyzed, until
+# the plan is looked at below (autovacuum could otherwise analyze them first).
+LOG_TABLES="apikey_changes apikey_changes_trimmed apikey_keys_v3"
+for tb in $LOG_TABLES; do psql_do "ALTER TABLE $tb SET (autovacuum_enabled = off)"; done
 K2=$($APIKEY create u1 --name k2 --scopes proxies:read)
 K3=$($APIKEY create u1 --name k3 --scopes proxies:read)
 K4=$($APIKEY create u1 --name k4 --scopes proxies:read)
@@ -116,6 +120,24 @@ $APIKEY revoke "$(id_of "$K1")" >/dev/null
 if until_true answers "$K1" ERR; then ok "propagation: a revocation is refused on the host"; else not_ok "propagation: the revoked key was not refused"; fi
 K5=$($APIKEY create u1 --name k5 --scopes proxies:read)
 if until_true answers "$K5" OK; then ok "propagation: a new key is accepted"; else not_ok "propagation: a new key never accepted"; fi
+
+# syncd's log read, as it sent it (pg_stat_activity), planned on tables
+# PostgreSQL has not analyzed: a plan that costs more than jit_above_cost is
+# compiled by LLVM at every read (1-9 s a read on a loaded machine, every
+# revocation that late until autovacuum analyzed the log).
+syncd_read() {
+    psql_do "SELECT query FROM pg_stat_activity WHERE datname = current_database()
+        AND application_name = 'apikey-syncd' AND query LIKE '%apikey_changes c%'" | grep . > "$T/read.sql"
+}
+if until_true syncd_read; then
+    at=$(cut -d' ' -f4 "$T/replica/contact")
+    cost=$(psql_do "EXPLAIN (FORMAT JSON) $(sed "s/[$]1::bigint/$at::bigint/" "$T/read.sql")" | jq '.[0].Plan."Total Cost"')
+    jit=$(psql_do "SHOW jit_above_cost")
+    if awk -v c="$cost" -v j="$jit" 'BEGIN { exit !(c != "" && c + 0 < j + 0) }'; then
+        ok "syncd's log read on unanalyzed tables costs $cost, under jit_above_cost ($jit)"
+    else not_ok "syncd's log read on unanalyzed tables costs ${cost:-?}, jit_above_cost $jit: compiled at every read"; fi
+else not_ok "syncd's log read not seen in pg_stat_activity"; fi
+for tb in $LOG_TABLES; do psql_do "ALTER TABLE $tb RESET (autovacuum_enabled)"; done
 
 # Last use on the host, carried by syncd to the store of record.
 used() { $APIKEY list --all --json | jq -e --arg id "$(id_of "$K5")" '.[] | select(.id == $id) | .last_used != null' >/dev/null; }
