@@ -87,11 +87,10 @@ void authd_count_reload(int ok)
 /* With `replica =`: lag and last change applied while its contact line
  * reads, and whether checks trust it (0 too when the line cannot be read:
  * checks then ask the store of record). */
-static void replica_metrics(FILE *f, apikey_status st, const apikey_replica_state *rp)
+static void replica_metrics(FILE *f, apikey_status st, const apikey_replica_state *r)
 {
-    if (st == APIKEY_E_INVALID || (st == APIKEY_OK && !rp))
+    if (st == APIKEY_E_INVALID || (st == APIKEY_OK && !r))
         return;
-    const apikey_replica_state r = st == APIKEY_OK ? *rp : (apikey_replica_state){0};
     if (st == APIKEY_OK)
         fprintf(f,
                 "# HELP apikey_authd_replica_lag_seconds Time since the replica's last confirmed contact with the store of record.\n"
@@ -103,12 +102,12 @@ static void replica_metrics(FILE *f, apikey_status st, const apikey_replica_stat
                 "# HELP apikey_authd_replica_last_change The last change of the store of record applied to the replica.\n"
                 "# TYPE apikey_authd_replica_last_change gauge\n"
                 "apikey_authd_replica_last_change %lld\n",
-                (double)r.lag_ms / 1000, (double)r.max_lag_ms / 1000, (long long)r.last_change);
+                (double)r->lag_ms / 1000, (double)r->max_lag_ms / 1000, (long long)r->last_change);
     fprintf(f,
             "# HELP apikey_authd_replica_trusted 1 while checks read the replica, 0 while they ask the store of record.\n"
             "# TYPE apikey_authd_replica_trusted gauge\n"
             "apikey_authd_replica_trusted %d\n",
-            st == APIKEY_OK && r.trusted);
+            st == APIKEY_OK && r->trusted);
 }
 
 char *authd_metrics_text(apikey_status replica, const apikey_replica_state *rs, size_t *len)
