@@ -34,7 +34,7 @@
 #include "../store/pgsql/pgsql_changes.h"
 #include "../store/pgsql/pgsql_row.h"
 
-enum { BATCH = 1000, FETCH_ROWS = 10000, POLL_MS = 1000, CONTACT_EVERY_MS = 250, USES_MAX = 8192 };
+enum { BATCH = 1000, FETCH_ROWS = 10000, POLL_MS = 1000, CONTACT_EVERY_MS = 250 };
 
 /* Uses told by hosts, carried to the store of record at most once a
  * second. Only last_used changes: the log's trigger ignores it. */
@@ -110,11 +110,7 @@ typedef struct syncd {
     int64_t contact_written; /* monotonic ms */
     int uses_fd;             /* -1: uses are not carried */
     int64_t uses_sent;       /* monotonic ms */
-    size_t nuses;
-    struct {
-        char id[APIKEY_ID_LEN + 1];
-        int64_t when;
-    } uses[USES_MAX];
+    uses_table uses;
 } syncd;
 
 static int64_t be64(const PGresult *res, int row, int col)
@@ -378,7 +374,8 @@ static void open_uses(syncd *d)
 }
 
 /* "<id> <seconds>\n" datagrams into the table (the latest time per key);
- * anything else, or a full table, is dropped. */
+ * anything else is dropped. A full table is carried at once. */
+static void carry_uses(syncd *d, int now);
 static void receive_uses(syncd *d)
 {
     char m[64];
@@ -392,25 +389,19 @@ static void receive_uses(syncd *d)
         long long when = strtoll(m + APIKEY_ID_LEN + 1, &end, 10);
         if (strcmp(end, "\n") != 0 || when <= 0 || when > limit)
             continue;
-        size_t i = 0;
-        while (i < d->nuses && memcmp(d->uses[i].id, m, APIKEY_ID_LEN) != 0)
-            i++;
-        if (i == d->nuses) {
-            if (d->nuses == USES_MAX)
-                continue;
-            memcpy(d->uses[d->nuses].id, m, APIKEY_ID_LEN);
-            d->uses[d->nuses++].when = 0;
+        if (uses_add(&d->uses, m, when) != 0) {
+            carry_uses(d, 1);
+            uses_add(&d->uses, m, when); /* dropped if the carry failed */
         }
-        if (when > d->uses[i].when)
-            d->uses[i].when = when;
     }
 }
 
-static void carry_uses(syncd *d)
+/* At most once a second, or now (a full table). */
+static void carry_uses(syncd *d, int now)
 {
-    if (!d->nuses || !d->conn || mono_ms() - d->uses_sent < POLL_MS)
+    if (!d->uses.n || !d->conn || (!now && mono_ms() - d->uses_sent < POLL_MS))
         return;
-    size_t cap = d->nuses * (APIKEY_ID_LEN + 24) + 4;
+    size_t cap = d->uses.n * (APIKEY_ID_LEN + 24) + 4;
     char *ids = malloc(cap), *times = malloc(cap);
     if (!ids || !times) {
         free(ids);
@@ -418,9 +409,11 @@ static void carry_uses(syncd *d)
         return;
     }
     size_t a = 0, b = 0;
-    for (size_t i = 0; i < d->nuses; i++) {
-        a += (size_t)snprintf(ids + a, cap - a, "%c%s", i ? ',' : '{', d->uses[i].id);
-        b += (size_t)snprintf(times + b, cap - b, "%c%lld", i ? ',' : '{', (long long)d->uses[i].when);
+    for (size_t i = 0; i < USES_SLOTS; i++) {
+        if (!d->uses.slot[i].id[0])
+            continue;
+        a += (size_t)snprintf(ids + a, cap - a, "%c%s", a ? ',' : '{', d->uses.slot[i].id);
+        b += (size_t)snprintf(times + b, cap - b, "%c%lld", b ? ',' : '{', (long long)d->uses.slot[i].when);
     }
     snprintf(ids + a, cap - a, "}");
     snprintf(times + b, cap - b, "}");
@@ -431,7 +424,7 @@ static void carry_uses(syncd *d)
     d->uses_sent = mono_ms();
     if (run_ok(d, res, "recording last-used times")) {
         PQclear(res);
-        d->nuses = 0;
+        uses_clear(&d->uses);
     }
 }
 
@@ -483,7 +476,7 @@ static void run(syncd *d)
         }
         if (got >= BATCH)
             continue;
-        carry_uses(d);
+        carry_uses(d, 0);
         if (mono_ms() - d->contact_written >= CONTACT_EVERY_MS || got > 0) {
             replica_db_contact(&d->rep, at);
             d->contact_written = mono_ms();

@@ -37,4 +37,20 @@ void replica_db_compact(replica_db *r);
 /* Replace the contact line: contact at at_ms, the last change applied. */
 int replica_db_contact(replica_db *r, int64_t at_ms);
 
+/* Uses told by hosts, the latest time per key, until carried. At most
+ * USES_MAX keys (three quarters of the slots); syncd carries them at once
+ * when it is full. */
+enum { USES_SLOTS = 65536, USES_MAX = USES_SLOTS / 4 * 3 };
+typedef struct uses_table {
+    size_t n;
+    struct {
+        char id[APIKEY_ID_LEN + 1]; /* id[0] 0: empty */
+        int64_t when;
+    } slot[USES_SLOTS];
+} uses_table;
+
+/* 0, or -1 when the table is full (the use is dropped). */
+int uses_add(uses_table *t, const char *id, int64_t when);
+void uses_clear(uses_table *t);
+
 #endif
