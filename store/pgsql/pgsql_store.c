@@ -11,12 +11,14 @@
  * run_lookup). Nothing else relies on session state: the writers' lock is a
  * transaction-scoped advisory lock.
  *
- * A write holds that lock from begin to COMMIT, so every round trip inside
- * it is time when no other writer on any host can write. A write therefore
- * sends its statements in libpq pipelines (several statements, one Sync,
- * one round trip: pgbouncer in transaction mode passes them through): begin
- * is one round trip (see begin_at_once), and the writes whose outcome is
- * already known go out with COMMIT (see held back, below).
+ * A write holds that lock until COMMIT, so every round trip under it is
+ * time when no other writer on any host can write. So a write takes it as
+ * late as it can (see pgstore.locked), and sends its statements in libpq
+ * pipelines (several statements, one Sync, one round trip; pgbouncer in
+ * transaction mode passes them through): begin is one round trip (see
+ * begin_at_once), and the writes whose outcome is already known go out
+ * with the lock and COMMIT in one (see send_held): a revocation holds the
+ * lock for no round trip of ours at all.
  *
  * The location is a libpq conninfo. A password in it is refused: it would
  * sit in apikey.conf or /etc/pam.d; libpq reads one from a pgpass file
@@ -84,6 +86,14 @@ static const layout layouts[SQL_LAYOUTS] = {
 /* Writes: always at the newest layout (a write transaction upgrades first);
  * inserts are built for several rows at once (insert_rows_sql). */
 static const char Q_UPDATE[] = SQL_UPDATE(P);
+/* Q_UPDATE of a row read before the lock: $14..$26 are the row as read
+ * ($14, id, and $21, last_used, which hosts move, are not compared). */
+static const char Q_UPDATE_IF[] =
+    SQL_UPDATE(P) " AND (account, name, scopes, hash, created, expires, revoked, allow_from,"
+                  " rate_limit, rate_period, rate_burst) IS NOT DISTINCT FROM (" P(15) ", " P(16)
+                  ", " P(17) ", " P(18) ", " P(19) ", " P(20) ", " P(22) ", " P(23) ", " P(24) ", "
+                  P(25) ", " P(26) ")";
+static const char Q_LOCK[] = "SELECT pg_advisory_xact_lock(" WRITER_LOCK ")";
 static const char Q_PRESENT[] = SQL_PRESENT(P);
 #undef P
 
@@ -113,6 +123,16 @@ typedef struct pgstore {
     int have_pending;
     apikey_record *queued; /* the held-back inserts */
     size_t nqueued;
+    /* Whether this transaction holds the writers' lock. A transaction that
+     * begins on a store already at this build's layout takes it at its
+     * first statement that is not a read of one key: a count (each), or
+     * its writes, which go out behind the lock in the same pipeline. The
+     * one key it may read first is kept in early, and an update of that
+     * key changes the row only if every field but last_used is still as
+     * read (Q_UPDATE_IF): the same outcome as reading it under the lock. */
+    int locked;
+    apikey_record early;
+    int have_early;
     int wrote;  /* a write of this transaction went out already */
     int failed; /* a held-back write was refused: the transaction only rolls back */
 } pgstore;
@@ -364,15 +384,23 @@ static int exec_fixed(pgstore *s, const char *sql, const char *what)
     return st;
 }
 
-/* Drop what a transaction held back and read: the rows carry hashes. */
-static void forget_txn(pgstore *s)
+/* Drop the writes a transaction held back (the rows carry hashes)... */
+static void drop_held(pgstore *s)
 {
-    explicit_bzero(&s->read, sizeof s->read);
     explicit_bzero(&s->pending, sizeof s->pending);
     if (s->queued)
         explicit_bzero(s->queued, s->nqueued * sizeof *s->queued);
-    s->have_read = s->have_pending = 0;
+    s->have_pending = 0;
     s->nqueued = 0;
+}
+
+/* ...and at its end, the rows it read too. */
+static void forget_txn(pgstore *s)
+{
+    drop_held(s);
+    explicit_bzero(&s->read, sizeof s->read);
+    explicit_bzero(&s->early, sizeof s->early);
+    s->have_read = s->have_early = 0;
 }
 
 static void abandon_txn(pgstore *s)
@@ -712,6 +740,7 @@ static PGresult *run_lookup(pgstore *s, const char *const *vals)
 }
 
 static int send_held(pgstore *s, int commit);
+static int lock_now(pgstore *s);
 
 /* Inside a transaction, what it held back goes out first: its reads see
  * its writes. */
@@ -727,6 +756,9 @@ static int pg_lookup(void *handle, const char *id, apikey_record *out)
     pgstore *s = handle;
     const char *vals[1] = {id};
     int held = send_held_before_read(s);
+    /* One key read before the lock at most (pgstore.locked). */
+    if (held == APIKEY_ST_OK && s->in_txn && s->have_early)
+        held = lock_now(s);
     if (held != APIKEY_ST_OK)
         return held;
     s->have_read = 0;
@@ -744,6 +776,10 @@ static int pg_lookup(void *handle, const char *id, apikey_record *out)
         if (st == APIKEY_ST_OK && s->in_txn) {
             s->read = *out;
             s->have_read = 1;
+        }
+        if (st == APIKEY_ST_OK && s->in_txn && !s->locked) {
+            s->early = *out;
+            s->have_early = 1;
         }
     } else {
         /* The neighbour, decoded and dropped; whether it is sound is its
@@ -765,6 +801,9 @@ static int pg_each(void *handle, const char *account, apikey_record_cb cb, void 
     const Oid types[1] = {OID_TEXT};
     const char *vals[1] = {account};
     int held = send_held_before_read(s);
+    /* A count for the per-account limit: under the lock until COMMIT. */
+    if (held == APIKEY_ST_OK && s->in_txn)
+        held = lock_now(s);
     if (held != APIKEY_ST_OK)
         return held;
     PGresult *res = NULL;
@@ -845,17 +884,16 @@ static int upgrade(pgstore *s)
 }
 
 /* begin in one round trip, for a store already at SQL_SCHEMA_VERSION with
- * its change log: BEGIN, the lock, the schema's version and the log's trim
- * in one pipeline. 0 when it did not do: an older or newer schema, no log
+ * its change log: BEGIN, the schema's version and the log's trim in one
+ * pipeline, the writers' lock left for later (pgstore.locked). 0 when it did not do: an older or newer schema, no log
  * (the trim's tables are missing: error, the rest skipped), any other error;
  * the transaction is then rolled back, and begin goes the long way round,
  * which upgrades or says what is wrong. */
 static int begin_at_once(pgstore *s)
 {
     static const char *const sql[] = {"BEGIN", "SET LOCAL lock_timeout = '" WRITER_WAIT "'",
-                                      "SELECT pg_advisory_xact_lock(" WRITER_LOCK ")",
                                       "SELECT version FROM apikey_schema", PGSQL_LOG_TRIM};
-    enum { N = sizeof sql / sizeof sql[0], VERSION = 3 };
+    enum { N = sizeof sql / sizeof sql[0], VERSION = 2 };
     stmt q[N];
     PGresult *res[N];
     for (int i = 0; i < N; i++)
@@ -876,6 +914,7 @@ static int begin_at_once(pgstore *s)
         return 0;
     }
     s->in_txn = 1;
+    s->locked = 0;
     if (s->layout != SQL_SCHEMA_VERSION) {
         s->layout = SQL_SCHEMA_VERSION;
         s->prepared = 0;
@@ -902,7 +941,7 @@ static int pg_begin(void *handle)
     int st = ok(res) ? APIKEY_ST_OK : fail(s, "starting a write", res);
     PQclear(res);
     if (st == APIKEY_ST_OK) {
-        s->in_txn = 1;
+        s->in_txn = s->locked = 1;
         st = upgrade(s);
     }
     if (st != APIKEY_ST_OK)
@@ -910,12 +949,50 @@ static int pg_begin(void *handle)
     return st;
 }
 
+/* The writers' lock, now, if this transaction does not hold it yet. */
+static int lock_now(pgstore *s)
+{
+    if (s->locked)
+        return APIKEY_ST_OK;
+    PGresult *res = run_text(s, Q_LOCK, 0, NULL, NULL, WAIT_WRITE_MS);
+    int st = ok(res) ? APIKEY_ST_OK : fail(s, "waiting for the writers' lock", res);
+    PQclear(res);
+    s->locked = st == APIKEY_ST_OK;
+    return st;
+}
+
+/* An update's parameters: the record, and the row as read before the lock
+ * when the record is that row's (Q_UPDATE_IF). */
+typedef struct update_params {
+    record_params now, before;
+    const char *vals[2 * SQL_NCOLS];
+    int lens[2 * SQL_NCOLS], fmts[2 * SQL_NCOLS];
+    Oid types[2 * SQL_NCOLS];
+} update_params;
+
+static stmt bind_update(pgstore *s, update_params *u, const apikey_record *rec)
+{
+    int n = s->have_early && strcmp(s->early.id, rec->id) == 0 ? 2 : 1;
+    bind_record(&u->now, rec);
+    if (n == 2)
+        bind_record(&u->before, &s->early);
+    for (int half = 0; half < n; half++) {
+        const record_params *p = half ? &u->before : &u->now;
+        memcpy(u->vals + half * SQL_NCOLS, p->vals, sizeof p->vals);
+        memcpy(u->lens + half * SQL_NCOLS, p->lens, sizeof p->lens);
+        memcpy(u->fmts + half * SQL_NCOLS, p->fmts, sizeof p->fmts);
+        memcpy(u->types + half * SQL_NCOLS, pgsql_record_types, sizeof pgsql_record_types);
+    }
+    return (stmt){.sql = n == 2 ? Q_UPDATE_IF : Q_UPDATE, .n = n * SQL_NCOLS, .types = u->types,
+                  .vals = u->vals, .lens = u->lens, .fmts = u->fmts};
+}
+
 static int update_now(pgstore *s, const apikey_record *rec)
 {
-    record_params p;
-    bind_record(&p, rec);
-    const stmt q = {.sql = Q_UPDATE, .n = SQL_NCOLS, .types = pgsql_record_types, .vals = p.vals, .lens = p.lens, .fmts = p.fmts};
+    update_params u;
+    const stmt q = bind_update(s, &u, rec);
     PGresult *res = run(s, send_params, &q, WAIT_WRITE_MS);
+    explicit_bzero(&u, sizeof u);
     if (!ok(res)) {
         int st = fail(s, "changing a key", res);
         PQclear(res);
@@ -925,7 +1002,8 @@ static int update_now(pgstore *s, const apikey_record *rec)
     PQclear(res);
     if (changed == 1)
         return APIKEY_ST_OK;
-    /* No row changed: the key is missing, or its revocation would change. */
+    /* No row changed: the key is missing, or its revocation would change,
+     * or it changed since this transaction read it before the lock. */
     const Oid types[1] = {OID_TEXT};
     const char *vals[1] = {rec->id};
     res = run_text(s, Q_PRESENT, 1, types, vals, WAIT_WRITE_MS);
@@ -1021,51 +1099,56 @@ static int send_held(pgstore *s, int commit)
 {
     if (!s->have_pending && !s->nqueued && !commit)
         return APIKEY_ST_OK;
-    stmt q[2];
-    int k = 0, st = APIKEY_ST_OK;
-    record_params one;
+    stmt q[3];
+    int k = 0, st = APIKEY_ST_OK, lock = -1, write = -1;
+    update_params one;
     rows_params many = {0};
     char *sql = NULL;
     size_t n = s->nqueued;
-    if (s->have_pending) {
-        bind_record(&one, &s->pending);
-        q[k++] = (stmt){.sql = Q_UPDATE, .n = SQL_NCOLS, .types = pgsql_record_types,
-                        .vals = one.vals, .lens = one.lens, .fmts = one.fmts};
+    int updated = s->have_pending;
+    if ((updated || n) && !s->locked)
+        q[lock = k++] = (stmt){.sql = Q_LOCK};
+    if (updated) {
+        q[write = k++] = bind_update(s, &one, &s->pending);
     } else if (n) {
         if (!(sql = insert_rows_sql(n)) || bind_rows(&many, s->queued, n) != 0)
             st = APIKEY_ST_NOMEM;
-        q[k++] = (stmt){.sql = sql, .n = (int)(n * SQL_NCOLS), .types = many.types,
-                        .vals = many.vals, .lens = many.lens, .fmts = many.fmts};
+        q[write = k++] = (stmt){.sql = sql, .n = (int)(n * SQL_NCOLS), .types = many.types,
+                                .vals = many.vals, .lens = many.lens, .fmts = many.fmts};
     }
     if (commit)
         q[k++] = (stmt){.sql = "COMMIT"};
-    int wrote = k - commit, updated = s->have_pending;
-    PGresult *res[2] = {NULL, NULL};
+    PGresult *res[3] = {NULL, NULL, NULL};
     if (st == APIKEY_ST_OK && exchange_pipeline(s, q, k, res, WAIT_WRITE_MS) != 0)
         st = -1;
-    forget_txn(s); /* the parameters pointed into it */
+    drop_held(s); /* the parameters pointed into it */
     if (st == -1)
         st = commit ? fail(s, "committing, the reply was lost: the write may have been saved or not"
                               " (check with apikey list)", NULL)
                     : fail(s, "writing keys", NULL);
-    else if (st == APIKEY_ST_OK && wrote && !ok(res[0]) && strcmp(sqlstate(res[0]), "23505") == 0) {
+    else if (st == APIKEY_ST_OK && lock >= 0 && !ok(res[lock]))
+        st = fail(s, "waiting for the writers' lock", res[lock]);
+    else if (st == APIKEY_ST_OK && write >= 0 && !ok(res[write]) &&
+             strcmp(sqlstate(res[write]), "23505") == 0) {
         s->host->log_error("store pgsql:%s: a new key's id is taken by another key; nothing was"
                            " written (run it again)", s->where);
         st = APIKEY_ST_UNAVAILABLE;
-    } else if (st == APIKEY_ST_OK && wrote && !ok(res[0])) {
-        st = fail(s, updated ? "changing a key" : "adding keys", res[0]);
-    } else if (st == APIKEY_ST_OK && updated && strcmp(PQcmdTuples(res[0]), "1") != 0) {
-        s->host->log_error("store pgsql:%s: a key changed under this write; nothing was written",
-                           s->where);
+    } else if (st == APIKEY_ST_OK && write >= 0 && !ok(res[write])) {
+        st = fail(s, updated ? "changing a key" : "adding keys", res[write]);
+    } else if (st == APIKEY_ST_OK && updated && strcmp(PQcmdTuples(res[write]), "1") != 0) {
+        s->host->log_error("store pgsql:%s: the key changed under this write; nothing was written"
+                           " (run it again)", s->where);
         st = APIKEY_ST_UNAVAILABLE;
     } else if (st == APIKEY_ST_OK && commit) {
         st = commit_result(s, res[k - 1]);
     }
-    s->wrote |= wrote;
+    s->locked |= lock >= 0 && st == APIKEY_ST_OK;
+    s->wrote |= write >= 0;
     s->failed |= st != APIKEY_ST_OK;
     for (int i = 0; i < k; i++)
         PQclear(res[i]);
-    explicit_bzero(&one, sizeof one);
+    if (updated)
+        explicit_bzero(&one, sizeof one);
     free_rows(&many, n);
     free(sql);
     return st;
@@ -1095,8 +1178,9 @@ static int pg_insert(void *handle, const apikey_record *rec)
 }
 
 /* An update of the row this transaction read, as its only write, waits to
- * go out with COMMIT: under the writers' lock no other writer changes that
- * row before then, so the row says now what the update will do. */
+ * go out with the lock and COMMIT: under the lock no other writer changes
+ * that row before then (read before the lock: Q_UPDATE_IF), so the row
+ * says now what the update will do. */
 static int pg_update(void *handle, const apikey_record *rec)
 {
     pgstore *s = handle;
@@ -1111,6 +1195,8 @@ static int pg_update(void *handle, const apikey_record *rec)
         return APIKEY_ST_OK;
     }
     int st = send_held(s, 0);
+    if (st == APIKEY_ST_OK)
+        st = lock_now(s);
     if (st != APIKEY_ST_OK)
         return st;
     s->wrote = 1;
