@@ -1122,6 +1122,16 @@ static int send_held(pgstore *s, int commit)
     if (st == APIKEY_ST_OK && exchange_pipeline(s, q, k, res, WAIT_WRITE_MS) != 0)
         st = -1;
     drop_held(s); /* the parameters pointed into it */
+    /* With COMMIT in the pipeline the server runs it unless it refused a
+     * statement before it (an error with a SQLSTATE): any other failure to
+     * read a reply leaves the outcome unknown, as for COMMIT's own. */
+    for (int i = 0; commit && st == APIKEY_ST_OK && i < k; i++) {
+        if (ok(res[i]) || PQresultStatus(res[i]) == PGRES_PIPELINE_ABORTED)
+            continue;
+        if (!*sqlstate(res[i]) || connection_lost(s, res[i]))
+            st = -1;
+        break;
+    }
     if (st == -1)
         st = commit ? fail(s, "committing, the reply was lost: the write may have been saved or not"
                               " (check with apikey list)", NULL)
