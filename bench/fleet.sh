@@ -262,9 +262,20 @@ NOTIFY answered and the log read sent within 1 ms and the SQLite commit in
 slow cases (in the run of doc/STORES.md): four syncds ask at once, on 2 cores that also run the 12 hosts
 (about one core at a check a millisecond each, PAM most) and other work
 (doc/STORES.md, "Where a revocation's time goes"). The churn rows are
-bounded by the writers, not the replicas: a pgsql write holds the writers'
-lock for its whole transaction (about 8 round trips), so writes are serial,
-however many writers. PAM: libpam loads and unloads pam_permit.so at every
+bounded by the writers, not the replicas. The driver is bench/propagation:
+library calls on long-lived connections (8 threads revoking, one a
+transaction; or one thread creating 100 keys a transaction), as apikey-authd's
+management API writes. The BEFORE rows (FLEET_BEFORE, when given) are the
+previous build's writers against the same fleet, just before: its write
+held the writers' lock for its whole transaction, 8 round trips for a
+revocation and 207 for a batch of 100, so writes were serial. Now a
+revocation is 3 round trips and holds the lock for none of them, a batch is
+4 (doc/STORES.md, "Writes on the store of record"). What is left is the
+round trips themselves on 2 cores that the 12 hosts (one check a
+millisecond each), 4 syncds and the server share: each waits for a core.
+The batch's count of the account's keys (for the per-account limit) reads
+every key of the account, which the bench fills with all its new keys
+(thousands by the end). PAM: libpam loads and unloads pam_permit.so at every
 transaction, pam_apikey.so stays loaded (-z nodelete), which under this
 load outweighed the check. nginx: with `store = pgsql:` the module runs every
 check in nginx's thread pool (the store may block), even while the replica
