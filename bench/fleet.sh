@@ -17,6 +17,9 @@
 # Smaller for a quick look: FLEET_MID=10000 FLEET_BIG=100000 FLEET_N=50 BENCH_SECONDS=1;
 # FLEET_DEBUG=SECONDS keeps the fleet up after the revocations, and
 # PROPAGATION_SLOW=MS has bench/propagation name each host slower than that.
+# FLEET_BEFORE=DIR: a build folder of an earlier version (its libapikey,
+# pgsql store and bench/propagation) whose writers run the churn rows too,
+# first, against the same fleet: before and after side by side.
 set -u
 cd "$(dirname "$0")/.." || exit 2
 [ -n "${APIKEY_PG_HOST:-}" ] || exec sh tests/pg_harness.sh sh "$0" "$@"
@@ -139,7 +142,9 @@ for r in $(seq "$REPLICAS"); do
 done
 
 # Keys of one account for the hosts to watch (and, for the churn, to revoke).
-awk -v n=$((N + CHURN_RATE * CHURN_SECONDS + 800)) 'BEGIN { for (i = 0; i < n; i++) printf "fleet\tw%d\tproxies:read\tnever\n", i }' > "$T/batch"
+CHURNS=2
+[ -z "${FLEET_BEFORE:-}" ] || CHURNS=4
+awk -v n=$((N + 100 + CHURNS * (300 + CHURN_RATE * CHURN_SECONDS))) 'BEGIN { for (i = 0; i < n; i++) printf "fleet\tw%d\tproxies:read\tnever\n", i }' > "$T/batch"
 build/apikey --config "$T/r1/record.conf" create --batch "$T/batch" > "$T/fleet.keys" || exit 1
 head -n $((N + 100)) "$T/fleet.keys" > "$T/watch.keys"
 until [ "$(cut -d' ' -f4 "$T/r$REPLICAS/replica/contact")" -ge \
@@ -175,22 +180,27 @@ drive create 20 /dev/null > "$T/create.out" || echo "bench/fleet.sh: propagation
 set -- $(awk '$1 == "all" { print $4 }' "$T/create.out")
 row "new key COMMIT to accepted on every host, max of 20" "${1:-?}" "ms" "<= 1000 ms" "$(verdict "${1:-99999}" 1000 le)"
 
-# Fresh keys to watch for each churn; the churn revokes those after them.
-tail -n +$((N + 101)) "$T/fleet.keys" | head -n 300 > "$T/churnwatch1.keys"
-tail -n +$((N + 401)) "$T/fleet.keys" | head -n 300 > "$T/churnwatch2.keys"
-tail -n +$((N + 701)) "$T/fleet.keys" > "$T/churn.keys"
-churn() { # BATCH LABEL WATCHED-KEYS
+# Each churn: fresh keys to watch, then fresh keys for it to revoke.
+NEXT_KEY=$((N + 101))
+churn() { # BATCH LABEL [BUILD]
     echo "== a fleet: $CHURN_RATE changes a second for $CHURN_SECONDS s ($2) while the hosts check"
-    cat "$3" "$T/churn.keys" > "$T/churnmix.keys"
-    build/bench/propagation churn "$CHURN_RATE" "$CHURN_SECONDS" 300 "$1" "$T/r1/record.conf" bench fleet \
-        "$T/churnmix.keys" "$INTERVAL" $HOSTS > "$T/churn.out" || echo "bench/fleet.sh: propagation (churn) failed" >&2
+    tail -n +$NEXT_KEY "$T/fleet.keys" | head -n $((300 + CHURN_RATE * CHURN_SECONDS)) > "$T/churnmix.keys"
+    NEXT_KEY=$((NEXT_KEY + 300 + CHURN_RATE * CHURN_SECONDS))
+    b=${3:-$ROOT/build}
+    APIKEY_STORE_DIR="$b/store" "$b/bench/propagation" churn "$CHURN_RATE" "$CHURN_SECONDS" 300 "$1" \
+        "$T/r1/record.conf" bench fleet "$T/churnmix.keys" "$INTERVAL" $HOSTS > "$T/churn.out" ||
+        echo "bench/fleet.sh: propagation (churn) failed" >&2
     rate=$(awk '$1 == "rate" { print $2 }' "$T/churn.out")
     row "changes a second sustained, $2" "${rate:-?}" "/s" ">= $CHURN_RATE/s" "$(verdict "${rate:-0}" "$CHURN_RATE" ge)"
     grep '^all' "$T/churn.out" > "$T/churn.all"
     prop_rows "meanwhile, revocation COMMIT to first refusal" "$T/churn.all"
 }
-churn 1 "revocations, one a transaction, 8 writers" "$T/churnwatch1.keys"
-churn 100 "new keys, 100 a transaction" "$T/churnwatch2.keys"
+if [ -n "${FLEET_BEFORE:-}" ]; then
+    churn 1 "revocations, one a transaction, 8 writers, BEFORE" "$FLEET_BEFORE"
+    churn 100 "new keys, 100 a transaction, BEFORE" "$FLEET_BEFORE"
+fi
+churn 1 "revocations, one a transaction, 8 writers"
+churn 100 "new keys, 100 a transaction"
 
 echo "== a fleet: PAM and nginx on a replica"
 KEY=$(sed -n 78p "$T/json$MID/keys")
@@ -252,9 +262,20 @@ NOTIFY answered and the log read sent within 1 ms and the SQLite commit in
 slow cases (in the run of doc/STORES.md): four syncds ask at once, on 2 cores that also run the 12 hosts
 (about one core at a check a millisecond each, PAM most) and other work
 (doc/STORES.md, "Where a revocation's time goes"). The churn rows are
-bounded by the writers, not the replicas: a pgsql write holds the writers'
-lock for its whole transaction (about 8 round trips), so writes are serial,
-however many writers. PAM: libpam loads and unloads pam_permit.so at every
+bounded by the writers, not the replicas. The driver is bench/propagation:
+library calls on long-lived connections (8 threads revoking, one a
+transaction; or one thread creating 100 keys a transaction), as apikey-authd's
+management API writes. The BEFORE rows (FLEET_BEFORE, when given) are the
+previous build's writers against the same fleet, just before: its write
+held the writers' lock for its whole transaction, 8 round trips for a
+revocation and 207 for a batch of 100, so writes were serial. Now a
+revocation is 3 round trips and holds the lock for none of them, a batch is
+4 (doc/STORES.md, "Writes on the store of record"). What is left is the
+round trips themselves on 2 cores that the 12 hosts (one check a
+millisecond each), 4 syncds and the server share: each waits for a core.
+The batch's count of the account's keys (for the per-account limit) reads
+every key of the account, which the bench fills with all its new keys
+(thousands by the end). PAM: libpam loads and unloads pam_permit.so at every
 transaction, pam_apikey.so stays loaded (-z nodelete), which under this
 load outweighed the check. nginx: with `store = pgsql:` the module runs every
 check in nginx's thread pool (the store may block), even while the replica

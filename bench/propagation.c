@@ -14,7 +14,8 @@
  *               first WATCH keys are revoked and watched as in revoke:
  *               with BATCH 1, revocations of the keys after them, one a
  *               transaction; else new keys, BATCH a transaction
- * usage: propagation MODE ARG... RECORD_CONFIG SERVICE ACCOUNT KEYFILE INTERVAL_MS HOST...
+ * usage: propagation MODE ARG... RECORD_CONFIG SERVICE ACCOUNT KEYFILE INTERVAL_MS [HOST...]
+ * (churn with no host and WATCH 0: what the writers alone sustain)
  * Prints "p50 p99 max" (ms) of every (host, key) pair, then one line per
  * host kind, then for churn "rate achieved/s"; exits 1 when a key stays
  * accepted (or refused, for create) 10 s. */
@@ -326,7 +327,7 @@ int main(int argc, char **argv)
         split = atoi(argv[a++]);
         churn_batch = atoi(argv[a++]);
     }
-    if (argc - a < 6)
+    if (argc - a < 5)
         die("too few arguments");
     record_conf = argv[a++];
     service = argv[a++];

@@ -95,27 +95,6 @@ static int count_active(apikey_ctx *ctx, const char *account, const char *skip_i
     return st;
 }
 
-/* A fresh id, retried on collision. Keys inserted earlier in the same
- * write are visible to the lookup, so a batch never repeats an id. */
-static apikey_status new_id(apikey_ctx *ctx, char *id, char *err, size_t errlen)
-{
-    for (int attempt = 0; attempt < ID_ATTEMPTS; attempt++) {
-        if (keycodec_random62(id, APIKEY_ID_LEN) != 0) {
-            snprintf(err, errlen, "the random number generator failed; nothing was created");
-            return APIKEY_E_INTERNAL;
-        }
-        id[APIKEY_ID_LEN] = '\0';
-        apikey_record rec;
-        int st = ctx->store.ops->lookup(ctx->store.handle, id, &rec);
-        if (st == APIKEY_ST_NOTFOUND)
-            return APIKEY_OK;
-        if (st != APIKEY_ST_OK)
-            return store_error(err, errlen, "looking up a new id", st);
-    }
-    snprintf(err, errlen, "could not find a free key id in %d attempts", ID_ATTEMPTS);
-    return APIKEY_E_INTERNAL;
-}
-
 static int validate(apikey_ctx *ctx, const admin_request *r, int64_t now, apikey_record *rec,
                     char *err, size_t errlen)
 {
@@ -169,21 +148,31 @@ static int validate(apikey_ctx *ctx, const admin_request *r, int64_t now, apikey
     return 0;
 }
 
-/* Fill in id, key and hash of a record validated above, and insert it. */
+/* Fill in id, key and hash of a record validated above, and insert it.
+ * The insert is the id's check: a store refuses a taken id (CONFLICT,
+ * apikey_store.h), and a fresh one is drawn. No lookup first: against a
+ * database that would be a round trip per key inside the writers' lock. */
 static apikey_status issue(apikey_ctx *ctx, admin_issued *out, char *err, size_t errlen)
 {
-    apikey_status rc = new_id(ctx, out->rec.id, err, errlen);
-    if (rc != APIKEY_OK)
-        return rc;
-    if (keycodec_make(ctx->cfg.key_prefix, out->rec.id, out->key) != 0 ||
-        core_hash_key(ctx, out->key, strlen(out->key), out->rec.hash) != 0) {
-        snprintf(err, errlen, "the random number generator or hash failed");
-        return APIKEY_E_INTERNAL;
+    for (int attempt = 0; attempt < ID_ATTEMPTS; attempt++) {
+        if (keycodec_random62(out->rec.id, APIKEY_ID_LEN) != 0) {
+            snprintf(err, errlen, "the random number generator failed; nothing was created");
+            return APIKEY_E_INTERNAL;
+        }
+        out->rec.id[APIKEY_ID_LEN] = '\0';
+        if (keycodec_make(ctx->cfg.key_prefix, out->rec.id, out->key) != 0 ||
+            core_hash_key(ctx, out->key, strlen(out->key), out->rec.hash) != 0) {
+            snprintf(err, errlen, "the random number generator or hash failed");
+            return APIKEY_E_INTERNAL;
+        }
+        int st = ctx->store.ops->insert(ctx->store.handle, &out->rec);
+        if (st == APIKEY_ST_OK)
+            return APIKEY_OK;
+        if (st != APIKEY_ST_CONFLICT)
+            return store_error(err, errlen, "insert", st);
     }
-    int st = ctx->store.ops->insert(ctx->store.handle, &out->rec);
-    if (st != APIKEY_ST_OK)
-        return store_error(err, errlen, "insert", st);
-    return APIKEY_OK;
+    snprintf(err, errlen, "could not find a free key id in %d attempts", ID_ATTEMPTS);
+    return APIKEY_E_INTERNAL;
 }
 
 /* Take the context's lock with its store open. A host's context opens its

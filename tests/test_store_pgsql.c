@@ -7,6 +7,7 @@
  * the server.
  */
 #include <fcntl.h>
+#include <libpq-fe.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -541,6 +542,146 @@ static void test_limit_under_concurrent_writers(void)
     free(pooled);
 }
 
+/* A write takes the writers' lock at its first statement that is not a
+ * read of one key (pgsql_store.c): a key read before it is written only if
+ * no other writer changed it meanwhile, whether the update waits for
+ * COMMIT (its only write) or goes out at once (after another write). */
+static void test_read_before_the_lock(void)
+{
+    const char *db = new_db();
+    char *direct = config_for(db, 0, NULL);
+    admin_issued k;
+    char err[256];
+    apikey_ctx *a = admin_with_key(direct, "alice", &k);
+    apikey_ctx *b = core_open(direct, 1, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    const apikey_store_ops *ops = a->store.ops;
+    void *ha = a->store.handle, *hb = b->store.handle;
+    for (int at_once = 0; at_once < 2; at_once++) {
+        apikey_record ra, rb, out;
+        CU_ASSERT_EQUAL_FATAL(ops->begin(ha), APIKEY_ST_OK);
+        CU_ASSERT_EQUAL_FATAL(ops->lookup(ha, k.rec.id, &ra), APIKEY_ST_OK);
+        /* Another writer renames the key meanwhile: a holds no lock yet. */
+        CU_ASSERT_EQUAL_FATAL(ops->begin(hb), APIKEY_ST_OK);
+        CU_ASSERT_EQUAL_FATAL(ops->lookup(hb, k.rec.id, &rb), APIKEY_ST_OK);
+        snprintf(rb.name, sizeof rb.name, "renamed%d", at_once);
+        CU_ASSERT_EQUAL(ops->update(hb, &rb), APIKEY_ST_OK);
+        CU_ASSERT_EQUAL_FATAL(ops->commit(hb), APIKEY_ST_OK);
+        ra.revoked = 1800000000;
+        if (at_once) {
+            apikey_record x = ra;
+            snprintf(x.id, sizeof x.id, "zzNewKy1");
+            CU_ASSERT_EQUAL(ops->insert(ha, &x), APIKEY_ST_OK);
+            CU_ASSERT_EQUAL(ops->update(ha, &ra), APIKEY_ST_CONFLICT);
+            ops->rollback(ha);
+        } else {
+            CU_ASSERT_EQUAL(ops->update(ha, &ra), APIKEY_ST_OK); /* held back */
+            CU_ASSERT_EQUAL(ops->commit(ha), APIKEY_ST_UNAVAILABLE);
+        }
+        /* The rename stands, the stale write is not there. */
+        CU_ASSERT_EQUAL_FATAL(ops->lookup(ha, k.rec.id, &out), APIKEY_ST_OK);
+        CU_ASSERT_STRING_EQUAL(out.name, rb.name);
+        CU_ASSERT_EQUAL(out.revoked, 0);
+        CU_ASSERT_EQUAL(ops->lookup(ha, "zzNewKy1", &out), APIKEY_ST_NOTFOUND);
+    }
+    /* Read again, the revocation goes through. */
+    apikey_record ra;
+    CU_ASSERT_EQUAL_FATAL(ops->begin(ha), APIKEY_ST_OK);
+    CU_ASSERT_EQUAL_FATAL(ops->lookup(ha, k.rec.id, &ra), APIKEY_ST_OK);
+    ra.revoked = 1800000000;
+    CU_ASSERT_EQUAL(ops->update(ha, &ra), APIKEY_ST_OK);
+    CU_ASSERT_EQUAL(ops->commit(ha), APIKEY_ST_OK);
+    CU_ASSERT_EQUAL(ops->lookup(hb, k.rec.id, &ra), APIKEY_ST_OK);
+    CU_ASSERT_EQUAL(ra.revoked, 1800000000);
+    CU_ASSERT_STRING_EQUAL(ra.name, "renamed1");
+    apikey_close(a);
+    apikey_close(b);
+    free(direct);
+}
+
+/* Writers on several connections (half through pgbouncer) revoke and
+ * create at once, while a reader looks at the change log as apikey-syncd
+ * does: every change is there, and no reader ever sees a number committed
+ * before a smaller one (the log's numbers are drawn in commit order, which
+ * is what lets a replica resume from the last number it applied). */
+static void test_change_log_under_concurrent_writers(void)
+{
+    enum { WRITERS = 8, REVOKES = 25, CREATES = 10 };
+    const char *db = new_db();
+    char *direct = config_for(db, 0, "max_keys_per_account = 1000"),
+         *pooled = config_for(db, 1, "max_keys_per_account = 1000");
+    char err[256];
+    apikey_ctx *admin = core_open(direct, 1, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(admin);
+    admin_request req = {.account = "fleet", .name = "k", .scopes = "proxies:read", .expires = "30d"};
+    admin_request reqs[WRITERS * REVOKES];
+    static admin_issued keys[WRITERS * REVOKES];
+    for (int i = 0; i < WRITERS * REVOKES; i++)
+        reqs[i] = req;
+    CU_ASSERT_EQUAL_FATAL(admin_create(admin, reqs, WRITERS * REVOKES, keys, err, sizeof err), APIKEY_OK);
+    char conninfo[512];
+    snprintf(conninfo, sizeof conninfo, "host=%s port=%s user=%s dbname=%s", getenv("APIKEY_PG_HOST"),
+             getenv("APIKEY_PG_PORT"), getenv("APIKEY_PG_USER"), db);
+    PGconn *reader = PQconnectdb(conninfo);
+    CU_ASSERT_FATAL(PQstatus(reader) == CONNECTION_OK);
+    pid_t pids[WRITERS];
+    for (int w = 0; w < WRITERS; w++) {
+        pids[w] = fork();
+        if (pids[w] == 0) {
+            alarm(60);
+            char e[256], pid_text[32];
+            apikey_ctx *ctx = core_open(w % 2 ? pooled : direct, 1, e, sizeof e);
+            int bad = !ctx;
+            for (int i = 0; i < REVOKES && !bad; i++) {
+                snprintf(pid_text, sizeof pid_text, "ak_%s", keys[w * REVOKES + i].rec.id);
+                bad = admin_revoke(ctx, pid_text, e, sizeof e) != APIKEY_OK;
+            }
+            admin_request mine[CREATES];
+            admin_issued made[CREATES];
+            for (int i = 0; i < CREATES; i++)
+                mine[i] = req;
+            bad = bad || admin_create(ctx, mine, CREATES, made, e, sizeof e) != APIKEY_OK;
+            if (bad)
+                fprintf(stderr, "writer %d: %s\n", w, e);
+            _exit(bad);
+        }
+    }
+    /* The numbers a reader sees are 1..max with no hole, at every look. */
+    int holes = 0, looks = 0, running = WRITERS, failed = 0;
+    while (running > 0) {
+        PGresult *r = PQexec(reader, "SELECT count(*) = coalesce(max(seq), 0) FROM apikey_changes");
+        CU_ASSERT_FATAL(PQresultStatus(r) == PGRES_TUPLES_OK);
+        holes += strcmp(PQgetvalue(r, 0, 0), "t") != 0;
+        looks++;
+        PQclear(r);
+        int status;
+        pid_t done;
+        while ((done = waitpid(-1, &status, WNOHANG)) > 0) {
+            running--;
+            failed += !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+        }
+    }
+    CU_ASSERT_EQUAL(failed, 0);
+    CU_ASSERT_EQUAL(holes, 0);
+    CU_ASSERT(looks > 1);
+    /* Every change: the keys made, each revocation, the writers' keys. */
+    PGresult *r = PQexec(reader, "SELECT count(*), count(DISTINCT id), max(seq) FROM apikey_changes");
+    CU_ASSERT_FATAL(PQresultStatus(r) == PGRES_TUPLES_OK);
+    CU_ASSERT_EQUAL(atoi(PQgetvalue(r, 0, 0)), WRITERS * REVOKES * 2 + WRITERS * CREATES);
+    CU_ASSERT_EQUAL(atoi(PQgetvalue(r, 0, 1)), WRITERS * REVOKES + WRITERS * CREATES);
+    CU_ASSERT_EQUAL(atoi(PQgetvalue(r, 0, 2)), WRITERS * REVOKES * 2 + WRITERS * CREATES);
+    PQclear(r);
+    r = PQexec(reader, "SELECT count(*) FROM apikey_keys_v3 WHERE revoked <> 0");
+    CU_ASSERT_FATAL(PQresultStatus(r) == PGRES_TUPLES_OK);
+    CU_ASSERT_EQUAL(atoi(PQgetvalue(r, 0, 0)), WRITERS * REVOKES);
+    PQclear(r);
+    PQfinish(reader);
+    apikey_close(admin);
+    free(direct);
+    free(pooled);
+}
+
 /* A writer holding a key's row in an open transaction delays neither the
  * check nor its last-used write behind. */
 static void test_touch_never_waits(void)
@@ -591,6 +732,9 @@ int main(void)
         {"a pooled check reaching a session that never prepared it", test_pooled_check_on_another_session},
         {"max keys per account holds under concurrent writers", test_limit_under_concurrent_writers},
         {"a writer's row lock delays no check", test_touch_never_waits},
+        {"a key read before the writers' lock is written only if unchanged", test_read_before_the_lock},
+        {"the change log under concurrent writers: complete, in commit order",
+         test_change_log_under_concurrent_writers},
         {"a value out of range or of another type is unavailable, never allowed", test_malformed_values},
         CU_TEST_INFO_NULL,
     };

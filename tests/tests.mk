@@ -37,6 +37,8 @@ $(B)/tests/test_privileged: TEST_EXTRA_LIBS = -lpam
 # It reads list --json as a client would.
 $(B)/tests/test_conformance: TEST_EXTRA_LIBS = -ljansson
 $(B)/tests/test_pgsql_privileged: TEST_EXTRA_LIBS = -lpq $(STORE_CFLAGS_pgsql)
+# libpq: reads the change log as apikey-syncd does.
+$(B)/tests/test_store_pgsql: TEST_EXTRA_LIBS = -lpq $(STORE_CFLAGS_pgsql)
 
 $(B)/tests/test_json_migration: TEST_EXTRA_LIBS = -ljansson
 $(B)/tests/test_store_sqlite: TEST_EXTRA_LIBS = -lsqlite3 -lpthread

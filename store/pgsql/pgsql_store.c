@@ -11,6 +11,15 @@
  * run_lookup). Nothing else relies on session state: the writers' lock is a
  * transaction-scoped advisory lock.
  *
+ * A write holds that lock until COMMIT, so every round trip under it is
+ * time when no other writer on any host can write. So a write takes it as
+ * late as it can (see pgstore.locked), and sends its statements in libpq
+ * pipelines (several statements, one Sync, one round trip; pgbouncer in
+ * transaction mode passes them through): begin is one round trip (see
+ * begin_at_once), and the writes whose outcome is already known go out
+ * with the lock and COMMIT in one (see send_held): a revocation holds the
+ * lock for no round trip of ours at all.
+ *
  * The location is a libpq conninfo. A password in it is refused: it would
  * sit in apikey.conf or /etc/pam.d; libpq reads one from a pgpass file
  * (passfile=, PGPASSFILE or ~/.pgpass) or a service file instead. Log lines
@@ -74,10 +83,17 @@ static const layout layouts[SQL_LAYOUTS] = {
     LAYOUT("apikey_lookup_schema3", SQL_TABLE_3, SQL_COLS_3),
 };
 #undef LAYOUT
-/* Writes: always at the newest layout (a write transaction upgrades first).
- * A taken id changes nothing instead of aborting the whole transaction. */
-static const char Q_INSERT[] = SQL_INSERT(P) " ON CONFLICT (id) DO NOTHING";
+/* Writes: always at the newest layout (a write transaction upgrades first);
+ * inserts are built for several rows at once (insert_rows_sql). */
 static const char Q_UPDATE[] = SQL_UPDATE(P);
+/* Q_UPDATE of a row read before the lock: $14..$26 are the row as read
+ * ($14, id, and $21, last_used, which hosts move, are not compared). */
+static const char Q_UPDATE_IF[] =
+    SQL_UPDATE(P) " AND (account, name, scopes, hash, created, expires, revoked, allow_from,"
+                  " rate_limit, rate_period, rate_burst) IS NOT DISTINCT FROM (" P(15) ", " P(16)
+                  ", " P(17) ", " P(18) ", " P(19) ", " P(20) ", " P(22) ", " P(23) ", " P(24) ", "
+                  P(25) ", " P(26) ")";
+static const char Q_LOCK[] = "SELECT pg_advisory_xact_lock(" WRITER_LOCK ")";
 static const char Q_PRESENT[] = SQL_PRESENT(P);
 #undef P
 
@@ -97,7 +113,32 @@ typedef struct pgstore {
     int timed_out; /* ms that the last statement went unanswered: no retry */
     int prepared;  /* this session holds the layout's lookup, as far as we know */
     int layout;    /* the schema version the reads are for */
+    /* Writes held back in a transaction, to go out together with the next
+     * statement that needs an answer (at the latest with COMMIT): an update
+     * of the row this transaction last read, whose outcome that row tells,
+     * and inserts (QUEUE_MAX at most). */
+    apikey_record read; /* the row the last lookup in this transaction found */
+    int have_read;
+    apikey_record pending; /* the held-back update */
+    int have_pending;
+    apikey_record *queued; /* the held-back inserts */
+    size_t nqueued;
+    /* Whether this transaction holds the writers' lock. A transaction that
+     * begins on a store already at this build's layout takes it at its
+     * first statement that is not a read of one key: a count (each), or
+     * its writes, which go out behind the lock in the same pipeline. The
+     * one key it may read first is kept in early, and an update of that
+     * key changes the row only if every field but last_used is still as
+     * read (Q_UPDATE_IF): the same outcome as reading it under the lock. */
+    int locked;
+    apikey_record early;
+    int have_early;
+    int wrote;  /* a write of this transaction went out already */
+    int failed; /* a held-back write was refused: the transaction only rolls back */
 } pgstore;
+
+/* Inserts held back at most: 13 parameters each, of 65,535 a statement. */
+enum { QUEUE_MAX = 500 };
 
 static const layout *reads(const pgstore *s)
 {
@@ -243,6 +284,68 @@ static PGresult *exchange(pgstore *s, sender send, const stmt *q, int ms)
     return NULL;
 }
 
+/* Send the k statements q (parameters as send_params) in one pipeline, one
+ * Sync, so one round trip, and wait at most ms for all their results: res[i]
+ * is statement i's first error, else its last result; after an error the
+ * server skips the rest (PGRES_PIPELINE_ABORTED) up to the Sync. Returns 0
+ * once the Sync came back; -1 when the connection broke or did not answer in
+ * time (then it is dropped, as in exchange). */
+static int exchange_pipeline(pgstore *s, const stmt *q, int k, PGresult **res, int ms)
+{
+    for (int i = 0; i < k; i++)
+        res[i] = NULL;
+    if (PQstatus(s->conn) != CONNECTION_OK || !PQenterPipelineMode(s->conn))
+        return -1;
+    s->timed_out = 0;
+    int sent = 1;
+    for (int i = 0; i < k && sent; i++)
+        sent = send_params(s->conn, &q[i]);
+    if (sent && PQpipelineSync(s->conn)) {
+        struct timespec start, now;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        /* i: the statement whose results come next; PQgetResult ends each
+         * statement's with a NULL, and the Sync's comes after the last. */
+        for (int i = 0; i <= k;) {
+            while (i <= k && !PQisBusy(s->conn)) {
+                PGresult *r = PQgetResult(s->conn);
+                if (!r) {
+                    i++;
+                } else if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+                    PQclear(r);
+                    if (PQexitPipelineMode(s->conn))
+                        return 0;
+                    i = k + 1;
+                } else if (i < k && (!res[i] || ok(res[i]))) {
+                    PQclear(res[i]);
+                    res[i] = r;
+                } else {
+                    PQclear(r);
+                }
+            }
+            if (i > k)
+                break; /* results past the Sync: not a server we understand */
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            long left = ms - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000);
+            struct pollfd p = {.fd = PQsocket(s->conn), .events = POLLIN};
+            if (left <= 0 || poll(&p, 1, (int)left) == 0) {
+                s->timed_out = ms;
+                break;
+            }
+            if (!PQconsumeInput(s->conn))
+                break;
+        }
+    }
+    /* Broken, or unanswered: a session in pipeline mode in an unknown
+     * state is of no further use. */
+    for (int i = 0; i < k; i++) {
+        PQclear(res[i]);
+        res[i] = NULL;
+    }
+    PQfinish(s->conn);
+    s->conn = NULL;
+    return -1;
+}
+
 /* exchange, and outside a transaction a lost connection is re-established
  * once and the statement tried again, so a long-lived host recovers by
  * itself after a server restart; inside one the transaction is gone and the
@@ -281,8 +384,28 @@ static int exec_fixed(pgstore *s, const char *sql, const char *what)
     return st;
 }
 
+/* Drop the writes a transaction held back (the rows carry hashes)... */
+static void drop_held(pgstore *s)
+{
+    explicit_bzero(&s->pending, sizeof s->pending);
+    if (s->queued)
+        explicit_bzero(s->queued, s->nqueued * sizeof *s->queued);
+    s->have_pending = 0;
+    s->nqueued = 0;
+}
+
+/* ...and at its end, the rows it read too. */
+static void forget_txn(pgstore *s)
+{
+    drop_held(s);
+    explicit_bzero(&s->read, sizeof s->read);
+    explicit_bzero(&s->early, sizeof s->early);
+    s->have_read = s->have_early = 0;
+}
+
 static void abandon_txn(pgstore *s)
 {
+    forget_txn(s);
     if (PQtransactionStatus(s->conn) != PQTRANS_IDLE && PQstatus(s->conn) == CONNECTION_OK) {
         s->in_txn = 1; /* no reconnect for this one */
         PQclear(run_fixed(s, "ROLLBACK", WAIT_CHECK_MS));
@@ -546,6 +669,8 @@ static void pg_close(void *handle)
 {
     pgstore *s = handle;
     PQfinish(s->conn);
+    forget_txn(s);
+    free(s->queued);
     free(s->conninfo);
     free(s);
 }
@@ -614,10 +739,29 @@ static PGresult *run_lookup(pgstore *s, const char *const *vals)
     return run_text(s, reads(s)->lookup, 1, types, vals, WAIT_CHECK_MS);
 }
 
+static int send_held(pgstore *s, int commit);
+static int lock_now(pgstore *s);
+
+/* Inside a transaction, what it held back goes out first: its reads see
+ * its writes. */
+static int send_held_before_read(pgstore *s)
+{
+    if (!s->in_txn)
+        return APIKEY_ST_OK;
+    return s->failed ? APIKEY_ST_UNAVAILABLE : send_held(s, 0);
+}
+
 static int pg_lookup(void *handle, const char *id, apikey_record *out)
 {
     pgstore *s = handle;
     const char *vals[1] = {id};
+    int held = send_held_before_read(s);
+    /* One key read before the lock at most (pgstore.locked). */
+    if (held == APIKEY_ST_OK && s->in_txn && s->have_early)
+        held = lock_now(s);
+    if (held != APIKEY_ST_OK)
+        return held;
+    s->have_read = 0;
     PGresult *res = run_lookup(s, vals);
     if (!ok(res) && follow_layout(s, res)) {
         PQclear(res);
@@ -629,6 +773,14 @@ static int pg_lookup(void *handle, const char *id, apikey_record *out)
     } else if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) && PQgetlength(res, 0, 0) == APIKEY_ID_LEN &&
                memcmp(PQgetvalue(res, 0, 0), id, APIKEY_ID_LEN + 1) == 0) {
         st = read_row(s, res, 0, out);
+        if (st == APIKEY_ST_OK && s->in_txn) {
+            s->read = *out;
+            s->have_read = 1;
+        }
+        if (st == APIKEY_ST_OK && s->in_txn && !s->locked) {
+            s->early = *out;
+            s->have_early = 1;
+        }
     } else {
         /* The neighbour, decoded and dropped; whether it is sound is its
          * own check's business. */
@@ -648,6 +800,12 @@ static int pg_each(void *handle, const char *account, apikey_record_cb cb, void 
     pgstore *s = handle;
     const Oid types[1] = {OID_TEXT};
     const char *vals[1] = {account};
+    int held = send_held_before_read(s);
+    /* A count for the per-account limit: under the lock until COMMIT. */
+    if (held == APIKEY_ST_OK && s->in_txn)
+        held = lock_now(s);
+    if (held != APIKEY_ST_OK)
+        return held;
     PGresult *res = NULL;
     for (int attempt = 0; attempt < 2; attempt++) {
         PQclear(res);
@@ -725,6 +883,45 @@ static int upgrade(pgstore *s)
     return st == APIKEY_ST_OK ? change_log(s) : st;
 }
 
+/* begin in one round trip, for a store already at SQL_SCHEMA_VERSION with
+ * its change log: BEGIN, the schema's version and the log's trim in one
+ * pipeline, the writers' lock left for later (pgstore.locked). 0 when it did not do: an older or newer schema, no log
+ * (the trim's tables are missing: error, the rest skipped), any other error;
+ * the transaction is then rolled back, and begin goes the long way round,
+ * which upgrades or says what is wrong. */
+static int begin_at_once(pgstore *s)
+{
+    static const char *const sql[] = {"BEGIN", "SET LOCAL lock_timeout = '" WRITER_WAIT "'",
+                                      "SELECT version FROM apikey_schema", PGSQL_LOG_TRIM};
+    enum { N = sizeof sql / sizeof sql[0], VERSION = 2 };
+    stmt q[N];
+    PGresult *res[N];
+    for (int i = 0; i < N; i++)
+        q[i] = (stmt){.sql = sql[i]};
+    if (PQstatus(s->conn) != CONNECTION_OK && !reconnect(s))
+        return 0;
+    int done = exchange_pipeline(s, q, N, res, WAIT_WRITE_MS) == 0;
+    for (int i = 0; i < N && done; i++)
+        done = ok(res[i]);
+    uint32_t be = 0;
+    if (done && PQntuples(res[VERSION]) == 1 && PQgetlength(res[VERSION], 0, 0) == 4)
+        memcpy(&be, PQgetvalue(res[VERSION], 0, 0), sizeof be);
+    done = done && be32toh(be) == SQL_SCHEMA_VERSION;
+    for (int i = 0; i < N; i++)
+        PQclear(res[i]);
+    if (!done) {
+        abandon_txn(s);
+        return 0;
+    }
+    s->in_txn = 1;
+    s->locked = 0;
+    if (s->layout != SQL_SCHEMA_VERSION) {
+        s->layout = SQL_SCHEMA_VERSION;
+        s->prepared = 0;
+    }
+    return 1;
+}
+
 /* The advisory lock serialises writers on every host: a writer counting an
  * account's active keys sees all others' commits before it inserts, so the
  * per-account limit holds. It lasts until COMMIT or ROLLBACK, which suits a
@@ -732,13 +929,19 @@ static int upgrade(pgstore *s)
 static int pg_begin(void *handle)
 {
     pgstore *s = handle;
+    forget_txn(s);
+    s->wrote = s->failed = 0;
+    if (begin_at_once(s))
+        return APIKEY_ST_OK;
+    if (s->timed_out) /* no second wait */
+        return fail(s, "starting a write", NULL);
     static const char sql[] = "BEGIN; SET LOCAL lock_timeout = '" WRITER_WAIT "';"
                               " SELECT pg_advisory_xact_lock(" WRITER_LOCK ")";
     PGresult *res = run_fixed(s, sql, WAIT_WRITE_MS);
     int st = ok(res) ? APIKEY_ST_OK : fail(s, "starting a write", res);
     PQclear(res);
     if (st == APIKEY_ST_OK) {
-        s->in_txn = 1;
+        s->in_txn = s->locked = 1;
         st = upgrade(s);
     }
     if (st != APIKEY_ST_OK)
@@ -746,14 +949,52 @@ static int pg_begin(void *handle)
     return st;
 }
 
-static int write_record(pgstore *s, const char *sql, const apikey_record *rec)
+/* The writers' lock, now, if this transaction does not hold it yet. */
+static int lock_now(pgstore *s)
 {
-    record_params p;
-    bind_record(&p, rec);
-    const stmt q = {.sql = sql, .n = SQL_NCOLS, .types = pgsql_record_types, .vals = p.vals, .lens = p.lens, .fmts = p.fmts};
+    if (s->locked)
+        return APIKEY_ST_OK;
+    PGresult *res = run_text(s, Q_LOCK, 0, NULL, NULL, WAIT_WRITE_MS);
+    int st = ok(res) ? APIKEY_ST_OK : fail(s, "waiting for the writers' lock", res);
+    PQclear(res);
+    s->locked = st == APIKEY_ST_OK;
+    return st;
+}
+
+/* An update's parameters: the record, and the row as read before the lock
+ * when the record is that row's (Q_UPDATE_IF). */
+typedef struct update_params {
+    record_params now, before;
+    const char *vals[2 * SQL_NCOLS];
+    int lens[2 * SQL_NCOLS], fmts[2 * SQL_NCOLS];
+    Oid types[2 * SQL_NCOLS];
+} update_params;
+
+static stmt bind_update(pgstore *s, update_params *u, const apikey_record *rec)
+{
+    int n = s->have_early && strcmp(s->early.id, rec->id) == 0 ? 2 : 1;
+    bind_record(&u->now, rec);
+    if (n == 2)
+        bind_record(&u->before, &s->early);
+    for (int half = 0; half < n; half++) {
+        const record_params *p = half ? &u->before : &u->now;
+        memcpy(u->vals + half * SQL_NCOLS, p->vals, sizeof p->vals);
+        memcpy(u->lens + half * SQL_NCOLS, p->lens, sizeof p->lens);
+        memcpy(u->fmts + half * SQL_NCOLS, p->fmts, sizeof p->fmts);
+        memcpy(u->types + half * SQL_NCOLS, pgsql_record_types, sizeof pgsql_record_types);
+    }
+    return (stmt){.sql = n == 2 ? Q_UPDATE_IF : Q_UPDATE, .n = n * SQL_NCOLS, .types = u->types,
+                  .vals = u->vals, .lens = u->lens, .fmts = u->fmts};
+}
+
+static int update_now(pgstore *s, const apikey_record *rec)
+{
+    update_params u;
+    const stmt q = bind_update(s, &u, rec);
     PGresult *res = run(s, send_params, &q, WAIT_WRITE_MS);
+    explicit_bzero(&u, sizeof u);
     if (!ok(res)) {
-        int st = fail(s, sql == Q_INSERT ? "adding a key" : "changing a key", res);
+        int st = fail(s, "changing a key", res);
         PQclear(res);
         return st;
     }
@@ -761,9 +1002,8 @@ static int write_record(pgstore *s, const char *sql, const apikey_record *rec)
     PQclear(res);
     if (changed == 1)
         return APIKEY_ST_OK;
-    if (sql == Q_INSERT)
-        return APIKEY_ST_CONFLICT;
-    /* No row changed: the key is missing, or its revocation would change. */
+    /* No row changed: the key is missing, or its revocation would change,
+     * or it changed since this transaction read it before the lock. */
     const Oid types[1] = {OID_TEXT};
     const char *vals[1] = {rec->id};
     res = run_text(s, Q_PRESENT, 1, types, vals, WAIT_WRITE_MS);
@@ -772,38 +1012,213 @@ static int write_record(pgstore *s, const char *sql, const apikey_record *rec)
     return st;
 }
 
-static int pg_insert(void *handle, const apikey_record *rec)
+/* The answer to COMMIT: OK, or why not (logged). */
+static int commit_result(pgstore *s, PGresult *res)
 {
-    return write_record(handle, Q_INSERT, rec);
+    /* The server's own refusals carry a SQLSTATE; libpq's (a dropped
+     * connection, a reply it could not read or store) do not. */
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (!ok(res) && (!state || connection_lost(s, res)))
+        /* COMMIT went out and its answer did not come back: the server may
+         * have committed. Saying "failed, nothing changed" would invite a
+         * retry that creates a second key or rotates twice. */
+        return fail(s, "committing, the reply was lost: the write may have been saved or not (check"
+                       " with apikey list)", res);
+    if (!ok(res))
+        return fail(s, "committing", res);
+    if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
+        /* COMMIT of a transaction that an error aborted "succeeds" as ROLLBACK. */
+        s->host->log_error("store pgsql:%s: the write was rolled back", s->where);
+        return APIKEY_ST_UNAVAILABLE;
+    }
+    return APIKEY_ST_OK;
 }
 
+/* INSERT of n rows, $1..$(13 n): one statement for the held-back inserts. */
+static char *insert_rows_sql(size_t n)
+{
+    static const char head[] = "INSERT INTO " SQL_TABLE_3 " (" SQL_COLS_3 ") VALUES ";
+    size_t cap = sizeof head + n * SQL_NCOLS * 8, len = sizeof head - 1;
+    char *sql = malloc(cap);
+    if (!sql)
+        return NULL;
+    memcpy(sql, head, len);
+    for (size_t r = 0; r < n; r++)
+        for (int c = 0; c < SQL_NCOLS; c++)
+            len += (size_t)snprintf(sql + len, cap - len, "%s$%zu%s", c ? "" : r ? ",(" : "(",
+                                    r * SQL_NCOLS + (size_t)c + 1, c == SQL_NCOLS - 1 ? ")" : ",");
+    return sql;
+}
+
+/* The held-back inserts' parameters, row after row. */
+typedef struct rows_params {
+    record_params *rows;
+    const char **vals;
+    int *lens, *fmts;
+    Oid *types;
+} rows_params;
+
+static void free_rows(rows_params *p, size_t n)
+{
+    if (p->rows)
+        explicit_bzero(p->rows, n * sizeof *p->rows);
+    free(p->rows);
+    free(p->vals);
+    free(p->lens);
+    free(p->fmts);
+    free(p->types);
+}
+
+static int bind_rows(rows_params *p, const apikey_record *recs, size_t n)
+{
+    size_t m = n * SQL_NCOLS;
+    p->rows = calloc(n, sizeof *p->rows);
+    p->vals = calloc(m, sizeof *p->vals);
+    p->lens = calloc(m, sizeof *p->lens);
+    p->fmts = calloc(m, sizeof *p->fmts);
+    p->types = calloc(m, sizeof *p->types);
+    if (!p->rows || !p->vals || !p->lens || !p->fmts || !p->types)
+        return -1;
+    for (size_t r = 0; r < n; r++) {
+        bind_record(&p->rows[r], &recs[r]);
+        memcpy(p->vals + r * SQL_NCOLS, p->rows[r].vals, sizeof p->rows[r].vals);
+        memcpy(p->lens + r * SQL_NCOLS, p->rows[r].lens, sizeof p->rows[r].lens);
+        memcpy(p->fmts + r * SQL_NCOLS, p->rows[r].fmts, sizeof p->rows[r].fmts);
+        memcpy(p->types + r * SQL_NCOLS, pgsql_record_types, sizeof pgsql_record_types);
+    }
+    return 0;
+}
+
+/* Send what the transaction held back, with COMMIT when commit, in one
+ * pipeline: one round trip. OK, or why not (logged); the held-back update
+ * changing no row (the row moved after this transaction read it, which
+ * the lock rules out for every writer that goes through the log's
+ * trigger) fails the write. Only a held-back update or inserts, never
+ * both: a second write sends the first. */
+static int send_held(pgstore *s, int commit)
+{
+    if (!s->have_pending && !s->nqueued && !commit)
+        return APIKEY_ST_OK;
+    stmt q[3];
+    int k = 0, st = APIKEY_ST_OK, lock = -1, write = -1;
+    update_params one;
+    rows_params many = {0};
+    char *sql = NULL;
+    size_t n = s->nqueued;
+    int updated = s->have_pending;
+    if ((updated || n) && !s->locked)
+        q[lock = k++] = (stmt){.sql = Q_LOCK};
+    if (updated) {
+        q[write = k++] = bind_update(s, &one, &s->pending);
+    } else if (n) {
+        if (!(sql = insert_rows_sql(n)) || bind_rows(&many, s->queued, n) != 0)
+            st = APIKEY_ST_NOMEM;
+        q[write = k++] = (stmt){.sql = sql, .n = (int)(n * SQL_NCOLS), .types = many.types,
+                                .vals = many.vals, .lens = many.lens, .fmts = many.fmts};
+    }
+    if (commit)
+        q[k++] = (stmt){.sql = "COMMIT"};
+    PGresult *res[3] = {NULL, NULL, NULL};
+    if (st == APIKEY_ST_OK && exchange_pipeline(s, q, k, res, WAIT_WRITE_MS) != 0)
+        st = -1;
+    drop_held(s); /* the parameters pointed into it */
+    /* With COMMIT in the pipeline the server runs it unless it refused a
+     * statement before it (an error with a SQLSTATE): any other failure to
+     * read a reply leaves the outcome unknown, as for COMMIT's own. */
+    for (int i = 0; commit && st == APIKEY_ST_OK && i < k; i++) {
+        if (ok(res[i]) || PQresultStatus(res[i]) == PGRES_PIPELINE_ABORTED)
+            continue;
+        if (!*sqlstate(res[i]) || connection_lost(s, res[i]))
+            st = -1;
+        break;
+    }
+    if (st == -1)
+        st = commit ? fail(s, "committing, the reply was lost: the write may have been saved or not"
+                              " (check with apikey list)", NULL)
+                    : fail(s, "writing keys", NULL);
+    else if (st == APIKEY_ST_OK && lock >= 0 && !ok(res[lock]))
+        st = fail(s, "waiting for the writers' lock", res[lock]);
+    else if (st == APIKEY_ST_OK && write >= 0 && !ok(res[write]) &&
+             strcmp(sqlstate(res[write]), "23505") == 0) {
+        s->host->log_error("store pgsql:%s: a new key's id is taken by another key; nothing was"
+                           " written (run it again)", s->where);
+        st = APIKEY_ST_UNAVAILABLE;
+    } else if (st == APIKEY_ST_OK && write >= 0 && !ok(res[write])) {
+        st = fail(s, updated ? "changing a key" : "adding keys", res[write]);
+    } else if (st == APIKEY_ST_OK && updated && strcmp(PQcmdTuples(res[write]), "1") != 0) {
+        s->host->log_error("store pgsql:%s: the key changed under this write; nothing was written"
+                           " (run it again)", s->where);
+        st = APIKEY_ST_UNAVAILABLE;
+    } else if (st == APIKEY_ST_OK && commit) {
+        st = commit_result(s, res[k - 1]);
+    }
+    s->locked |= lock >= 0 && st == APIKEY_ST_OK;
+    s->wrote |= write >= 0;
+    s->failed |= st != APIKEY_ST_OK;
+    for (int i = 0; i < k; i++)
+        PQclear(res[i]);
+    if (updated)
+        explicit_bzero(&one, sizeof one);
+    free_rows(&many, n);
+    free(sql);
+    return st;
+}
+
+/* Inserts wait to go out together (send_held). A taken id is refused at
+ * once when this transaction read it or holds it back already; one in the
+ * store otherwise fails the write when the rows go out (ids are random:
+ * 62^8 of them). */
+static int pg_insert(void *handle, const apikey_record *rec)
+{
+    pgstore *s = handle;
+    if (s->failed)
+        return APIKEY_ST_UNAVAILABLE;
+    if (s->have_read && strcmp(s->read.id, rec->id) == 0)
+        return APIKEY_ST_CONFLICT;
+    for (size_t i = 0; i < s->nqueued; i++)
+        if (strcmp(s->queued[i].id, rec->id) == 0)
+            return APIKEY_ST_CONFLICT;
+    int st = s->have_pending || s->nqueued == QUEUE_MAX ? send_held(s, 0) : APIKEY_ST_OK;
+    if (st != APIKEY_ST_OK)
+        return st;
+    if (!s->queued && !(s->queued = malloc(QUEUE_MAX * sizeof *s->queued)))
+        return APIKEY_ST_NOMEM;
+    s->queued[s->nqueued++] = *rec;
+    return APIKEY_ST_OK;
+}
+
+/* An update of the row this transaction read, as its only write, waits to
+ * go out with the lock and COMMIT: under the lock no other writer changes
+ * that row before then (read before the lock: Q_UPDATE_IF), so the row
+ * says now what the update will do. */
 static int pg_update(void *handle, const apikey_record *rec)
 {
-    return write_record(handle, Q_UPDATE, rec);
+    pgstore *s = handle;
+    if (s->failed)
+        return APIKEY_ST_UNAVAILABLE;
+    if (s->have_read && !s->wrote && !s->nqueued && !s->have_pending &&
+        strcmp(s->read.id, rec->id) == 0) {
+        if (s->read.revoked && s->read.revoked != rec->revoked)
+            return sql_unchanged(1);
+        s->pending = *rec;
+        s->have_pending = 1;
+        return APIKEY_ST_OK;
+    }
+    int st = send_held(s, 0);
+    if (st == APIKEY_ST_OK)
+        st = lock_now(s);
+    if (st != APIKEY_ST_OK)
+        return st;
+    s->wrote = 1;
+    return update_now(s, rec);
 }
 
 static int pg_commit(void *handle)
 {
     pgstore *s = handle;
-    PGresult *res = run_fixed(s, "COMMIT", WAIT_WRITE_MS);
-    int st = APIKEY_ST_OK;
-    /* The server's own refusals carry a SQLSTATE; libpq's (a dropped
-     * connection, a reply it could not read or store) do not. */
-    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    if (!ok(res) && (!state || connection_lost(s, res))) {
-        /* COMMIT went out and its answer did not come back: the server may
-         * have committed. Saying "failed, nothing changed" would invite a
-         * retry that creates a second key or rotates twice. */
-        st = fail(s, "committing, the reply was lost: the write may have been saved or not (check"
-                     " with apikey list)", res);
-    } else if (!ok(res)) {
-        st = fail(s, "committing", res);
-    } else if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
-        /* COMMIT of a transaction that an error aborted "succeeds" as ROLLBACK. */
-        s->host->log_error("store pgsql:%s: the write was rolled back", s->where);
-        st = APIKEY_ST_UNAVAILABLE;
-    }
-    PQclear(res);
+    int st = APIKEY_ST_UNAVAILABLE; /* a refusal held back: said when it came */
+    if (!s->failed)
+        st = send_held(s, 1);
     if (st != APIKEY_ST_OK)
         abandon_txn(s);
     s->in_txn = 0;
