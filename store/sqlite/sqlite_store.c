@@ -397,18 +397,22 @@ static int check_path(sstore *s, int create)
  * not.
  *
  * Kept compact (the numbers and the five texts, about 130 bytes for a
- * usual key, where a whole apikey_record is 2,464), in up to 1,048,576
- * answers in sets of four, whose table is allocated 256 answers at a
- * time as ids land in it: a host holds about what the keys it checks
+ * usual key, where a whole apikey_record is 2,464), in up to 2,097,152
+ * answers in sets of four, whose table is allocated 256 answers (8 KiB) at
+ * a time as ids land in it: a host holds about what the keys it checks
  * take, as the JSON store's copy of its index does (doc/STORES.md), and
- * a host checking every key of a store of 1,000,000 answers from memory.
- * Bounded: a flood of ids only evicts, at most 32 MB of table and 1,048,576
- * kept records. */
+ * a host checking every key of a store of 1,000,000 answers from memory
+ * (with 16,384 answers of whole records, each check there read SQLite:
+ * two fcntl locks and a page's pread). Bounded: a flood of ids only
+ * evicts, and at most twice as many records are kept as the store had
+ * keys at open (ANSWERS_MIN at least), so a flood of unknown ids makes a
+ * host hold about what checking every key would: the JSON store's bound. */
 #define WAL_HDR 48
 #define ANSWER_SETS (1 << 19) /* of WAYS answers */
 #define GROUP_SETS 64         /* the sets allocated at once */
 #define ANSWER_LOCKS 64       /* a group's sets each under its own */
 #define WAYS 4
+#define ANSWERS_MIN 16384
 
 /* A record as kept: its numbers, then id, account, name, scopes and
  * allow_from, each with its NUL. */
@@ -451,6 +455,7 @@ struct answers {
     struct stat shm_st; /* of shm_fd */
     pthread_mutex_t slot_lock[ANSWER_LOCKS]; /* set i under slot_lock[i % ANSWER_LOCKS] */
     group *g[ANSWER_SETS / GROUP_SETS];      /* NULL until an answer lands in it */
+    size_t kept, limit; /* records allocated (atomic), and at most */
 };
 
 static void answers_free(answers *a)
@@ -686,15 +691,20 @@ static void answer_put(answers *a, uint64_t gen, const char *id, int state, cons
     for (int w = 0; w < WAYS && !e; w++)
         if (ways[w].rec && memcmp(ways[w].id, id, APIKEY_ID_LEN) == 0)
             e = &ways[w];
+    int room = __atomic_load_n(&a->kept, __ATOMIC_RELAXED) < a->limit;
     for (int w = 0; w < WAYS && !e; w++)
-        if (!ways[w].rec || ways[w].gen != gen)
+        if (ways[w].rec ? ways[w].gen != gen : room)
             e = &ways[w];
     if (!e && (*turn)++ % 4 == 0)
         e = &ways[*turn / 4 % WAYS];
+    if (e && !e->rec)
+        __atomic_fetch_add(&a->kept, 1, __ATOMIC_RELAXED);
     if (e && pack(rec, &e->rec) == 0) {
         memcpy(e->id, id, APIKEY_ID_LEN);
         e->gen = gen;
         e->state = state;
+    } else if (e) {
+        __atomic_fetch_sub(&a->kept, 1, __ATOMIC_RELAXED); /* out of memory: left empty */
     }
     pthread_mutex_unlock(&a->slot_lock[set % ANSWER_LOCKS]);
 }
@@ -730,6 +740,25 @@ static void sq_close(void *handle)
     sqlite3_close(s->db);
     free(s->path);
     free(s);
+}
+
+/* How many answers a host keeps: twice the keys the store holds now (its
+ * highest seq, creation order), ANSWERS_MIN at least. */
+static size_t answers_limit(sstore *s)
+{
+    static const char *const tables[SQL_LAYOUTS] = {SQL_TABLE_1, SQL_TABLE_2, SQL_TABLE_3};
+    char q[128];
+    sqlite3_stmt *st;
+    int64_t keys = 0;
+    if (s->layout < SQL_SCHEMA_OLDEST)
+        return ANSWERS_MIN;
+    snprintf(q, sizeof q, "SELECT max(seq) FROM %s", tables[s->layout - SQL_SCHEMA_OLDEST]);
+    if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            keys = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    return keys > ANSWERS_MIN / 2 ? (size_t)keys * 2 : ANSWERS_MIN;
 }
 
 static int sq_open(const char *location, int create, const apikey_store_host *host, void **handle)
@@ -793,6 +822,8 @@ static int sq_open(const char *location, int create, const apikey_store_host *ho
         sq_close(s);
         return st;
     }
+    if (s->cache)
+        s->cache->limit = answers_limit(s);
     *handle = s;
     return APIKEY_ST_OK;
 }
