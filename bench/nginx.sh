@@ -12,7 +12,7 @@
 # against plain nginx is the ratio of those times. p99 from wrk.
 # Appends (or replaces) its section of bench/RESULTS.md.
 #
-# BENCH_NGINX_STORES="json sqlite" BENCH_MID=100000 BENCH_NGINX_SECONDS=8 BENCH_NGINX_ROUNDS=3 BENCH_NGINX_KEYS=1000 (keys wrk
+# BENCH_NGINX_STORES="json sqlite rate" BENCH_MID=100000 BENCH_NGINX_SECONDS=8 BENCH_NGINX_ROUNDS=3 BENCH_NGINX_KEYS=1000 (keys wrk
 # rotates through, spread over the store).
 set -u
 cd "$(dirname "$0")/.." || exit 2
@@ -41,7 +41,9 @@ ROWS=$T/rows
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== nginx: CPU time of the worker per request, $MID keys, ${SECS} s per row"
 awk -v n="$MID" 'BEGIN { for (i = 0; i < n; i++) printf "user%d\tk\tproxies:read\tnever\n", i }' > "$T/batch"
-for kind in ${BENCH_NGINX_STORES:-json sqlite}; do
+STORES=${BENCH_NGINX_STORES:-json sqlite rate}
+for kind in $STORES; do
+    [ "$kind" = rate ] && continue
     [ -f "build/store/apikey_store_$kind.so" ] || continue
     case $kind in json) uri="json:$T/keys.json" ;; sqlite) uri="sqlite:$T/keys.db" ;; esac
     printf 'store = %s\nlast_used_granularity = 1h\n[services]\nbench = proxies:read\n' "$uri" > "$T/$kind.conf"
@@ -56,6 +58,7 @@ done
 # Keys with a rate limit never reached (json): one cell of the shared table
 # per request on top of the json row's work.
 # The table in a folder the worker may create it in, as an operator sets it up.
+case " $STORES " in *" rate "*)
 mkdir -p "$T/rt" && chown "$WUSER:$WGROUP" "$T/rt"
 printf 'store = json:%s/rate.json\nrate_table = %s/rt/rate.table\nlast_used_granularity = 1h\n[services]\nbench = proxies:read\n' \
     "$T" "$T" > "$T/rate.conf"
@@ -64,6 +67,9 @@ build/apikey --config "$T/rate.conf" create --batch "$T/rate.batch" > "$T/rate.k
     { echo "bench/nginx.sh: batch failed for rate" >&2; exit 1; }
 chgrp "$WGROUP" "$T/rate.conf" "$T/rate".* && chmod 640 "$T/rate".* && chmod 644 "$T/rate.conf"
 awk -v n="$MID" -v k="$NKEYS" 'NR % int(n / k) == 0' "$T/rate.keys" > "$T/rate.wrk"
+;; esac
+# Plain nginx gets the same requests as the first store's row.
+for kind in $STORES; do [ -f "$T/$kind.wrk" ] && { PLAIN_KEYS=$T/$kind.wrk; break; }; done
 
 mkdir -p "$T/www/plain" "$T/tmp"
 echo "a small static file" > "$T/www/plain/index.txt"
@@ -118,7 +124,7 @@ for kind in json sqlite rate; do [ -f "$T/$kind.conf" ] && KINDS="$KINDS $kind";
 for round in $(seq "$ROUNDS"); do
     for kind in $KINDS; do
         keys=$T/$kind.wrk
-        [ "$kind" = plain ] && keys=$T/json.wrk
+        [ "$kind" = plain ] && keys=$PLAIN_KEYS
         measure "/$kind/index.txt" "$keys" >> "$T/runs.$kind"
         echo "  round $round, $kind: $(tail -n 1 "$T/runs.$kind")"
     done
@@ -131,7 +137,7 @@ paired() { paste -d' ' "$T/runs.plain" "$T/runs.$1" | awk '{ printf "%s%.2f", (N
 if command -v perf > /dev/null; then
     for kind in $KINDS; do
         keys=$T/$kind.wrk
-        [ "$kind" = plain ] && keys=$T/json.wrk
+        [ "$kind" = plain ] && keys=$PLAIN_KEYS
         c=$(calls "$WORKER" "http://127.0.0.1:$PORT/$kind/index.txt" -s "$T/wrk.lua" -- "$keys")
         echo "  system calls per request, $kind: $c"
         echo "$kind|$c" >> "$T/calls"

@@ -394,18 +394,54 @@ static int check_path(sstore *s, int create)
  * next check read again. A revocation is refused at the first check after
  * the COMMIT returned. A miss (the neighbour's row, read as a hit's is) is
  * kept as a hit is, so an unknown id costs what a known one costs, cached or
- * not. Bounded (16,384 answers in sets of four): a flood of ids only evicts. */
+ * not.
+ *
+ * Kept compact (the numbers and the five texts, about 130 bytes for a
+ * usual key, where a whole apikey_record is 2,464), in up to 2,097,152
+ * answers in sets of four, whose table is allocated 256 answers (8 KiB) at
+ * a time as ids land in it: a host holds about what the keys it checks
+ * take, as the JSON store's copy of its index does (doc/STORES.md), and
+ * a host checking every key of a store of 1,000,000 answers from memory
+ * (with 16,384 answers of whole records, each check there read SQLite:
+ * two fcntl locks and a page's pread). Bounded: a flood of ids only
+ * evicts, and at most twice as many records are kept as the store had
+ * keys at open (ANSWERS_MIN at least), so a flood of unknown ids makes a
+ * host hold about what checking every key would: the JSON store's bound. */
 #define WAL_HDR 48
-#define ANSWER_SLOTS 16384
-#define ANSWER_LOCKS 64
+#define ANSWER_SETS (1 << 19) /* of WAYS answers */
+#define GROUP_SETS 64         /* the sets allocated at once */
+#define ANSWER_LOCKS 64       /* a group's sets each under its own */
 #define WAYS 4
+#define ANSWERS_MIN 16384
+
+/* A record as kept: its numbers, then id, account, name, scopes and
+ * allow_from, each with its NUL. */
+typedef struct packed {
+    int64_t created, expires, last_used, revoked;
+    uint32_t rate_limit, rate_period, rate_burst;
+    uint16_t cap;              /* bytes of text[] allocated */
+    uint16_t len[5];           /* of each text, NUL included */
+    unsigned char hash[APIKEY_HASH_LEN];
+    char text[];
+} packed;
+
+#define TEXT(f) {offsetof(apikey_record, f), sizeof((apikey_record *)0)->f}
+static const struct {
+    size_t at, size;
+} texts[5] = {TEXT(id), TEXT(account), TEXT(name), TEXT(scopes), TEXT(allow_from)};
+#undef TEXT
 
 typedef struct answer {
-    char id[APIKEY_ID_LEN]; /* the id asked; id[0] 0: empty */
+    char id[APIKEY_ID_LEN]; /* the id asked */
     int state;              /* OK or NOTFOUND */
     uint64_t gen;           /* of the header it was read under */
-    apikey_record *rec;     /* what the lookup gave (malloc'd) */
+    packed *rec;            /* what the lookup gave; NULL: empty */
 } answer;
+
+typedef struct group {
+    answer e[GROUP_SETS * WAYS];
+    unsigned char turn[GROUP_SETS]; /* the way a full set gives up next */
+} group;
 
 struct answers {
     pthread_mutex_t lock; /* what follows, to slot_lock */
@@ -418,16 +454,18 @@ struct answers {
     int shm_fd;   /* -1: none (SQLite's mapping, or not yet opened) */
     struct stat shm_st; /* of shm_fd */
     pthread_mutex_t slot_lock[ANSWER_LOCKS]; /* set i under slot_lock[i % ANSWER_LOCKS] */
-    answer e[ANSWER_SLOTS];
-    unsigned char turn[ANSWER_SLOTS / WAYS]; /* the way a full set gives up next */
+    group *g[ANSWER_SETS / GROUP_SETS];      /* NULL until an answer lands in it */
+    size_t kept, limit; /* records allocated (atomic), and at most */
 };
 
 static void answers_free(answers *a)
 {
     if (!a)
         return;
-    for (size_t i = 0; i < ANSWER_SLOTS; i++) {
-        free(a->e[i].rec);
+    for (size_t i = 0; i < ANSWER_SETS / GROUP_SETS; i++) {
+        for (size_t j = 0; a->g[i] && j < GROUP_SETS * WAYS; j++)
+            free(a->g[i]->e[j].rec);
+        free(a->g[i]);
     }
     for (size_t i = 0; i < ANSWER_LOCKS; i++)
         pthread_mutex_destroy(&a->slot_lock[i]);
@@ -495,10 +533,12 @@ static int64_t monotonic_ns(void)
  * header is read again only when the last read began SQLITE_RECHECK_NS ago
  * or more; sq_commit waits SQLITE_WRITER_WAIT_NS after a COMMIT, so a check
  * begun after it returned reads it (the argument is json_index.c's, "Stale
- * when"). A writer that does not wait (the sqlite3 shell) is seen within
- * the recheck. */
-#define SQLITE_RECHECK_NS 200000LL     /* 0.2 ms */
-#define SQLITE_WRITER_WAIT_NS 400000LL /* 0.4 ms */
+ * when"). A writer that does not wait (the sqlite3 shell, apikey-syncd on
+ * a replica) is seen within the recheck. 1 ms and 2 ms, the JSON index's:
+ * at 0.2 ms an nginx worker paid the pread and the stat about one request
+ * in four (bench/RESULTS.md, "SQLite hosts"). */
+#define SQLITE_RECHECK_NS 1000000LL     /* 1 ms */
+#define SQLITE_WRITER_WAIT_NS 2000000LL /* 2 ms */
 static uint64_t store_gen(sstore *s, reader *r)
 {
     answers *a = s->cache;
@@ -537,18 +577,97 @@ static size_t set_of(const char *id)
     uint64_t h = 1469598103934665603ull;
     for (int i = 0; i < APIKEY_ID_LEN; i++)
         h = (h ^ (unsigned char)id[i]) * 1099511628211ull;
-    return (size_t)(h >> 20) & (ANSWER_SLOTS / WAYS - 1);
+    return (size_t)(h >> 20) & (ANSWER_SETS - 1);
+}
+
+/* The set's ways, NULL when its group has none yet (make: allocated then,
+ * NULL only out of memory). */
+static answer *ways_of(answers *a, size_t set, int make, unsigned char **turn)
+{
+    group **slot = &a->g[set / GROUP_SETS];
+    group *g = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (!g && make && (g = calloc(1, sizeof *g))) {
+        group *none = NULL;
+        /* Sets of one group are under different locks: one wins. */
+        if (!__atomic_compare_exchange_n(slot, &none, g, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+            free(g);
+            g = none;
+        }
+    }
+    if (!g)
+        return NULL;
+    if (turn)
+        *turn = &g->turn[set % GROUP_SETS];
+    return &g->e[(set % GROUP_SETS) * WAYS];
+}
+
+static void unpack(const packed *p, apikey_record *out)
+{
+    memset(out, 0, sizeof *out);
+    const char *t = p->text;
+    for (int i = 0; i < 5; i++) {
+        memcpy((char *)out + texts[i].at, t, p->len[i]);
+        t += p->len[i];
+    }
+    memcpy(out->hash, p->hash, APIKEY_HASH_LEN);
+    out->created = p->created;
+    out->expires = p->expires;
+    out->last_used = p->last_used;
+    out->revoked = p->revoked;
+    out->rate_limit = p->rate_limit;
+    out->rate_period = p->rate_period;
+    out->rate_burst = p->rate_burst;
+}
+
+/* rec into *pp, reusing it when it is large enough: 0, or -1 out of memory. */
+static int pack(const apikey_record *rec, packed **pp)
+{
+    uint16_t len[5];
+    size_t total = 0;
+    for (int i = 0; i < 5; i++) {
+        /* A miss's record is the neighbour's, or (an empty store) not
+         * filled at all: each text is cut at its field's end. */
+        len[i] = (uint16_t)(strnlen((const char *)rec + texts[i].at, texts[i].size - 1) + 1);
+        total += len[i];
+    }
+    packed *p = *pp;
+    if (!p || p->cap < total) {
+        free(p);
+        *pp = p = malloc(sizeof *p + total);
+        if (!p)
+            return -1;
+        p->cap = (uint16_t)total;
+    }
+    char *t = p->text;
+    for (int i = 0; i < 5; i++) {
+        p->len[i] = len[i];
+        memcpy(t, (const char *)rec + texts[i].at, len[i] - 1u);
+        t[len[i] - 1] = '\0';
+        t += len[i];
+    }
+    memcpy(p->hash, rec->hash, APIKEY_HASH_LEN);
+    p->created = rec->created;
+    p->expires = rec->expires;
+    p->last_used = rec->last_used;
+    p->revoked = rec->revoked;
+    p->rate_limit = rec->rate_limit;
+    p->rate_period = rec->rate_period;
+    p->rate_burst = rec->rate_burst;
+    return 0;
 }
 
 /* The kept answer for id under gen into out: its state, or -1. */
 static int answer_get(answers *a, uint64_t gen, const char *id, apikey_record *out)
 {
     size_t set = set_of(id);
+    answer *ways = ways_of(a, set, 0, NULL);
     int st = -1;
+    if (!ways)
+        return st;
     pthread_mutex_lock(&a->slot_lock[set % ANSWER_LOCKS]);
-    for (answer *e = &a->e[set * WAYS]; e < &a->e[(set + 1) * WAYS]; e++) {
+    for (answer *e = ways; e < ways + WAYS; e++) {
         if (e->rec && e->gen == gen && memcmp(e->id, id, APIKEY_ID_LEN) == 0) {
-            memcpy(out, e->rec, sizeof *out);
+            unpack(e->rec, out);
             st = e->state;
             break;
         }
@@ -560,22 +679,32 @@ static int answer_get(answers *a, uint64_t gen, const char *id, apikey_record *o
 static void answer_put(answers *a, uint64_t gen, const char *id, int state, const apikey_record *rec)
 {
     size_t set = set_of(id);
+    unsigned char *turn;
+    answer *ways = ways_of(a, set, 1, &turn), *e = NULL;
+    if (!ways)
+        return; /* out of memory: not kept */
     pthread_mutex_lock(&a->slot_lock[set % ANSWER_LOCKS]);
-    /* The id's own way, else an empty or stale one, else the next in turn. */
-    answer *ways = &a->e[set * WAYS], *e = NULL;
+    /* The id's own way, else an empty or stale one, else, at one full
+     * set's miss in four, the next in turn: five keys or more checked in
+     * turn in one set would otherwise evict each other at every check
+     * (at 1,000,000 keys, one in eight of them). */
     for (int w = 0; w < WAYS && !e; w++)
         if (ways[w].rec && memcmp(ways[w].id, id, APIKEY_ID_LEN) == 0)
             e = &ways[w];
+    int room = __atomic_load_n(&a->kept, __ATOMIC_RELAXED) < a->limit;
     for (int w = 0; w < WAYS && !e; w++)
-        if (!ways[w].rec || ways[w].gen != gen)
+        if (ways[w].rec ? ways[w].gen != gen : room)
             e = &ways[w];
-    if (!e)
-        e = &ways[a->turn[set]++ % WAYS];
-    if (e->rec || (e->rec = malloc(sizeof *e->rec))) {
+    if (!e && (*turn)++ % 4 == 0)
+        e = &ways[*turn / 4 % WAYS];
+    if (e && !e->rec)
+        __atomic_fetch_add(&a->kept, 1, __ATOMIC_RELAXED);
+    if (e && pack(rec, &e->rec) == 0) {
         memcpy(e->id, id, APIKEY_ID_LEN);
         e->gen = gen;
         e->state = state;
-        memcpy(e->rec, rec, sizeof *rec);
+    } else if (e) {
+        __atomic_fetch_sub(&a->kept, 1, __ATOMIC_RELAXED); /* out of memory: left empty */
     }
     pthread_mutex_unlock(&a->slot_lock[set % ANSWER_LOCKS]);
 }
@@ -611,6 +740,25 @@ static void sq_close(void *handle)
     sqlite3_close(s->db);
     free(s->path);
     free(s);
+}
+
+/* How many answers a host keeps: twice the keys the store holds now (its
+ * highest seq, creation order), ANSWERS_MIN at least. */
+static size_t answers_limit(sstore *s)
+{
+    static const char *const tables[SQL_LAYOUTS] = {SQL_TABLE_1, SQL_TABLE_2, SQL_TABLE_3};
+    char q[128];
+    sqlite3_stmt *st;
+    int64_t keys = 0;
+    if (s->layout < SQL_SCHEMA_OLDEST)
+        return ANSWERS_MIN;
+    snprintf(q, sizeof q, "SELECT max(seq) FROM %s", tables[s->layout - SQL_SCHEMA_OLDEST]);
+    if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            keys = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    return keys > ANSWERS_MIN / 2 ? (size_t)keys * 2 : ANSWERS_MIN;
 }
 
 static int sq_open(const char *location, int create, const apikey_store_host *host, void **handle)
@@ -674,6 +822,8 @@ static int sq_open(const char *location, int create, const apikey_store_host *ho
         sq_close(s);
         return st;
     }
+    if (s->cache)
+        s->cache->limit = answers_limit(s);
     *handle = s;
     return APIKEY_ST_OK;
 }
@@ -738,6 +888,8 @@ static int lookup_on(sstore *s, reader *r, const char *id, apikey_record *out)
          * its own check's business. */
         if (rc == SQLITE_ROW)
             (void)decode_row(st, out);
+        else
+            memset(out, 0, sizeof *out); /* an empty store: kept as it is */
         memset(out, 0, offsetof(apikey_record, account));
         res = APIKEY_ST_NOTFOUND;
     } else {
