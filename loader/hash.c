@@ -49,7 +49,7 @@ int core_hash_key(const apikey_ctx *ctx, const char *key, size_t len,
     /* OpenSSL's own SHA-256 (the same code its provider runs, SHA-NI where
      * the CPU has it) on a context on the stack: through EVP, a key's one
      * block cost less than setting the digest up again and finishing it
-     * (bench/RESULTS.md, "Warm verify"). */
+     * (bench/RESULTS.md, "Third pass"). */
     SHA256_CTX c;
     int ok = SHA256_Init(&c) == 1 && SHA256_Update(&c, key, len) == 1 && SHA256_Final(out, &c) == 1;
     OPENSSL_cleanse(&c, sizeof c); /* it held the key */
