@@ -78,17 +78,24 @@ static void *worker(void *arg)
     return NULL;
 }
 
-static long peak_rss_kb(void)
+/* A line "NAME: N kB" of a /proc/self file, in kB; -1 when absent. */
+static long proc_kb(const char *file, const char *name)
 {
-    FILE *f = fopen("/proc/self/status", "r");
+    FILE *f = fopen(file, "r");
     char line[256];
     long kb = -1;
+    size_t n = strlen(name);
     while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+        if (strncmp(line, name, n) == 0 && line[n] == ':' && sscanf(line + n + 1, "%ld", &kb) == 1)
             break;
     if (f)
         fclose(f);
     return kb;
+}
+
+static long peak_rss_kb(void)
+{
+    return proc_kb("/proc/self/status", "VmHWM");
 }
 
 int main(int argc, char **argv)
@@ -156,6 +163,10 @@ int main(int argc, char **argv)
      * per CPU second, much less. */
     if (cpu_used_ns > 0)
         fprintf(stderr, "verify_loop: %.0f per CPU second of the workers\n", total / (cpu_used_ns / 1e9));
+    /* Whether the copy of the index took huge pages (the TLB misses of a
+     * check, where perf cannot count them). */
+    if (!sha_only)
+        fprintf(stderr, "verify_loop: AnonHugePages %ld kB\n", proc_kb("/proc/self/smaps_rollup", "AnonHugePages"));
     apikey_close(ctx);
     return failed;
 }

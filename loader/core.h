@@ -38,7 +38,7 @@ struct apikey_ctx {
     int (*lookup_auth)(void *handle, const char *id, apikey_record *out);
     /* The store's prefetch, when it has one and allows concurrent lookups. */
     void (*prefetch)(void *handle, const char *id);
-    struct evp_md_st *md; /* SHA-256, fetched once: a fetch per hash costs more than the hash */
+    struct evp_md_st *md; /* SHA-256 for HMAC with the pepper, fetched once: a fetch per hash costs more than the hash */
     unsigned char pepper[64];
     size_t pepper_len; /* 0: plain SHA-256 */
     apikey_clock_fn now;

@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* Hashing a whole key: SHA-256, or HMAC-SHA256 with the deployment's
  * pepper, which is loaded here. */
-#include <pthread.h>
+/* SHA256_Init and its kin are deprecated in OpenSSL 3 for EVP, which costs
+ * more than the hash of a key (core_hash_key below); they remain in 3.x. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/sha.h>
 
 #include "core.h"
 #include "secfile.h"
@@ -36,36 +39,6 @@ int core_load_pepper(apikey_ctx *ctx, char *err, size_t errlen)
     return rc;
 }
 
-/* One digest context per thread, kept: EVP_Digest allocates, sets up and
- * frees one at every call, about a third of hashing a key. libapikey is
- * never unloaded (-z nodelete), so the key's destructor stays valid. */
-static pthread_key_t md_key;
-static pthread_once_t md_once = PTHREAD_ONCE_INIT;
-static int md_key_ok;
-
-static void md_free(void *c)
-{
-    EVP_MD_CTX_free(c);
-}
-
-static void md_key_init(void)
-{
-    md_key_ok = pthread_key_create(&md_key, md_free) == 0;
-}
-
-static EVP_MD_CTX *thread_md_ctx(void)
-{
-    pthread_once(&md_once, md_key_init);
-    if (!md_key_ok)
-        return NULL;
-    EVP_MD_CTX *c = pthread_getspecific(md_key);
-    if (!c && (c = EVP_MD_CTX_new()) && pthread_setspecific(md_key, c) != 0) {
-        EVP_MD_CTX_free(c);
-        c = NULL;
-    }
-    return c;
-}
-
 int core_hash_key(const apikey_ctx *ctx, const char *key, size_t len,
                   unsigned char out[APIKEY_HASH_LEN])
 {
@@ -73,11 +46,12 @@ int core_hash_key(const apikey_ctx *ctx, const char *key, size_t len,
     if (ctx->pepper_len)
         return HMAC(ctx->md, ctx->pepper, (int)ctx->pepper_len, (const unsigned char *)key, len,
                     out, &n) && n == APIKEY_HASH_LEN ? 0 : -1;
-    EVP_MD_CTX *c = thread_md_ctx();
-    if (!c)
-        return EVP_Digest(key, len, out, &n, ctx->md, NULL) == 1 && n == APIKEY_HASH_LEN ? 0 : -1;
-    return EVP_DigestInit_ex2(c, ctx->md, NULL) == 1 && EVP_DigestUpdate(c, key, len) == 1 &&
-                   EVP_DigestFinal_ex(c, out, &n) == 1 && n == APIKEY_HASH_LEN
-               ? 0
-               : -1;
+    /* OpenSSL's own SHA-256 (the same code its provider runs, SHA-NI where
+     * the CPU has it) on a context on the stack: through EVP, a key's one
+     * block cost less than setting the digest up again and finishing it
+     * (bench/RESULTS.md, "Third pass"). */
+    SHA256_CTX c;
+    int ok = SHA256_Init(&c) == 1 && SHA256_Update(&c, key, len) == 1 && SHA256_Final(out, &c) == 1;
+    OPENSSL_cleanse(&c, sizeof c); /* it held the key */
+    return ok ? 0 : -1;
 }

@@ -527,6 +527,43 @@ static void hand_edit(const char *path, const char *from, const char *to)
     free(text);
 }
 
+/* The stored hash differs from the key's in one byte, each of the 32 in
+ * turn: refused every time (the comparison covers every word of it). */
+static void test_every_hash_byte_compared(void)
+{
+    char *path = store_path("onebyte.json");
+    char *cfg = config_for(path);
+    char *key = make_key(cfg, "alice");
+    char *text = tu_read(path, NULL);
+    char *at = strstr(text, "\"hash\": \"");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+    char hex[2 * APIKEY_HASH_LEN + 1];
+    snprintf(hex, sizeof hex, "%s", at + strlen("\"hash\": \""));
+    free(text);
+    apikey_result res;
+    for (int i = 0; i <= APIKEY_HASH_LEN; i++) {
+        char edited[sizeof hex];
+        memcpy(edited, hex, sizeof hex);
+        if (i < APIKEY_HASH_LEN) /* the byte's last hex digit, another one */
+            edited[2 * i + 1] = edited[2 * i + 1] == '0' ? '1' : '0';
+        hand_edit(path, hex, edited);
+        apikey_ctx *ctx = apikey_open(cfg, NULL, 0);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+        apikey_decision d = apikey_verify(ctx, "sshd", "alice", key, strlen(key), &res);
+        if (i < APIKEY_HASH_LEN) {
+            CU_ASSERT_EQUAL(d, APIKEY_REFUSED);
+            CU_ASSERT_EQUAL(res.reason, APIKEY_REASON_UNKNOWN);
+        } else {
+            CU_ASSERT_EQUAL(d, APIKEY_ALLOWED); /* the hash as it was */
+        }
+        apikey_close(ctx);
+        hand_edit(path, edited, hex);
+    }
+    free(key);
+    free(cfg);
+    free(path);
+}
+
 static void test_index_follows_the_json_file(void)
 {
     char *path = store_path("indexed.json");
@@ -730,6 +767,7 @@ int main(void)
         {"a rewrite keeps owner, group and mode", test_rewrite_keeps_owner_and_mode},
         {"a writer killed mid-write loses no acknowledged key", test_sigkill_mid_write},
         {"the index follows the JSON file and is never trusted blindly", test_index_follows_the_json_file},
+        {"a stored hash one byte off, each byte in turn, is refused", test_every_hash_byte_compared},
         {"an index of another version is ignored and the JSON file read", test_index_of_another_version_is_ignored},
         {"every key found through the host's copy, filled by pages and by runs", test_every_key_through_the_copy},
         CU_TEST_INFO_NULL,

@@ -206,17 +206,6 @@ static const char *view(json_index *ix, size_t len, uint64_t off)
     return ix->mem + off;
 }
 
-static int read_at(json_index *ix, void *buf, size_t len, uint64_t off)
-{
-    if (len == 0)
-        return 0;
-    const char *p = view(ix, len, off);
-    if (!p)
-        return -1;
-    memcpy(buf, p, len);
-    return 0;
-}
-
 static uint64_t slot_off(const json_index *ix, uint64_t slot)
 {
     return header(ix)->rec_off + slot * sizeof(idx_rec);
@@ -273,14 +262,24 @@ int json_index_is_stale(json_index *ix)
 
 /* An id as a base62 number (62^8 < 2^48). The alphabet is in ASCII order,
  * so numbers sort as ids do, and random ids are uniform numbers. */
+static const unsigned char b62_value[256] = {
+#define D10(c, v) [c] = v, [c + 1] = v + 1, [c + 2] = v + 2, [c + 3] = v + 3, [c + 4] = v + 4, \
+                  [c + 5] = v + 5, [c + 6] = v + 6, [c + 7] = v + 7, [c + 8] = v + 8, [c + 9] = v + 9
+    D10('0', 0),  D10('A', 10), D10('K', 20), ['U'] = 30, ['V'] = 31, ['W'] = 32, ['X'] = 33,
+    ['Y'] = 34,   ['Z'] = 35,   D10('a', 36), D10('k', 46), ['u'] = 56, ['v'] = 57, ['w'] = 58,
+    ['x'] = 59,   ['y'] = 60,   ['z'] = 61,
+#undef D10
+};
+
 static uint64_t id_value(const char *id)
 {
-    /* Two halves at once: the chain of multiplies is on every lookup. */
+    /* Two halves at once: the chain of multiplies is on every lookup. A
+     * table, not range tests: the characters are random, so the branches
+     * of the tests were mispredicted. */
     uint64_t hi = 0, lo = 0;
     for (int i = 0; i < APIKEY_ID_LEN / 2; i++) {
-        unsigned char c = (unsigned char)id[i], d = (unsigned char)id[i + APIKEY_ID_LEN / 2];
-        hi = hi * 62 + (c <= '9' ? c - '0' : c <= 'Z' ? c - 'A' + 10 : c - 'a' + 36);
-        lo = lo * 62 + (d <= '9' ? d - '0' : d <= 'Z' ? d - 'A' + 10 : d - 'a' + 36);
+        hi = hi * 62 + b62_value[(unsigned char)id[i]];
+        lo = lo * 62 + b62_value[(unsigned char)id[i + APIKEY_ID_LEN / 2]];
     }
     return hi * (62 * 62 * 62 * 62) + lo;
 }
@@ -717,16 +716,20 @@ static int find_near(json_index *ix, const char *id, idx_rec *found, uint64_t *s
 }
 
 /* A string of the table into buf (max bytes), or NULL when the offset or
- * its length is bad or it cannot be read. */
+ * its length is bad or it cannot be read. Measured in the copy and only
+ * the string copied out: a scope list's buffer is 1 KiB. */
 static const char *string_at(json_index *ix, uint32_t off, char *buf, size_t max)
 {
     const json_index_header *h = header(ix);
     if (off >= h->strings_len)
         return NULL;
     size_t n = h->strings_len - off < max ? (size_t)(h->strings_len - off) : max;
-    if (read_at(ix, buf, n, h->strings_off + off) != 0)
+    const char *p = view(ix, n, h->strings_off + off);
+    size_t len = p ? strnlen(p, n) : n;
+    if (len == n)
         return NULL;
-    return strnlen(buf, n) < n ? buf : NULL;
+    memcpy(buf, p, len + 1);
+    return buf;
 }
 
 static const char *account_of(json_index *ix, const idx_rec *r, char *buf)
