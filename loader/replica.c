@@ -18,15 +18,18 @@
 #include "replica.h"
 #include "secfile.h"
 
-enum { USE_SLOTS = 16384, USE_WAYS = 4 };
+/* 262,144 uses (6 MiB, zero pages until a key lands in one): a host that
+ * checks 100,000 keys in turn tells each once per last_used_granularity;
+ * with 16,384 every check beyond them was a datagram and a wake-up of
+ * syncd, twice the cost of the check (bench/RESULTS.md, "A fleet"). */
+enum { USE_SLOTS = 262144, USE_WAYS = 4 };
 
 struct replica {
     pthread_rwlock_t lock; /* lookups shared; opening and closing the store exclusive */
     /* Uses told to syncd: the last per key (sets of USE_WAYS, the oldest
      * given up), so a key checked a thousand times a second is told once
-     * per last_used_granularity, and 10,000 keys in turn do not evict each
-     * other at every check (each eviction a datagram and a wake-up of
-     * syncd). The replica's own last_used never moves (a use is not a
+     * per last_used_granularity, and many keys in turn do not evict each
+     * other at every check. The replica's own last_used never moves (a use is not a
      * change), so it cannot be the throttle. Zero pages until used. */
     pthread_mutex_t use_lock;
     int use_fd;
