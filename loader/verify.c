@@ -2,7 +2,6 @@
 /* The one verify pipeline behind the PAM module, the helper, the command and
  * the host API: check, lookup, constant-time compare, revoked/expired,
  * allowlist, account, scopes, and last the rate limit. */
-#include <stdint.h>
 #include <string.h>
 #include <openssl/crypto.h>
 
@@ -11,21 +10,13 @@
 #include "keycodec.h"
 #include "replica.h"
 
-/* A constant-time comparison: no early exit on the first byte that
- * differs. Four words, each difference folded in behind a barrier the
- * compiler cannot see through (CRYPTO_memcmp goes a byte at a time: seven
- * times the instructions, on every check). */
+/* OpenSSL's constant-time comparison: no early exit on the first byte that
+ * differs. A word-wise compare of our own saved about 230 instructions of a
+ * check's 4,500 (branch jsonhot); the comparison that guards every key stays
+ * the well-kept library's. */
 static int hash_differs(const unsigned char *a, const unsigned char *b)
 {
-    uint64_t d = 0;
-    for (size_t i = 0; i < APIKEY_HASH_LEN; i += sizeof d) {
-        uint64_t x, y;
-        memcpy(&x, a + i, sizeof x);
-        memcpy(&y, b + i, sizeof y);
-        d |= x ^ y;
-        __asm__("" : "+r"(d));
-    }
-    return d != 0;
+    return CRYPTO_memcmp(a, b, APIKEY_HASH_LEN) != 0;
 }
 
 static apikey_decision decide(apikey_result *res, apikey_decision d, apikey_reason r)
