@@ -164,12 +164,16 @@ static enum MHD_Result answer_verdict(struct MHD_Connection *c, int status, cons
     const apikey_result *res = &v->result;
     /* A key with a limit: what is left when allowed, when to come back
      * when refused with 429 (RFC 6585). */
-    char limit[16], remaining[16], retry[16];
+    char limit[16] = "", remaining[16] = "", retry[16] = "";
     int limited = APIKEY_HAS_FIELD(apikey_verdict, v, retry_after) && v->rate_limit &&
                   (status == 200 || status == 429);
-    snprintf(limit, sizeof limit, "%u", limited ? v->rate_limit : 0);
-    snprintf(remaining, sizeof remaining, "%u", limited ? v->rate_remaining : 0);
-    snprintf(retry, sizeof retry, "%u", limited ? v->retry_after : 0);
+    /* Formatted only then: printf costs a key without a limit a tenth
+     * of the check itself (bench/RESULTS.md, apikey-authd). */
+    if (limited) {
+        snprintf(limit, sizeof limit, "%u", v->rate_limit);
+        snprintf(remaining, sizeof remaining, "%u", v->rate_remaining);
+        snprintf(retry, sizeof retry, "%u", v->retry_after);
+    }
     /* The realm is at most a service name's length, the scopes as long
      * as the configuration made them. */
     size_t clen = 2 * CREDENTIAL_SERVICE_MAX + (svc ? strlen(svc->scopes) : 0);

@@ -9,18 +9,20 @@
 # On 2 cores wrk saturates first, so the measure is the CPU time the worker
 # spends per request: utime+stime from /proc/PID/stat over the run, divided
 # by the requests wrk counted (../shared/STYLE.md, "HTTP hosts"). Capacity
-# against plain nginx is the ratio of those times. p99 from wrk.
+# against plain nginx is the ratio of those times, taken pair by pair
+# (each row's run beside a plain run of its own) and the median of the
+# pairs kept. p99 from wrk.
 # Appends (or replaces) its section of bench/RESULTS.md.
 #
-# BENCH_NGINX_STORES="json sqlite rate" BENCH_MID=100000 BENCH_NGINX_SECONDS=8 BENCH_NGINX_ROUNDS=3 BENCH_NGINX_KEYS=1000 (keys wrk
+# BENCH_NGINX_STORES="json sqlite rate" BENCH_MID=100000 BENCH_NGINX_SECONDS=4 BENCH_NGINX_ROUNDS=9 BENCH_NGINX_KEYS=1000 (keys wrk
 # rotates through, spread over the store).
 set -u
 cd "$(dirname "$0")/.." || exit 2
 ROOT=$(pwd)
 MID=${BENCH_MID:-100000}
-SECS=${BENCH_NGINX_SECONDS:-8}
+SECS=${BENCH_NGINX_SECONDS:-4}
 NKEYS=${BENCH_NGINX_KEYS:-1000}
-ROUNDS=${BENCH_NGINX_ROUNDS:-3}
+ROUNDS=${BENCH_NGINX_ROUNDS:-9}
 MODULE=$ROOT/build/nginx/ngx_http_apikey_module.so
 if [ ! -f "$MODULE" ] || ! command -v nginx > /dev/null || ! command -v wrk > /dev/null; then
     echo "bench/nginx.sh: skipped: needs nginx, wrk and $MODULE"
@@ -103,36 +105,57 @@ WORKER=$(ps -o pid= --ppid "$MASTER" | tr -d ' ')
 # would go through index's internal redirect, and the access phase (the
 # check) would run twice.
 wrk_keys_script "$T/wrk.lua"
-ticks() { awk '{ print $14 + $15 }' "/proc/$WORKER/stat"; }
+# utime and stime, and context switches (voluntary and not) of the worker.
+ticks() { awk '{ print $14, $15 }' "/proc/$WORKER/stat"; }
+switches() { awk '/ctxt_switches/ { n += $2 } END { print n }' "/proc/$WORKER/status"; }
 HZ=$(getconf CLK_TCK)
-measure() { # PATH KEYS: prints "µs-per-request p99-µs requests errors"
-    # Warm: every key's first last-used write (once an hour) happens here.
-    wrk -t 1 -c 16 -d 3s -s "$T/wrk.lua" "http://127.0.0.1:$PORT$1" -- "$2" > /dev/null 2>&1
-    a=$(ticks)
+measure() { # PATH KEYS KIND: prints "µs-per-request p99-µs requests switches-per-request user-µs system-µs"
+    # Warm, before the first pair of each row: every key's first
+    # last-used write (once an hour) happens there.
+    if [ ! -f "$T/warm.$3" ]; then
+        wrk -t 1 -c 16 -d 3s -s "$T/wrk.lua" "http://127.0.0.1:$PORT$1" -- "$2" > /dev/null 2>&1
+        : > "$T/warm.$3"
+    fi
+    sa=$(switches)
+    set -- "$@" $(ticks)
     wrk -t 1 -c 16 -d "${SECS}s" -s "$T/wrk.lua" "http://127.0.0.1:$PORT$1" -- "$2" > "$T/wrk.out" 2>&1
-    b=$(ticks)
+    set -- "$@" $(ticks)
+    ut=$(($6 - $4)) st=$(($7 - $5)) sb=$(switches)
     set -- $(awk '/^RESULT/ { print $2, $3, $4 }' "$T/wrk.out")
     [ "$2" -eq 0 ] || echo "bench/nginx.sh: $1: $2 answers were not 200" >&2
-    awk -v a="$a" -v b="$b" -v hz="$HZ" -v n="$1" -v p="$3" \
-        'BEGIN { printf "%.2f %d %d\n", (b - a) / hz * 1e6 / n, p, n }'
+    awk -v u="$ut" -v k="$st" -v hz="$HZ" -v n="$1" -v p="$3" -v s=$((sb - sa)) \
+        'BEGIN { printf "%.2f %d %d %.2f %.2f %.2f\n", (u + k) / hz * 1e6 / n, p, n, s / n, u / hz * 1e6 / n, k / hz * 1e6 / n }'
 }
 
-# Rounds side by side; each row keeps its cheapest run (the machine is
-# shared: the other run's extra is someone else's load).
+# Rounds of pairs: each kind's run next to a plain run of its own, in
+# turn first and second (ABBA), so that load which comes and goes on the
+# shared machine falls on both sides of a pair; the ratio is the median
+# of the pairs' ratios, and every pair is shown. Many short pairs rather
+# than a few long runs: a burst of other work spoils one pair (on this
+# machine some pairs read 0.6x or 1.25x), and the median sets it aside.
 KINDS="plain"
 for kind in json sqlite rate; do [ -f "$T/$kind.conf" ] && KINDS="$KINDS $kind"; done
 for round in $(seq "$ROUNDS"); do
     for kind in $KINDS; do
-        keys=$T/$kind.wrk
-        [ "$kind" = plain ] && keys=$PLAIN_KEYS
-        measure "/$kind/index.txt" "$keys" >> "$T/runs.$kind"
-        echo "  round $round, $kind: $(tail -n 1 "$T/runs.$kind")"
+        [ "$kind" = plain ] && continue
+        order="plain $kind"
+        [ $((round % 2)) -eq 0 ] && order="$kind plain"
+        for k in $order; do
+            keys=$T/$k.wrk
+            [ "$k" = plain ] && keys=$PLAIN_KEYS
+            measure "/$k/index.txt" "$keys" "$k" > "$T/run"
+            [ "$k" = plain ] && cp "$T/run" "$T/pair.plain" || cp "$T/run" "$T/pair.kind"
+        done
+        cat "$T/pair.plain" >> "$T/runs.plain"
+        cat "$T/pair.kind" >> "$T/runs.$kind"
+        paste -d' ' "$T/pair.plain" "$T/pair.kind" | awk '{ printf "%.2f\n", $1 / $7 }' >> "$T/ratios.$kind"
+        echo "  round $round, $kind: plain $(cut -d' ' -f1 "$T/pair.plain") µs, $kind $(cut -d' ' -f1 "$T/pair.kind") µs: $(tail -n 1 "$T/ratios.$kind")x"
     done
 done
-best() { sort -n "$T/runs.$1" | head -n 1; }
+median() { sort -n "$1" | awk '{ v[NR] = $0 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+col() { cut -d' ' -f"$2" "$T/runs.$1" > "$T/col"; median "$T/col"; }
 spread() { sort -n "$T/runs.$1" | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "runs %s-%s µs", lo, hi }'; }
-# Each round's own ratio, plain over the module, run next to each other.
-paired() { paste -d' ' "$T/runs.plain" "$T/runs.$1" | awk '{ printf "%s%.2f", (NR > 1 ? ", " : ""), $1 / $4 }'; }
+each() { tr '\n' ' ' < "$T/ratios.$1" | sed 's/ $//; s/ /, /g'; }
 
 if command -v perf > /dev/null; then
     for kind in $KINDS; do
@@ -145,19 +168,18 @@ if command -v perf > /dev/null; then
 fi
 calls_of() { awk -F'|' -v k="$1" '$1 == k { print $2 }' "$T/calls" 2> /dev/null; }
 
-set -- $(best plain)
-PLAIN=$1
-row "nginx, plain static file (the floor)" "$1" "µs CPU/request" "-" "1.00x; p99 $2 µs; $(spread plain); system calls/request $(calls_of plain)"
+PLAIN=$(col plain 1)
+row "nginx, plain static file (the floor; median of its runs)" "$PLAIN" "µs CPU/request" "-" \
+    "1.00x; p99 $(col plain 2) µs; $(spread plain); user $(col plain 5) µs, system $(col plain 6) µs; context switches/request $(col plain 4); system calls/request $(calls_of plain)"
 for kind in $KINDS; do
     [ "$kind" = plain ] && continue
-    set -- $(best "$kind")
-    cap=$(awk -v p="$PLAIN" -v m="$1" 'BEGIN { printf "%.2f", p / m }')
+    cap=$(median "$T/ratios.$kind")
     goal=0.90 what="$kind, $MID keys"
     [ "$kind" = sqlite ] && goal=0.80
     [ "$kind" = rate ] && goal=0.88 what="json, $MID keys with a rate limit"
-    met=$(awk -v c="$cap" -v g="$goal" 'BEGIN { print (c >= g ? "met" : "short") }')
-    row "nginx + ngx_http_apikey_module, $what" "$1" "µs CPU/request" \
-        ">= ${goal}x plain capacity" "${cap}x: $met; p99 $2 µs; $(spread "$kind"); each round: $(paired "$kind")x; system calls/request $(calls_of "$kind")"
+    met=$(verdict "$cap" "$goal" ge)
+    row "nginx + ngx_http_apikey_module, $what (median of its runs)" "$(col "$kind" 1)" "µs CPU/request" \
+        ">= ${goal}x plain capacity" "${cap}x (median of $ROUNDS pairs): $met; each pair: $(each "$kind")x; p99 $(col "$kind" 2) µs; $(spread "$kind"); user $(col "$kind" 5) µs, system $(col "$kind" 6) µs; context switches/request $(col "$kind" 4); system calls/request $(calls_of "$kind")"
 done
 
 {
@@ -169,9 +191,12 @@ done
     echo "Measured by \`make bench\` (bench/nginx.sh) on $(date -u +%Y-%m-%d), load average $LOAD at the start"
     echo "(2 cores shared with other work: p99 mostly measures waiting for a core): nginx $(nginx -v 2>&1 | sed 's#.*/##'),"
     echo "one worker running as $WUSER (stores owned by root, read through group $WGROUP), wrk -t1 -c16"
-    echo "on loopback with keep-alive, ${SECS} s per run, the cheapest of $ROUNDS"
-    echo "rounds run side by side, one small static"
-    echo "file; behind the module, the keys rotate over $NKEYS keys spread across a store of $MID."
+    echo "on loopback with keep-alive, ${SECS} s per run, one small static file; behind the module,"
+    echo "the keys rotate over $NKEYS keys spread across a store of $MID. $ROUNDS rounds of pairs: each"
+    echo "row's run beside a plain run of its own, in turn first and second; the ratio is the median"
+    echo "of the pairs' ratios (every pair shown), the µs the median of a row's runs. Context switches"
+    echo "per request (/proc status, voluntary and not) show how much a run was woken and preempted:"
+    echo "on this virtual machine each costs the worker CPU time, and they vary with the other load."
     echo "System calls per request: perf stat of the kernel's syscall tracepoints on the worker over a"
     echo "2 s run of its own (total, then pread64, newfstatat, openat, fcntl). The measure is the"
     echo "worker's CPU time (utime+stime) per request; capacity is plain"

@@ -52,7 +52,11 @@ apikey_decision core_verify_with(apikey_ctx *ctx, const apikey_verify_request *r
         v.rate_period = rate.period;
         v.rate_remaining = rate.remaining;
         v.retry_after = rate.retry_after;
-        snprintf(v.error, sizeof v.error, "%s", core_store_line());
+        /* Formatted only when the store said something: a check that
+         * could tell (nearly every one) pays no printf. */
+        const char *said = core_store_line();
+        if (*said)
+            snprintf(v.error, sizeof v.error, "%s", said);
     }
     v.size = sizeof v;
     out->size = core_sized_out(&v, sizeof v, out, out->size);

@@ -337,7 +337,11 @@ ngx_http_apikey_verify(ngx_http_apikey_check_t *chk)
         ngx_http_apikey_api->verify_with(chk->ctx, &q, &v);
 
         chk->result = v.result;
-        ngx_memcpy(chk->error, v.error, sizeof(chk->error));
+
+        /* Nearly always empty: the 512 bytes are not copied for nothing. */
+        if (v.error[0]) {
+            ngx_memcpy(chk->error, v.error, sizeof(chk->error));
+        }
 
         if (APIKEY_HAS_FIELD(apikey_verdict, &v, retry_after)) {
             chk->rate_limit = v.rate_limit;

@@ -346,6 +346,14 @@ def ratelimit(account):
     check(status == 201 and rot.get("rate") == rate, "rotate keeps the rate")
     status, rec2, _ = a.call("POST", "/v1/keys", dict(req, name="open", rate=None))
     check(status == 201 and rec2.get("rate") is None, "rate null: no limit")
+    c = UnixConnection(os.environ["SOCK"])
+    c.request("GET", "/verify/" + os.environ["SVC"], headers={"Authorization": "Bearer " + rec2["key"]})
+    r = c.getresponse()
+    r.read()
+    c.close()
+    check(r.status == 200 and r.getheader("X-RateLimit-Limit") is None
+          and r.getheader("X-RateLimit-Remaining") is None and r.getheader("Retry-After") is None,
+          "/verify of a key without a limit: 200, no X-RateLimit or Retry-After header (%d)" % r.status)
     for bad in [{"limit": 0, "per": "1s"}, {"limit": 5, "per": "1d"}, {"limit": 5, "per": "1s", "burst": 0},
                 {"limit": 5, "per": "1s", "extra": 1}, "5/s", [5]]:
         status, parsed, text = a.call("POST", "/v1/keys", dict(req, rate=bad))
