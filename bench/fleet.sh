@@ -270,7 +270,7 @@ previous build's writers against the same fleet, just before: its write
 held the writers' lock for its whole transaction, 8 round trips for a
 revocation and 207 for a batch of 100, so writes were serial. Now a
 revocation is 3 round trips and holds the lock for none of them, a batch is
-4 (doc/STORES.md, "Writes on the store of record"). What is left is the
+3 (doc/STORES.md, "Writes on the store of record"). What is left is the
 round trips themselves on 2 cores that the 12 hosts (one check a
 millisecond each), 4 syncds and the server share: each waits for a core.
 The batch's count of the account's keys (for the per-account limit) reads

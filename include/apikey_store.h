@@ -297,7 +297,8 @@ typedef struct apikey_store_ops {
      * No nesting: begin inside a transaction is a caller error.
      * begin: OK or UNAVAILABLE (e.g. the lock cannot be had). */
     int (*begin)(void *handle);
-    /* Inside a transaction only. insert: the id must be new (CONFLICT).
+    /* Inside a transaction only. insert: the id must be new (CONFLICT; the
+     * core draws a new id then, and does not look a new id up first).
      * update: the id must exist (NOTFOUND); every field but id is replaced;
      * clearing or changing a revocation is CONFLICT (see RECORDS). A refused
      * write changes nothing, and the transaction stays usable. */

@@ -801,16 +801,27 @@ static int pg_each(void *handle, const char *account, apikey_record_cb cb, void 
     const Oid types[1] = {OID_TEXT};
     const char *vals[1] = {account};
     int held = send_held_before_read(s);
-    /* A count for the per-account limit: under the lock until COMMIT. */
-    if (held == APIKEY_ST_OK && s->in_txn)
-        held = lock_now(s);
     if (held != APIKEY_ST_OK)
         return held;
+    const stmt q = {.sql = account ? reads(s)->each_account : reads(s)->each, .n = account ? 1 : 0,
+                    .types = types, .vals = vals};
     PGresult *res = NULL;
-    for (int attempt = 0; attempt < 2; attempt++) {
+    int asked = 0;
+    if (s->in_txn && !s->locked) {
+        asked = 1;
+        /* A count for the per-account limit: under the lock until COMMIT,
+         * which it takes in the same round trip. */
+        const stmt both[2] = {{.sql = Q_LOCK}, q};
+        PGresult *r[2];
+        if (exchange_pipeline(s, both, 2, r, WAIT_LIST_MS) == 0) {
+            s->locked = ok(r[0]);
+            res = s->locked ? r[1] : r[0];
+            PQclear(s->locked ? r[0] : r[1]);
+        }
+    }
+    for (int attempt = 0; !asked && attempt < 2; attempt++) {
         PQclear(res);
-        res = account ? run_text(s, reads(s)->each_account, 1, types, vals, WAIT_LIST_MS)
-                      : run_text(s, reads(s)->each, 0, NULL, NULL, WAIT_LIST_MS);
+        res = run(s, send_params, &q, WAIT_LIST_MS);
         if (ok(res) || !follow_layout(s, res))
             break;
     }
