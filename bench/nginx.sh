@@ -50,7 +50,9 @@ for kind in $STORES; do
     # BENCH_NGINX_SQLITE=DB:KEYS: a copy of a store made the same way
     # before (a 1,000,000-key batch takes minutes), and its keys.
     if [ "$kind" = sqlite ] && [ -n "${BENCH_NGINX_SQLITE:-}" ]; then
-        cp "${BENCH_NGINX_SQLITE%%:*}" "$T/keys.db" && cp "${BENCH_NGINX_SQLITE#*:}" "$T/$kind.keys" ||
+        # A read by root makes its -wal and -shm, which the worker may not.
+        cp "${BENCH_NGINX_SQLITE%%:*}" "$T/keys.db" && cp "${BENCH_NGINX_SQLITE#*:}" "$T/$kind.keys" &&
+            build/apikey --config "$T/$kind.conf" list nobody > /dev/null ||
             { echo "bench/nginx.sh: cannot copy $BENCH_NGINX_SQLITE" >&2; exit 1; }
     else
         build/apikey --config "$T/$kind.conf" create --batch "$T/batch" > "$T/$kind.keys" ||
