@@ -311,6 +311,50 @@ static void test_threads_share_a_context(void)
     free(path);
 }
 
+/* A kept answer is the record SQLite gave (doc/STORES.md, "SQLite hosts:
+ * answers kept"): each check after the first of one context is answered
+ * from it, and must refuse as the store's record does: another address
+ * than its allowlist's, a scope it lacks, another account. */
+static apikey_decision check_from(apikey_ctx *ctx, const char *service, const char *account,
+                                  const char *key, const char *from, apikey_verdict *v)
+{
+    apikey_verify_request q = {.size = sizeof q, .service = service, .account = account,
+                               .key = key, .keylen = strlen(key), .client_addr = from};
+    *v = (apikey_verdict){.size = sizeof *v};
+    return apikey_verify_with(ctx, &q, v);
+}
+
+static void test_kept_answer_is_the_record(void)
+{
+    char *path = tu_path("kept.db");
+    char *uri;
+    CU_ASSERT_FATAL(asprintf(&uri, "sqlite:%s", path) >= 0);
+    char *cfg = tu_config(uri, NULL, "sshd = proxies:read\nwriter = proxies:write\n");
+    char *key = NULL;
+    CU_ASSERT_EQUAL_FATAL(tu_apikey(cfg, NULL, &key, NULL, "create", "alice", "--name", "kept", "--scopes",
+                                    "proxies:read", "--allow-from", "10.0.0.0/8", NULL), 0);
+    key[strcspn(key, "\n")] = 0;
+    char err[256];
+    apikey_ctx *ctx = apikey_open(cfg, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    apikey_verdict v;
+    for (int round = 0; round < 2; round++) {
+        CU_ASSERT_EQUAL(check_from(ctx, "sshd", NULL, key, "10.1.2.3", &v), APIKEY_ALLOWED);
+        CU_ASSERT_STRING_EQUAL(v.result.account, "alice");
+        CU_ASSERT_EQUAL(check_from(ctx, "sshd", NULL, key, "192.0.2.1", &v), APIKEY_REFUSED);
+        CU_ASSERT_EQUAL(v.result.reason, APIKEY_REASON_ADDRESS);
+        CU_ASSERT_EQUAL(check_from(ctx, "writer", NULL, key, "10.1.2.3", &v), APIKEY_REFUSED);
+        CU_ASSERT_EQUAL(v.result.reason, APIKEY_REASON_MISSING_SCOPE);
+        CU_ASSERT_EQUAL(check_from(ctx, "sshd", "bob", key, "10.1.2.3", &v), APIKEY_REFUSED);
+        CU_ASSERT_EQUAL(v.result.reason, APIKEY_REASON_WRONG_ACCOUNT);
+    }
+    apikey_close(ctx);
+    free(key);
+    free(cfg);
+    free(uri);
+    free(path);
+}
+
 int main(void)
 {
     CU_TestInfo tests[] = {
@@ -322,6 +366,7 @@ int main(void)
         {"a missing folder and an insecure file are refused", test_missing_and_insecure},
         {"a host opened before its store exists recovers by itself", test_host_recovers},
         {"four threads share one context", test_threads_share_a_context},
+        {"a kept answer refuses as the store's record does", test_kept_answer_is_the_record},
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {{"sqlite store", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};

@@ -536,7 +536,8 @@ static int64_t monotonic_ns(void)
  * when"). A writer that does not wait (the sqlite3 shell, apikey-syncd on
  * a replica) is seen within the recheck. 1 ms and 2 ms, the JSON index's:
  * at 0.2 ms an nginx worker paid the pread and the stat about one request
- * in four (bench/RESULTS.md, "SQLite hosts"). */
+ * in five (bench/RESULTS.md, "SQLite: warm verify at 1,000,000 keys and
+ * nginx"). */
 #define SQLITE_RECHECK_NS 1000000LL     /* 1 ms */
 #define SQLITE_WRITER_WAIT_NS 2000000LL /* 2 ms */
 static uint64_t store_gen(sstore *s, reader *r)
