@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* Opening and closing a context: configuration, pepper and store; who
  * counts as privileged; the public id of a record. */
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,8 +137,8 @@ int core_store_stalled(apikey_ctx *ctx)
 {
     /* Nothing waiting and no pause: the common case reads no clock (a read
      * of CLOCK_MONOTONIC is a tenth of a warm check under a hypervisor). */
-    if (!__atomic_load_n(&ctx->connect_since, __ATOMIC_RELAXED) &&
-        !__atomic_load_n(&ctx->retry_at, __ATOMIC_RELAXED))
+    if (!atomic_load_explicit(&ctx->connect_since, memory_order_relaxed) &&
+        !atomic_load_explicit(&ctx->retry_at, memory_order_relaxed))
         return 0;
     return stalled(ctx, monotonic_ms());
 }
