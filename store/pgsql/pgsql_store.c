@@ -242,6 +242,22 @@ static int send_prepared(PGconn *conn, const stmt *q)
     return PQsendQueryPrepared(conn, q->name, q->n, q->vals, q->lens, q->fmts, 1);
 }
 
+/* Wait for the server's next bytes until ms after start and take them in:
+ * 1 when they came, 0 when the time ran out (recorded in timed_out), -1
+ * when the connection broke. */
+static int await_input(pgstore *s, const struct timespec *start, int ms)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long left = ms - ((now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000);
+    struct pollfd p = {.fd = PQsocket(s->conn), .events = POLLIN};
+    if (left <= 0 || poll(&p, 1, (int)left) == 0) {
+        s->timed_out = ms;
+        return 0;
+    }
+    return PQconsumeInput(s->conn) ? 1 : -1;
+}
+
 /* Send q and wait at most ms for all its results. The result kept is the
  * first error, else the last one; NULL when nothing came back. */
 static PGresult *exchange(pgstore *s, sender send, const stmt *q, int ms)
@@ -249,7 +265,7 @@ static PGresult *exchange(pgstore *s, sender send, const stmt *q, int ms)
     if (PQstatus(s->conn) != CONNECTION_OK || !send(s->conn, q))
         return NULL;
     s->timed_out = 0;
-    struct timespec start, now;
+    struct timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
     PGresult *keep = NULL, *r;
     for (;;) {
@@ -263,14 +279,10 @@ static PGresult *exchange(pgstore *s, sender send, const stmt *q, int ms)
                 keep = r;
             }
         }
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long left = ms - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000);
-        struct pollfd p = {.fd = PQsocket(s->conn), .events = POLLIN};
-        if (left <= 0 || poll(&p, 1, (int)left) == 0) {
-            s->timed_out = ms;
+        int in = await_input(s, &start, ms);
+        if (in == 0)
             break;
-        }
-        if (!PQconsumeInput(s->conn)) {
+        if (in < 0) {
             /* Broken: PQstatus and PQerrorMessage tell the caller. */
             PQclear(keep);
             return NULL;
@@ -301,7 +313,7 @@ static int exchange_pipeline(pgstore *s, const stmt *q, int k, PGresult **res, i
     for (int i = 0; i < k && sent; i++)
         sent = send_params(s->conn, &q[i]);
     if (sent && PQpipelineSync(s->conn)) {
-        struct timespec start, now;
+        struct timespec start;
         clock_gettime(CLOCK_MONOTONIC, &start);
         /* i: the statement whose results come next; PQgetResult ends each
          * statement's with a NULL, and the Sync's comes after the last. */
@@ -324,14 +336,7 @@ static int exchange_pipeline(pgstore *s, const stmt *q, int k, PGresult **res, i
             }
             if (i > k)
                 break; /* results past the Sync: not a server we understand */
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            long left = ms - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000);
-            struct pollfd p = {.fd = PQsocket(s->conn), .events = POLLIN};
-            if (left <= 0 || poll(&p, 1, (int)left) == 0) {
-                s->timed_out = ms;
-                break;
-            }
-            if (!PQconsumeInput(s->conn))
+            if (await_input(s, &start, ms) <= 0)
                 break;
         }
     }
