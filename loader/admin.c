@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 #include "admin.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -305,8 +306,17 @@ static int tally_build(apikey_ctx *ctx, const admin_issued *out, size_t n, int64
     for (size_t i = 0; i < n; i++)
         if (t->n == 0 || strcmp(t->v[t->n - 1].account, t->v[i].account) != 0)
             t->v[t->n++] = t->v[i];
-    /* One account: let the store filter (an index in SQL). */
-    return ctx->store.ops->each(ctx->store.handle, t->n == 1 ? t->v[0].account : NULL, tally_cb, t);
+    /* One account: let the store count (pgsql: in the database, not
+     * every row sent here), else filter (an index in SQL). */
+    const apikey_store_ops *ops = ctx->store.ops;
+    if (t->n == 1 && APIKEY_STORE_HAS(ops, count_active) && ops->count_active) {
+        uint64_t count;
+        int st = ops->count_active(ctx->store.handle, t->v[0].account, now, &count);
+        if (st == APIKEY_ST_OK)
+            t->v[0].count = count > INT_MAX ? INT_MAX : (int)count;
+        return st;
+    }
+    return ops->each(ctx->store.handle, t->n == 1 ? t->v[0].account : NULL, tally_cb, t);
 }
 
 apikey_status admin_create(apikey_ctx *ctx, const admin_request *reqs, size_t n, admin_issued *out,

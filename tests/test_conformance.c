@@ -464,6 +464,29 @@ static void test_copy_onto_keys_there(void)
     done(&f);
 }
 
+/* The per-account count, as the store makes it (pgsql counts in the
+ * database): a key expiring at this very second no longer counts, one
+ * expiring a second later does. */
+static void test_limit_counts_at_expiry(void)
+{
+    fixture f = fresh("max_keys_per_account = 1");
+    apikey_ctx *ctx = core_open(f.config, 1, NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    fake_now = 1800000000;
+    core_set_clock(ctx, fake_clock);
+    admin_request req = {.account = "alice", .name = "e", .scopes = "proxies:read", .expires = "30d"};
+    admin_issued k;
+    char err[256];
+    CU_ASSERT_EQUAL_FATAL(admin_create(ctx, &req, 1, &k, err, sizeof err), APIKEY_OK);
+    fake_now += 30 * 86400 - 1;
+    CU_ASSERT_EQUAL(admin_create(ctx, &req, 1, &k, err, sizeof err), APIKEY_E_LIMIT);
+    fake_now += 1;
+    CU_ASSERT_EQUAL(admin_create(ctx, &req, 1, &k, err, sizeof err), APIKEY_OK);
+    explicit_bzero(&k, sizeof k);
+    apikey_close(ctx);
+    done(&f);
+}
+
 static void test_revoked_frees_slot_single_key(void)
 {
     fixture f = fresh("max_keys_per_account = 1");
@@ -1153,6 +1176,7 @@ int main(void)
         {"a store neither clears nor moves a revocation", test_revocation_permanent_in_store},
         {"copy onto a store holding some of the keys", test_copy_onto_keys_there},
         {"a revoked key frees its slot; single-key rotation", test_revoked_frees_slot_single_key},
+        {"the limit counts a key expiring at this second no more", test_limit_counts_at_expiry},
         {"rotation with and without grace", test_rotation},
         {"four concurrent writers lose nothing", test_concurrent_writers},
         {"SQL and shell metacharacters are literal", test_metacharacters_literal},
