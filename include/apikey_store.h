@@ -331,6 +331,13 @@ typedef struct apikey_store_ops {
      * reads neither name nor created: they may be left empty and 0. Every
      * other rule of lookup holds. */
     int (*lookup_auth)(void *handle, const char *id, apikey_record *out);
+    /* Optional (NULL: each is used). Inside a transaction: in *count, how
+     * many of account's records each would give that are active at now
+     * (not revoked, and never expiring or expiring after now), as the
+     * count for the per-account limit, under the lock each would hold.
+     * A record that cannot be read is counted (a limit errs toward
+     * refusing a new key). OK, UNAVAILABLE or NOMEM; *count is set on OK. */
+    int (*count_active)(void *handle, const char *account, int64_t now, uint64_t *count);
 } apikey_store_ops;
 
 /* lookup() may run in several threads at once on one handle (every other

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 #include "admin.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -305,8 +306,17 @@ static int tally_build(apikey_ctx *ctx, const admin_issued *out, size_t n, int64
     for (size_t i = 0; i < n; i++)
         if (t->n == 0 || strcmp(t->v[t->n - 1].account, t->v[i].account) != 0)
             t->v[t->n++] = t->v[i];
-    /* One account: let the store filter (an index in SQL). */
-    return ctx->store.ops->each(ctx->store.handle, t->n == 1 ? t->v[0].account : NULL, tally_cb, t);
+    /* One account: let the store count (pgsql: in the database, not
+     * every row sent here), else filter (an index in SQL). */
+    const apikey_store_ops *ops = ctx->store.ops;
+    if (t->n == 1 && APIKEY_STORE_HAS(ops, count_active) && ops->count_active) {
+        uint64_t count;
+        int st = ops->count_active(ctx->store.handle, t->v[0].account, now, &count);
+        if (st == APIKEY_ST_OK)
+            t->v[0].count = count > INT_MAX ? INT_MAX : (int)count;
+        return st;
+    }
+    return ops->each(ctx->store.handle, t->n == 1 ? t->v[0].account : NULL, tally_cb, t);
 }
 
 apikey_status admin_create(apikey_ctx *ctx, const admin_request *reqs, size_t n, admin_issued *out,
@@ -497,8 +507,37 @@ apikey_status admin_each(apikey_ctx *ctx, const char *account, apikey_record_cb 
     return unlock_store(ctx, st == APIKEY_ST_OK ? APIKEY_OK : store_error(err, errlen, "reading keys", st));
 }
 
+/* The target's ids, read once: a key it does not hold is inserted without a
+ * lookup, so a pgsql target takes the inserts in batches (pgsql_store.c)
+ * instead of one round trip per key. Fixed-width, sorted, searched. */
+typedef struct id_set {
+    char (*ids)[APIKEY_ID_LEN];
+    size_t n, cap;
+} id_set;
+
+static int id_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, APIKEY_ID_LEN);
+}
+
+static int collect_id(const apikey_record *rec, void *arg)
+{
+    id_set *set = arg;
+    if (set->n == set->cap) {
+        size_t cap = set->cap ? 2 * set->cap : 4096;
+        void *ids = reallocarray(set->ids, cap, sizeof *set->ids);
+        if (!ids)
+            return APIKEY_ST_NOMEM;
+        set->ids = ids;
+        set->cap = cap;
+    }
+    memcpy(set->ids[set->n++], rec->id, APIKEY_ID_LEN);
+    return APIKEY_ST_OK;
+}
+
 typedef struct copy_arg {
     store_binding *to;
+    id_set there;
     size_t copied;
     int st;
     char conflict[APIKEY_ID_LEN + 1];
@@ -508,7 +547,10 @@ static int copy_cb(const apikey_record *rec, void *arg)
 {
     copy_arg *c = arg;
     apikey_record there;
-    int st = c->to->ops->lookup(c->to->handle, rec->id, &there);
+    int st = APIKEY_ST_NOTFOUND;
+    /* Under the target's writers' lock since begin: the set stays true. */
+    if (c->there.n && bsearch(rec->id, c->there.ids, c->there.n, sizeof *c->there.ids, id_cmp))
+        st = c->to->ops->lookup(c->to->handle, rec->id, &there);
     if (st == APIKEY_ST_OK) {
         /* The same key copied before is fine; another key with its id is not. */
         if (CRYPTO_memcmp(there.hash, rec->hash, APIKEY_HASH_LEN) != 0) {
@@ -541,6 +583,13 @@ apikey_status admin_copy(apikey_ctx *ctx, const char *uri, size_t *copied, char 
         rc = store_error(err, errlen, "starting a write on the target", st);
         goto done;
     }
+    if ((st = to.ops->each(to.handle, NULL, collect_id, &c.there)) != APIKEY_ST_OK) {
+        rc = store_error(err, errlen, "reading the target's keys", st);
+        to.ops->rollback(to.handle);
+        goto done;
+    }
+    if (c.there.n)
+        qsort(c.there.ids, c.there.n, sizeof *c.there.ids, id_cmp);
     if ((rc = lock_store(ctx, 0, err, errlen)) != APIKEY_OK) {
         to.ops->rollback(to.handle);
         goto done;
@@ -562,6 +611,7 @@ apikey_status admin_copy(apikey_ctx *ctx, const char *uri, size_t *copied, char 
         to.ops->rollback(to.handle);
     *copied = c.copied;
 done:
+    free(c.there.ids);
     store_unbind(&to);
     return rc;
 }

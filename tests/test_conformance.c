@@ -400,6 +400,93 @@ static void test_revocation_permanent_in_store(void)
     done(&f);
 }
 
+/* Copying onto a store that holds some of the keys already: those are
+ * updated, the others added; a key there with the id of another key is
+ * CONFLICT, named, and nothing at all is copied. */
+static void test_copy_onto_keys_there(void)
+{
+    fixture f = fresh(NULL), g = fresh(NULL), h = fresh(NULL);
+    apikey_ctx *ctx = core_open(f.config, 1, NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    admin_request req = {.account = "alice", .name = "c", .scopes = "proxies:read", .expires = "never"};
+    admin_issued k[3];
+    char err[256];
+    size_t copied = 0;
+    CU_ASSERT_EQUAL_FATAL(admin_create(ctx, &req, 1, &k[0], err, sizeof err), APIKEY_OK);
+    CU_ASSERT_EQUAL(admin_copy(ctx, g.uri, &copied, err, sizeof err), APIKEY_OK);
+    CU_ASSERT_EQUAL(admin_copy(ctx, h.uri, &copied, err, sizeof err), APIKEY_OK);
+    for (int i = 1; i < 3; i++)
+        CU_ASSERT_EQUAL_FATAL(admin_create(ctx, &req, 1, &k[i], err, sizeof err), APIKEY_OK);
+    apikey_record rec;
+    CU_ASSERT_EQUAL_FATAL(ctx->store.ops->lookup(ctx->store.handle, k[0].rec.id, &rec), APIKEY_ST_OK);
+    snprintf(rec.name, sizeof rec.name, "renamed");
+    CU_ASSERT_EQUAL_FATAL(ctx->store.ops->begin(ctx->store.handle), APIKEY_ST_OK);
+    CU_ASSERT_EQUAL(ctx->store.ops->update(ctx->store.handle, &rec), APIKEY_ST_OK);
+    CU_ASSERT_EQUAL_FATAL(ctx->store.ops->commit(ctx->store.handle), APIKEY_ST_OK);
+
+    /* g holds the first key: updated, the two others added. */
+    CU_ASSERT_EQUAL(admin_copy(ctx, g.uri, &copied, err, sizeof err), APIKEY_OK);
+    CU_ASSERT_EQUAL(copied, 3);
+    apikey_ctx *other = core_open(g.config, 1, NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(other);
+    for (int i = 0; i < 3; i++) {
+        apikey_record there;
+        CU_ASSERT_EQUAL_FATAL(other->store.ops->lookup(other->store.handle, k[i].rec.id, &there), APIKEY_ST_OK);
+        CU_ASSERT_EQUAL(memcmp(there.hash, k[i].rec.hash, APIKEY_HASH_LEN), 0);
+        CU_ASSERT_STRING_EQUAL(there.name, i ? "c" : "renamed");
+    }
+    apikey_close(other);
+
+    /* h holds the first key and, under the last one's id, another key. */
+    other = core_open(h.config, 1, NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(other);
+    rec = k[2].rec;
+    rec.hash[0] ^= 1;
+    CU_ASSERT_EQUAL_FATAL(other->store.ops->begin(other->store.handle), APIKEY_ST_OK);
+    CU_ASSERT_EQUAL(other->store.ops->insert(other->store.handle, &rec), APIKEY_ST_OK);
+    CU_ASSERT_EQUAL_FATAL(other->store.ops->commit(other->store.handle), APIKEY_ST_OK);
+    CU_ASSERT_EQUAL(admin_copy(ctx, h.uri, &copied, err, sizeof err), APIKEY_E_CONFLICT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "another key with id"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, k[2].rec.id));
+    apikey_record there;
+    CU_ASSERT_EQUAL(other->store.ops->lookup(other->store.handle, k[1].rec.id, &there), APIKEY_ST_NOTFOUND);
+    CU_ASSERT_EQUAL_FATAL(other->store.ops->lookup(other->store.handle, k[0].rec.id, &there), APIKEY_ST_OK);
+    CU_ASSERT_STRING_EQUAL(there.name, "c");
+    CU_ASSERT_EQUAL_FATAL(other->store.ops->lookup(other->store.handle, k[2].rec.id, &there), APIKEY_ST_OK);
+    CU_ASSERT_EQUAL(there.hash[0], rec.hash[0]);
+    explicit_bzero(&rec, sizeof rec);
+    explicit_bzero(&there, sizeof there);
+    explicit_bzero(k, sizeof k);
+    apikey_close(other);
+    apikey_close(ctx);
+    done(&h);
+    done(&g);
+    done(&f);
+}
+
+/* The per-account count, as the store makes it (pgsql counts in the
+ * database): a key expiring at this very second no longer counts, one
+ * expiring a second later does. */
+static void test_limit_counts_at_expiry(void)
+{
+    fixture f = fresh("max_keys_per_account = 1");
+    apikey_ctx *ctx = core_open(f.config, 1, NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    fake_now = 1800000000;
+    core_set_clock(ctx, fake_clock);
+    admin_request req = {.account = "alice", .name = "e", .scopes = "proxies:read", .expires = "30d"};
+    admin_issued k;
+    char err[256];
+    CU_ASSERT_EQUAL_FATAL(admin_create(ctx, &req, 1, &k, err, sizeof err), APIKEY_OK);
+    fake_now += 30 * 86400 - 1;
+    CU_ASSERT_EQUAL(admin_create(ctx, &req, 1, &k, err, sizeof err), APIKEY_E_LIMIT);
+    fake_now += 1;
+    CU_ASSERT_EQUAL(admin_create(ctx, &req, 1, &k, err, sizeof err), APIKEY_OK);
+    explicit_bzero(&k, sizeof k);
+    apikey_close(ctx);
+    done(&f);
+}
+
 static void test_revoked_frees_slot_single_key(void)
 {
     fixture f = fresh("max_keys_per_account = 1");
@@ -1087,7 +1174,9 @@ int main(void)
         {"expiry with an injected clock", test_expiry_with_clock},
         {"an open context sees a revocation; revoked stays revoked", test_revocation_seen_by_open_context},
         {"a store neither clears nor moves a revocation", test_revocation_permanent_in_store},
+        {"copy onto a store holding some of the keys", test_copy_onto_keys_there},
         {"a revoked key frees its slot; single-key rotation", test_revoked_frees_slot_single_key},
+        {"the limit counts a key expiring at this second no more", test_limit_counts_at_expiry},
         {"rotation with and without grace", test_rotation},
         {"four concurrent writers lose nothing", test_concurrent_writers},
         {"SQL and shell metacharacters are literal", test_metacharacters_literal},

@@ -684,6 +684,52 @@ static void test_change_log_under_concurrent_writers(void)
 
 /* A writer holding a key's row in an open transaction delays neither the
  * check nor its last-used write behind. */
+static long long one_number(PGconn *c, const char *sql)
+{
+    PGresult *res = PQexec(c, sql);
+    long long v = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 ? atoll(PQgetvalue(res, 0, 0)) : -1;
+    PQclear(res);
+    return v;
+}
+
+/* The log's trim, sent by one write in 64: changes older than 7 days go
+ * within a few hundred writes, the trim mark rises to the newest of them,
+ * and younger changes stay. */
+static void test_log_trim(void)
+{
+    const char *db = new_db();
+    char *config = config_for(db, 0, "max_keys_per_account = 5000");
+    admin_issued k;
+    apikey_ctx *ctx = admin_with_key(config, "alice", &k);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    char conninfo[512], err[256];
+    snprintf(conninfo, sizeof conninfo, "host=%s port=%s user=%s dbname=%s", getenv("APIKEY_PG_HOST"),
+             getenv("APIKEY_PG_PORT"), getenv("APIKEY_PG_USER"), db);
+    PGconn *c = PQconnectdb(conninfo);
+    CU_ASSERT_FATAL(PQstatus(c) == CONNECTION_OK);
+    admin_request req = {.account = "bob", .name = "k", .scopes = "proxies:read", .expires = "30d"};
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL_FATAL(admin_create(ctx, &req, 1, &k, err, sizeof err), APIKEY_OK);
+    psql(db, "UPDATE apikey_changes SET at = now() - interval '8 days' WHERE seq < (SELECT max(seq) FROM apikey_changes)");
+    long long old = one_number(c, "SELECT max(seq) FROM apikey_changes WHERE at < now() - interval '7 days'");
+    CU_ASSERT_EQUAL_FATAL(old, 3);
+    req.account = "carol";
+    req.expires = "never";
+    int writes = 0;
+    while (writes < 2000 && one_number(c, "SELECT count(*) FROM apikey_changes WHERE seq <= 3") != 0) {
+        CU_ASSERT_EQUAL_FATAL(admin_create(ctx, &req, 1, &k, err, sizeof err), APIKEY_OK);
+        writes++;
+    }
+    CU_ASSERT(writes < 2000);
+    CU_ASSERT_EQUAL(one_number(c, "SELECT seq FROM apikey_changes_trimmed"), old);
+    CU_ASSERT_EQUAL(one_number(c, "SELECT min(seq) FROM apikey_changes"), old + 1);
+    CU_ASSERT_EQUAL(one_number(c, "SELECT count(*) FROM apikey_changes"), writes + 1);
+    explicit_bzero(&k, sizeof k);
+    PQfinish(c);
+    apikey_close(ctx);
+    free(config);
+}
+
 static void test_touch_never_waits(void)
 {
     const char *db = new_db();
@@ -732,6 +778,7 @@ int main(void)
         {"a pooled check reaching a session that never prepared it", test_pooled_check_on_another_session},
         {"max keys per account holds under concurrent writers", test_limit_under_concurrent_writers},
         {"a writer's row lock delays no check", test_touch_never_waits},
+        {"the change log is trimmed of what is older than 7 days", test_log_trim},
         {"a key read before the writers' lock is written only if unchanged", test_read_before_the_lock},
         {"the change log under concurrent writers: complete, in commit order",
          test_change_log_under_concurrent_writers},

@@ -65,13 +65,24 @@
 /* How long the log keeps a change: a replica away longer copies the
  * whole store again. */
 #define PGSQL_LOG_KEEP "7 days"
-/* Run inside every write transaction, it works in one of 64 (the server
- * draws: a command that writes once per process would always draw the
- * same): deletes what is older than PGSQL_LOG_KEEP and raises the trim
- * mark to the highest number deleted. */
+/* Run inside one write transaction in PGSQL_LOG_TRIM_ONE_IN (the writer
+ * draws, from arc4random: parsing and planning it is most of what a
+ * revocation costs the server, so the other writes do not send it): deletes
+ * what is older than PGSQL_LOG_KEEP and raises the trim mark to the
+ * highest number deleted. The oldest change, read through the primary key,
+ * gates the scan of the whole log (it has no index on at): while it is
+ * younger than PGSQL_LOG_KEEP there is nothing to delete, bar a
+ * transaction that began that long before its COMMIT, which a later trim
+ * takes. */
+#define PGSQL_LOG_TRIM_ONE_IN 64
 #define PGSQL_LOG_TRIM                                                                           \
     "WITH d AS (DELETE FROM apikey_changes WHERE at < now() - interval '" PGSQL_LOG_KEEP "'"     \
-    " AND (SELECT random()) < 1.0 / 64 RETURNING seq) UPDATE apikey_changes_trimmed SET seq = (SELECT max(seq) FROM d)"           \
-    " WHERE (SELECT max(seq) FROM d) > seq"
+    " AND (SELECT at FROM apikey_changes ORDER BY seq LIMIT 1) < now() - interval '"            \
+    PGSQL_LOG_KEEP "' RETURNING seq) UPDATE apikey_changes_trimmed SET seq = (SELECT max(seq)"  \
+    " FROM d) WHERE (SELECT max(seq) FROM d) > seq"
+/* Whether the log is there, with the schema's version (one int4): a write
+ * transaction that does not trim still fails when the log is missing, and
+ * then takes the long way that creates it. */
+#define PGSQL_VERSION_AND_LOG "SELECT version, (SELECT seq FROM apikey_changes_trimmed) FROM apikey_schema"
 
 #endif

@@ -63,20 +63,23 @@ typedef struct layout {
      * (the previous release's was apikey_lookup_v2, its columns those of
      * schema 1 without allow_from). */
     const char *lookup_name;
-    const char *lookup, *each, *each_account, *touch;
+    const char *lookup, *each, *each_account, *touch, *count_active;
 } layout;
 /* The key, else its neighbour in id order: a miss fetches, sends and
  * decodes a row as a hit does, so an unknown id costs what a wrong secret
  * costs. The second part runs only for an id after the last one.
  * Touch: SKIP LOCKED leaves a row that a writer holds alone rather than
- * waiting for it. */
+ * waiting for it. The count (of active keys, apikey_store.h) takes a row
+ * that is not surely revoked or expired (a NULL) as active. */
 #define LAYOUT(NAME, T, C)                                                                       \
     {NAME,                                                                                       \
      "(" SQL_LOOKUP_AFTER(P, T, C) ") UNION ALL (SELECT " C " FROM " T                            \
      " WHERE id < $1 ORDER BY id DESC LIMIT 1) LIMIT 1",                                         \
      SQL_EACH(T, C), SQL_EACH_ACCOUNT(P, T, C),                                                  \
      "UPDATE " T " SET last_used = $2 WHERE id = (SELECT id FROM " T                             \
-     " WHERE id = $1 AND last_used < $2 FOR UPDATE SKIP LOCKED)"}
+     " WHERE id = $1 AND last_used < $2 FOR UPDATE SKIP LOCKED)",                                \
+     "SELECT count(*) FROM " T " WHERE account = $1"                                             \
+     " AND (revoked <> 0 OR (expires <> 0 AND expires <= $2)) IS NOT TRUE"}
 static const layout layouts[SQL_LAYOUTS] = {
     LAYOUT("apikey_lookup_schema1", SQL_TABLE_1, SQL_COLS_1),
     LAYOUT("apikey_lookup_schema2", SQL_TABLE_2, SQL_COLS_2),
@@ -94,6 +97,11 @@ static const char Q_UPDATE_IF[] =
                   ", " P(17) ", " P(18) ", " P(19) ", " P(20) ", " P(22) ", " P(23) ", " P(24) ", "
                   P(25) ", " P(26) ")";
 static const char Q_LOCK[] = "SELECT pg_advisory_xact_lock(" WRITER_LOCK ")";
+/* The lookup inside a write transaction (the newest layout, begin saw to
+ * it): unnamed there, so parsed and planned each time, and the plain
+ * query costs the server a fraction of the one with the neighbour. A
+ * write's timing tells nothing: whoever writes may list every id. */
+static const char Q_LOOKUP_IN_TXN[] = "SELECT " SQL_COLS_NOW " FROM " SQL_TABLE_NOW " WHERE id = " P(1);
 static const char Q_PRESENT[] = SQL_PRESENT(P);
 #undef P
 
@@ -728,7 +736,7 @@ static PGresult *run_lookup(pgstore *s, const char *const *vals)
     /* Inside a write transaction an error (a statement missing, or one
      * already prepared on a pooled session) would abort it: unnamed there. */
     if (s->in_txn)
-        return run_text(s, reads(s)->lookup, 1, types, vals, WAIT_CHECK_MS);
+        return run_text(s, Q_LOOKUP_IN_TXN, 1, types, vals, WAIT_CHECK_MS);
     if (!s->prepared)
         s->prepared = prepare_lookup(s);
     PGresult *res = NULL;
@@ -798,24 +806,20 @@ static int pg_lookup(void *handle, const char *id, apikey_record *out)
     return st;
 }
 
-/* The whole result arrives before the first callback, which may then use
- * this handle or another store (copy) freely. */
-static int pg_each(void *handle, const char *account, apikey_record_cb cb, void *arg)
+/* A read of many rows (each) or a count. Inside a transaction that does
+ * not hold the writers' lock yet, it takes the lock in the same round trip:
+ * a count for the per-account limit is made under the lock until COMMIT.
+ * sql picks the statement of the reads' layout, which may change on the
+ * way (follow_layout). */
+static int read_many(pgstore *s, const char *(*sql)(const layout *), stmt q, const char *what,
+                     PGresult **out)
 {
-    pgstore *s = handle;
-    const Oid types[1] = {OID_TEXT};
-    const char *vals[1] = {account};
     int held = send_held_before_read(s);
     if (held != APIKEY_ST_OK)
         return held;
-    const stmt q = {.sql = account ? reads(s)->each_account : reads(s)->each, .n = account ? 1 : 0,
-                    .types = types, .vals = vals};
     PGresult *res = NULL;
-    int asked = 0;
     if (s->in_txn && !s->locked) {
-        asked = 1;
-        /* A count for the per-account limit: under the lock until COMMIT,
-         * which it takes in the same round trip. */
+        q.sql = sql(reads(s));
         const stmt both[2] = {{.sql = Q_LOCK}, q};
         PGresult *r[2];
         if (exchange_pipeline(s, both, 2, r, WAIT_LIST_MS) == 0) {
@@ -823,20 +827,52 @@ static int pg_each(void *handle, const char *account, apikey_record_cb cb, void 
             res = s->locked ? r[1] : r[0];
             PQclear(s->locked ? r[0] : r[1]);
         }
-    }
-    for (int attempt = 0; !asked && attempt < 2; attempt++) {
-        PQclear(res);
-        res = run(s, send_params, &q, WAIT_LIST_MS);
-        if (ok(res) || !follow_layout(s, res))
-            break;
+    } else {
+        for (int attempt = 0; attempt < 2; attempt++) {
+            PQclear(res);
+            q.sql = sql(reads(s));
+            res = run(s, send_params, &q, WAIT_LIST_MS);
+            if (ok(res) || !follow_layout(s, res))
+                break;
+        }
     }
     if (!ok(res)) {
-        int st = fail(s, "reading keys", res);
+        int st = fail(s, what, res);
         PQclear(res);
         return st;
     }
+    *out = res;
+    return APIKEY_ST_OK;
+}
+
+static const char *each_sql(const layout *l)
+{
+    return l->each;
+}
+
+static const char *each_account_sql(const layout *l)
+{
+    return l->each_account;
+}
+
+static const char *count_active_sql(const layout *l)
+{
+    return l->count_active;
+}
+
+/* The whole result arrives before the first callback, which may then use
+ * this handle or another store (copy) freely. */
+static int pg_each(void *handle, const char *account, apikey_record_cb cb, void *arg)
+{
+    pgstore *s = handle;
+    const Oid types[1] = {OID_TEXT};
+    const char *vals[1] = {account};
+    PGresult *res;
+    int st = read_many(s, account ? each_account_sql : each_sql,
+                       (stmt){.n = account ? 1 : 0, .types = types, .vals = vals}, "reading keys", &res);
+    if (st != APIKEY_ST_OK)
+        return st;
     apikey_record rec;
-    int st = APIKEY_ST_OK;
     for (int i = 0, n = PQntuples(res); i < n && st == APIKEY_ST_OK; i++) {
         st = read_row(s, res, i, &rec);
         if (st == APIKEY_ST_OK)
@@ -844,6 +880,30 @@ static int pg_each(void *handle, const char *account, apikey_record_cb cb, void 
     }
     PQclear(res);
     return st == APIKEY_ST_STOP ? APIKEY_ST_OK : st;
+}
+
+/* The count in the database: a batch of new keys for a large account no
+ * longer fetches and decodes every key of it. */
+static int pg_count_active(void *handle, const char *account, int64_t now, uint64_t *count)
+{
+    pgstore *s = handle;
+    char when[24];
+    snprintf(when, sizeof when, "%lld", (long long)now);
+    const Oid types[2] = {OID_TEXT, OID_INT8};
+    const char *vals[2] = {account, when};
+    PGresult *res;
+    int st = read_many(s, count_active_sql, (stmt){.n = 2, .types = types, .vals = vals}, "counting keys", &res);
+    if (st != APIKEY_ST_OK)
+        return st;
+    uint64_t be;
+    if (PQntuples(res) == 1 && PQgetlength(res, 0, 0) == (int)sizeof be) {
+        memcpy(&be, PQgetvalue(res, 0, 0), sizeof be);
+        *count = be64toh(be);
+    } else {
+        st = fail(s, "counting keys", NULL);
+    }
+    PQclear(res);
+    return st;
 }
 
 /* The change log that replicas follow (pgsql_changes.h): created by the
@@ -900,30 +960,33 @@ static int upgrade(pgstore *s)
 }
 
 /* begin in one round trip, for a store already at SQL_SCHEMA_VERSION with
- * its change log: BEGIN, the schema's version and the log's trim in one
- * pipeline, the writers' lock left for later (pgstore.locked). 0 when it did not do: an older or newer schema, no log
- * (the trim's tables are missing: error, the rest skipped), any other error;
+ * its change log: BEGIN, the schema's version with the log's presence and,
+ * once in PGSQL_LOG_TRIM_ONE_IN, the log's trim in one pipeline, the
+ * writers' lock left for later (pgstore.locked). 0 when it did not do: an
+ * older or newer schema, no log (its tables are missing: error, the rest
+ * skipped), any other error;
  * the transaction is then rolled back, and begin goes the long way round,
  * which upgrades or says what is wrong. */
 static int begin_at_once(pgstore *s)
 {
     static const char *const sql[] = {"BEGIN", "SET LOCAL lock_timeout = '" WRITER_WAIT "'",
-                                      "SELECT version FROM apikey_schema", PGSQL_LOG_TRIM};
+                                      PGSQL_VERSION_AND_LOG, PGSQL_LOG_TRIM};
     enum { N = sizeof sql / sizeof sql[0], VERSION = 2 };
+    int n = arc4random_uniform(PGSQL_LOG_TRIM_ONE_IN) == 0 ? N : N - 1;
     stmt q[N];
     PGresult *res[N];
-    for (int i = 0; i < N; i++)
+    for (int i = 0; i < n; i++)
         q[i] = (stmt){.sql = sql[i]};
     if (PQstatus(s->conn) != CONNECTION_OK && !reconnect(s))
         return 0;
-    int done = exchange_pipeline(s, q, N, res, WAIT_WRITE_MS) == 0;
-    for (int i = 0; i < N && done; i++)
+    int done = exchange_pipeline(s, q, n, res, WAIT_WRITE_MS) == 0;
+    for (int i = 0; i < n && done; i++)
         done = ok(res[i]);
     uint32_t be = 0;
     if (done && PQntuples(res[VERSION]) == 1 && PQgetlength(res[VERSION], 0, 0) == 4)
         memcpy(&be, PQgetvalue(res[VERSION], 0, 0), sizeof be);
     done = done && be32toh(be) == SQL_SCHEMA_VERSION;
-    for (int i = 0; i < N; i++)
+    for (int i = 0; i < n; i++)
         PQclear(res[i]);
     if (!done) {
         abandon_txn(s);
@@ -1281,6 +1344,7 @@ static const apikey_store_ops pgsql_ops = {
     /* A PGconn serves one statement at a time: no concurrent lookups; the
      * core serialises them under its lock. */
     .flags = 0,
+    .count_active = pg_count_active,
 };
 
 EXPORT const apikey_store_ops *apikey_store_entry_v1(void)
