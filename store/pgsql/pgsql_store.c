@@ -79,7 +79,7 @@ typedef struct layout {
      "UPDATE " T " SET last_used = $2 WHERE id = (SELECT id FROM " T                             \
      " WHERE id = $1 AND last_used < $2 FOR UPDATE SKIP LOCKED)",                                \
      "SELECT count(*) FROM " T " WHERE account = $1"                                             \
-     " AND (revoked <> 0 OR (expires <> 0 AND expires <= $2)) IS NOT TRUE"}
+     " AND (revoked > 0 OR (expires > 0 AND expires <= $2)) IS NOT TRUE"}
 static const layout layouts[SQL_LAYOUTS] = {
     LAYOUT("apikey_lookup_schema1", SQL_TABLE_1, SQL_COLS_1),
     LAYOUT("apikey_lookup_schema2", SQL_TABLE_2, SQL_COLS_2),
