@@ -216,6 +216,7 @@ row "PAM pam_apikey on a replica, $MID keys" "$ON" "µs" "<= 1.1x pam_permit" \
 
 awk -v n="$MID" 'NR % int(n / 1000) == 0' "$T/json$MID/keys" > "$T/wrk.keys"
 wrk_keys_script "$T/wrk.lua"
+nginx_pin
 # Rounds of pairs, as bench/nginx.sh takes them (bench/lib.sh, nginx_pair):
 # the ratio is the median of the pairs' ratios.
 for round in $(seq "$NGINX_ROUNDS"); do

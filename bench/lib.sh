@@ -57,6 +57,18 @@ LUA
 # bench/fleet.sh's replica row, so the two ratios are taken alike). They
 # need $T, $PORT, $WORKER (the one worker's pid), $SECS and wrk_keys_script's
 # script in $T/wrk.lua.
+# BENCH_NGINX_PIN=1: the worker on CPU 0 and wrk on CPU 1 (nginx_pin, after
+# $WORKER is known). Unpinned, wrk's wake-ups preempt the worker on its own
+# core: 0.2-0.35 involuntary context switches a request plain, 0.44-0.49
+# behind the module (every pair of 2026-12-06), each several µs of system
+# time on this PVM guest, so the module's user time came back amplified as
+# system time; pinned, 0.01 for both (bench/RESULTS.md, "Figures measured
+# outside make bench").
+nginx_pin() {
+    WRK_PIN=""
+    [ "${BENCH_NGINX_PIN:-0}" = 1 ] || return 0
+    taskset -pc 0 "$WORKER" > /dev/null && WRK_PIN="taskset -c 1"
+}
 # nginx_measure PATH KEYS KIND: one wrk run of $SECS s; prints "µs-per-request
 # p99-µs requests switches-per-request user-µs system-µs": utime+stime from
 # /proc/PID/stat over the run, divided by the requests wrk counted.
@@ -64,13 +76,13 @@ nginx_measure() {
     # Warm, before the first run of each kind: every key's first last-used
     # write (once an hour) happens there.
     if [ ! -f "$T/warm.$3" ]; then
-        wrk -t 1 -c 16 -d 3s -s "$T/wrk.lua" "http://127.0.0.1:$PORT$1" -- "$2" > /dev/null 2>&1
+        ${WRK_PIN:-} wrk -t 1 -c 16 -d 3s -s "$T/wrk.lua" "http://127.0.0.1:$PORT$1" -- "$2" > /dev/null 2>&1
         : > "$T/warm.$3"
     fi
     # Context switches, voluntary and not.
     sa=$(awk '/ctxt_switches/ { n += $2 } END { print n }' "/proc/$WORKER/status")
     set -- "$@" $(awk '{ print $14, $15 }' "/proc/$WORKER/stat")
-    wrk -t 1 -c 16 -d "${SECS}s" -s "$T/wrk.lua" "http://127.0.0.1:$PORT$1" -- "$2" > "$T/wrk.out" 2>&1
+    ${WRK_PIN:-} wrk -t 1 -c 16 -d "${SECS}s" -s "$T/wrk.lua" "http://127.0.0.1:$PORT$1" -- "$2" > "$T/wrk.out" 2>&1
     set -- "$@" $(awk '{ print $14, $15 }' "/proc/$WORKER/stat")
     ut=$(($6 - $4)) st=$(($7 - $5))
     sb=$(awk '/ctxt_switches/ { n += $2 } END { print n }' "/proc/$WORKER/status")
