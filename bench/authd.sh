@@ -90,7 +90,6 @@ if command -v perf > /dev/null; then
     FC="; system calls/request $(calls "$FLOOR" "http://127.0.0.1:$FP/verify/bench" -s "$T/key.lua")"
     DC="; system calls/request $(calls "$D" "http://127.0.0.1:$DP/verify/bench" -s "$T/key.lua")"
 fi
-median() { sort -n "$1" | awk '{ v[NR] = $0 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 each() { tr '\n' ' ' < "$1" | sed 's/ $//; s/ /, /g'; }
 F=$(median "$T/f") V=$(median "$T/d") R=$(median "$T/r")
 row "libmicrohttpd answering 200, $THREADS threads (the floor; median of $ROUNDS runs)" "$F" "µs CPU/request" "-" "1.00x; runs $(each "$T/f") µs$FC"

@@ -14,7 +14,8 @@
 #   - PAM on a replica against pam_permit, nginx on a replica against plain
 #     nginx (CPU time of the worker per request).
 # Replaces its section of bench/RESULTS.md.
-# Smaller for a quick look: FLEET_MID=10000 FLEET_BIG=100000 FLEET_N=50 BENCH_SECONDS=1;
+# Smaller for a quick look: FLEET_MID=10000 FLEET_BIG=100000 FLEET_N=50 BENCH_SECONDS=1
+# FLEET_NGINX_ROUNDS=3;
 # FLEET_DEBUG=SECONDS keeps the fleet up after the revocations, and
 # PROPAGATION_SLOW=MS has bench/propagation name each host slower than that.
 # FLEET_BEFORE=DIR: a build folder of an earlier version (its libapikey,
@@ -32,6 +33,7 @@ CHURN_RATE=${FLEET_CHURN_RATE:-1000}
 CHURN_SECONDS=${FLEET_CHURN_SECONDS:-10}
 SECS=${BENCH_SECONDS:-3}
 ITER=${BENCH_ITER:-2000}
+NGINX_ROUNDS=${FLEET_NGINX_ROUNDS:-9}
 REPLICAS=4
 MODULE=$ROOT/build/nginx/ngx_http_apikey_module.so
 WUSER=${BENCH_WORKER_USER:-www-data}
@@ -214,23 +216,17 @@ row "PAM pam_apikey on a replica, $MID keys" "$ON" "µs" "<= 1.1x pam_permit" \
 
 awk -v n="$MID" 'NR % int(n / 1000) == 0' "$T/json$MID/keys" > "$T/wrk.keys"
 wrk_keys_script "$T/wrk.lua"
-ticks() { awk '{ print $14 + $15 }' "/proc/$WORKER/stat"; }
-nginx_us() { # PATH: the worker's CPU µs per request, best of 3
-    for round in 1 2 3; do
-        a=$(ticks)
-        wrk -t 1 -c 16 -d "${SECS}s" -s "$T/wrk.lua" "http://127.0.0.1:$PORT$1" -- "$T/wrk.keys" > "$T/wrk.out" 2>&1
-        b=$(ticks)
-        set -- "$1" $(awk '/^RESULT/ { print $2, $3 }' "$T/wrk.out")
-        [ "$3" -eq 0 ] || echo "bench/fleet.sh: $1: $3 answers were not 200" >&2
-        awk -v a="$a" -v b="$b" -v hz="$(getconf CLK_TCK)" -v n="$2" 'BEGIN { printf "%.2f\n", (b - a) / hz * 1e6 / n }'
-    done | sort -n | head -n 1
-}
-nginx_us /r1/index.txt > /dev/null # warm: every key read once
-PLAIN=$(nginx_us /plain/index.txt)
-REP=$(nginx_us /r1/index.txt)
-row "nginx plain, worker CPU per request" "$PLAIN" "µs" "-" "1.00x"
-row "nginx with the module on a replica, $MID keys" "$REP" "µs" ">= 0.90x plain" \
-    "$(ratio "$PLAIN" "$REP")x: $(verdict "$(ratio "$PLAIN" "$REP")" 0.90 ge)"
+nginx_pin
+# Rounds of pairs, as bench/nginx.sh takes them (bench/lib.sh, nginx_pair):
+# the ratio is the median of the pairs' ratios.
+for round in $(seq "$NGINX_ROUNDS"); do
+    nginx_pair "$round" replica /r1/index.txt "$T/wrk.keys" /plain/index.txt "$T/wrk.keys"
+done
+CAP=$(median "$T/ratios.replica")
+row "nginx plain, worker CPU per request (median of its runs)" "$(nginx_col plain 1)" "µs" "-" \
+    "1.00x; user $(nginx_col plain 5) µs, system $(nginx_col plain 6) µs"
+row "nginx with the module on a replica, $MID keys (median of its runs)" "$(nginx_col replica 1)" "µs" ">= 0.90x plain" \
+    "${CAP}x (median of $NGINX_ROUNDS pairs): $(verdict "$CAP" 0.90 ge); each pair: $(nginx_each replica)x; user $(nginx_col replica 5) µs, system $(nginx_col replica 6) µs"
 kill $PIDS 2>/dev/null
 wait 2>/dev/null
 PIDS=""
@@ -250,7 +246,8 @@ size_rows "$BIG" 30
     echo "alive), $NH hosts each checking the key under watch every $INTERVAL ms (bench/propagation.c);"
     echo "from apikey_revoke returned (COMMIT acknowledged) to each host's first refusal, one key at a"
     echo "time. PAM and nginx ratios as in bench/run.sh and bench/nginx.sh (nginx: the worker's CPU"
-    echo "time per request, best of 3 runs of ${SECS} s, workers as $WUSER)."
+    echo "time per request, the median of $NGINX_ROUNDS pairs' ratios, each pair a plain run and a run on"
+    echo "the replica of ${SECS} s, workers as $WUSER)."
     echo
     rows_table
     cat <<'NOTES'

@@ -15,7 +15,8 @@
 # Appends (or replaces) its section of bench/RESULTS.md.
 #
 # BENCH_NGINX_STORES="json sqlite rate" BENCH_MID=100000 BENCH_NGINX_SECONDS=4 BENCH_NGINX_ROUNDS=9 BENCH_NGINX_KEYS=1000 (keys wrk
-# rotates through, spread over the store).
+# rotates through, spread over the store) BENCH_NGINX_PIN=0 (1: the worker
+# on CPU 0, wrk on CPU 1; see nginx_pin in bench/lib.sh).
 set -u
 cd "$(dirname "$0")/.." || exit 2
 ROOT=$(pwd)
@@ -114,57 +115,18 @@ WORKER=$(ps -o pid= --ppid "$MASTER" | tr -d ' ')
 # would go through index's internal redirect, and the access phase (the
 # check) would run twice.
 wrk_keys_script "$T/wrk.lua"
-# utime and stime, and context switches (voluntary and not) of the worker.
-ticks() { awk '{ print $14, $15 }' "/proc/$WORKER/stat"; }
-switches() { awk '/ctxt_switches/ { n += $2 } END { print n }' "/proc/$WORKER/status"; }
-HZ=$(getconf CLK_TCK)
-measure() { # PATH KEYS KIND: prints "µs-per-request p99-µs requests switches-per-request user-µs system-µs"
-    # Warm, before the first pair of each row: every key's first
-    # last-used write (once an hour) happens there.
-    if [ ! -f "$T/warm.$3" ]; then
-        wrk -t 1 -c 16 -d 3s -s "$T/wrk.lua" "http://127.0.0.1:$PORT$1" -- "$2" > /dev/null 2>&1
-        : > "$T/warm.$3"
-    fi
-    sa=$(switches)
-    set -- "$@" $(ticks)
-    wrk -t 1 -c 16 -d "${SECS}s" -s "$T/wrk.lua" "http://127.0.0.1:$PORT$1" -- "$2" > "$T/wrk.out" 2>&1
-    set -- "$@" $(ticks)
-    ut=$(($6 - $4)) st=$(($7 - $5)) sb=$(switches)
-    set -- $(awk '/^RESULT/ { print $2, $3, $4 }' "$T/wrk.out")
-    [ "$2" -eq 0 ] || echo "bench/nginx.sh: $1: $2 answers were not 200" >&2
-    awk -v u="$ut" -v k="$st" -v hz="$HZ" -v n="$1" -v p="$3" -v s=$((sb - sa)) \
-        'BEGIN { printf "%.2f %d %d %.2f %.2f %.2f\n", (u + k) / hz * 1e6 / n, p, n, s / n, u / hz * 1e6 / n, k / hz * 1e6 / n }'
-}
+nginx_pin
 
-# Rounds of pairs: each kind's run next to a plain run of its own, in
-# turn first and second (ABBA), so that load which comes and goes on the
-# shared machine falls on both sides of a pair; the ratio is the median
-# of the pairs' ratios, and every pair is shown. Many short pairs rather
-# than a few long runs: a burst of other work spoils one pair (on this
-# machine some pairs read 0.6x or 1.25x), and the median sets it aside.
+# Rounds of pairs (bench/lib.sh, nginx_pair): the ratio is the median of
+# the pairs' ratios, and every pair is shown.
 KINDS="plain"
 for kind in json sqlite rate; do [ -f "$T/$kind.conf" ] && KINDS="$KINDS $kind"; done
 for round in $(seq "$ROUNDS"); do
     for kind in $KINDS; do
         [ "$kind" = plain ] && continue
-        order="plain $kind"
-        [ $((round % 2)) -eq 0 ] && order="$kind plain"
-        for k in $order; do
-            keys=$T/$k.wrk
-            [ "$k" = plain ] && keys=$PLAIN_KEYS
-            measure "/$k/index.txt" "$keys" "$k" > "$T/run"
-            [ "$k" = plain ] && cp "$T/run" "$T/pair.plain" || cp "$T/run" "$T/pair.kind"
-        done
-        cat "$T/pair.plain" >> "$T/runs.plain"
-        cat "$T/pair.kind" >> "$T/runs.$kind"
-        paste -d' ' "$T/pair.plain" "$T/pair.kind" | awk '{ printf "%.2f\n", $1 / $7 }' >> "$T/ratios.$kind"
-        echo "  round $round, $kind: plain $(cut -d' ' -f1 "$T/pair.plain") µs, $kind $(cut -d' ' -f1 "$T/pair.kind") µs: $(tail -n 1 "$T/ratios.$kind")x"
+        nginx_pair "$round" "$kind" "/$kind/index.txt" "$T/$kind.wrk" /plain/index.txt "$PLAIN_KEYS"
     done
 done
-median() { sort -n "$1" | awk '{ v[NR] = $0 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-col() { cut -d' ' -f"$2" "$T/runs.$1" > "$T/col"; median "$T/col"; }
-spread() { sort -n "$T/runs.$1" | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "runs %s-%s µs", lo, hi }'; }
-each() { tr '\n' ' ' < "$T/ratios.$1" | sed 's/ $//; s/ /, /g'; }
 
 if command -v perf > /dev/null; then
     for kind in $KINDS; do
@@ -177,9 +139,9 @@ if command -v perf > /dev/null; then
 fi
 calls_of() { awk -F'|' -v k="$1" '$1 == k { print $2 }' "$T/calls" 2> /dev/null; }
 
-PLAIN=$(col plain 1)
+PLAIN=$(nginx_col plain 1)
 row "nginx, plain static file (the floor; median of its runs)" "$PLAIN" "µs CPU/request" "-" \
-    "1.00x; p99 $(col plain 2) µs; $(spread plain); user $(col plain 5) µs, system $(col plain 6) µs; context switches/request $(col plain 4); system calls/request $(calls_of plain)"
+    "1.00x; p99 $(nginx_col plain 2) µs; $(nginx_spread plain); user $(nginx_col plain 5) µs, system $(nginx_col plain 6) µs; context switches/request $(nginx_col plain 4); system calls/request $(calls_of plain)"
 for kind in $KINDS; do
     [ "$kind" = plain ] && continue
     cap=$(median "$T/ratios.$kind")
@@ -187,8 +149,8 @@ for kind in $KINDS; do
     [ "$kind" = sqlite ] && goal=0.80
     [ "$kind" = rate ] && goal=0.88 what="json, $MID keys with a rate limit"
     met=$(verdict "$cap" "$goal" ge)
-    row "nginx + ngx_http_apikey_module, $what (median of its runs)" "$(col "$kind" 1)" "µs CPU/request" \
-        ">= ${goal}x plain capacity" "${cap}x (median of $ROUNDS pairs): $met; each pair: $(each "$kind")x; p99 $(col "$kind" 2) µs; $(spread "$kind"); user $(col "$kind" 5) µs, system $(col "$kind" 6) µs; context switches/request $(col "$kind" 4); system calls/request $(calls_of "$kind")"
+    row "nginx + ngx_http_apikey_module, $what (median of its runs)" "$(nginx_col "$kind" 1)" "µs CPU/request" \
+        ">= ${goal}x plain capacity" "${cap}x (median of $ROUNDS pairs): $met; each pair: $(nginx_each "$kind")x; p99 $(nginx_col "$kind" 2) µs; $(nginx_spread "$kind"); user $(nginx_col "$kind" 5) µs, system $(nginx_col "$kind" 6) µs; context switches/request $(nginx_col "$kind" 4); system calls/request $(calls_of "$kind")"
 done
 
 {
@@ -211,6 +173,7 @@ done
     echo "worker's CPU time (utime+stime) per request; capacity is plain"
     echo "nginx's time divided by the module's. For comparison (issue 13): Kong key-auth with"
     echo "rate limiting, 0.76x its plain proxy; nginx auth_request to a bare HTTP responder, 0.21x."
+    if [ -n "$WRK_PIN" ]; then echo "Pinned (BENCH_NGINX_PIN=1): the worker on CPU 0, wrk on CPU 1."; fi
     echo
     rows_table
 } > "$T/RESULTS.md"

@@ -55,5 +55,7 @@ int replica_trusted_now(struct apikey_ctx *ctx);
 /* Tell syncd that key id was used at when: best effort, never blocking,
  * at most once per last_used_granularity per key and process. */
 void replica_touch(struct apikey_ctx *ctx, const char *id, int64_t when);
+/* Fetch into the cache what replica_touch will read for id. */
+void replica_prefetch(struct apikey_ctx *ctx, const char *id);
 
 #endif

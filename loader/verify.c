@@ -61,6 +61,10 @@ static int check_and_lookup(apikey_ctx *ctx, const char *key, size_t keylen, cha
         ctx->prefetch(ctx->store.handle, id);
     if (!direct && ctx->prefetch)
         pthread_rwlock_unlock(&ctx->lock);
+    /* An allowed check on a replica reads its set of uses told to syncd
+     * last (replica_touch): a miss at 100,000 keys, overlapped here too. */
+    if (ctx->replica)
+        replica_prefetch(ctx, id);
     int hashed = core_hash_key(ctx, key, keylen, want) == 0;
     if (direct) {
         if (hashed && (used = ctx->store.handle))
