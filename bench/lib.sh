@@ -57,8 +57,9 @@ LUA
 # bench/fleet.sh's replica row, so the two ratios are taken alike). They
 # need $T, $PORT, $WORKER (the one worker's pid), $SECS and wrk_keys_script's
 # script in $T/wrk.lua.
-# BENCH_NGINX_PIN=1: the worker on CPU 0 and wrk on CPU 1 (nginx_pin, after
-# $WORKER is known). Unpinned, wrk's wake-ups preempt the worker on its own
+# By default the worker runs on CPU 0 and wrk on CPU 1 (nginx_pin, after
+# $WORKER is known), as a server does not share its core with its clients;
+# BENCH_NGINX_PIN=0 leaves both to the scheduler. Unpinned, wrk's wake-ups preempt the worker on its own
 # core: 0.2-0.35 involuntary context switches a request plain, 0.44-0.49
 # behind the module (every pair of 2026-12-06), each several µs of system
 # time on this PVM guest, so the module's user time came back amplified as
@@ -66,7 +67,7 @@ LUA
 # outside make bench").
 nginx_pin() {
     WRK_PIN=""
-    [ "${BENCH_NGINX_PIN:-0}" = 1 ] || return 0
+    [ "${BENCH_NGINX_PIN:-1}" = 1 ] || return 0
     taskset -pc 0 "$WORKER" > /dev/null && WRK_PIN="taskset -c 1"
 }
 # nginx_measure PATH KEYS KIND: one wrk run of $SECS s; prints "µs-per-request

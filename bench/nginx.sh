@@ -15,8 +15,8 @@
 # Appends (or replaces) its section of bench/RESULTS.md.
 #
 # BENCH_NGINX_STORES="json sqlite rate" BENCH_MID=100000 BENCH_NGINX_SECONDS=4 BENCH_NGINX_ROUNDS=9 BENCH_NGINX_KEYS=1000 (keys wrk
-# rotates through, spread over the store) BENCH_NGINX_PIN=0 (1: the worker
-# on CPU 0, wrk on CPU 1; see nginx_pin in bench/lib.sh).
+# rotates through, spread over the store) BENCH_NGINX_PIN=1 (the worker
+# on CPU 0, wrk on CPU 1; 0: unpinned; see nginx_pin in bench/lib.sh).
 set -u
 cd "$(dirname "$0")/.." || exit 2
 ROOT=$(pwd)
@@ -173,7 +173,7 @@ done
     echo "worker's CPU time (utime+stime) per request; capacity is plain"
     echo "nginx's time divided by the module's. For comparison (issue 13): Kong key-auth with"
     echo "rate limiting, 0.76x its plain proxy; nginx auth_request to a bare HTTP responder, 0.21x."
-    if [ -n "$WRK_PIN" ]; then echo "Pinned (BENCH_NGINX_PIN=1): the worker on CPU 0, wrk on CPU 1."; fi
+    if [ -n "$WRK_PIN" ]; then echo "Pinned (BENCH_NGINX_PIN=1, the default): the worker on CPU 0, wrk on CPU 1."; else echo "Unpinned (BENCH_NGINX_PIN=0): the worker and wrk share both cores."; fi
     echo
     rows_table
 } > "$T/RESULTS.md"
