@@ -166,7 +166,7 @@ static void unmap(rate_table *t)
         munmap(t->map, t->map_len);
     if (t->fd >= 0)
         close(t->fd);
-    t->map = NULL;
+    __atomic_store_n(&t->map, NULL, __ATOMIC_RELAXED); /* rate_prefetch reads it unlocked */
     t->fd = -1;
 }
 
@@ -214,9 +214,9 @@ static int map_table(rate_table *t)
             return -1;
         }
         t->fd = fd;
-        t->map = m;
         t->map_len = (size_t)st.st_size;
-        t->mask = h.slots / BUCKET - 1;
+        __atomic_store_n(&t->mask, h.slots / BUCKET - 1, __ATOMIC_RELAXED);
+        __atomic_store_n(&t->map, m, __ATOMIC_RELAXED);
         t->err[0] = '\0';
         return 0;
     }
@@ -304,11 +304,27 @@ static int takeable(uint64_t k, uint64_t tat, int64_t now)
     return k == 0 || (int64_t)(tat & ~PENDING) <= now - GRACE;
 }
 
+static slot_word *bucket_of(void *map, uint32_t mask, uint64_t key)
+{
+    return (slot_word *)((char *)map + sizeof(rate_header)) + (size_t)(mix(key) & mask) * BUCKET;
+}
+
+void rate_prefetch(rate_table *t, const char id[8])
+{
+    /* Read without the lock: a prefetch never faults, so a map being
+     * replaced (or a mask of another map) costs at most a useless fetch. */
+    void *map = __atomic_load_n(&t->map, __ATOMIC_RELAXED);
+    uint32_t mask = __atomic_load_n(&t->mask, __ATOMIC_RELAXED);
+    uint64_t key;
+    memcpy(&key, id, sizeof key);
+    if (map)
+        __builtin_prefetch(bucket_of(map, mask, key), 1, 3);
+}
+
 static int take_cell(rate_table *t, uint64_t key, const rate_spec *r, int64_t now,
                      rate_answer *out)
 {
-    slot_word *b = (slot_word *)((char *)t->map + sizeof(rate_header)) +
-                   (size_t)(mix(key) & t->mask) * BUCKET;
+    slot_word *b = bucket_of(t->map, t->mask, key);
     int64_t interval = (int64_t)r->period * 1000000000 / r->limit;
     int64_t tau = (int64_t)(r->burst - 1) * interval;
     /* Claims given back because another slot held the key: only racing

@@ -63,6 +63,10 @@ int64_t rate_now_ns(void);
  * cannot be opened or mapped, or every slot of the key's bucket is held by
  * another key that is not idle) with the reason in err. Opens or follows the file as
  * needed: its identity is checked again at most once a second. */
+/* Start fetching key id's bucket into the cache, when the table is mapped,
+ * so that a rate_take a little later does not wait on memory. Never blocks
+ * or faults; a table not yet opened is left alone. */
+void rate_prefetch(rate_table *t, const char id[8]);
 int rate_take(rate_table *t, const char id[8], const rate_spec *r, int64_t now_ns,
               rate_answer *out, char *err, size_t errlen);
 

@@ -59,6 +59,9 @@ static int check_and_lookup(apikey_ctx *ctx, const char *key, size_t keylen, cha
         /* The store fetches the id's record into the cache while the key
          * is hashed: at 1,000,000 keys that miss was the costliest step. */
         ctx->prefetch(ctx->store.handle, id);
+    /* Likewise the key's slot of the rate table, once a key with a limit
+     * has opened it here (a host whose keys have none never maps it). */
+    rate_prefetch(&ctx->rate, id);
     if (!direct && ctx->prefetch)
         pthread_rwlock_unlock(&ctx->lock);
     /* An allowed check on a replica reads its set of uses told to syncd

@@ -146,7 +146,7 @@ static void ngx_http_apikey_exit_process(ngx_cycle_t *cycle);
 static apikey_reason ngx_http_apikey_read_key(ngx_http_request_t *r,
     ngx_http_apikey_loc_conf_t *lcf, ngx_http_apikey_check_t *chk);
 static ngx_int_t ngx_http_apikey_number_header(ngx_http_request_t *r,
-    const char *name, uint32_t n);
+    const ngx_str_t *name, uint32_t n);
 static ngx_int_t ngx_http_apikey_plain(const char *s);
 static ngx_int_t ngx_http_apikey_answer(ngx_http_request_t *r,
     ngx_http_apikey_loc_conf_t *lcf, ngx_http_apikey_req_t *rq);
@@ -738,13 +738,14 @@ ngx_http_apikey_read_key(ngx_http_request_t *r,
 
 /*
  * One header of a number: X-RateLimit-Limit, X-RateLimit-Remaining,
- * Retry-After.
+ * Retry-After. Digits written by hand, as limit_req's are cheap:
+ * ngx_sprintf's generic formatting was most of these headers' cost.
  */
 static ngx_int_t
-ngx_http_apikey_number_header(ngx_http_request_t *r, const char *name,
+ngx_http_apikey_number_header(ngx_http_request_t *r, const ngx_str_t *name,
     uint32_t n)
 {
-    u_char           *p;
+    u_char           *p, *end;
     ngx_table_elt_t  *h;
 
     h = ngx_list_push(&r->headers_out.headers);
@@ -753,14 +754,25 @@ ngx_http_apikey_number_header(ngx_http_request_t *r, const char *name,
         return NGX_ERROR;
     }
 
+    end = p + NGX_INT32_LEN;
+    p = end;
+    do {
+        *--p = (u_char) ('0' + n % 10);
+        n /= 10;
+    } while (n);
+
     h->hash = 1;
-    h->key.data = (u_char *) name;
-    h->key.len = ngx_strlen(name);
+    h->key = *name;
     h->value.data = p;
-    h->value.len = ngx_sprintf(p, "%uD", n) - p;
+    h->value.len = end - p;
 
     return NGX_OK;
 }
+
+
+static ngx_str_t  ngx_http_apikey_limit = ngx_string("X-RateLimit-Limit");
+static ngx_str_t  ngx_http_apikey_left = ngx_string("X-RateLimit-Remaining");
+static ngx_str_t  ngx_http_apikey_retry = ngx_string("Retry-After");
 
 
 /*
@@ -804,10 +816,10 @@ ngx_http_apikey_answer(ngx_http_request_t *r, ngx_http_apikey_loc_conf_t *lcf,
      */
     if (rq->status == NGX_HTTP_OK) {
         if (rq->rate_limit
-            && (ngx_http_apikey_number_header(r, "X-RateLimit-Limit",
+            && (ngx_http_apikey_number_header(r, &ngx_http_apikey_limit,
                                               rq->rate_limit)
                 != NGX_OK
-                || ngx_http_apikey_number_header(r, "X-RateLimit-Remaining",
+                || ngx_http_apikey_number_header(r, &ngx_http_apikey_left,
                                                  rq->rate_remaining)
                    != NGX_OK))
         {
@@ -818,12 +830,13 @@ ngx_http_apikey_answer(ngx_http_request_t *r, ngx_http_apikey_loc_conf_t *lcf,
     }
 
     if (rq->status == NGX_HTTP_TOO_MANY_REQUESTS) {
-        if (ngx_http_apikey_number_header(r, "Retry-After", rq->retry_after)
+        if (ngx_http_apikey_number_header(r, &ngx_http_apikey_retry,
+                                          rq->retry_after)
             != NGX_OK
-            || ngx_http_apikey_number_header(r, "X-RateLimit-Limit",
+            || ngx_http_apikey_number_header(r, &ngx_http_apikey_limit,
                                              rq->rate_limit)
                != NGX_OK
-            || ngx_http_apikey_number_header(r, "X-RateLimit-Remaining", 0)
+            || ngx_http_apikey_number_header(r, &ngx_http_apikey_left, 0)
                != NGX_OK)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;

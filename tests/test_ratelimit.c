@@ -483,6 +483,31 @@ static void test_other_boot(void)
     rate_table_free(&t);
 }
 
+/* rate_prefetch: a table not yet opened is left alone (a host whose keys
+ * have no limit never makes one), and a mapping whose file was truncated
+ * under it, where a load would die of SIGBUS, is only a useless fetch. */
+static void test_prefetch(void)
+{
+    rate_table t;
+    table(&t, "prefetch");
+    const char *path = path_of("prefetch");
+    unlink(path);
+    rate_prefetch(&t, "pfKey001");
+    CU_ASSERT(access(path, F_OK) != 0);
+    rate_spec r = {10, 1, 10};
+    CU_ASSERT_EQUAL(take(&t, "pfKey001", r, T0, NULL), RATE_ALLOWED);
+    CU_ASSERT_EQUAL_FATAL(truncate(path, 0), 0);
+    for (int i = 0; i < 1000; i++) {
+        char id[9];
+        snprintf(id, sizeof id, "pf%06d", i);
+        rate_prefetch(&t, id);
+    }
+    /* Still here: the next check looks at the file again. */
+    CU_ASSERT_NOT_EQUAL(take(&t, "pfKey001", r, T0 + 2 * SEC, NULL), RATE_LIMITED);
+    rate_table_free(&t);
+    unlink(path);
+}
+
 int main(void)
 {
     CU_TestInfo tests[] = {
@@ -497,6 +522,7 @@ int main(void)
         {"a pending claim is never counted in", test_pending},
         {"deleted, truncated, replaced: right or unavailable", test_faults},
         {"a table of an earlier boot is replaced", test_other_boot},
+        {"a prefetch opens nothing and never faults", test_prefetch},
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {{"ratelimit", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};

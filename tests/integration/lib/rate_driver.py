@@ -54,18 +54,24 @@ def main():
         conn = http.client.HTTPConnection("127.0.0.1", int(args[0]), timeout=10)
         headers = {"Authorization": "Bearer " + key}
 
+        def number(r, name):
+            """The header's value when it is a plain decimal number, else None."""
+            v = r.getheader(name) or ""
+            return int(v) if v.isdigit() and str(int(v)) == v else None
+
         def ask():
             conn.request("GET", args[1], headers=headers)
             r = conn.getresponse()
             r.read()
             if r.status == 200:
-                if r.getheader("X-RateLimit-Limit") is None or r.getheader("X-RateLimit-Remaining") is None:
-                    note("200 without X-RateLimit headers")
+                if not number(r, "X-RateLimit-Limit") or number(r, "X-RateLimit-Remaining") is None:
+                    note("200 without X-RateLimit headers of a number")
                 return True
             if r.status != 429:
                 note("HTTP %d" % r.status)
-            elif not (r.getheader("Retry-After") or "").isdigit():
-                note("429 without Retry-After")
+            elif not number(r, "Retry-After") or not number(r, "X-RateLimit-Limit") \
+                    or number(r, "X-RateLimit-Remaining") != 0:
+                note("429 without Retry-After, or its X-RateLimit headers wrong")
             return False
     else:
         sys.exit("unknown mode " + mode)
