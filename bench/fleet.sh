@@ -14,6 +14,7 @@
 #   - PAM on a replica against pam_permit, nginx on a replica against plain
 #     nginx (CPU time of the worker per request).
 # Replaces its section of bench/RESULTS.md.
+# BENCH_CONDITIONS="...": what else ran, said beside the load average.
 # Smaller for a quick look: FLEET_MID=10000 FLEET_BIG=100000 FLEET_N=50 BENCH_SECONDS=1
 # FLEET_NGINX_ROUNDS=3;
 # FLEET_DEBUG=SECONDS keeps the fleet up after the revocations, and
@@ -239,7 +240,7 @@ size_rows "$BIG" 30
     echo "## A fleet: replica and propagation"
     echo
     echo "Measured by \`make bench\` (bench/fleet.sh) on $(date -u +%Y-%m-%d), load average $LOAD at the"
-    echo "start (2 cores shared with 4 other engineers' builds and tests): PostgreSQL"
+    echo "start${BENCH_CONDITIONS:+ ($BENCH_CONDITIONS)}: PostgreSQL"
     echo "$(psql -X -t -A "$PGC dbname=fleet$MID" -c 'SHOW server_version'), on a Unix socket, fsync off (the test server)."
     echo "Propagation: $REPLICAS replicas of the $MID-key store, each with its own apikey-syncd, and on"
     echo "each the Squid helper, PAM (pam_try -l, a login per check) and the nginx module (HTTP/1.1 kept"
