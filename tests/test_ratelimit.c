@@ -497,9 +497,9 @@ static void test_prefetch(void)
     rate_spec r = {10, 1, 10};
     CU_ASSERT_EQUAL(take(&t, "pfKey001", r, T0, NULL), RATE_ALLOWED);
     CU_ASSERT_EQUAL_FATAL(truncate(path, 0), 0);
-    for (int i = 0; i < 1000; i++) {
-        char id[9];
-        snprintf(id, sizeof id, "pf%06d", i);
+    for (unsigned i = 0; i < 1000; i++) {
+        char id[16]; /* room for any unsigned: the sanitizer build checks truncation */
+        snprintf(id, sizeof id, "pf%06u", i);
         rate_prefetch(&t, id);
     }
     /* Still here: the next check looks at the file again. */
