@@ -189,6 +189,17 @@ static void test_revocation_across_processes(void)
     free(pooled);
 }
 
+/* A session of our own on database db, straight to the server. */
+static PGconn *connect_to(const char *db)
+{
+    char conninfo[512];
+    snprintf(conninfo, sizeof conninfo, "host=%s port=%s user=%s dbname=%s", getenv("APIKEY_PG_HOST"),
+             getenv("APIKEY_PG_PORT"), getenv("APIKEY_PG_USER"), db);
+    PGconn *c = PQconnectdb(conninfo);
+    CU_ASSERT_FATAL(PQstatus(c) == CONNECTION_OK);
+    return c;
+}
+
 /* Run SQL in database db through psql, as an operator would. */
 static void psql(const char *db, const char *sql)
 {
@@ -620,11 +631,7 @@ static void test_change_log_under_concurrent_writers(void)
     for (int i = 0; i < WRITERS * REVOKES; i++)
         reqs[i] = req;
     CU_ASSERT_EQUAL_FATAL(admin_create(admin, reqs, WRITERS * REVOKES, keys, err, sizeof err), APIKEY_OK);
-    char conninfo[512];
-    snprintf(conninfo, sizeof conninfo, "host=%s port=%s user=%s dbname=%s", getenv("APIKEY_PG_HOST"),
-             getenv("APIKEY_PG_PORT"), getenv("APIKEY_PG_USER"), db);
-    PGconn *reader = PQconnectdb(conninfo);
-    CU_ASSERT_FATAL(PQstatus(reader) == CONNECTION_OK);
+    PGconn *reader = connect_to(db);
     pid_t pids[WRITERS];
     for (int w = 0; w < WRITERS; w++) {
         pids[w] = fork();
@@ -702,11 +709,8 @@ static void test_log_trim(void)
     admin_issued k;
     apikey_ctx *ctx = admin_with_key(config, "alice", &k);
     CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
-    char conninfo[512], err[256];
-    snprintf(conninfo, sizeof conninfo, "host=%s port=%s user=%s dbname=%s", getenv("APIKEY_PG_HOST"),
-             getenv("APIKEY_PG_PORT"), getenv("APIKEY_PG_USER"), db);
-    PGconn *c = PQconnectdb(conninfo);
-    CU_ASSERT_FATAL(PQstatus(c) == CONNECTION_OK);
+    char err[256];
+    PGconn *c = connect_to(db);
     admin_request req = {.account = "bob", .name = "k", .scopes = "proxies:read", .expires = "30d"};
     for (int i = 0; i < 3; i++)
         CU_ASSERT_EQUAL_FATAL(admin_create(ctx, &req, 1, &k, err, sizeof err), APIKEY_OK);
