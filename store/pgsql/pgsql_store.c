@@ -70,7 +70,7 @@ typedef struct layout {
  * costs. The second part runs only for an id after the last one.
  * Touch: SKIP LOCKED leaves a row that a writer holds alone rather than
  * waiting for it. The count (of active keys, apikey_store.h) takes a row
- * that is not surely revoked or expired (a NULL) as active. */
+ * that is not surely revoked or expired (a NULL, a negative time) as active. */
 #define LAYOUT(NAME, T, C)                                                                       \
     {NAME,                                                                                       \
      "(" SQL_LOOKUP_AFTER(P, T, C) ") UNION ALL (SELECT " C " FROM " T                            \
