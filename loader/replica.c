@@ -27,7 +27,7 @@
  * its own mapping, so that its sets are aligned, and the set is prefetched
  * while the key is hashed (replica_prefetch), since at 100,000 keys that
  * read was a miss of a third of a microsecond in an nginx worker. */
-enum { USE_SLOTS = 262144, USE_WAYS = 4 };
+enum { USE_SLOTS = 262144, USE_WAYS = 4, USE_SETS = USE_SLOTS / USE_WAYS };
 
 typedef struct use_set {
     struct {
@@ -46,7 +46,7 @@ struct replica {
     pthread_mutex_t use_lock;
     int use_fd;
     struct sockaddr_un use_addr;
-    use_set *uses; /* USE_SLOTS / USE_WAYS sets, mmap()ed */
+    use_set *uses; /* USE_SETS sets, mmap()ed */
     store_binding store;
     int concurrent;
     int64_t trusted_until_ms; /* read and written atomically */
@@ -135,7 +135,7 @@ int replica_attach(apikey_ctx *ctx, char *err, size_t errlen)
         return -1;
     }
     pthread_mutex_init(&r->use_lock, NULL);
-    r->uses = mmap(NULL, USE_SLOTS / USE_WAYS * sizeof(use_set), PROT_READ | PROT_WRITE,
+    r->uses = mmap(NULL, USE_SETS * sizeof(use_set), PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (r->uses == MAP_FAILED) {
         r->uses = NULL;
@@ -143,7 +143,7 @@ int replica_attach(apikey_ctx *ctx, char *err, size_t errlen)
     }
     if (!r->uses || store_load(r->uri, ctx->privileged, &r->store, err, errlen) != 0) {
         if (r->uses)
-            munmap(r->uses, USE_SLOTS / USE_WAYS * sizeof(use_set));
+            munmap(r->uses, USE_SETS * sizeof(use_set));
         pthread_mutex_destroy(&r->use_lock);
         pthread_rwlock_destroy(&r->lock);
         free(r);
@@ -163,7 +163,7 @@ void replica_detach(apikey_ctx *ctx)
     store_unbind(&r->store);
     if (r->use_fd >= 0)
         close(r->use_fd);
-    munmap(r->uses, USE_SLOTS / USE_WAYS * sizeof(use_set));
+    munmap(r->uses, USE_SETS * sizeof(use_set));
     pthread_mutex_destroy(&r->use_lock);
     pthread_rwlock_destroy(&r->lock);
     free(r);
@@ -239,7 +239,7 @@ static use_set *uses_of(struct replica *r, const char *id)
     unsigned h = 2166136261u;
     for (int i = 0; i < APIKEY_ID_LEN; i++)
         h = (h ^ (unsigned char)id[i]) * 16777619u;
-    return &r->uses[h % (USE_SLOTS / USE_WAYS)];
+    return &r->uses[h % USE_SETS];
 }
 
 void replica_prefetch(apikey_ctx *ctx, const char *id)
