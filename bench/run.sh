@@ -93,8 +93,8 @@ build/apikey --config "$base.conf" create --batch "$base.batch" > "$base.keys" |
 build/bench/verify_loop "$base.conf" bench "$base.keys" 1 0 rss > /dev/null
 UNLIM="" LIM=""
 for round in 1 2 3; do
-    UNLIM=$(best "$(build/bench/verify_loop "$T/json-$MID.conf" bench "$T/json-$MID.keys" 1 "$SECS")" "$UNLIM")
-    LIM=$(best "$(build/bench/verify_loop "$base.conf" bench "$base.keys" 1 "$SECS")" "$LIM")
+    UNLIM=$(best "$(VERIFY_LOOP_PER_CPU=1 build/bench/verify_loop "$T/json-$MID.conf" bench "$T/json-$MID.keys" 1 "$SECS")" "$UNLIM")
+    LIM=$(best "$(VERIFY_LOOP_PER_CPU=1 build/bench/verify_loop "$base.conf" bench "$base.keys" 1 "$SECS")" "$LIM")
 done
 EXTRA=$(awk -v a="$LIM" -v b="$UNLIM" 'BEGIN { printf "%.3f", 1e6 / a - 1e6 / b }')
 row "verify json, keys without a rate limit" "$UNLIM" "/s" "-" "1.00x"
@@ -119,7 +119,7 @@ else
 fi
 
 echo "== Warm verify: one context, $SECS s"
-SHA1=$(build/bench/verify_loop /dev/null bench "$T/json-$MID.keys" 1 "$SECS" sha)
+SHA1=$(VERIFY_LOOP_PER_CPU=1 build/bench/verify_loop /dev/null bench "$T/json-$MID.keys" 1 "$SECS" sha)
 SHA2=$(build/bench/verify_loop /dev/null bench "$T/json-$MID.keys" 2 "$SECS" sha)
 row "SHA-256 of the keys, 1 thread (the bound)" "$SHA1" "/s" "-" "-"
 row "SHA-256 of the keys, 2 threads" "$SHA2" "/s" "-" "-"
@@ -130,14 +130,18 @@ RSS=$(build/bench/verify_loop "$T/json-$BIG.conf" bench "$T/json-$BIG.keys" 1 0 
 PERKEY=$(awk -v r="$RSS" -v n="$BIG" 'BEGIN { printf "%.0f", r / n }')
 row "JSON context at $BIG keys (peak RSS, every key verified)" "$PERKEY" "bytes/key" "<= 200" "$(verdict "$PERKEY" 200 le)"
 
-for threads in 1 2; do
-    v=$(build/bench/verify_loop "$T/json-$BIG.conf" bench "$T/json-$BIG.keys" $threads "$SECS")
-    if [ $threads = 1 ]; then
-        row "warm verify json, $BIG keys, 1 thread" "$v" "/s" ">= 50% of SHA-256 bound" "$(ratio "$v" "$SHA1" | awk '{printf "%d%%", $1 * 100}'): $(verdict "$v" "$HALF" ge)"
-    else
-        row "warm verify json, $BIG keys, 2 threads" "$v" "/s" "-" "$(ratio "$v" "$SHA2" | awk '{printf "%d%%", $1 * 100}') of 2-thread bound"
-    fi
+# One thread: the best of 3 runs, per CPU second of the thread (the
+# machine's other work takes the core away, not the check's cost); two
+# threads: the wall clock, what the machine's 2 cores did together.
+V1=""
+for round in 1 2 3; do
+    V1=$(best "$(VERIFY_LOOP_PER_CPU=1 build/bench/verify_loop "$T/json-$BIG.conf" bench "$T/json-$BIG.keys" 1 "$SECS")" "$V1")
 done
+row "warm verify json, $MID keys, 1 thread (the rate rows' plain store, best of 3)" "$UNLIM" "/s" ">= 2000000/s" "$(verdict "$UNLIM" 2000000 ge)"
+row "warm verify json, $BIG keys, 1 thread (best of 3)" "$V1" "/s" ">= 2000000/s and >= 50% of SHA-256 bound" \
+    "$(ratio "$V1" "$SHA1" | awk '{printf "%d%%", $1 * 100}') of the bound: $(verdict "$V1" "$(awk -v h="$HALF" 'BEGIN { print h > 2000000 ? h : 2000000 }')" ge)"
+v=$(build/bench/verify_loop "$T/json-$BIG.conf" bench "$T/json-$BIG.keys" 2 "$SECS")
+row "warm verify json, $BIG keys, 2 threads" "$v" "/s" "-" "$(ratio "$v" "$SHA2" | awk '{printf "%d%%", $1 * 100}') of 2-thread bound"
 # Allowlists (apikey(1)): a key without a list must cost nothing measurable.
 # Three json stores of $MID keys, none / one entry / 16 entries (the match
 # last), checked with a client address; rounds alternate, the best of 3.
@@ -154,10 +158,10 @@ done
 build/bench/verify_loop "$T/json-$MID.conf" bench "$T/json-$MID.keys" 1 0 rss > /dev/null
 NONE="" PLAIN="" ONE="" SIX=""
 for round in 1 2 3; do
-    NONE=$(best "$(build/bench/verify_loop "$T/json-$MID.conf" bench "$T/json-$MID.keys" 1 "$SECS" from=127.0.0.1)" "$NONE")
-    PLAIN=$(best "$(build/bench/verify_loop "$T/json-$MID.conf" bench "$T/json-$MID.keys" 1 "$SECS")" "$PLAIN")
-    ONE=$(best "$(build/bench/verify_loop "$T/json-one.conf" bench "$T/json-one.keys" 1 "$SECS" from=127.0.0.1)" "$ONE")
-    SIX=$(best "$(build/bench/verify_loop "$T/json-sixteen.conf" bench "$T/json-sixteen.keys" 1 "$SECS" from=127.0.0.1)" "$SIX")
+    NONE=$(best "$(VERIFY_LOOP_PER_CPU=1 build/bench/verify_loop "$T/json-$MID.conf" bench "$T/json-$MID.keys" 1 "$SECS" from=127.0.0.1)" "$NONE")
+    PLAIN=$(best "$(VERIFY_LOOP_PER_CPU=1 build/bench/verify_loop "$T/json-$MID.conf" bench "$T/json-$MID.keys" 1 "$SECS")" "$PLAIN")
+    ONE=$(best "$(VERIFY_LOOP_PER_CPU=1 build/bench/verify_loop "$T/json-one.conf" bench "$T/json-one.keys" 1 "$SECS" from=127.0.0.1)" "$ONE")
+    SIX=$(best "$(VERIFY_LOOP_PER_CPU=1 build/bench/verify_loop "$T/json-sixteen.conf" bench "$T/json-sixteen.keys" 1 "$SECS" from=127.0.0.1)" "$SIX")
 done
 row "verify json, keys without a list, with a client address" "$NONE" "/s" "-" "1.00x"
 row "verify json, keys without a list, no address (apikey_verify)" "$PLAIN" "/s" "no measurable difference" "$(ratio "$PLAIN" "$NONE")x"
@@ -168,7 +172,7 @@ if have_backend sqlite; then
     # Warm, as the JSON row: each key's first last-used write is done once.
     build/bench/verify_loop "$T/sqlite-$BIG.conf" bench "$T/sqlite-$BIG.keys" 1 0 rss > /dev/null
     for threads in 1 2; do
-        v=$(build/bench/verify_loop "$T/sqlite-$BIG.conf" bench "$T/sqlite-$BIG.keys" $threads "$SECS")
+        v=$(VERIFY_LOOP_PER_CPU=$((threads == 1)) build/bench/verify_loop "$T/sqlite-$BIG.conf" bench "$T/sqlite-$BIG.keys" $threads "$SECS")
         row "warm verify sqlite, $BIG keys, $threads thread(s)" "$v" "/s" ">= 300000/s" "$(verdict "$v" 300000 ge)"
     done
 fi
@@ -235,6 +239,9 @@ done
     echo "$(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo),"
     echo "$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) memory, Linux $(uname -r)."
     echo "Sizes: $SMALL / $MID / $BIG keys; $ITER PAM transactions per row; ${SECS} s per verify row."
+    echo "One-thread verify rows of local stores (json, sqlite, SHA-256) count checks per CPU second of"
+    echo "the checking thread (VERIFY_LOOP_PER_CPU=1): the cores are shared, and time the thread waits"
+    echo "for one is not the check's cost. Two-thread rows and pgsql rows count by the wall clock."
     echo
     rows_table
     # The sections after this table (nginx, apikey-authd, figures measured
