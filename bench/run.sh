@@ -138,8 +138,8 @@ for round in 1 2 3; do
     V1=$(best "$(VERIFY_LOOP_PER_CPU=1 build/bench/verify_loop "$T/json-$BIG.conf" bench "$T/json-$BIG.keys" 1 "$SECS")" "$V1")
 done
 row "warm verify json, $MID keys, 1 thread (the rate rows' plain store, best of 3)" "$UNLIM" "/s" ">= 2000000/s" "$(verdict "$UNLIM" 2000000 ge)"
-row "warm verify json, $BIG keys, 1 thread (best of 3)" "$V1" "/s" ">= 2000000/s and >= 50% of SHA-256 bound" \
-    "$(ratio "$V1" "$SHA1" | awk '{printf "%d%%", $1 * 100}') of the bound: $(verdict "$V1" "$(awk -v h="$HALF" 'BEGIN { print h > 2000000 ? h : 2000000 }')" ge)"
+row "warm verify json, $BIG keys, 1 thread (best of 3)" "$V1" "/s" ">= 2000000/s; >= 50% of SHA-256 bound" \
+    "$(verdict "$V1" 2000000 ge); $(ratio "$V1" "$SHA1" | awk '{printf "%d%%", $1 * 100}') of the bound: $(verdict "$V1" "$HALF" ge)"
 v=$(build/bench/verify_loop "$T/json-$BIG.conf" bench "$T/json-$BIG.keys" 2 "$SECS")
 row "warm verify json, $BIG keys, 2 threads" "$v" "/s" "-" "$(ratio "$v" "$SHA2" | awk '{printf "%d%%", $1 * 100}') of 2-thread bound"
 # Allowlists (apikey(1)): a key without a list must cost nothing measurable.
