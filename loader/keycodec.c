@@ -18,19 +18,20 @@ void keycodec_set_rand(apikey_rand_fn fn)
 }
 
 /* A table rather than three range tests: every character of every key
- * passes through it. */
-#define R10(c) [c] = 1, [c + 1] = 1, [c + 2] = 1, [c + 3] = 1, [c + 4] = 1, [c + 5] = 1, \
-               [c + 6] = 1, [c + 7] = 1, [c + 8] = 1, [c + 9] = 1
-static const unsigned char b62_ok[256] = {
-    R10('0'),
-    R10('A'), R10('K'), ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
-    R10('a'), R10('k'), ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+ * passes through it. Each base62 character's value plus one; 0 for any
+ * other byte. */
+#define R10(c, v) [c] = v + 1, [c + 1] = v + 2, [c + 2] = v + 3, [c + 3] = v + 4, [c + 4] = v + 5, \
+                  [c + 5] = v + 6, [c + 6] = v + 7, [c + 7] = v + 8, [c + 8] = v + 9, [c + 9] = v + 10
+static const unsigned char b62_plus1[256] = {
+    R10('0', 0),
+    R10('A', 10), R10('K', 20), ['U'] = 31, ['V'] = 32, ['W'] = 33, ['X'] = 34, ['Y'] = 35, ['Z'] = 36,
+    R10('a', 36), R10('k', 46), ['u'] = 57, ['v'] = 58, ['w'] = 59, ['x'] = 60, ['y'] = 61, ['z'] = 62,
 };
 #undef R10
 
 static int is_b62(unsigned char c)
 {
-    return b62_ok[c];
+    return b62_plus1[c] != 0;
 }
 
 /* Whether s[0..n) is all base62, 16 characters at a time where SSE2 is
@@ -168,9 +169,15 @@ int keycodec_parse(const char *prefix, const char *key, size_t len, char *id_out
     if (!all_b62((const unsigned char *)key + p + 1, len - p - 1))
         return -1;
     size_t body = len - APIKEY_CHECK_LEN;
-    char want[APIKEY_CHECK_LEN];
-    encode_check(keycodec_crc32((const unsigned char *)key, body), want);
-    if (memcmp(want, key + body, APIKEY_CHECK_LEN) != 0)
+    /* The check characters read as the number they encode (all base62, as
+     * tested above): one multiply-add each, where encoding the CRC again
+     * took a division each. Six digits hold any 32-bit CRC once (62^6 >
+     * 2^32), so the number equals the CRC exactly when encode_check would
+     * have written these six characters. */
+    uint64_t check = 0;
+    for (size_t i = body; i < len; i++)
+        check = check * 62 + (uint64_t)(b62_plus1[(unsigned char)key[i]] - 1);
+    if (check != keycodec_crc32((const unsigned char *)key, body))
         return -1;
     memcpy(id_out, key + p + 1, APIKEY_ID_LEN);
     id_out[APIKEY_ID_LEN] = '\0';

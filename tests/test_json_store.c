@@ -5,6 +5,7 @@
  * it acknowledged, and a rewrite keeps owner, group and mode.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -751,6 +752,72 @@ static void test_every_key_through_the_copy(void)
     free(path);
 }
 
+/* A host checking without pause rereads the index header once a tick of
+ * its recheck clock; a revocation made in the same process, by another
+ * context, between two of its checks, is refused by every check that
+ * begins after apikey_revoke returned. Each revocation lands at a random
+ * point of a tick: a writer that waited its time on another clock than
+ * the hosts' recheck (a 2 ms sleep against a 4 ms coarse tick) let about
+ * half of them through. */
+typedef struct revoke_race {
+    apikey_ctx *ctx;
+    const char *key;
+    int returned;    /* set by the writer once apikey_revoke returned */
+    int stop, late; /* late: a check begun after that, allowed */
+} revoke_race;
+
+static void *check_without_pause(void *arg)
+{
+    revoke_race *r = arg;
+    while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+        int after = __atomic_load_n(&r->returned, __ATOMIC_ACQUIRE);
+        apikey_result res;
+        if (apikey_verify(r->ctx, "sshd", NULL, r->key, strlen(r->key), &res) == APIKEY_ALLOWED && after)
+            r->late = 1;
+    }
+    return NULL;
+}
+
+static void test_revoked_while_checking(void)
+{
+    enum { N = 24 };
+    char *path = store_path("race.json"), *cfg = config_for(path);
+    char *out = NULL, batch[N * 40];
+    size_t len = 0;
+    for (int i = 0; i < N; i++)
+        len += (size_t)snprintf(batch + len, sizeof batch - len, "user%d\tk\tproxies:read\tnever\n", i);
+    CU_ASSERT_EQUAL_FATAL(tu_apikey(cfg, batch, &out, NULL, "create", "--batch", "-", NULL), 0);
+    apikey_ctx *host = apikey_open(cfg, NULL, 0), *writer = apikey_open(cfg, NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(host);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(writer);
+    char *save = NULL, *key = strtok_r(out, "\n", &save);
+    int late = 0;
+    for (int i = 0; i < N && key; i++, key = strtok_r(NULL, "\n", &save)) {
+        revoke_race r = {.ctx = host, .key = key};
+        pthread_t t;
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, check_without_pause, &r), 0);
+        /* Some checks first, so the host trusts a recent header read. */
+        struct timespec pause = {0, (1 + i % 5) * 1000000L};
+        nanosleep(&pause, NULL);
+        char id[16], err[256];
+        snprintf(id, sizeof id, "%.11s", key);
+        CU_ASSERT_EQUAL(apikey_revoke(writer, id, err, sizeof err), APIKEY_OK);
+        __atomic_store_n(&r.returned, 1, __ATOMIC_RELEASE);
+        nanosleep(&pause, NULL);
+        __atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
+        pthread_join(t, NULL);
+        late += r.late;
+        apikey_result res;
+        CU_ASSERT_EQUAL(apikey_verify(host, "sshd", NULL, key, strlen(key), &res), APIKEY_REFUSED);
+    }
+    CU_ASSERT_EQUAL(late, 0);
+    apikey_close(host);
+    apikey_close(writer);
+    free(out);
+    free(cfg);
+    free(path);
+}
+
 int main(void)
 {
     setenv("APIKEY_BIN", "build/apikey", 0);
@@ -770,6 +837,7 @@ int main(void)
         {"a stored hash one byte off, each byte in turn, is refused", test_every_hash_byte_compared},
         {"an index of another version is ignored and the JSON file read", test_index_of_another_version_is_ignored},
         {"every key found through the host's copy, filled by pages and by runs", test_every_key_through_the_copy},
+        {"a revocation is refused by a host checking without pause, from the next check", test_revoked_while_checking},
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {{"json store", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* The key codec: round trips, the check refusing every one-character
  * change before any store is read, and id retries on collision. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/rand.h>
@@ -132,6 +133,39 @@ static void test_ids_unique(void)
     free(ids);
 }
 
+/* Keys made by an earlier build (apikey create, before the check was read
+ * as a number) still parse; the CRC is zlib's; a check whose number is
+ * the CRC plus 2^32 (six characters still) is refused, as is any one
+ * character changed in the check. */
+static void test_earlier_keys_and_vectors(void)
+{
+    static const char *made[] = {
+        "ak_hV5HmKYdixqiWNNgx1rKygqoU8JjMWaJzSo1oleN2usQ6K",
+        "ak_jd8Q2DfrWSjlrlenXAC8isH2cvZBhNI5QHSFs9rl3Rkjq7",
+        "ak_3PYYlHajkQszjgo6G4jO2BicVDGkhOPj6p4aWXaA2h39o5",
+    };
+    char back[APIKEY_ID_LEN + 1];
+    CU_ASSERT_EQUAL(keycodec_crc32((const unsigned char *)"123456789", 9), 0xCBF43926u);
+    CU_ASSERT_EQUAL(keycodec_crc32((const unsigned char *)"", 0), 0);
+    for (size_t k = 0; k < sizeof made / sizeof *made; k++) {
+        size_t len = strlen(made[k]), body = len - APIKEY_CHECK_LEN;
+        CU_ASSERT_EQUAL(keycodec_parse("ak", made[k], len, back), 0);
+        CU_ASSERT_EQUAL(strncmp(back, made[k] + 3, APIKEY_ID_LEN), 0);
+        /* The same CRC plus 2^32, written in six base62 characters. */
+        uint64_t over = (uint64_t)keycodec_crc32((const unsigned char *)made[k], body) + (1ull << 32);
+        char forged[APIKEY_KEY_MAX];
+        memcpy(forged, made[k], len + 1);
+        for (int i = APIKEY_CHECK_LEN - 1; i >= 0; i--, over /= 62)
+            forged[body + (size_t)i] = ALPHA[over % 62];
+        CU_ASSERT_NOT_EQUAL(keycodec_parse("ak", forged, len, back), 0);
+        for (size_t i = body; i < len; i++) {
+            memcpy(forged, made[k], len + 1);
+            forged[i] = forged[i] == 'z' ? '0' : (char)(forged[i] == '9' ? 'A' : forged[i] + 1);
+            CU_ASSERT_NOT_EQUAL(keycodec_parse("ak", forged, len, back), 0);
+        }
+    }
+}
+
 int main(void)
 {
     CU_TestInfo tests[] = {
@@ -140,6 +174,7 @@ int main(void)
         {"malformed keys are refused before the store", test_refused_before_store},
         {"an id collision is retried", test_id_collision_retried},
         {"ids are unique", test_ids_unique},
+        {"keys of an earlier build parse; zlib's CRC; a check past 32 bits refused", test_earlier_keys_and_vectors},
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {{"keycodec", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};

@@ -224,29 +224,45 @@ int json_index_is_open(const json_index *ix)
     return ix->is_open;
 }
 
-static int64_t monotonic_ns(void)
+static int64_t clock_ns(clockid_t which)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(which, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The clock of the header recheck: CLOCK_MONOTONIC_COARSE, the kernel's
+ * time as of its last tick, one value that every process of the kernel
+ * reads from the same page (a time namespace offsets it, never slows it).
+ * It costs 3.5 ns here against 28 ns for CLOCK_MONOTONIC, read on every
+ * check (bench/RESULTS.md, "checkcut"). It lags by up to a tick (4 ms
+ * here), which does not matter: the writer waits on this same clock
+ * (wait_for_hosts), never compares it with another. */
+static int64_t recheck_clock_ns(void)
+{
+    return clock_ns(CLOCK_MONOTONIC_COARSE);
 }
 
 /* Stale when a writer has marked it so, or when the file no longer starts
  * with the header read at open (rewritten in place, truncated).
  *
  * The header is read again only when the last read that found it the same
- * began JSON_INDEX_RECHECK_NS ago or more: a check then costs no system
- * call. A revocation is still refused at the first check that begins after
- * the writer returned: the writer marks this index stale, then waits
- * JSON_INDEX_WRITER_WAIT_NS, longer than the recheck. A check that trusts
- * the header without reading it follows a read that began less than the
- * recheck before it, so after the mark (it began after the writer's wait
- * began): that read saw the mark. Only the host's own clock is compared
- * with itself, and CLOCK_MONOTONIC runs at one rate for every process of a
- * kernel (a time namespace offsets it, never slows it). */
+ * began JSON_INDEX_RECHECK_NS ago or more by the recheck clock: a check
+ * then costs no system call. A revocation is still refused at the first
+ * check that begins after the writer returned. The writer marks this index
+ * stale, reads the recheck clock (m), and returns only once that clock
+ * reads m + JSON_INDEX_WRITER_WAIT_NS or more (wait_for_hosts). A check
+ * that begins after it returned reads c >= m + WAIT; if it trusts the
+ * header without reading it, the last read that found it the same began
+ * at b > c - RECHECK >= m + WAIT - RECHECK > m (WAIT > RECHECK). The clock
+ * is one value for all and never goes back, so b > m means that read's
+ * clock reading came after the writer's reading of m, which came after the
+ * mark; the header it then read had the mark, and it would have found the
+ * index stale. So no check that begins after the writer returned trusts
+ * the old index. */
 int json_index_is_stale(json_index *ix)
 {
-    int64_t began = monotonic_ns();
+    int64_t began = recheck_clock_ns();
     if (began - __atomic_load_n(&ix->checked_ns, __ATOMIC_ACQUIRE) < JSON_INDEX_RECHECK_NS)
         return 0;
     json_index_header now;
@@ -509,10 +525,17 @@ done:
 }
 
 /* After marking an index stale: until every host has read its header since
- * (see json_index_is_stale), its check may still trust its copy. */
+ * (see json_index_is_stale), its check may still trust its copy. The wait
+ * is counted on the recheck clock, read after the mark; at most a tick
+ * more than the wait itself (the coarse clock moves a tick at a time). It
+ * is also a full JSON_INDEX_WRITER_WAIT_NS of CLOCK_MONOTONIC, which the
+ * hosts of earlier releases, still running after an upgrade, recheck by. */
 static void wait_for_hosts(void)
 {
+    int64_t until = recheck_clock_ns() + JSON_INDEX_WRITER_WAIT_NS;
     store_wait_ns(JSON_INDEX_WRITER_WAIT_NS);
+    for (int64_t now; (now = recheck_clock_ns()) < until;)
+        store_wait_ns(until - now < 1000000 ? until - now : 1000000);
 }
 
 int json_index_write(const char *idx_path, const json_db *db, const struct stat *json_st,
@@ -586,7 +609,7 @@ int json_index_open(json_index *ix, const char *idx_path, int json_fd, const str
                     int (*check)(int fd, const char *path, char *why, size_t whylen))
 {
     memset(ix, 0, sizeof *ix);
-    int64_t began = monotonic_ns();
+    int64_t began = recheck_clock_ns();
     int fd = open(idx_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return -1;
@@ -732,14 +755,22 @@ static const char *string_at(json_index *ix, uint32_t off, char *buf, size_t max
     return buf;
 }
 
+/* The account into buf (APIKEY_ACCOUNT_MAX bytes, more than an inline
+ * one), measured once: an inline one was measured and then strcpy'd. */
 static const char *account_of(json_index *ix, const idx_rec *r, char *buf)
 {
     if (r->account != ACCOUNT_INLINE)
         return string_at(ix, r->account, buf, APIKEY_ACCOUNT_MAX);
     size_t size;
     const char *a = inline_account(ix, r, &size);
-    return strnlen(a, size) < size ? a : NULL;
+    size_t len = strnlen(a, size);
+    if (len == size)
+        return NULL;
+    memcpy(buf, a, len + 1);
+    return buf;
 }
+_Static_assert(REC_ALIGN - offsetof(idx_rec_v4, account_inline) <= APIKEY_ACCOUNT_MAX,
+               "an inline account fits a record's");
 
 /* The strings are read straight into out. */
 static int to_record(json_index *ix, const idx_rec *r, apikey_record *out, int with_name)
@@ -762,8 +793,6 @@ static int to_record(json_index *ix, const idx_rec *r, apikey_record *out, int w
     out->expires = r->expires;
     out->last_used = r->last_used;
     out->revoked = r->revoked;
-    if (a != out->account)
-        strcpy(out->account, a);
     if (!with_name)
         out->name[0] = '\0';
     uint32_t rate[3];

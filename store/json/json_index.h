@@ -58,7 +58,7 @@ typedef struct json_index {
     unsigned char *filled; /* per block, set once its bytes are in mem */
     uint64_t nblocks, nfilled; /* nfilled: under fill_lock */
     pthread_mutex_t fill_lock;
-    int64_t checked_ns; /* when the header last read the same (CLOCK_MONOTONIC) */
+    int64_t checked_ns; /* when the header last read the same (CLOCK_MONOTONIC_COARSE) */
 } json_index;
 
 /* Build PATH.idx for db, describing the JSON file st, with owner's owner,
@@ -77,9 +77,10 @@ void json_index_close(json_index *ix);
 int json_index_is_open(const json_index *ix);
 int json_index_matches(const json_index *ix, const struct stat *json_st);
 /* Replaced by a writer, or changed in place since it was opened. Reads the
- * header at most once every JSON_INDEX_RECHECK_NS; a writer that replaced
- * the index waits JSON_INDEX_WRITER_WAIT_NS before it returns, so that a
- * check begun after it returned reads the header again (json_index.c). */
+ * header at most once every JSON_INDEX_RECHECK_NS of CLOCK_MONOTONIC_COARSE;
+ * a writer that replaced the index waits JSON_INDEX_WRITER_WAIT_NS of that
+ * same clock (and of CLOCK_MONOTONIC) before it returns, so that a check
+ * begun after it returned reads the header again (json_index.c). */
 #define JSON_INDEX_RECHECK_NS 1000000LL   /* 1 ms */
 #define JSON_INDEX_WRITER_WAIT_NS 2000000LL /* 2 ms */
 int json_index_is_stale(json_index *ix);
