@@ -765,7 +765,7 @@ static int begin_now(pgstore *s, const stmt *then, PGresult **then_res);
  * its writes. */
 static int send_held_before_read(pgstore *s)
 {
-    if (!s->in_txn)
+    if (!s->in_txn && !s->lazy)
         return APIKEY_ST_OK;
     return s->failed ? APIKEY_ST_UNAVAILABLE : send_held(s, 0);
 }
@@ -777,8 +777,11 @@ static int pg_lookup(void *handle, const char *id, apikey_record *out)
     const Oid types[1] = {OID_TEXT};
     const stmt first = {.sql = Q_LOOKUP_IN_TXN, .n = 1, .types = types, .vals = vals};
     PGresult *res = NULL;
-    /* The first read of a write transaction goes out with its BEGIN. */
-    int held = s->lazy ? begin_now(s, &first, &res) : send_held_before_read(s);
+    /* Held-back writes go first (with BEGIN, if it is still to go); else
+     * a write transaction's first read goes out with its BEGIN. */
+    int held = send_held_before_read(s);
+    if (held == APIKEY_ST_OK && s->lazy)
+        held = begin_now(s, &first, &res);
     /* One key read before the lock at most (pgstore.locked). */
     if (held == APIKEY_ST_OK && s->in_txn && s->have_early)
         held = lock_now(s);
