@@ -15,10 +15,11 @@
  * time when no other writer on any host can write. So a write takes it as
  * late as it can (see pgstore.locked), and sends its statements in libpq
  * pipelines (several statements, one Sync, one round trip; pgbouncer in
- * transaction mode passes them through): begin is one round trip (see
- * begin_at_once), and the writes whose outcome is already known go out
- * with the lock and COMMIT in one (see send_held): a revocation holds the
- * lock for no round trip of ours at all.
+ * transaction mode passes them through): begin goes out with the
+ * transaction's first statement (see begin_now, begin_at_once), and the
+ * writes whose outcome is already known go out with the lock and COMMIT in
+ * one (see send_held): a revocation is 2 round trips and holds the lock for
+ * none of them.
  *
  * The location is a libpq conninfo. A password in it is refused: it would
  * sit in apikey.conf or /etc/pam.d; libpq reads one from a pgpass file
@@ -118,6 +119,9 @@ typedef struct pgstore {
     char *conninfo;       /* for reconnecting; holds no password (refused) */
     char where[256]; /* the database, for log lines: never the whole conninfo */
     int in_txn;
+    /* begin was called and nothing went out yet: BEGIN goes out with the
+     * transaction's first statement, in its pipeline (see begin_now). */
+    int lazy;
     int timed_out; /* ms that the last statement went unanswered: no retry */
     int prepared;  /* this session holds the layout's lookup, as far as we know */
     int layout;    /* the schema version the reads are for */
@@ -419,6 +423,7 @@ static void forget_txn(pgstore *s)
 static void abandon_txn(pgstore *s)
 {
     forget_txn(s);
+    s->lazy = 0;
     if (PQtransactionStatus(s->conn) != PQTRANS_IDLE && PQstatus(s->conn) == CONNECTION_OK) {
         s->in_txn = 1; /* no reconnect for this one */
         PQclear(run_fixed(s, "ROLLBACK", WAIT_CHECK_MS));
@@ -754,12 +759,13 @@ static PGresult *run_lookup(pgstore *s, const char *const *vals)
 
 static int send_held(pgstore *s, int commit);
 static int lock_now(pgstore *s);
+static int begin_now(pgstore *s, const stmt *then, PGresult **then_res);
 
 /* Inside a transaction, what it held back goes out first: its reads see
  * its writes. */
 static int send_held_before_read(pgstore *s)
 {
-    if (!s->in_txn)
+    if (!s->in_txn && !s->lazy)
         return APIKEY_ST_OK;
     return s->failed ? APIKEY_ST_UNAVAILABLE : send_held(s, 0);
 }
@@ -768,14 +774,22 @@ static int pg_lookup(void *handle, const char *id, apikey_record *out)
 {
     pgstore *s = handle;
     const char *vals[1] = {id};
+    const Oid types[1] = {OID_TEXT};
+    const stmt first = {.sql = Q_LOOKUP_IN_TXN, .n = 1, .types = types, .vals = vals};
+    PGresult *res = NULL;
+    /* Held-back writes go first (with BEGIN, if it is still to go); else
+     * a write transaction's first read goes out with its BEGIN. */
     int held = send_held_before_read(s);
+    if (held == APIKEY_ST_OK && s->lazy)
+        held = begin_now(s, &first, &res);
     /* One key read before the lock at most (pgstore.locked). */
     if (held == APIKEY_ST_OK && s->in_txn && s->have_early)
         held = lock_now(s);
     if (held != APIKEY_ST_OK)
         return held;
     s->have_read = 0;
-    PGresult *res = run_lookup(s, vals);
+    if (!res)
+        res = run_lookup(s, vals);
     if (!ok(res) && follow_layout(s, res)) {
         PQclear(res);
         res = run_lookup(s, vals);
@@ -814,7 +828,9 @@ static int pg_lookup(void *handle, const char *id, apikey_record *out)
 static int read_many(pgstore *s, const char *(*sql)(const layout *), stmt q, const char *what,
                      PGresult **out)
 {
-    int held = send_held_before_read(s);
+    int held = begin_now(s, NULL, NULL);
+    if (held == APIKEY_ST_OK)
+        held = send_held_before_read(s);
     if (held != APIKEY_ST_OK)
         return held;
     PGresult *res = NULL;
@@ -967,19 +983,21 @@ static int upgrade(pgstore *s)
  * skipped), any other error;
  * the transaction is then rolled back, and begin goes the long way round,
  * which upgrades or says what is wrong. */
-static int begin_at_once(pgstore *s)
+static int begin_at_once(pgstore *s, const stmt *then, PGresult **then_res)
 {
     static const char *const sql[] = {"BEGIN", "SET LOCAL lock_timeout = '" WRITER_WAIT "'",
                                       PGSQL_VERSION_AND_LOG, PGSQL_LOG_TRIM};
     enum { N = sizeof sql / sizeof sql[0], VERSION = 2 };
     int n = arc4random_uniform(PGSQL_LOG_TRIM_ONE_IN) == 0 ? N : N - 1;
-    stmt q[N];
-    PGresult *res[N];
+    stmt q[N + 1];
+    PGresult *res[N + 1];
     for (int i = 0; i < n; i++)
         q[i] = (stmt){.sql = sql[i]};
+    if (then)
+        q[n] = *then;
     if (PQstatus(s->conn) != CONNECTION_OK && !reconnect(s))
         return 0;
-    int done = exchange_pipeline(s, q, n, res, WAIT_WRITE_MS) == 0;
+    int done = exchange_pipeline(s, q, n + !!then, res, WAIT_WRITE_MS) == 0;
     for (int i = 0; i < n && done; i++)
         done = ok(res[i]);
     uint32_t be = 0;
@@ -988,6 +1006,12 @@ static int begin_at_once(pgstore *s)
     done = done && be32toh(be) == SQL_SCHEMA_VERSION;
     for (int i = 0; i < n; i++)
         PQclear(res[i]);
+    /* What rode along was read under this transaction's snapshot: the
+     * caller's, when the transaction stands. */
+    if (then && done)
+        *then_res = res[n];
+    else if (then && res[n])
+        PQclear(res[n]);
     if (!done) {
         abandon_txn(s);
         return 0;
@@ -1004,13 +1028,31 @@ static int begin_at_once(pgstore *s)
 /* The advisory lock serialises writers on every host: a writer counting an
  * account's active keys sees all others' commits before it inserts, so the
  * per-account limit holds. It lasts until COMMIT or ROLLBACK, which suits a
- * pooler that hands each transaction a different server session. */
+ * pooler that hands each transaction a different server session.
+ * Nothing goes out yet (begin_now): a server that cannot be reached, or a
+ * store that cannot be written, fails the transaction's first statement. */
 static int pg_begin(void *handle)
 {
     pgstore *s = handle;
     forget_txn(s);
     s->wrote = s->failed = 0;
-    if (begin_at_once(s))
+    s->lazy = 1;
+    return APIKEY_ST_OK;
+}
+
+/* The transaction that begin left for later, now (a no-op once begun).
+ * then, when given, is the transaction's first statement: it goes out in
+ * begin's pipeline, one round trip fewer (a revocation is then 2), and its
+ * result comes back in *then_res; *then_res stays NULL when begin took the
+ * long way, and then the caller sends it itself. */
+static int begin_now(pgstore *s, const stmt *then, PGresult **then_res)
+{
+    if (then_res)
+        *then_res = NULL;
+    if (!s->lazy)
+        return APIKEY_ST_OK;
+    s->lazy = 0;
+    if (begin_at_once(s, then, then_res))
         return APIKEY_ST_OK;
     if (s->timed_out) /* no second wait */
         return fail(s, "starting a write", NULL);
@@ -1031,10 +1073,11 @@ static int pg_begin(void *handle)
 /* The writers' lock, now, if this transaction does not hold it yet. */
 static int lock_now(pgstore *s)
 {
-    if (s->locked)
-        return APIKEY_ST_OK;
+    int st = begin_now(s, NULL, NULL);
+    if (st != APIKEY_ST_OK || s->locked)
+        return st;
     PGresult *res = run_text(s, Q_LOCK, 0, NULL, NULL, WAIT_WRITE_MS);
-    int st = ok(res) ? APIKEY_ST_OK : fail(s, "waiting for the writers' lock", res);
+    st = ok(res) ? APIKEY_ST_OK : fail(s, "waiting for the writers' lock", res);
     PQclear(res);
     s->locked = st == APIKEY_ST_OK;
     return st;
@@ -1178,6 +1221,9 @@ static int send_held(pgstore *s, int commit)
 {
     if (!s->have_pending && !s->nqueued && !commit)
         return APIKEY_ST_OK;
+    int begun = begin_now(s, NULL, NULL);
+    if (begun != APIKEY_ST_OK)
+        return begun;
     stmt q[3];
     int k = 0, st = APIKEY_ST_OK, lock = -1, write = -1;
     update_params one;
@@ -1314,7 +1360,7 @@ static void pg_rollback(void *handle)
 static int pg_touch(void *handle, const char *id, int64_t when)
 {
     pgstore *s = handle;
-    if (PQstatus(s->conn) != CONNECTION_OK || s->in_txn)
+    if (PQstatus(s->conn) != CONNECTION_OK || s->in_txn || s->lazy)
         return APIKEY_ST_UNAVAILABLE;
     char at[24];
     snprintf(at, sizeof at, "%lld", (long long)when);
