@@ -215,6 +215,39 @@ static void test_uses_told_once(void)
     free(d);
 }
 
+/* A key checked again and again on a replica (its answer kept by the
+ * sqlite store, its use remembered by the front of uses) is refused at the
+ * first check after a revocation is committed to the replica. */
+static void test_revoked_at_next_check(void)
+{
+    char *d = folder("r5"), *record = tu_new_store_uri_of("json"), top[600], uri[600], err[512];
+    char *rec_conf = tu_config(record, "max_keys_per_account = 100", NULL);
+    char *key = tu_create_key(rec_conf, "alice");
+    snprintf(uri, sizeof uri, "sqlite:%s/keys.db", d);
+    CU_ASSERT_EQUAL_FATAL(tu_apikey(rec_conf, NULL, NULL, NULL, "copy", "--to", uri, NULL), 0);
+    char *copy_conf = tu_config(uri, NULL, NULL);
+    snprintf(top, sizeof top, "replica = %s\nreplica_max_lag = 60s\nlast_used_granularity = 1h", d);
+    char *host = tu_config(record, top, NULL);
+    contact_at(d, replica_now_ms());
+    apikey_ctx *ctx = apikey_open(host, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    apikey_result res;
+    for (int i = 0; i < 100; i++)
+        CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, key, strlen(key), &res), APIKEY_ALLOWED);
+    char id[12];
+    snprintf(id, sizeof id, "%.11s", key);
+    CU_ASSERT_EQUAL_FATAL(tu_apikey(copy_conf, NULL, NULL, NULL, "revoke", id, NULL), 0);
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, key, strlen(key), &res), APIKEY_REFUSED);
+    CU_ASSERT_EQUAL(res.reason, APIKEY_REASON_REVOKED);
+    apikey_close(ctx);
+    free(d);
+    free(record);
+    free(rec_conf);
+    free(key);
+    free(copy_conf);
+    free(host);
+}
+
 /* A database store of record with a replica: a check runs inline (0)
  * while the replica is trusted, and may block (1) once it is stale, so an
  * event-loop host (nginx) sends only those checks to its thread pool. */
@@ -255,6 +288,7 @@ int main(void)
         {"replica and replica_max_lag: absolute, 1s to 1d, default 10s", test_settings},
         {"the replica answers while trusted, the store of record after", test_which_store_answers},
         {"a use is told to syncd once per key and granularity", test_uses_told_once},
+        {"a revocation on the replica is refused at the next check", test_revoked_at_next_check},
         {"a check may block only while the replica is not trusted", test_check_may_block},
         CU_TEST_INFO_NULL,
     };
