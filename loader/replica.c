@@ -48,6 +48,7 @@ struct replica {
     struct sockaddr_un use_addr;
     use_set *uses; /* USE_SETS sets, mmap()ed */
     store_binding store;
+    int (*lookup)(void *handle, const char *id, apikey_record *out); /* lookup_auth if it has one */
     int concurrent;
     int64_t trusted_until_ms; /* read and written atomically */
     /* keys.db as the open handle found it: a file deleted and made anew
@@ -149,6 +150,9 @@ int replica_attach(apikey_ctx *ctx, char *err, size_t errlen)
         free(r);
         return -1;
     }
+    r->lookup = APIKEY_STORE_HAS(r->store.ops, lookup_auth) && r->store.ops->lookup_auth
+                    ? r->store.ops->lookup_auth
+                    : r->store.ops->lookup;
     r->concurrent = APIKEY_STORE_HAS(r->store.ops, flags) &&
                     (r->store.ops->flags & APIKEY_STORE_CONCURRENT_LOOKUP);
     ctx->replica = r;
@@ -210,7 +214,7 @@ int replica_lookup(apikey_ctx *ctx, const char *id, apikey_record *out)
     if (r->concurrent) {
         pthread_rwlock_rdlock(&r->lock);
         if ((used = r->store.handle))
-            st = r->store.ops->lookup(used, id, out);
+            st = r->lookup(used, id, out);
         pthread_rwlock_unlock(&r->lock);
     }
     if (!used || st == APIKEY_ST_UNAVAILABLE) {
@@ -223,7 +227,7 @@ int replica_lookup(apikey_ctx *ctx, const char *id, apikey_record *out)
                 r->ino = file.st_ino;
             }
             if (st == APIKEY_ST_OK)
-                st = r->store.ops->lookup(r->store.handle, id, out);
+                st = r->lookup(r->store.handle, id, out);
         }
         if (st == APIKEY_ST_UNAVAILABLE)
             store_disconnect(&r->store);
