@@ -615,6 +615,10 @@ static void unpack(const packed *p, apikey_record *out, int whole)
         memcpy((char *)out + texts[i].at, t, p->len[i]);
         t += p->len[i];
     }
+    /* The account is copied out whole into the caller's result: nothing
+     * of an earlier stack frame behind its NUL. */
+    if (!whole)
+        memset(out->account + p->len[1], 0, sizeof out->account - p->len[1]);
     memcpy(out->hash, p->hash, APIKEY_HASH_LEN);
     out->created = p->created;
     out->expires = p->expires;
