@@ -106,22 +106,45 @@ static void contact_at(const char *dir, int64_t ms)
     put_contact(dir, line, 0640);
 }
 
+/* A json store of record holding one key of alice's, copied into the
+ * replica folder's keys.db: what the tests of which copy answers share. */
+typedef struct fleet_of_one {
+    char *d, *record, *rec_conf, *key, *copy_conf; /* copy_conf: the replica's own store */
+    char id[12], uri[600];
+} fleet_of_one;
+
+static void fleet_of_one_make(fleet_of_one *f, const char *name)
+{
+    f->d = folder(name);
+    f->record = tu_new_store_uri_of("json");
+    f->rec_conf = tu_config(f->record, "max_keys_per_account = 100", NULL);
+    f->key = tu_create_key(f->rec_conf, "alice");
+    snprintf(f->uri, sizeof f->uri, "sqlite:%s/keys.db", f->d);
+    CU_ASSERT_EQUAL_FATAL(tu_apikey(f->rec_conf, NULL, NULL, NULL, "copy", "--to", f->uri, NULL), 0);
+    f->copy_conf = tu_config(f->uri, NULL, NULL);
+    snprintf(f->id, sizeof f->id, "%.11s", f->key);
+}
+
+static void fleet_of_one_free(fleet_of_one *f)
+{
+    free(f->d);
+    free(f->record);
+    free(f->rec_conf);
+    free(f->key);
+    free(f->copy_conf);
+}
+
 /* The store of record holds the key valid; the replica holds it revoked:
  * a refusal says the replica answered, a grant that the store of record
  * did. */
 static void test_which_store_answers(void)
 {
-    char *d = folder("r2"), *record = tu_new_store_uri_of("json"), top[600], uri[600];
-    char *rec_conf = tu_config(record, "max_keys_per_account = 100", NULL);
-    char *key = tu_create_key(rec_conf, "alice");
-    snprintf(uri, sizeof uri, "sqlite:%s/keys.db", d);
-    CU_ASSERT_EQUAL_FATAL(tu_apikey(rec_conf, NULL, NULL, NULL, "copy", "--to", uri, NULL), 0);
-    char *copy_conf = tu_config(uri, NULL, NULL);
-    char id[12];
-    snprintf(id, sizeof id, "%.11s", key);
-    CU_ASSERT_EQUAL_FATAL(tu_apikey(copy_conf, NULL, NULL, NULL, "revoke", id, NULL), 0);
+    fleet_of_one one;
+    fleet_of_one_make(&one, "r2");
+    char *d = one.d, *key = one.key, *uri = one.uri, *rec_conf = one.rec_conf, top[600];
+    CU_ASSERT_EQUAL_FATAL(tu_apikey(one.copy_conf, NULL, NULL, NULL, "revoke", one.id, NULL), 0);
     snprintf(top, sizeof top, "replica = %s\nreplica_max_lag = 5s", d);
-    char *host = tu_config(record, top, NULL);
+    char *host = tu_config(one.record, top, NULL);
 
     contact_at(d, replica_now_ms());
     CU_ASSERT_EQUAL(check(host, key), APIKEY_REFUSED);
@@ -159,11 +182,7 @@ static void test_which_store_answers(void)
     contact_at(d, replica_now_ms());
     CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, key, strlen(key), &res), APIKEY_ALLOWED);
     apikey_close(ctx);
-    free(d);
-    free(record);
-    free(rec_conf);
-    free(key);
-    free(copy_conf);
+    fleet_of_one_free(&one);
     free(host);
 }
 
@@ -216,35 +235,26 @@ static void test_uses_told_once(void)
 }
 
 /* A key checked again and again on a replica (its answer kept by the
- * sqlite store, its use remembered by the front of uses) is refused at the
+ * sqlite store, its use remembered in the table of uses) is refused at the
  * first check after a revocation is committed to the replica. */
 static void test_revoked_at_next_check(void)
 {
-    char *d = folder("r5"), *record = tu_new_store_uri_of("json"), top[600], uri[600], err[512];
-    char *rec_conf = tu_config(record, "max_keys_per_account = 100", NULL);
-    char *key = tu_create_key(rec_conf, "alice");
-    snprintf(uri, sizeof uri, "sqlite:%s/keys.db", d);
-    CU_ASSERT_EQUAL_FATAL(tu_apikey(rec_conf, NULL, NULL, NULL, "copy", "--to", uri, NULL), 0);
-    char *copy_conf = tu_config(uri, NULL, NULL);
-    snprintf(top, sizeof top, "replica = %s\nreplica_max_lag = 60s\nlast_used_granularity = 1h", d);
-    char *host = tu_config(record, top, NULL);
-    contact_at(d, replica_now_ms());
+    fleet_of_one f;
+    fleet_of_one_make(&f, "r5");
+    char top[600], err[512];
+    snprintf(top, sizeof top, "replica = %s\nreplica_max_lag = 60s\nlast_used_granularity = 1h", f.d);
+    char *host = tu_config(f.record, top, NULL);
+    contact_at(f.d, replica_now_ms());
     apikey_ctx *ctx = apikey_open(host, err, sizeof err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
     apikey_result res;
     for (int i = 0; i < 100; i++)
-        CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, key, strlen(key), &res), APIKEY_ALLOWED);
-    char id[12];
-    snprintf(id, sizeof id, "%.11s", key);
-    CU_ASSERT_EQUAL_FATAL(tu_apikey(copy_conf, NULL, NULL, NULL, "revoke", id, NULL), 0);
-    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, key, strlen(key), &res), APIKEY_REFUSED);
+        CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, f.key, strlen(f.key), &res), APIKEY_ALLOWED);
+    CU_ASSERT_EQUAL_FATAL(tu_apikey(f.copy_conf, NULL, NULL, NULL, "revoke", f.id, NULL), 0);
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, f.key, strlen(f.key), &res), APIKEY_REFUSED);
     CU_ASSERT_EQUAL(res.reason, APIKEY_REASON_REVOKED);
     apikey_close(ctx);
-    free(d);
-    free(record);
-    free(rec_conf);
-    free(key);
-    free(copy_conf);
+    fleet_of_one_free(&f);
     free(host);
 }
 
