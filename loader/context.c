@@ -98,9 +98,7 @@ apikey_ctx *core_open(const char *config_path, int flags, char *err, size_t errl
     }
     ctx->concurrent_lookup = APIKEY_STORE_HAS(ctx->store.ops, flags) &&
                              (ctx->store.ops->flags & APIKEY_STORE_CONCURRENT_LOOKUP);
-    ctx->lookup_auth = APIKEY_STORE_HAS(ctx->store.ops, lookup_auth) && ctx->store.ops->lookup_auth
-                           ? ctx->store.ops->lookup_auth
-                           : ctx->store.ops->lookup;
+    ctx->lookup_auth = store_check_lookup(ctx->store.ops);
     ctx->prefetch = ctx->concurrent_lookup && APIKEY_STORE_HAS(ctx->store.ops, prefetch)
                         ? ctx->store.ops->prefetch
                         : NULL;

@@ -112,6 +112,10 @@ int store_connect_or_say(store_binding *b, int create, char *err, size_t errlen)
 void store_disconnect(store_binding *b);
 int store_bind(const char *uri, int create, store_binding *out, char *err, size_t errlen);
 void store_unbind(store_binding *b);
+/* The lookup a check calls: the store's lookup_auth when it has one (it
+ * may leave out what a check never reads), else its lookup. */
+typedef int (*store_lookup_fn)(void *handle, const char *id, apikey_record *out);
+store_lookup_fn store_check_lookup(const apikey_store_ops *ops);
 
 /* What a check says of the key's rate limit: all 0 for a key without one. */
 typedef struct core_rate {

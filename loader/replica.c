@@ -48,7 +48,7 @@ struct replica {
     struct sockaddr_un use_addr;
     use_set *uses; /* USE_SETS sets, mmap()ed */
     store_binding store;
-    int (*lookup)(void *handle, const char *id, apikey_record *out); /* lookup_auth if it has one */
+    store_lookup_fn lookup; /* store_check_lookup */
     int concurrent;
     int64_t trusted_until_ms; /* read and written atomically */
     /* keys.db as the open handle found it: a file deleted and made anew
@@ -150,9 +150,7 @@ int replica_attach(apikey_ctx *ctx, char *err, size_t errlen)
         free(r);
         return -1;
     }
-    r->lookup = APIKEY_STORE_HAS(r->store.ops, lookup_auth) && r->store.ops->lookup_auth
-                    ? r->store.ops->lookup_auth
-                    : r->store.ops->lookup;
+    r->lookup = store_check_lookup(r->store.ops);
     r->concurrent = APIKEY_STORE_HAS(r->store.ops, flags) &&
                     (r->store.ops->flags & APIKEY_STORE_CONCURRENT_LOOKUP);
     ctx->replica = r;

@@ -179,3 +179,8 @@ void store_unbind(store_binding *b)
         dlclose(b->dl);
     memset(b, 0, sizeof *b);
 }
+
+store_lookup_fn store_check_lookup(const apikey_store_ops *ops)
+{
+    return APIKEY_STORE_HAS(ops, lookup_auth) && ops->lookup_auth ? ops->lookup_auth : ops->lookup;
+}
