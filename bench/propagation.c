@@ -384,10 +384,10 @@ int main(int argc, char **argv)
         if (churn_rate)
             pthread_barrier_wait(&churn_ready);
         churn_t0 = now_ms();
-        if (churn_rate)
+        if (churn_rate) {
             fprintf(stderr, "propagation: %d writers connected in %.1f ms\n", CHURNERS, churn_t0 - t_connect);
-        if (churn_rate)
             pthread_barrier_wait(&churn_ready);
+        }
         if (!churn_rate)
             split = nkeys;
         for (int i = 0; i < split && !bad && (churn_rate ? now_ms() - churn_t0 < churn_seconds * 1000 : done < n); i++) {
