@@ -11,7 +11,7 @@ fails=0
 check() { # WANT GOT WHAT
     if [ "$1" = "$2" ]; then echo "ok - $3"; else echo "not ok - $3: want $1, got $2"; fails=$((fails + 1)); fi
 }
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. tests/integration/lib/port.sh
 start() { # CONFIG PORT
     build/examples/apikey_http_host "$ROOT/build/libapikey.so" "$1" "$2" &
     PIDS="$PIDS $!"
@@ -24,7 +24,7 @@ get() { # PORT SERVICE KEY [ACCOUNT]
 printf 'store = json:%s/keys.json\n[services]\nproxies = proxies:read\nbilling = balance:read\n' "$T" > "$T/c.conf"
 A="build/apikey --config $T/c.conf"
 GOOD=$($A create alice --name web --scopes proxies:read)
-P=$(port)
+P=$(free_port)
 start "$T/c.conf" "$P"
 check 200 "$(get "$P" proxies "$GOOD")" "a good key: 200"
 check 200 "$(get "$P" proxies "$GOOD" alice)" "a good key of the named account: 200"
@@ -34,7 +34,7 @@ check 401 "$(get "$P" proxies "ak_nonsense")" "a malformed key: 401"
 $A revoke "$(echo "$GOOD" | cut -c1-11)" 2>/dev/null
 check 401 "$(get "$P" proxies "$GOOD")" "revoked while the host runs: 401 at the next request"
 printf 'store = json:/nonexistent/keys.json\n[services]\nproxies = proxies:read\n' > "$T/bad.conf"
-Q=$(port)
+Q=$(free_port)
 start "$T/bad.conf" "$Q"
 check 503 "$(get "$Q" proxies "$GOOD")" "store unavailable: 503"
 [ $fails -eq 0 ]

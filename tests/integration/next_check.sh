@@ -32,7 +32,7 @@ ok() { echo "ok - $*"; }
 # Started straight from the shell, so that $! is the host itself (a function
 # would leave it a child of a subshell that kill does not reach).
 WWW="setpriv --reuid=www-data --regid=www-data --init-groups"
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. tests/integration/lib/port.sh
 HAVE_NGINX=0
 [ -f build/nginx/ngx_http_apikey_module.so ] && command -v nginx > /dev/null && HAVE_NGINX=1
 
@@ -69,12 +69,12 @@ for KIND in ${NEXT_CHECK_STORES:-json sqlite}; do
     $WWW build/basic_apikey_auth --config "$D/conf" --service next < "$D/in" > "$D/out" 2> "$D/helper.log" &
     HPID=$!; PIDS="$PIDS $HPID"
     exec 3> "$D/in" 4< "$D/out"
-    AP=$(port)
+    AP=$(free_port)
     $WWW build/apikey-authd --config "$D/conf" --listen "127.0.0.1:$AP" --threads 2 2> "$D/authd.log" &
     APID=$!; PIDS="$PIDS $APID"
     for i in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$AP/metrics" && break; sleep 0.1; done
     if [ $HAVE_NGINX = 1 ]; then
-        NP=$(port)
+        NP=$(free_port)
         mkdir -p "$D/ngx/www/k" "$D/ngx/tmp" && echo ok > "$D/ngx/www/k/f.txt" && chmod -R a+rX "$D/ngx/www"
         cat > "$D/ngx/nginx.conf" <<NGINX
 load_module $(pwd)/build/nginx/ngx_http_apikey_module.so;

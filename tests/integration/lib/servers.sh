@@ -77,13 +77,7 @@ want_out() {
 said() { case $1 in 0) echo "let in" ;; 1) echo refused ;; *) echo "a failure other than a refusal ($1)" ;; esac; }
 finish() { [ "$fails" -eq 0 ]; exit $?; }
 
-# A free TCP port on loopback (no python on a fresh machine: ss is in iproute2).
-free_port() {
-    while :; do
-        p=$(( $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 20000 + 30000 ))
-        ss -Htln "sport = :$p" | grep -q . || { echo "$p"; return; }
-    done
-}
+. tests/integration/lib/port.sh
 # Whether this host has IPv6 on loopback (::1): containers may have none.
 have_ipv6() { grep -q '^0\{31\}1 .* lo$' /proc/net/if_inet6 2>/dev/null; }
 # wait_port PORT: until something listens there (10 s at most).
