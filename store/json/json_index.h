@@ -90,8 +90,9 @@ int json_index_is_stale(json_index *ix);
  * with_name 0 leaves out->name empty (a verification does not read it).
  * Read from the host's copy; safe in several threads at once. */
 int json_index_get(json_index *ix, const char *id, apikey_record *out, int with_name);
-/* Start fetching id's home slot into the CPU cache, when that part of the
- * copy is filled (the store's prefetch: a hint, no read of the file). */
+/* Start fetching id's home slot and the next three in its page into the
+ * CPU cache, when that part of the copy is filled (the store's prefetch: a
+ * hint, no read of the file). */
 void json_index_prefetch(const json_index *ix, const char *id);
 /* Every record into db, in creation order. Its strings point into a copy
  * of the index held by ix: db must be dropped before ix is closed. */
