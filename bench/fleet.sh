@@ -12,7 +12,9 @@
 #     refusal on each host; new keys, COMMIT to acceptance on every host;
 #     1,000 changes a second for FLEET_CHURN_SECONDS while hosts check;
 #   - PAM on a replica against pam_permit, nginx on a replica against plain
-#     nginx (CPU time of the worker per request).
+#     nginx (CPU time of the worker per request), and beside it nginx on a
+#     sqlite store of the same keys (the backend the replica is read
+#     through: the replica's floor), in the same rounds.
 # Replaces its section of bench/RESULTS.md.
 # BENCH_CONDITIONS="...": what else ran, said beside the load average.
 # Smaller for a quick look: FLEET_MID=10000 FLEET_BIG=100000 FLEET_N=50 BENCH_SECONDS=1
@@ -106,6 +108,14 @@ size_rows() { # N TARGET-SECONDS
     row "replica size per key, $n keys" "$((size / n))" "bytes" "-" "-"
 }
 size_rows "$MID" -
+# The same keys in a plain sqlite store, for nginx beside the replica: the
+# replica is read through the sqlite backend, so this is its floor.
+mkdir -m 750 "$T/sq" && chgrp "$WGROUP" "$T/sq"
+conf "$T/sq/sqlite.conf" "sqlite:$T/sq/keys.db"
+build/apikey --config "$T/json$MID/json.conf" copy --to "sqlite:$T/sq/keys.db" > /dev/null || exit 1
+# A read by root makes its -wal and -shm, which the worker may not.
+build/apikey --config "$T/sq/sqlite.conf" list nobody > /dev/null
+chgrp "$WGROUP" "$T/sq/keys.db"* && chmod 640 "$T/sq/keys.db"*
 
 # The fleet: REPLICAS replicas of the MID store, each its own syncd.
 HOSTS="" NGINX_LOCATIONS=""
@@ -130,6 +140,7 @@ http {
   fastcgi_temp_path $T/tmp/f; uwsgi_temp_path $T/tmp/u; scgi_temp_path $T/tmp/s;
   server { listen 127.0.0.1:$PORT; root $T/www; index index.txt;
     location /plain/ { alias $T/www/; }
+    location /sqlite/ { alias $T/www/; apikey_config $T/sq/sqlite.conf; apikey_service bench; }
     $NGINX_LOCATIONS
   }
 }
@@ -228,12 +239,16 @@ nginx_pin
 # the ratio is the median of the pairs' ratios.
 for round in $(seq "$NGINX_ROUNDS"); do
     nginx_pair "$round" replica /r1/index.txt "$T/wrk.keys" /plain/index.txt "$T/wrk.keys"
+    nginx_pair "$round" sqlite /sqlite/index.txt "$T/wrk.keys" /plain/index.txt "$T/wrk.keys"
 done
 CAP=$(median "$T/ratios.replica")
+SQCAP=$(median "$T/ratios.sqlite")
 row "nginx plain, worker CPU per request (median of its runs)" "$(nginx_col plain 1)" "µs" "-" \
     "1.00x; user $(nginx_col plain 5) µs, system $(nginx_col plain 6) µs"
 row "nginx with the module on a replica, $MID keys (median of its runs)" "$(nginx_col replica 1)" "µs" ">= 0.90x plain" \
     "${CAP}x (median of $NGINX_ROUNDS pairs): $(verdict "$CAP" 0.90 ge); each pair: $(nginx_each replica)x; user $(nginx_col replica 5) µs, system $(nginx_col replica 6) µs"
+row "nginx with the module on a sqlite store of the same keys, same nginx (the replica's floor)" "$(nginx_col sqlite 1)" "µs" "-" \
+    "${SQCAP}x (median of $NGINX_ROUNDS pairs); each pair: $(nginx_each sqlite)x; user $(nginx_col sqlite 5) µs, system $(nginx_col sqlite 6) µs"
 kill $PIDS 2>/dev/null
 wait 2>/dev/null
 PIDS=""

@@ -29,12 +29,16 @@
  * read was a miss of a third of a microsecond in an nginx worker. */
 enum { USE_SLOTS = 262144, USE_WAYS = 4, USE_SETS = USE_SLOTS / USE_WAYS };
 
+/* A way's id is its 8 characters as one word, so that a check reads a way
+ * with two plain loads and no lock (replica_touch); written under use_lock,
+ * told before id. */
 typedef struct use_set {
     struct {
-        char id[APIKEY_ID_LEN]; /* not NUL-terminated */
+        uint64_t id; /* the id's APIKEY_ID_LEN characters; 0: empty */
         int64_t told;
     } way[USE_WAYS];
 } use_set;
+_Static_assert(APIKEY_ID_LEN == sizeof(uint64_t), "a way's id is one word");
 
 struct replica {
     pthread_rwlock_t lock; /* lookups shared; opening and closing the store exclusive */
@@ -197,20 +201,28 @@ int replica_trusted_now(apikey_ctx *ctx)
     return trusted(ctx, ctx->replica, replica_now_ms());
 }
 
-int replica_lookup(apikey_ctx *ctx, const char *id, apikey_record *out)
+int replica_lookup(apikey_ctx *ctx, const char *id, apikey_record *out, int held)
 {
     struct replica *r = ctx->replica;
-    if (!trusted(ctx, r, replica_now_ms()))
+    if (!trusted(ctx, r, replica_now_ms())) {
+        if (held)
+            pthread_rwlock_unlock(&r->lock);
         return REPLICA_STALE;
+    }
     int st = APIKEY_ST_UNAVAILABLE;
     void *used = NULL;
-    if (__atomic_exchange_n(&r->replaced, 0, __ATOMIC_ACQ_REL)) {
+    /* Read before it is exchanged: a locked write at every check, for a
+     * flag set once in a blue moon, cost more than the load. */
+    if (__atomic_load_n(&r->replaced, __ATOMIC_ACQUIRE) &&
+        __atomic_exchange_n(&r->replaced, 0, __ATOMIC_ACQ_REL)) {
+        if (held)
+            pthread_rwlock_unlock(&r->lock);
+        held = 0;
         pthread_rwlock_wrlock(&r->lock);
         store_disconnect(&r->store);
         pthread_rwlock_unlock(&r->lock);
     }
-    if (r->concurrent) {
-        pthread_rwlock_rdlock(&r->lock);
+    if (held) {
         if ((used = r->store.handle))
             st = r->lookup(used, id, out);
         pthread_rwlock_unlock(&r->lock);
@@ -236,6 +248,11 @@ int replica_lookup(apikey_ctx *ctx, const char *id, apikey_record *out)
     return st == APIKEY_ST_UNAVAILABLE ? REPLICA_STALE : st;
 }
 
+void replica_release(apikey_ctx *ctx)
+{
+    pthread_rwlock_unlock(&ctx->replica->lock);
+}
+
 static use_set *uses_of(struct replica *r, const char *id)
 {
     unsigned h = 2166136261u;
@@ -244,40 +261,57 @@ static use_set *uses_of(struct replica *r, const char *id)
     return &r->uses[h % USE_SETS];
 }
 
-void replica_prefetch(apikey_ctx *ctx, const char *id)
+int replica_prefetch(apikey_ctx *ctx, const char *id)
 {
     struct replica *r = ctx->replica;
     __builtin_prefetch(uses_of(r, id), 1);
-    /* Never waits: a handle being opened or closed is simply not helped. */
-    if (r->concurrent && APIKEY_STORE_HAS(r->store.ops, prefetch) && r->store.ops->prefetch &&
-        pthread_rwlock_tryrdlock(&r->lock) == 0) {
-        if (r->store.handle)
-            r->store.ops->prefetch(r->store.handle, id);
-        pthread_rwlock_unlock(&r->lock);
-    }
+    /* One hold of the shared lock covers the store's prefetch, the hash
+     * and the lookup, as for a store read in place (verify.c): a hold for
+     * each was two locked instructions more a check. */
+    if (!r->concurrent)
+        return 0;
+    pthread_rwlock_rdlock(&r->lock);
+    if (r->store.handle && APIKEY_STORE_HAS(r->store.ops, prefetch) && r->store.ops->prefetch)
+        r->store.ops->prefetch(r->store.handle, id);
+    return 1;
+}
+
+/* A way told within the granularity, read without the lock: told is
+ * stored before id (release), so an id seen (acquire) comes with its own
+ * time or a later one. A check whose key was told lately (nearly every
+ * check: the replica's last_used never moves) takes no lock at all. */
+static int told_lately(const use_set *set, uint64_t key, int64_t when, int64_t granularity)
+{
+    for (int w = 0; w < USE_WAYS; w++)
+        if (__atomic_load_n(&set->way[w].id, __ATOMIC_ACQUIRE) == key)
+            return when - __atomic_load_n(&set->way[w].told, __ATOMIC_RELAXED) < granularity;
+    return 0;
 }
 
 void replica_touch(apikey_ctx *ctx, const char *id, int64_t when)
 {
     struct replica *r = ctx->replica;
     use_set *set = uses_of(r, id);
+    uint64_t key;
+    memcpy(&key, id, sizeof key);
+    if (told_lately(set, key, when, ctx->cfg.last_used_granularity))
+        return;
     int slot = 0;
     pthread_mutex_lock(&r->use_lock);
+    if (told_lately(set, key, when, ctx->cfg.last_used_granularity)) {
+        pthread_mutex_unlock(&r->use_lock);
+        return;
+    }
     for (int w = 0; w < USE_WAYS; w++) {
-        if (memcmp(set->way[w].id, id, APIKEY_ID_LEN) == 0) {
+        if (set->way[w].id == key) {
             slot = w;
             break;
         }
         if (set->way[w].told < set->way[slot].told)
             slot = w;
     }
-    if (memcmp(set->way[slot].id, id, APIKEY_ID_LEN) == 0 &&
-        when - set->way[slot].told < ctx->cfg.last_used_granularity) {
-        pthread_mutex_unlock(&r->use_lock);
-        return;
-    }
-    memcpy(set->way[slot].id, id, APIKEY_ID_LEN);
-    set->way[slot].told = when;
+    __atomic_store_n(&set->way[slot].told, when, __ATOMIC_RELAXED);
+    __atomic_store_n(&set->way[slot].id, key, __ATOMIC_RELEASE);
     /* Connected once: a send then looks up no path. A syncd restarted
      * binds a new socket; the old one's refusal makes the next use
      * connect again. */

@@ -48,14 +48,19 @@ void replica_detach(struct apikey_ctx *ctx);
  * REPLICA_STALE, when the caller asks the store of record instead (the
  * replica is older than replica_max_lag, or cannot be read). */
 #define REPLICA_STALE (-1)
-int replica_lookup(struct apikey_ctx *ctx, const char *id, apikey_record *out);
+/* held: replica_prefetch's answer for this id (the shared lock, which this
+ * releases). */
+int replica_lookup(struct apikey_ctx *ctx, const char *id, apikey_record *out, int held);
 /* Whether the replica is trusted now (then a check is answered from it
  * without the store of record): 1 or 0. */
 int replica_trusted_now(struct apikey_ctx *ctx);
 /* Tell syncd that key id was used at when: best effort, never blocking,
  * at most once per last_used_granularity per key and process. */
 void replica_touch(struct apikey_ctx *ctx, const char *id, int64_t when);
-/* Fetch into the cache what replica_touch will read for id. */
-void replica_prefetch(struct apikey_ctx *ctx, const char *id);
+/* Fetch into the cache what replica_touch and the lookup will read for
+ * id, and take the replica's shared lock for the lookup (1: held, for
+ * replica_lookup, or replica_release when the check ends before it). */
+int replica_prefetch(struct apikey_ctx *ctx, const char *id);
+void replica_release(struct apikey_ctx *ctx);
 
 #endif

@@ -65,23 +65,26 @@ static int check_and_lookup(apikey_ctx *ctx, const char *key, size_t keylen, cha
     if (!direct && ctx->prefetch)
         pthread_rwlock_unlock(&ctx->lock);
     /* An allowed check on a replica reads its set of uses told to syncd
-     * last (replica_touch): a miss at 100,000 keys, overlapped here too. */
-    if (ctx->replica)
-        replica_prefetch(ctx, id);
+     * last (replica_touch): a miss at 100,000 keys, overlapped here too.
+     * The replica's shared lock, taken there, is held to its lookup. */
+    int held = ctx->replica && replica_prefetch(ctx, id);
     int hashed = core_hash_key(ctx, key, keylen, want) == 0;
     if (direct) {
         if (hashed && (used = ctx->store.handle))
             st = ctx->lookup_auth(used, id, rec);
         pthread_rwlock_unlock(&ctx->lock);
     }
-    if (!hashed)
+    if (!hashed) {
+        if (held)
+            replica_release(ctx);
         return APIKEY_ST_UNAVAILABLE;
+    }
     *stage = CHECKED;
     if (direct) {
         if (used && st != APIKEY_ST_UNAVAILABLE)
             return st;
     } else {
-        if (ctx->replica && (st = replica_lookup(ctx, id, rec)) != REPLICA_STALE)
+        if (ctx->replica && (st = replica_lookup(ctx, id, rec, held)) != REPLICA_STALE)
             return st;
         st = APIKEY_ST_UNAVAILABLE;
         if (core_store_stalled(ctx))
