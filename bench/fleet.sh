@@ -244,6 +244,7 @@ churn() { # BATCH LABEL [BUILD]
     row "  behind schedule at 2 s / 5 s / 9 s / the schedule's end: writes due not yet acknowledged (in ms of the schedule)" \
         "$(late 2 3) / $(late 5 3) / $(late 9 3) / $(late end 3) ($(late 2 4) / $(late 5 4) / $(late 9 4) / $(late end 4) ms)" "writes" "-" \
         "last writer done $(late tail 3) ms after the schedule's end; $(late tail 4) due never sent"
+    echo "    acknowledged in each 0.5 s: $(awk '$2 == "each-half-second" { $1 = $2 = ""; print }' "$T/churn.out")"
     row "  each write, acknowledged minus due: p50, worst" "$(late p50 3), $(late max 3)" "ms" "-" "worst due at $(late max 4) s"
     echo "$rate $(late 9 4) $(late end 4) $(late tail 3)" >> "$T/rates.$1.${3:+before}"
     grep '^all' "$T/churn.out" > "$T/churn.all"

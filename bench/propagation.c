@@ -336,7 +336,8 @@ static void *churner(void *arg)
  * last writer was done, and the writes due that never went out as the
  * clock ran out), "late max MS AT_S" (the worst acknowledged minus due of
  * any write, and when it was due) and "late p50 MS" (of the acknowledged
- * writes: a write on time still shows its own round trips). */
+ * writes: a write on time still shows its own round trips), "late
+ * each-half-second N..." (writes acknowledged in each 0.5 s). */
 static void report_late(double end_ms)
 {
     double span = churn_seconds * 1000, per = slot_due[1] > 0 ? slot_due[1] : 1;
@@ -363,6 +364,17 @@ static void report_late(double end_ms)
             backlog += !slot_acked[j] || slot_acked[j] > at[c];
         printf("late %s %.0f %.1f\n", names[c], backlog * per_write, backlog * per);
     }
+    /* Writes acknowledged in each half second: a slow start, a steady
+     * shortfall or a stall. */
+    int buckets[64] = {0}, nb = (int)(end_ms / 500) + 1;
+    nb = nb < 64 ? nb : 64;
+    for (int j = 0; j < n; j++)
+        if (slot_acked[j] && (int)(slot_acked[j] / 500) < nb)
+            buckets[(int)(slot_acked[j] / 500)]++;
+    printf("late each-half-second");
+    for (int b = 0; b < nb; b++)
+        printf(" %.0f", buckets[b] * per_write);
+    printf("\n");
     printf("late tail %.1f %.0f\n", end_ms - span, unsent * per_write);
     printf("late max %.1f %.2f\n", worst, worst_at / 1000);
     qsort(late, (size_t)nacked, sizeof *late, cmp);
