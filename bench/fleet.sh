@@ -21,9 +21,14 @@
 # FLEET_NGINX_ROUNDS=3;
 # FLEET_DEBUG=SECONDS keeps the fleet up after the revocations, and
 # PROPAGATION_SLOW=MS has bench/propagation name each host slower than that.
-# FLEET_BEFORE=DIR: a build folder of an earlier version (its libapikey,
-# pgsql store and bench/propagation) whose writers run the churn rows too,
-# first, against the same fleet: before and after side by side.
+# FLEET_BEFORE=DIR: a build folder of an earlier version (its libapikey and
+# pgsql store, driven by this build's bench/propagation) whose writers run
+# the churn rows too, against the same fleet: before and after side by side;
+# the fleet's four apikey-syncd are that build's for its rows;
+# FLEET_ROUNDS=R takes R rounds of both, alternated (before, after, after,
+# before, ...), each round's rows and then the median and range of each.
+# FLEET_CHURN_ONLY=1 stops after the churn rows (no PAM, nginx, BIG rows,
+# bench/RESULTS.md left as it is): a quick look at the churn.
 set -u
 cd "$(dirname "$0")/.." || exit 2
 [ -n "${APIKEY_PG_HOST:-}" ] || exec sh tests/pg_harness.sh sh "$0" "$@"
@@ -63,9 +68,10 @@ conf() { # FILE STORE [REPLICA]: readable by the nginx workers' group
 copy_seconds() { # LOG: the time of the last full copy
     sed -n 's/.*full copy: [0-9]* keys at change [0-9]* in \([0-9.]*\) s/\1/p' "$1" | tail -n 1
 }
-start_syncd() { # FOLDER: its syncd, until the first full copy is done
-    build/apikey-syncd --config "$1/host.conf" 2>> "$1/syncd.log" &
-    PIDS="$PIDS $!"
+start_syncd() { # FOLDER [BUILD]: its syncd, until the first full copy is done
+    "${2:-build}/apikey-syncd" --config "$1/host.conf" 2>> "$1/syncd.log" &
+    SYNCD=$!
+    PIDS="$PIDS $SYNCD"
     i=0
     until grep -q 'full copy' "$1/syncd.log" && [ -s "$1/replica/contact" ]; do
         i=$((i + 1)); [ $i -lt 6000 ] || { echo "bench: syncd never copied" >&2; exit 1; }
@@ -108,6 +114,9 @@ size_rows() { # N TARGET-SECONDS
     row "replica size per key, $n keys" "$((size / n))" "bytes" "-" "-"
 }
 size_rows "$MID" -
+# Its syncd follows the fleet's database too: stopped, or the fleet below
+# would have a fifth reader of the log, without hosts, in its figures.
+kill "$SYNCD"
 # The same keys in a plain sqlite store, for nginx beside the replica: the
 # replica is read through the sqlite backend, so this is its floor.
 mkdir -m 750 "$T/sq" && chgrp "$WGROUP" "$T/sq"
@@ -122,6 +131,7 @@ HOSTS="" NGINX_LOCATIONS=""
 for r in $(seq "$REPLICAS"); do
     replica_folder "$T/r$r" "fleet$MID"
     start_syncd "$T/r$r"
+    echo "$SYNCD" > "$T/r$r/syncd.pid"
     mkdir "$T/r$r/pam.d"
     printf 'auth required %s config=%s service=bench\naccount required %s config=%s service=bench\n' \
         "$ROOT/build/pam_apikey.so" "$T/r$r/host.conf" "$ROOT/build/pam_apikey.so" "$T/r$r/host.conf" \
@@ -156,14 +166,38 @@ for r in $(seq "$REPLICAS"); do
 done
 
 # Keys of one account for the hosts to watch (and, for the churn, to revoke).
+ROUNDS=${FLEET_ROUNDS:-1}
 CHURNS=2
-[ -z "${FLEET_BEFORE:-}" ] || CHURNS=4
+[ -z "${FLEET_BEFORE:-}" ] || CHURNS=$((4 * ROUNDS))
 awk -v n=$((N + 100 + CHURNS * (300 + CHURN_RATE * CHURN_SECONDS))) 'BEGIN { for (i = 0; i < n; i++) printf "fleet\tw%d\tproxies:read\tnever\n", i }' > "$T/batch"
 build/apikey --config "$T/r1/record.conf" create --batch "$T/batch" > "$T/fleet.keys" || exit 1
 head -n $((N + 100)) "$T/fleet.keys" > "$T/watch.keys"
 until [ "$(cut -d' ' -f4 "$T/r$REPLICAS/replica/contact")" -ge \
     "$(psql -X -t -A "$PGC dbname=fleet$MID" -c 'SELECT max(seq) FROM apikey_changes')" ]; do sleep 0.2; done
 NH=$((REPLICAS * 3))
+caught_up() { # every replica at the log's last change
+    last=$(psql -X -t -A "$PGC dbname=fleet$MID" -c 'SELECT max(seq) FROM apikey_changes')
+    for r in $(seq "$REPLICAS"); do
+        until [ "$(cut -d' ' -f4 "$T/r$r/replica/contact")" -ge "$last" ]; do sleep 0.2; done
+    done
+}
+SYNCD_BUILD=build
+syncds() { # BUILD: the fleet's syncds of that build (each resumes its replica)
+    [ "$1" != "$SYNCD_BUILD" ] || return 0
+    touch "$T/started"
+    sleep 1.1 # test -nt may compare whole seconds
+    for r in $(seq "$REPLICAS"); do
+        kill "$(cat "$T/r$r/syncd.pid")"
+        while kill -0 "$(cat "$T/r$r/syncd.pid")" 2>/dev/null; do sleep 0.1; done
+        start_syncd "$T/r$r" "$1"
+        echo "$SYNCD" > "$T/r$r/syncd.pid"
+    done
+    for r in $(seq "$REPLICAS"); do # each connected and read once: its contact line anew
+        until [ "$T/r$r/replica/contact" -nt "$T/started" ]; do sleep 0.1; done
+    done
+    SYNCD_BUILD=$1
+    caught_up
+}
 drive() { # MODE ARG... KEYFILE: bench/propagation's lines
     mode=$1 arg=$2
     shift 2
@@ -201,7 +235,10 @@ churn() { # BATCH LABEL [BUILD]
     tail -n +$NEXT_KEY "$T/fleet.keys" | head -n $((300 + CHURN_RATE * CHURN_SECONDS)) > "$T/churnmix.keys"
     NEXT_KEY=$((NEXT_KEY + 300 + CHURN_RATE * CHURN_SECONDS))
     b=${3:-$ROOT/build}
-    APIKEY_STORE_DIR="$b/store" "$b/bench/propagation" churn "$CHURN_RATE" "$CHURN_SECONDS" 300 "$1" \
+    syncds "${3:-build}"
+    # This build's driver on the given build's library and store (the
+    # driver's RUNPATH gives way to LD_LIBRARY_PATH): one measure for both.
+    LD_LIBRARY_PATH="$b" APIKEY_STORE_DIR="$b/store" build/bench/propagation churn "$CHURN_RATE" "$CHURN_SECONDS" 300 "$1" \
         "$T/r1/record.conf" bench fleet "$T/churnmix.keys" "$INTERVAL" $HOSTS > "$T/churn.out" ||
         echo "bench/fleet.sh: propagation (churn) failed" >&2
     # rate: changes acknowledged over the seconds from the start of the
@@ -212,15 +249,50 @@ churn() { # BATCH LABEL [BUILD]
     # send counts as not done.
     rate=$(awk '$1 == "rate" { print $2 }' "$T/churn.out")
     row "changes a second sustained, $2" "${rate:-?}" "/s" ">= $CHURN_RATE/s" "$(verdict "${rate:-0}" "$CHURN_RATE" ge)"
+    # Behind steadily (a backlog that grows over the seconds: the rate is
+    # not sustained) or one tail at the end? bench/propagation.c, report_late.
+    late() { awk -v k="$1" -v c="$2" '$1 == "late" && $2 == k { print $c }' "$T/churn.out"; }
+    row "  behind schedule at 2 s / 5 s / 9 s / the schedule's end: writes due not yet acknowledged (in ms of the schedule)" \
+        "$(late 2 3) / $(late 5 3) / $(late 9 3) / $(late end 3) ($(late 2 4) / $(late 5 4) / $(late 9 4) / $(late end 4) ms)" "writes" "-" \
+        "last writer done $(late tail 3) ms after the schedule's end; $(late tail 4) due never sent"
+    echo "    acknowledged in each 0.5 s: $(awk '$2 == "each-half-second" { $1 = $2 = ""; print }' "$T/churn.out")"
+    row "  each write, acknowledged minus due: p50, worst" "$(late p50 3), $(late max 3)" "ms" "-" "worst due at $(late max 4) s"
+    echo "$rate $(late 9 4) $(late end 4) $(late tail 3)" >> "$T/rates.$1.${3:+before}"
     grep '^all' "$T/churn.out" > "$T/churn.all"
     prop_rows "meanwhile, revocation COMMIT to first refusal" "$T/churn.all"
+    awk '$1 == "all" { print $3 }' "$T/churn.out" >> "$T/p99.$1.${3:+before}"
 }
-if [ -n "${FLEET_BEFORE:-}" ]; then
-    churn 1 "revocations, one a transaction, 8 writers, BEFORE" "$FLEET_BEFORE"
-    churn 100 "new keys, 100 a transaction, BEFORE" "$FLEET_BEFORE"
+both() { # BATCH LABEL: before (if any) and after, in the round's order
+    if [ -n "${FLEET_BEFORE:-}" ] && [ $((round % 2)) -eq 1 ]; then
+        churn "$1" "$2, BEFORE$tag" "$FLEET_BEFORE"
+    fi
+    churn "$1" "$2$tag"
+    if [ -n "${FLEET_BEFORE:-}" ] && [ $((round % 2)) -eq 0 ]; then
+        churn "$1" "$2, BEFORE$tag" "$FLEET_BEFORE"
+    fi
+}
+spread() { # FILE COLUMN: "median (lo-hi)"
+    cut -d' ' -f"$2" "$1" > "$T/col"
+    echo "$(median "$T/col") ($(sort -n "$T/col" | sed -n '1p;$p' | tr '\n' '-' | sed 's/-$//'))"
+}
+tag=""
+for round in $(seq "$ROUNDS"); do
+    [ "$ROUNDS" -eq 1 ] || tag=", round $round"
+    both 1 "revocations, one a transaction, 8 writers"
+    both 100 "new keys, 100 a transaction"
+done
+if [ "$ROUNDS" -gt 1 ]; then
+    for b in 1 100; do
+        for side in before ""; do
+            f="$T/rates.$b.$side"
+            [ -s "$f" ] || continue
+            row "changes a second sustained, ${b} a transaction, ${side:-after}: median (range) of $ROUNDS rounds" \
+                "$(spread "$f" 1)" "/s" ">= $CHURN_RATE/s" \
+                "behind at 9 s $(spread "$f" 2) ms, at the schedule's end $(spread "$f" 3) ms, last writer done $(spread "$f" 4) ms after it; meanwhile p99 $(spread "$T/p99.$b.$side" 1) ms"
+        done
+    done
 fi
-churn 1 "revocations, one a transaction, 8 writers"
-churn 100 "new keys, 100 a transaction"
+[ -z "${FLEET_CHURN_ONLY:-}" ] || exit 0
 
 echo "== a fleet: PAM and nginx on a replica"
 KEY=$(sed -n 78p "$T/json$MID/keys")

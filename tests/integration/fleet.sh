@@ -136,6 +136,18 @@ if until_true syncd_read; then
     if awk -v c="$cost" -v j="$jit" 'BEGIN { exit !(c != "" && c + 0 < j + 0) }'; then
         ok "syncd's log read on unanalyzed tables costs $cost, under jit_above_cost ($jit)"
     else not_ok "syncd's log read on unanalyzed tables costs ${cost:-?}, jit_above_cost $jit: compiled at every read"; fi
+    # On a direct connection syncd prepares the read and runs its generic
+    # plan (plan_cache_mode = force_generic_plan): that plan too, with $1
+    # unknown, stays under jit_above_cost.
+    generic=$(psql -X -q -t -A -v ON_ERROR_STOP=1 "$PGC" <<EOF | jq '.[0].Plan."Total Cost"'
+SET plan_cache_mode = force_generic_plan;
+PREPARE syncd_read(bigint) AS $(cat "$T/read.sql");
+EXPLAIN (FORMAT JSON) EXECUTE syncd_read($at);
+EOF
+)
+    if awk -v c="$generic" -v j="$jit" 'BEGIN { exit !(c != "" && c + 0 < j + 0) }'; then
+        ok "syncd's prepared log read, its generic plan, costs $generic, under jit_above_cost ($jit)"
+    else not_ok "syncd's prepared log read, its generic plan, costs ${generic:-?}, jit_above_cost $jit"; fi
 else not_ok "syncd's log read not seen in pg_stat_activity"; fi
 for tb in $LOG_TABLES; do psql_do "ALTER TABLE $tb RESET (autovacuum_enabled)"; done
 
