@@ -172,15 +172,14 @@ CHURNS=2
 awk -v n=$((N + 100 + CHURNS * (300 + CHURN_RATE * CHURN_SECONDS))) 'BEGIN { for (i = 0; i < n; i++) printf "fleet\tw%d\tproxies:read\tnever\n", i }' > "$T/batch"
 build/apikey --config "$T/r1/record.conf" create --batch "$T/batch" > "$T/fleet.keys" || exit 1
 head -n $((N + 100)) "$T/fleet.keys" > "$T/watch.keys"
-until [ "$(cut -d' ' -f4 "$T/r$REPLICAS/replica/contact")" -ge \
-    "$(psql -X -t -A "$PGC dbname=fleet$MID" -c 'SELECT max(seq) FROM apikey_changes')" ]; do sleep 0.2; done
-NH=$((REPLICAS * 3))
 caught_up() { # every replica at the log's last change
     last=$(psql -X -t -A "$PGC dbname=fleet$MID" -c 'SELECT max(seq) FROM apikey_changes')
     for r in $(seq "$REPLICAS"); do
         until [ "$(cut -d' ' -f4 "$T/r$r/replica/contact")" -ge "$last" ]; do sleep 0.2; done
     done
 }
+caught_up
+NH=$((REPLICAS * 3))
 SYNCD_BUILD=build
 syncds() { # BUILD: the fleet's syncds of that build (each resumes its replica)
     [ "$1" != "$SYNCD_BUILD" ] || return 0

@@ -54,8 +54,6 @@ pam_us() {
     PAM_LOOP_PER_CPU=$PAM_CPU build/bench/pam_loop "$T/pam.d" bench "$2" "$3" "$ITER"
 }
 PERMIT_STACK="auth required pam_permit.so\naccount required pam_permit.so\n"
-# median: the middle of the numbers on stdin.
-median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 # pam_pair SERVICE-FILE-TEXT USER PASSWORD: "µs ratio", medians over
 # PAM_ROUNDS rounds that each run pam_permit, then the stack: a row's
 # ratio is taken against the floor measured beside it, not minutes apart.
@@ -66,7 +64,9 @@ pam_pair() {
         p=$(pam_us "$PERMIT_STACK" user1 x) u=$(pam_us "$1" "$2" "$3")
         echo "$p $u" >> "$T/pairs"
     done
-    echo "$(cut -d' ' -f2 "$T/pairs" | median) $(awk '{ printf "%.2f\n", $2 / $1 }' "$T/pairs" | median)"
+    cut -d' ' -f2 "$T/pairs" > "$T/pair.us"
+    awk '{ printf "%.2f\n", $2 / $1 }' "$T/pairs" > "$T/pair.ratio"
+    echo "$(median "$T/pair.us") $(median "$T/pair.ratio")"
 }
 
 apikey_stack() {
@@ -74,7 +74,8 @@ apikey_stack() {
 }
 
 echo "== PAM transactions ($ITER each: pam_start, authenticate, acct_mgmt, pam_end; $PAM_ROUNDS rounds beside pam_permit)"
-PERMIT=$(for round in $(seq "$PAM_ROUNDS"); do pam_us "$PERMIT_STACK" user1 x; done | median)
+for round in $(seq "$PAM_ROUNDS"); do pam_us "$PERMIT_STACK" user1 x; done > "$T/permit.us"
+PERMIT=$(median "$T/permit.us")
 row "PAM pam_permit (the floor)" "$PERMIT" "µs" "-" "1.00x"
 
 awk -v n="$MID" 'BEGIN { for (i = 0; i < n; i++) printf "user%d\npw%d\n", i, i }' | db_load -T -t hash "$T/users.db"
