@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "apikey.h"
 #include "apikey_store.h"
@@ -155,5 +156,15 @@ void core_public_id(const apikey_ctx *ctx, const char *id, char *out, size_t len
 
 /* A record's state at now (policy.c, with scopes_grant). */
 apikey_key_state core_key_state(const apikey_record *rec, int64_t now);
+
+/* Zero what held a key or its hash, in line: a memset of a size known here
+ * compiles to a few stores, and the asm that may read the memory keeps the
+ * compiler from dropping them as dead stores, as explicit_bzero does, but
+ * without a call into libc on every check. */
+static inline void wipe_secret(void *p, size_t n)
+{
+    memset(p, 0, n);
+    __asm__ __volatile__("" : : "r"(p) : "memory");
+}
 
 #endif

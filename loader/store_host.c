@@ -8,16 +8,17 @@
 #include <stdio.h>
 
 #include "core.h"
+#include "hot_path.h"
 #include "secfile.h"
 
 static __thread char line[512];
 
-void core_store_line_clear(void)
+HOT_PATH void core_store_line_clear(void)
 {
     line[0] = '\0';
 }
 
-const char *core_store_line(void)
+HOT_PATH const char *core_store_line(void)
 {
     return line;
 }
