@@ -43,7 +43,6 @@ struct apikey_ctx {
     unsigned char pepper[64];
     size_t pepper_len; /* 0: plain SHA-256 */
     apikey_clock_fn now;
-    char config_path[4096]; /* the file it was opened from */
     int privileged; /* see CORE_OPEN_PRIVILEGED */
     int cached, cache_refs; /* held by ctx_cache.c, under its lock */
     /* One connect to the store at a time (context.c): monotonic ms since a
@@ -57,6 +56,9 @@ struct apikey_ctx {
      * only read the store), and is tried again a granularity step later,
      * not at every check. Read and written atomically. */
     int64_t touch_after;
+    /* The file it was opened from. Last: in the middle, it put what a check
+     * reads on both sides of 4 KiB, two pages where one does. */
+    char config_path[4096];
 };
 
 /* What store backends are given. Their error line stays on the thread of

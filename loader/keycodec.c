@@ -103,7 +103,8 @@ int keycodec_random62(char *out, size_t n)
 /* CRC-32 (IEEE 802.3, as zlib's crc32), sliced by 8 from tables built once:
  * it runs on every check before any store is touched, and a byte at a time
  * its chain of dependent table loads cost about a third of a warm verify. */
-static uint32_t crc_table[8][256];
+/* 8 KiB on two whole pages, not straddling three. */
+static uint32_t crc_table[8][256] __attribute__((aligned(4096)));
 
 /* Built as the library loads: a pthread_once at every check was a call
  * into libc's page of it. */
