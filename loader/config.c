@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 #include "config.h"
+#include "hot_path.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -433,11 +434,17 @@ const config_scope *config_find_scope(const config_file *cfg, const char *name)
     return NULL;
 }
 
-const config_service *config_find_service(const config_file *cfg, const char *name)
+/* On every check: the names compared in line, not through libc's strcmp. */
+HOT_PATH const config_service *config_find_service(const config_file *cfg, const char *name)
 {
-    for (size_t i = 0; i < cfg->nservices; i++)
-        if (strcmp(cfg->services[i].name, name) == 0)
+    for (size_t i = 0; i < cfg->nservices; i++) {
+        const char *a = cfg->services[i].name;
+        size_t k = 0;
+        while (a[k] && a[k] == name[k])
+            k++;
+        if (a[k] == name[k])
             return &cfg->services[i];
+    }
     return NULL;
 }
 

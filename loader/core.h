@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "apikey.h"
 #include "apikey_store.h"
@@ -42,7 +43,6 @@ struct apikey_ctx {
     unsigned char pepper[64];
     size_t pepper_len; /* 0: plain SHA-256 */
     apikey_clock_fn now;
-    char config_path[4096]; /* the file it was opened from */
     int privileged; /* see CORE_OPEN_PRIVILEGED */
     int cached, cache_refs; /* held by ctx_cache.c, under its lock */
     /* One connect to the store at a time (context.c): monotonic ms since a
@@ -56,6 +56,9 @@ struct apikey_ctx {
      * only read the store), and is tried again a granularity step later,
      * not at every check. Read and written atomically. */
     int64_t touch_after;
+    /* The file it was opened from. Last: in the middle, it put what a check
+     * reads on both sides of 4 KiB, two pages where one does. */
+    char config_path[4096];
 };
 
 /* What store backends are given. Their error line stays on the thread of
@@ -155,5 +158,15 @@ void core_public_id(const apikey_ctx *ctx, const char *id, char *out, size_t len
 
 /* A record's state at now (policy.c, with scopes_grant). */
 apikey_key_state core_key_state(const apikey_record *rec, int64_t now);
+
+/* Zero what held a key or its hash, in line: a memset of a size known here
+ * compiles to a few stores, and the asm that may read the memory keeps the
+ * compiler from dropping them as dead stores, as explicit_bzero does, but
+ * without a call into libc on every check. */
+static inline void wipe_secret(void *p, size_t n)
+{
+    memset(p, 0, n);
+    __asm__ __volatile__("" : : "r"(p) : "memory");
+}
 
 #endif

@@ -13,6 +13,7 @@
 #include <openssl/sha.h>
 
 #include "core.h"
+#include "hot_path.h"
 #include "secfile.h"
 
 int core_load_pepper(apikey_ctx *ctx, char *err, size_t errlen)
@@ -39,7 +40,7 @@ int core_load_pepper(apikey_ctx *ctx, char *err, size_t errlen)
     return rc;
 }
 
-int core_hash_key(const apikey_ctx *ctx, const char *key, size_t len,
+HOT_PATH int core_hash_key(const apikey_ctx *ctx, const char *key, size_t len,
                   unsigned char out[APIKEY_HASH_LEN])
 {
     unsigned int n = 0;
@@ -52,6 +53,6 @@ int core_hash_key(const apikey_ctx *ctx, const char *key, size_t len,
      * (bench/RESULTS.md, "Third pass"). */
     SHA256_CTX c;
     int ok = SHA256_Init(&c) == 1 && SHA256_Update(&c, key, len) == 1 && SHA256_Final(out, &c) == 1;
-    explicit_bzero(&c, sizeof c); /* it held the key (as loader/verify.c wipes) */
+    wipe_secret(&c, sizeof c); /* it held the key */
     return ok ? 0 : -1;
 }

@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "ratelimit.h"
+#include "hot_path.h"
 
 /* The format: 02 has buckets of BUCKET slots. A table of format 01 (one
  * slot per key) is never read; it is replaced, as one of an earlier boot.
@@ -66,7 +67,7 @@ static size_t table_len(uint32_t slots)
     return sizeof(rate_header) + (size_t)slots * sizeof(slot_word);
 }
 
-int64_t rate_now_ns(void)
+HOT_PATH int64_t rate_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -224,7 +225,7 @@ static int map_table(rate_table *t)
 
 /* Whether the mapped table is still the file at path, unchanged in size
  * and writable by no one else. */
-static int still_there(const rate_table *t)
+HOT_PATH static int still_there(const rate_table *t)
 {
     struct stat a, b;
     return t->map && stat(t->path, &a) == 0 && fstat(t->fd, &b) == 0 && a.st_dev == b.st_dev &&
@@ -309,7 +310,7 @@ static slot_word *bucket_of(void *map, uint32_t mask, uint64_t key)
     return (slot_word *)((char *)map + sizeof(rate_header)) + (size_t)(mix(key) & mask) * BUCKET;
 }
 
-void rate_prefetch(rate_table *t, const char id[8])
+HOT_PATH void rate_prefetch(rate_table *t, const char id[8])
 {
     /* Read without the lock: a prefetch never faults, so a map being
      * replaced (or a mask of another map) costs at most a useless fetch. */
@@ -321,7 +322,7 @@ void rate_prefetch(rate_table *t, const char id[8])
         __builtin_prefetch(bucket_of(map, mask, key), 1, 3);
 }
 
-static int take_cell(rate_table *t, uint64_t key, const rate_spec *r, int64_t now,
+HOT_PATH static int take_cell(rate_table *t, uint64_t key, const rate_spec *r, int64_t now,
                      rate_answer *out)
 {
     slot_word *b = bucket_of(t->map, t->mask, key);
@@ -370,8 +371,8 @@ static int take_cell(rate_table *t, uint64_t key, const rate_spec *r, int64_t no
     return RATE_UNAVAILABLE;
 }
 
-int rate_take(rate_table *t, const char id[8], const rate_spec *r, int64_t now_ns,
-              rate_answer *out, char *err, size_t errlen)
+HOT_PATH int rate_take(rate_table *t, const char id[8], const rate_spec *r, int64_t now_ns,
+                       rate_answer *out, char *err, size_t errlen)
 {
     uint64_t key;
     memcpy(&key, id, sizeof key); /* never 0: ids are base62 characters */

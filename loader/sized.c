@@ -6,8 +6,9 @@
 #include <string.h>
 
 #include "core.h"
+#include "hot_path.h"
 
-int core_tail_zero(const void *theirs, size_t known, size_t their_size)
+HOT_PATH int core_tail_zero(const void *theirs, size_t known, size_t their_size)
 {
     for (size_t i = known; i < their_size; i++)
         if (((const unsigned char *)theirs)[i])

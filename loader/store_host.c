@@ -8,18 +8,26 @@
 #include <stdio.h>
 
 #include "core.h"
+#include "hot_path.h"
 #include "secfile.h"
 
 static __thread char line[512];
+/* Lines ever kept, by any thread. Until the first, no thread's line can
+ * hold anything, and a check touches no thread-local storage: in a library
+ * that hosts dlopen, each touch is a call to __tls_get_addr and two more
+ * pages (doc/ARCHITECTURE.md, "The check's footprint"). A thread counts its
+ * own line before keeping it, so it never reads 0 past a line of its own. */
+static unsigned long lines_kept;
 
-void core_store_line_clear(void)
+HOT_PATH void core_store_line_clear(void)
 {
-    line[0] = '\0';
+    if (__atomic_load_n(&lines_kept, __ATOMIC_RELAXED))
+        line[0] = '\0';
 }
 
-const char *core_store_line(void)
+HOT_PATH const char *core_store_line(void)
 {
-    return line;
+    return __atomic_load_n(&lines_kept, __ATOMIC_RELAXED) ? line : "";
 }
 
 /* The first line is the cause; what follows it (a rollback failing after a
@@ -29,6 +37,7 @@ static void store_log_error(const char *fmt, ...)
 {
     if (line[0])
         return;
+    __atomic_add_fetch(&lines_kept, 1, __ATOMIC_RELAXED);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);

@@ -7,6 +7,7 @@
 
 #include "core.h"
 #include "cidr.h"
+#include "hot_path.h"
 #include "keycodec.h"
 #include "replica.h"
 
@@ -14,12 +15,12 @@
  * differs. A word-wise compare of our own saved about 230 instructions of a
  * check's 4,500 (branch jsonhot); the comparison that guards every key stays
  * the well-kept library's. */
-static int hash_differs(const unsigned char *a, const unsigned char *b)
+HOT_PATH static int hash_differs(const unsigned char *a, const unsigned char *b)
 {
     return CRYPTO_memcmp(a, b, APIKEY_HASH_LEN) != 0;
 }
 
-static apikey_decision decide(apikey_result *res, apikey_decision d, apikey_reason r)
+HOT_PATH static apikey_decision decide(apikey_result *res, apikey_decision d, apikey_reason r)
 {
     res->decision = d;
     res->reason = r;
@@ -40,7 +41,7 @@ enum { CHECKED, MALFORMED, NO_HASH };
  * and a long-lived host recovers by itself. *stage says how far it got;
  * CHECKED: id and want hold the id and the hash, and the store's answer is
  * returned. */
-static int check_and_lookup(apikey_ctx *ctx, const char *key, size_t keylen, char *id,
+HOT_PATH static int check_and_lookup(apikey_ctx *ctx, const char *key, size_t keylen, char *id,
                             unsigned char want[APIKEY_HASH_LEN], int *stage, apikey_record *rec)
 {
     void *used = NULL;
@@ -113,7 +114,7 @@ static int check_and_lookup(apikey_ctx *ctx, const char *key, size_t keylen, cha
 
 /* One cell of the key's limit, taken only once every other check allowed
  * it: a request refused for another reason never spends the budget. */
-static apikey_decision take_cell(apikey_ctx *ctx, const apikey_record *rec, apikey_result *res,
+HOT_PATH static apikey_decision take_cell(apikey_ctx *ctx, const apikey_record *rec, apikey_result *res,
                                  core_rate *rate)
 {
     rate_spec spec = {rec->rate_limit, rec->rate_period, rec->rate_burst};
@@ -142,7 +143,7 @@ static apikey_decision take_cell(apikey_ctx *ctx, const apikey_record *rec, apik
  * A write that failed (a host that may only read the store: an nginx worker
  * as www-data in the store's group) is not tried again before the next
  * step: it cost a failing open and the exclusive lock at every check. */
-static void touch(apikey_ctx *ctx, const apikey_record *rec, int64_t now)
+HOT_PATH static void touch(apikey_ctx *ctx, const apikey_record *rec, int64_t now)
 {
     if (now - rec->last_used < ctx->cfg.last_used_granularity ||
         now < __atomic_load_n(&ctx->touch_after, __ATOMIC_RELAXED))
@@ -161,9 +162,9 @@ static void touch(apikey_ctx *ctx, const apikey_record *rec, int64_t now)
         __atomic_store_n(&ctx->touch_after, now + ctx->cfg.last_used_granularity, __ATOMIC_RELAXED);
 }
 
-apikey_decision core_verify(apikey_ctx *ctx, const char *service, const char *account,
-                            const char *key, size_t keylen, const char *client,
-                            apikey_result *res, core_rate *rate, unsigned flags)
+HOT_PATH apikey_decision core_verify(apikey_ctx *ctx, const char *service, const char *account,
+                                     const char *key, size_t keylen, const char *client,
+                                     apikey_result *res, core_rate *rate, unsigned flags)
 {
     core_rate unused;
     if (!rate)
@@ -239,9 +240,9 @@ apikey_decision core_verify(apikey_ctx *ctx, const char *service, const char *ac
     if (d == APIKEY_ALLOWED)
         touch(ctx, &rec, now);
 done:
-    /* explicit_bzero: a memset the compiler may not drop; OPENSSL_cleanse
-     * wiped a byte at a time, 230 instructions a check for these two. */
-    explicit_bzero(want, sizeof want);
-    explicit_bzero(rec.hash, sizeof rec.hash);
+    /* OPENSSL_cleanse wiped a byte at a time, 230 instructions a check for
+     * these two; wipe_secret is stores in line (core.h). */
+    wipe_secret(want, sizeof want);
+    wipe_secret(rec.hash, sizeof rec.hash);
     return d;
 }

@@ -6,12 +6,13 @@
 #include <string.h>
 
 #include "core.h"
+#include "hot_path.h"
 
 /* The first version of each: what a host built against 1.2 hands in. */
 #define REQUEST_V1_SIZE (offsetof(apikey_verify_request, keylen) + sizeof(size_t))
 #define VERDICT_V1_SIZE (offsetof(apikey_verdict, error) + APIKEY_ERROR_MAX)
 
-APIKEY_EXPORT apikey_decision apikey_verify(apikey_ctx *ctx, const char *service,
+HOT_PATH APIKEY_EXPORT apikey_decision apikey_verify(apikey_ctx *ctx, const char *service,
                                             const char *account, const char *key, size_t keylen,
                                             apikey_result *res)
 {
@@ -19,14 +20,14 @@ APIKEY_EXPORT apikey_decision apikey_verify(apikey_ctx *ctx, const char *service
     return core_verify(ctx, service, account, key, keylen, NULL, res, NULL, 0);
 }
 
-APIKEY_EXPORT apikey_decision apikey_verify_with(apikey_ctx *ctx, const apikey_verify_request *req,
+HOT_PATH APIKEY_EXPORT apikey_decision apikey_verify_with(apikey_ctx *ctx, const apikey_verify_request *req,
                                                  apikey_verdict *out)
 {
     return core_verify_with(ctx, req, out, 0);
 }
 
-apikey_decision core_verify_with(apikey_ctx *ctx, const apikey_verify_request *req,
-                                 apikey_verdict *out, unsigned flags)
+HOT_PATH apikey_decision core_verify_with(apikey_ctx *ctx, const apikey_verify_request *req,
+                                          apikey_verdict *out, unsigned flags)
 {
     if (!out || out->size < VERDICT_V1_SIZE)
         return APIKEY_UNAVAILABLE;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../store_wait.h"
+#include "../../common/hot_path.h"
 #include "apikey_io.h"
 
 #define IDX_MAGIC "AKIDX\x01\r\n"
@@ -97,13 +98,13 @@ _Static_assert(V5_INLINE_OFF == offsetof(idx_rec, rate_limit), "the rate comes a
 
 /* A version 4 index was built from a version 1 JSON file, which has no
  * lists: every key is allowed from any address. */
-static uint32_t allow_of(const json_index *ix, const idx_rec *r)
+HOT_PATH static uint32_t allow_of(const json_index *ix, const idx_rec *r)
 {
     return ix->old == IDX_VERSION_V4 ? ALLOW_ANY : r->allow_from;
 }
 
 /* The inline account of slot r (not necessarily terminated) and its size. */
-static const char *inline_account(const json_index *ix, const idx_rec *r, size_t *size)
+HOT_PATH static const char *inline_account(const json_index *ix, const idx_rec *r, size_t *size)
 {
     size_t off = ix->old == IDX_VERSION_V4   ? offsetof(idx_rec_v4, account_inline)
                  : ix->old == IDX_VERSION_V5 ? V5_INLINE_OFF
@@ -114,7 +115,7 @@ static const char *inline_account(const json_index *ix, const idx_rec *r, size_t
 
 /* The rate limit of slot r into out: none in an index before 6, built from
  * a file before version 3, which has none. */
-static void rate_of(const json_index *ix, const idx_rec *r, uint32_t out[3])
+HOT_PATH static void rate_of(const json_index *ix, const idx_rec *r, uint32_t out[3])
 {
     int has = !ix->old;
     out[0] = has ? r->rate_limit : 0;
@@ -122,7 +123,7 @@ static void rate_of(const json_index *ix, const idx_rec *r, uint32_t out[3])
     out[2] = has ? r->rate_burst : 0;
 }
 
-static const json_index_header *header(const json_index *ix)
+HOT_PATH static const json_index_header *header(const json_index *ix)
 {
     return &ix->head;
 }
@@ -196,7 +197,7 @@ static int fill(json_index *ix, uint64_t b)
 /* len bytes at off in the host's copy, filled first where they are not
  * yet: a lookup reads them in place, touching only the cache lines it
  * compares. NULL when out of the file or it cannot be read. */
-static const char *view(json_index *ix, size_t len, uint64_t off)
+HOT_PATH static const char *view(json_index *ix, size_t len, uint64_t off)
 {
     if (off > ix->len || len > ix->len - off || len == 0)
         return NULL;
@@ -206,7 +207,7 @@ static const char *view(json_index *ix, size_t len, uint64_t off)
     return ix->mem + off;
 }
 
-static uint64_t slot_off(const json_index *ix, uint64_t slot)
+HOT_PATH static uint64_t slot_off(const json_index *ix, uint64_t slot)
 {
     return header(ix)->rec_off + slot * sizeof(idx_rec);
 }
@@ -219,12 +220,12 @@ int json_index_matches(const json_index *ix, const struct stat *st)
            h->json_mtime_nsec == st->st_mtim.tv_nsec;
 }
 
-int json_index_is_open(const json_index *ix)
+HOT_PATH int json_index_is_open(const json_index *ix)
 {
     return ix->is_open;
 }
 
-static int64_t clock_ns(clockid_t which)
+HOT_PATH static int64_t clock_ns(clockid_t which)
 {
     struct timespec ts;
     clock_gettime(which, &ts);
@@ -238,7 +239,7 @@ static int64_t clock_ns(clockid_t which)
  * check (bench/RESULTS.md, "checkcut"). It lags by up to a tick (4 ms
  * here), which does not matter: the writer waits on this same clock
  * (wait_for_hosts), never compares it with another. */
-static int64_t recheck_clock_ns(void)
+HOT_PATH static int64_t recheck_clock_ns(void)
 {
     return clock_ns(CLOCK_MONOTONIC_COARSE);
 }
@@ -260,7 +261,7 @@ static int64_t recheck_clock_ns(void)
  * mark; the header it then read had the mark, and it would have found the
  * index stale. So no check that begins after the writer returned trusts
  * the old index. */
-int json_index_is_stale(json_index *ix)
+HOT_PATH int json_index_is_stale(json_index *ix)
 {
     int64_t began = recheck_clock_ns();
     if (began - __atomic_load_n(&ix->checked_ns, __ATOMIC_ACQUIRE) < JSON_INDEX_RECHECK_NS)
@@ -287,7 +288,7 @@ static const unsigned char b62_value[256] = {
 #undef D10
 };
 
-static uint64_t id_value(const char *id)
+HOT_PATH static uint64_t id_value(const char *id)
 {
     /* Two halves at once: the chain of multiplies is on every lookup. A
      * table, not range tests: the characters are random, so the branches
@@ -304,7 +305,7 @@ static uint64_t id_value(const char *id)
  * slots and a key's place is known from its id alone: no search, no
  * directory, and the slots it may be in can be fetched while the key is
  * being hashed. Monotonic in the id, so the table stays sorted. */
-static uint64_t home_of(uint64_t v, uint64_t mul, uint64_t nhome)
+HOT_PATH static uint64_t home_of(uint64_t v, uint64_t mul, uint64_t nhome)
 {
     uint64_t b = (uint64_t)(((unsigned __int128)v * mul) >> 64);
     return b < nhome ? b : nhome - 1;
@@ -312,7 +313,7 @@ static uint64_t home_of(uint64_t v, uint64_t mul, uint64_t nhome)
 
 /* Ids compare as big-endian numbers of their 8 characters (ASCII order is
  * base62 order). */
-static uint64_t id_order(const char *id)
+HOT_PATH static uint64_t id_order(const char *id)
 {
     uint64_t k;
     memcpy(&k, id, sizeof k);
@@ -700,7 +701,7 @@ static size_t home_slot(const json_index *ix, const char *id)
  * second page would be a second wait. */
 #define PREFETCH_SLOTS 4
 
-void json_index_prefetch(const json_index *ix, const char *id)
+HOT_PATH void json_index_prefetch(const json_index *ix, const char *id)
 {
     uint64_t off = slot_off(ix, home_slot(ix, id)), page = off / BLOCK;
     if (off >= ix->len || !__atomic_load_n(&ix->filled[page], __ATOMIC_ACQUIRE))
@@ -720,7 +721,7 @@ void json_index_prefetch(const json_index *ix, const char *id)
  * slots are compared in the copy, where only their first cache line is
  * touched, and the answer is read there too: a copy of the slot cost a
  * check 128 bytes more to move, and left the key's hash on the stack. */
-static int find_near(json_index *ix, const char *id, const idx_rec **found, uint64_t *slot)
+HOT_PATH static int find_near(json_index *ix, const char *id, const idx_rec **found, uint64_t *slot)
 {
     uint64_t i = home_slot(ix, id), end = i + MAX_SCAN;
     if (end > ix->nslots)
@@ -751,42 +752,45 @@ static int find_near(json_index *ix, const char *id, const idx_rec **found, uint
     return last ? 0 : -1;
 }
 
+/* Up to max bytes of src into dst, through its NUL: the string's length,
+ * or max when there is no NUL within them. Strings here are short, and
+ * strnlen and memcpy were two libc pages more a check. */
+HOT_PATH static size_t copy_string(char *dst, const char *src, size_t max)
+{
+    for (size_t i = 0; i < max; i++)
+        if ((dst[i] = src[i]) == '\0')
+            return i;
+    return max;
+}
+
 /* A string of the table into buf (max bytes), or NULL when the offset or
  * its length is bad or it cannot be read. Measured in the copy and only
  * the string copied out: a scope list's buffer is 1 KiB. */
-static const char *string_at(json_index *ix, uint32_t off, char *buf, size_t max)
+HOT_PATH static const char *string_at(json_index *ix, uint32_t off, char *buf, size_t max)
 {
     const json_index_header *h = header(ix);
     if (off >= h->strings_len)
         return NULL;
     size_t n = h->strings_len - off < max ? (size_t)(h->strings_len - off) : max;
     const char *p = view(ix, n, h->strings_off + off);
-    size_t len = p ? strnlen(p, n) : n;
-    if (len == n)
-        return NULL;
-    memcpy(buf, p, len + 1);
-    return buf;
+    return p && copy_string(buf, p, n) < n ? buf : NULL;
 }
 
 /* The account into buf (APIKEY_ACCOUNT_MAX bytes, more than an inline
  * one), measured once: an inline one was measured and then strcpy'd. */
-static const char *account_of(json_index *ix, const idx_rec *r, char *buf)
+HOT_PATH static const char *account_of(json_index *ix, const idx_rec *r, char *buf)
 {
     if (r->account != ACCOUNT_INLINE)
         return string_at(ix, r->account, buf, APIKEY_ACCOUNT_MAX);
     size_t size;
     const char *a = inline_account(ix, r, &size);
-    size_t len = strnlen(a, size);
-    if (len == size)
-        return NULL;
-    memcpy(buf, a, len + 1);
-    return buf;
+    return copy_string(buf, a, size) < size ? buf : NULL;
 }
 _Static_assert(REC_ALIGN - offsetof(idx_rec_v4, account_inline) <= APIKEY_ACCOUNT_MAX,
                "an inline account fits a record's");
 
 /* The strings are read straight into out. */
-static int to_record(json_index *ix, const idx_rec *r, apikey_record *out, int with_name)
+HOT_PATH static int to_record(json_index *ix, const idx_rec *r, apikey_record *out, int with_name)
 {
     uint32_t allow = allow_of(ix, r);
     const char *a = account_of(ix, r, out->account);
@@ -848,7 +852,7 @@ static int read_record(json_index *ix, const char *id, apikey_record *out, int w
     return APIKEY_ST_NOTFOUND;
 }
 
-int json_index_get(json_index *ix, const char *id, apikey_record *out, int with_name)
+HOT_PATH int json_index_get(json_index *ix, const char *id, apikey_record *out, int with_name)
 {
     int st = read_record(ix, id, out, with_name);
     if (st == APIKEY_ST_NOTFOUND)

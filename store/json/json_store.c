@@ -28,6 +28,7 @@
 #include "apikey_store.h"
 #include "json_format.h"
 #include "json_index.h"
+#include "../../common/hot_path.h"
 
 #define EXPORT __attribute__((visibility("default")))
 #define MAX_STORE_BYTES ((size_t)1 << 30)
@@ -52,7 +53,7 @@ typedef struct jstore {
     int have_owner;
 } jstore;
 
-static int64_t monotonic_ms(void)
+HOT_PATH static int64_t monotonic_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
@@ -116,7 +117,7 @@ static void drop_db(jstore *s)
     memset(&s->db_st, 0, sizeof s->db_st);
 }
 
-static int index_fresh(jstore *s)
+HOT_PATH static int index_fresh(jstore *s)
 {
     return json_index_is_open(&s->ix) && !json_index_is_stale(&s->ix) && monotonic_ms() - s->checked_ms < RESTAT_MS;
 }
@@ -272,7 +273,7 @@ static int said(jstore *s, int st)
     return st;
 }
 
-static int lookup(jstore *s, const char *id, apikey_record *out, int with_name)
+HOT_PATH static int lookup(jstore *s, const char *id, apikey_record *out, int with_name)
 {
     if (s->lock_fd >= 0)
         return said(s, json_db_get(&s->db, id, out));
@@ -311,7 +312,7 @@ static int js_lookup(void *handle, const char *id, apikey_record *out)
     return lookup(handle, id, out, 1);
 }
 
-static int js_lookup_auth(void *handle, const char *id, apikey_record *out)
+HOT_PATH static int js_lookup_auth(void *handle, const char *id, apikey_record *out)
 {
     return lookup(handle, id, out, 0);
 }
@@ -574,7 +575,7 @@ static int js_touch(void *handle, const char *id, int64_t when)
     return json_index_is_open(&s->ix) ? json_index_touch(&s->ix, s->idx_path, id, when) : APIKEY_ST_UNAVAILABLE;
 }
 
-static void js_prefetch(void *handle, const char *id)
+HOT_PATH static void js_prefetch(void *handle, const char *id)
 {
     jstore *s = handle;
     if (pthread_rwlock_tryrdlock(&s->view_lock) != 0)
