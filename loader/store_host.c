@@ -12,22 +12,22 @@
 #include "secfile.h"
 
 static __thread char line[512];
-/* Lines ever kept, by any thread. Until the first, no thread's line can
+/* Whether any thread has ever kept a line. Until then no thread's line can
  * hold anything, and a check touches no thread-local storage: in a library
  * that hosts dlopen, each touch is a call to __tls_get_addr and two more
- * pages (doc/ARCHITECTURE.md, "The check's footprint"). A thread counts its
- * own line before keeping it, so it never reads 0 past a line of its own. */
-static unsigned long lines_kept;
+ * pages (doc/ARCHITECTURE.md, "The check's footprint"). A thread sets it
+ * before keeping its own line, so it never reads 0 past a line of its own. */
+static int line_kept;
 
 HOT_PATH void core_store_line_clear(void)
 {
-    if (__atomic_load_n(&lines_kept, __ATOMIC_RELAXED))
+    if (__atomic_load_n(&line_kept, __ATOMIC_RELAXED))
         line[0] = '\0';
 }
 
 HOT_PATH const char *core_store_line(void)
 {
-    return __atomic_load_n(&lines_kept, __ATOMIC_RELAXED) ? line : "";
+    return __atomic_load_n(&line_kept, __ATOMIC_RELAXED) ? line : "";
 }
 
 /* The first line is the cause; what follows it (a rollback failing after a
@@ -37,7 +37,7 @@ static void store_log_error(const char *fmt, ...)
 {
     if (line[0])
         return;
-    __atomic_add_fetch(&lines_kept, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&line_kept, 1, __ATOMIC_RELAXED);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
