@@ -39,6 +39,9 @@ N=${FLEET_N:-200}
 INTERVAL=${FLEET_INTERVAL_MS:-1}
 CHURN_RATE=${FLEET_CHURN_RATE:-1000}
 CHURN_SECONDS=${FLEET_CHURN_SECONDS:-10}
+# A churn's keys: 300 watched, one for each of bench/propagation's 8
+# writers to warm its session with, then the schedule's.
+CHURN_KEYS=$((300 + 8 + CHURN_RATE * CHURN_SECONDS))
 SECS=${BENCH_SECONDS:-3}
 ITER=${BENCH_ITER:-2000}
 NGINX_ROUNDS=${FLEET_NGINX_ROUNDS:-9}
@@ -169,7 +172,7 @@ done
 ROUNDS=${FLEET_ROUNDS:-1}
 CHURNS=2
 [ -z "${FLEET_BEFORE:-}" ] || CHURNS=$((4 * ROUNDS))
-awk -v n=$((N + 100 + CHURNS * (308 + CHURN_RATE * CHURN_SECONDS))) 'BEGIN { for (i = 0; i < n; i++) printf "fleet\tw%d\tproxies:read\tnever\n", i }' > "$T/batch"
+awk -v n=$((N + 100 + CHURNS * CHURN_KEYS)) 'BEGIN { for (i = 0; i < n; i++) printf "fleet\tw%d\tproxies:read\tnever\n", i }' > "$T/batch"
 build/apikey --config "$T/r1/record.conf" create --batch "$T/batch" > "$T/fleet.keys" || exit 1
 head -n $((N + 100)) "$T/fleet.keys" > "$T/watch.keys"
 caught_up() { # every replica at the log's last change
@@ -231,8 +234,8 @@ row "new key COMMIT to accepted on every host, max of 20" "${1:-?}" "ms" "<= 100
 NEXT_KEY=$((N + 101))
 churn() { # BATCH LABEL [BUILD]
     echo "== a fleet: $CHURN_RATE changes a second for $CHURN_SECONDS s ($2) while the hosts check"
-    tail -n +$NEXT_KEY "$T/fleet.keys" | head -n $((308 + CHURN_RATE * CHURN_SECONDS)) > "$T/churnmix.keys"
-    NEXT_KEY=$((NEXT_KEY + 308 + CHURN_RATE * CHURN_SECONDS))
+    tail -n +$NEXT_KEY "$T/fleet.keys" | head -n $CHURN_KEYS > "$T/churnmix.keys"
+    NEXT_KEY=$((NEXT_KEY + CHURN_KEYS))
     b=${3:-$ROOT/build}
     syncds "${3:-build}"
     # This build's driver on the given build's library and store (the

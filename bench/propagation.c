@@ -322,8 +322,10 @@ static void *churner(void *arg)
         free(reqs);
         free(out);
     }
-    for (int i = split + CHURNERS + t; churn_batch <= 1 && i < nkeys; i += CHURNERS) {
-        double wait = churn_t0 + (double)(i - split - CHURNERS) * 1000.0 / churn_rate - now_ms();
+    /* The schedule's keys follow the watched ones and the writers' own. */
+    const int first = split + CHURNERS;
+    for (int i = first + t; churn_batch <= 1 && i < nkeys; i += CHURNERS) {
+        double wait = churn_t0 + (double)(i - first) * 1000.0 / churn_rate - now_ms();
         if (wait > 0)
             usleep((useconds_t)(wait * 1000));
         if (now_ms() - churn_t0 >= churn_seconds * 1000)
@@ -331,7 +333,7 @@ static void *churner(void *arg)
         snprintf(id, sizeof id, "%.11s", keys[i]);
         if (apikey_revoke(ctx, id, err, sizeof err) != APIKEY_OK)
             die(err);
-        slot_acked[i - split - CHURNERS] = now_ms() - churn_t0;
+        slot_acked[i - first] = now_ms() - churn_t0;
         __atomic_add_fetch(&churn_done, 1, __ATOMIC_RELEASE);
     }
     apikey_close(ctx);
