@@ -498,6 +498,53 @@ static void test_pooled_check_on_another_session(void)
     free(pooled);
 }
 
+/* Writes run named statements, prepared once per session; through
+ * pgbouncer in transaction mode a write may reach a server session that
+ * never prepared them. The writer's first revocation prepares them on the
+ * session it reaches; another client then pins that session in an open
+ * transaction, so the second revocation takes another, where they are
+ * missing: it must still be made (and a third after it), never refused. */
+static void test_pooled_write_on_another_session(void)
+{
+    char *direct, *pooled;
+    admin_issued k;
+    apikey_ctx *admin = shared_db(&direct, &pooled, &k);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(admin);
+    char err[256], pid_text[32];
+    admin_request req = {.account = "bob", .name = "k", .scopes = "proxies:read", .expires = "30d"};
+    admin_issued keys[3];
+    admin_request reqs[3] = {req, req, req};
+    CU_ASSERT_EQUAL_FATAL(admin_create(admin, reqs, 3, keys, err, sizeof err), APIKEY_OK);
+    apikey_ctx *writer = core_open(pooled, CORE_OPEN_CONNECT, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(writer);
+    snprintf(pid_text, sizeof pid_text, "ak_%s", keys[0].rec.id);
+    CU_ASSERT_EQUAL(admin_revoke(writer, pid_text, err, sizeof err), APIKEY_OK);
+    apikey_ctx *holder = core_open(pooled, CORE_OPEN_CONNECT, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(holder);
+    CU_ASSERT_EQUAL_FATAL(holder->store.ops->begin(holder->store.handle), APIKEY_ST_OK);
+    apikey_record held;
+    CU_ASSERT_EQUAL_FATAL(holder->store.ops->lookup(holder->store.handle, k.rec.id, &held), APIKEY_ST_OK);
+    for (int i = 1; i < 3; i++) {
+        snprintf(pid_text, sizeof pid_text, "ak_%s", keys[i].rec.id);
+        int rc = admin_revoke(writer, pid_text, err, sizeof err);
+        CU_ASSERT_EQUAL(rc, APIKEY_OK);
+        if (rc != APIKEY_OK)
+            fprintf(stderr, "revocation %d: %s\n", i, err);
+    }
+    holder->store.ops->rollback(holder->store.handle);
+    apikey_result res;
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL(check(admin, "bob", keys[i].key, &res), APIKEY_REFUSED);
+        CU_ASSERT_EQUAL(res.reason, APIKEY_REASON_REVOKED);
+    }
+    CU_ASSERT_EQUAL(check(admin, "alice", k.key, &res), APIKEY_ALLOWED);
+    apikey_close(holder);
+    apikey_close(writer);
+    apikey_close(admin);
+    free(direct);
+    free(pooled);
+}
+
 /* Writers on different connections (some through pgbouncer) race for the
  * last slots of one account: the limit holds exactly. */
 static void test_limit_under_concurrent_writers(void)
@@ -815,6 +862,7 @@ int main(void)
         {"empty or missing database: unavailable, one reason; no password", test_missing_schema_and_database},
         {"PAM-style open/verify/close through pgbouncer", test_pam_style_loop},
         {"a pooled check reaching a session that never prepared it", test_pooled_check_on_another_session},
+        {"a pooled write reaching a session that never prepared its statements", test_pooled_write_on_another_session},
         {"max keys per account holds under concurrent writers", test_limit_under_concurrent_writers},
         {"a writer's row lock delays no check", test_touch_never_waits},
         {"a write's first read goes out with BEGIN; without a log, the long way", test_first_read_with_begin},

@@ -3,13 +3,14 @@
  * The PostgreSQL store: the store of record that hosts on several machines
  * share. The tables are those of the SQLite store, in PostgreSQL types.
  *
- * Every statement but the check goes through PQexecParams (an unnamed
- * statement in one round trip), so the store works behind pgbouncer in
- * transaction pooling mode, where consecutive statements may reach different
- * server sessions. The check, the hot path, is a named prepared statement
- * that survives landing on a session that never prepared it (see
- * run_lookup). Nothing else relies on session state: the writers' lock is a
- * transaction-scoped advisory lock.
+ * Lists and inserts go through PQexecParams (an unnamed statement in one
+ * round trip), so the store works behind pgbouncer in transaction pooling
+ * mode, where consecutive statements may reach different server sessions.
+ * The check, the hot path, is a named prepared statement that survives
+ * landing on a session that never prepared it (see run_lookup); so are an
+ * update's statements, which fall back to unnamed ones on such a session
+ * (see prepare_writes). Nothing else relies on session state: the writers'
+ * lock is a transaction-scoped advisory lock.
  *
  * A write holds that lock until COMMIT, so every round trip under it is
  * time when no other writer on any host can write. So a write takes it as
@@ -104,7 +105,16 @@ static const char Q_LOCK[] = "SELECT pg_advisory_xact_lock(" WRITER_LOCK ")";
  * write's timing tells nothing: whoever writes may list every id. */
 static const char Q_LOOKUP_IN_TXN[] = "SELECT " SQL_COLS_NOW " FROM " SQL_TABLE_NOW " WHERE id = " P(1);
 static const char Q_PRESENT[] = SQL_PRESENT(P);
+/* What every write transaction reads first (begin_at_once). */
+static const char Q_VERSION[] = PGSQL_VERSION_AND_LOG;
 #undef P
+
+/* The statements of a revocation, rotation or update, named per session
+ * (prepare_writes): parsed and planned once, not at every write, which was
+ * a quarter of the server's work for a revocation. The lookup's own
+ * prepared statement (prepare_lookup) runs outside transactions only. */
+enum { W_LOCK, W_UPDATE, W_UPDATE_IF, W_LOOKUP, W_VERSION, W_COUNT };
+static const char *const writes[W_COUNT] = {Q_LOCK, Q_UPDATE, Q_UPDATE_IF, Q_LOOKUP_IN_TXN, Q_VERSION};
 
 /* How long a statement may go unanswered before the connection is dropped
  * and the call fails. libpq has no such limit, and pgbouncer holds a query
@@ -124,6 +134,12 @@ typedef struct pgstore {
     int lazy;
     int timed_out; /* ms that the last statement went unanswered: no retry */
     int prepared;  /* this session holds the layout's lookup, as far as we know */
+    /* The write statements (writes[]), named: 1 when this session was
+     * given them, -1 when they are not used on this connection (a pooler's
+     * session lacked them, or preparing failed), 0 not yet tried. */
+    int named;
+    int txn_named; /* this transaction's first statements ran them: its session holds them all */
+    char wname[W_COUNT][24];
     int layout;    /* the schema version the reads are for */
     /* Writes held back in a transaction, to go out together with the next
      * statement that needs an answer (at the latest with COMMIT): an update
@@ -215,11 +231,17 @@ static int reconnect(pgstore *s)
     PQfinish(s->conn);
     s->conn = NULL;
     s->prepared = 0;
+    if (s->named > 0)
+        s->named = 0;
     return connect_db(s) == APIKEY_ST_OK;
 }
 
 /* One statement and its parameters $1..$n (vals NULL: none). lens and fmts
  * only where a parameter is binary (the hash); results come in binary. */
+/* The four ways to send a statement; each returns PQsend*'s answer. */
+struct stmt;
+typedef int (*sender)(PGconn *conn, const struct stmt *q);
+
 typedef struct stmt {
     const char *name; /* of a prepared statement */
     const char *sql;
@@ -227,10 +249,8 @@ typedef struct stmt {
     const Oid *types;
     const char *const *vals;
     const int *lens, *fmts;
+    sender via; /* in a pipeline (exchange_pipeline); NULL: send_params */
 } stmt;
-
-/* The four ways to send a statement; each returns PQsend*'s answer. */
-typedef int (*sender)(PGconn *conn, const stmt *q);
 
 /* Constant SQL with no parameters, possibly several statements. */
 static int send_fixed(PGconn *conn, const stmt *q)
@@ -323,7 +343,7 @@ static int exchange_pipeline(pgstore *s, const stmt *q, int k, PGresult **res, i
     s->timed_out = 0;
     int sent = 1;
     for (int i = 0; i < k && sent; i++)
-        sent = send_params(s->conn, &q[i]);
+        sent = (q[i].via ? q[i].via : send_params)(s->conn, &q[i]);
     if (sent && PQpipelineSync(s->conn)) {
         struct timespec start;
         clock_gettime(CLOCK_MONOTONIC, &start);
@@ -716,6 +736,55 @@ static int pg_open(const char *location, int create, const apikey_store_host *ho
     return APIKEY_ST_OK;
 }
 
+/* The write statements, prepared on this session in one pipeline. A
+ * pooler in transaction mode gives each transaction any server session,
+ * and a session may hold only some of them (a pipeline stops at its first
+ * error): so W_VERSION, which every named transaction runs first, is
+ * prepared last, and a session that holds it holds all of them (nothing
+ * deallocates one alone; DISCARD ALL takes all). A name is the hash of its
+ * text, so a session never holds another build's statement under it. */
+static void prepare_writes(pgstore *s)
+{
+    Oid types[2 * SQL_NCOLS];
+    memcpy(types, pgsql_record_types, sizeof pgsql_record_types);
+    memcpy(types + SQL_NCOLS, pgsql_record_types, sizeof pgsql_record_types);
+    const int n[W_COUNT] = {[W_UPDATE] = SQL_NCOLS, [W_UPDATE_IF] = 2 * SQL_NCOLS, [W_LOOKUP] = 1};
+    const Oid text[1] = {OID_TEXT};
+    stmt q[W_COUNT];
+    PGresult *res[W_COUNT];
+    for (int i = 0; i < W_COUNT; i++) {
+        uint32_t h = 2166136261u;
+        for (const char *c = writes[i]; *c; c++)
+            h = (h ^ (unsigned char)*c) * 16777619u;
+        snprintf(s->wname[i], sizeof s->wname[i], "apikey_w_%08x", h);
+        q[i] = (stmt){.name = s->wname[i], .sql = writes[i], .n = n[i],
+                      .types = i == W_LOOKUP ? text : types, .via = send_prepare};
+    }
+    if (PQstatus(s->conn) != CONNECTION_OK && !reconnect(s))
+        return;
+    if (exchange_pipeline(s, q, W_COUNT, res, WAIT_WRITE_MS) != 0)
+        return; /* connection dropped: tried again on the next */
+    s->named = 1;
+    for (int i = 0; i < W_COUNT; i++) {
+        if (!ok(res[i]))
+            s->named = -1;
+        PQclear(res[i]);
+    }
+}
+
+/* q, as the session's named statement where it is one of writes[] and
+ * this transaction may use them (use). */
+static stmt named_or(const pgstore *s, stmt q, int use)
+{
+    for (int i = 0; use && i < W_COUNT; i++) {
+        if (q.sql == writes[i]) {
+            q.name = s->wname[i];
+            q.via = send_prepared;
+        }
+    }
+    return q;
+}
+
 /* A check is the hot path of every host. A named prepared statement runs
  * three times as fast as the unnamed one that every other statement uses
  * (the server plans it once per session: 50,000 against 15,000 a second
@@ -740,8 +809,10 @@ static PGresult *run_lookup(pgstore *s, const char *const *vals)
     const Oid types[1] = {OID_TEXT};
     /* Inside a write transaction an error (a statement missing, or one
      * already prepared on a pooled session) would abort it: unnamed there. */
-    if (s->in_txn)
-        return run_text(s, Q_LOOKUP_IN_TXN, 1, types, vals, WAIT_CHECK_MS);
+    if (s->in_txn) {
+        stmt q = named_or(s, (stmt){.sql = Q_LOOKUP_IN_TXN, .n = 1, .types = types, .vals = vals}, s->txn_named);
+        return run(s, q.via ? q.via : send_params, &q, WAIT_CHECK_MS);
+    }
     if (!s->prepared)
         s->prepared = prepare_lookup(s);
     PGresult *res = NULL;
@@ -986,18 +1057,26 @@ static int upgrade(pgstore *s)
 static int begin_at_once(pgstore *s, const stmt *then, PGresult **then_res)
 {
     static const char *const sql[] = {"BEGIN", "SET LOCAL lock_timeout = '" WRITER_WAIT "'",
-                                      PGSQL_VERSION_AND_LOG, PGSQL_LOG_TRIM};
+                                      Q_VERSION, PGSQL_LOG_TRIM};
     enum { N = sizeof sql / sizeof sql[0], VERSION = 2 };
     int n = arc4random_uniform(PGSQL_LOG_TRIM_ONE_IN) == 0 ? N : N - 1;
     stmt q[N + 1];
     PGresult *res[N + 1];
-    for (int i = 0; i < n; i++)
-        q[i] = (stmt){.sql = sql[i]};
-    if (then)
-        q[n] = *then;
     if (PQstatus(s->conn) != CONNECTION_OK && !reconnect(s))
         return 0;
+    if (!s->named)
+        prepare_writes(s);
+    int named = s->named > 0;
+    for (int i = 0; i < n; i++)
+        q[i] = named_or(s, (stmt){.sql = sql[i]}, named);
+    if (then)
+        q[n] = named_or(s, *then, named);
     int done = exchange_pipeline(s, q, n + !!then, res, WAIT_WRITE_MS) == 0;
+    /* The session lacks them (26000: a pooler's other session) or cannot
+     * run them as prepared (0A000: a table's columns changed under them):
+     * not used again on this connection, and begin takes the long way. */
+    if (done && named && !ok(res[VERSION]))
+        s->named = -1;
     for (int i = 0; i < n && done; i++)
         done = ok(res[i]);
     uint32_t be = 0;
@@ -1018,6 +1097,7 @@ static int begin_at_once(pgstore *s, const stmt *then, PGresult **then_res)
     }
     s->in_txn = 1;
     s->locked = 0;
+    s->txn_named = named;
     if (s->layout != SQL_SCHEMA_VERSION) {
         s->layout = SQL_SCHEMA_VERSION;
         s->prepared = 0;
@@ -1036,6 +1116,7 @@ static int pg_begin(void *handle)
     pgstore *s = handle;
     forget_txn(s);
     s->wrote = s->failed = 0;
+    s->txn_named = 0;
     s->lazy = 1;
     return APIKEY_ST_OK;
 }
@@ -1232,9 +1313,9 @@ static int send_held(pgstore *s, int commit)
     size_t n = s->nqueued;
     int updated = s->have_pending;
     if ((updated || n) && !s->locked)
-        q[lock = k++] = (stmt){.sql = Q_LOCK};
+        q[lock = k++] = named_or(s, (stmt){.sql = Q_LOCK}, s->txn_named);
     if (updated) {
-        q[write = k++] = bind_update(s, &one, &s->pending);
+        q[write = k++] = named_or(s, bind_update(s, &one, &s->pending), s->txn_named);
     } else if (n) {
         if (!(sql = insert_rows_sql(n)) || bind_rows(&many, s->queued, n) != 0)
             st = APIKEY_ST_NOMEM;
