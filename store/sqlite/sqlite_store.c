@@ -23,6 +23,7 @@
 
 #include "../store_wait.h"
 #include "apikey_store.h"
+#include "../../common/hot_path.h"
 #include "../sql/sql_schema.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -450,6 +451,10 @@ struct answers {
     int gen_ok;   /* gen is the store's as last read */
     int from_file; /* read through shm_fd, at checked_ns */
     int64_t checked_ns;
+    /* Read without the lock (fresh_gen): gen, and until when it holds
+     * without a look at the file (0: look). */
+    uint64_t fresh_gen;
+    int64_t fresh_until_ns;
     int no_map;   /* SQLite does not map the header for this store's connections */
     int shm_fd;   /* -1: none (SQLite's mapping, or not yet opened) */
     struct stat shm_st; /* of shm_fd */
@@ -521,7 +526,7 @@ static int wal_header(sstore *s, reader *r, unsigned char hdr[2 * WAL_HDR])
     return 1;
 }
 
-static int64_t monotonic_ns(void)
+HOT_PATH static int64_t monotonic_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -563,17 +568,32 @@ static uint64_t store_gen(sstore *s, reader *r)
         a->gen_ok = 1;
         a->from_file = a->shm_fd >= 0;
         a->checked_ns = began;
+        __atomic_store_n(&a->fresh_gen, gen, __ATOMIC_RELEASE);
+        __atomic_store_n(&a->fresh_until_ns, a->from_file ? began + SQLITE_RECHECK_NS : 0, __ATOMIC_RELEASE);
     } else {
         a->gen_ok = 0;
+        __atomic_store_n(&a->fresh_until_ns, 0, __ATOMIC_RELEASE);
 
     }
     pthread_mutex_unlock(&a->lock);
     return gen;
 }
 
+/* store_gen's answer while it needs no look at the file, without its lock
+ * or a reader (0: ask store_gen): a check answered from the kept answers
+ * then takes one lock, its set's. The generation is stored before the
+ * time it holds until, so a time read comes with its generation or a
+ * later one. */
+HOT_PATH static uint64_t fresh_gen(answers *a)
+{
+    int64_t until = __atomic_load_n(&a->fresh_until_ns, __ATOMIC_ACQUIRE);
+    uint64_t gen = __atomic_load_n(&a->fresh_gen, __ATOMIC_ACQUIRE);
+    return until && monotonic_ns() < until ? gen : 0;
+}
+
 /* Four ways a set: 1,000 keys in use rarely share one, where direct-mapped
  * slots left about 6% of them evicting each other at every check. */
-static size_t set_of(const char *id)
+HOT_PATH static size_t set_of(const char *id)
 {
     uint64_t h = 1469598103934665603ull;
     for (int i = 0; i < APIKEY_ID_LEN; i++)
@@ -583,7 +603,7 @@ static size_t set_of(const char *id)
 
 /* The set's ways, NULL when its group has none yet (make: allocated then,
  * NULL only out of memory). */
-static answer *ways_of(answers *a, size_t set, int make, unsigned char **turn)
+HOT_PATH static answer *ways_of(answers *a, size_t set, int make, unsigned char **turn)
 {
     group **slot = &a->g[set / GROUP_SETS];
     group *g = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
@@ -606,7 +626,7 @@ static answer *ways_of(answers *a, size_t set, int make, unsigned char **turn)
  * (lookup_auth, the check's hot path) only the fields and their NULs, as
  * the JSON store's lookup does: zeroing the 2,464-byte record was 39
  * cache lines written at every check on a replica. */
-static void unpack(const packed *p, apikey_record *out, int whole)
+HOT_PATH static void unpack(const packed *p, apikey_record *out, int whole)
 {
     if (whole)
         memset(out, 0, sizeof *out);
@@ -667,7 +687,7 @@ static int pack(const apikey_record *rec, packed **pp)
 }
 
 /* The kept answer for id under gen into out: its state, or -1. */
-static int answer_get(answers *a, uint64_t gen, const char *id, apikey_record *out, int whole)
+HOT_PATH static int answer_get(answers *a, uint64_t gen, const char *id, apikey_record *out, int whole)
 {
     size_t set = set_of(id);
     answer *ways = ways_of(a, set, 0, NULL);
@@ -909,11 +929,15 @@ static int lookup_on(sstore *s, reader *r, const char *id, apikey_record *out)
     return res;
 }
 
-static int lookup(void *handle, const char *id, apikey_record *out, int whole)
+HOT_PATH static int lookup(void *handle, const char *id, apikey_record *out, int whole)
 {
     sstore *s = handle;
+    uint64_t fresh = s->cache ? fresh_gen(s->cache) : 0;
+    int res = fresh ? answer_get(s->cache, fresh, id, out, whole) : -1;
+    if (res >= 0)
+        return res;
     reader *r = take_reader(s);
-    int res = APIKEY_ST_OK;
+    res = APIKEY_ST_OK;
     if (r != &s->rd[0] && !r->db)
         res = open_reader(s, r);
     if (res == APIKEY_ST_OK) {
@@ -939,7 +963,7 @@ static int sq_lookup(void *handle, const char *id, apikey_record *out)
     return lookup(handle, id, out, 1);
 }
 
-static int sq_lookup_auth(void *handle, const char *id, apikey_record *out)
+HOT_PATH static int sq_lookup_auth(void *handle, const char *id, apikey_record *out)
 {
     return lookup(handle, id, out, 0);
 }
@@ -1085,7 +1109,7 @@ static int sq_touch(void *handle, const char *id, int64_t when)
 /* The id's set of kept answers into the cache while the key is hashed: on
  * a replica at 100,000 keys it was a miss at nearly every check. Only
  * memory the handle holds; a group not made yet has nothing to fetch. */
-static void sq_prefetch(void *handle, const char *id)
+HOT_PATH static void sq_prefetch(void *handle, const char *id)
 {
     sstore *s = handle;
     if (!s->cache)
