@@ -170,7 +170,7 @@ done
 
 # Keys of one account for the hosts to watch (and, for the churn, to revoke).
 ROUNDS=${FLEET_ROUNDS:-1}
-CHURNS=2
+CHURNS=$((2 * ROUNDS)) # two churns a round, each its own keys
 [ -z "${FLEET_BEFORE:-}" ] || CHURNS=$((4 * ROUNDS))
 awk -v n=$((N + 100 + CHURNS * CHURN_KEYS)) 'BEGIN { for (i = 0; i < n; i++) printf "fleet\tw%d\tproxies:read\tnever\n", i }' > "$T/batch"
 build/apikey --config "$T/r1/record.conf" create --batch "$T/batch" > "$T/fleet.keys" || exit 1
