@@ -100,8 +100,10 @@ static const char Q_UPDATE_IF[] =
                   P(25) ", " P(26) ")";
 static const char Q_LOCK[] = "SELECT pg_advisory_xact_lock(" WRITER_LOCK ")";
 /* The lookup inside a write transaction (the newest layout, begin saw to
- * it): unnamed there, so parsed and planned each time, and the plain
- * query costs the server a fraction of the one with the neighbour. A
+ * it): not the check's statement, whose missing name on a pooled session
+ * would abort the transaction, but one of the write statements
+ * (prepare_writes), and the plain query costs the server a fraction of
+ * the one with the neighbour. A
  * write's timing tells nothing: whoever writes may list every id. */
 static const char Q_LOOKUP_IN_TXN[] = "SELECT " SQL_COLS_NOW " FROM " SQL_TABLE_NOW " WHERE id = " P(1);
 static const char Q_PRESENT[] = SQL_PRESENT(P);
@@ -236,12 +238,12 @@ static int reconnect(pgstore *s)
     return connect_db(s) == APIKEY_ST_OK;
 }
 
-/* One statement and its parameters $1..$n (vals NULL: none). lens and fmts
- * only where a parameter is binary (the hash); results come in binary. */
 /* The four ways to send a statement; each returns PQsend*'s answer. */
 struct stmt;
 typedef int (*sender)(PGconn *conn, const struct stmt *q);
 
+/* One statement and its parameters $1..$n (vals NULL: none). lens and fmts
+ * only where a parameter is binary (the hash); results come in binary. */
 typedef struct stmt {
     const char *name; /* of a prepared statement */
     const char *sql;
@@ -249,7 +251,7 @@ typedef struct stmt {
     const Oid *types;
     const char *const *vals;
     const int *lens, *fmts;
-    sender via; /* in a pipeline (exchange_pipeline); NULL: send_params */
+    sender via; /* NULL: send_params (see sender_of) */
 } stmt;
 
 /* Constant SQL with no parameters, possibly several statements. */
@@ -272,6 +274,12 @@ static int send_prepare(PGconn *conn, const stmt *q)
 static int send_prepared(PGconn *conn, const stmt *q)
 {
     return PQsendQueryPrepared(conn, q->name, q->n, q->vals, q->lens, q->fmts, 1);
+}
+
+/* How q goes out: as a named statement (named_or), else with its parameters. */
+static sender sender_of(const stmt *q)
+{
+    return q->via ? q->via : send_params;
 }
 
 /* Wait for the server's next bytes until ms after start and take them in:
@@ -343,7 +351,7 @@ static int exchange_pipeline(pgstore *s, const stmt *q, int k, PGresult **res, i
     s->timed_out = 0;
     int sent = 1;
     for (int i = 0; i < k && sent; i++)
-        sent = (q[i].via ? q[i].via : send_params)(s->conn, &q[i]);
+        sent = sender_of(&q[i])(s->conn, &q[i]);
     if (sent && PQpipelineSync(s->conn)) {
         struct timespec start;
         clock_gettime(CLOCK_MONOTONIC, &start);
@@ -807,11 +815,12 @@ static int prepare_lookup(pgstore *s)
 static PGresult *run_lookup(pgstore *s, const char *const *vals)
 {
     const Oid types[1] = {OID_TEXT};
-    /* Inside a write transaction an error (a statement missing, or one
-     * already prepared on a pooled session) would abort it: unnamed there. */
+    /* Inside a write transaction an error (the check's statement missing,
+     * or one already prepared on a pooled session) would abort it: the
+     * write statements' lookup there, named when its session holds them. */
     if (s->in_txn) {
         stmt q = named_or(s, (stmt){.sql = Q_LOOKUP_IN_TXN, .n = 1, .types = types, .vals = vals}, s->txn_named);
-        return run(s, q.via ? q.via : send_params, &q, WAIT_CHECK_MS);
+        return run(s, sender_of(&q), &q, WAIT_CHECK_MS);
     }
     if (!s->prepared)
         s->prepared = prepare_lookup(s);
