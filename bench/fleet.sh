@@ -10,6 +10,9 @@
 #     Squid helper, PAM (build/pam_try -l) and the nginx module
 #     (bench/propagation.c drives them): N revocations, COMMIT to the first
 #     refusal on each host; new keys, COMMIT to acceptance on every host;
+#     the same three hosts on a fifth replica whose syncd's queries reach
+#     the server FLEET_DELAY_MS (50) late, through bench/delay_proxy.py:
+#     FLEET_FAR_N (100) revocations, COMMIT to the first refusal;
 #     1,000 changes a second for FLEET_CHURN_SECONDS while hosts check;
 #   - PAM on a replica against pam_permit, nginx on a replica against plain
 #     nginx (CPU time of the worker per request), and beside it nginx on a
@@ -38,6 +41,8 @@ BIG=${FLEET_BIG:-1000000}
 N=${FLEET_N:-200}
 INTERVAL=${FLEET_INTERVAL_MS:-1}
 CHURN_RATE=${FLEET_CHURN_RATE:-1000}
+DELAY=${FLEET_DELAY_MS:-50}
+NFAR=${FLEET_FAR_N:-100}
 CHURN_SECONDS=${FLEET_CHURN_SECONDS:-10}
 # A churn's keys: 300 watched, one for each of bench/propagation's 8
 # writers to warm its session with, then the schedule's.
@@ -130,17 +135,34 @@ build/apikey --config "$T/sq/sqlite.conf" list nobody > /dev/null
 chgrp "$WGROUP" "$T/sq/keys.db"* && chmod 640 "$T/sq/keys.db"*
 
 # The fleet: REPLICAS replicas of the MID store, each its own syncd.
+pam_and_nginx() { # FOLDER NAME: a PAM service and an nginx location on that replica
+    mkdir "$1/pam.d"
+    printf 'auth required %s config=%s service=bench\naccount required %s config=%s service=bench\n' \
+        "$ROOT/build/pam_apikey.so" "$1/host.conf" "$ROOT/build/pam_apikey.so" "$1/host.conf" > "$1/pam.d/fleet"
+    NGINX_LOCATIONS="$NGINX_LOCATIONS location /$2/ { alias $T/www/; apikey_config $1/host.conf; apikey_service bench; }"
+}
 HOSTS="" NGINX_LOCATIONS=""
 for r in $(seq "$REPLICAS"); do
     replica_folder "$T/r$r" "fleet$MID"
     start_syncd "$T/r$r"
     echo "$SYNCD" > "$T/r$r/syncd.pid"
-    mkdir "$T/r$r/pam.d"
-    printf 'auth required %s config=%s service=bench\naccount required %s config=%s service=bench\n' \
-        "$ROOT/build/pam_apikey.so" "$T/r$r/host.conf" "$ROOT/build/pam_apikey.so" "$T/r$r/host.conf" \
-        > "$T/r$r/pam.d/fleet"
-    NGINX_LOCATIONS="$NGINX_LOCATIONS location /r$r/ { alias $T/www/; apikey_config $T/r$r/host.conf; apikey_service bench; }"
+    pam_and_nginx "$T/r$r" "r$r"
 done
+# One more replica, far from the store of record: its syncd reaches the
+# server through bench/delay_proxy.py, which holds what syncd sends for
+# DELAY ms, as `tc netem delay` on that host's interface would (this
+# machine's kernel has no netem). Copied now, then stopped until its own
+# row, so that it is no fifth reader of the log in the rows before.
+mkdir -m 755 "$T/farsock"
+python3 bench/delay_proxy.py "$T/farsock/.s.PGSQL.$APIKEY_PG_PORT" "$APIKEY_PG_HOST/.s.PGSQL.$APIKEY_PG_PORT" "$DELAY" 0 \
+    > "$T/proxy.out" &
+PIDS="$PIDS $!"
+for i in $(seq 100); do grep -q ready "$T/proxy.out" && break; sleep 0.1; done
+replica_folder "$T/far" "fleet$MID"
+conf "$T/far/host.conf" "pgsql:host=$T/farsock port=$APIKEY_PG_PORT user=$APIKEY_PG_USER dbname=fleet$MID" "$T/far/replica"
+start_syncd "$T/far"
+kill "$SYNCD"
+pam_and_nginx "$T/far" far
 mkdir -p "$T/www" "$T/tmp"
 echo "a small static file" > "$T/www/index.txt"
 PORT=$(( $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 20000 + 30000 ))
@@ -172,9 +194,10 @@ done
 ROUNDS=${FLEET_ROUNDS:-1}
 CHURNS=$((2 * ROUNDS)) # two churns a round, each its own keys
 [ -z "${FLEET_BEFORE:-}" ] || CHURNS=$((4 * ROUNDS))
-awk -v n=$((N + 100 + CHURNS * CHURN_KEYS)) 'BEGIN { for (i = 0; i < n; i++) printf "fleet\tw%d\tproxies:read\tnever\n", i }' > "$T/batch"
+awk -v n=$((N + 100 + CHURNS * CHURN_KEYS + NFAR)) 'BEGIN { for (i = 0; i < n; i++) printf "fleet\tw%d\tproxies:read\tnever\n", i }' > "$T/batch"
 build/apikey --config "$T/r1/record.conf" create --batch "$T/batch" > "$T/fleet.keys" || exit 1
 head -n $((N + 100)) "$T/fleet.keys" > "$T/watch.keys"
+tail -n "$NFAR" "$T/fleet.keys" > "$T/far.keys"
 caught_up() { # every replica at the log's last change
     last=$(psql -X -t -A "$PGC dbname=fleet$MID" -c 'SELECT max(seq) FROM apikey_changes')
     for r in $(seq "$REPLICAS"); do
@@ -229,6 +252,19 @@ echo "== a fleet: new keys"
 drive create 20 /dev/null > "$T/create.out" || echo "bench/fleet.sh: propagation (create) failed" >&2
 set -- $(awk '$1 == "all" { print $4 }' "$T/create.out")
 row "new key COMMIT to accepted on every host, max of 20" "${1:-?}" "ms" "<= 1000 ms" "$(verdict "${1:-99999}" 1000 le)"
+
+echo "== a fleet: a replica $DELAY ms from the store of record"
+touch "$T/started"
+sleep 1.1 # test -nt may compare whole seconds
+start_syncd "$T/far" # resumes from the change it applied last
+until [ "$T/far/replica/contact" -nt "$T/started" ]; do sleep 0.1; done
+build/bench/propagation revoke "$NFAR" "$T/r1/record.conf" bench fleet "$T/far.keys" "$INTERVAL" \
+    "helper:$T/far/host.conf" "pam:$T/far/pam.d" "nginx:$PORT:/far/index.txt" > "$T/far.out" ||
+    echo "bench/fleet.sh: propagation (far) failed" >&2
+kill "$SYNCD"
+set -- $(awk '$1 == "all" { print $2, $3, $4, $5 }' "$T/far.out")
+row "revocation COMMIT to first refusal, a replica whose syncd's queries take $DELAY ms more to reach the server, p50 / p99 / max (${4:-?} host-keys, 3 hosts)" \
+    "${1:-?} / ${2:-?} / ${3:-?}" "ms" "p99 <= $((DELAY + 50)) ms" "$(verdict "${2:-99999}" $((DELAY + 50)) le)"
 
 # Each churn: fresh keys to watch, then fresh keys for it to revoke.
 NEXT_KEY=$((N + 101))
@@ -345,7 +381,11 @@ size_rows "$BIG" 30
     echo "each the Squid helper, PAM (pam_try -l, a login per check) and the nginx module (HTTP/1.1 kept"
     echo "alive), $NH hosts each checking the key under watch every $INTERVAL ms (bench/propagation.c);"
     echo "from apikey_revoke returned (COMMIT acknowledged) to each host's first refusal, one key at a"
-    echo "time. PAM and nginx ratios as in bench/run.sh and bench/nginx.sh (nginx: the worker's CPU"
+    echo "time. Distance: a fifth replica whose syncd reaches the server through bench/delay_proxy.py,"
+    echo "which holds what syncd sends for $DELAY ms (tc netem delay on its host's interface, which this"
+    echo "kernel lacks), and on it the same three hosts; $NFAR revocations, one at a time, the fleet's"
+    echo "four syncds following beside it."
+    echo "PAM and nginx ratios as in bench/run.sh and bench/nginx.sh (nginx: the worker's CPU"
     echo "time per request, the median of $NGINX_ROUNDS pairs' ratios, each pair a plain run and a run on"
     echo "the replica of ${SECS} s, workers as $WUSER)."
     echo

@@ -267,6 +267,23 @@ if until_true caught && [ "$(grep -c 'connection pooler' "$T/syncd2.log")" = 1 ]
     ok "pgbouncer: polling, said once"
 else not_ok "pgbouncer: $(grep -c 'connection pooler' "$T/syncd2.log") lines, or not caught up"; fi
 
+# Through pgbouncer too, a use goes ahead of a log read in one pipeline
+# (each statement its own transaction): carried, and the reads go on.
+K7=$($APIKEY create u1 --name k7 --scopes proxies:read)
+python3 - "$T/replica2/uses.sock" "$(echo "$K7" | cut -c4-11)" <<'PY' || not_ok "uses: could not tell syncd"
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.connect(sys.argv[1])
+s.send(("%s %d\n" % (sys.argv[2], int(time.time()))).encode())
+PY
+used7() { $APIKEY list --all --json | jq -e --arg id "$(id_of "$K7")" '.[] | select(.id == $id) | .last_used != null' >/dev/null; }
+$APIKEY revoke "$(id_of "$K7")" >/dev/null
+seq7=$(psql_do "SELECT max(seq) FROM apikey_changes")
+caught7() { [ "$(cut -d' ' -f4 "$T/replica2/contact" 2>/dev/null)" -ge "$seq7" ] 2>/dev/null; }
+if until_true used7 && until_true caught7 && ! grep -q 'recording last-used' "$T/syncd2.log"; then
+    ok "pgbouncer: a use carried with a log read, the reads go on"
+else not_ok "pgbouncer: a use of K7 not carried, or the replica behind: $(grep 'recording' "$T/syncd2.log")"; fi
+
 # Many uses at once: 10,000 keys told within a second (as a host checking
 # many keys does), all carried; a table of 8,192 dropped the rest.
 head -n 10000 "$T/u3.keys" | cut -c4-11 > "$T/u3.ids"
