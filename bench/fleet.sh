@@ -398,8 +398,11 @@ NOTIFY answered and the log read sent within 1 ms and the SQLite commit in
 1-3 ms, and PostgreSQL's answer to that read taking 2-7 ms, 38-40 ms in the
 slow cases (in the run of doc/STORES.md): four syncds ask at once, on 2 cores that also run the 12 hosts
 (about one core at a check a millisecond each, PAM most) and other work
-(doc/STORES.md, "Where a revocation's time goes"). The churn rows are
-bounded by the writers, not the replicas. The driver is bench/propagation:
+(doc/STORES.md, "Where a revocation's time goes"). The distant replica's
+refusals come its delay plus the local figures after the COMMIT: syncd's
+read goes out as the notification comes, the hosts' last-used times with
+it, not in a round trip of their own (doc/STORES.md, "Distance"). The
+churn rows are bounded by the writers, not the replicas. The driver is bench/propagation:
 library calls on long-lived connections (8 threads revoking, one a
 transaction; or one thread creating 100 keys a transaction), as apikey-authd's
 management API writes. The BEFORE rows (FLEET_BEFORE, when given) are the
