@@ -126,7 +126,7 @@ typedef struct syncd {
     const char *conninfo;
     PGconn *conn;
     replica_db rep;
-    int said_down, said_pooler;
+    int said_down, said_pooler, said_uses;
     int prepared; /* this session holds Q_CHANGES as READ_NAME (a direct one) */
     int64_t contact_written; /* monotonic ms */
     int uses_fd;             /* -1: uses are not carried */
@@ -468,15 +468,28 @@ static int uses_arrays(const syncd *d, char **idsp, char **timesp)
     return 0;
 }
 
-/* Carried: the table emptied; not: the connection dropped, as for any
- * statement that fails, the uses kept for the next. */
+/* Carried: the table emptied. Refused by the server (a permission, a
+ * trigger of the operator's): said once until a carry succeeds, the uses
+ * kept for the next, the session kept: last use is best effort, and
+ * dropping the session for it cost a reconnection and a LISTEN a second.
+ * A session that failed is dropped, as for any statement. */
 static void uses_done(syncd *d, PGresult *used)
 {
     d->uses_sent = mono_ms();
-    if (run_ok(d, used, "recording last-used times")) {
-        PQclear(used);
+    if (PQresultStatus(used) == PGRES_COMMAND_OK) {
+        if (d->said_uses)
+            syncd_say("last-used times: recorded again");
+        d->said_uses = 0;
         uses_clear(&d->uses);
+    } else if (!used || !d->conn || PQstatus(d->conn) != CONNECTION_OK) {
+        run_ok(d, used, "recording last-used times");
+        return;
+    } else if (!d->said_uses) {
+        syncd_say("the store of record refused last-used times: %s; kept, tried again every second",
+                  one_line(PQresultErrorMessage(used)));
+        d->said_uses = 1;
     }
+    PQclear(used);
 }
 
 /* A full table, at once (receive_uses); otherwise uses go with a read. */
@@ -508,7 +521,7 @@ static PGresult *pipeline_result(PGconn *conn)
 }
 
 /* The changes after from. The uses due (at most once a second) go ahead of
- * the read in one pipeline, each with its own sync point (a failed carry
+ * the read in one pipeline, each with its own sync point (a refused carry
  * does not abort the read): a round trip of its own held the next read
  * back, so that on a host 50 ms from the store of record a revocation
  * whose notification came meanwhile was refused after twice the delay

@@ -14,7 +14,10 @@
 #   kill -9      during a full copy and during a burst of changes
 #   trimmed log  past syncd's position: one full copy, said once
 #   malformed    a key row made malformed by hand: BH, never OK
-#   pgbouncer    in transaction mode: polling, said once
+#   pgbouncer    in transaction mode: polling, said once; a use carried
+#                with a log read
+#   uses refused by the server (a trigger): said once, the session and its
+#                reads go on; carried once taken again
 #   metrics      apikey-authd on the replica exports its lag, last change
 #                and whether it is trusted
 if [ -z "${APIKEY_PG_HOST:-}" ]; then
@@ -283,6 +286,36 @@ caught7() { [ "$(cut -d' ' -f4 "$T/replica2/contact" 2>/dev/null)" -ge "$seq7" ]
 if until_true used7 && until_true caught7 && ! grep -q 'recording last-used' "$T/syncd2.log"; then
     ok "pgbouncer: a use carried with a log read, the reads go on"
 else not_ok "pgbouncer: a use of K7 not carried, or the replica behind: $(grep 'recording' "$T/syncd2.log")"; fi
+
+# Last-used times refused by the store of record (here a trigger; a
+# permission taken away does the same): said once, kept, and the session
+# and its reads go on; carried once the server takes them again.
+psql_do "CREATE FUNCTION apikey_test_no_uses() RETURNS trigger LANGUAGE plpgsql AS \$\$BEGIN RAISE EXCEPTION 'no last use here'; END\$\$;
+    CREATE TRIGGER apikey_test_no_uses BEFORE UPDATE OF last_used ON apikey_keys_v3 FOR EACH ROW EXECUTE FUNCTION apikey_test_no_uses()"
+K8=$($APIKEY create u1 --name k8 --scopes proxies:read)
+reconnects=$(grep -c 'connected again' "$T/syncd.log")
+python3 - "$T/replica/uses.sock" "$(echo "$K8" | cut -c4-11)" <<'PY' || not_ok "uses: could not tell syncd"
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.connect(sys.argv[1])
+s.send(("%s %d\n" % (sys.argv[2], int(time.time()))).encode())
+PY
+refused_said() { grep -q 'refused last-used times: .*no last use here' "$T/syncd.log"; }
+until_true refused_said
+sleep 2.5 # two more carries refused, each with a read
+# A new key (an INSERT: the trigger refuses updates of last_used only).
+K9=$($APIKEY create u1 --name k9 --scopes proxies:read) || not_ok "uses refused: apikey create failed"
+seq9=$(psql_do "SELECT max(seq) FROM apikey_changes")
+caught9() { [ "$(cut -d' ' -f4 "$T/replica/contact" 2>/dev/null)" -ge "$seq9" ] 2>/dev/null; }
+used8() { $APIKEY list --all --json | jq -e --arg id "$(id_of "$K8")" '.[] | select(.id == $id) | .last_used != null' >/dev/null; }
+if refused_said && until_true caught9 && [ "$(grep -c 'refused last-used' "$T/syncd.log")" = 1 ] &&
+    [ "$(grep -c 'connected again' "$T/syncd.log")" = "$reconnects" ] && ! used8; then
+    ok "last-used times refused by the server: said once, the session and its reads go on"
+else not_ok "uses refused: $(grep -c 'refused last-used' "$T/syncd.log") said, $(($(grep -c 'connected again' "$T/syncd.log") - reconnects)) reconnections, replica at $(cut -d' ' -f4 "$T/replica/contact") of $seq9"; fi
+psql_do "DROP TRIGGER apikey_test_no_uses ON apikey_keys_v3; DROP FUNCTION apikey_test_no_uses()"
+recorded_said() { grep -q 'last-used times: recorded again' "$T/syncd.log"; }
+if until_true used8 && until_true recorded_said; then ok "last-used times taken again: the kept ones carried, said"
+else not_ok "uses taken again: K8's last use not carried, or not said"; fi
 
 # Many uses at once: 10,000 keys told within a second (as a host checking
 # many keys does), all carried; a table of 8,192 dropped the rest.
