@@ -155,8 +155,10 @@ else not_ok "syncd's log read not seen in pg_stat_activity"; fi
 for tb in $LOG_TABLES; do psql_do "ALTER TABLE $tb RESET (autovacuum_enabled)"; done
 
 # Last use on the host, carried by syncd to the store of record.
-used() { $APIKEY list --all --json | jq -e --arg id "$(id_of "$K5")" '.[] | select(.id == $id) | .last_used != null' >/dev/null; }
-if until_true used; then ok "last use on a replica host reaches the store of record"; else not_ok "last use of K5 never carried"; fi
+used() { # KEY: its last use recorded in the store of record
+    $APIKEY list --all --json | jq -e --arg id "$(id_of "$1")" '.[] | select(.id == $id) | .last_used != null' >/dev/null
+}
+if until_true used "$K5"; then ok "last use on a replica host reaches the store of record"; else not_ok "last use of K5 never carried"; fi
 
 if build/apikey --config "$T/host.conf" status > "$T/status" && grep -q '^source: the replica' "$T/status" &&
     grep -q '^last change applied: [1-9]' "$T/status"; then ok "status: the replica, its lag and last change"
@@ -265,25 +267,28 @@ K6=$($APIKEY create u1 --name k6 --scopes proxies:read)
 $APIKEY revoke "$(id_of "$K6")" >/dev/null
 until_true grep -q 'full copy' "$T/syncd2.log"
 seq6=$(psql_do "SELECT max(seq) FROM apikey_changes")
-caught() { [ "$(cut -d' ' -f4 "$T/replica2/contact" 2>/dev/null)" -ge "$seq6" ] 2>/dev/null; }
-if until_true caught && [ "$(grep -c 'connection pooler' "$T/syncd2.log")" = 1 ]; then
+at_change() { # REPLICA SEQ: the replica has applied change SEQ
+    [ "$(cut -d' ' -f4 "$1/contact" 2>/dev/null)" -ge "$2" ] 2>/dev/null
+}
+if until_true at_change "$T/replica2" "$seq6" && [ "$(grep -c 'connection pooler' "$T/syncd2.log")" = 1 ]; then
     ok "pgbouncer: polling, said once"
 else not_ok "pgbouncer: $(grep -c 'connection pooler' "$T/syncd2.log") lines, or not caught up"; fi
 
 # Through pgbouncer too, a use goes ahead of a log read in one pipeline
 # (each statement its own transaction): carried, and the reads go on.
-K7=$($APIKEY create u1 --name k7 --scopes proxies:read)
-python3 - "$T/replica2/uses.sock" "$(echo "$K7" | cut -c4-11)" <<'PY' || not_ok "uses: could not tell syncd"
+tell_use() { # REPLICA KEY: a use of KEY told to that replica's syncd, as a host does
+    python3 - "$1/uses.sock" "$(echo "$2" | cut -c4-11)" <<'PY' || not_ok "uses: could not tell syncd"
 import socket, sys, time
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.connect(sys.argv[1])
 s.send(("%s %d\n" % (sys.argv[2], int(time.time()))).encode())
 PY
-used7() { $APIKEY list --all --json | jq -e --arg id "$(id_of "$K7")" '.[] | select(.id == $id) | .last_used != null' >/dev/null; }
+}
+K7=$($APIKEY create u1 --name k7 --scopes proxies:read)
+tell_use "$T/replica2" "$K7"
 $APIKEY revoke "$(id_of "$K7")" >/dev/null
 seq7=$(psql_do "SELECT max(seq) FROM apikey_changes")
-caught7() { [ "$(cut -d' ' -f4 "$T/replica2/contact" 2>/dev/null)" -ge "$seq7" ] 2>/dev/null; }
-if until_true used7 && until_true caught7 && ! grep -q 'recording last-used' "$T/syncd2.log"; then
+if until_true used "$K7" && until_true at_change "$T/replica2" "$seq7" && ! grep -q 'recording last-used' "$T/syncd2.log"; then
     ok "pgbouncer: a use carried with a log read, the reads go on"
 else not_ok "pgbouncer: a use of K7 not carried, or the replica behind: $(grep 'recording' "$T/syncd2.log")"; fi
 
@@ -294,27 +299,20 @@ psql_do "CREATE FUNCTION apikey_test_no_uses() RETURNS trigger LANGUAGE plpgsql 
     CREATE TRIGGER apikey_test_no_uses BEFORE UPDATE OF last_used ON apikey_keys_v3 FOR EACH ROW EXECUTE FUNCTION apikey_test_no_uses()"
 K8=$($APIKEY create u1 --name k8 --scopes proxies:read)
 reconnects=$(grep -c 'connected again' "$T/syncd.log")
-python3 - "$T/replica/uses.sock" "$(echo "$K8" | cut -c4-11)" <<'PY' || not_ok "uses: could not tell syncd"
-import socket, sys, time
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.connect(sys.argv[1])
-s.send(("%s %d\n" % (sys.argv[2], int(time.time()))).encode())
-PY
+tell_use "$T/replica" "$K8"
 refused_said() { grep -q 'refused last-used times: .*no last use here' "$T/syncd.log"; }
 until_true refused_said
 sleep 2.5 # two more carries refused, each with a read
 # A new key (an INSERT: the trigger refuses updates of last_used only).
 K9=$($APIKEY create u1 --name k9 --scopes proxies:read) || not_ok "uses refused: apikey create failed"
 seq9=$(psql_do "SELECT max(seq) FROM apikey_changes")
-caught9() { [ "$(cut -d' ' -f4 "$T/replica/contact" 2>/dev/null)" -ge "$seq9" ] 2>/dev/null; }
-used8() { $APIKEY list --all --json | jq -e --arg id "$(id_of "$K8")" '.[] | select(.id == $id) | .last_used != null' >/dev/null; }
-if refused_said && until_true caught9 && [ "$(grep -c 'refused last-used' "$T/syncd.log")" = 1 ] &&
-    [ "$(grep -c 'connected again' "$T/syncd.log")" = "$reconnects" ] && ! used8; then
+if refused_said && until_true at_change "$T/replica" "$seq9" && [ "$(grep -c 'refused last-used' "$T/syncd.log")" = 1 ] &&
+    [ "$(grep -c 'connected again' "$T/syncd.log")" = "$reconnects" ] && ! used "$K8"; then
     ok "last-used times refused by the server: said once, the session and its reads go on"
 else not_ok "uses refused: $(grep -c 'refused last-used' "$T/syncd.log") said, $(($(grep -c 'connected again' "$T/syncd.log") - reconnects)) reconnections, replica at $(cut -d' ' -f4 "$T/replica/contact") of $seq9"; fi
 psql_do "DROP TRIGGER apikey_test_no_uses ON apikey_keys_v3; DROP FUNCTION apikey_test_no_uses()"
 recorded_said() { grep -q 'last-used times: recorded again' "$T/syncd.log"; }
-if until_true used8 && until_true recorded_said; then ok "last-used times taken again: the kept ones carried, said"
+if until_true used "$K8" && until_true recorded_said; then ok "last-used times taken again: the kept ones carried, said"
 else not_ok "uses taken again: K8's last use not carried, or not said"; fi
 
 # Many uses at once: 10,000 keys told within a second (as a host checking
