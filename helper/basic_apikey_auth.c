@@ -75,11 +75,11 @@ int main(int argc, char **argv)
         int parsed = helper_parse_line(line, got < 0 ? strlen(line) : (size_t)got, concurrency, &req);
         if (got < 0) /* too long for any request: refused on its channel */
             parsed = -1;
-        const char *channel = req.channel[0] ? req.channel : NULL;
+        const char *word = "BH", *message;
         if (parsed != 0) {
-            answer(channel, "BH", "malformed request");
+            message = "malformed request";
         } else if (!ctx) {
-            answer(channel, "BH", "apikey configuration unusable");
+            message = "apikey configuration unusable";
         } else {
             apikey_verify_request q = {.size = sizeof q, .service = service, .account = req.user,
                                        .key = req.password, .keylen = req.password_len,
@@ -90,15 +90,16 @@ int main(int argc, char **argv)
              * client; the library itself says nothing. */
             if (v.error[0])
                 fprintf(stderr, "basic_apikey_auth: %s\n", v.error);
-            if (d == APIKEY_ALLOWED)
-                answer(channel, "OK", NULL);
-            else if (d == APIKEY_REFUSED)
-                answer(channel, "ERR", apikey_reason_string(v.result.reason));
-            else
-                answer(channel, "BH", apikey_reason_string(v.result.reason));
+            word = d == APIKEY_ALLOWED ? "OK" : d == APIKEY_REFUSED ? "ERR" : "BH";
+            message = d == APIKEY_ALLOWED ? NULL : apikey_reason_string(v.result.reason);
         }
+        /* Wiped before the answer, not after: once Squid (or anyone
+         * watching for it) has the answer, no copy of the line is left. */
+        char channel[sizeof req.channel];
+        memcpy(channel, req.channel, sizeof channel);
         OPENSSL_cleanse(&req, sizeof req);
         OPENSSL_cleanse(line, sizeof line);
+        answer(channel[0] ? channel : NULL, word, message);
     }
     secret_reader_wipe(&in);
     apikey_close(ctx);
