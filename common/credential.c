@@ -14,9 +14,18 @@
 /* Decoded Basic user-pass: an account of up to 255 bytes, a colon, a key. */
 #define CREDENTIAL_BASIC_MAX (CREDENTIAL_ACCOUNT_MAX + CREDENTIAL_KEY_MAX)
 
+/* What was written, not the whole 776 bytes at every request: the key's
+ * bytes are only ever its keylen and a NUL (take_key copies them once they
+ * passed), the account its string. A keylen out of range wipes it all. */
 void credential_wipe(credential *c)
 {
-    explicit_bzero(c, sizeof *c);
+    if (c->keylen >= sizeof c->key) {
+        explicit_bzero(c, sizeof *c);
+        return;
+    }
+    explicit_bzero(c->key, c->keylen + 1);
+    explicit_bzero(c->account, strnlen(c->account, sizeof c->account - 1) + 1);
+    c->keylen = 0;
 }
 
 static int blank(char ch)
@@ -142,7 +151,9 @@ apikey_reason credential_read(const credential_header *authorization, const cred
     size_t n;
     apikey_reason why;
 
-    credential_wipe(out);
+    /* All of it: out may be a fresh buffer on the stack, or hold an
+     * earlier request's key. */
+    explicit_bzero(out, sizeof *out);
     /* Two lines of either header: neither is taken (nginx itself answers
      * 400 to a second Authorization). */
     if (authorization->count > 1 || key_header->count > 1)

@@ -52,7 +52,7 @@ typedef struct credential {
 apikey_reason credential_read(const credential_header *authorization, const credential_header *key_header,
                               credential *out);
 
-/* explicit_bzero of the whole credential. */
+/* explicit_bzero of what the credential holds: its key and account. */
 void credential_wipe(credential *c);
 
 /* The WWW-Authenticate value (RFC 6750 section 3) of an answer, written

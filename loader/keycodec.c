@@ -121,8 +121,62 @@ __attribute__((constructor)) static void crc_init(void)
             crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xFF];
 }
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define CLMUL_MAX 128
+static int have_clmul;
+
+/* CRC-32 by carry-less multiplication, for a key's body (16 to CLMUL_MAX
+ * bytes) where the CPU has PCLMULQDQ (every x86-64 since 2010): folds of 16
+ * bytes and a Barrett reduction, as Intel's "Fast CRC Computation for
+ * Generic Polynomials Using PCLMULQDQ" describes them, with the constants
+ * of Linux's crc32-pclmul for this polynomial. The tables' chain of
+ * dependent loads cost 45 ns a check in an nginx worker, whose own work
+ * had evicted them from the cache; this touches no table.
+ *
+ * Zero bytes go in front, to a multiple of 16: with a register of zero
+ * they change nothing, and the register's initial ones are xored into the
+ * message's first four bytes instead, which is the same. */
+HOT_PATH __attribute__((target("pclmul,sse4.1"))) static uint32_t crc32_clmul(const unsigned char *data,
+                                                                             size_t len)
+{
+    unsigned char buf[CLMUL_MAX + 16] __attribute__((aligned(16)));
+    size_t pad = (16 - len % 16) % 16, n = len + pad;
+    memset(buf, 0, 16);
+    memcpy(buf + pad, data, len);
+    for (size_t i = pad; i < pad + 4; i++)
+        buf[i] ^= 0xFF;
+    const __m128i r4r3 = _mm_set_epi64x(0x0ccaa009eLL, 0x1751997d0LL);
+    const __m128i r5 = _mm_set_epi64x(0, 0x163cd6124LL);
+    const __m128i upoly = _mm_set_epi64x(0x1f7011641LL, 0x1db710641LL);
+    const __m128i low32 = _mm_set_epi32(0, 0, 0, -1);
+    __m128i x = _mm_load_si128((const __m128i *)buf);
+    for (size_t i = 16; i < n; i += 16)
+        x = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x, r4r3, 0x00), _mm_clmulepi64_si128(x, r4r3, 0x11)),
+                          _mm_load_si128((const __m128i *)(buf + i)));
+    /* 128 bits to 64, 64 to 32, then Barrett's reduction. */
+    x = _mm_xor_si128(_mm_clmulepi64_si128(x, r4r3, 0x10), _mm_srli_si128(x, 8));
+    x = _mm_xor_si128(_mm_clmulepi64_si128(_mm_and_si128(x, low32), r5, 0x00), _mm_srli_si128(x, 4));
+    __m128i t = _mm_clmulepi64_si128(_mm_and_si128(x, low32), upoly, 0x10);
+    t = _mm_clmulepi64_si128(_mm_and_si128(t, low32), upoly, 0x00);
+    x = _mm_xor_si128(x, t);
+    explicit_bzero(buf, n);
+    return ~(uint32_t)_mm_extract_epi32(x, 1);
+}
+
+__attribute__((constructor)) static void clmul_init(void)
+{
+    __builtin_cpu_init();
+    have_clmul = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
+}
+#endif
+
 HOT_PATH uint32_t keycodec_crc32(const unsigned char *data, size_t len)
 {
+#if defined(__x86_64__)
+    if (have_clmul && len >= 16 && len <= CLMUL_MAX)
+        return crc32_clmul(data, len);
+#endif
     uint32_t crc = 0xFFFFFFFFu;
     size_t i = 0;
     for (; i + 8 <= len; i += 8) {

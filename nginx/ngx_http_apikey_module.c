@@ -88,12 +88,12 @@ typedef struct {
      * the request's. "unix:" on a Unix socket, which no allowlist admits.
      */
     char                         client_addr[NGX_SOCKADDR_STRLEN + 1];
-    apikey_result                result;
-    char                         error[APIKEY_ERROR_MAX]; /* the store's
-                                               line, for the error log */
-    uint32_t                     rate_limit; /* the verdict's, 0: no limit */
-    uint32_t                     rate_remaining;
-    uint32_t                     retry_after;
+    /*
+     * Written by libapikey in place: the result, the store's line for the
+     * error log, the key's rate limit (all 0 from a library before 1.5,
+     * which zeroes what it does not know).
+     */
+    apikey_verdict               v;
 } ngx_http_apikey_check_t;
 
 
@@ -310,14 +310,12 @@ static void
 ngx_http_apikey_verify(ngx_http_apikey_check_t *chk)
 {
     apikey_verify_request  q;
-    apikey_verdict         v;
 
     if (chk->ctx == NULL) {
         /* The worker could not open the configuration: cannot tell. */
-        ngx_memzero(&chk->result, sizeof(chk->result));
-        chk->error[0] = '\0';
-        chk->result.decision = APIKEY_UNAVAILABLE;
-        chk->result.reason = APIKEY_REASON_CONFIG;
+        ngx_memzero(&chk->v, sizeof(chk->v));
+        chk->v.result.decision = APIKEY_UNAVAILABLE;
+        chk->v.result.reason = APIKEY_REASON_CONFIG;
 
     } else if (APIKEY_API_HAS(ngx_http_apikey_api, verify_with)) {
         /*
@@ -332,31 +330,19 @@ ngx_http_apikey_verify(ngx_http_apikey_check_t *chk)
             .keylen = chk->cred.keylen,
             .client_addr = chk->client_addr
         };
-        v = (apikey_verdict) { .size = sizeof(v) };
+        /* The library writes every field (in place, or cut to size). */
+        chk->v.size = sizeof(chk->v);
 
-        ngx_http_apikey_api->verify_with(chk->ctx, &q, &v);
-
-        chk->result = v.result;
-
-        /* Nearly always empty: the 512 bytes are not copied for nothing. */
-        if (v.error[0]) {
-            ngx_memcpy(chk->error, v.error, sizeof(chk->error));
-        }
-
-        if (APIKEY_HAS_FIELD(apikey_verdict, &v, retry_after)) {
-            chk->rate_limit = v.rate_limit;
-            chk->rate_remaining = v.rate_remaining;
-            chk->retry_after = v.retry_after;
-        }
+        ngx_http_apikey_api->verify_with(chk->ctx, &q, &chk->v);
 
     } else {
         /* Before 1.2 there is no call that takes the address. */
-        ngx_memzero(&chk->result, sizeof(chk->result));
-        chk->result.decision = APIKEY_UNAVAILABLE;
-        chk->result.reason = APIKEY_REASON_ARGUMENT;
-        ngx_cpystrn((u_char *) chk->error,
+        ngx_memzero(&chk->v, sizeof(chk->v));
+        chk->v.result.decision = APIKEY_UNAVAILABLE;
+        chk->v.result.reason = APIKEY_REASON_ARGUMENT;
+        ngx_cpystrn((u_char *) chk->v.error,
                     (u_char *) "libapikey has no verify_with (older than 1.2)",
-                    sizeof(chk->error));
+                    sizeof(chk->v.error));
     }
 
     credential_wipe(&chk->cred);
@@ -919,24 +905,33 @@ ngx_http_apikey_take(ngx_http_request_t *r, ngx_http_apikey_req_t *rq,
 {
     static ngx_uint_t  too_old_said;
 
-    rq->result = chk->result;
-    rq->rate_limit = chk->rate_limit;
-    rq->rate_remaining = chk->rate_remaining;
-    rq->retry_after = chk->retry_after;
+    /*
+     * The strings up to their NUL (rq is zeroed): a copy of the whole
+     * result was 330 bytes written a request, nearly all of them zeros.
+     */
+    rq->result.decision = chk->v.result.decision;
+    rq->result.reason = chk->v.result.reason;
+    ngx_cpystrn((u_char *) rq->result.key_id,
+                (u_char *) chk->v.result.key_id, sizeof(rq->result.key_id));
+    ngx_cpystrn((u_char *) rq->result.account,
+                (u_char *) chk->v.result.account, sizeof(rq->result.account));
+    rq->rate_limit = chk->v.rate_limit;
+    rq->rate_remaining = chk->v.rate_remaining;
+    rq->retry_after = chk->v.retry_after;
 
-    if (chk->result.reason == APIKEY_REASON_ARGUMENT) {
+    if (chk->v.result.reason == APIKEY_REASON_ARGUMENT) {
         if (!too_old_said) {
             too_old_said = 1;
             ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                           "apikey: libapikey cannot take the client address "
                           "that allowlists need (%s): every check answers "
                           "503 until libapikey 1.4 or later is installed",
-                          chk->error);
+                          chk->v.error);
         }
 
-    } else if (chk->error[0]) {
+    } else if (chk->v.error[0]) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "apikey: %s",
-                      chk->error);
+                      chk->v.error);
     }
 }
 
@@ -1039,7 +1034,10 @@ ngx_http_apikey_handler(ngx_http_request_t *r)
     }
 #endif
 
-    ngx_memzero(chk, sizeof(ngx_http_apikey_check_t));
+    /*
+     * Field by field, not the whole 2.5 KiB: the credential is reset by
+     * its reader and the verdict written by the check.
+     */
     chk->ctx = lcf->file->ctx;
     /* NUL-terminated by the parser */
     chk->service = (const char *) lcf->service.data;

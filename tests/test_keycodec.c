@@ -137,6 +137,36 @@ static void test_ids_unique(void)
  * as a number) still parse; the CRC is zlib's; a check whose number is
  * the CRC plus 2^32 (six characters still) is refused, as is any one
  * character changed in the check. */
+/* CRC-32 a bit at a time, as the standard defines it: the reference for
+ * keycodec_crc32, which takes the table or the carry-less multiply path
+ * by length and CPU. */
+static uint32_t crc32_bitwise(const unsigned char *d, size_t n)
+{
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= d[i];
+        for (int b = 0; b < 8; b++)
+            c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+    }
+    return ~c;
+}
+
+static void test_crc_every_length(void)
+{
+    unsigned char buf[300];
+    unsigned seed = 12345;
+    int wrong = 0;
+    for (int round = 0; round < 50; round++) {
+        for (size_t i = 0; i < sizeof buf; i++)
+            buf[i] = (unsigned char)((seed = seed * 1103515245u + 12345u) >> 16);
+        /* Every length, from every alignment of the first byte. */
+        for (size_t off = 0; off < 16; off++)
+            for (size_t n = 0; off + n <= 260; n++)
+                wrong += keycodec_crc32(buf + off, n) != crc32_bitwise(buf + off, n);
+    }
+    CU_ASSERT_EQUAL(wrong, 0);
+}
+
 static void test_earlier_keys_and_vectors(void)
 {
     static const char *made[] = {
@@ -175,6 +205,7 @@ int main(void)
         {"an id collision is retried", test_id_collision_retried},
         {"ids are unique", test_ids_unique},
         {"keys of an earlier build parse; zlib's CRC; a check past 32 bits refused", test_earlier_keys_and_vectors},
+        {"the CRC of every length from 0 to 260, at every alignment, as the standard defines it", test_crc_every_length},
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {{"keycodec", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};

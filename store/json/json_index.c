@@ -225,25 +225,6 @@ HOT_PATH int json_index_is_open(const json_index *ix)
     return ix->is_open;
 }
 
-HOT_PATH static int64_t clock_ns(clockid_t which)
-{
-    struct timespec ts;
-    clock_gettime(which, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* The clock of the header recheck: CLOCK_MONOTONIC_COARSE, the kernel's
- * time as of its last tick, one value that every process of the kernel
- * reads from the same page (a time namespace offsets it, never slows it).
- * It costs 3.5 ns here against 28 ns for CLOCK_MONOTONIC, read on every
- * check (bench/RESULTS.md, "checkcut"). It lags by up to a tick (4 ms
- * here), which does not matter: the writer waits on this same clock
- * (wait_for_hosts), never compares it with another. */
-HOT_PATH static int64_t recheck_clock_ns(void)
-{
-    return clock_ns(CLOCK_MONOTONIC_COARSE);
-}
-
 /* Stale when a writer has marked it so, or when the file no longer starts
  * with the header read at open (rewritten in place, truncated).
  *
@@ -263,7 +244,7 @@ HOT_PATH static int64_t recheck_clock_ns(void)
  * the old index. */
 HOT_PATH int json_index_is_stale(json_index *ix)
 {
-    int64_t began = recheck_clock_ns();
+    int64_t began = store_recheck_clock_ns();
     if (began - __atomic_load_n(&ix->checked_ns, __ATOMIC_ACQUIRE) < JSON_INDEX_RECHECK_NS)
         return 0;
     json_index_header now;
@@ -526,17 +507,10 @@ done:
 }
 
 /* After marking an index stale: until every host has read its header since
- * (see json_index_is_stale), its check may still trust its copy. The wait
- * is counted on the recheck clock, read after the mark; at most a tick
- * more than the wait itself (the coarse clock moves a tick at a time). It
- * is also a full JSON_INDEX_WRITER_WAIT_NS of CLOCK_MONOTONIC, which the
- * hosts of earlier releases, still running after an upgrade, recheck by. */
+ * (see json_index_is_stale), its check may still trust its copy. */
 static void wait_for_hosts(void)
 {
-    int64_t until = recheck_clock_ns() + JSON_INDEX_WRITER_WAIT_NS;
-    store_wait_ns(JSON_INDEX_WRITER_WAIT_NS);
-    for (int64_t now; (now = recheck_clock_ns()) < until;)
-        store_wait_ns(until - now < 1000000 ? until - now : 1000000);
+    store_wait_for_hosts(JSON_INDEX_WRITER_WAIT_NS);
 }
 
 int json_index_write(const char *idx_path, const json_db *db, const struct stat *json_st,
@@ -610,7 +584,7 @@ int json_index_open(json_index *ix, const char *idx_path, int json_fd, const str
                     int (*check)(int fd, const char *path, char *why, size_t whylen))
 {
     memset(ix, 0, sizeof *ix);
-    int64_t began = recheck_clock_ns();
+    int64_t began = store_recheck_clock_ns();
     int fd = open(idx_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return -1;

@@ -526,19 +526,12 @@ static int wal_header(sstore *s, reader *r, unsigned char hdr[2 * WAL_HDR])
     return 1;
 }
 
-HOT_PATH static int64_t monotonic_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* The generation of the store as r's connection sees it now, 0 when it
  * cannot tell (not in WAL mode, a commit under way). Read from the file, the
  * header is read again only when the last read began SQLITE_RECHECK_NS ago
- * or more; sq_commit waits SQLITE_WRITER_WAIT_NS after a COMMIT, so a check
- * begun after it returned reads it (the argument is json_index.c's, "Stale
- * when"). A writer that does not wait (the sqlite3 shell, apikey-syncd on
+ * or more by the recheck clock; sq_commit waits SQLITE_WRITER_WAIT_NS of
+ * that clock after a COMMIT, so a check begun after it returned reads it
+ * (store_wait_for_hosts says why). A writer that does not wait (the sqlite3 shell, apikey-syncd on
  * a replica) is seen within the recheck. 1 ms and 2 ms, the JSON index's:
  * at 0.2 ms an nginx worker paid the pread and the stat about one request
  * in five (bench/RESULTS.md, "SQLite: warm verify at 1,000,000 keys and
@@ -550,7 +543,7 @@ static uint64_t store_gen(sstore *s, reader *r)
     answers *a = s->cache;
     if (!a)
         return 0;
-    int64_t began = monotonic_ns();
+    int64_t began = store_recheck_clock_ns();
     pthread_mutex_lock(&a->lock);
     uint64_t gen = 0;
     unsigned char hdr[2 * WAL_HDR];
@@ -588,7 +581,7 @@ HOT_PATH static uint64_t fresh_gen(answers *a)
 {
     int64_t until = __atomic_load_n(&a->fresh_until_ns, __ATOMIC_ACQUIRE);
     uint64_t gen = __atomic_load_n(&a->fresh_gen, __ATOMIC_ACQUIRE);
-    return until && monotonic_ns() < until ? gen : 0;
+    return until && store_recheck_clock_ns() < until ? gen : 0;
 }
 
 /* Four ways a set: 1,000 keys in use rarely share one, where direct-mapped
@@ -1074,7 +1067,7 @@ static int sq_commit(void *handle)
     s->wrote = 1;
     /* Hosts reading the -shm file trust what they read for a while (see
      * store_gen): past it, before the writer says done. */
-    store_wait_ns(SQLITE_WRITER_WAIT_NS);
+    store_wait_for_hosts(SQLITE_WRITER_WAIT_NS);
     return st;
 }
 
