@@ -201,7 +201,9 @@ typedef struct apikey_verdict {
  * first version, or a NULL one, gets nothing written and the answer
  * APIKEY_UNAVAILABLE; a request with an unknown field set is not checked:
  * APIKEY_UNAVAILABLE, APIKEY_REASON_ARGUMENT. Start with
- * `apikey_verdict v = {.size = sizeof v};`. */
+ * `apikey_verdict v = {.size = sizeof v};`. Every field the verdict's size
+ * covers is written (those this library does not know, zeroed), error as a
+ * string: the bytes after its NUL may be left as they were. */
 apikey_decision apikey_verify_with(apikey_ctx *ctx, const apikey_verify_request *req,
                                    apikey_verdict *out);
 
