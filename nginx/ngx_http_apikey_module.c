@@ -330,8 +330,17 @@ ngx_http_apikey_verify(ngx_http_apikey_check_t *chk)
             .keylen = chk->cred.keylen,
             .client_addr = chk->client_addr
         };
-        /* The library writes every field (in place, or cut to size). */
+        /*
+         * The library writes every field (in place, or cut to size). One
+         * that wrote nothing would leave this: unavailable, never the
+         * stack's old bytes taken for an answer (APIKEY_ALLOWED is 0).
+         */
         chk->v.size = sizeof(chk->v);
+        chk->v.result.decision = APIKEY_UNAVAILABLE;
+        chk->v.result.reason = APIKEY_REASON_ARGUMENT;
+        chk->v.result.key_id[0] = '\0';
+        chk->v.result.account[0] = '\0';
+        chk->v.error[0] = '\0';
 
         ngx_http_apikey_api->verify_with(chk->ctx, &q, &chk->v);
 
