@@ -64,11 +64,16 @@ struct replica {
     char uri[4200];
 };
 
-int64_t replica_now_ms(void)
+static int64_t ms_of(clockid_t clock)
 {
     struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
+    clock_gettime(clock, &t);
     return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+int64_t replica_now_ms(void)
+{
+    return ms_of(CLOCK_REALTIME);
 }
 
 /* The clock a check reads its trust by: CLOCK_REALTIME_COARSE, the time as
@@ -77,9 +82,7 @@ int64_t replica_now_ms(void)
  * tick (4 ms at 250 Hz) past replica_max_lag, a bound of seconds. */
 static int64_t check_now_ms(void)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME_COARSE, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+    return ms_of(CLOCK_REALTIME_COARSE);
 }
 
 int replica_contact_format(const replica_contact *c, char *buf, size_t cap)

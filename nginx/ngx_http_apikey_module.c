@@ -311,10 +311,23 @@ ngx_http_apikey_verify(ngx_http_apikey_check_t *chk)
 {
     apikey_verify_request  q;
 
+    /*
+     * Unavailable until the library writes the verdict (every field, in
+     * place or cut to size): one that wrote nothing never has the stack's
+     * old bytes taken for an answer (APIKEY_ALLOWED is 0).
+     */
+    chk->v.size = sizeof(chk->v);
+    chk->v.result.decision = APIKEY_UNAVAILABLE;
+    chk->v.result.reason = APIKEY_REASON_ARGUMENT;
+    chk->v.result.key_id[0] = '\0';
+    chk->v.result.account[0] = '\0';
+    chk->v.error[0] = '\0';
+    chk->v.rate_limit = 0;
+    chk->v.rate_remaining = 0;
+    chk->v.retry_after = 0;
+
     if (chk->ctx == NULL) {
         /* The worker could not open the configuration: cannot tell. */
-        ngx_memzero(&chk->v, sizeof(chk->v));
-        chk->v.result.decision = APIKEY_UNAVAILABLE;
         chk->v.result.reason = APIKEY_REASON_CONFIG;
 
     } else if (APIKEY_API_HAS(ngx_http_apikey_api, verify_with)) {
@@ -330,25 +343,11 @@ ngx_http_apikey_verify(ngx_http_apikey_check_t *chk)
             .keylen = chk->cred.keylen,
             .client_addr = chk->client_addr
         };
-        /*
-         * The library writes every field (in place, or cut to size). One
-         * that wrote nothing would leave this: unavailable, never the
-         * stack's old bytes taken for an answer (APIKEY_ALLOWED is 0).
-         */
-        chk->v.size = sizeof(chk->v);
-        chk->v.result.decision = APIKEY_UNAVAILABLE;
-        chk->v.result.reason = APIKEY_REASON_ARGUMENT;
-        chk->v.result.key_id[0] = '\0';
-        chk->v.result.account[0] = '\0';
-        chk->v.error[0] = '\0';
 
         ngx_http_apikey_api->verify_with(chk->ctx, &q, &chk->v);
 
     } else {
         /* Before 1.2 there is no call that takes the address. */
-        ngx_memzero(&chk->v, sizeof(chk->v));
-        chk->v.result.decision = APIKEY_UNAVAILABLE;
-        chk->v.result.reason = APIKEY_REASON_ARGUMENT;
         ngx_cpystrn((u_char *) chk->v.error,
                     (u_char *) "libapikey has no verify_with (older than 1.2)",
                     sizeof(chk->v.error));

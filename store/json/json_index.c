@@ -231,17 +231,10 @@ HOT_PATH int json_index_is_open(const json_index *ix)
  * The header is read again only when the last read that found it the same
  * began JSON_INDEX_RECHECK_NS ago or more by the recheck clock: a check
  * then costs no system call. A revocation is still refused at the first
- * check that begins after the writer returned. The writer marks this index
- * stale, reads the recheck clock (m), and returns only once that clock
- * reads m + JSON_INDEX_WRITER_WAIT_NS or more (wait_for_hosts). A check
- * that begins after it returned reads c >= m + WAIT; if it trusts the
- * header without reading it, the last read that found it the same began
- * at b > c - RECHECK >= m + WAIT - RECHECK > m (WAIT > RECHECK). The clock
- * is one value for all and never goes back, so b > m means that read's
- * clock reading came after the writer's reading of m, which came after the
- * mark; the header it then read had the mark, and it would have found the
- * index stale. So no check that begins after the writer returned trusts
- * the old index. */
+ * check that begins after the writer returned: the writer marks this index
+ * stale, then waits JSON_INDEX_WRITER_WAIT_NS of the recheck clock
+ * (store_wait_for_hosts, whose comment gives the argument), so any read a
+ * later check trusts began after the mark, and found the index stale. */
 HOT_PATH int json_index_is_stale(json_index *ix)
 {
     int64_t began = store_recheck_clock_ns();
@@ -506,13 +499,6 @@ done:
     return buf;
 }
 
-/* After marking an index stale: until every host has read its header since
- * (see json_index_is_stale), its check may still trust its copy. */
-static void wait_for_hosts(void)
-{
-    store_wait_for_hosts(JSON_INDEX_WRITER_WAIT_NS);
-}
-
 int json_index_write(const char *idx_path, const json_db *db, const struct stat *json_st,
                      const struct stat *owner, char *why, size_t whylen)
 {
@@ -552,7 +538,9 @@ done:
         uint32_t one = 1;
         (void)!pwrite(old, &one, sizeof one, offsetof(json_index_header, stale));
         close(old);
-        wait_for_hosts();
+        /* Until every host has read the header since the mark, its
+         * check may still trust its copy (json_index_is_stale). */
+        store_wait_for_hosts(JSON_INDEX_WRITER_WAIT_NS);
     }
     if (rc != 0) {
         snprintf(why, whylen, "cannot %s the index %s: %s", what, idx_path,

@@ -531,8 +531,8 @@ static int wal_header(sstore *s, reader *r, unsigned char hdr[2 * WAL_HDR])
  * header is read again only when the last read began SQLITE_RECHECK_NS ago
  * or more by the recheck clock; sq_commit waits SQLITE_WRITER_WAIT_NS of
  * that clock after a COMMIT, so a check begun after it returned reads it
- * (store_wait_for_hosts says why). A writer that does not wait (the sqlite3 shell, apikey-syncd on
- * a replica) is seen within the recheck. 1 ms and 2 ms, the JSON index's:
+ * (store_wait_for_hosts says why). A writer that does not wait (the
+ * sqlite3 shell, apikey-syncd on a replica) is seen within the recheck. 1 ms and 2 ms, the JSON index's:
  * at 0.2 ms an nginx worker paid the pread and the stat about one request
  * in five (bench/RESULTS.md, "SQLite: warm verify at 1,000,000 keys and
  * nginx"). */
