@@ -23,16 +23,19 @@ HOT_PATH static size_t word_len(const char *s)
     return n;
 }
 
+/* Each word of list compared as it is read, where measuring it first
+ * read it twice. word: n bytes, none a space or a NUL. */
 HOT_PATH static int has_word(const char *list, const char *word, size_t n)
 {
     while (*list) {
-        size_t m = word_len(list), i = 0;
-        if (m == n)
-            while (i < n && list[i] == word[i])
-                i++;
-        if (m == n && i == n)
+        size_t i = 0;
+        while (i < n && list[i] == word[i])
+            i++;
+        if (i == n && (list[n] == ' ' || list[n] == '\0'))
             return 1;
-        list += m;
+        list += i;
+        while (*list && *list != ' ')
+            list++;
         while (*list == ' ')
             list++;
     }

@@ -798,10 +798,6 @@ ngx_http_apikey_answer(ngx_http_request_t *r, ngx_http_apikey_loc_conf_t *lcf,
     ngx_table_elt_t  *h;
 
     res = &rq->result;
-    why = credential_reason_string(ngx_http_apikey_api, res->reason);
-    id = res->key_id[0] && ngx_http_apikey_plain(res->key_id)
-         ? res->key_id : NULL;
-
     rq->status = (ngx_uint_t) ngx_http_apikey_api->http_status(res);
 
     /*
@@ -841,6 +837,11 @@ ngx_http_apikey_answer(ngx_http_request_t *r, ngx_http_apikey_loc_conf_t *lcf,
     {
         rq->status = NGX_HTTP_SERVICE_UNAVAILABLE;
     }
+
+    /* A refusal's words: an allowed request never needs them. */
+    why = credential_reason_string(ngx_http_apikey_api, res->reason);
+    id = res->key_id[0] && ngx_http_apikey_plain(res->key_id)
+         ? res->key_id : NULL;
 
     level = rq->status == NGX_HTTP_SERVICE_UNAVAILABLE ? NGX_LOG_ERR
                                                        : NGX_LOG_INFO;
@@ -915,14 +916,15 @@ ngx_http_apikey_take(ngx_http_request_t *r, ngx_http_apikey_req_t *rq,
 
     /*
      * The strings up to their NUL (rq is zeroed): a copy of the whole
-     * result was 330 bytes written a request, nearly all of them zeros.
+     * result was 330 bytes written a request, nearly all of them zeros;
+     * ngx_cpystrn's byte loop, 200 instructions more than libc's.
      */
     rq->result.decision = chk->v.result.decision;
     rq->result.reason = chk->v.result.reason;
-    ngx_cpystrn((u_char *) rq->result.key_id,
-                (u_char *) chk->v.result.key_id, sizeof(rq->result.key_id));
-    ngx_cpystrn((u_char *) rq->result.account,
-                (u_char *) chk->v.result.account, sizeof(rq->result.account));
+    ngx_memcpy(rq->result.key_id, chk->v.result.key_id,
+               strnlen(chk->v.result.key_id, sizeof(rq->result.key_id) - 1));
+    ngx_memcpy(rq->result.account, chk->v.result.account,
+               strnlen(chk->v.result.account, sizeof(rq->result.account) - 1));
     rq->rate_limit = chk->v.rate_limit;
     rq->rate_remaining = chk->v.rate_remaining;
     rq->retry_after = chk->v.retry_after;
@@ -985,6 +987,7 @@ ngx_http_apikey_thread_done(ngx_event_t *ev)
 static ngx_int_t
 ngx_http_apikey_handler(ngx_http_request_t *r)
 {
+    size_t                        len;
     apikey_reason                 why;
     ngx_http_apikey_req_t        *rq;
     ngx_http_apikey_check_t       local, *chk;
@@ -1049,9 +1052,9 @@ ngx_http_apikey_handler(ngx_http_request_t *r)
     chk->ctx = lcf->file->ctx;
     /* NUL-terminated by the parser */
     chk->service = (const char *) lcf->service.data;
-    ngx_cpystrn((u_char *) chk->client_addr, r->connection->addr_text.data,
-                ngx_min(r->connection->addr_text.len + 1,
-                        sizeof(chk->client_addr)));
+    len = ngx_min(r->connection->addr_text.len, sizeof(chk->client_addr) - 1);
+    ngx_memcpy(chk->client_addr, r->connection->addr_text.data, len);
+    chk->client_addr[len] = '\0';
 
     why = ngx_http_apikey_read_key(r, lcf, chk);
     if (why != APIKEY_REASON_NONE) {

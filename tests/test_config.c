@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "core.h"
 #include "testutil.h"
 
 static int parse(const char *text, config_file *cfg, char *err, size_t errlen)
@@ -147,12 +148,33 @@ static void test_files(void)
     free(gw);
 }
 
+/* What a service's scopes need of a key's: every word, each whole. */
+static void test_scopes(void)
+{
+    CU_ASSERT(scopes_grant("proxies:read", "proxies:read"));
+    CU_ASSERT(scopes_grant("geo:read proxies:read", "proxies:read"));
+    CU_ASSERT(scopes_grant("proxies:read  geo:read", "geo:read proxies:read"));
+    CU_ASSERT(scopes_grant("*", "proxies:write stats:read"));
+    CU_ASSERT(scopes_grant("proxies:read", ""));
+    /* write never implies read; a word is never a part of another */
+    CU_ASSERT(!scopes_grant("proxies:write", "proxies:read"));
+    CU_ASSERT(!scopes_grant("proxies:read", "proxies:rea"));
+    CU_ASSERT(!scopes_grant("proxies:rea", "proxies:read"));
+    CU_ASSERT(!scopes_grant("proxies:readx", "proxies:read"));
+    CU_ASSERT(!scopes_grant("xproxies:read", "proxies:read"));
+    CU_ASSERT(!scopes_grant("proxies:readproxies:read", "proxies:read"));
+    CU_ASSERT(!scopes_grant("geo:read", "geo:read proxies:read"));
+    CU_ASSERT(!scopes_grant("", "proxies:read"));
+    CU_ASSERT(!scopes_grant("**", "proxies:read"));
+}
+
 int main(void)
 {
     CU_TestInfo tests[] = {
         {"a good configuration", test_good},
         {"bad configurations are refused with file and line", test_refused},
         {"insecure, symlinked, missing and directory files are refused", test_files},
+        {"scopes: every word needed, each whole", test_scopes},
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {{"config", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};

@@ -161,6 +161,37 @@ static void test_refused(void)
     CU_ASSERT_EQUAL(read1(huge, NULL), APIKEY_REASON_MALFORMED);
 }
 
+/* Every byte value at every place of keys of 1 to 48 bytes: the check
+ * goes 16 bytes at a time, its last block overlapping the one before, so
+ * a bad byte in any place of any length must be seen. */
+static void test_every_place(void)
+{
+    char key[49];
+    int missed = 0, refused_good = 0;
+    for (size_t n = 1; n < sizeof key; n++) {
+        memset(key, 'a', n);
+        key[n] = '\0';
+        if (read1(NULL, key) != APIKEY_REASON_NONE || cred.keylen != n)
+            refused_good++;
+        for (size_t at = 0; at < n; at++) {
+            for (int c = 1; c < 256; c++) {
+                key[at] = (char)c;
+                int bad = c <= ' ' || c == 0x7f;
+                /* A blank at either end is trimmed, not refused. */
+                int trimmed = (c == ' ' || c == '\t') && (at == 0 || at == n - 1);
+                apikey_reason why = read1(NULL, key);
+                if (bad && !trimmed && why != APIKEY_REASON_MALFORMED)
+                    missed++;
+                if (!bad && why != APIKEY_REASON_NONE)
+                    refused_good++;
+            }
+            key[at] = 'a';
+        }
+    }
+    CU_ASSERT_EQUAL(missed, 0);
+    CU_ASSERT_EQUAL(refused_good, 0);
+}
+
 static void test_challenge(void)
 {
     char out[256];
@@ -228,6 +259,7 @@ int main(void)
         {"Bearer, then the key header, then Basic; another scheme is none", test_sources},
         {"Basic account:key", test_basic},
         {"what is refused, and wiped", test_refused},
+        {"a control character or a space anywhere in a key of any length", test_every_place},
         {"the RFC 6750 challenge", test_challenge},
         {"service names and the missing key's text", test_names_and_reasons},
         CU_TEST_INFO_NULL,

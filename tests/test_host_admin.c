@@ -110,6 +110,32 @@ static int all_zero(const void *p, size_t n)
     return 1;
 }
 
+/* The public id under the shortest, the default and the longest prefix:
+ * what create shows, what a check answers, and the key's own start. */
+static void test_public_id(void)
+{
+    static const char *const prefixes[] = {"z", "ak", "abcdefgh"};
+    for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++) {
+        char extra[64], want[APIKEY_KEY_ID_MAX], err[512];
+        snprintf(extra, sizeof extra, "key_prefix = %s", prefixes[i]);
+        char *uri = tu_new_store_uri();
+        apikey_ctx *ctx = open_store(uri, APIKEY_OPEN_CREATE, extra);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+        apikey_issued k;
+        CU_ASSERT_EQUAL_FATAL(create(ctx, "alice", "proxies:read", "30d", &k, err, sizeof err), APIKEY_OK);
+        size_t n = strlen(prefixes[i]) + 1 + APIKEY_ID_LEN;
+        snprintf(want, sizeof want, "%.*s", (int)n, k.key);
+        CU_ASSERT_EQUAL(strncmp(want, prefixes[i], strlen(prefixes[i])), 0);
+        CU_ASSERT_EQUAL(want[strlen(prefixes[i])], '_');
+        CU_ASSERT_STRING_EQUAL(k.info.id, want);
+        apikey_result res;
+        CU_ASSERT_EQUAL(api->verify(ctx, "web", NULL, k.key, strlen(k.key), &res), APIKEY_ALLOWED);
+        CU_ASSERT_STRING_EQUAL(res.key_id, want);
+        api->close(ctx);
+        free(uri);
+    }
+}
+
 static void test_create_get_list(void)
 {
     char *uri = tu_new_store_uri();
@@ -589,6 +615,7 @@ int main(void)
         {"the library by its soname, admin slots in its table", test_load},
         {"APIKEY_API_HAS on an older library's table", test_older_table},
         {"create, a batch, get and list", test_create_get_list},
+        {"the public id under a 1-, 2- and 8-character prefix", test_public_id},
         {"revoke, rotate with and without grace", test_revoke_rotate},
         {"the scope catalogue and copy", test_scopes_and_copy},
         {"refusals: invalid, limit, not found, bad calls", test_refusals},
