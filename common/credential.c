@@ -54,7 +54,6 @@ static const char *after_scheme(const credential_header *h, const char *scheme, 
     return h->value + n + 1;
 }
 
-/* The key in p (blanks around it dropped) into out. */
 /* Whether p[0..n) holds a control character or a space, 16 bytes at a
  * time where SSE2 is there (every x86-64): a byte at a time was 430
  * instructions of every request's key, more than its CRC and its base62
@@ -86,6 +85,7 @@ static int ctl_or_space(const char *p, size_t n)
     return 0;
 }
 
+/* The key in p (blanks around it dropped) into out. */
 static apikey_reason take_key(const char *p, size_t n, credential *out)
 {
     while (n && blank(*p))
