@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "id_hash.h"
 #include "replica.h"
 #include "secfile.h"
 
@@ -268,14 +269,9 @@ void replica_release(apikey_ctx *ctx)
     pthread_rwlock_unlock(&ctx->replica->lock);
 }
 
-/* The id as one word, by Fibonacci hashing (the top bits of one multiply),
- * as the SQLite store's kept answers: FNV-1a was a multiply a byte, twice
- * a check. */
 static use_set *uses_of(struct replica *r, const char *id)
 {
-    uint64_t w;
-    memcpy(&w, id, sizeof w);
-    return &r->uses[(w * 0x9e3779b97f4a7c15ull) >> (64 - USE_SET_BITS)];
+    return &r->uses[id_hash_top(id, USE_SET_BITS)];
 }
 
 int replica_prefetch(apikey_ctx *ctx, const char *id)

@@ -24,6 +24,7 @@
 #include "../store_wait.h"
 #include "apikey_store.h"
 #include "../../common/hot_path.h"
+#include "../../common/id_hash.h"
 #include "../sql/sql_schema.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -411,7 +412,6 @@ static int check_path(sstore *s, int create)
 #define WAL_HDR 48
 #define ANSWER_SET_BITS 19
 #define ANSWER_SETS (1 << ANSWER_SET_BITS) /* of WAYS answers */
-_Static_assert(APIKEY_ID_LEN == sizeof(uint64_t), "an id is hashed as one word");
 #define GROUP_SETS 64         /* the sets allocated at once */
 #define ANSWER_LOCKS 64       /* a group's sets each under its own */
 #define WAYS 4
@@ -534,10 +534,10 @@ static int wal_header(sstore *s, reader *r, unsigned char hdr[2 * WAL_HDR])
  * or more by the recheck clock; sq_commit waits SQLITE_WRITER_WAIT_NS of
  * that clock after a COMMIT, so a check begun after it returned reads it
  * (store_wait_for_hosts says why). A writer that does not wait (the
- * sqlite3 shell, apikey-syncd on a replica) is seen within the recheck. 1 ms and 2 ms, the JSON index's:
- * at 0.2 ms an nginx worker paid the pread and the stat about one request
- * in five (bench/RESULTS.md, "SQLite: warm verify at 1,000,000 keys and
- * nginx"). */
+ * sqlite3 shell, apikey-syncd on a replica) is seen within the recheck.
+ * 1 ms and 2 ms, the JSON index's: at 0.2 ms an nginx worker paid the
+ * pread and the stat about one request in five (bench/RESULTS.md,
+ * "SQLite: warm verify at 1,000,000 keys and nginx"). */
 #define SQLITE_RECHECK_NS 1000000LL     /* 1 ms */
 #define SQLITE_WRITER_WAIT_NS 2000000LL /* 2 ms */
 static uint64_t store_gen(sstore *s, reader *r)
@@ -587,14 +587,10 @@ HOT_PATH static uint64_t fresh_gen(answers *a)
 }
 
 /* Four ways a set: 1,000 keys in use rarely share one, where direct-mapped
- * slots left about 6% of them evicting each other at every check. The id's
- * 8 characters as one word, by Fibonacci hashing (its top bits): one
- * multiply, where FNV-1a was a multiply a byte, twice a check. */
+ * slots left about 6% of them evicting each other at every check. */
 HOT_PATH static size_t set_of(const char *id)
 {
-    uint64_t w;
-    memcpy(&w, id, sizeof w);
-    return (size_t)((w * 0x9e3779b97f4a7c15ull) >> (64 - ANSWER_SET_BITS));
+    return (size_t)id_hash_top(id, ANSWER_SET_BITS);
 }
 
 /* The set's ways, NULL when its group has none yet (make: allocated then,
