@@ -40,7 +40,13 @@ MID=${FLEET_MID:-100000}
 BIG=${FLEET_BIG:-1000000}
 N=${FLEET_N:-200}
 INTERVAL=${FLEET_INTERVAL_MS:-1}
-CHURN_RATE=${FLEET_CHURN_RATE:-1000}
+# The churn's goal, and what its writers offer: a tenth more. Writers
+# paced at exactly the goal can reach it but never pass it, so a write or
+# two still in flight at the schedule's end read 999/s: the row asked for
+# more than the goal can show. Offered more, a fleet that keeps up shows
+# what it took, and the goal is met by that, not by a rounding.
+CHURN_GOAL=${FLEET_CHURN_GOAL:-1000}
+CHURN_RATE=${FLEET_CHURN_RATE:-$((CHURN_GOAL * 11 / 10))}
 DELAY=${FLEET_DELAY_MS:-50}
 NFAR=${FLEET_FAR_N:-100}
 CHURN_SECONDS=${FLEET_CHURN_SECONDS:-10}
@@ -289,8 +295,8 @@ churn() { # BATCH LABEL [BUILD]
     # CHURN_SECONDS counts as not done.
     rate=$(awk '$1 == "late" && $2 == "steady" { print $3 }' "$T/churn.out")
     whole=$(awk '$1 == "rate" { print $2 }' "$T/churn.out")
-    row "changes a second sustained (from 1 s to the schedule's end), $2" "${rate:-?}" "/s" ">= $CHURN_RATE/s" \
-        "$(verdict "${rate:-0}" "$CHURN_RATE" ge); the whole run, to the last writer's end: ${whole:-?}/s"
+    row "changes a second sustained (from 1 s to the schedule's end), $CHURN_RATE/s offered, $2" "${rate:-?}" "/s" ">= $CHURN_GOAL/s" \
+        "$(verdict "${rate:-0}" "$CHURN_GOAL" ge); the whole run, to the last writer's end: ${whole:-?}/s"
     # Behind steadily (a backlog that grows over the seconds: the rate is
     # not sustained) or one tail at the end? bench/propagation.c, report_late.
     late() { awk -v k="$1" -v c="$2" '$1 == "late" && $2 == k { print $c }' "$T/churn.out"; }
@@ -328,8 +334,8 @@ if [ "$ROUNDS" -gt 1 ]; then
         for side in before ""; do
             f="$T/rates.$b.$side"
             [ -s "$f" ] || continue
-            row "changes a second sustained, ${b} a transaction, ${side:-after}: median (range) of $ROUNDS rounds" \
-                "$(spread "$f" 1)" "/s" ">= $CHURN_RATE/s" \
+            row "changes a second sustained, $CHURN_RATE/s offered, ${b} a transaction, ${side:-after}: median (range) of $ROUNDS rounds" \
+                "$(spread "$f" 1)" "/s" ">= $CHURN_GOAL/s" \
                 "behind at 9 s $(spread "$f" 2) ms, at the schedule's end $(spread "$f" 3) ms, last writer done $(spread "$f" 4) ms after it; meanwhile p99 $(spread "$T/p99.$b.$side" 1) ms"
         done
     done
