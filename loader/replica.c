@@ -192,21 +192,30 @@ void replica_detach(apikey_ctx *ctx)
     ctx->replica = NULL;
 }
 
+/* How far ahead of this host's clock a contact may be and still count:
+ * the coarse clock a check reads lags the one syncd writes by up to a
+ * tick; a second is far more than that and small against a bound of
+ * seconds. */
+enum { CONTACT_AHEAD_MS = 1000 };
+
 /* Whether the replica is trusted at now: the contact line is read again
  * only once the time it gave has run out, so a check on a fresh replica
  * costs one clock read. A contact from the future (a clock set back, a
- * forged line) is no contact. */
+ * forged line) is no contact. So is one the clock has since gone back
+ * past: trusted until contact + replica_max_lag alone, a clock set back an
+ * hour would trust the replica an hour more with no word from syncd. */
 static int trusted(apikey_ctx *ctx, struct replica *r, int64_t now)
 {
-    if (now < __atomic_load_n(&r->trusted_until_ms, __ATOMIC_ACQUIRE))
+    int64_t lag_ms = ctx->cfg.replica_max_lag * 1000;
+    int64_t until = __atomic_load_n(&r->trusted_until_ms, __ATOMIC_ACQUIRE);
+    if (now < until && now + lag_ms + CONTACT_AHEAD_MS >= until)
         return 1;
     replica_contact c;
     char why[512];
-    int64_t lag_ms = ctx->cfg.replica_max_lag * 1000;
     struct stat st;
     if (stat(r->uri + strlen("sqlite:"), &st) == 0 && (st.st_dev != r->dev || st.st_ino != r->ino))
         __atomic_store_n(&r->replaced, 1, __ATOMIC_RELEASE);
-    if (replica_contact_read(ctx->cfg.replica, &c, why, sizeof why) != 0 || c.at_ms > now + 1000)
+    if (replica_contact_read(ctx->cfg.replica, &c, why, sizeof why) != 0 || c.at_ms > now + CONTACT_AHEAD_MS)
         return 0;
     __atomic_store_n(&r->trusted_until_ms, c.at_ms + lag_ms, __ATOMIC_RELEASE);
     return now < c.at_ms + lag_ms;

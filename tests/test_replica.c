@@ -10,7 +10,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core.h"
@@ -302,6 +304,53 @@ static void test_check_may_block(void)
     free(d);
 }
 
+/* The wall clock set back (an NTP step, a date set by hand): the library
+ * is linked into this program, so its calls come here, and CLOCK_REALTIME
+ * and its coarse twin read clock_back_ms behind while it is set. */
+static int64_t clock_back_ms;
+
+int clock_gettime(clockid_t id, struct timespec *ts)
+{
+    if (syscall(SYS_clock_gettime, id, ts) != 0)
+        return -1;
+    if (clock_back_ms && (id == CLOCK_REALTIME || id == CLOCK_REALTIME_COARSE)) {
+        int64_t ns = (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec - clock_back_ms * 1000000;
+        ts->tv_sec = ns / 1000000000;
+        ts->tv_nsec = ns % 1000000000;
+    }
+    return 0;
+}
+
+/* A replica trusted at a contact, then the clock set back an hour: the
+ * contact is then an hour ahead, no contact, and the store of record
+ * answers until syncd's next one; trusting it until contact +
+ * replica_max_lag would be an hour more of trust with no word from syncd.
+ * The replica holds the key revoked, the store of record valid. */
+static void test_clock_set_back(void)
+{
+    fleet_of_one f;
+    fleet_of_one_make(&f, "r6");
+    CU_ASSERT_EQUAL_FATAL(tu_apikey(f.copy_conf, NULL, NULL, NULL, "revoke", f.id, NULL), 0);
+    char top[600], err[512];
+    snprintf(top, sizeof top, "replica = %s\nreplica_max_lag = 5s", f.d);
+    char *host = tu_config(f.record, top, NULL);
+    contact_at(f.d, replica_now_ms());
+    apikey_ctx *ctx = apikey_open(host, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    apikey_result res;
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, f.key, strlen(f.key), &res), APIKEY_REFUSED);
+    clock_back_ms = 3600 * 1000;
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, f.key, strlen(f.key), &res), APIKEY_ALLOWED);
+    contact_at(f.d, replica_now_ms()); /* syncd's next contact, on the clock as it is now */
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, f.key, strlen(f.key), &res), APIKEY_REFUSED);
+    /* Set forward again: that contact is an hour old. */
+    clock_back_ms = 0;
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, f.key, strlen(f.key), &res), APIKEY_ALLOWED);
+    apikey_close(ctx);
+    fleet_of_one_free(&f);
+    free(host);
+}
+
 int main(void)
 {
     CU_TestInfo tests[] = {
@@ -311,6 +360,7 @@ int main(void)
         {"a use is told to syncd once per key and granularity", test_uses_told_once},
         {"a revocation on the replica is refused at the next check", test_revoked_at_next_check},
         {"a check may block only while the replica is not trusted", test_check_may_block},
+        {"a contact the clock has been set back past is no contact", test_clock_set_back},
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {{"replica", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};
