@@ -136,6 +136,24 @@ static void fleet_of_one_free(fleet_of_one *f)
     free(f->copy_conf);
 }
 
+/* A host on f's replica (its config in *host, these settings besides),
+ * opened once syncd's contact is fresh. */
+static apikey_ctx *fleet_of_one_host(fleet_of_one *f, const char *settings, char **host)
+{
+    char top[600], err[512];
+    snprintf(top, sizeof top, "replica = %s\n%s", f->d, settings);
+    *host = tu_config(f->record, top, NULL);
+    contact_at(f->d, replica_now_ms());
+    apikey_ctx *ctx = apikey_open(*host, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    return ctx;
+}
+
+static apikey_decision verify_key(apikey_ctx *ctx, const char *key, apikey_result *res)
+{
+    return apikey_verify(ctx, "sshd", NULL, key, strlen(key), res);
+}
+
 /* The store of record holds the key valid; the replica holds it revoked:
  * a refusal says the replica answered, a grant that the store of record
  * did. */
@@ -254,17 +272,13 @@ static void test_revoked_at_next_check(void)
 {
     fleet_of_one f;
     fleet_of_one_make(&f, "r5");
-    char top[600], err[512];
-    snprintf(top, sizeof top, "replica = %s\nreplica_max_lag = 60s\nlast_used_granularity = 1h", f.d);
-    char *host = tu_config(f.record, top, NULL);
-    contact_at(f.d, replica_now_ms());
-    apikey_ctx *ctx = apikey_open(host, err, sizeof err);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    char *host;
+    apikey_ctx *ctx = fleet_of_one_host(&f, "replica_max_lag = 60s\nlast_used_granularity = 1h", &host);
     apikey_result res;
     for (int i = 0; i < 100; i++)
-        CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, f.key, strlen(f.key), &res), APIKEY_ALLOWED);
+        CU_ASSERT_EQUAL(verify_key(ctx, f.key, &res), APIKEY_ALLOWED);
     CU_ASSERT_EQUAL_FATAL(tu_apikey(f.copy_conf, NULL, NULL, NULL, "revoke", f.id, NULL), 0);
-    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, f.key, strlen(f.key), &res), APIKEY_REFUSED);
+    CU_ASSERT_EQUAL(verify_key(ctx, f.key, &res), APIKEY_REFUSED);
     CU_ASSERT_EQUAL(res.reason, APIKEY_REASON_REVOKED);
     apikey_close(ctx);
     fleet_of_one_free(&f);
@@ -331,21 +345,17 @@ static void test_clock_set_back(void)
     fleet_of_one f;
     fleet_of_one_make(&f, "r6");
     CU_ASSERT_EQUAL_FATAL(tu_apikey(f.copy_conf, NULL, NULL, NULL, "revoke", f.id, NULL), 0);
-    char top[600], err[512];
-    snprintf(top, sizeof top, "replica = %s\nreplica_max_lag = 5s", f.d);
-    char *host = tu_config(f.record, top, NULL);
-    contact_at(f.d, replica_now_ms());
-    apikey_ctx *ctx = apikey_open(host, err, sizeof err);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    char *host;
+    apikey_ctx *ctx = fleet_of_one_host(&f, "replica_max_lag = 5s", &host);
     apikey_result res;
-    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, f.key, strlen(f.key), &res), APIKEY_REFUSED);
+    CU_ASSERT_EQUAL(verify_key(ctx, f.key, &res), APIKEY_REFUSED);
     clock_back_ms = 3600 * 1000;
-    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, f.key, strlen(f.key), &res), APIKEY_ALLOWED);
+    CU_ASSERT_EQUAL(verify_key(ctx, f.key, &res), APIKEY_ALLOWED);
     contact_at(f.d, replica_now_ms()); /* syncd's next contact, on the clock as it is now */
-    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, f.key, strlen(f.key), &res), APIKEY_REFUSED);
+    CU_ASSERT_EQUAL(verify_key(ctx, f.key, &res), APIKEY_REFUSED);
     /* Set forward again: that contact is an hour old. */
     clock_back_ms = 0;
-    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, f.key, strlen(f.key), &res), APIKEY_ALLOWED);
+    CU_ASSERT_EQUAL(verify_key(ctx, f.key, &res), APIKEY_ALLOWED);
     apikey_close(ctx);
     fleet_of_one_free(&f);
     free(host);
