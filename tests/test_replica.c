@@ -89,13 +89,18 @@ static void test_settings(void)
         CU_ASSERT_EQUAL(config_parse(bad[i], strlen(bad[i]), "t", &cfg, err, sizeof err), -1);
 }
 
+static apikey_decision verify_key(apikey_ctx *ctx, const char *key, apikey_result *res)
+{
+    return apikey_verify(ctx, "sshd", NULL, key, strlen(key), res);
+}
+
 static apikey_decision check(const char *config, const char *key)
 {
     char err[512];
     apikey_ctx *ctx = apikey_open(config, err, sizeof err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
     apikey_result res;
-    apikey_decision d = apikey_verify(ctx, "sshd", NULL, key, strlen(key), &res);
+    apikey_decision d = verify_key(ctx, key, &res);
     apikey_close(ctx);
     return d;
 }
@@ -149,11 +154,6 @@ static apikey_ctx *fleet_of_one_host(fleet_of_one *f, const char *settings, char
     return ctx;
 }
 
-static apikey_decision verify_key(apikey_ctx *ctx, const char *key, apikey_result *res)
-{
-    return apikey_verify(ctx, "sshd", NULL, key, strlen(key), res);
-}
-
 /* The store of record holds the key valid; the replica holds it revoked:
  * a refusal says the replica answered, a grant that the store of record
  * did. */
@@ -194,9 +194,9 @@ static void test_which_store_answers(void)
      * exclusive one in this same host (left held, it would never return). */
     contact_at(d, replica_now_ms() - 6000);
     for (int i = 0; i < 3; i++)
-        CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, key, strlen(key), &res), APIKEY_ALLOWED);
+        CU_ASSERT_EQUAL(verify_key(ctx, key, &res), APIKEY_ALLOWED);
     contact_at(d, replica_now_ms() - 4500); /* trusted for half a second */
-    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, key, strlen(key), &res), APIKEY_REFUSED);
+    CU_ASSERT_EQUAL(verify_key(ctx, key, &res), APIKEY_REFUSED);
     static const char *const side[] = {"", "-wal", "-shm"};
     for (int i = 0; i < 3; i++) {
         char f[700];
@@ -206,7 +206,7 @@ static void test_which_store_answers(void)
     CU_ASSERT_EQUAL_FATAL(tu_apikey(rec_conf, NULL, NULL, NULL, "copy", "--to", uri, NULL), 0);
     sleep(1);
     contact_at(d, replica_now_ms());
-    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, key, strlen(key), &res), APIKEY_ALLOWED);
+    CU_ASSERT_EQUAL(verify_key(ctx, key, &res), APIKEY_ALLOWED);
     apikey_close(ctx);
     fleet_of_one_free(&one);
     free(host);
