@@ -355,6 +355,47 @@ static void test_kept_answer_is_the_record(void)
     free(path);
 }
 
+/* A long-lived host that may write the store (root: PAM, the helper,
+ * apikey-authd) keeps its answers, and reads the WAL index header again at
+ * most once a millisecond (doc/STORES.md, "SQLite hosts: answers kept"):
+ * a write by another program that does not wait is refused within that
+ * and a clock tick, one through its own context at once. Polled for up to
+ * five seconds: a host that never read the header again fails. */
+static void test_kept_answers_follow_writes(void)
+{
+    char *path = tu_path("follow.db"), *cfg = config_for(path);
+    char *by_hand = tu_create_key(cfg, "alice"), *by_ctx = tu_create_key(cfg, "bob");
+    char err[256], id[12];
+    apikey_ctx *ctx = apikey_open(cfg, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    apikey_result res;
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, by_hand, strlen(by_hand), &res), APIKEY_ALLOWED);
+        CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, by_ctx, strlen(by_ctx), &res), APIKEY_ALLOWED);
+    }
+    char *edit;
+    CU_ASSERT_FATAL(asprintf(&edit, "UPDATE apikey_keys_v3 SET revoked = 1 WHERE id = '%.8s'", by_hand + 3) >= 0);
+    sql(path, edit);
+    apikey_decision d = APIKEY_ALLOWED;
+    for (int waited_ms = 0; waited_ms < 5000 && d == APIKEY_ALLOWED; waited_ms++) {
+        d = apikey_verify(ctx, "sshd", NULL, by_hand, strlen(by_hand), &res);
+        if (d == APIKEY_ALLOWED)
+            usleep(1000);
+    }
+    CU_ASSERT_EQUAL(d, APIKEY_REFUSED);
+    CU_ASSERT_EQUAL(res.reason, APIKEY_REASON_REVOKED);
+    snprintf(id, sizeof id, "%.11s", by_ctx);
+    CU_ASSERT_EQUAL(apikey_revoke(ctx, id, err, sizeof err), APIKEY_OK);
+    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, by_ctx, strlen(by_ctx), &res), APIKEY_REFUSED);
+    CU_ASSERT_EQUAL(res.reason, APIKEY_REASON_REVOKED);
+    apikey_close(ctx);
+    free(edit);
+    free(by_hand);
+    free(by_ctx);
+    free(cfg);
+    free(path);
+}
+
 int main(void)
 {
     CU_TestInfo tests[] = {
@@ -367,6 +408,7 @@ int main(void)
         {"a host opened before its store exists recovers by itself", test_host_recovers},
         {"four threads share one context", test_threads_share_a_context},
         {"a kept answer refuses as the store's record does", test_kept_answer_is_the_record},
+        {"kept answers follow another program's write and the host's own", test_kept_answers_follow_writes},
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {{"sqlite store", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};

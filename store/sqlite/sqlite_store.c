@@ -450,8 +450,7 @@ struct answers {
     pthread_mutex_t lock; /* what follows, to slot_lock */
     unsigned char seen[WAL_HDR];
     uint64_t gen; /* bumped when seen changes; answers of another are stale */
-    int gen_ok;   /* gen is the store's as last read */
-    int from_file; /* read through shm_fd, at checked_ns */
+    int gen_ok;   /* gen is the store's as last read, at checked_ns */
     int64_t checked_ns;
     /* Read without the lock (fresh_gen): gen, and until when it holds
      * without a look at the file (0: look). */
@@ -529,15 +528,19 @@ static int wal_header(sstore *s, reader *r, unsigned char hdr[2 * WAL_HDR])
 }
 
 /* The generation of the store as r's connection sees it now, 0 when it
- * cannot tell (not in WAL mode, a commit under way). Read from the file, the
- * header is read again only when the last read began SQLITE_RECHECK_NS ago
- * or more by the recheck clock; sq_commit waits SQLITE_WRITER_WAIT_NS of
- * that clock after a COMMIT, so a check begun after it returned reads it
- * (store_wait_for_hosts says why). A writer that does not wait (the
- * sqlite3 shell, apikey-syncd on a replica) is seen within the recheck.
- * 1 ms and 2 ms, the JSON index's: at 0.2 ms an nginx worker paid the
- * pread and the stat about one request in five (bench/RESULTS.md,
- * "SQLite: warm verify at 1,000,000 keys and nginx"). */
+ * cannot tell (not in WAL mode, a commit under way). The header is read
+ * again only when the last read began SQLITE_RECHECK_NS ago or more by the
+ * recheck clock; sq_commit waits SQLITE_WRITER_WAIT_NS of that clock after
+ * a COMMIT, so a check begun after it returned reads it (store_wait_for_hosts
+ * says why). A writer that does not wait (the sqlite3 shell, apikey-syncd on
+ * a replica) is seen within the recheck. 1 ms and 2 ms, the JSON index's: at
+ * 0.2 ms an nginx worker paid the pread and the stat about one request in
+ * five (bench/RESULTS.md, "SQLite: warm verify at 1,000,000 keys and
+ * nginx"). A host that may write the store reads SQLite's mapping, with no
+ * system call, but trusts it as long: read at every check, the header's
+ * lock, SQLite's file control and the mapping's lookup were about 1,000
+ * instructions a check and one lock shared by every thread (two threads
+ * checked fewer keys a second than one). */
 #define SQLITE_RECHECK_NS 1000000LL     /* 1 ms */
 #define SQLITE_WRITER_WAIT_NS 2000000LL /* 2 ms */
 static uint64_t store_gen(sstore *s, reader *r)
@@ -549,7 +552,7 @@ static uint64_t store_gen(sstore *s, reader *r)
     pthread_mutex_lock(&a->lock);
     uint64_t gen = 0;
     unsigned char hdr[2 * WAL_HDR];
-    if (a->from_file && a->gen_ok && began - a->checked_ns < SQLITE_RECHECK_NS) {
+    if (a->gen_ok && began - a->checked_ns < SQLITE_RECHECK_NS) {
         gen = a->gen;
     } else if (wal_header(s, r, hdr) && memcmp(hdr, hdr + WAL_HDR, WAL_HDR) == 0 && hdr[12]) {
         /* Copies that differ: a commit under way. isInit (byte 12) unset:
@@ -561,10 +564,9 @@ static uint64_t store_gen(sstore *s, reader *r)
         }
         gen = a->gen;
         a->gen_ok = 1;
-        a->from_file = a->shm_fd >= 0;
         a->checked_ns = began;
         __atomic_store_n(&a->fresh_gen, gen, __ATOMIC_RELEASE);
-        __atomic_store_n(&a->fresh_until_ns, a->from_file ? began + SQLITE_RECHECK_NS : 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&a->fresh_until_ns, began + SQLITE_RECHECK_NS, __ATOMIC_RELEASE);
     } else {
         a->gen_ok = 0;
         __atomic_store_n(&a->fresh_until_ns, 0, __ATOMIC_RELEASE);
@@ -1046,6 +1048,19 @@ static int overwrite_failed_commit(sstore *s)
     return 0;
 }
 
+/* This process wrote the store: the next check reads the header again,
+ * rather than trust the one read before the write for the rest of its
+ * millisecond (a use recorded would otherwise be recorded again). */
+static void answers_expire(answers *a)
+{
+    if (!a)
+        return;
+    pthread_mutex_lock(&a->lock);
+    a->gen_ok = 0;
+    __atomic_store_n(&a->fresh_until_ns, 0, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&a->lock);
+}
+
 static int sq_commit(void *handle)
 {
     sstore *s = handle;
@@ -1064,8 +1079,9 @@ static int sq_commit(void *handle)
         return APIKEY_ST_UNAVAILABLE;
     }
     s->wrote = 1;
-    /* Hosts reading the -shm file trust what they read for a while (see
-     * store_gen): past it, before the writer says done. */
+    answers_expire(s->cache);
+    /* Other hosts trust the header they read for a while (see store_gen):
+     * past it, before the writer says done. */
     store_wait_for_hosts(SQLITE_WRITER_WAIT_NS);
     return st;
 }
@@ -1095,7 +1111,11 @@ static int sq_touch(void *handle, const char *id, int64_t when)
     sqlite3_reset(st);
     sqlite3_exec(s->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
     sqlite3_busy_timeout(s->db, WRITER_WAIT_MS);
-    return rc == SQLITE_DONE ? APIKEY_ST_OK : APIKEY_ST_UNAVAILABLE;
+    if (rc != SQLITE_DONE)
+        return APIKEY_ST_UNAVAILABLE;
+    if (sqlite3_changes(s->db))
+        answers_expire(s->cache);
+    return APIKEY_ST_OK;
 }
 
 /* The id's set of kept answers into the cache while the key is hashed: on
