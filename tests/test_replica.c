@@ -89,18 +89,13 @@ static void test_settings(void)
         CU_ASSERT_EQUAL(config_parse(bad[i], strlen(bad[i]), "t", &cfg, err, sizeof err), -1);
 }
 
-static apikey_decision verify_key(apikey_ctx *ctx, const char *key, apikey_result *res)
-{
-    return apikey_verify(ctx, "sshd", NULL, key, strlen(key), res);
-}
-
 static apikey_decision check(const char *config, const char *key)
 {
     char err[512];
     apikey_ctx *ctx = apikey_open(config, err, sizeof err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
     apikey_result res;
-    apikey_decision d = verify_key(ctx, key, &res);
+    apikey_decision d = tu_verify_key(ctx, key, &res);
     apikey_close(ctx);
     return d;
 }
@@ -194,9 +189,9 @@ static void test_which_store_answers(void)
      * exclusive one in this same host (left held, it would never return). */
     contact_at(d, replica_now_ms() - 6000);
     for (int i = 0; i < 3; i++)
-        CU_ASSERT_EQUAL(verify_key(ctx, key, &res), APIKEY_ALLOWED);
+        CU_ASSERT_EQUAL(tu_verify_key(ctx, key, &res), APIKEY_ALLOWED);
     contact_at(d, replica_now_ms() - 4500); /* trusted for half a second */
-    CU_ASSERT_EQUAL(verify_key(ctx, key, &res), APIKEY_REFUSED);
+    CU_ASSERT_EQUAL(tu_verify_key(ctx, key, &res), APIKEY_REFUSED);
     static const char *const side[] = {"", "-wal", "-shm"};
     for (int i = 0; i < 3; i++) {
         char f[700];
@@ -206,7 +201,7 @@ static void test_which_store_answers(void)
     CU_ASSERT_EQUAL_FATAL(tu_apikey(rec_conf, NULL, NULL, NULL, "copy", "--to", uri, NULL), 0);
     sleep(1);
     contact_at(d, replica_now_ms());
-    CU_ASSERT_EQUAL(verify_key(ctx, key, &res), APIKEY_ALLOWED);
+    CU_ASSERT_EQUAL(tu_verify_key(ctx, key, &res), APIKEY_ALLOWED);
     apikey_close(ctx);
     fleet_of_one_free(&one);
     free(host);
@@ -276,9 +271,9 @@ static void test_revoked_at_next_check(void)
     apikey_ctx *ctx = fleet_of_one_host(&f, "replica_max_lag = 60s\nlast_used_granularity = 1h", &host);
     apikey_result res;
     for (int i = 0; i < 100; i++)
-        CU_ASSERT_EQUAL(verify_key(ctx, f.key, &res), APIKEY_ALLOWED);
+        CU_ASSERT_EQUAL(tu_verify_key(ctx, f.key, &res), APIKEY_ALLOWED);
     CU_ASSERT_EQUAL_FATAL(tu_apikey(f.copy_conf, NULL, NULL, NULL, "revoke", f.id, NULL), 0);
-    CU_ASSERT_EQUAL(verify_key(ctx, f.key, &res), APIKEY_REFUSED);
+    CU_ASSERT_EQUAL(tu_verify_key(ctx, f.key, &res), APIKEY_REFUSED);
     CU_ASSERT_EQUAL(res.reason, APIKEY_REASON_REVOKED);
     apikey_close(ctx);
     fleet_of_one_free(&f);
@@ -348,14 +343,14 @@ static void test_clock_set_back(void)
     char *host;
     apikey_ctx *ctx = fleet_of_one_host(&f, "replica_max_lag = 5s", &host);
     apikey_result res;
-    CU_ASSERT_EQUAL(verify_key(ctx, f.key, &res), APIKEY_REFUSED);
+    CU_ASSERT_EQUAL(tu_verify_key(ctx, f.key, &res), APIKEY_REFUSED);
     clock_back_ms = 3600 * 1000;
-    CU_ASSERT_EQUAL(verify_key(ctx, f.key, &res), APIKEY_ALLOWED);
+    CU_ASSERT_EQUAL(tu_verify_key(ctx, f.key, &res), APIKEY_ALLOWED);
     contact_at(f.d, replica_now_ms()); /* syncd's next contact, on the clock as it is now */
-    CU_ASSERT_EQUAL(verify_key(ctx, f.key, &res), APIKEY_REFUSED);
+    CU_ASSERT_EQUAL(tu_verify_key(ctx, f.key, &res), APIKEY_REFUSED);
     /* Set forward again: that contact is an hour old. */
     clock_back_ms = 0;
-    CU_ASSERT_EQUAL(verify_key(ctx, f.key, &res), APIKEY_ALLOWED);
+    CU_ASSERT_EQUAL(tu_verify_key(ctx, f.key, &res), APIKEY_ALLOWED);
     apikey_close(ctx);
     fleet_of_one_free(&f);
     free(host);

@@ -33,7 +33,7 @@ static apikey_decision verify(const char *cfg, const char *key, apikey_result *r
     char err[256];
     apikey_ctx *ctx = apikey_open(cfg, err, sizeof err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
-    apikey_decision d = apikey_verify(ctx, "sshd", NULL, key, strlen(key), res);
+    apikey_decision d = tu_verify_key(ctx, key, res);
     apikey_close(ctx);
     return d;
 }
@@ -247,14 +247,14 @@ static void test_host_recovers(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
     apikey_result res;
     const char *junk = "ak_abcdefgh" "0123456789012345678901234567890123456789";
-    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, junk, strlen(junk), &res), APIKEY_REFUSED);
+    CU_ASSERT_EQUAL(tu_verify_key(ctx, junk, &res), APIKEY_REFUSED);
     char *key = tu_create_key(cfg, "alice");
     unlink(path);
-    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, key, strlen(key), &res), APIKEY_UNAVAILABLE);
+    CU_ASSERT_EQUAL(tu_verify_key(ctx, key, &res), APIKEY_UNAVAILABLE);
     CU_ASSERT_EQUAL(res.reason, APIKEY_REASON_STORE);
     free(key);
     key = tu_create_key(cfg, "alice");
-    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, key, strlen(key), &res), APIKEY_ALLOWED);
+    CU_ASSERT_EQUAL(tu_verify_key(ctx, key, &res), APIKEY_ALLOWED);
     apikey_close(ctx);
     free(key);
     free(cfg);
@@ -355,8 +355,8 @@ static void test_kept_answer_is_the_record(void)
     free(path);
 }
 
-/* A long-lived host that may write the store (root: PAM, the helper,
- * apikey-authd) keeps its answers, and reads the WAL index header again at
+/* A long-lived host that may write the store (one run as root: PAM under
+ * sshd or su, apikey-authd as packaged) keeps its answers, and reads the WAL index header again at
  * most once a millisecond (doc/STORES.md, "SQLite hosts: answers kept"):
  * a write by another program that does not wait is refused within that
  * and a clock tick, one through its own context at once. Polled for up to
@@ -370,15 +370,15 @@ static void test_kept_answers_follow_writes(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
     apikey_result res;
     for (int i = 0; i < 3; i++) {
-        CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, by_hand, strlen(by_hand), &res), APIKEY_ALLOWED);
-        CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, by_ctx, strlen(by_ctx), &res), APIKEY_ALLOWED);
+        CU_ASSERT_EQUAL(tu_verify_key(ctx, by_hand, &res), APIKEY_ALLOWED);
+        CU_ASSERT_EQUAL(tu_verify_key(ctx, by_ctx, &res), APIKEY_ALLOWED);
     }
     char *edit;
     CU_ASSERT_FATAL(asprintf(&edit, "UPDATE apikey_keys_v3 SET revoked = 1 WHERE id = '%.8s'", by_hand + 3) >= 0);
     sql(path, edit);
     apikey_decision d = APIKEY_ALLOWED;
     for (int waited_ms = 0; waited_ms < 5000 && d == APIKEY_ALLOWED; waited_ms++) {
-        d = apikey_verify(ctx, "sshd", NULL, by_hand, strlen(by_hand), &res);
+        d = tu_verify_key(ctx, by_hand, &res);
         if (d == APIKEY_ALLOWED)
             usleep(1000);
     }
@@ -386,7 +386,7 @@ static void test_kept_answers_follow_writes(void)
     CU_ASSERT_EQUAL(res.reason, APIKEY_REASON_REVOKED);
     snprintf(id, sizeof id, "%.11s", by_ctx);
     CU_ASSERT_EQUAL(apikey_revoke(ctx, id, err, sizeof err), APIKEY_OK);
-    CU_ASSERT_EQUAL(apikey_verify(ctx, "sshd", NULL, by_ctx, strlen(by_ctx), &res), APIKEY_REFUSED);
+    CU_ASSERT_EQUAL(tu_verify_key(ctx, by_ctx, &res), APIKEY_REFUSED);
     CU_ASSERT_EQUAL(res.reason, APIKEY_REASON_REVOKED);
     apikey_close(ctx);
     free(edit);

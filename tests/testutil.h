@@ -6,8 +6,10 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 #include <CUnit/Basic.h>
 
+#include "apikey.h"
 #include "apikey_store.h"
 
 /* A fresh private folder under $TMPDIR; removed by tu_cleanup(). */
@@ -22,6 +24,13 @@ int tu_count_lines(const char *s);
 /* A new key of account with scope proxies:read, through the apikey
  * command (fails the test when it cannot); malloc'd, no newline. */
 char *tu_create_key(const char *config, const char *account);
+/* key checked for the service "sshd" on an open context. In line: the
+ * programs that load libapikey at run time (test_host_admin,
+ * test_host_dlopen) link testutil.c without it. */
+static inline apikey_decision tu_verify_key(apikey_ctx *ctx, const char *key, apikey_result *res)
+{
+    return apikey_verify(ctx, "sshd", NULL, key, strlen(key), res);
+}
 /* Read a whole file (NULL when missing); *len gets its size. */
 char *tu_read(const char *path, size_t *len);
 /* Standard error of this process (and of the children it starts) into a
