@@ -356,10 +356,11 @@ static void test_kept_answer_is_the_record(void)
 }
 
 /* A long-lived host that may write the store (one run as root: PAM under
- * sshd or su, apikey-authd as packaged) keeps its answers, and reads the WAL index header again at
- * most once a millisecond (doc/STORES.md, "SQLite hosts: answers kept"):
- * a write by another program that does not wait is refused within that
- * and a clock tick, one through its own context at once. Polled for up to
+ * sshd or su, apikey-authd as packaged) keeps its answers, and reads the
+ * WAL index header again at most once a millisecond (doc/STORES.md,
+ * "SQLite hosts: answers kept"): a write by another program that does not
+ * wait is refused within that and a clock tick, one through its own
+ * context at once. Polled for up to
  * five seconds: a host that never read the header again fails. */
 static void test_kept_answers_follow_writes(void)
 {
